@@ -1,0 +1,1 @@
+"""compress/: distillation, pruning, quantization-aware training and clustering."""

@@ -1,0 +1,68 @@
+"""Atomic artifact writing and the places artifacts live.
+
+A stage writes into a fresh temporary sibling directory and swaps it in only
+when everything succeeded, so a failed run never leaves a half-written stage
+nor overwrites the last good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def data_cache_dir() -> Path:
+    """Cache for synthesized data (clips, features): $MCUFORGE_CACHE/data, else ~/.cache/mcuforge/data."""
+    root = os.environ.get("MCUFORGE_CACHE") or Path.home() / ".cache" / "mcuforge"
+    return Path(root) / "data"
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path | str, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_json_atomic(path: Path | str, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_output_dir(final: Path | str) -> Iterator[Path]:
+    """Yield a temporary directory that replaces `final` only if the block succeeds.
+
+    On an exception the temporary directory is removed and `final` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging."))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = final.parent / f".{final.name}.previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        os.replace(final, previous)
+    os.replace(staging, final)
+    shutil.rmtree(previous, ignore_errors=True)

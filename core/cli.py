@@ -1,0 +1,49 @@
+"""The `mcuforge` command: a thin layer over each stage's library functions.
+
+Each stage registers its commands from its own `cli_*.py` module; those modules
+import TensorFlow only inside command bodies, so `mcuforge --help` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from mcuforge.errors import MCUForgeError
+
+COMMAND_MODULES = (
+    "mcuforge.train.cli",
+)
+
+app = typer.Typer(
+    name="mcuforge",
+    help="TinyML deployment pipeline: train -> compress -> deploy -> firmware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit with status 2."""
+    try:
+        app(standalone_mode=False)
+    except MCUForgeError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

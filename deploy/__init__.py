@@ -1,0 +1,1 @@
+"""deploy/: int8 conversion, TFLite Micro C arrays, the TFLM host emulator and model reports."""

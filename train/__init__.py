@@ -1,0 +1,1 @@
+"""train/: offline data sets, the model zoo and training. Public surface re-exported here."""
