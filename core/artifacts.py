@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def data_cache_dir() -> Path:
     """Cache for synthesized data (clips, features): $MCUFORGE_CACHE/data, else ~/.cache/mcuforge/data."""
     root = os.environ.get("MCUFORGE_CACHE") or Path.home() / ".cache" / "mcuforge"
@@ -31,6 +37,7 @@ def write_bytes_atomic(path: Path | str, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; artifacts are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -55,6 +62,7 @@ def atomic_output_dir(final: Path | str) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging."))
+    os.chmod(staging, 0o777 & ~_umask())
     try:
         yield staging
     except BaseException:

@@ -1,0 +1,254 @@
+"""The train stage: spec in, a saved tf_keras model plus a metrics record out.
+
+Output directory (written atomically): `model.keras` (tfmot reloads it),
+`model_float.tflite` (the float TFLite the size figure comes from),
+`metrics.json`, `history.json` and `training.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcuforge.artifacts import atomic_output_dir, data_cache_dir, write_json_atomic
+from mcuforge.errors import MCUForgeError
+from mcuforge.spec import Spec, to_dict
+from mcuforge.train import datasets, zoo
+from mcuforge.train.datasets import ANOMALY, Dataset
+from mcuforge.train.profile import model_macs
+
+MODEL_FILE = "model.keras"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the trained model lives and what it scored."""
+
+    directory: Path
+    metrics: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / MODEL_FILE
+
+
+def load_dataset(spec: Spec) -> Dataset:
+    return datasets.load(spec.data.dataset, spec.data.options, spec.data.seed, data_cache_dir())
+
+
+def load_model(path: Path | str):
+    """Load a model saved by any stage, including tfmot-wrapped (pruned, QAT, clustered) ones."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    path = Path(path)
+    if not path.exists():
+        raise MCUForgeError(f"model not found: {path}. Run `mcuforge train SPEC` first.")
+    with tfmot.quantization.keras.quantize_scope(), tfmot.clustering.keras.cluster_scope():
+        with tfmot.sparsity.keras.prune_scope():
+            return tf_keras.models.load_model(path, compile=False)
+
+
+def build_model(spec: Spec, dataset: Dataset):
+    """The spec's zoo model for this data set's input shape and classes."""
+    reconstructs = spec.model.arch in zoo.RECONSTRUCTION_ARCHS
+    if reconstructs != (dataset.task == ANOMALY):
+        raise MCUForgeError(
+            f"model.arch {spec.model.arch!r} does not fit the {dataset.task} data set {dataset.name!r}: "
+            f"use {'autoencoder' if dataset.task == ANOMALY else 'a classifier such as ' + 'tiny_cnn or ds_cnn'}"
+        )
+    return zoo.build(spec.model.arch, dataset.input_shape, dataset.num_classes, spec.model.width, **spec.model.options)
+
+
+def _optimizer(spec: Spec, steps_per_epoch: int):
+    import tf_keras
+
+    cfg = spec.train
+    total = cfg.epochs * steps_per_epoch
+    if cfg.lr_schedule == "cosine":
+        lr = tf_keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total, alpha=0.01)
+    elif cfg.lr_schedule == "step":
+        lr = tf_keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(total * 0.5), int(total * 0.75)], [cfg.learning_rate, cfg.learning_rate * 0.1, cfg.learning_rate * 0.01]
+        )
+    else:
+        lr = cfg.learning_rate
+    optimizers = {
+        "adam": tf_keras.optimizers.Adam,
+        "sgd": lambda learning_rate: tf_keras.optimizers.SGD(learning_rate, momentum=0.9),
+        "rmsprop": tf_keras.optimizers.RMSprop,
+    }
+    return optimizers[cfg.optimizer](learning_rate=lr)
+
+
+def compile_model(model, spec: Spec, dataset: Dataset, steps_per_epoch: int) -> None:
+    """Compile for the data set's task: cross-entropy on probabilities, or reconstruction MSE."""
+    if dataset.task == ANOMALY:
+        model.compile(optimizer=_optimizer(spec, steps_per_epoch), loss="mse")
+    else:
+        model.compile(
+            optimizer=_optimizer(spec, steps_per_epoch),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+
+
+def anomaly_scores(reconstructions: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per-sample mean squared reconstruction error: the anomaly score."""
+    axes = tuple(range(1, x.ndim))
+    return np.mean((reconstructions.astype(np.float64) - x) ** 2, axis=axes)
+
+
+def score_predictions(task: str, predictions: np.ndarray, x: np.ndarray, y: np.ndarray, class_names) -> dict:
+    """Accuracy and confusion matrix for classifiers, ROC AUC for anomaly detectors."""
+    if task == ANOMALY:
+        from sklearn.metrics import roc_auc_score
+
+        scores = anomaly_scores(predictions, x)
+        result = {"mean_score": float(np.mean(scores))}
+        if len(np.unique(y)) == 2:
+            result["auc"] = float(roc_auc_score(y, scores))
+        return result
+    from sklearn.metrics import confusion_matrix
+
+    predicted = np.argmax(predictions, axis=-1)
+    return {
+        "accuracy": float(np.mean(predicted == y)),
+        "confusion_matrix": confusion_matrix(y, predicted, labels=range(len(class_names))).tolist(),
+    }
+
+
+def evaluate_keras(model, dataset: Dataset) -> dict[str, dict]:
+    """Score the float model on every split and extra evaluation set."""
+    splits = {
+        "train": (dataset.x_train, dataset.y_train),
+        "val": (dataset.x_val, dataset.y_val),
+        "test": (dataset.x_test, dataset.y_test),
+        **dataset.extra_eval,
+    }
+    results = {}
+    for split, (x, y) in splits.items():
+        predictions = model.predict(x, batch_size=256, verbose=0)
+        results[split] = score_predictions(dataset.task, predictions, x, y, dataset.class_names)
+        if split == "train":
+            results[split].pop("confusion_matrix", None)
+    return results
+
+
+def float_tflite_bytes(model) -> bytes:
+    """The model as a float32 .tflite: the honest 'before quantization' size."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    return converter.convert()
+
+
+def _progress_callback(epochs: int):
+    import tf_keras
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    class RichProgress(tf_keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.progress = Progress(
+                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn()
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("epochs", total=epochs, status="")
+
+        def on_epoch_end(self, epoch, logs=None):
+            status = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "lr")
+            self.progress.update(self.task, advance=1, status=status)
+
+        def on_train_end(self, logs=None):
+            self.progress.stop()
+
+    return RichProgress()
+
+
+def plot_history(history: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("loss", "accuracy") if k in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        ax.plot(history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(history[f"val_{key}"], label="val")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fit(model, spec: Spec, dataset: Dataset, progress: bool = False) -> dict[str, list[float]]:
+    """Compile and fit `model` on the data set per the spec's train section; returns the history."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(spec.train.seed)
+    steps = max(1, int(np.ceil(len(dataset.x_train) / spec.train.batch_size)))
+    compile_model(model, spec, dataset, steps)
+    targets = (dataset.x_train, dataset.x_val) if dataset.task == ANOMALY else (dataset.y_train, dataset.y_val)
+    history = model.fit(
+        dataset.x_train,
+        targets[0],
+        validation_data=(dataset.x_val, targets[1]),
+        epochs=spec.train.epochs,
+        batch_size=spec.train.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_progress_callback(spec.train.epochs)] if progress else [],
+    )
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def train(spec: Spec, out_dir: Path | str, progress: bool = False) -> TrainResult:
+    """Train the spec's model and write the stage's artifacts atomically to `out_dir`."""
+    import tf_keras
+
+    out_dir = Path(out_dir)
+    dataset = load_dataset(spec)
+    tf_keras.utils.set_random_seed(spec.train.seed)
+    model = build_model(spec, dataset)
+    started = time.perf_counter()
+    history = fit(model, spec, dataset, progress)
+    seconds = time.perf_counter() - started
+    float_model = float_tflite_bytes(model)
+    metrics = {
+        "spec": spec.name,
+        "task": dataset.task,
+        "arch": spec.model.arch,
+        "input_shape": list(dataset.input_shape),
+        "classes": dataset.class_names,
+        "parameters": int(model.count_params()),
+        "macs": model_macs(model),
+        "float_model_bytes": len(float_model),
+        "training_seconds": round(seconds, 2),
+        "epochs": spec.train.epochs,
+        **evaluate_keras(model, dataset),
+    }
+    with atomic_output_dir(out_dir) as staging:
+        model.save(staging / MODEL_FILE)
+        (staging / "model_float.tflite").write_bytes(float_model)
+        write_json_atomic(staging / "metrics.json", metrics)
+        write_json_atomic(staging / "history.json", history)
+        write_json_atomic(staging / "spec.json", to_dict(spec))
+        plot_history(history, staging / "training.png")
+    return TrainResult(out_dir, metrics)
+
+
+def read_metrics(train_dir: Path | str) -> dict[str, Any]:
+    path = Path(train_dir) / "metrics.json"
+    if not path.is_file():
+        raise MCUForgeError(f"no metrics at {path}: run `mcuforge train SPEC` first")
+    return json.loads(path.read_text())
