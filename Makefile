@@ -1,0 +1,61 @@
+# mcuforge: build, test and flash. `make demo` and `make test` are the two commands
+# a fresh Debian 12 machine needs; both run `make setup` first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP_STAMP := $(VENV)/.setup-stamp
+APT_PACKAGES := gcc g++ make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
+	espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox valgrind
+SPEC ?= specs/digits.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup apt-packages demo train test test-fast clean help
+
+help:
+	@echo "make demo         run the main job on the default spec (installs what it needs)"
+	@echo "make test         run every test, slow ones included (what CI runs)"
+	@echo "make test-fast    skip tests marked slow"
+	@echo "make setup        create .venv, install mcuforge with dev extras and the Debian packages"
+	@echo "make train SPEC=specs/digits.yaml   train one spec"
+
+setup: apt-packages $(SETUP_STAMP)
+
+# Installs only what is missing: a no-op in seconds when everything is there.
+apt-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages: $$missing"; \
+			echo "install them as root: apt-get update && apt-get install -y $$missing"; exit 1; \
+		fi; \
+	fi
+
+# Reinstalls the Python package only when pyproject.toml changed.
+$(SETUP_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mcuforge needs Python 3.11; set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,npu]'
+	touch $@
+
+demo: setup
+	$(BIN)/mcuforge train $(SPEC)
+
+train: setup
+	$(BIN)/mcuforge train $(SPEC)
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow and not hardware" $(PYTEST_ARGS)
+
+clean:
+	rm -rf build
+
+-include firmware/firmware.mk
