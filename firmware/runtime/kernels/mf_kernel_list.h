@@ -1,0 +1,16 @@
+/*
+ * The kernel registry, one line per op: MF_KERNEL(builtin code, function
+ * prefix, flags). Included by mf_kernel.h (declarations) and registry.c (the
+ * table). No include guard on purpose: it is expanded once per use.
+ */
+MF_KERNEL(MF_OP_AVERAGE_POOL_2D, mf_average_pool, 0u)
+MF_KERNEL(MF_OP_CONV_2D, mf_conv, 0u)
+MF_KERNEL(MF_OP_DEPTHWISE_CONV_2D, mf_depthwise_conv, 0u)
+MF_KERNEL(MF_OP_DEQUANTIZE, mf_dequantize, 0u)
+MF_KERNEL(MF_OP_FULLY_CONNECTED, mf_fully_connected, 0u)
+MF_KERNEL(MF_OP_MAX_POOL_2D, mf_max_pool, 0u)
+MF_KERNEL(MF_OP_RESHAPE, mf_reshape, MF_KERNEL_ALIAS)
+MF_KERNEL(MF_OP_SOFTMAX, mf_softmax, 0u)
+MF_KERNEL(MF_OP_SQUEEZE, mf_reshape, MF_KERNEL_ALIAS)
+MF_KERNEL(MF_OP_EXPAND_DIMS, mf_reshape, MF_KERNEL_ALIAS)
+MF_KERNEL(MF_OP_QUANTIZE, mf_quantize, 0u)

@@ -1,0 +1,130 @@
+/*
+ * The kernel interface. A kernel sees its op as tensor views built from the
+ * model on the fly (nothing per tensor is kept in the arena but its data
+ * offset), plus its builtin options table read in place.
+ *
+ * Adding an op: write kernels/<op>.c defining <prefix>_prepare and
+ * <prefix>_eval, and add one MF_KERNEL line to kernels/mf_kernel_list.h.
+ * Optimized variants (e.g. Cortex-M DSP) replace a file with one of the same
+ * name; the portable C kernel stays the reference they are tested against.
+ */
+#ifndef MF_KERNEL_H
+#define MF_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mf_engine.h"
+#include "mf_fixedpoint.h"
+
+#define MF_MAX_DIMS 6
+#define MF_MAX_OP_TENSORS 16 /* inputs (or outputs) per op */
+
+/* One tensor as a kernel sees it. */
+typedef struct mf_tensor {
+    void *data;                  /* NULL in prepare unless constant; NULL if absent */
+    int32_t dims[MF_MAX_DIMS];
+    int32_t rank;                /* -1 for an absent optional input (index -1) */
+    mf_dtype type;
+    int32_t is_constant;         /* data lives in the model (weights, shapes, axes) */
+    float scale;                 /* first (or only) quantization scale, 0 if none */
+    int32_t zero_point;          /* first (or only) zero point */
+    int32_t quant_count;         /* 0: not quantized, 1: per tensor, N: per channel */
+    int32_t quant_dim;           /* channel axis for per-channel quantization */
+    const float *scales;         /* quant_count scales, in place in the model */
+} mf_tensor;
+
+/* A builtin options table, read in place; accessors return the schema default
+ * for an absent field or an absent table. */
+typedef struct mf_options {
+    const uint8_t *base;
+    size_t size;
+    size_t table; /* 0: no options table */
+} mf_options;
+
+/* One operator, as passed to prepare and eval. */
+typedef struct mf_op {
+    const mf_tensor *inputs;
+    int32_t input_count;
+    const mf_tensor *outputs; /* kernels write through outputs[i].data */
+    int32_t output_count;
+    mf_options options;
+    int32_t version;
+    void *scratch;            /* eval only: the scratch_bytes prepare asked for, else NULL */
+} mf_op;
+
+/* Checks types, shapes and options at load; sets *scratch_bytes (0 if none). */
+typedef mf_status (*mf_prepare_fn)(const mf_op *op, size_t *scratch_bytes);
+typedef mf_status (*mf_eval_fn)(const mf_op *op);
+
+#define MF_KERNEL_ALIAS 1u /* output 0 shares input 0's buffer (reshape-like); eval does nothing */
+
+typedef struct mf_kernel {
+    int32_t builtin_code;
+    uint32_t flags;
+    mf_prepare_fn prepare;
+    mf_eval_fn eval;
+} mf_kernel;
+
+/* Builtin operator codes (TFLite schema BuiltinOperator) of the ops with kernels. */
+enum {
+    MF_OP_ADD = 0,
+    MF_OP_AVERAGE_POOL_2D = 1,
+    MF_OP_CONCATENATION = 2,
+    MF_OP_CONV_2D = 3,
+    MF_OP_DEPTHWISE_CONV_2D = 4,
+    MF_OP_DEQUANTIZE = 6,
+    MF_OP_FULLY_CONNECTED = 9,
+    MF_OP_LOGISTIC = 14,
+    MF_OP_MAX_POOL_2D = 17,
+    MF_OP_MUL = 18,
+    MF_OP_RELU = 19,
+    MF_OP_RELU6 = 21,
+    MF_OP_RESHAPE = 22,
+    MF_OP_SOFTMAX = 25,
+    MF_OP_TANH = 28,
+    MF_OP_PAD = 34,
+    MF_OP_TRANSPOSE = 39,
+    MF_OP_MEAN = 40,
+    MF_OP_SQUEEZE = 43,
+    MF_OP_STRIDED_SLICE = 45,
+    MF_OP_EXPAND_DIMS = 70,
+    MF_OP_QUANTIZE = 114,
+    MF_OP_HARD_SWISH = 117
+};
+
+/* Schema ActivationFunctionType values used by fused activations. */
+enum { MF_ACT_NONE = 0, MF_ACT_RELU = 1, MF_ACT_RELU_N1_TO_1 = 2, MF_ACT_RELU6 = 3 };
+/* Schema Padding values. */
+enum { MF_PADDING_SAME = 0, MF_PADDING_VALID = 1 };
+
+/* The registry: the kernel for a builtin code, NULL if none. */
+const mf_kernel *mf_find_kernel(int32_t builtin_code);
+
+/* Options accessors (field = schema field id, in declaration order from 0). */
+int32_t mf_option_i32(const mf_options *options, int field, int32_t default_value);
+int32_t mf_option_u8(const mf_options *options, int field, int32_t default_value); /* ubyte/byte/bool/enum */
+float mf_option_f32(const mf_options *options, int field, float default_value);
+
+/* Element count of a view (1 for rank 0). */
+int32_t mf_tensor_flat_size(const mf_tensor *tensor);
+/* Bytes per element of a type, 0 for unsupported types. */
+size_t mf_type_size(mf_dtype type);
+/* Per-channel (or per-tensor when quant_count == 1) scale of channel c. */
+float mf_tensor_scale_at(const mf_tensor *tensor, int32_t channel);
+
+/* TFLM CalculateActivationRangeQuantized for an int8 output. */
+mf_status mf_activation_range_int8(int32_t activation, const mf_tensor *output, int32_t *act_min, int32_t *act_max);
+
+/* TFLM ComputeOutSize / ComputePadding for SAME and VALID padding. */
+int32_t mf_conv_out_size(int32_t padding, int32_t in_size, int32_t filter_size, int32_t stride, int32_t dilation);
+int32_t mf_conv_padding(int32_t stride, int32_t dilation, int32_t in_size, int32_t filter_size, int32_t out_size);
+
+/* Declarations of every kernel in the list. */
+#define MF_KERNEL(code, prefix, flags)                                   \
+    mf_status prefix##_prepare(const mf_op *op, size_t *scratch_bytes); \
+    mf_status prefix##_eval(const mf_op *op);
+#include "kernels/mf_kernel_list.h"
+#undef MF_KERNEL
+
+#endif /* MF_KERNEL_H */
