@@ -1,0 +1,121 @@
+"""One-op int8 models for the engine's per-op tests, and the two runners compared on them.
+
+Each case is converted by TensorFlow's own converter (full-integer
+quantization from a seeded representative dataset, int8 inputs and outputs),
+then run by the TFLM host interpreter (the oracle) and by our engine.
+
+    model = convert(lambda x: tf.nn.relu(x), [(1, 4, 4, 3)], rng)
+    assert_matches_tflm(model, rng)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+import mcuforge  # noqa: F401  (Keras 2 environment before TensorFlow)
+
+Shape = Sequence[int]
+
+
+def convert(
+    fn: Callable,
+    input_shapes: Sequence[Shape],
+    rng: np.random.Generator,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    samples: int = 16,
+) -> bytes:
+    """Convert `fn` (tensors in -> tensor out, TF ops or Keras layers) to an int8 .tflite.
+
+    The representative data spans `value_range` on every input, which sets the
+    input scales and zero points; vary it per case to vary the quantization.
+    """
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec(shape, tf.float32) for shape in input_shapes]
+    function = tf.function(fn, input_signature=signature)
+    concrete = function.get_concrete_function()
+    low, high = value_range
+    data = [
+        [rng.uniform(low, high, size=shape).astype(np.float32) for shape in input_shapes] for _ in range(samples)
+    ]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(data)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def convert_keras(layer_fn: Callable, input_shape: Shape, rng: np.random.Generator, **kwargs) -> bytes:
+    """Convert a Keras layer stack (`layer_fn(keras_input) -> output`), for ops TF spells as layers."""
+    import tf_keras as keras
+
+    inputs = keras.Input(batch_size=input_shape[0], shape=tuple(input_shape[1:]))
+    model = keras.Model(inputs, layer_fn(inputs))
+    return convert(lambda x: model(x), [input_shape], rng, **kwargs)
+
+
+def input_details(model: bytes) -> list[tuple[tuple[int, ...], np.dtype]]:
+    """(shape, dtype) of each model input, read by the TFLM interpreter."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(model)
+    details = []
+    index = 0
+    while True:
+        try:
+            d = interpreter.get_input_details(index)
+        except (IndexError, RuntimeError, ValueError):
+            return details
+        details.append((tuple(int(n) for n in d["shape"]), np.dtype(d["dtype"])))
+        index += 1
+
+
+def random_inputs(model: bytes, rng: np.random.Generator) -> list[np.ndarray]:
+    """Uniform random values over each input's whole integer range."""
+    arrays = []
+    for shape, dtype in input_details(model):
+        info = np.iinfo(dtype)
+        arrays.append(rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype))
+    return arrays
+
+
+def run_tflm(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Outputs of the TFLM host interpreter (reference kernels): the oracle."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interpreter = runtime.Interpreter.from_bytes(model)
+    for index, array in enumerate(inputs):
+        interpreter.set_input(array, index)
+    interpreter.invoke()
+    outputs = []
+    index = 0
+    while True:
+        try:
+            outputs.append(np.array(interpreter.get_output(index), copy=True))
+        except (IndexError, RuntimeError, ValueError):
+            return outputs
+        index += 1
+
+
+def run_engine(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Outputs of our C engine (host build) on the same inputs."""
+    from mcuforge.firmware.engine import Engine
+
+    with Engine(model) as engine:
+        return engine.invoke(list(inputs))
+
+
+def assert_matches_tflm(model: bytes, rng: np.random.Generator, trials: int = 3) -> None:
+    """Random inputs through both runners: every output equal, compared as int32."""
+    for _ in range(trials):
+        inputs = random_inputs(model, rng)
+        expected = run_tflm(model, inputs)
+        actual = run_engine(model, inputs)
+        assert len(actual) == len(expected)
+        for got, want in zip(actual, expected):
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32))
