@@ -142,14 +142,17 @@ def prepare_input(x: np.ndarray, tensor: Tensor, what: str = "input") -> np.ndar
 
     Integer arrays must match the input's dtype exactly (they are fed as they
     are); float arrays are quantized with the input's scale and zero point.
-    Accepted shapes: the input's shape, the input's shape without its batch
-    axis (one sample), or any number of samples along the batch axis.
+    Accepted shapes: one sample (the input's shape without its batch axis) or
+    N samples along a leading axis; axes of size 1 may be left out or added
+    (upstream test arrays often drop a trailing channel axis).
     """
     x = np.asarray(x)
-    sample_shape = tensor.shape[1:] if tensor.shape and tensor.shape[0] == 1 else tensor.shape
-    if x.shape == tuple(sample_shape):
-        x = x[np.newaxis]
-    elif x.shape[1:] != tuple(sample_shape):
+    sample_shape = tuple(tensor.shape[1:] if tensor.shape and tensor.shape[0] == 1 else tensor.shape)
+    if _squeezed(x.shape) == _squeezed(sample_shape):
+        x = x.reshape((1, *sample_shape))
+    elif x.ndim >= 1 and _squeezed(x.shape[1:]) == _squeezed(sample_shape):
+        x = x.reshape((len(x), *sample_shape))
+    else:
         raise MCUForgeError(
             f"{what} has shape {list(x.shape)}, but the model's input {tensor.name!r} has shape {list(tensor.shape)}: "
             f"pass an array of shape {list(sample_shape)} or [N, {', '.join(map(str, sample_shape))}]"
@@ -166,6 +169,10 @@ def prepare_input(x: np.ndarray, tensor: Tensor, what: str = "input") -> np.ndar
         f"{what} has dtype {x.dtype}, but the model's input {tensor.name!r} is {tensor.dtype}: "
         f"pass {tensor.dtype} values as they are, or float values to be quantized"
     )
+
+
+def _squeezed(shape) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 def quantize(x: np.ndarray, tensor: Tensor) -> np.ndarray:
