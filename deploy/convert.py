@@ -1,0 +1,133 @@
+"""Keras to full-integer TFLite: the model the microcontroller runs.
+
+Post-training quantization calibrates activation ranges on a seeded sample of
+the training split (spec.deploy.representative_samples); weights are per
+channel (the converter's default for convolutions and dense layers). A
+quantization-aware model from compress/ already carries its ranges in its
+quantize wrappers, so it converts without a representative data set. Every
+result is loaded in the TFLM host interpreter before it is written: a model
+TFLM cannot run, or one that exceeds the spec's target, is never written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mcuforge.artifacts import write_bytes_atomic, write_text_atomic
+from mcuforge.deploy.export import LABELS_FILE, arena_size
+from mcuforge.deploy.targets import Fit, load_target
+from mcuforge.deploy.tflite_model import parse_tflite
+from mcuforge.deploy.tflm import ArenaUsage, Emulator
+from mcuforge.errors import MCUForgeError
+from mcuforge.spec import Spec
+
+MODEL_FILE = "model_int8.tflite"
+INFO_FILE = "convert.json"
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    model_path: Path
+    source_model: Path
+    quantization: str
+    io_type: str
+    quantization_aware: bool
+    size: int
+    ops: tuple[str, ...]
+    arena: ArenaUsage
+
+
+def deploy_dir(spec: Spec, root: Path | str = "build") -> Path:
+    return spec.build_dir(root) / "deploy"
+
+
+def source_model_path(spec: Spec, root: Path | str = "build") -> Path:
+    """compress/model.keras when it exists and is newer than train/model.keras, else the trained model."""
+    base = spec.build_dir(root)
+    trained, compressed = base / "train" / "model.keras", base / "compress" / "model.keras"
+    if compressed.exists() and (not trained.exists() or compressed.stat().st_mtime >= trained.stat().st_mtime):
+        return compressed
+    if trained.exists():
+        return trained
+    raise MCUForgeError(f"no model for spec {spec.name!r} at {trained}: run `mcuforge train SPEC` first")
+
+
+def is_quantization_aware(model) -> bool:
+    """True when tfmot's quantize wrappers are in the model (quantize_model / quantize_apply)."""
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_wrapper import QuantizeWrapper
+
+    return any(isinstance(layer, (QuantizeWrapper, QuantizeLayer)) for layer in model.layers)
+
+
+def representative_sample(x_train: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` training samples (all when there are fewer), chosen with a seeded generator."""
+    rng = np.random.default_rng(seed)
+    indices = rng.choice(len(x_train), size=min(count, len(x_train)), replace=False)
+    return x_train[np.sort(indices)].astype(np.float32)
+
+
+def convert_model(model, representative: np.ndarray | None, quantization: str = "int8", io_type: str = "int8") -> bytes:
+    """Convert a Keras model to full-integer TFLite; `representative` None means the model is QAT.
+
+    quantization "int8": int8 activations and weights. "int16x8": int16
+    activations, int8 weights (integer I/O is then int16). io_type "float32"
+    keeps float input/output with QUANTIZE/DEQUANTIZE ops at the edges.
+    """
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if representative is not None:
+        converter.representative_dataset = lambda: ([sample[np.newaxis]] for sample in representative)
+    if quantization == "int16x8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        integer_io = tf.int16
+    else:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        integer_io = tf.int8
+    io = tf.float32 if io_type == "float32" else integer_io
+    converter.inference_input_type = io
+    converter.inference_output_type = io
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, ValueError or RuntimeError by stage
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MCUForgeError(f"TFLite conversion to {quantization} failed: {first_line}") from None
+
+
+def convert(spec: Spec, root: Path | str = "build") -> ConvertResult:
+    """Convert the spec's latest model to build/<name>/deploy/model_int8.tflite (with labels.txt and convert.json)."""
+    from mcuforge.train.trainer import load_dataset, load_model
+
+    target = load_target(spec.deploy.target)
+    source = source_model_path(spec, root)
+    model = load_model(source)
+    dataset = load_dataset(spec)
+    qat = is_quantization_aware(model)
+    representative = None if qat else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
+    data = convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
+    out_dir = deploy_dir(spec, root)
+    tflite = parse_tflite(data, str(out_dir / MODEL_FILE))
+    usage = Emulator(tflite, data).arena_usage()
+    Fit(target, len(data), arena_size(usage)).check()
+    info = {
+        "source_model": str(source),
+        "quantization": spec.deploy.quantization,
+        "io_type": spec.deploy.io_type,
+        "quantization_aware": qat,
+        "representative_samples": 0 if representative is None else len(representative),
+        "size": len(data),
+        "ops": list(tflite.op_names),
+        "arena": {"total": usage.total, "head": usage.head, "tail": usage.tail, "with_margin": arena_size(usage)},
+        "target": target.name,
+    }
+    if dataset.class_names:
+        write_text_atomic(out_dir / LABELS_FILE, "\n".join(dataset.class_names) + "\n")
+    model_path = write_bytes_atomic(out_dir / MODEL_FILE, data)
+    write_text_atomic(out_dir / INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return ConvertResult(model_path, source, spec.deploy.quantization, spec.deploy.io_type, qat, len(data), tflite.op_names, usage)

@@ -1,0 +1,121 @@
+"""The whole test split through TFLM, beside the float Keras model and LiteRT.
+
+TFLM is the reference: it is what the device runs. LiteRT's optimized kernels
+round some requantizations differently, so its agreement with TFLM is measured
+and reported (outputs that differ, by how many quantization steps, and samples
+whose predicted class changes) rather than assumed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mcuforge.artifacts import write_text_atomic
+from mcuforge.deploy.convert import deploy_dir, MODEL_FILE, source_model_path
+from mcuforge.deploy.tflite_model import read_tflite
+from mcuforge.deploy.tflm import Emulator, dequantize, prepare_input
+from mcuforge.errors import MCUForgeError
+from mcuforge.spec import Spec
+
+RESULT_FILE = "evaluation.json"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How LiteRT's outputs compare with TFLM's on the same quantized inputs."""
+
+    elements: int
+    differing_elements: int
+    max_abs_difference: float  # in the output's raw units (quantization steps for integer outputs)
+    differing_predictions: int  # samples whose argmax differs (classifiers)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    model_path: str
+    samples: int
+    metric: str
+    tflm: float
+    float_keras: float
+    litert: Agreement
+
+    @property
+    def drop(self) -> float:
+        """Float minus TFLM, in the metric's units (positive means quantization lost)."""
+        return self.float_keras - self.tflm
+
+
+def litert_outputs(data: bytes, batch: np.ndarray) -> np.ndarray:
+    """Output 0 of LiteRT's interpreter, one sample at a time like TFLM."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    shape = tuple(interpreter.get_input_details()[0]["shape"])
+    results = []
+    for sample in batch:
+        interpreter.set_tensor(input_index, sample.reshape(shape))
+        interpreter.invoke()
+        results.append(np.array(interpreter.get_tensor(output_index), copy=True))
+    return np.concatenate(results)
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> Agreement:
+    """Compare two raw output batches; integers as int32 so that wrapping cannot hide a difference.
+
+    >>> agreement(np.array([[1, -128]], np.int8), np.array([[1, 127]], np.int8))
+    Agreement(elements=2, differing_elements=1, max_abs_difference=255.0, differing_predictions=1)
+    """
+    wide = np.float64 if np.issubdtype(reference.dtype, np.floating) else np.int32
+    a, b = reference.astype(wide), other.astype(wide)
+    diff = np.abs(a - b)
+    flat_a, flat_b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return Agreement(
+        elements=int(a.size),
+        differing_elements=int(np.count_nonzero(diff)),
+        max_abs_difference=float(diff.max(initial=0)),
+        differing_predictions=int(np.count_nonzero(flat_a.argmax(1) != flat_b.argmax(1))),
+    )
+
+
+def evaluate(spec: Spec, root: Path | str = "build") -> EvaluateResult:
+    """Score build/<name>/deploy/model_int8.tflite on the test split and write evaluation.json beside it."""
+    from mcuforge.train.datasets import ANOMALY
+    from mcuforge.train.trainer import load_dataset, load_model, score_predictions
+
+    model_path = deploy_dir(spec, root) / MODEL_FILE
+    if not model_path.is_file():
+        raise MCUForgeError(f"no converted model at {model_path}: run `mcuforge convert SPEC` first")
+    model = read_tflite(model_path)
+    data = model_path.read_bytes()
+    dataset = load_dataset(spec)
+    x, y = dataset.x_test, dataset.y_test
+    emulator = Emulator(model, data)
+    batch = prepare_input(x, emulator.inputs[0], "the test split")
+    raw = emulator.run(batch)[0]
+    metric = "auc" if dataset.task == ANOMALY else "accuracy"
+
+    def score(predictions: np.ndarray) -> float:
+        result = score_predictions(dataset.task, predictions.reshape(len(x), *predictions.shape[1:]), x, y, dataset.class_names)
+        if metric not in result:
+            raise MCUForgeError(f"the test split of {spec.data.dataset} has one class only: {metric} is undefined")
+        return float(result[metric])
+
+    keras_model = load_model(source_model_path(spec, root))
+    float_predictions = keras_model.predict(x, batch_size=256, verbose=0)
+    result = EvaluateResult(
+        model_path=str(model_path),
+        samples=len(x),
+        metric=metric,
+        tflm=score(dequantize(raw, emulator.outputs[0]).reshape(float_predictions.shape)),
+        float_keras=score(float_predictions),
+        litert=agreement(raw, litert_outputs(data, batch)),
+    )
+    write_text_atomic(model_path.parent / RESULT_FILE, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
+    return result
