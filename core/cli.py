@@ -15,6 +15,7 @@ from mcuforge.errors import MCUForgeError
 
 COMMAND_MODULES = (
     "mcuforge.train.cli",
+    "mcuforge.deploy.cli",
 )
 
 app = typer.Typer(
