@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
     def report_command(
         model: Path = MODEL_ARG,
         target: Optional[str] = typer.Option(None, help="check flash and RAM against a target in deploy/targets"),
-        out: Optional[Path] = typer.Option(None, help="directory for the .md and .json [default: beside the model]"),
+        out: Path = typer.Option(Path("."), help="directory for MODEL_report.md and .json"),
     ) -> None:
         """Per-layer table (op, shapes, params, MACs, bytes) and totals; fails when MODEL exceeds --target."""
         from rich.markdown import Markdown
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         from mcuforge.deploy.targets import Fit, load_target
 
         report = build_report(model, target)
-        paths = write_report(report, out if out is not None else model.parent)
+        paths = write_report(report, out)
         _console().print(Markdown(report.markdown()))
         typer.echo(f"wrote {paths[0]} and {paths[1]}")
         if target is not None:
