@@ -115,7 +115,7 @@ def generate_tables_source() -> str:
             '#include "kws_features_tables.h"\n\n',
             "#if KWSF_MEL_WEIGHT_COUNT != " + str(len(packed)) + "\n#error \"KWSF_MEL_WEIGHT_COUNT must be "
             + str(len(packed)) + ": update kws_features_tables.h\"\n#endif\n\n",
-            _c_array("int16_t", "kwsf_hann_q15[KWSF_WINDOW]", _q(hann, 15, np.int16)),
+            _c_array("int32_t", "kwsf_hann_q30[KWSF_WINDOW]", _q(hann, 30, np.int32), 8),
             _c_array("int32_t", "kwsf_cos_q30[KWSF_FFT_SIZE / 2]", _q(np.cos(2 * np.pi * k / FFT_SIZE), 30, np.int32), 8),
             _c_array("int32_t", "kwsf_sin_q30[KWSF_FFT_SIZE / 2]", _q(np.sin(2 * np.pi * k / FFT_SIZE), 30, np.int32), 8),
             _c_array("int16_t", "kwsf_mel_first_bin[KWSF_MEL_BINS]", np.array(first)),

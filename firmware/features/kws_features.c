@@ -3,12 +3,11 @@
 
 #include "kws_features_tables.h"
 
-/* FFT input is normalized so the largest windowed sample lies in [2^19, 2^20): nine radix-2
-   stages grow magnitudes at most 2^9-fold, so every value stays below 2^29 in int32. */
-#define KWSF_NORM_BITS 20
+/* FFT input is normalized so the largest windowed sample lies in [2^20, 2^21): nine radix-2
+   stages grow magnitudes at most 2^9-fold, so every value stays below 2^30 in int32, and by
+   Parseval a frame's total power stays below 512 * 480 * 2^42 < 2^60, so mel sums fit uint64. */
+#define KWSF_NORM_BITS 21
 #define KWSF_FFT_LOG2 9
-/* Power is shifted down before the mel weighting so weighted sums fit in uint64. */
-#define KWSF_POWER_SHIFT 16
 #define KWSF_LOG_FRAC 16
 
 /* Round-to-nearest (ties away from zero) right shift that is defined for negative values. */
@@ -69,12 +68,12 @@ static unsigned kwsf_bit_reverse(unsigned index)
 /* Window the frame into ws->re in bit-reversed order, normalized; returns the shift applied. */
 static int kwsf_window_normalized(const int16_t *window, kwsf_workspace_t *ws)
 {
-    uint32_t peak = 0u;
+    uint64_t peak = 0u;
     int shift;
     unsigned n;
     for (n = 0; n < KWSF_WINDOW; n++) {
-        const int32_t product = (int32_t)window[n] * kwsf_hann_q15[n];
-        const uint32_t magnitude = product < 0 ? (uint32_t)(-(int64_t)product) : (uint32_t)product;
+        const int64_t product = (int64_t)window[n] * kwsf_hann_q30[n];
+        const uint64_t magnitude = product < 0 ? (uint64_t)(-product) : (uint64_t)product;
         if (magnitude > peak) {
             peak = magnitude;
         }
@@ -84,7 +83,7 @@ static int kwsf_window_normalized(const int16_t *window, kwsf_workspace_t *ws)
         const unsigned slot = kwsf_bit_reverse(n);
         int64_t value = 0;
         if (n < KWSF_WINDOW) {
-            value = (int64_t)window[n] * kwsf_hann_q15[n];
+            value = (int64_t)window[n] * kwsf_hann_q30[n];
             value = shift >= 0 ? value * ((int64_t)1 << shift) : kwsf_round_shift(value, -shift);
         }
         ws->re[slot] = (int32_t)value;
@@ -135,9 +134,9 @@ static void kwsf_compute(const int16_t *window, kwsf_kind_t kind, int32_t num_fe
                          kwsf_workspace_t *ws, int16_t *out)
 {
     int32_t log_mel_q16[KWSF_MEL_BINS];
-    /* log2 of true power = log2(weighted sum) + POWER_SHIFT - 15 (weights) - 2 * (15 + shift). */
+    /* The FFT sees samples * window * 2^(30 + shift), so log2 of true power = log2(sum) - 2 * (30 + shift). */
     const int shift = kwsf_window_normalized(window, ws);
-    const int32_t offset = (int32_t)(KWSF_POWER_SHIFT - 15 - 2 * (15 + shift));
+    const int32_t offset = (int32_t)(-2 * (30 + shift));
     int m;
     kwsf_fft(ws);
     for (m = 0; m < KWSF_MEL_BINS; m++) {
@@ -148,8 +147,10 @@ static void kwsf_compute(const int16_t *window, kwsf_kind_t kind, int32_t num_fe
             const int bin = kwsf_mel_first_bin[m] + j;
             const int64_t re = ws->re[bin];
             const int64_t im = ws->im[bin];
-            const uint64_t power = (uint64_t)(re * re + im * im) >> KWSF_POWER_SHIFT;
-            sum += power * (uint64_t)weights[j];
+            const uint64_t power = (uint64_t)(re * re + im * im);
+            const uint64_t weight = (uint64_t)weights[j];
+            /* power * weight / 2^15 without the 76-bit product */
+            sum += (power >> 15) * weight + (((power & 0x7FFFu) * weight) >> 15);
         }
         log_mel_q16[m] = 0;
         if (sum != 0u) {

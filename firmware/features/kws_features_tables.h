@@ -9,7 +9,7 @@
 /* Number of mel weights stored (each FFT bin inside a triangle contributes one weight). */
 #define KWSF_MEL_WEIGHT_COUNT 247
 
-extern const int16_t kwsf_hann_q15[KWSF_WINDOW];
+extern const int32_t kwsf_hann_q30[KWSF_WINDOW];
 extern const int32_t kwsf_cos_q30[KWSF_FFT_SIZE / 2];
 extern const int32_t kwsf_sin_q30[KWSF_FFT_SIZE / 2];
 /* Triangle m covers FFT bins kwsf_mel_first_bin[m] .. + kwsf_mel_num_bins[m] - 1, with weights

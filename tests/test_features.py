@@ -1,0 +1,162 @@
+"""The fixed-point feature extractor (firmware/features/) against TensorFlow's float signal ops."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mcuforge.errors import MCUForgeError
+from mcuforge.firmware import features as F
+
+# Worst-case gap to the float64 reference, in log2 units of power (0.02 log2 = 0.06 dB), for mel
+# bands within DYNAMIC_RANGE log2 units (96 dB) of the frame's total power. Output rounding to Q6
+# alone contributes 1/128 = 0.0078. Deeper bands meet the FFT's rounding-noise floor (about 2^-40
+# of the frame's power) and get the looser DEEP_TOLERANCE; so do MFCCs of frames holding such bands.
+DYNAMIC_RANGE = 32
+LOGMEL_TOLERANCE = 0.02
+MFCC_TOLERANCE = 0.03
+DEEP_TOLERANCE = 0.25
+
+
+def _clips() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    t = np.arange(16000) / 16000
+    tone = 3000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 300, t.size)
+    chirp = 12000 * np.sin(2 * np.pi * (100 + 3000 * t) * t)
+    return np.stack(
+        [
+            tone.astype(np.int16),
+            (tone / 60).astype(np.int16),  # quiet: exercises the block normalization
+            chirp.astype(np.int16),
+            rng.integers(-32768, 32768, t.size).astype(np.int16),  # full-scale noise: overflow margins
+        ]
+    )
+
+
+def _tf_reference(clip: np.ndarray):
+    """log2 mel power floored at 1, its MFCCs and log2 of each frame's power, in float64 by tf.signal."""
+    import tensorflow as tf
+
+    hann = lambda n, dtype: tf.signal.hann_window(n, periodic=True, dtype=dtype)  # noqa: E731
+    stft = tf.signal.stft(tf.constant(clip.astype(np.float64)), 480, 320, 512, window_fn=hann)
+    power = tf.math.real(stft * tf.math.conj(stft))
+    weights = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, 4000.0, dtype=tf.float64)
+    log_mel = tf.math.log(tf.maximum(tf.tensordot(power, weights, 1), 1.0)) / np.log(2.0)
+    mfcc = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)
+    return log_mel.numpy(), mfcc.numpy(), np.log2(tf.reduce_sum(power, axis=-1).numpy())
+
+
+def test_logmel_and_mfcc_match_float_reference():
+    clips = _clips()
+    log_mel = F.extract(clips, "logmel") * F.SCALE
+    mfcc = F.extract(clips, "mfcc", 13) * F.SCALE
+    assert log_mel.shape == (4, 49, 40) and mfcc.shape == (4, 49, 13)
+    deep_bands = 0
+    for i, clip in enumerate(clips):
+        ref_log_mel, ref_mfcc, frame_power = _tf_reference(clip)
+        within = ref_log_mel >= frame_power[:, None] - DYNAMIC_RANGE
+        deep_bands += int((~within).sum())
+        log_mel_error = np.abs(log_mel[i] - ref_log_mel)
+        assert log_mel_error[within].max() <= LOGMEL_TOLERANCE, i
+        assert log_mel_error.max() <= DEEP_TOLERANCE, i
+        mfcc_error = np.abs(mfcc[i] - ref_mfcc[:, :13])
+        assert (mfcc_error[within.all(axis=1)] <= MFCC_TOLERANCE).all(), i
+        assert mfcc_error.max() <= DEEP_TOLERANCE, i
+    assert deep_bands > 0  # the chirp's far sidelobes do reach below the stated range
+
+
+def test_mel_triangles_are_tensorflows():
+    import tensorflow as tf
+
+    expected = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, 4000.0, dtype=tf.float64).numpy()
+    np.testing.assert_allclose(F.mel_weights(), expected, atol=1e-9)
+
+
+def test_silence_is_the_floor_exactly():
+    """All-zero audio has no power: every log-mel value is the floor 0, so every MFCC is 0."""
+    zeros = np.zeros(16000, np.int16)
+    assert not F.extract(zeros, "logmel").any()
+    assert not F.extract(zeros, "mfcc", 10).any()
+
+
+def test_doubling_a_quiet_signal_adds_exactly_two_log2_units():
+    """Power scales by 4: +2.0 log2 = +128 in Q6, exactly, when normalization shifts left for both."""
+    rng = np.random.default_rng(5)
+    quiet = rng.integers(-15, 16, 16000).astype(np.int16)  # |x * hann| < 2^19: lossless left shifts
+    base = F.extract(quiet, "logmel").astype(np.int32)
+    doubled = F.extract(quiet * np.int16(2), "logmel").astype(np.int32)
+    above_floor = base > 0
+    assert above_floor.mean() > 0.99
+    np.testing.assert_array_equal(doubled[above_floor] - base[above_floor], 2 << F.FRAC_BITS)
+
+
+def test_deterministic_and_batch_independent():
+    clips = _clips()
+    first = F.extract(clips, "mfcc", 10)
+    assert first.dtype == np.int16
+    np.testing.assert_array_equal(first, F.extract(clips, "mfcc", 10))
+    np.testing.assert_array_equal(first[2], F.extract(clips[2], "mfcc", 10))
+    # MFCCs are a prefix: asking for fewer coefficients gives the same leading ones.
+    np.testing.assert_array_equal(first[..., :5], F.extract(clips, "mfcc", 5))
+
+
+def test_stream_in_random_chunks_equals_clip():
+    rng = np.random.default_rng(3)
+    audio = np.concatenate(_clips())  # 4 s
+    expected = F.extract(audio, "mfcc", 10)
+    stream = F.Stream("mfcc", 10)
+    frames, position = [], 0
+    while position < audio.size:
+        size = int(rng.integers(0, 900))
+        frames.append(stream.push(audio[position : position + size]))
+        position += size
+    np.testing.assert_array_equal(np.concatenate(frames), expected)
+    assert expected.shape == (F.num_frames(64000), 10) == (199, 10)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(MCUForgeError, match="features: expected one of logmel, mfcc. Received: 'mel'"):
+        F.extract(np.zeros(16000, np.int16), "mel")
+    with pytest.raises(MCUForgeError, match="num_mfcc: expected 1..13. Received: 14"):
+        F.extract(np.zeros(16000, np.int16), "mfcc", 14)
+    with pytest.raises(MCUForgeError, match="expected int16 samples"):
+        F.extract(np.zeros(16000, np.float32))
+
+
+def test_generated_tables_are_committed():
+    assert F.TABLES_FILE.read_text() == F.generate_tables_source()
+
+
+def test_builds_for_cortex_m_with_strict_flags(tmp_path):
+    for source in F.SOURCES:
+        subprocess.run(
+            ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-mcpu=cortex-m4", "-mthumb",
+             "-O2", "-c", str(source), "-o", str(tmp_path / (source.stem + ".o"))],
+            check=True,
+        )
+
+
+SANITIZED_RUN = """
+import numpy as np
+from mcuforge.firmware import features as F
+lib = F.library(sanitize=True)
+rng = np.random.default_rng(1)
+clips = rng.integers(-32768, 32768, (3, 16000)).astype(np.int16)
+clips[1] //= 300
+assert np.array_equal(F.extract(clips, "logmel", lib=lib), F.extract(clips, "logmel"))
+assert np.array_equal(F.extract(clips, "mfcc", 13, lib=lib), F.extract(clips, "mfcc", 13))
+stream = F.Stream("mfcc", 10, lib=lib)
+out = np.concatenate([stream.push(c[:7001]) for c in clips] + [stream.push(c[7001:]) for c in clips])
+print("frames", len(out))
+"""
+
+
+def test_sanitizer_build_agrees(tmp_path):
+    """ASan + UBSan build on a few clips: no report (reports abort), identical features."""
+    libasan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    env = {**os.environ, "LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0"}
+    result = subprocess.run([sys.executable, "-c", SANITIZED_RUN], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "frames" in result.stdout
