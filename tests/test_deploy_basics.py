@@ -1,0 +1,143 @@
+"""deploy/ building blocks: C arrays, the .tflite reader, targets, input preparation, doctests."""
+
+import doctest
+import importlib
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from mcuforge.deploy.carray import array_declaration, array_definition
+from mcuforge.deploy.targets import Fit, load_target, target_names
+from mcuforge.deploy.tflite_model import parse_tflite, read_tflite
+from mcuforge.deploy.tflm import prepare_input
+from mcuforge.errors import MCUForgeError
+
+HELLO = SHARED / "models" / "tflite-micro" / "hello_world" / "hello_world_int8.tflite"
+
+
+@pytest.mark.parametrize("module", ["carray", "export", "emulate", "evaluate"])
+def test_doctests(module):
+    result = doctest.testmod(importlib.import_module(f"mcuforge.deploy.{module}"))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_c99_array_compiles_strictly_and_round_trips(tmp_path):
+    data = bytes(np.random.default_rng(0).integers(0, 256, 1001, dtype=np.uint8))  # not a multiple of 12
+    source = tmp_path / "blob.c"
+    source.write_text(
+        "#include <stdint.h>\n#include <stdio.h>\n"
+        f"{array_declaration('blob')}\n{array_definition('blob', data, 'c99')}\n"
+        "int main(int argc, char **argv) {\n"
+        "  FILE *out;\n"
+        "  if (argc != 2 || ((uintptr_t)g_blob_model_data % 16) != 0) return 3;\n"
+        "  out = fopen(argv[1], \"wb\");\n"
+        "  if (out == NULL) return 4;\n"
+        "  if (fwrite(g_blob_model_data, 1, g_blob_model_data_len, out) != g_blob_model_data_len) return 1;\n"
+        "  return fclose(out) == 0 ? 0 : 5;\n"
+        "}\n"
+    )
+    program = tmp_path / "blob"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", str(source), "-o", str(program)], check=True)
+    subprocess.run([str(program), str(tmp_path / "back.bin")], check=True)
+    assert (tmp_path / "back.bin").read_bytes() == data
+
+
+def test_array_text_is_deterministic_12_bytes_a_line():
+    text = array_definition("m", bytes(range(25)))
+    lines = text.splitlines()
+    assert lines[1].count("0x") == 12 and lines[2].count("0x") == 12 and lines[3].count("0x") == 1
+    assert text == array_definition("m", bytes(range(25)))
+    assert lines[-1] == "const unsigned int g_m_model_data_len = 25;"
+
+
+@pytest.mark.parametrize("name", ["", "9x", "a-b", "a b"])
+def test_array_rejects_bad_names(name):
+    with pytest.raises(MCUForgeError, match="not a C identifier"):
+        array_definition(name, b"\x00")
+
+
+def test_reader_on_hello_world_matches_the_manifest():
+    model = read_tflite(HELLO)
+    graph = model.main
+    assert model.size == 2704 and model.op_names == ("FULLY_CONNECTED",)
+    assert [op.opcode for op in graph.operators] == ["FULLY_CONNECTED"] * 3
+    (inp,), (out,) = graph.input_tensors, graph.output_tensors
+    assert (inp.dtype, inp.shape, inp.quantization.zero_point) == ("int8", (1, 1), -128)
+    assert np.float32(inp.quantization.scale) == np.float32(0.024480116)
+    assert (out.dtype, out.shape, out.quantization.zero_point) == ("int8", (1, 1), 5)
+    assert model.is_fully_integer
+    weights = graph.tensors[graph.operators[0].inputs[1]]
+    assert weights.is_constant and weights.shape == (16, 1) and weights.array().dtype == np.int8
+
+
+def test_reader_sees_per_channel_quantization():
+    model = read_tflite(SHARED / "models" / "tflite-micro" / "person_detection" / "person_detect.tflite")
+    conv = next(op for op in model.main.operators if op.opcode == "CONV_2D")
+    filters = model.main.tensors[conv.inputs[1]]
+    assert filters.quantization.per_channel and len(filters.quantization.scales) == filters.shape[0]
+    assert filters.quantization.quantized_dimension == 0
+
+
+def test_float_model_is_not_fully_integer():
+    assert not read_tflite(SHARED / "models" / "tflite-micro" / "magic_wand" / "magic_wand.tflite").is_fully_integer
+
+
+@pytest.mark.parametrize("cut", [0, 7, 100, 1000, 2000, 2703])
+def test_truncated_model_is_rejected(cut):
+    with pytest.raises(MCUForgeError, match=r"hello\.tflite (is truncated or corrupt|is not a TFLite model)"):
+        parse_tflite(HELLO.read_bytes()[:cut], "hello.tflite")
+
+
+def test_non_tflite_file_is_rejected(tmp_path):
+    path = tmp_path / "notes.tflite"
+    path.write_text("just some text, not a flatbuffer")
+    with pytest.raises(MCUForgeError, match=r"notes\.tflite is not a TFLite model: expected file identifier TFL3"):
+        read_tflite(path)
+
+
+def test_missing_model_is_named(tmp_path):
+    with pytest.raises(MCUForgeError, match="model file not found"):
+        read_tflite(tmp_path / "absent.tflite")
+
+
+def test_targets_from_the_issue_exist_with_their_budgets():
+    assert {"cortex-m4-256k", "cortex-m7-512k", "cortex-m0plus-264k", "cortex-m55-ethos-u55", "coral-edgetpu"} <= set(target_names())
+    m4 = load_target("cortex-m4-256k")
+    assert (m4.flash_bytes, m4.ram_bytes) == (1024 * 1024, 256 * 1024)
+    rp2040 = load_target("cortex-m0plus-264k")
+    assert (rp2040.flash_bytes, rp2040.ram_bytes) == (2 * 1024 * 1024, 264 * 1024)
+
+
+def test_fit_check_names_both_numbers():
+    target = load_target("cortex-m4-256k")
+    Fit(target, 1024 * 1024, 256 * 1024).check()  # exactly the budget fits
+    with pytest.raises(MCUForgeError, match=r"flash: the model needs 1048577 bytes, cortex-m4-256k has 1048576"):
+        Fit(target, 1024 * 1024 + 1, 1).check()
+    with pytest.raises(MCUForgeError, match=r"RAM: the tensor arena needs 262145 bytes, cortex-m4-256k has 262144"):
+        Fit(target, 1, 256 * 1024 + 1).check()
+
+
+@pytest.mark.parametrize("name", ["cortex-m3", "../deploy/targets/cortex-m4-256k", ""])
+def test_unknown_target(name):
+    with pytest.raises(MCUForgeError, match="unknown target .* expected one of .*cortex-m4-256k"):
+        load_target(name)
+
+
+def test_prepare_input_quantizes_floats_and_batches():
+    tensor = read_tflite(HELLO).main.input_tensors[0]  # scale 0.024480116, zero point -128
+    x = np.array([[np.pi / 2], [0.0], [100.0]], dtype=np.float32)
+    # pi/2 / 0.024480116 = 64.17 -> 64 - 128 = -64 (MANIFEST); 0 -> -128; 100 saturates at 127.
+    assert prepare_input(x, tensor).astype(np.int32).tolist() == [[-64], [-128], [127]]
+    assert prepare_input(np.int8(5).reshape(1), tensor).shape == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "array, problem",
+    [(np.zeros((2, 3), np.int8), "has shape"), (np.zeros((2, 1), np.int16), "has dtype int16"), (np.zeros((2, 1), np.uint8), "has dtype uint8")],
+)
+def test_prepare_input_rejects_wrong_shape_or_dtype(array, problem):
+    tensor = read_tflite(HELLO).main.input_tensors[0]
+    with pytest.raises(MCUForgeError, match=problem):
+        prepare_input(array, tensor)
