@@ -16,6 +16,7 @@ from mcuforge.errors import MCUForgeError
 COMMAND_MODULES = (
     "mcuforge.train.cli",
     "mcuforge.deploy.cli",
+    "mcuforge.firmware.cli_firmware",
 )
 
 app = typer.Typer(

@@ -1,0 +1,62 @@
+"""`mcuforge firmware build|run|flash`: Cortex-M images for QEMU targets and real boards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+_MODEL = typer.Argument(..., help="int8 .tflite model")
+_TARGET = typer.Option("qemu-m4", "--target", "-t", help="board: a firmware/boards/<name>.yaml (qemu-m3/m4/m7/m33/m55, stm32f746g-disco, nrf52840dk, rp2040-pico)")
+_INPUT = typer.Option(None, "--input", "-i", help=".npy of test vectors carried in the image [default: one seeded random sample]")
+_LABELS = typer.Option(None, help="class labels, one a line [default: labels.txt beside the model]")
+_OUT = typer.Option(None, help="output directory [default: build/firmware/<target>]")
+_ARENA = typer.Option(None, help="arena bytes [default: the host engine's measurement plus a margin]")
+_TIMEOUT = typer.Option(300.0, help="seconds QEMU may run before the run is declared hung")
+
+
+def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int]):
+    from mcuforge.firmware.build import build_image
+
+    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena)
+    typer.echo(image.size.format())
+    typer.echo(f"wrote {image.elf} (+ .bin, .hex, .map{', .uf2' if image.uf2 else ''})")
+    return image
+
+
+def _report(result) -> None:
+    typer.echo(f"model {result.model}, input {result.input_source}, arena used {result.arena_used:,} bytes")
+    for index, outputs in enumerate(result.outputs):
+        tops = ", ".join(f"{label if label != '-' else cls} ({value})" for cls, label, value in result.top[index]) if index < len(result.top) else ""
+        values = " | ".join(" ".join(str(v) for v in out.reshape(-1)[:16]) + (" ..." if out.size > 16 else "") for out in outputs)
+        cycles = f", {result.cycles[index]:,} cycles" if index < len(result.cycles) else ""
+        typer.echo(f"  vector {index}: [{values}]{' top: ' + tops if tops else ''}{cycles}")
+
+
+def register(app: typer.Typer) -> None:
+    firmware = typer.Typer(help="Cortex-M firmware: build images, run them in QEMU, flash boards.", no_args_is_help=True)
+    app.add_typer(firmware, name="firmware")
+
+    @firmware.command("build")
+    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA) -> None:
+        """Build <out>/<model>.elf, .bin, .hex and .map for the target; print the size report against its limits."""
+        _build(model, target, input, labels, out, arena)
+
+    @firmware.command("run")
+    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, timeout: float = _TIMEOUT) -> None:
+        """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
+        from mcuforge.firmware.build import run_qemu
+
+        _report(run_qemu(_build(model, target, input, labels, out, arena), timeout=timeout))
+
+    @firmware.command("flash")
+    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, timeout: float = _TIMEOUT) -> None:
+        """Build, then flash a real board (checking tool and probe first) or, for a QEMU target, run it."""
+        from mcuforge.firmware.build import flash_image, run_qemu
+
+        image = _build(model, target, input, labels, out, arena)
+        if image.board.emulated:
+            _report(run_qemu(image, timeout=timeout))
+        else:
+            typer.echo(flash_image(image))

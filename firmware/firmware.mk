@@ -1,0 +1,24 @@
+# Firmware make rules, included by the top-level Makefile.
+#   make firmware MODEL=path/model.tflite TARGET=qemu-m4   -> build/firmware/<target>/<name>.elf/.bin/.hex/.map + size report
+#   make flash    MODEL=path/model.tflite TARGET=qemu-m4   -> builds, then runs it in QEMU (or flashes a real board)
+#   make bench-firmware                                    -> instructions per inference and flash/RAM per board
+# Optional: INPUT=vectors.npy LABELS=labels.txt
+TARGET ?= qemu-m4
+MODEL ?=
+INPUT ?=
+LABELS ?=
+FIRMWARE_ARGS = $(MODEL) --target $(TARGET) $(if $(INPUT),--input $(INPUT)) $(if $(LABELS),--labels $(LABELS))
+
+.PHONY: firmware flash bench-firmware firmware-model-given
+
+firmware-model-given:
+	@test -n "$(MODEL)" || { echo "error: set MODEL=path/model.tflite (and TARGET=<board>, default qemu-m4)"; exit 2; }
+
+firmware: setup firmware-model-given
+	$(BIN)/mcuforge firmware build $(FIRMWARE_ARGS)
+
+flash: setup firmware-model-given
+	$(BIN)/mcuforge firmware flash $(FIRMWARE_ARGS)
+
+bench-firmware: setup
+	$(BIN)/python bench/firmware_icount.py
