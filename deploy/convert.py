@@ -88,7 +88,8 @@ def convert_model(model, representative: np.ndarray | None, quantization: str = 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
         integer_io = tf.int16
     else:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if representative is not None:  # with it, a QAT model would need a representative data set too
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         integer_io = tf.int8
     io = tf.float32 if io_type == "float32" else integer_io
     converter.inference_input_type = io
