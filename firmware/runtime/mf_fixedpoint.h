@@ -84,13 +84,15 @@ static inline int32_t mf_mul_by_quantized_multiplier_greater_than_one(int32_t x,
     return mf_srdhm(mf_wrap_shl(x, left_shift), multiplier);
 }
 
-/* TFLM QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31). */
+/* TFLM QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31).
+ * Values no valid model produces (NaN, infinities, above 2^31) give a zero multiplier
+ * instead of undefined behaviour. */
 static inline void mf_quantize_multiplier(double real, int32_t *multiplier, int *shift)
 {
     int exponent = 0;
     double q;
     int64_t q_fixed;
-    if (real == 0.0) {
+    if (real == 0.0 || !(fabs(real) < 2147483648.0)) {
         *multiplier = 0;
         *shift = 0;
         return;
@@ -234,6 +236,33 @@ static inline int32_t mf_get_reciprocal(int32_t x, int x_integer_digits, int *nu
     const int32_t shifted_minus_one = (int32_t)(shifted - ((uint32_t)1 << 31));
     *num_bits_over_unit = x_integer_digits - headroom_plus_one;
     return mf_one_over_one_plus_x(shifted_minus_one);
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul for int16: round(a * b / 2^15), saturated. */
+static inline int16_t mf_srdhm_i16(int16_t a, int16_t b)
+{
+    const int32_t ab = (int32_t)a * (int32_t)b;
+    const int32_t nudge = ab >= 0 ? (1 << 14) : 1 - (1 << 14);
+    if (a == b && a == INT16_MIN) {
+        return INT16_MAX;
+    }
+    return (int16_t)((ab + nudge) / (1 << 15));
+}
+
+/* TFLM SaturatingDoublingHighMul (int16, HARD_SWISH): a * b / 2^15 truncated, saturated. */
+static inline int16_t mf_saturating_doubling_high_mul_i16(int16_t a, int16_t b)
+{
+    if (a == b && a == INT16_MIN) {
+        return INT16_MAX;
+    }
+    return (int16_t)(((int32_t)a * (int32_t)b) / (1 << 15));
+}
+
+/* TFLM SaturatingLeftShift (int16, HARD_SWISH): value * 2^amount clamped to int16. */
+static inline int16_t mf_saturating_left_shift_i16(int16_t value, int amount)
+{
+    const int64_t result = (int64_t)value * ((int64_t)1 << amount);
+    return (int16_t)(result > INT16_MAX ? INT16_MAX : result < INT16_MIN ? INT16_MIN : result);
 }
 
 #endif /* MF_FIXEDPOINT_H */

@@ -1,0 +1,774 @@
+/*
+ * The engine: model validation, memory planning and the interpreter.
+ *
+ * Arena layout after mf_load: [mf_model][tensor offsets][activations]. Only
+ * one 32-bit offset per tensor is kept; kernels get tensor views rebuilt from
+ * the (validated) flatbuffer for each op, so shapes, quantization and weights
+ * stay in the model and cost no RAM. Planning scratch lives where the
+ * activations will go, so it costs nothing once loading is done.
+ */
+#include <string.h>
+
+#include "mf_engine.h"
+#include "mf_flatbuffer.h"
+#include "mf_kernel.h"
+
+#define MF_SCHEMA_VERSION 3u
+#define MF_ALIGN 4u
+#define MF_NO_STORAGE 0xFFFFFFFFu /* constant or unused tensor */
+#define MF_MAX_OUTPUTS 4
+#define MF_MAX_GRAPH_SIZE 0x7FFF /* tensors and ops, so planning indices fit in int16_t */
+
+/* Schema field ids. */
+enum { MODEL_VERSION = 0, MODEL_OPERATOR_CODES = 1, MODEL_SUBGRAPHS = 2, MODEL_BUFFERS = 4 };
+enum { SUBGRAPH_TENSORS = 0, SUBGRAPH_INPUTS = 1, SUBGRAPH_OUTPUTS = 2, SUBGRAPH_OPERATORS = 3 };
+enum { TENSOR_SHAPE = 0, TENSOR_TYPE = 1, TENSOR_BUFFER = 2, TENSOR_QUANTIZATION = 4 };
+enum { QUANT_SCALE = 2, QUANT_ZERO_POINT = 3, QUANT_DIMENSION = 6 };
+enum { OP_OPCODE_INDEX = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_BUILTIN_OPTIONS = 4 };
+enum { OPCODE_DEPRECATED_BUILTIN = 0, OPCODE_VERSION = 2, OPCODE_BUILTIN = 3 };
+enum { BUFFER_DATA = 0, BUFFER_OFFSET = 1, BUFFER_SIZE = 2 };
+enum { BUILTIN_PLACEHOLDER_FOR_GREATER_OP_CODES = 127 };
+
+struct mf_model {
+    mf_fb fb;
+    mf_fb_vector tensors;
+    mf_fb_vector operators;
+    mf_fb_vector opcodes;
+    mf_fb_vector buffers;
+    mf_fb_vector inputs;
+    mf_fb_vector outputs;
+    uint32_t *tensor_offsets; /* per tensor: offset into activations, or MF_NO_STORAGE; then the scratch offset */
+    uint8_t *activations;
+    uint32_t scratch_bytes;   /* the largest kernel scratch buffer, shared by all ops */
+    size_t arena_used;
+};
+
+/* Per-tensor planning record, kept in the future activation area during load. */
+typedef struct mf_plan_entry {
+    int16_t first; /* first op using the buffer (-1: graph input, live from the start) */
+    int16_t last;  /* last op using it */
+    int16_t root;  /* tensor whose buffer this one shares (itself unless aliased) */
+    int16_t order; /* placement order (indices of roots, sorted) */
+} mf_plan_entry;
+
+static size_t mf_align_up(size_t n) { return (n + MF_ALIGN - 1u) & ~(size_t)(MF_ALIGN - 1u); }
+
+size_t mf_type_size(mf_dtype type)
+{
+    switch (type) {
+    case MF_FLOAT32:
+    case MF_INT32:
+        return 4;
+    case MF_INT64:
+        return 8;
+    case MF_INT16:
+        return 2;
+    case MF_UINT8:
+    case MF_INT8:
+    case MF_BOOL:
+        return 1;
+    }
+    return 0;
+}
+
+int32_t mf_tensor_flat_size(const mf_tensor *tensor)
+{
+    int32_t size = 1;
+    int32_t i;
+    for (i = 0; i < tensor->rank; ++i) {
+        size *= tensor->dims[i];
+    }
+    return size;
+}
+
+float mf_tensor_scale_at(const mf_tensor *tensor, int32_t channel)
+{
+    if (tensor->quant_count > 1) {
+        float value;
+        memcpy(&value, &tensor->scales[channel], sizeof value);
+        return value;
+    }
+    return tensor->scale;
+}
+
+static void mf_set_fault(mf_fault *fault, int32_t op, int32_t tensor, const char *name)
+{
+    fault->op_index = op;
+    fault->tensor_index = tensor;
+    fault->name = name;
+}
+
+/* The shape of tensor `table` into dims/rank, with its bytes; checks rank, sizes and type. */
+static mf_status mf_read_shape(const mf_fb *fb, size_t table, mf_tensor *view, size_t *bytes)
+{
+    mf_fb_vector shape;
+    uint8_t type;
+    uint64_t elements = 1;
+    size_t elem_size;
+    uint32_t i;
+    mf_status status = mf_fb_vector_field(fb, table, TENSOR_SHAPE, 4, &shape);
+    if (status == MF_OK) {
+        status = mf_fb_read_u8(fb, table, TENSOR_TYPE, 0, &type);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    if (shape.count > MF_MAX_DIMS) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    view->type = (mf_dtype)type;
+    elem_size = mf_type_size(view->type);
+    if (elem_size == 0) {
+        return MF_ERR_UNSUPPORTED_TYPE;
+    }
+    view->rank = (int32_t)shape.count;
+    for (i = 0; i < shape.count; ++i) {
+        const int32_t dim = mf_fb_i32(fb, shape.data + 4 * (size_t)i);
+        if (dim < 0) {
+            return MF_ERR_UNSUPPORTED_PARAM; /* dynamic shapes */
+        }
+        view->dims[i] = dim;
+        elements *= (uint64_t)dim;
+        if (elements > 0x7FFFFFFFu / elem_size) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    *bytes = (size_t)elements * elem_size;
+    return MF_OK;
+}
+
+/* Constant data of a tensor (NULL, 0 when its buffer is empty). */
+static mf_status mf_read_buffer(const mf_model *m, size_t tensor_table, const uint8_t **data, size_t *size)
+{
+    const mf_fb *fb = &m->fb;
+    uint32_t index = 0;
+    size_t buffer;
+    mf_fb_vector bytes;
+    uint64_t offset;
+    uint64_t length;
+    size_t pos;
+    mf_status status = mf_fb_field(fb, tensor_table, TENSOR_BUFFER, 4, &pos);
+    *data = NULL;
+    *size = 0;
+    if (status != MF_OK || pos == 0) {
+        return status;
+    }
+    index = mf_fb_u32(fb, pos);
+    if (index == 0) {
+        return MF_OK; /* buffer 0 is the schema's empty sentinel */
+    }
+    status = mf_fb_vector_table(fb, &m->buffers, index, &buffer);
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, buffer, BUFFER_DATA, 1, &bytes);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_read_u64(fb, buffer, BUFFER_OFFSET, &offset);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_read_u64(fb, buffer, BUFFER_SIZE, &length);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    if (offset > 1) { /* data stored after the flatbuffer (models over 2 GB, or by choice) */
+        if (offset > fb->size || length > fb->size - offset) {
+            return MF_ERR_BAD_MODEL;
+        }
+        *data = fb->base + offset;
+        *size = (size_t)length;
+    } else if (bytes.count > 0) {
+        *data = fb->base + bytes.data;
+        *size = bytes.count;
+    }
+    return MF_OK;
+}
+
+/* Builds the kernel view of tensor `index` (-1: absent optional input). */
+static mf_status mf_view(const mf_model *m, int32_t index, mf_tensor *view)
+{
+    const mf_fb *fb = &m->fb;
+    size_t table;
+    size_t quant;
+    size_t bytes;
+    size_t data_size;
+    const uint8_t *data;
+    mf_status status;
+    memset(view, 0, sizeof *view);
+    if (index < 0) {
+        view->rank = -1;
+        return MF_OK;
+    }
+    status = mf_fb_vector_table(fb, &m->tensors, (uint32_t)index, &table);
+    if (status == MF_OK) {
+        status = mf_read_shape(fb, table, view, &bytes);
+    }
+    if (status == MF_OK) {
+        status = mf_read_buffer(m, table, &data, &data_size);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_table_field(fb, table, TENSOR_QUANTIZATION, &quant);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    if (data != NULL) {
+        if (data_size != bytes || (uintptr_t)data % mf_type_size(view->type) != 0) {
+            return MF_ERR_BAD_MODEL;
+        }
+        view->data = (void *)(uintptr_t)data; /* constants are never written: outputs are checked non-constant */
+        view->is_constant = 1;
+    } else if (m->tensor_offsets != NULL && m->tensor_offsets[index] != MF_NO_STORAGE && m->activations != NULL) {
+        view->data = m->activations + m->tensor_offsets[index];
+    }
+    if (quant != 0) {
+        mf_fb_vector scales;
+        mf_fb_vector zero_points;
+        int32_t dim = 0;
+        status = mf_fb_vector_field(fb, quant, QUANT_SCALE, 4, &scales);
+        if (status == MF_OK) {
+            status = mf_fb_vector_field(fb, quant, QUANT_ZERO_POINT, 8, &zero_points);
+        }
+        if (status == MF_OK) {
+            status = mf_fb_read_i32(fb, quant, QUANT_DIMENSION, 0, &dim);
+        }
+        if (status != MF_OK) {
+            return status;
+        }
+        if (scales.count > 0) {
+            if (zero_points.count != 0 && zero_points.count != scales.count) {
+                return MF_ERR_BAD_MODEL;
+            }
+            /* quantized_dimension is checked by the kernels that read per-channel scales:
+             * converters leave stale values on biases (person_detect has 3 on rank-1 tensors). */
+            view->quant_count = (int32_t)scales.count;
+            view->quant_dim = dim;
+            view->scales = (const float *)(const void *)(fb->base + scales.data);
+            view->scale = mf_fb_f32(fb, scales.data);
+            if (!(view->scale >= 0.0f && view->scale <= 3.4e38f)) {
+                return MF_ERR_BAD_MODEL;
+            }
+            if (zero_points.count > 0) {
+                const int64_t zp = mf_fb_i64(fb, zero_points.data);
+                if (zp < -65536 || zp > 65536) { /* beyond every integer type the kernels take */
+                    return MF_ERR_BAD_MODEL;
+                }
+                view->zero_point = (int32_t)zp;
+            }
+        }
+    }
+    return MF_OK;
+}
+
+/* Tensor index vector of an operator field, each index checked. */
+static mf_status mf_op_tensors(const mf_model *m, size_t op, int field, int32_t lowest, mf_fb_vector *vec)
+{
+    uint32_t i;
+    mf_status status = mf_fb_vector_field(&m->fb, op, field, 4, vec);
+    if (status != MF_OK) {
+        return status;
+    }
+    for (i = 0; i < vec->count; ++i) {
+        const int32_t index = mf_fb_i32(&m->fb, vec->data + 4 * (size_t)i);
+        if (index < lowest || index >= (int32_t)m->tensors.count) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    return MF_OK;
+}
+
+/* The kernel, options and tensor views of operator `index`. */
+static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel **kernel, mf_op *op,
+                             mf_tensor *inputs, mf_tensor *outputs, int32_t *builtin, mf_fault *fault)
+{
+    const mf_fb *fb = &m->fb;
+    size_t table;
+    size_t opcode;
+    uint32_t opcode_index = 0;
+    uint8_t deprecated = 0;
+    int32_t code = 0;
+    mf_fb_vector in;
+    mf_fb_vector out;
+    uint32_t i;
+    size_t pos;
+    mf_status status = mf_fb_vector_table(fb, &m->operators, index, &table);
+    if (status == MF_OK) {
+        status = mf_fb_read_i32(fb, table, OP_OPCODE_INDEX, 0, (int32_t *)&opcode_index);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_table(fb, &m->opcodes, opcode_index, &opcode);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_read_u8(fb, opcode, OPCODE_DEPRECATED_BUILTIN, 0, &deprecated);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_read_i32(fb, opcode, OPCODE_BUILTIN, 0, &code);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_read_i32(fb, opcode, OPCODE_VERSION, 1, &op->version);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    /* The schema keeps codes below 127 in the deprecated int8 field; the larger of the two wins. */
+    *builtin = code > (int32_t)(int8_t)deprecated ? code : (int32_t)(int8_t)deprecated;
+    *kernel = mf_find_kernel(*builtin);
+    if (*kernel == NULL) {
+        if (fault != NULL) {
+            fault->name = mf_op_name(*builtin);
+        }
+        return MF_ERR_UNSUPPORTED_OP;
+    }
+    status = mf_op_tensors(m, table, OP_INPUTS, -1, &in);
+    if (status == MF_OK) {
+        status = mf_op_tensors(m, table, OP_OUTPUTS, 0, &out);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_table_field(fb, table, OP_BUILTIN_OPTIONS, &pos);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    if (in.count > MF_MAX_OP_TENSORS || out.count > MF_MAX_OUTPUTS) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    op->options.base = fb->base;
+    op->options.size = fb->size;
+    op->options.table = pos;
+    op->inputs = inputs;
+    op->input_count = (int32_t)in.count;
+    op->outputs = outputs;
+    op->output_count = (int32_t)out.count;
+    op->scratch = NULL;
+    for (i = 0; i < in.count && status == MF_OK; ++i) {
+        status = mf_view(m, mf_fb_i32(fb, in.data + 4 * (size_t)i), &inputs[i]);
+    }
+    for (i = 0; i < out.count && status == MF_OK; ++i) {
+        status = mf_view(m, mf_fb_i32(fb, out.data + 4 * (size_t)i), &outputs[i]);
+        if (status == MF_OK && outputs[i].is_constant) {
+            status = MF_ERR_BAD_MODEL; /* an op may never write into the model */
+        }
+    }
+    return status;
+}
+
+/* Tensor index of element i of an int32 vector. */
+static int32_t mf_index_at(const mf_model *m, const mf_fb_vector *vec, uint32_t i)
+{
+    return mf_fb_i32(&m->fb, vec->data + 4 * (size_t)i);
+}
+
+static void mf_touch(mf_plan_entry *plan, int32_t tensor, int16_t op)
+{
+    mf_plan_entry *e = &plan[plan[tensor].root];
+    if (e->first == INT16_MAX || op < e->first) {
+        e->first = op;
+    }
+    if (op > e->last) {
+        e->last = op;
+    }
+}
+
+/* Lifetimes of every buffer from the graph, following reshape-like aliases. */
+static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *scratch_bytes, mf_fault *fault)
+{
+    const mf_fb *fb = &m->fb;
+    uint32_t t;
+    uint32_t i;
+    mf_status status = MF_OK;
+    for (t = 0; t < m->tensors.count; ++t) {
+        plan[t].first = INT16_MAX;
+        plan[t].last = -1;
+        plan[t].root = (int16_t)t;
+        plan[t].order = -1;
+    }
+    for (i = 0; i < m->inputs.count; ++i) {
+        mf_touch(plan, mf_index_at(m, &m->inputs, i), -1);
+    }
+    for (i = 0; i < m->operators.count && status == MF_OK; ++i) {
+        size_t table;
+        mf_fb_vector in;
+        mf_fb_vector out;
+        uint32_t k;
+        const mf_kernel *kernel;
+        mf_op op;
+        int32_t builtin;
+        mf_tensor inputs[MF_MAX_OP_TENSORS];
+        mf_tensor outputs[MF_MAX_OUTPUTS];
+        size_t scratch = 0;
+        fault->op_index = (int32_t)i;
+        status = mf_op_views(m, i, &kernel, &op, inputs, outputs, &builtin, fault);
+        if (status == MF_OK) {
+            status = kernel->prepare(&op, &scratch);
+        }
+        if (status != MF_OK) {
+            if (status == MF_ERR_UNSUPPORTED_TYPE && fault->name[0] == '\0') {
+                fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
+            }
+            return status;
+        }
+        if (scratch > 0x7FFFFFFFu) {
+            return MF_ERR_UNSUPPORTED_PARAM;
+        }
+        if (scratch > *scratch_bytes) {
+            *scratch_bytes = (uint32_t)scratch;
+        }
+        mf_fb_vector_table(fb, &m->operators, i, &table);
+        mf_op_tensors(m, table, OP_INPUTS, -1, &in);
+        mf_op_tensors(m, table, OP_OUTPUTS, 0, &out);
+        if ((kernel->flags & MF_KERNEL_ALIAS) != 0 && in.count > 0 && out.count > 0 && !inputs[0].is_constant) {
+            const int32_t source = mf_index_at(m, &in, 0);
+            const int32_t target = mf_index_at(m, &out, 0);
+            if (source >= 0 && plan[target].root == target && plan[target].first == INT16_MAX) {
+                plan[target].root = plan[source].root;
+            }
+        }
+        for (k = 0; k < in.count; ++k) {
+            const int32_t index = mf_index_at(m, &in, k);
+            if (index >= 0) {
+                mf_touch(plan, index, (int16_t)i);
+            }
+        }
+        for (k = 0; k < out.count; ++k) {
+            mf_touch(plan, mf_index_at(m, &out, k), (int16_t)i);
+        }
+    }
+    fault->op_index = -1;
+    for (i = 0; i < m->outputs.count; ++i) {
+        mf_touch(plan, mf_index_at(m, &m->outputs, i), (int16_t)m->operators.count);
+    }
+    return status;
+}
+
+/* Bytes of a non-constant tensor's buffer; 0 for constants. */
+static mf_status mf_storage_bytes(const mf_model *m, uint32_t t, size_t *bytes)
+{
+    mf_tensor view;
+    size_t table;
+    const uint8_t *data;
+    size_t data_size;
+    mf_status status = mf_fb_vector_table(&m->fb, &m->tensors, t, &table);
+    if (status == MF_OK) {
+        status = mf_read_shape(&m->fb, table, &view, bytes);
+    }
+    if (status == MF_OK) {
+        status = mf_read_buffer(m, table, &data, &data_size);
+    }
+    if (status == MF_OK && data != NULL) {
+        *bytes = 0;
+    }
+    return status;
+}
+
+static int mf_overlaps(const mf_plan_entry *a, const mf_plan_entry *b) { return a->first <= b->last && b->first <= a->last; }
+
+/*
+ * Greedy placement (largest buffer first, each at the lowest offset free over
+ * its whole lifetime), the strategy of TFLM's GreedyMemoryPlanner. Offsets go
+ * into tensor_offsets; returns the activation peak.
+ */
+static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t *sizes, int16_t count, size_t *peak)
+{
+    int16_t i;
+    int16_t j;
+    *peak = 0;
+    /* Insertion sort of the buffer order by size, then first use: deterministic. */
+    for (i = 1; i < count; ++i) {
+        const int16_t key = plan[i].order;
+        j = (int16_t)(i - 1);
+        while (j >= 0 && (sizes[plan[j].order] < sizes[key] ||
+                          (sizes[plan[j].order] == sizes[key] && plan[plan[j].order].first > plan[key].first))) {
+            plan[j + 1].order = plan[j].order;
+            --j;
+        }
+        plan[j + 1].order = key;
+    }
+    for (i = 0; i < count; ++i) {
+        const int16_t b = plan[i].order;
+        const size_t size = mf_align_up(sizes[b]);
+        size_t offset = 0;
+        int moved = 1;
+        while (moved) {
+            moved = 0;
+            for (j = 0; j < i; ++j) {
+                const int16_t other = plan[j].order;
+                const size_t other_offset = m->tensor_offsets[other];
+                const size_t other_end = other_offset + mf_align_up(sizes[other]);
+                if (mf_overlaps(&plan[b], &plan[other]) && offset < other_end && other_offset < offset + size) {
+                    offset = other_end;
+                    moved = 1;
+                }
+            }
+        }
+        if (offset + size > 0xFFFFFFF0u) {
+            return MF_ERR_ARENA_TOO_SMALL;
+        }
+        m->tensor_offsets[b] = (uint32_t)offset;
+        if (offset + size > *peak) {
+            *peak = offset + size;
+        }
+    }
+    return MF_OK;
+}
+
+static mf_status mf_read_graph(mf_model *m)
+{
+    const mf_fb *fb = &m->fb;
+    size_t root;
+    size_t subgraph;
+    mf_fb_vector subgraphs;
+    uint32_t version = 0;
+    uint32_t i;
+    mf_status status = mf_fb_table_at(fb, 0, &root);
+    if (status == MF_OK) {
+        status = mf_fb_read_i32(fb, root, MODEL_VERSION, 0, (int32_t *)&version);
+    }
+    if (status == MF_OK && version != MF_SCHEMA_VERSION) {
+        status = MF_ERR_BAD_MODEL;
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, root, MODEL_OPERATOR_CODES, 4, &m->opcodes);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, root, MODEL_BUFFERS, 4, &m->buffers);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, root, MODEL_SUBGRAPHS, 4, &subgraphs);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_table(fb, &subgraphs, 0, &subgraph);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, subgraph, SUBGRAPH_TENSORS, 4, &m->tensors);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, subgraph, SUBGRAPH_OPERATORS, 4, &m->operators);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, subgraph, SUBGRAPH_INPUTS, 4, &m->inputs);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(fb, subgraph, SUBGRAPH_OUTPUTS, 4, &m->outputs);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    if (m->tensors.count > MF_MAX_GRAPH_SIZE || m->operators.count >= MF_MAX_GRAPH_SIZE) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    for (i = 0; i < m->inputs.count; ++i) {
+        if (mf_index_at(m, &m->inputs, i) < 0 || mf_index_at(m, &m->inputs, i) >= (int32_t)m->tensors.count) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    for (i = 0; i < m->outputs.count; ++i) {
+        if (mf_index_at(m, &m->outputs, i) < 0 || mf_index_at(m, &m->outputs, i) >= (int32_t)m->tensors.count) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    return MF_OK;
+}
+
+/*
+ * Plans every tensor's storage in `work` (the arena after the tables). The
+ * planning records sit where activations will go, so the arena needed is the
+ * larger of the two; on success tensor_offsets and arena_used are final.
+ */
+static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault *fault)
+{
+    const uint32_t slots = m->tensors.count + 1u; /* every tensor, then the shared scratch buffer */
+    const size_t plan_bytes = mf_align_up(slots * sizeof(mf_plan_entry));
+    const size_t planning_bytes = plan_bytes + slots * sizeof(uint32_t);
+    const size_t header = (size_t)(work - (uint8_t *)m);
+    mf_plan_entry *plan = (mf_plan_entry *)(void *)work;
+    uint32_t *sizes = (uint32_t *)(void *)(work + plan_bytes);
+    size_t peak = 0;
+    int16_t count = 0;
+    uint32_t t;
+    mf_status status;
+    if (planning_bytes > work_size) {
+        fault->arena_needed = header + planning_bytes;
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    status = mf_lifetimes(m, plan, &m->scratch_bytes, fault);
+    for (t = 0; t < m->tensors.count && status == MF_OK; ++t) {
+        size_t bytes = 0;
+        m->tensor_offsets[t] = MF_NO_STORAGE;
+        status = mf_storage_bytes(m, t, &bytes);
+        sizes[t] = (uint32_t)bytes;
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    for (t = 0; t < m->tensors.count; ++t) { /* an alias root holds its largest view */
+        const int16_t root = plan[t].root;
+        if (root != (int16_t)t && sizes[t] > sizes[root]) {
+            sizes[root] = sizes[t];
+        }
+    }
+    plan[slots - 1].first = 0;
+    plan[slots - 1].last = (int16_t)m->operators.count;
+    plan[slots - 1].root = (int16_t)(slots - 1);
+    sizes[slots - 1] = m->scratch_bytes;
+    m->tensor_offsets[slots - 1] = MF_NO_STORAGE;
+    for (t = 0; t < slots; ++t) {
+        if (plan[t].root == (int16_t)t && plan[t].last >= plan[t].first && sizes[t] > 0) {
+            plan[count++].order = (int16_t)t;
+        }
+    }
+    status = mf_place(m, plan, sizes, count, &peak);
+    if (status != MF_OK) {
+        return status;
+    }
+    for (t = 0; t < m->tensors.count; ++t) {
+        if (plan[t].root != (int16_t)t) {
+            m->tensor_offsets[t] = m->tensor_offsets[plan[t].root];
+        }
+    }
+    m->arena_used = header + (peak > planning_bytes ? peak : planning_bytes);
+    if (peak > work_size) {
+        fault->arena_needed = m->arena_used;
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    m->activations = work;
+    return MF_OK;
+}
+
+mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
+                  mf_fault *fault)
+{
+    mf_fault local_fault;
+    uint8_t *start;
+    size_t usable;
+    size_t header;
+    mf_model *m;
+    mf_status status;
+    if (fault == NULL) {
+        fault = &local_fault;
+    }
+    mf_set_fault(fault, -1, -1, "");
+    fault->arena_needed = 0;
+    if (model != NULL) {
+        *model = NULL;
+    }
+    if (model_data == NULL || arena == NULL || model == NULL || ((uintptr_t)model_data % 8u) != 0) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    start = (uint8_t *)arena + (mf_align_up((uintptr_t)arena) - (uintptr_t)arena);
+    usable = arena_size - (size_t)(start - (uint8_t *)arena);
+    if (arena_size < (size_t)(start - (uint8_t *)arena) + sizeof(mf_model)) {
+        fault->arena_needed = sizeof(mf_model) + MF_ALIGN;
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    m = (mf_model *)(void *)start;
+    memset(m, 0, sizeof *m);
+    m->fb.base = model_data;
+    m->fb.size = model_size;
+    status = mf_read_graph(m);
+    if (status != MF_OK) {
+        return status;
+    }
+    header = mf_align_up(sizeof(mf_model)) + mf_align_up((m->tensors.count + 1u) * sizeof(uint32_t));
+    if (header > usable) {
+        fault->arena_needed = header + (size_t)(start - (uint8_t *)arena);
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    m->tensor_offsets = (uint32_t *)(void *)(start + mf_align_up(sizeof(mf_model)));
+    status = mf_plan(m, start + header, usable - header, fault);
+    if (status == MF_ERR_ARENA_TOO_SMALL && fault->arena_needed != 0) {
+        fault->arena_needed += (size_t)(start - (uint8_t *)arena);
+    }
+    if (status != MF_OK) {
+        m->activations = NULL;
+        return status;
+    }
+    m->arena_used += (size_t)(start - (uint8_t *)arena);
+    *model = m;
+    return MF_OK;
+}
+
+mf_status mf_invoke(mf_model *model)
+{
+    uint32_t i;
+    if (model == NULL || model->activations == NULL) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    for (i = 0; i < model->operators.count; ++i) {
+        const mf_kernel *kernel;
+        mf_op op;
+        int32_t builtin;
+        mf_tensor inputs[MF_MAX_OP_TENSORS];
+        mf_tensor outputs[MF_MAX_OUTPUTS];
+        mf_status status = mf_op_views(model, i, &kernel, &op, inputs, outputs, &builtin, NULL);
+        if (status != MF_OK) {
+            return status;
+        }
+        if (model->scratch_bytes > 0) {
+            op.scratch = model->activations + model->tensor_offsets[model->tensors.count];
+        }
+        status = kernel->eval(&op);
+        if (status != MF_OK) {
+            return status;
+        }
+    }
+    return MF_OK;
+}
+
+size_t mf_input_count(const mf_model *model) { return model != NULL ? model->inputs.count : 0; }
+
+size_t mf_output_count(const mf_model *model) { return model != NULL ? model->outputs.count : 0; }
+
+static mf_status mf_io_info(const mf_model *m, const mf_fb_vector *io, size_t index, mf_tensor_info *info)
+{
+    mf_tensor view;
+    size_t table;
+    mf_fb_vector shape;
+    size_t bytes;
+    int32_t tensor;
+    mf_status status;
+    if (m == NULL || info == NULL || index >= io->count) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    tensor = mf_index_at(m, io, (uint32_t)index);
+    status = mf_view(m, tensor, &view);
+    if (status == MF_OK) {
+        status = mf_fb_vector_table(&m->fb, &m->tensors, (uint32_t)tensor, &table);
+    }
+    if (status == MF_OK) {
+        status = mf_fb_vector_field(&m->fb, table, TENSOR_SHAPE, 4, &shape);
+    }
+    if (status == MF_OK) {
+        status = mf_read_shape(&m->fb, table, &view, &bytes);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    info->data = view.data;
+    info->dims = (const int32_t *)(const void *)(m->fb.base + shape.data);
+    info->rank = view.rank;
+    info->type = view.type;
+    info->scale = view.scale;
+    info->zero_point = view.zero_point;
+    info->bytes = bytes;
+    return MF_OK;
+}
+
+mf_status mf_input(const mf_model *model, size_t index, mf_tensor_info *info)
+{
+    return model != NULL ? mf_io_info(model, &model->inputs, index, info) : MF_ERR_BAD_ARGUMENT;
+}
+
+mf_status mf_output(const mf_model *model, size_t index, mf_tensor_info *info)
+{
+    return model != NULL ? mf_io_info(model, &model->outputs, index, info) : MF_ERR_BAD_ARGUMENT;
+}
+
+size_t mf_arena_used(const mf_model *model) { return model != NULL ? model->arena_used : 0; }
+
+const char *mf_status_name(mf_status status)
+{
+    static const char *const names[MF_STATUS_COUNT] = {
+        "MF_OK", "MF_ERR_BAD_ARGUMENT", "MF_ERR_BAD_MODEL", "MF_ERR_UNSUPPORTED_OP",
+        "MF_ERR_UNSUPPORTED_TYPE", "MF_ERR_UNSUPPORTED_PARAM", "MF_ERR_ARENA_TOO_SMALL",
+    };
+    return (unsigned)status < MF_STATUS_COUNT ? names[status] : "MF_ERR_UNKNOWN";
+}
