@@ -15,6 +15,7 @@ from mcuforge.errors import MCUForgeError
 
 COMMAND_MODULES = (
     "mcuforge.train.cli",
+    "mcuforge.compress.cli",
     "mcuforge.deploy.cli",
     "mcuforge.firmware.cli_firmware",
 )

@@ -183,7 +183,7 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class CompressSpec:
-    steps: list[str] = spec_field([], help="ordered compression steps")
+    steps: list[str] = spec_field(["distill", "prune", "quantize"], help="ordered compression steps")
     max_accuracy_drop: float | None = spec_field(None, min=0.0, max=1.0)
     options: dict = spec_field({}, help="per-step options, keyed by step name")
 
@@ -216,10 +216,12 @@ def parse_spec(data: Any, source: str = "spec") -> Spec:
         raise MCUForgeError(
             f"name: expected lower-case letters, digits, '-' or '_' (at most 64). Received: {spec.name!r}"
         )
+    from mcuforge.compress.pipeline import parse_recipe
     from mcuforge.train import datasets, zoo
 
     datasets.parse_options(spec.data.dataset, spec.data.options)
     zoo.check_arch(spec.model.arch, spec.model.options)
+    parse_recipe(spec.compress)
     return spec
 
 

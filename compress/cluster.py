@@ -1,0 +1,82 @@
+"""Weight clustering with tfmot, exported with TFLM's look-up-table compression.
+
+Clustering leaves each layer with k distinct float weights; per-channel int8
+quantization then gives each output channel at most k distinct int8 values. TFLM's
+LUT compression (`tflite_micro.tensorflow.lite.micro.compression`) stores such a
+tensor as ceil(log2 k)-bit indices plus a small value table per channel and
+inserts a DECODE op that expands it into the arena at run time: flash shrinks,
+the arithmetic (and so the outputs) stays exactly the same.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.spec import spec_field
+
+WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+MAX_INDEX_BITS = 7  # the compressor's limit: wider indices save nothing over int8
+
+
+@dataclass(frozen=True)
+class ClusterOptions(TrainingOptions):
+    clusters: int = spec_field(16, min=2, max=128, help="distinct weights per layer (k)")
+    learning_rate: float = spec_field(1e-4, min_exclusive=0.0, max=10.0)
+
+
+def cluster(model, options: ClusterOptions, context: Context):
+    """Cluster every clusterable layer's weights into k centroids, fine-tune, strip the wrappers."""
+    import tensorflow_model_optimization as tfmot
+
+    clustering = tfmot.clustering.keras
+    kwargs = {"preserve_sparsity": True} if "prune" in context.done else {}
+    clustered = clustering.cluster_weights(
+        model, number_of_clusters=options.clusters, cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS, **kwargs
+    )
+    fine_tune(clustered, context, options)
+    return clustering.strip_clustering(clustered)
+
+
+def _lut_candidates(data: bytes):
+    """(tensor index, index bits, channel axis) of the int8 weight tensors LUT compression shrinks."""
+    from mcuforge.deploy.tflite_model import parse_tflite
+
+    graph = parse_tflite(data).main
+    seen = set()
+    for op in graph.operators:
+        if op.opcode not in WEIGHT_OPS:
+            continue
+        tensor = graph.tensor(op.inputs[1])
+        if tensor is None or not tensor.is_constant or tensor.dtype != "int8" or tensor.index in seen:
+            continue
+        seen.add(tensor.index)
+        axis = tensor.quantization.quantized_dimension if tensor.quantization else 0
+        values = tensor.array()
+        channels = values.shape[axis]
+        distinct = max(len(np.unique(np.take(values, c, axis=axis))) for c in range(channels))
+        bits = max(1, math.ceil(math.log2(distinct)))
+        compressed = math.ceil(values.size * bits / 8) + channels * 2**bits
+        if bits <= MAX_INDEX_BITS and compressed < values.size:
+            yield tensor.index, bits, axis
+
+
+def lut_compress(data: bytes) -> bytes | None:
+    """The model with every weight tensor that gains LUT-compressed, or None when none gains."""
+    from tflite_micro.tensorflow.lite.micro import compression
+    from tflite_micro.tensorflow.lite.micro.compression import spec as lut_spec
+
+    builder = compression.SpecBuilder()
+    candidates = list(_lut_candidates(data))
+    if not candidates:
+        return None
+    for index, bits, axis in candidates:
+        builder.add_tensor(subgraph=0, tensor=index).with_lut(index_bitwidth=bits, mode=lut_spec.PerChannel(axis))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the value tables are accounted for in the size estimate above
+        compressed = bytes(compression.compress(data, builder.build()))
+    return compressed if len(compressed) < len(data) else None

@@ -1,0 +1,315 @@
+"""The compress stage: the spec's steps applied in order, each measured on what the device gets.
+
+After every step the model is converted to int8 (deploy's converter: calibrated,
+or from the QAT ranges), run through the TFLM host interpreter on the test
+split, and sized: parameters and non-zero parameters of the .tflite, MACs,
+int8 bytes, LUT-compressed bytes and the measured arena. Output, written
+atomically to build/<name>/compress/: the final `model.keras`, one .tflite per
+step, `steps.json` and `pareto.png`. A step that loses more than
+`compress.max_accuracy_drop` stops the run and leaves the last good output as it
+was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcuforge.artifacts import atomic_output_dir, write_json_atomic
+from mcuforge.compress.channel_prune import ChannelPruneOptions, channel_prune
+from mcuforge.compress.cluster import ClusterOptions, cluster, lut_compress
+from mcuforge.compress.common import Context
+from mcuforge.compress.distill import DistillOptions, check_teacher, distill, labels_only
+from mcuforge.compress.prune import PruneOptions, layer_sparsity, prune
+from mcuforge.compress.quantize import QuantizeOptions, quantize
+from mcuforge.errors import MCUForgeError
+from mcuforge.spec import CompressSpec, Spec, parse_dataclass, to_dict
+from mcuforge.train.datasets import ANOMALY
+from mcuforge.train.zoo import RECONSTRUCTION_ARCHS
+
+MODEL_FILE = "model.keras"
+STEPS_FILE = "steps.json"
+PARETO_FILE = "pareto.png"
+
+
+@dataclass(frozen=True)
+class Step:
+    options: type
+    apply: Callable
+
+
+STEPS: dict[str, Step] = {
+    "distill": Step(DistillOptions, distill),
+    "channel_prune": Step(ChannelPruneOptions, channel_prune),
+    "prune": Step(PruneOptions, prune),
+    "cluster": Step(ClusterOptions, cluster),
+    "quantize": Step(QuantizeOptions, quantize),
+}
+
+# Steps that must come before another, and why the other order cannot work.
+_ORDER_RULES = [
+    ("distill", "channel_prune", "distillation trains a fresh student, discarding the channels pruned before it"),
+    ("distill", "prune", "distillation trains a fresh student, discarding the pruning before it"),
+    ("distill", "cluster", "distillation trains a fresh student, discarding the clusters before it"),
+    ("distill", "quantize", "distillation trains a fresh float student, discarding the quantization before it"),
+    ("channel_prune", "prune", "channel pruning rebuilds and fine-tunes a dense model, losing the zeros"),
+    ("channel_prune", "cluster", "channel pruning rebuilds and fine-tunes a dense model, losing the clusters"),
+    ("prune", "cluster", "pruning after clustering breaks the shared weights (cluster keeps the zeros of an earlier prune)"),
+    ("channel_prune", "quantize", "tfmot cannot rebuild a quantization-aware model"),
+    ("prune", "quantize", "tfmot cannot prune a quantization-aware model (quantize after pruning keeps the zeros)"),
+    ("cluster", "quantize", "tfmot cannot cluster a quantization-aware model (quantize after clustering keeps the clusters)"),
+]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The validated steps, each with its options dataclass."""
+
+    steps: tuple[tuple[str, Any], ...]
+    max_accuracy_drop: float | None
+
+
+def parse_recipe(spec: CompressSpec) -> Recipe:
+    """Check step names, order and per-step options; every error names the field, value and fix."""
+    names = list(spec.steps)
+    for i, name in enumerate(names):
+        if name not in STEPS:
+            raise MCUForgeError(f"compress.steps[{i}]: expected one of {', '.join(STEPS)}. Received: {name!r}")
+        if name in names[:i]:
+            raise MCUForgeError(f"compress.steps[{i}]: step {name!r} appears twice; give each step once")
+    for first, then, why in _ORDER_RULES:
+        if first in names and then in names and names.index(then) < names.index(first):
+            raise MCUForgeError(
+                f"compress.steps: {first} after {then} cannot work: {why}. Put {first} before {then}. Received: {names}"
+            )
+    for key in spec.options:
+        if key not in names:
+            raise MCUForgeError(
+                f"compress.options.{key}: no step {key!r} in compress.steps {names}: add the step or remove its options"
+            )
+    steps = tuple(
+        (name, parse_dataclass(STEPS[name].options, spec.options.get(name) or {}, f"compress.options.{name}")) for name in names
+    )
+    return Recipe(steps, spec.max_accuracy_drop)
+
+
+@dataclass
+class CompressResult:
+    """Where the stage wrote its output, and the measured rows (float, trained int8, each step)."""
+
+    directory: Path
+    metric: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _metric_name(task: str) -> str:
+    return "auc" if task == ANOMALY else "accuracy"
+
+
+def _nonzero_constants(data: bytes) -> int:
+    """Non-zero values among the constant inputs of every op (the figure beside the report's parameters)."""
+    from mcuforge.deploy.tflite_model import parse_tflite
+
+    graph = parse_tflite(data).main
+    constants = {i for op in graph.operators for i in op.inputs if i >= 0 and graph.tensors[i].is_constant}
+    return int(sum(np.count_nonzero(graph.tensors[i].array()) for i in constants))
+
+
+def _emulate(data: bytes, x: np.ndarray) -> np.ndarray:
+    """Raw outputs of TFLM on every sample of `x` (float samples quantized at the input)."""
+    from mcuforge.deploy.tflite_model import parse_tflite
+    from mcuforge.deploy.tflm import Emulator, prepare_input
+
+    emulator = Emulator(parse_tflite(data), data)
+    return emulator.run(prepare_input(x, emulator.inputs[0], "test split"))[0]
+
+
+def _score(data: bytes, raw: np.ndarray, context: Context) -> float:
+    from mcuforge.deploy.tflite_model import parse_tflite
+    from mcuforge.deploy.tflm import dequantize
+    from mcuforge.train.trainer import score_predictions
+
+    data_set = context.dataset
+    output = parse_tflite(data).main.output_tensors[0]
+    shape = data_set.x_test.shape if data_set.task == ANOMALY else (len(raw), -1)
+    predictions = dequantize(raw, output).reshape(shape)
+    scores = score_predictions(data_set.task, predictions, data_set.x_test, data_set.y_test, data_set.class_names)
+    return float(scores[_metric_name(data_set.task)])
+
+
+def measure(model, context: Context, out_dir: Path, label: str) -> dict[str, Any]:
+    """Convert `model` to int8, run it in TFLM on the test split, and size it; writes <label>.tflite.
+
+    `label` is "<index>_<step>": the index keeps the files in the order of the steps.
+    """
+    from mcuforge.deploy.convert import convert_model, is_quantization_aware, representative_sample
+    from mcuforge.deploy.report import build_report
+
+    spec, data_set = context.spec, context.dataset
+    qat = is_quantization_aware(model)
+    calibration = None if qat else representative_sample(data_set.x_train, spec.deploy.representative_samples, spec.data.seed)
+    data = convert_model(model, calibration)
+    path = out_dir / f"{label}.tflite"
+    path.write_bytes(data)
+    report = build_report(path)
+    raw = _emulate(data, data_set.x_test)
+    row = {
+        "step": label.split("_", 1)[1],
+        "metric": _score(data, raw, context),
+        "quantization_aware": qat,
+        "parameters": report.parameters,
+        "nonzero_parameters": _nonzero_constants(data),
+        "macs": report.macs,
+        "int8_bytes": len(data),
+        "compressed_bytes": len(data),
+        "arena_bytes": report.arena_measured_bytes,
+        "tflite": path.name,
+    }
+    compressed = lut_compress(data)
+    if compressed is not None:
+        lut_path = out_dir / f"{label}_lut.tflite"
+        lut_path.write_bytes(compressed)
+        row.update(
+            compressed_bytes=len(compressed),
+            compressed_tflite=lut_path.name,
+            compressed_outputs_differing=int(np.sum(np.any(_emulate(compressed, data_set.x_test) != raw, axis=tuple(range(1, raw.ndim))))),
+        )
+    return row
+
+
+def float_row(model, context: Context) -> dict[str, Any]:
+    """The float Keras model: its test metric and float .tflite size, for the Pareto plot."""
+    from mcuforge.train.profile import model_macs
+    from mcuforge.train.trainer import evaluate_keras, float_tflite_bytes
+
+    weights = [w for layer in model.layers for w in layer.get_weights()]
+    return {
+        "step": "float",
+        "metric": float(evaluate_keras(model, context.dataset)["test"][_metric_name(context.dataset.task)]),
+        "parameters": int(model.count_params()),
+        "nonzero_parameters": int(sum(np.count_nonzero(w) for w in weights)),
+        "macs": model_macs(model),
+        "float_bytes": len(float_tflite_bytes(model)),
+    }
+
+
+def _channels(model) -> dict[str, int]:
+    import tf_keras
+
+    L = tf_keras.layers
+    return {
+        layer.name: int(layer.output_shape[-1])
+        for layer in model.layers
+        if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)
+    }
+
+
+def _details(name: str, before, after) -> dict[str, Any]:
+    """What a step changed beyond the common figures."""
+    if name == "prune":
+        return {"layer_sparsity": layer_sparsity(after)}
+    if name == "channel_prune":
+        return {"channels_before": _channels(before), "channels_after": _channels(after)}
+    return {}
+
+
+def _check_drop(recipe: Recipe, previous: dict, row: dict, metric: str, out_dir: Path) -> None:
+    limit = recipe.max_accuracy_drop
+    if limit is None:
+        return
+    drop = previous["metric"] - row["metric"]
+    if drop > limit:
+        raise MCUForgeError(
+            f"compress step {row['step']} lost {drop:.4f} {metric} ({previous['metric']:.4f} -> {row['metric']:.4f}), "
+            f"more than compress.max_accuracy_drop={limit}; stopped, the last good output in {out_dir} is kept. "
+            f"Give the step more epochs, make it gentler, or raise max_accuracy_drop"
+        )
+
+
+def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
+    """Accuracy against flash bytes: float model, trained int8, every step, the final model highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    chained = [r for r in rows if not r.get("side")]
+    for row in rows:
+        flash = row.get("compressed_bytes", row.get("float_bytes"))
+        final = row is chained[-1]
+        marker = "*" if final else ("s" if row.get("side") else "o")
+        ax.scatter(flash, row["metric"], s=160 if final else 50, marker=marker, zorder=3)
+        ax.annotate(row["step"] + (" (final)" if final else ""), (flash, row["metric"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    path_points = [(r.get("compressed_bytes", r.get("float_bytes")), r["metric"]) for r in chained]
+    ax.plot(*zip(*path_points), color="grey", alpha=0.4, zorder=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("flash bytes (.tflite, LUT-compressed where smaller)")
+    ax.set_ylabel(f"test {metric} (int8 through TFLM; float for 'float')")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _load_teacher(options: DistillOptions, trained, context: Context):
+    from mcuforge.train.trainer import load_model
+
+    teacher = load_model(options.teacher) if options.teacher else trained
+    check_teacher(teacher, context.dataset.num_classes, options.teacher or "(the spec's trained model)")
+    return teacher
+
+
+def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] = lambda _: None) -> CompressResult:
+    """Run the spec's compression recipe on its trained model; write build/<name>/compress/ atomically."""
+    from mcuforge.train.trainer import MODEL_FILE as TRAINED_MODEL, load_dataset, load_model, train
+
+    recipe = parse_recipe(spec.compress)
+    if not recipe.steps:
+        raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
+    if "distill" in dict(recipe.steps) and spec.model.arch in RECONSTRUCTION_ARCHS:
+        raise MCUForgeError(f"compress.steps: distill needs a classifier; model.arch {spec.model.arch!r} reconstructs its input")
+    train_dir = spec.build_dir(root) / "train"
+    if not (train_dir / TRAINED_MODEL).exists():
+        log(f"no trained model in {train_dir}: training it first")
+        train(spec, train_dir)
+    context = Context(spec, load_dataset(spec))
+    model = load_model(train_dir / TRAINED_MODEL)
+    options = dict(recipe.steps)
+    teacher = _load_teacher(options["distill"], model, context) if "distill" in options else None
+    metric = _metric_name(context.dataset.task)
+    out_dir = spec.build_dir(root) / "compress"
+    result = CompressResult(out_dir, metric)
+    with atomic_output_dir(out_dir) as staging:
+        result.rows.append(float_row(model, context))
+        result.rows.append(measure(model, context, staging, "0_trained"))
+        log(f"trained model: int8 {metric} {result.rows[-1]['metric']:.4f}")
+        for index, (name, step_options) in enumerate(recipe.steps, start=1):
+            log(f"step {index}: {name}")
+            before = model
+            model = STEPS[name].apply(teacher if name == "distill" else model, step_options, context)
+            context = Context(spec, context.dataset, context.done + (name,))
+            row = measure(model, context, staging, f"{index}_{name}")
+            row.update(_details(name, before, model))
+            _check_drop(recipe, _last_chained(result.rows), row, metric, out_dir)
+            result.rows.append(row)
+            log(f"step {index}: {name}: int8 {metric} {row['metric']:.4f}")
+            if name == "distill" and step_options.compare_with_labels_only:
+                baseline = measure(labels_only(step_options, context), context, staging, f"{index}_distill_labels_only")
+                baseline.update(step="distill (labels only)", side=True)
+                result.rows.append(baseline)
+        model.save(staging / MODEL_FILE)
+        write_json_atomic(
+            staging / STEPS_FILE,
+            {"spec": spec.name, "metric": metric, "recipe": [[n, to_dict(o)] for n, o in recipe.steps], "rows": result.rows},
+        )
+        plot_pareto(result.rows, metric, staging / PARETO_FILE)
+    return result
+
+
+def _last_chained(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return [r for r in rows if not r.get("side")][-1]

@@ -1,0 +1,81 @@
+"""Magnitude pruning with tfmot: unstructured to a target sparsity, or 2:4 structured.
+
+Zeros alone save no flash, RAM or time on a microcontroller (TFLM stores and
+multiplies dense tensors); they pay off when the pruned model is clustered or
+compressed afterwards, or on kernels that skip them. channel_prune.py is the
+step that makes layers smaller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.errors import MCUForgeError
+from mcuforge.spec import spec_field
+
+UNSTRUCTURED = "unstructured"
+TWO_FOUR = "2:4"
+
+
+@dataclass(frozen=True)
+class PruneOptions(TrainingOptions):
+    sparsity: float = spec_field(0.5, min=0.0, help="final fraction of zero weights, in [0, 1)")
+    pattern: str = spec_field(UNSTRUCTURED, choices=(UNSTRUCTURED, TWO_FOUR))
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sparsity < 1.0:
+            raise MCUForgeError(
+                f"compress.options.prune.sparsity: expected a value >= 0 and < 1 (1 would remove every weight). "
+                f"Received: {self.sparsity!r}"
+            )
+
+
+def _supports_two_four(layer) -> bool:
+    """tfmot's m-by-n sparsity covers Conv2D and Dense kernels, not depthwise ones."""
+    import tf_keras
+
+    L = tf_keras.layers
+    return isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)
+
+
+def prune(model, options: PruneOptions, context: Context):
+    """Prune and fine-tune `model`; returns it with the pruning wrappers stripped."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    sparsity = tfmot.sparsity.keras
+    data = context.dataset
+    steps_per_epoch = max(1, int(np.ceil(len(data.x_train) / context.spec.train.batch_size)))
+    end_step = max(1, steps_per_epoch * options.epochs - steps_per_epoch // 2)
+    if options.pattern == TWO_FOUR:
+        schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=max(1, steps_per_epoch // 2))
+
+        def wrap(layer):
+            if _supports_two_four(layer):
+                return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule, sparsity_m_by_n=(2, 4))
+            return layer  # reused as is, weights included
+
+        wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
+    else:
+        schedule = sparsity.PolynomialDecay(
+            initial_sparsity=0.0, final_sparsity=options.sparsity, begin_step=0, end_step=end_step, frequency=max(1, steps_per_epoch // 2)
+        )
+        wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
+    fine_tune(wrapped, context, options, callbacks=[sparsity.UpdatePruningStep()])
+    return sparsity.strip_pruning(wrapped)
+
+
+def layer_sparsity(model) -> dict[str, float]:
+    """Fraction of zeros in each Conv2D / DepthwiseConv2D / Dense kernel, by layer name."""
+    import tf_keras
+
+    L = tf_keras.layers
+    result = {}
+    for layer in model.layers:
+        if isinstance(layer, (L.Conv2D, L.Dense)):
+            kernel = layer.get_weights()[0]
+            result[layer.name] = float(np.mean(kernel == 0))
+    return result
