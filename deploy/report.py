@@ -129,6 +129,8 @@ def build_report(model_path: Path | str, target: str | None = None) -> ModelRepo
     target_spec = load_target(target) if target is not None else None  # an unknown target fails before any work
     model_path = Path(model_path)
     model = read_tflite(model_path)
+    if target_spec is not None and target_spec.accelerator is not None:
+        model.require_integer(f"target {target_spec.name}'s {target_spec.accelerator}")
     usage = Emulator(model, model_path.read_bytes()).arena_usage()
     rows = layer_rows(model)
     needed = arena_size(usage)

@@ -180,6 +180,16 @@ class TFLiteModel:
             t.dtype in ("float32", "float16") for g in self.subgraphs for op in g.operators for t in map(g.tensor, op.inputs) if t is not None
         )
 
+    def require_integer(self, why: str) -> None:
+        """Raise MCUForgeError when the model still computes in float; `why` says what needs int8."""
+        if not self.is_fully_integer:
+            floats = sorted({t.name for t in self.main.input_tensors + self.main.output_tensors if t.dtype.startswith("float")})
+            detail = f" (float tensors: {', '.join(floats[:3])})" if floats else ""
+            raise MCUForgeError(
+                f"{self.source} is not a full-integer model{detail}, but {why} runs int8 only: "
+                "convert it with `mcuforge convert` (quantization int8)"
+            )
+
 
 def read_tflite(path: Path | str) -> TFLiteModel:
     """Read and validate a .tflite file; MCUForgeError names the file and what is wrong."""
