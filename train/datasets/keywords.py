@@ -1,0 +1,412 @@
+"""Keyword spotting in the style of Speech Commands, synthesized locally (nothing is downloaded).
+
+Speakers are voice combinations of espeak-ng (English accent x voice variant,
+each with its own pitch and speed) and of the more natural flite and festival
+voices (voice x pitch x tempo). Each speaker says every keyword `repetitions`
+times, each take augmented with sox (pitch, tempo, reverb), placed in a
+one-second 16 kHz clip with a random time shift and mixed with locally
+synthesized background noise at a random SNR. `_unknown_` takes are other
+words, `_silence_` clips are noise alone, so every class has the same count.
+
+Train, validation and test speakers are disjoint voice combinations, so test
+accuracy measures generalization to voices never heard in training.
+
+Features come from the fixed-point C extractor the device runs
+(mcuforge.firmware.features): int16 log2 units scaled by `feature_scale` (in
+`notes`) to float32. Clips are cached per speaker and features per data set,
+keyed by hashes of everything that produces them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mcuforge.artifacts import write_bytes_atomic
+from mcuforge.errors import MCUForgeError
+from mcuforge.spec import spec_field
+from mcuforge.train.datasets import CLASSIFICATION, Dataset
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = SAMPLE_RATE
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+# Speech Commands' auxiliary words, spoken for the _unknown_ class.
+UNKNOWN_WORDS = [
+    "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
+    "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward", "backward", "visual",
+]
+ENGINES = ["espeak-ng", "flite", "festival"]
+ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+# espeak-ng's human-sounding voice variants (the robotic, whispering and croaking ones are left out).
+ESPEAK_VARIANTS = [
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
+    "klatt4", "Alex", "Alicia", "Andrea", "Andy", "Annie", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo",
+    "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Nguyen", "adam", "anika", "announcer", "antonio", "aunty",
+    "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "edward2", "grandma", "grandpa", "gustave",
+    "iven", "iven2", "iven3", "iven4", "john", "linda", "marcelo", "max", "michel", "miguel", "norbert", "pablo",
+    "paul", "pedro", "quincy", "rob", "robert", "sandro", "shelby", "steph", "steph2", "steph3", "travis", "victor", "zac",
+]
+FLITE_VOICES = ["kal", "kal16", "awb", "rms", "slt"]
+FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
+# Speaker-level pitch shifts (cents) and tempo factors that turn one natural voice into several speakers.
+NATURAL_PITCHES = [-400, -250, -120, 0, 120, 250, 400]
+NATURAL_TEMPOS = [0.85, 0.95, 1.05, 1.15]
+# Bump when the synthesis changes in a way the options do not show, to invalidate caches.
+SYNTHESIS_VERSION = 1
+WORD_PATTERN = re.compile(r"^[a-z][a-z' ]{0,30}$")
+
+
+@dataclass(frozen=True)
+class KeywordsOptions:
+    words: list[str] = spec_field(KEYWORDS, help="the keywords, one class each")
+    unknown_words: list[str] = spec_field(UNKNOWN_WORDS, help="other words, spoken for _unknown_")
+    engines: list[str] = spec_field(ENGINES, choices=ENGINES, help="speech synthesizers to draw speakers from")
+    speakers: int = spec_field(200, min=3, max=2000, help="number of distinct voice combinations")
+    natural_share: float = spec_field(0.3, min=0.0, max=1.0, help="share of speakers from flite/festival voices")
+    val_share: float = spec_field(0.1, min_exclusive=0.0, max=0.4, help="share of speakers held out for validation")
+    test_share: float = spec_field(0.15, min_exclusive=0.0, max=0.4, help="share of speakers held out for test")
+    repetitions: int = spec_field(4, min=1, max=100, help="augmented takes per speaker and class")
+    features: str = spec_field("mfcc", choices=("mfcc", "logmel"), help="49x10 MFCC or 49x40 log-mel frames")
+    num_mfcc: int = spec_field(10, min=1, max=13, help="cepstral coefficients per frame (features: mfcc)")
+    pitch_cents: int = spec_field(150, min=0, max=1200, help="largest sox pitch shift per take")
+    tempo_change: float = spec_field(0.12, min=0.0, max=0.5, help="largest relative sox tempo change per take")
+    reverb_probability: float = spec_field(0.4, min=0.0, max=1.0, help="share of takes with sox reverb")
+    noise_probability: float = spec_field(0.85, min=0.0, max=1.0, help="share of takes mixed with background noise")
+    snr_db_min: float = spec_field(0.0, min=-20.0, max=60.0, help="lowest speech-to-noise ratio")
+    snr_db_max: float = spec_field(30.0, min=-20.0, max=60.0, help="highest speech-to-noise ratio")
+    time_shift_ms: int = spec_field(100, min=0, max=500, help="largest random shift of the word in its clip")
+    real_eval_dir: str | None = spec_field(None, help="folder of real recordings (Speech Commands layout), evaluated separately")
+    workers: int = spec_field(2, min=1, max=32, help="parallel synthesis threads (results do not depend on it)")
+
+    def __post_init__(self):
+        for where, words in (("words", self.words), ("unknown_words", self.unknown_words)):
+            if not words:
+                raise MCUForgeError(f"data.options.{where}: expected at least one word. Received: []")
+            for word in words:
+                if not WORD_PATTERN.match(word):
+                    raise MCUForgeError(
+                        f"data.options.{where}: expected lower-case words (letters, apostrophes, spaces). Received: {word!r}"
+                    )
+            if len(set(words)) != len(words):
+                raise MCUForgeError(f"data.options.{where}: expected distinct words. Received: {words}")
+        overlap = sorted(set(self.words) & set(self.unknown_words))
+        if overlap:
+            raise MCUForgeError(f"data.options.unknown_words: must not repeat keywords. Received: {overlap}")
+        if not self.engines:
+            raise MCUForgeError(f"data.options.engines: expected at least one of {', '.join(ENGINES)}. Received: []")
+        if self.snr_db_min > self.snr_db_max:
+            raise MCUForgeError(
+                f"data.options.snr_db_min: expected <= snr_db_max ({self.snr_db_max}). Received: {self.snr_db_min}"
+            )
+        for split, share in (("val_share", self.val_share), ("test_share", self.test_share)):
+            if round(self.speakers * share) < 1:
+                raise MCUForgeError(
+                    f"data.options.{split}: {share} of {self.speakers} speakers holds out none; raise speakers or {split}"
+                )
+        if self.val_share + self.test_share >= 0.8:
+            raise MCUForgeError(
+                f"data.options.val_share + test_share: expected < 0.8 so training keeps speakers. "
+                f"Received: {self.val_share + self.test_share:.2f}"
+            )
+
+    @property
+    def class_names(self) -> list[str]:
+        return [SILENCE, UNKNOWN, *self.words]
+
+
+OPTIONS = KeywordsOptions
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One voice combination: an engine's voice with its pitch and speed."""
+
+    engine: str
+    voice: str
+    pitch: int  # espeak-ng: -p 0..99; flite/festival: sox pitch shift in cents
+    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine}:{self.voice}:p{self.pitch}:s{self.speed:g}"
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _stable_seed(seed: int, *parts) -> list[int]:
+    return [seed, int(_digest(*parts)[:12], 16)]
+
+
+def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speaker]]:
+    """Disjoint train/val/test speakers, each engine family split in the same proportions."""
+    rng = np.random.default_rng(seed)
+    families: list[list[Speaker]] = []
+    if "espeak-ng" in options.engines:
+        espeak = []
+        for accent in ESPEAK_ACCENTS:
+            for variant in ESPEAK_VARIANTS:
+                voice_rng = np.random.default_rng(_stable_seed(seed, accent, variant))
+                espeak.append(Speaker("espeak-ng", f"{accent}+{variant}", int(voice_rng.integers(20, 80)), int(voice_rng.integers(120, 185))))
+        families.append(espeak)
+    natural_voices = [("flite", v) for v in FLITE_VOICES if "flite" in options.engines]
+    natural_voices += [("festival", v) for v in FESTIVAL_VOICES if "festival" in options.engines]
+    if natural_voices:
+        families.append([Speaker(e, v, p, s) for e, v in natural_voices for p in NATURAL_PITCHES for s in NATURAL_TEMPOS])
+    if len(families) == 2:
+        natural = round(options.speakers * options.natural_share)
+        wanted = [options.speakers - natural, natural]
+    else:
+        wanted = [options.speakers]
+    splits: dict[str, list[Speaker]] = {"train": [], "val": [], "test": []}
+    for family, count in zip(families, wanted):
+        if count > len(family):
+            raise MCUForgeError(
+                f"data.options.speakers: these engines offer {len(family)} {family[0].engine} voice combinations, "
+                f"{count} requested. Lower speakers or natural_share, or add engines"
+            )
+        chosen = [family[i] for i in rng.permutation(len(family))[:count]]
+        n_test, n_val = round(count * options.test_share), round(count * options.val_share)
+        splits["test"] += chosen[:n_test]
+        splits["val"] += chosen[n_test : n_test + n_val]
+        splits["train"] += chosen[n_test + n_val :]
+    return splits
+
+
+# --- synthesis ---------------------------------------------------------------------
+
+
+def _run(cmd: list[str], data: bytes | None = None) -> bytes:
+    try:
+        result = subprocess.run(cmd, input=data, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise MCUForgeError(
+            f"{cmd[0]} not found: install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
+            "festvox-us-slt-hts sox (make setup does it)"
+        ) from None
+    if result.returncode != 0:
+        raise MCUForgeError(f"{' '.join(cmd[:4])} ... failed: {result.stderr.decode(errors='replace').strip()[-500:]}")
+    return result.stdout
+
+
+RAW = ["-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed", "-b", "16", "-c", "1"]
+
+
+def sox_to_pcm(wav_path: Path, effects: list[str]) -> np.ndarray:
+    """Any WAV file as 16 kHz mono int16 through sox (no dither, repeatable), with optional effects."""
+    return np.frombuffer(_run(["sox", "-D", "-R", str(wav_path), *RAW, "-", *effects]), np.int16)
+
+
+def synthesize(speaker: Speaker, words: list[str], workdir: Path) -> dict[str, np.ndarray]:
+    """Each word as spoken by `speaker`: 16 kHz int16 PCM, untrimmed."""
+    paths = {word: workdir / f"{i}.wav" for i, word in enumerate(words)}
+    effects: list[str] = []
+    if speaker.engine == "espeak-ng":
+        for word, path in paths.items():
+            path.write_bytes(_run(["espeak-ng", "-v", speaker.voice, "-p", str(speaker.pitch), "-s", str(speaker.speed), "--stdout", word]))
+    else:
+        effects = ["pitch", str(speaker.pitch), "tempo", "-s", str(speaker.speed)]
+        if speaker.engine == "flite":
+            for word, path in paths.items():
+                _run(["flite", "-voice", speaker.voice, "-t", word, "-o", str(path)])
+        else:
+            script = [f"(voice_{speaker.voice})"] + [
+                f'(utt.save.wave (utt.synth (Utterance Text "{word}")) "{path}" \'riff)' for word, path in paths.items()
+            ]
+            (workdir / "say.scm").write_text("\n".join(script) + "\n")
+            _run(["festival", "-b", str(workdir / "say.scm")])
+    return {word: sox_to_pcm(path, effects) for word, path in paths.items()}
+
+
+def _trim(pcm: np.ndarray) -> np.ndarray:
+    """Drop leading and trailing 10 ms frames more than 40 dB below the loudest one."""
+    frames = pcm[: len(pcm) // 160 * 160].astype(np.float64).reshape(-1, 160)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    if len(rms) == 0 or rms.max() == 0:
+        return pcm
+    active = np.flatnonzero(rms >= rms.max() * 0.01)
+    return pcm[active[0] * 160 : (active[-1] + 1) * 160]
+
+
+def background_noise(rng: np.random.Generator, n: int = CLIP_SAMPLES) -> np.ndarray:
+    """Unit-RMS noise of a random kind: white, pink, brown, mains hum, fan or babble-like."""
+    kind = rng.integers(6)
+    t = np.arange(n) / SAMPLE_RATE
+    spectrum = np.fft.rfft(rng.normal(size=n))
+    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    if kind == 0:  # white
+        noise = rng.normal(size=n)
+    elif kind in (1, 2):  # pink (1/f power), brown (1/f^2)
+        noise = np.fft.irfft(spectrum / np.maximum(freqs, 20.0) ** (0.5 * kind), n)
+    elif kind == 3:  # mains hum with harmonics over faint hiss
+        mains = rng.choice([50.0, 60.0])
+        noise = sum(rng.uniform(0.1, 1) / h * np.sin(2 * np.pi * mains * h * t + rng.uniform(0, 2 * np.pi)) for h in range(1, 8))
+        noise = noise + 0.05 * rng.normal(size=n)
+    elif kind == 4:  # fan or engine: low-passed rumble plus a blade tone
+        rumble = np.fft.irfft(spectrum * (freqs < rng.uniform(300, 1200)), n)
+        tone = rng.uniform(80, 300)
+        noise = rumble / (rumble.std() + 1e-9) + 0.5 * np.sin(2 * np.pi * tone * t) + 0.2 * np.sin(4 * np.pi * tone * t)
+    else:  # babble-like: speech-band noise under slow syllabic envelopes
+        band = np.fft.irfft(spectrum * ((freqs > 200) & (freqs < 3500)), n)
+        envelope = np.abs(np.fft.irfft(np.fft.rfft(rng.normal(size=n)) * (freqs < 6.0), n))
+        noise = band * envelope
+    noise = noise - noise.mean()
+    return noise / (noise.std() + 1e-12)
+
+
+def _augment(word_pcm: np.ndarray, options: KeywordsOptions, rng: np.random.Generator, workdir: Path) -> np.ndarray:
+    """One take: sox pitch/tempo/reverb, trim, random level, shift in a 1 s clip, background noise."""
+    effects = ["pitch", f"{rng.uniform(-1, 1) * options.pitch_cents:.1f}", "tempo", "-s", f"{1 + rng.uniform(-1, 1) * options.tempo_change:.4f}"]
+    if rng.random() < options.reverb_probability:
+        effects += ["reverb", f"{rng.uniform(10, 70):.0f}", "50", f"{rng.uniform(10, 100):.0f}"]
+    source = workdir / "take.raw"
+    source.write_bytes(word_pcm.tobytes())
+    speech = _trim(np.frombuffer(_run(["sox", "-D", "-R", *RAW, str(source), *RAW, "-", *effects]), np.int16)).astype(np.float64)
+    if len(speech) > CLIP_SAMPLES:
+        start = (len(speech) - CLIP_SAMPLES) // 2
+        speech = speech[start : start + CLIP_SAMPLES]
+    peak = np.abs(speech).max() or 1.0
+    speech *= 10 ** (rng.uniform(-30, -3) / 20) * 32767 / peak
+    clip = np.zeros(CLIP_SAMPLES)
+    shift = int(rng.integers(-options.time_shift_ms, options.time_shift_ms + 1)) * SAMPLE_RATE // 1000
+    offset = int(np.clip((CLIP_SAMPLES - len(speech)) // 2 + shift, 0, CLIP_SAMPLES - len(speech)))
+    clip[offset : offset + len(speech)] = speech
+    if rng.random() < options.noise_probability:
+        speech_rms = np.sqrt(np.mean(speech**2))
+        snr = rng.uniform(options.snr_db_min, options.snr_db_max)
+        clip += background_noise(rng) * speech_rms / 10 ** (snr / 20)
+    return np.clip(np.round(clip), -32768, 32767).astype(np.int16)
+
+
+def _silence(rng: np.random.Generator) -> np.ndarray:
+    """A `_silence_` clip: background noise alone, from -75 to -20 dBFS RMS."""
+    level = 32767 * 10 ** (rng.uniform(-75, -20) / 20)
+    return np.clip(np.round(background_noise(rng) * level), -32768, 32767).astype(np.int16)
+
+
+def _synthesis_options(options: KeywordsOptions) -> dict:
+    """The options that shape the audio (not the features, the split or the thread count)."""
+    fields = asdict(options)
+    for name in ("speakers", "natural_share", "val_share", "test_share", "features", "num_mfcc", "real_eval_dir", "workers", "engines"):
+        fields.pop(name)
+    return fields
+
+
+def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All takes of one speaker, `repetitions` per class: int16 clips [n, 16000] and labels [n].
+
+    Cached under cache_dir/keywords/clips keyed by the speaker, the audio options and the seed.
+    """
+    key = _digest(SYNTHESIS_VERSION, asdict(speaker), _synthesis_options(options), seed)
+    path = Path(cache_dir) / "keywords" / "clips" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return cached["clips"], cached["labels"]
+    rng = np.random.default_rng(_stable_seed(seed, speaker.name))
+    unknown = [str(w) for w in rng.choice(options.unknown_words, options.repetitions)]
+    clips, labels = [], []
+    with tempfile.TemporaryDirectory(prefix="mcuforge-kws-") as tmp:
+        workdir = Path(tmp)
+        spoken = synthesize(speaker, sorted(set(options.words) | set(unknown)), workdir)
+        for label, word in enumerate(options.words, start=2):
+            for _ in range(options.repetitions):
+                clips.append(_augment(spoken[word], options, rng, workdir))
+                labels.append(label)
+        for word in unknown:
+            clips.append(_augment(spoken[word], options, rng, workdir))
+            labels.append(1)
+    for _ in range(options.repetitions):
+        clips.append(_silence(rng))
+        labels.append(0)
+    result = np.stack(clips), np.array(labels, np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, clips=result[0], labels=result[1])
+    write_bytes_atomic(path, buffer.getvalue())
+    return result
+
+
+def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
+    """int16 features [n, 49, features] from int16 clips, by the device's extractor."""
+    from mcuforge.firmware import features
+
+    return features.extract(clips, options.features, options.num_mfcc)
+
+
+def _extractor_digest() -> str:
+    from mcuforge.firmware import features
+
+    return _digest(*[Path(p).read_text() for p in (*features.SOURCES, features.SOURCE_DIR / "kws_features.h")])
+
+
+def _split_features(speakers: list[Speaker], options: KeywordsOptions, seed: int, cache_dir: Path):
+    def one(speaker: Speaker):
+        clips, labels = speaker_clips(speaker, options, seed, cache_dir)
+        return clip_features(clips, options), labels
+
+    if not speakers:
+        raise MCUForgeError("data.options.speakers: a split got no speakers; raise speakers")
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        results = list(pool.map(one, speakers))
+    return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+
+def _to_float(features_int16: np.ndarray) -> np.ndarray:
+    from mcuforge.firmware import features
+
+    return (features_int16.astype(np.float32) * np.float32(features.SCALE))[..., np.newaxis]
+
+
+def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
+    """Synthesize (or reuse cached) clips, extract features, split by speaker."""
+    from mcuforge.firmware import features
+
+    catalog = speaker_catalog(options, seed)
+    audio = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "workers")}
+    key = _digest(SYNTHESIS_VERSION, audio, seed, _extractor_digest())
+    path = Path(cache_dir) / "keywords" / "features" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            arrays = {name: cached[name] for name in cached.files}
+    else:
+        arrays = {}
+        for split, speakers in catalog.items():
+            arrays[f"x_{split}"], arrays[f"y_{split}"] = _split_features(speakers, options, seed, cache_dir)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_bytes_atomic(path, buffer.getvalue())
+    extra_eval = {}
+    if options.real_eval_dir is not None:
+        from mcuforge.train.datasets.wav_folder import read_speech_commands
+
+        recordings = read_speech_commands(Path(options.real_eval_dir), options.class_names, "data.options.real_eval_dir")
+        extra_eval["real"] = (_to_float(clip_features(recordings.clips, options)), recordings.labels)
+    return Dataset(
+        name="keywords",
+        task=CLASSIFICATION,
+        x_train=_to_float(arrays["x_train"]),
+        y_train=arrays["y_train"],
+        x_val=_to_float(arrays["x_val"]),
+        y_val=arrays["y_val"],
+        x_test=_to_float(arrays["x_test"]),
+        y_test=arrays["y_test"],
+        class_names=options.class_names,
+        extra_eval=extra_eval,
+        notes={
+            "features": options.features if options.features == "logmel" else f"mfcc{options.num_mfcc}",
+            "feature_scale": features.SCALE,
+            "speakers": {split: len(s) for split, s in catalog.items()},
+            "test_speakers": [s.name for s in catalog["test"]],
+            "val_speakers": [s.name for s in catalog["val"]],
+        },
+    )
