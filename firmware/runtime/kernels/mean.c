@@ -1,0 +1,158 @@
+/*
+ * MEAN, int8: TFLM's reduce kernel (EvalIntegerMean). When input and output
+ * share scale and zero point, the int32 sum of the raw values is divided by
+ * the count, truncating; otherwise the zero-point-corrected sum is requantized
+ * with the output multiplier folded with 1/count (QuantizedMeanOrSum).
+ * Sums are formed output by output, so no scratch buffer is needed.
+ */
+#include "mf_ops_common.h"
+
+/* TFLM's reduce kernel keeps at most 5 input axes and 2 distinct reduced axes. */
+enum { MF_MEAN_MAX_RANK = 5, MF_MEAN_MAX_REDUCED = 2 };
+
+typedef struct mf_mean_plan {
+    int32_t kept_dims[MF_MAX_DIMS];
+    int32_t kept_strides[MF_MAX_DIMS];
+    int32_t kept_count;
+    int32_t reduced_dims[MF_MAX_DIMS];
+    int32_t reduced_strides[MF_MAX_DIMS];
+    int32_t reduced_count;
+    int32_t outputs;  /* product of kept dims */
+    int32_t elements; /* product of reduced dims: values averaged per output */
+} mf_mean_plan;
+
+/* Splits the input axes into kept and reduced ones; the axis tensor is checked. */
+static mf_status mf_mean_plan_build(const mf_op *op, mf_mean_plan *plan)
+{
+    const mf_tensor *in = &op->inputs[0];
+    const mf_tensor *axes = &op->inputs[1];
+    const int32_t axis_count = mf_tensor_flat_size(axes);
+    int32_t strides[MF_MAX_DIMS];
+    uint32_t reduced = 0;
+    int32_t axis;
+    int32_t i;
+    for (i = 0; i < axis_count; ++i) {
+        axis = mf_const_i32(axes, i);
+        if (axis < 0) {
+            axis += in->rank;
+        }
+        if (axis < 0 || axis >= in->rank) {
+            return MF_ERR_BAD_MODEL;
+        }
+        reduced |= 1u << axis;
+    }
+    mf_row_major_strides(in, strides);
+    plan->kept_count = 0;
+    plan->reduced_count = 0;
+    plan->outputs = 1;
+    plan->elements = 1;
+    for (axis = 0; axis < in->rank; ++axis) {
+        if ((reduced >> axis & 1u) != 0) {
+            plan->reduced_dims[plan->reduced_count] = in->dims[axis];
+            plan->reduced_strides[plan->reduced_count++] = strides[axis];
+            plan->elements *= in->dims[axis];
+        } else {
+            plan->kept_dims[plan->kept_count] = in->dims[axis];
+            plan->kept_strides[plan->kept_count++] = strides[axis];
+            plan->outputs *= in->dims[axis];
+        }
+    }
+    return plan->reduced_count <= MF_MEAN_MAX_REDUCED ? MF_OK : MF_ERR_UNSUPPORTED_PARAM;
+}
+
+mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
+{
+    const mf_tensor *in = &op->inputs[0];
+    const mf_tensor *out = &op->outputs[0];
+    mf_mean_plan plan;
+    mf_status status;
+    *scratch_bytes = 0;
+    if (op->input_count != 2 || op->output_count != 1) {
+        return MF_ERR_BAD_MODEL;
+    }
+    if (in->type != MF_INT8 || out->type != MF_INT8) {
+        return MF_ERR_UNSUPPORTED_TYPE;
+    }
+    if (in->rank > MF_MEAN_MAX_RANK || !(in->scale > 0.0f) || !(out->scale > 0.0f)) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    status = mf_check_const_i32(&op->inputs[1], mf_tensor_flat_size(&op->inputs[1]));
+    if (status == MF_OK) {
+        status = mf_mean_plan_build(op, &plan);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    return plan.outputs == mf_tensor_flat_size(out) ? MF_OK : MF_ERR_BAD_MODEL;
+}
+
+/* Sum of the raw int8 values reduced into output `o` (int32 wraps like TFLM's). */
+static int32_t mf_mean_sum(const int8_t *src, const mf_mean_plan *plan, int32_t o)
+{
+    int32_t base = 0;
+    int32_t index[MF_MAX_DIMS] = {0};
+    int32_t offset = 0;
+    int32_t sum = 0;
+    int32_t axis;
+    int32_t e;
+    for (axis = plan->kept_count - 1; axis >= 0; --axis) {
+        base += (o % plan->kept_dims[axis]) * plan->kept_strides[axis];
+        o /= plan->kept_dims[axis];
+    }
+    for (e = 0; e < plan->elements; ++e) {
+        sum = mf_wrap_add(sum, src[base + offset]);
+        for (axis = plan->reduced_count - 1; axis >= 0; --axis) {
+            offset += plan->reduced_strides[axis];
+            if (++index[axis] < plan->reduced_dims[axis]) {
+                break;
+            }
+            offset -= plan->reduced_strides[axis] * plan->reduced_dims[axis];
+            index[axis] = 0;
+        }
+    }
+    return sum;
+}
+
+mf_status mf_mean_eval(const mf_op *op)
+{
+    const mf_tensor *in = &op->inputs[0];
+    const mf_tensor *out = &op->outputs[0];
+    const int8_t *src = (const int8_t *)in->data;
+    int8_t *dst = (int8_t *)out->data;
+    const int same_quantization = in->zero_point == out->zero_point && in->scale == out->scale;
+    int32_t multiplier;
+    int shift;
+    int bits;
+    mf_mean_plan plan;
+    int32_t o;
+    mf_status status = mf_mean_plan_build(op, &plan);
+    if (status != MF_OK) {
+        return status;
+    }
+    if (plan.elements == 0) {
+        memset(dst, 0, (size_t)plan.outputs);
+        return MF_OK;
+    }
+    if (same_quantization) {
+        for (o = 0; o < plan.outputs; ++o) {
+            dst[o] = (int8_t)(mf_mean_sum(src, &plan, o) / plan.elements);
+        }
+        return MF_OK;
+    }
+    /* Fold 1/elements into the multiplier: shift by floor(log2(elements)),
+     * capped at 32 and at 31 + shift, then divide (truncating). */
+    mf_quantize_multiplier((double)in->scale / (double)out->scale, &multiplier, &shift);
+    bits = 31 - mf_count_leading_zeros((uint32_t)plan.elements);
+    bits = bits < 31 + shift ? bits : 31 + shift;
+    if (bits < 0) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    multiplier = (int32_t)(((int64_t)multiplier << bits) / plan.elements);
+    shift -= bits;
+    for (o = 0; o < plan.outputs; ++o) {
+        const int32_t shifted_sum = (int32_t)(uint32_t)((int64_t)mf_mean_sum(src, &plan, o) - (int64_t)in->zero_point * plan.elements);
+        const int32_t value = mf_mul_by_quantized_multiplier(shifted_sum, multiplier, shift) + out->zero_point;
+        dst[o] = (int8_t)mf_clamp_i32(value, INT8_MIN, INT8_MAX);
+    }
+    return MF_OK;
+}
