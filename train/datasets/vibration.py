@@ -41,6 +41,8 @@ NOMINAL_SHAFT_HZ = 25.0  # speed at which the per-machine amplitudes below are s
 LOG2_FRACTION_BITS = 8  # features are log2(power) in Q8 ...
 FEATURE_DIVISOR = 4096.0  # ... divided by 16 * 256, so they lie in about [0, 4)
 Q15_ONE = 32767
+WINDOWED_FRACTION_BITS = 4  # windowed samples keep 4 fractional bits, so rounding stays below the sensor's own
+DFT_SHIFT = 17  # re, im = 4 x the DFT: re^2 + im^2 over 16 segments of 1024 full-scale samples stays below 2^63
 _SPEED_WOBBLE_HZ = (0.1, 2.0)  # range of the frequencies of the shaft-speed fluctuation
 _RESONANCE_HZ = (550.0, 850.0)  # range of the housing resonance of a normal machine
 
@@ -302,15 +304,20 @@ def log2_q8(power: np.ndarray) -> np.ndarray:
     return np.where(power > 0, exponent * (1 << LOG2_FRACTION_BITS) + mantissa - (1 << LOG2_FRACTION_BITS), 0)
 
 
+def _round_shift(value: np.ndarray, bits: int) -> np.ndarray:
+    """value / 2^bits rounded half up: add half, then an arithmetic right shift."""
+    return (value + (1 << (bits - 1))) >> bits
+
+
 def window_features(counts: np.ndarray, segment: int, bands: int) -> np.ndarray:
     """Log2 band powers per axis of int16 windows [..., samples, axes] -> float32 [..., axes * bands].
 
-    Per axis and segment: subtract the mean (sum >> log2(segment)), multiply by
-    the Q15 Hann window (>> 15), take the DFT with Q15 tables, shift re and im
-    right by 15, sum re^2 + im^2 over the segments and over the bins of each
-    band (int64), then log2_q8 / FEATURE_DIVISOR. All shifts are arithmetic
-    (floor). Every intermediate is an integer below 2^53, so the float64 matrix
-    product below is exact.
+    Per axis and segment of N samples with sum S: xw = round((N*x - S) * hann / 2^(15 + log2 N - 4))
+    (the mean removed exactly, 4 fractional bits kept), re and im = round(DFT of xw with the Q15 tables / 2^DFT_SHIFT)
+    for bins 0 .. N/2 - 1, power = re^2 + im^2 summed over the segments and over the bins of
+    each band (int64), then log2_q8(power) / FEATURE_DIVISOR. Rounding is "add half, then
+    arithmetic shift right". Every intermediate is an integer below 2^53, so the float64
+    matrix product below is exact.
     """
     counts = np.asarray(counts)
     if counts.dtype != np.int16:
@@ -319,13 +326,12 @@ def window_features(counts: np.ndarray, segment: int, bands: int) -> np.ndarray:
     if samples % segment:
         raise MCUForgeError(f"window_features: expected a multiple of segment={segment} samples. Received {samples}")
     x = np.moveaxis(counts.astype(np.int64), -1, -2).reshape(*lead, axes, samples // segment, segment)
-    shift = segment.bit_length() - 1
-    x = x - (x.sum(axis=-1, keepdims=True) >> shift)
-    x = (x * hann_q15(segment)) >> 15
+    centred = x * segment - x.sum(axis=-1, keepdims=True)
+    shift = 15 + segment.bit_length() - 1 - WINDOWED_FRACTION_BITS
+    xw = _round_shift(centred * hann_q15(segment), shift).astype(np.float64)
     cos, sin = dft_tables_q15(segment)
-    xf = x.astype(np.float64)
-    re = np.rint(xf @ cos).astype(np.int64) >> 15
-    im = np.rint(xf @ sin).astype(np.int64) >> 15
+    re = _round_shift(np.rint(xw @ cos).astype(np.int64), DFT_SHIFT)
+    im = _round_shift(np.rint(xw @ sin).astype(np.int64), DFT_SHIFT)
     power = (re * re + im * im).sum(axis=-2)  # over segments: [..., axes, bins]
     power = power.reshape(*power.shape[:-1], bands, -1).sum(axis=-1)
     features = log2_q8(power) / FEATURE_DIVISOR
