@@ -150,38 +150,39 @@ def _stable_seed(seed: int, *parts) -> list[int]:
 
 
 def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speaker]]:
-    """Disjoint train/val/test speakers, each engine family split in the same proportions."""
+    """Disjoint train/val/test speakers; each split mixes the engine families in the same proportions."""
     rng = np.random.default_rng(seed)
-    families: list[list[Speaker]] = []
+    families: list[tuple[str, list[Speaker]]] = []
     if "espeak-ng" in options.engines:
         espeak = []
         for accent in ESPEAK_ACCENTS:
             for variant in ESPEAK_VARIANTS:
                 voice_rng = np.random.default_rng(_stable_seed(seed, accent, variant))
                 espeak.append(Speaker("espeak-ng", f"{accent}+{variant}", int(voice_rng.integers(20, 80)), int(voice_rng.integers(120, 185))))
-        families.append(espeak)
+        families.append(("espeak-ng", espeak))
     natural_voices = [("flite", v) for v in FLITE_VOICES if "flite" in options.engines]
     natural_voices += [("festival", v) for v in FESTIVAL_VOICES if "festival" in options.engines]
     if natural_voices:
-        families.append([Speaker(e, v, p, s) for e, v in natural_voices for p in NATURAL_PITCHES for s in NATURAL_TEMPOS])
+        combos = [Speaker(e, v, p, s) for e, v in natural_voices for p in NATURAL_PITCHES for s in NATURAL_TEMPOS]
+        families.append(("flite/festival", combos))
     if len(families) == 2:
         natural = round(options.speakers * options.natural_share)
         wanted = [options.speakers - natural, natural]
     else:
         wanted = [options.speakers]
-    splits: dict[str, list[Speaker]] = {"train": [], "val": [], "test": []}
-    for family, count in zip(families, wanted):
+    # Interleave the families in proportion, so every split mixes them like the whole.
+    ranked = []
+    for (family_name, family), count in zip(families, wanted):
         if count > len(family):
             raise MCUForgeError(
-                f"data.options.speakers: these engines offer {len(family)} {family[0].engine} voice combinations, "
+                f"data.options.speakers: the engines offer {len(family)} {family_name} voice combinations, "
                 f"{count} requested. Lower speakers or natural_share, or add engines"
             )
         chosen = [family[i] for i in rng.permutation(len(family))[:count]]
-        n_test, n_val = round(count * options.test_share), round(count * options.val_share)
-        splits["test"] += chosen[:n_test]
-        splits["val"] += chosen[n_test : n_test + n_val]
-        splits["train"] += chosen[n_test + n_val :]
-    return splits
+        ranked += [((i + 0.5) / count, len(ranked), speaker) for i, speaker in enumerate(chosen)]
+    ordered = [speaker for _, _, speaker in sorted(ranked)]
+    n_test, n_val = round(options.speakers * options.test_share), round(options.speakers * options.val_share)
+    return {"test": ordered[:n_test], "val": ordered[n_test : n_test + n_val], "train": ordered[n_test + n_val :]}
 
 
 # --- synthesis ---------------------------------------------------------------------
@@ -373,7 +374,8 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
 
     catalog = speaker_catalog(options, seed)
     audio = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "workers")}
-    key = _digest(SYNTHESIS_VERSION, audio, seed, _extractor_digest())
+    split_names = {split: [s.name for s in speakers] for split, speakers in catalog.items()}
+    key = _digest(SYNTHESIS_VERSION, audio, seed, split_names, _extractor_digest())
     path = Path(cache_dir) / "keywords" / "features" / f"{key}.npz"
     if path.is_file():
         with np.load(path) as cached:

@@ -1,0 +1,187 @@
+"""The synthetic `keywords` data set and users' `wav_folder` recordings."""
+
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcuforge.errors import MCUForgeError
+from mcuforge.firmware import features
+from mcuforge.train import datasets
+from mcuforge.train.datasets import keywords, wav_folder
+
+# Seconds to build: 6 speakers (one each for val and test), one take per class.
+TINY = {"words": ["yes", "no"], "unknown_words": ["cat", "dog"], "speakers": 6, "repetitions": 1, "workers": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("kws-cache")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_cache):
+    return datasets.load("keywords", TINY, 0, tiny_cache)
+
+
+def _espeak_wav(path: Path, word: str, voice: str) -> None:
+    """A real 22.05 kHz espeak-ng recording, as a user might drop in (the reader converts it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), word], check=True)
+
+
+def _write_wav(path: Path, pcm: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(pcm.astype("<i2").tobytes())
+
+
+def test_shapes_dtypes_and_classes(tiny):
+    assert tiny.class_names == ["_silence_", "_unknown_", "yes", "no"]
+    assert tiny.task == "classification"
+    # 4 training speakers x 4 classes x 1 take; one speaker each in val and test.
+    assert tiny.x_train.shape == (16, 49, 10, 1) and tiny.x_train.dtype == np.float32
+    assert tiny.x_val.shape == tiny.x_test.shape == (4, 49, 10, 1)
+    assert tiny.y_train.dtype == np.int64
+    assert tiny.notes["speakers"] == {"train": 4, "val": 1, "test": 1}
+    # Features are log2 power in Q6: multiples of 1/64.
+    np.testing.assert_array_equal(tiny.x_train * 64, np.round(tiny.x_train * 64))
+
+
+def test_classes_balanced_in_every_split(tiny):
+    for y in (tiny.y_train, tiny.y_val, tiny.y_test):
+        counts = np.bincount(y, minlength=4)
+        assert (counts == counts[0]).all() and counts[0] > 0
+
+
+def test_same_seed_same_arrays_even_from_an_empty_cache(tiny, tmp_path):
+    again = datasets.load("keywords", TINY, 0, tmp_path)  # synthesized anew, not read from tiny's cache
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(tiny, name), getattr(again, name))
+    other = datasets.load("keywords", TINY, 1, tmp_path)
+    assert not np.array_equal(tiny.x_train, other.x_train)
+
+
+def test_features_are_the_device_extractors_on_the_cached_clips(tiny, tiny_cache):
+    options = datasets.parse_options("keywords", TINY)
+    speaker = keywords.speaker_catalog(options, 0)["test"][0]
+    clips, labels = keywords.speaker_clips(speaker, options, 0, tiny_cache)
+    assert clips.shape == (4, 16000) and clips.dtype == np.int16
+    np.testing.assert_array_equal(labels, tiny.y_test)
+    expected = features.extract(clips, "mfcc", 10).astype(np.float32) / 64
+    np.testing.assert_array_equal(tiny.x_test[..., 0], expected)
+    # Words are audible over their noise: the takes are louder than the silence clip's median.
+    rms = np.sqrt(np.mean(clips.astype(np.float64) ** 2, axis=1))
+    assert (rms[labels > 0] > 0).all()
+
+
+def test_feature_change_reuses_cached_clips(tiny, tiny_cache):
+    clip_dir = tiny_cache / "keywords" / "clips"
+    before = sorted(clip_dir.iterdir())
+    log_mel = datasets.load("keywords", {**TINY, "features": "logmel"}, 0, tiny_cache)
+    assert sorted(clip_dir.iterdir()) == before
+    assert log_mel.x_train.shape == (16, 49, 40, 1)
+    np.testing.assert_array_equal(log_mel.y_train, tiny.y_train)
+
+
+def test_train_val_test_speakers_are_disjoint_voice_combinations():
+    options = datasets.parse_options("keywords", {"speakers": 200, "natural_share": 0.3})
+    catalog = keywords.speaker_catalog(options, 0)
+    assert {k: len(v) for k, v in catalog.items()} == {"train": 150, "val": 20, "test": 30}
+    names = {split: {s.name for s in speakers} for split, speakers in catalog.items()}
+    assert not names["train"] & names["test"] and not names["train"] & names["val"] and not names["val"] & names["test"]
+    # A voice combination is accent+variant (espeak-ng) or voice x pitch x tempo (flite, festival).
+    combos = {split: {(s.engine, s.voice, s.pitch if s.engine != "espeak-ng" else None, s.speed if s.engine != "espeak-ng" else None) for s in speakers} for split, speakers in catalog.items()}
+    assert not combos["train"] & combos["test"]
+    # Every engine family appears in test, in proportion.
+    engines = [s.engine for s in catalog["test"]]
+    assert engines.count("espeak-ng") == 21 and len(set(engines)) == 3
+
+
+def test_real_recordings_are_evaluated_separately(tmp_path, tiny_cache):
+    real = tmp_path / "real"
+    _espeak_wav(real / "yes" / "alice_nohash_0.wav", "yes", "en-gb+f3")
+    _espeak_wav(real / "no" / "alice_nohash_0.wav", "no", "en-gb+f3")
+    _espeak_wav(real / "no" / "bob_nohash_0.wav", "no", "en-us+m2")
+    _espeak_wav(real / "tree" / "bob_nohash_0.wav", "tree", "en-us+m2")  # not a keyword: _unknown_
+    _write_wav(real / "_background_noise_" / "hum.wav", (np.random.default_rng(0).normal(0, 300, 40000)).astype(np.int16))
+    dataset = datasets.load("keywords", {**TINY, "real_eval_dir": str(real)}, 0, tiny_cache)
+    x, y = dataset.extra_eval["real"]
+    # Folders are read in sorted order: _background_noise_ (2 whole seconds), no, tree, yes.
+    np.testing.assert_array_equal(y, [0, 0, 3, 3, 1, 2])
+    assert x.shape == (6, 49, 10, 1) and x.dtype == np.float32
+    assert dataset.summary()["splits"]["real"]["count"] == 6
+    with pytest.raises(MCUForgeError, match="real_eval_dir: folder not found"):
+        datasets.load("keywords", {**TINY, "real_eval_dir": str(tmp_path / "missing")}, 0, tiny_cache)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"speakers": 2}, r"data.options.speakers: expected a value >= 3 and <= 2000. Received: 2"),
+        ({"features": "spectrogram"}, r"data.options.features: expected one of mfcc, logmel. Received: 'spectrogram'"),
+        ({"words": [True, "no"]}, r"data.options.words\[0\]: expected a string. Received: True"),
+        ({"words": ["yes", "Yes!"]}, r"data.options.words: expected lower-case words .* Received: 'Yes!'"),
+        ({"unknown_words": ["yes", "cat"]}, r"data.options.unknown_words: must not repeat keywords. Received: \['yes'\]"),
+        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival. Received: 'sapi'"),
+        ({"snr_db_min": 20, "snr_db_max": 10}, r"data.options.snr_db_min: expected <= snr_db_max \(10.0\). Received: 20.0"),
+        ({"speakers": 5, "val_share": 0.05}, r"data.options.val_share: 0.05 of 5 speakers holds out none"),
+        ({"num_mfcc": 14}, r"data.options.num_mfcc: expected a value >= 1 and <= 13. Received: 14"),
+        ({"repetitons": 3}, r"data.options.repetitons: unknown key"),
+    ],
+)
+def test_bad_options_are_named(options, message):
+    with pytest.raises(MCUForgeError, match=message):
+        datasets.parse_options("keywords", options)
+
+
+def test_more_speakers_than_voices_is_an_error():
+    options = datasets.parse_options("keywords", {"speakers": 1000, "natural_share": 0.5})
+    with pytest.raises(MCUForgeError, match=r"offer 224 flite/festival voice combinations, 500 requested"):
+        keywords.speaker_catalog(options, 0)
+
+
+def test_wav_folder_splits_by_speaker(tmp_path):
+    root = tmp_path / "mine"
+    voices = ["en-us+m1", "en-gb+f2", "en-029+m3", "en-gb-scotland+f4", "en-us-nyc+m5", "en-gb-x-rp+m7"]
+    for i, voice in enumerate(voices):
+        for word in ("up", "down"):
+            _espeak_wav(root / word / f"speaker{i}_nohash_0.wav", word, voice)
+    (root / "validation_list.txt").write_text("up/speaker0_nohash_0.wav\ndown/speaker0_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("up/speaker1_nohash_0.wav\ndown/speaker1_nohash_0.wav\n")
+    dataset = datasets.load("wav_folder", {"path": str(root), "features": "logmel"}, 0, tmp_path / "cache")
+    assert dataset.class_names == ["down", "up"]
+    assert dataset.x_train.shape == (8, 49, 40, 1) and dataset.x_test.shape == dataset.x_val.shape == (2, 49, 40, 1)
+    np.testing.assert_array_equal(dataset.y_test, [0, 1])
+    # Without list files each speaker lands wholly in one split, by a hash of its id.
+    for name in ("validation_list.txt", "testing_list.txt"):
+        (root / name).unlink()
+    recordings = wav_folder.read_speech_commands(root, ["down", "up"], "test")
+    splits = wav_folder._split_of(recordings, root, datasets.parse_options("wav_folder", {"path": str(root), "val_percent": 30, "test_percent": 30}))
+    by_speaker = {}
+    for speaker, split in zip(recordings.speakers, splits):
+        by_speaker.setdefault(speaker, set()).add(split)
+    assert all(len(s) == 1 for s in by_speaker.values()) and len(by_speaker) == 6
+
+
+def test_wav_folder_reads_and_fits_clips(tmp_path):
+    pcm = np.arange(-8000, 8000, 2, dtype=np.int16)  # 0.5 s
+    _write_wav(tmp_path / "a.wav", pcm)
+    clip = wav_folder.fit_clip(wav_folder.read_wav(tmp_path / "a.wav"))
+    assert clip.shape == (16000,) and (clip[:4000] == 0).all() and (clip[4000:12000] == pcm).all()
+    assert wav_folder.speaker_of("0a7c2a8d_nohash_3.wav") == "0a7c2a8d"
+
+
+def test_wav_folder_errors_name_the_folder(tmp_path):
+    with pytest.raises(MCUForgeError, match="data.options.path: folder not found"):
+        datasets.load("wav_folder", {"path": str(tmp_path / "nope")}, 0, tmp_path)
+    (tmp_path / "empty" / "yes").mkdir(parents=True)
+    with pytest.raises(MCUForgeError, match="no WAV files in class folders"):
+        datasets.load("wav_folder", {"path": str(tmp_path / "empty")}, 0, tmp_path)
+    with pytest.raises(MCUForgeError, match="data.options.path: required key is missing"):
+        datasets.parse_options("wav_folder", {})
