@@ -7,9 +7,6 @@
  */
 #include "mf_ops_common.h"
 
-/* TFLM's reduce kernel keeps at most 5 input axes and 2 distinct reduced axes. */
-enum { MF_MEAN_MAX_RANK = 5, MF_MEAN_MAX_REDUCED = 2 };
-
 typedef struct mf_mean_plan {
     int32_t kept_dims[MF_MAX_DIMS];
     int32_t kept_strides[MF_MAX_DIMS];
@@ -57,7 +54,7 @@ static mf_status mf_mean_plan_build(const mf_op *op, mf_mean_plan *plan)
             plan->outputs *= in->dims[axis];
         }
     }
-    return plan->reduced_count <= MF_MEAN_MAX_REDUCED ? MF_OK : MF_ERR_UNSUPPORTED_PARAM;
+    return MF_OK;
 }
 
 mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
@@ -73,7 +70,7 @@ mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
     if (in->type != MF_INT8 || out->type != MF_INT8) {
         return MF_ERR_UNSUPPORTED_TYPE;
     }
-    if (in->rank > MF_MEAN_MAX_RANK || !(in->scale > 0.0f) || !(out->scale > 0.0f)) {
+    if (!(in->scale > 0.0f) || !(out->scale > 0.0f)) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     status = mf_check_const_i32(&op->inputs[1], mf_tensor_flat_size(&op->inputs[1]));
