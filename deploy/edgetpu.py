@@ -581,15 +581,12 @@ def _parse_block(block: str) -> CompiledModel:
             raise MCUForgeError(f"edgetpu_compiler's log has no {name!r} line: this compiler version is not supported")
         return match.group(1)
 
-    operators = [
-        OperatorCount(m["op"], int(m["count"]), m["status"])
-        for m in map(_OPERATOR_ROW.match, block.split("Operator ", 1)[1].splitlines()[1:] if "\nOperator " in block else [])
-        if m
-    ]
+    table = re.split(r"^Operator\s+Count\s+Status\s*$", block, maxsplit=1, flags=re.M)
+    rows = table[1].splitlines() if len(table) == 2 else []
+    operators = [OperatorCount(m["op"], int(m["count"]), m["status"]) for m in map(_OPERATOR_ROW.match, rows) if m]
     total = int(field_("Total number of operations"))
     on_tpu = re.search(r"^Number of operations that will run on Edge TPU: (\d+)", block, re.M)
-    # The compiler prints the two counts only when some ops stay on the CPU; the operator table always has them.
-    mapped = int(on_tpu.group(1)) if on_tpu else sum(o.count for o in operators if o.status == MAPPED) if operators else total
+    mapped = int(on_tpu.group(1)) if on_tpu else total  # the compiler prints the counts only when some ops stay on the CPU
     return CompiledModel(
         input_model=field_("Input model"),
         output_model=field_("Output model"),
