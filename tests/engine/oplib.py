@@ -23,22 +23,24 @@ def convert(
     fn: Callable,
     input_shapes: Sequence[Shape],
     rng: np.random.Generator,
-    value_range: tuple[float, float] = (-1.0, 1.0),
+    value_range: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
     samples: int = 16,
 ) -> bytes:
     """Convert `fn` (tensors in -> tensor out, TF ops or Keras layers) to an int8 .tflite.
 
-    The representative data spans `value_range` on every input, which sets the
-    input scales and zero points; vary it per case to vary the quantization.
+    The representative data spans `value_range` on every input (or the i-th
+    range on input i, given one (low, high) per input), which sets the input
+    scales and zero points; vary it per case to vary the quantization.
     """
     import tensorflow as tf
 
     signature = [tf.TensorSpec(shape, tf.float32) for shape in input_shapes]
     function = tf.function(fn, input_signature=signature)
     concrete = function.get_concrete_function()
-    low, high = value_range
+    ranges = [value_range] * len(input_shapes) if np.ndim(value_range) == 1 else list(value_range)
     data = [
-        [rng.uniform(low, high, size=shape).astype(np.float32) for shape in input_shapes] for _ in range(samples)
+        [rng.uniform(low, high, size=shape).astype(np.float32) for shape, (low, high) in zip(input_shapes, ranges)]
+        for _ in range(samples)
     ]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], function)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
