@@ -688,7 +688,10 @@ def _runner_args(model: Path, cpu_model: Path | None, input_npy: Path | None, re
 def _result(run: subprocess.CompletedProcess, where: str) -> RunResult:
     if run.returncode != 0:
         lines = (run.stderr or run.stdout).strip().splitlines()
-        raise MCUForgeError(f"the Edge TPU runner failed on {where}: {lines[-1] if lines else f'exit status {run.returncode}'}")
+        # the runner's own message; LiteRT may print "Exception ignored" noise after it
+        reported = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+        reason = (reported or lines or [f"exit status {run.returncode}"])[-1]
+        raise MCUForgeError(f"the Edge TPU runner failed on {where}: {reason}")
     try:
         return RunResult(**json.loads(run.stdout.strip().splitlines()[-1]))
     except (ValueError, TypeError, IndexError):

@@ -77,7 +77,7 @@ def run(model_path: str, cpu_model_path: str | None = None, input_path: str | No
         x = np.load(input_path)
         if x.dtype != detail["dtype"] or tuple(x.shape) != tuple(detail["shape"]):
             raise RunnerError(
-                f"input {input_path} is {x.dtype} {list(x.shape)}; the model expects {np.dtype(detail['dtype'])} {list(detail['shape'])}"
+                f"input {input_path} is {x.dtype} {list(x.shape)}; the model expects {np.dtype(detail['dtype'])} {detail['shape'].tolist()}"
             )
     latencies = []
     for _ in range(max(1, repeats)):
