@@ -274,3 +274,51 @@ def run_model(model_path: Path | str, inputs: np.ndarray | Path | str, output_pa
     raw = np.concatenate(results)
     saved = save_array(output_path, raw) if output_path is not None else None
     return RunResult(raw, saved)
+
+
+FUZZ_SOURCE = FIRMWARE_DIR / "fuzz" / "mf_fuzz.c"
+# Run in a child process: the sanitizer runtime must be preloaded before Python starts.
+_FUZZ_CHILD = r"""
+import ctypes, json, sys
+class Stats(ctypes.Structure):
+    _fields_ = [("iterations", ctypes.c_uint32), ("loaded", ctypes.c_uint32), ("invoked", ctypes.c_uint32)]
+lib = ctypes.CDLL(sys.argv[1])
+seed, iterations, seconds, arena = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+blobs = [open(p, "rb").read() for p in sys.argv[6:]]
+models = (ctypes.c_char_p * len(blobs))(*blobs)
+sizes = (ctypes.c_size_t * len(blobs))(*map(len, blobs))
+stats = Stats()
+lib.mf_fuzz_run.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32,
+                            ctypes.c_double, ctypes.c_size_t, ctypes.POINTER(Stats)]
+if lib.mf_fuzz_run(models, sizes, len(blobs), seed, iterations, seconds, arena, ctypes.byref(stats)) != 0:
+    sys.exit("fuzz setup failed")
+print(json.dumps({"iterations": stats.iterations, "loaded": stats.loaded, "invoked": stats.invoked}))
+"""
+
+
+@dataclass(frozen=True)
+class FuzzResult:
+    iterations: int  # mutants tried (the first len(models) are the unmutated seeds)
+    loaded: int  # mutants the loader accepted
+    invoked: int  # ...that then ran to MF_OK
+
+
+def fuzz(model_paths: list[Path], seconds: float, seed: int = 1, iterations: int = 1 << 30, arena_bytes: int = 1 << 18) -> FuzzResult:
+    """Mutation-fuzz the loader and interpreter in the ASan+UBSan build, in a child process.
+
+    Raises MCUForgeError with the sanitizer report when the child crashes.
+    Longer campaigns: `fuzz(paths, seconds=3600, seed=n)` for several seeds.
+    """
+    import os
+    import subprocess
+    import sys
+
+    library_path = build_library(sanitize=True, extra_sources=(FUZZ_SOURCE,))
+    compiler = os.environ.get("CC", "cc")
+    asan = subprocess.run([compiler, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, LD_PRELOAD=asan, ASAN_OPTIONS="detect_leaks=0:abort_on_error=1", UBSAN_OPTIONS="print_stacktrace=1")
+    args = [sys.executable, "-c", _FUZZ_CHILD, str(library_path), str(seed), str(iterations), str(seconds), str(arena_bytes)]
+    result = subprocess.run([*args, *map(str, model_paths)], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise MCUForgeError(f"fuzzing crashed the engine (seed {seed}):\n{result.stderr[-4000:]}")
+    return FuzzResult(**json.loads(result.stdout.strip().splitlines()[-1]))

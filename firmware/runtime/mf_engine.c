@@ -45,10 +45,12 @@ struct mf_model {
 
 /* Per-tensor planning record, kept in the future activation area during load. */
 typedef struct mf_plan_entry {
-    int16_t first; /* first op using the buffer (-1: graph input, live from the start) */
-    int16_t last;  /* last op using it */
-    int16_t root;  /* tensor whose buffer this one shares (itself unless aliased) */
-    int16_t order; /* placement order (indices of roots, sorted) */
+    int16_t first;   /* first op using the buffer (-1: graph input, live from the start) */
+    int16_t last;    /* last op using it */
+    int16_t root;    /* tensor whose buffer this one shares (itself unless aliased) */
+    int16_t order;   /* placement order (indices of roots, sorted) */
+    int16_t overlap; /* input root this (output) buffer may overlap, -1 if none */
+    int32_t gap;     /* ...when input offset - output offset >= gap (see mf_overlap) */
 } mf_plan_entry;
 
 static size_t mf_align_up(size_t n) { return (n + MF_ALIGN - 1u) & ~(size_t)(MF_ALIGN - 1u); }
@@ -339,6 +341,7 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
     op->outputs = outputs;
     op->output_count = (int32_t)out.count;
     op->scratch = NULL;
+    op->overlap = NULL;
     for (i = 0; i < in.count && status == MF_OK; ++i) {
         status = mf_view(m, mf_fb_i32(fb, in.data + 4 * (size_t)i), &inputs[i]);
     }
@@ -380,6 +383,8 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         plan[t].last = -1;
         plan[t].root = (int16_t)t;
         plan[t].order = -1;
+        plan[t].overlap = -1;
+        plan[t].gap = 0;
     }
     for (i = 0; i < m->inputs.count; ++i) {
         mf_touch(plan, mf_index_at(m, &m->inputs, i), -1);
@@ -395,8 +400,10 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         mf_tensor inputs[MF_MAX_OP_TENSORS];
         mf_tensor outputs[MF_MAX_OUTPUTS];
         size_t scratch = 0;
+        mf_overlap overlap = {0, 0};
         fault->op_index = (int32_t)i;
         status = mf_op_views(m, i, &kernel, &op, inputs, outputs, &builtin, fault);
+        op.overlap = &overlap;
         if (status == MF_OK) {
             status = kernel->prepare(&op, &scratch);
         }
@@ -420,6 +427,13 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
             const int32_t target = mf_index_at(m, &out, 0);
             if (source >= 0 && plan[target].root == target && plan[target].first == INT16_MAX) {
                 plan[target].root = plan[source].root;
+            }
+        }
+        if (overlap.allowed && in.count > 0 && out.count > 0 && !inputs[0].is_constant) {
+            const int32_t target = mf_index_at(m, &out, 0);
+            if (plan[target].root == target) {
+                plan[target].overlap = plan[mf_index_at(m, &in, 0)].root;
+                plan[target].gap = overlap.gap;
             }
         }
         for (k = 0; k < in.count; ++k) {
@@ -461,10 +475,44 @@ static mf_status mf_storage_bytes(const mf_model *m, uint32_t t, size_t *bytes)
 
 static int mf_overlaps(const mf_plan_entry *a, const mf_plan_entry *b) { return a->first <= b->last && b->first <= a->last; }
 
+/* Whether buffer b at `offset` may coexist with placed buffer o at o_offset. */
+static int mf_fits(const mf_plan_entry *plan, const uint32_t *sizes, int16_t b, size_t offset, int16_t o, size_t o_offset)
+{
+    const mf_plan_entry *pb = &plan[b];
+    const mf_plan_entry *po = &plan[o];
+    if (!mf_overlaps(pb, po) || offset + mf_align_up(sizes[b]) <= o_offset || o_offset + mf_align_up(sizes[o]) <= offset) {
+        return 1;
+    }
+    /* An op's input and output that meet only at that op may share bytes the kernel allows. */
+    if (pb->overlap == o && po->last == pb->first) {
+        return (int64_t)o_offset - (int64_t)offset >= pb->gap;
+    }
+    if (po->overlap == b && pb->last == po->first) {
+        return (int64_t)offset - (int64_t)o_offset >= po->gap;
+    }
+    return 0;
+}
+
+/* Whether buffer order[i] fits at `offset` beside every buffer placed before it. */
+static int mf_fits_all(const mf_model *m, const mf_plan_entry *plan, const uint32_t *sizes, int16_t i, size_t offset)
+{
+    const int16_t b = plan[i].order;
+    int16_t j;
+    for (j = 0; j < i; ++j) {
+        const int16_t o = plan[j].order;
+        if (!mf_fits(plan, sizes, b, offset, o, m->tensor_offsets[o])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /*
  * Greedy placement (largest buffer first, each at the lowest offset free over
- * its whole lifetime), the strategy of TFLM's GreedyMemoryPlanner. Offsets go
- * into tensor_offsets; returns the activation peak.
+ * its whole lifetime, as TFLM's GreedyMemoryPlanner), where an op's output may
+ * also overlap its input by what the kernel allows. Candidate offsets are 0,
+ * the end of each placed buffer and the overlap positions. Offsets go into
+ * tensor_offsets; returns the activation peak.
  */
 static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t *sizes, int16_t count, size_t *peak)
 {
@@ -484,27 +532,31 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
     }
     for (i = 0; i < count; ++i) {
         const int16_t b = plan[i].order;
-        const size_t size = mf_align_up(sizes[b]);
-        size_t offset = 0;
-        int moved = 1;
-        while (moved) {
-            moved = 0;
-            for (j = 0; j < i; ++j) {
-                const int16_t other = plan[j].order;
-                const size_t other_offset = m->tensor_offsets[other];
-                const size_t other_end = other_offset + mf_align_up(sizes[other]);
-                if (mf_overlaps(&plan[b], &plan[other]) && offset < other_end && other_offset < offset + size) {
-                    offset = other_end;
-                    moved = 1;
+        size_t best = mf_fits_all(m, plan, sizes, i, 0) ? 0 : (size_t)-1;
+        for (j = 0; j < i && best != 0; ++j) {
+            const int16_t o = plan[j].order;
+            const size_t o_offset = m->tensor_offsets[o];
+            size_t candidates[2];
+            int k;
+            candidates[0] = o_offset + mf_align_up(sizes[o]);
+            candidates[1] = (size_t)-1;
+            if (plan[b].overlap == o && o_offset >= (size_t)mf_align_up((size_t)(plan[b].gap > 0 ? plan[b].gap : 0))) {
+                candidates[1] = o_offset - mf_align_up((size_t)(plan[b].gap > 0 ? plan[b].gap : 0));
+            } else if (plan[o].overlap == b) {
+                candidates[1] = o_offset + mf_align_up((size_t)(plan[o].gap > 0 ? plan[o].gap : 0));
+            }
+            for (k = 0; k < 2; ++k) {
+                if (candidates[k] < best && mf_fits_all(m, plan, sizes, i, candidates[k])) {
+                    best = candidates[k];
                 }
             }
         }
-        if (offset + size > 0xFFFFFFF0u) {
+        if (best > 0xFFFFFFF0u - mf_align_up(sizes[b])) {
             return MF_ERR_ARENA_TOO_SMALL;
         }
-        m->tensor_offsets[b] = (uint32_t)offset;
-        if (offset + size > *peak) {
-            *peak = offset + size;
+        m->tensor_offsets[b] = (uint32_t)best;
+        if (best + mf_align_up(sizes[b]) > *peak) {
+            *peak = best + mf_align_up(sizes[b]);
         }
     }
     return MF_OK;

@@ -42,6 +42,14 @@ typedef struct mf_options {
     size_t table; /* 0: no options table */
 } mf_options;
 
+/* Set by prepare when output 0 may share memory with input 0: the kernel never
+ * overwrites input it still has to read as long as
+ * (input offset - output offset) >= gap bytes. Leaving it untouched keeps the two apart. */
+typedef struct mf_overlap {
+    int32_t allowed;
+    int32_t gap;
+} mf_overlap;
+
 /* One operator, as passed to prepare and eval. */
 typedef struct mf_op {
     const mf_tensor *inputs;
@@ -51,6 +59,7 @@ typedef struct mf_op {
     mf_options options;
     int32_t version;
     void *scratch;            /* eval only: the scratch_bytes prepare asked for, else NULL */
+    mf_overlap *overlap;      /* prepare only, may be NULL: see mf_overlap */
 } mf_op;
 
 /* Checks types, shapes and options at load; sets *scratch_bytes (0 if none). */
@@ -119,6 +128,11 @@ mf_status mf_activation_range_int8(int32_t activation, const mf_tensor *output, 
 /* TFLM ComputeOutSize / ComputePadding for SAME and VALID padding. */
 int32_t mf_conv_out_size(int32_t padding, int32_t in_size, int32_t filter_size, int32_t stride, int32_t dilation);
 int32_t mf_conv_padding(int32_t stride, int32_t dilation, int32_t in_size, int32_t filter_size, int32_t out_size);
+
+/* The mf_overlap gap of a kernel that writes a 4-D NHWC output row by row
+ * (all of row y before row y + 1) reading only input rows from
+ * y * stride_h - pad_h on. */
+int32_t mf_rowwise_overlap_gap(const mf_tensor *input, const mf_tensor *output, int32_t stride_h, int32_t pad_h);
 
 /* Declarations of every kernel in the list. */
 #define MF_KERNEL(code, prefix, flags)                                   \

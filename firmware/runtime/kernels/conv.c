@@ -67,6 +67,10 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     if (status != MF_OK) {
         return status;
     }
+    if (op->overlap != NULL) {
+        op->overlap->allowed = 1;
+        op->overlap->gap = mf_rowwise_overlap_gap(&op->inputs[0], &op->outputs[0], g.stride_h, g.pad_h);
+    }
     return mf_activation_range_int8(mf_option_u8(&op->options, OPT_ACTIVATION, MF_ACT_NONE), &op->outputs[0], &act_min,
                                     &act_max);
 }
@@ -89,6 +93,7 @@ mf_status mf_conv_eval(const mf_op *op)
     int32_t act_max;
     conv_geometry g;
     int32_t oc;
+    int32_t b;
     mf_status status = conv_check(op, &g);
     if (status == MF_OK) {
         status = mf_activation_range_int8(mf_option_u8(&op->options, OPT_ACTIVATION, MF_ACT_NONE), output, &act_min,
@@ -97,18 +102,19 @@ mf_status mf_conv_eval(const mf_op *op)
     if (status != MF_OK) {
         return status;
     }
-    for (oc = 0; oc < out_c; ++oc) {
-        const int32_t group = oc / per_group;
-        int32_t multiplier;
-        int shift;
-        int32_t b;
-        mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, oc) / (double)output->scale,
-                               &multiplier, &shift);
-        for (b = 0; b < batches; ++b) {
-            int32_t oy;
-            for (oy = 0; oy < out_h; ++oy) {
-                const int32_t in_y0 = oy * g.stride_h - g.pad_h;
+    for (b = 0; b < batches; ++b) {
+        int32_t oy;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t in_y0 = oy * g.stride_h - g.pad_h;
+            int8_t *out_row = out + ((size_t)b * out_h + oy) * out_w * out_c;
+            /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+            for (oc = 0; oc < out_c; ++oc) {
+                const int32_t group = oc / per_group;
+                int32_t multiplier;
+                int shift;
                 int32_t ox;
+                mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, oc) / (double)output->scale,
+                                       &multiplier, &shift);
                 for (ox = 0; ox < out_w; ++ox) {
                     const int32_t in_x0 = ox * g.stride_w - g.pad_w;
                     int32_t acc = 0;
@@ -138,7 +144,7 @@ mf_status mf_conv_eval(const mf_op *op)
                         acc = mf_wrap_add(acc, bias[oc]);
                     }
                     acc = mf_wrap_add(mf_mul_by_quantized_multiplier(acc, multiplier, shift), output->zero_point);
-                    out[(((size_t)b * out_h + oy) * out_w + ox) * out_c + oc] = (int8_t)mf_clamp_i32(acc, act_min, act_max);
+                    out_row[(size_t)ox * out_c + oc] = (int8_t)mf_clamp_i32(acc, act_min, act_max);
                 }
             }
         }

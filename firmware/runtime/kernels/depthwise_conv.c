@@ -69,8 +69,13 @@ static mf_status dw_check(const mf_op *op, dw_geometry *g)
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     dw_geometry g;
+    const mf_status status = dw_check(op, &g);
     *scratch_bytes = 0;
-    return dw_check(op, &g);
+    if (status == MF_OK && op->overlap != NULL) {
+        op->overlap->allowed = 1;
+        op->overlap->gap = mf_rowwise_overlap_gap(&op->inputs[0], &op->outputs[0], g.stride_h, g.pad_h);
+    }
+    return status;
 }
 
 mf_status mf_depthwise_conv_eval(const mf_op *op)
@@ -89,22 +94,24 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     const int32_t input_offset = -input->zero_point;
     dw_geometry g;
     int32_t oc;
+    int32_t b;
     mf_status status = dw_check(op, &g);
     if (status != MF_OK) {
         return status;
     }
-    for (oc = 0; oc < out_c; ++oc) {
-        const int32_t ic = oc / depth_multiplier;
-        int32_t multiplier;
-        int shift;
-        int32_t b;
-        mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, oc) / (double)output->scale,
-                               &multiplier, &shift);
-        for (b = 0; b < batches; ++b) {
-            int32_t oy;
-            for (oy = 0; oy < out_h; ++oy) {
-                const int32_t in_y0 = oy * g.stride_h - g.pad_h;
+    for (b = 0; b < batches; ++b) {
+        int32_t oy;
+        for (oy = 0; oy < out_h; ++oy) {
+            const int32_t in_y0 = oy * g.stride_h - g.pad_h;
+            int8_t *out_row = out + ((size_t)b * out_h + oy) * out_w * out_c;
+            /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+            for (oc = 0; oc < out_c; ++oc) {
+                const int32_t ic = oc / depth_multiplier;
+                int32_t multiplier;
+                int shift;
                 int32_t ox;
+                mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, oc) / (double)output->scale,
+                                       &multiplier, &shift);
                 for (ox = 0; ox < out_w; ++ox) {
                     const int32_t in_x0 = ox * g.stride_w - g.pad_w;
                     int32_t acc = 0;
@@ -129,7 +136,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
                         acc = mf_wrap_add(acc, bias[oc]);
                     }
                     acc = mf_wrap_add(mf_mul_by_quantized_multiplier(acc, multiplier, shift), output->zero_point);
-                    out[(((size_t)b * out_h + oy) * out_w + ox) * out_c + oc] = (int8_t)mf_clamp_i32(acc, g.act_min, g.act_max);
+                    out_row[(size_t)ox * out_c + oc] = (int8_t)mf_clamp_i32(acc, g.act_min, g.act_max);
                 }
             }
         }

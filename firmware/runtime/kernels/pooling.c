@@ -43,8 +43,13 @@ static mf_status pool_check(const mf_op *op, pool_geometry *g)
 static mf_status pool_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     pool_geometry g;
+    const mf_status status = pool_check(op, &g);
     *scratch_bytes = 0;
-    return pool_check(op, &g);
+    if (status == MF_OK && op->overlap != NULL) {
+        op->overlap->allowed = 1;
+        op->overlap->gap = mf_rowwise_overlap_gap(&op->inputs[0], &op->outputs[0], g.stride_h, g.pad_h);
+    }
+    return status;
 }
 
 /* One pass over every output, averaging or taking the maximum over its window. */

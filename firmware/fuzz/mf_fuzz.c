@@ -1,0 +1,130 @@
+/*
+ * Mutation fuzzing of the engine's loader and interpreter, meant for the
+ * sanitizer build (-fsanitize=address,undefined): any out-of-bounds access,
+ * undefined behaviour or crash aborts the process. clang's libFuzzer is not
+ * available here, so this is a seeded mutation loop over real models: bit
+ * flips, interesting bytes and words, chunk copies and truncations. Each
+ * mutant is copied into a buffer of exactly its size, so ASan sees any read
+ * past its end; models that still load are invoked on random inputs.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mf_engine.h"
+
+typedef struct mf_fuzz_stats {
+    uint32_t iterations;
+    uint32_t loaded;  /* mutants that loaded */
+    uint32_t invoked; /* ...and ran to MF_OK */
+} mf_fuzz_stats;
+
+static uint32_t fuzz_next(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return x;
+}
+
+static void fuzz_mutate(uint8_t *data, size_t *size, uint32_t *rng)
+{
+    static const uint32_t words[] = {0u, 1u, 2u, 4u, 0x7Fu, 0x80u, 0xFFu, 0x7FFFu, 0xFFFFu, 0x7FFFFFFFu, 0x80000000u,
+                                     0xFFFFFFFFu, 0xFFFFFFFEu, 0x10000u};
+    const uint32_t count = 1 + fuzz_next(rng) % 4;
+    uint32_t n;
+    for (n = 0; n < count && *size > 0; ++n) {
+        const size_t at = fuzz_next(rng) % *size;
+        switch (fuzz_next(rng) % 5) {
+        case 0:
+            data[at] ^= (uint8_t)(1u << (fuzz_next(rng) % 8));
+            break;
+        case 1:
+            data[at] = (uint8_t)words[fuzz_next(rng) % (sizeof words / sizeof words[0])];
+            break;
+        case 2:
+            if (*size >= 4) {
+                const uint32_t w = words[fuzz_next(rng) % (sizeof words / sizeof words[0])];
+                memcpy(&data[(at / 4) * 4 < *size - 3 ? (at / 4) * 4 : *size - 4], &w, 4);
+            }
+            break;
+        case 3: {
+            const size_t from = fuzz_next(rng) % *size;
+            const size_t length = 1 + fuzz_next(rng) % 16;
+            if (from + length <= *size && at + length <= *size) {
+                memmove(&data[at], &data[from], length);
+            }
+            break;
+        }
+        default:
+            *size = at;
+            break;
+        }
+    }
+}
+
+/* Fills every input with random bytes, then runs the model. */
+static mf_status fuzz_invoke(mf_model *model, uint32_t *rng)
+{
+    size_t i;
+    for (i = 0; i < mf_input_count(model); ++i) {
+        mf_tensor_info info;
+        size_t k;
+        mf_status status = mf_input(model, i, &info);
+        if (status != MF_OK) {
+            return status;
+        }
+        for (k = 0; k < info.bytes; ++k) {
+            ((uint8_t *)info.data)[k] = (uint8_t)fuzz_next(rng);
+        }
+    }
+    return mf_invoke(model);
+}
+
+/* Runs until `iterations` mutants or `seconds` of CPU time, whichever comes first. */
+int mf_fuzz_run(const uint8_t *const *models, const size_t *sizes, int model_count, uint32_t seed,
+                uint32_t iterations, double seconds, size_t arena_size, mf_fuzz_stats *stats)
+{
+    const clock_t stop = clock() + (clock_t)(seconds * CLOCKS_PER_SEC);
+    uint32_t rng = seed != 0 ? seed : 1u;
+    uint8_t *arena = malloc(arena_size);
+    memset(stats, 0, sizeof *stats);
+    if (arena == NULL || model_count <= 0) {
+        free(arena);
+        return -1;
+    }
+    while (stats->iterations < iterations && clock() < stop) {
+        const int pick = stats->iterations < (uint32_t)model_count ? (int)stats->iterations
+                                                                   : (int)(fuzz_next(&rng) % (uint32_t)model_count);
+        size_t size = sizes[pick];
+        uint8_t *scratch = malloc(size > 0 ? size : 1);
+        uint8_t *mutant;
+        mf_model *model = NULL;
+        if (scratch == NULL) {
+            break;
+        }
+        memcpy(scratch, models[pick], size);
+        if (stats->iterations >= (uint32_t)model_count) { /* the first round runs the seeds as they are */
+            fuzz_mutate(scratch, &size, &rng);
+        }
+        mutant = malloc(size > 0 ? size : 1); /* exactly `size` bytes: ASan flags any read past the end */
+        if (mutant == NULL) {
+            free(scratch);
+            break;
+        }
+        memcpy(mutant, scratch, size);
+        free(scratch);
+        if (mf_load(mutant, size, arena, arena_size, &model, NULL) == MF_OK) {
+            stats->loaded++;
+            if (fuzz_invoke(model, &rng) == MF_OK) {
+                stats->invoked++;
+            }
+        }
+        free(mutant);
+        stats->iterations++;
+    }
+    free(arena);
+    return 0;
+}
