@@ -24,12 +24,12 @@ import numpy as np
 import yaml
 
 from mcuforge.errors import MCUForgeError
+from mcuforge.firmware.engine import RUNTIME_DIR, runtime_sources
 from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS
 from mcuforge.spec import parse_dataclass, spec_field
 
 BOARDS_DIR = FIRMWARE_DIR / "boards"
 APP_DIR = FIRMWARE_DIR / "app"
-RUNTIME_DIR = FIRMWARE_DIR / "runtime"
 LINKER_SCRIPT = BOARDS_DIR / "common" / "cortex_m.ld"
 DEFAULT_BUILD_ROOT = Path("build") / "firmware"
 CROSS = "arm-none-eabi-"
@@ -162,14 +162,6 @@ def _tool(name: str, package: str) -> str:
     if path is None:
         raise MCUForgeError(f"{name} not found on PATH: install it (apt-get install {package})")
     return path
-
-
-def _runtime_sources() -> list[Path]:
-    """The engine's portable C files (the image needs every kernel the registry names)."""
-    sources = sorted([*RUNTIME_DIR.glob("*.c"), *RUNTIME_DIR.glob("kernels/*.c")])
-    if not sources:
-        raise MCUForgeError(f"no engine sources in {RUNTIME_DIR}: the firmware needs firmware/runtime/*.c")
-    return sources
 
 
 def _model_input(model_data: bytes, source: str):
@@ -372,7 +364,7 @@ def build_image(
             work / "app_data.c",
             BOARDS_DIR / "common" / "startup.c",
             *(BOARDS_DIR / s for s in board.sources),
-            *_runtime_sources(),
+            *runtime_sources(),
         ]
         if board.boot2:
             sources.append(_boot2_c(board, work))
