@@ -75,10 +75,8 @@ def register(app: typer.Typer) -> None:
         r = evaluate(load_spec(spec))
         a = r.litert
         typer.echo(f"{r.metric} on {r.samples} test samples: TFLM int8 {r.tflm:.4f}, float Keras {r.float_keras:.4f} (drop {r.drop:+.4f})")
-        typer.echo(
-            f"LiteRT vs TFLM: {a.differing_elements} of {a.elements} outputs differ (max {a.max_abs_difference:g}), "
-            f"{a.differing_predictions} predictions differ"
-        )
+        predictions = "" if a.differing_predictions is None else f", {a.differing_predictions} predictions differ"
+        typer.echo(f"LiteRT vs TFLM: {a.differing_elements} of {a.elements} outputs differ (max {a.max_abs_difference:g}){predictions}")
 
     golden = typer.Typer(help="Golden regression vectors: record TFLM's outputs, verify them byte for byte.", no_args_is_help=True)
     app.add_typer(golden, name="golden")

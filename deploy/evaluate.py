@@ -31,7 +31,7 @@ class Agreement:
     elements: int
     differing_elements: int
     max_abs_difference: float  # in the output's raw units (quantization steps for integer outputs)
-    differing_predictions: int  # samples whose argmax differs (classifiers)
+    differing_predictions: int | None  # samples whose argmax differs (classifiers only)
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,13 @@ def litert_outputs(data: bytes, batch: np.ndarray) -> np.ndarray:
     return np.concatenate(results)
 
 
-def agreement(reference: np.ndarray, other: np.ndarray) -> Agreement:
+def agreement(reference: np.ndarray, other: np.ndarray, classifier: bool = True) -> Agreement:
     """Compare two raw output batches; integers as int32 so that wrapping cannot hide a difference.
 
     >>> agreement(np.array([[1, -128]], np.int8), np.array([[1, 127]], np.int8))
     Agreement(elements=2, differing_elements=1, max_abs_difference=255.0, differing_predictions=1)
+    >>> agreement(np.array([[0.5]]), np.array([[0.25]]), classifier=False)
+    Agreement(elements=1, differing_elements=1, max_abs_difference=0.25, differing_predictions=None)
     """
     wide = np.float64 if np.issubdtype(reference.dtype, np.floating) else np.int32
     a, b = reference.astype(wide), other.astype(wide)
@@ -80,7 +82,7 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> Agreement:
         elements=int(a.size),
         differing_elements=int(np.count_nonzero(diff)),
         max_abs_difference=float(diff.max(initial=0)),
-        differing_predictions=int(np.count_nonzero(flat_a.argmax(1) != flat_b.argmax(1))),
+        differing_predictions=int(np.count_nonzero(flat_a.argmax(1) != flat_b.argmax(1))) if classifier else None,
     )
 
 
@@ -115,7 +117,7 @@ def evaluate(spec: Spec, root: Path | str = "build") -> EvaluateResult:
         metric=metric,
         tflm=score(dequantize(raw, emulator.outputs[0]).reshape(float_predictions.shape)),
         float_keras=score(float_predictions),
-        litert=agreement(raw, litert_outputs(data, batch)),
+        litert=agreement(raw, litert_outputs(data, batch), classifier=dataset.task != ANOMALY),
     )
     write_text_atomic(model_path.parent / RESULT_FILE, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
     return result
