@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "mcuforge.compress.cli",
     "mcuforge.deploy.cli",
     "mcuforge.firmware.cli_firmware",
+    "mcuforge.firmware.cli_engine",
 )
 
 app = typer.Typer(
