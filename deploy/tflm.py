@@ -94,6 +94,10 @@ class Emulator:
                 self._interpreter = runtime.Interpreter.from_bytes(data, arena_size=HOST_ARENA_BYTES)
         except (RuntimeError, ValueError):
             raise MCUForgeError(f"TFLM cannot run {model.source}: {_explain_failure(model, lines)}") from None
+        if len(model.main.inputs) != 1:
+            raise MCUForgeError(
+                f"{model.source} has {len(model.main.inputs)} inputs; the emulator feeds single-input models only"
+            )
 
     @property
     def inputs(self) -> list[Tensor]:
