@@ -25,12 +25,15 @@ def convert(
     rng: np.random.Generator,
     value_range: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
     samples: int = 16,
+    io_type: str = "int8",
 ) -> bytes:
     """Convert `fn` (tensors in -> tensor out, TF ops or Keras layers) to an int8 .tflite.
 
     The representative data spans `value_range` on every input (or the i-th
     range on input i, given one (low, high) per input), which sets the input
     scales and zero points; vary it per case to vary the quantization.
+    io_type "float32" keeps float inputs and outputs, so the model starts with
+    QUANTIZE and ends with DEQUANTIZE.
     """
     import tensorflow as tf
 
@@ -46,9 +49,19 @@ def convert(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: iter(data)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    converter.inference_input_type = tf.as_dtype(io_type)
+    converter.inference_output_type = tf.as_dtype(io_type)
     return converter.convert()
+
+
+def convert_one_op(fn: Callable, input_shapes: Sequence[Shape], rng: np.random.Generator, op: str, **kwargs) -> bytes:
+    """`convert`, checking the converter produced exactly one `op` (else the case would test something else)."""
+    from mcuforge.deploy.tflite_model import parse_tflite
+
+    model = convert(fn, input_shapes, rng, **kwargs)
+    ops = [o.opcode for o in parse_tflite(model).main.operators]
+    assert ops == [op], f"the converter made {ops}, not [{op}]"
+    return model
 
 
 def convert_keras(layer_fn: Callable, input_shape: Shape, rng: np.random.Generator, **kwargs) -> bytes:
@@ -77,9 +90,12 @@ def input_details(model: bytes) -> list[tuple[tuple[int, ...], np.dtype]]:
 
 
 def random_inputs(model: bytes, rng: np.random.Generator) -> list[np.ndarray]:
-    """Uniform random values over each input's whole integer range."""
+    """Uniform random values over each input's whole integer range (floats: within +-4)."""
     arrays = []
     for shape, dtype in input_details(model):
+        if np.issubdtype(dtype, np.floating):
+            arrays.append(rng.uniform(-4.0, 4.0, size=shape).astype(dtype))
+            continue
         info = np.iinfo(dtype)
         arrays.append(rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype))
     return arrays
@@ -112,12 +128,15 @@ def run_engine(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def assert_matches_tflm(model: bytes, rng: np.random.Generator, trials: int = 3) -> None:
-    """Random inputs through both runners: every output equal, compared as int32."""
+    """Random inputs through both runners: every output equal (integers compared as int32, floats bit for bit)."""
     for _ in range(trials):
         inputs = random_inputs(model, rng)
         expected = run_tflm(model, inputs)
         actual = run_engine(model, inputs)
         assert len(actual) == len(expected)
         for got, want in zip(actual, expected):
-            assert got.shape == want.shape
-            np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32))
+            assert got.shape == want.shape and got.dtype == want.dtype
+            if np.issubdtype(want.dtype, np.floating):
+                np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+            else:
+                np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32))
