@@ -171,14 +171,13 @@ class TFLiteModel:
 
     @property
     def is_fully_integer(self) -> bool:
-        """True when inputs, outputs and every non-constant tensor the ops touch are integer-quantized."""
+        """True when the I/O is int8/int16 quantized and no op reads a float tensor (what NPUs and our engine need)."""
         graph = self.main
         for tensor in graph.input_tensors + graph.output_tensors:
             if tensor.dtype not in ("int8", "int16") or tensor.quantization is None:
                 return False
-        return not any(
-            t.dtype in ("float32", "float16") for g in self.subgraphs for op in g.operators for t in map(g.tensor, op.inputs) if t is not None
-        )
+        op_inputs = (g.tensor(i) for g in self.subgraphs for op in g.operators for i in op.inputs)
+        return not any(t is not None and t.dtype in ("float32", "float16") for t in op_inputs)
 
     def require_integer(self, why: str) -> None:
         """Raise MCUForgeError when the model still computes in float; `why` says what needs int8."""
