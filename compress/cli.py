@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         spec: Path = typer.Argument(..., help="pipeline spec (YAML)"),
         root: Path = typer.Option(Path("build"), help="build root: reads <root>/<name>/train, writes <root>/<name>/compress"),
     ) -> None:
-        """Run the spec's compression steps; write model.keras, per-step .tflite, steps.json and pareto.png."""
+        """Run the spec's compression steps; write model.h5, per-step .tflite, steps.json and pareto.png."""
         from rich.console import Console
 
         from mcuforge.compress.pipeline import compress

@@ -17,8 +17,10 @@ COMMAND_MODULES = (
     "mcuforge.train.cli",
     "mcuforge.compress.cli",
     "mcuforge.deploy.cli",
+    "mcuforge.deploy.cli_edge",
     "mcuforge.firmware.cli_firmware",
     "mcuforge.firmware.cli_engine",
+    "mcuforge.cli_pipeline",
 )
 
 app = typer.Typer(
@@ -36,18 +38,7 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Console entry point: user errors print one line and exit with status 2."""
     try:
-        app(standalone_mode=False)
+        app()
     except MCUForgeError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

@@ -46,9 +46,11 @@ def deploy_dir(spec: Spec, root: Path | str = "build") -> Path:
 
 
 def source_model_path(spec: Spec, root: Path | str = "build") -> Path:
-    """compress/model.keras when it exists and is newer than train/model.keras, else the trained model."""
+    """compress/model.h5 when it exists and is newer than train/model.h5, else the trained model."""
+    from mcuforge.train.trainer import MODEL_FILE as KERAS_MODEL_FILE
+
     base = spec.build_dir(root)
-    trained, compressed = base / "train" / "model.keras", base / "compress" / "model.keras"
+    trained, compressed = base / "train" / KERAS_MODEL_FILE, base / "compress" / KERAS_MODEL_FILE
     if compressed.exists() and (not trained.exists() or compressed.stat().st_mtime >= trained.stat().st_mtime):
         return compressed
     if trained.exists():

@@ -139,7 +139,7 @@ def test_digits_convert_evaluate_export_emulate_golden_report(digits_build, tmp_
     spec, root = digits_build
     result = convert(spec, root)
     assert result.model_path == root / "digits" / "deploy" / "model_int8.tflite"
-    assert not result.quantization_aware and result.source_model.name == "model.keras"
+    assert not result.quantization_aware and result.source_model.name == "model.h5"
     labels = (result.model_path.parent / "labels.txt").read_text().split()
     assert labels == [str(d) for d in range(10)]
     info = json.loads((result.model_path.parent / "convert.json").read_text())

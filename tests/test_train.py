@@ -42,7 +42,7 @@ def test_digits_split_is_stratified_deterministic_and_disjoint(tmp_path):
 def test_digits_trains_to_95_percent(tmp_path):
     result = trainer.train(digits_spec(), tmp_path / "train")
     assert result.metrics["test"]["accuracy"] >= 0.95
-    for name in ("model.keras", "model_float.tflite", "metrics.json", "history.json", "training.png"):
+    for name in ("model.h5", "model_float.tflite", "metrics.json", "history.json", "training.png"):
         assert (tmp_path / "train" / name).is_file(), name
     metrics = json.loads((tmp_path / "train" / "metrics.json").read_text())
     # tiny_cnn on 8x8x1 by hand: conv 8*8*16*9 + conv 4*4*32*9*16 + dense 512*10.
@@ -50,7 +50,7 @@ def test_digits_trains_to_95_percent(tmp_path):
     assert metrics["parameters"] == 9930
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 360
     assert metrics["float_model_bytes"] == (tmp_path / "train" / "model_float.tflite").stat().st_size
-    reloaded = trainer.load_model(tmp_path / "train" / "model.keras")
+    reloaded = trainer.load_model(tmp_path / "train" / "model.h5")
     data = trainer.load_dataset(digits_spec())
     predicted = reloaded.predict(data.x_test, verbose=0).argmax(-1)
     assert np.mean(predicted == data.y_test) == pytest.approx(metrics["test"]["accuracy"])

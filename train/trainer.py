@@ -1,6 +1,6 @@
 """The train stage: spec in, a saved tf_keras model plus a metrics record out.
 
-Output directory (written atomically): `model.keras` (tfmot reloads it),
+Output directory (written atomically): `model.h5` (tfmot reloads it),
 `model_float.tflite` (the float TFLite the size figure comes from),
 `metrics.json`, `history.json` and `training.png`.
 """
@@ -22,7 +22,10 @@ from mcuforge.train import datasets, zoo
 from mcuforge.train.datasets import ANOMALY, Dataset
 from mcuforge.train.profile import model_macs
 
-MODEL_FILE = "model.keras"
+# HDF5, not the .keras format: tf_keras cannot reload tfmot's quantize layers
+# from .keras files ("expected 5 variables, but received 3"), and every stage
+# saves its model under this one name.
+MODEL_FILE = "model.h5"
 
 
 @dataclass(frozen=True)
