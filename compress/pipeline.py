@@ -4,7 +4,7 @@ After every step the model is converted to int8 (deploy's converter: calibrated,
 or from the QAT ranges), run through the TFLM host interpreter on the test
 split, and sized: parameters and non-zero parameters of the .tflite, MACs,
 int8 bytes, LUT-compressed bytes and the measured arena. Output, written
-atomically to build/<name>/compress/: the final `model.keras`, one .tflite per
+atomically to build/<name>/compress/: the final `model.h5`, one .tflite per
 step, `steps.json` and `pareto.png`. A step that loses more than
 `compress.max_accuracy_drop` stops the run and leaves the last good output as it
 was.
@@ -31,7 +31,7 @@ from mcuforge.spec import CompressSpec, Spec, parse_dataclass, to_dict
 from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.zoo import RECONSTRUCTION_ARCHS
 
-MODEL_FILE = "model.keras"
+from mcuforge.train.trainer import MODEL_FILE  # noqa: E402  (every stage saves its model under one name)
 STEPS_FILE = "steps.json"
 PARETO_FILE = "pareto.png"
 
@@ -256,11 +256,14 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _load_teacher(options: DistillOptions, trained, context: Context):
+def _given_teacher(options: DistillOptions | None, context: Context):
+    """The teacher a distill step names, checked against the data set's classes (None: the trained model)."""
     from mcuforge.train.trainer import load_model
 
-    teacher = load_model(options.teacher) if options.teacher else trained
-    check_teacher(teacher, context.dataset.num_classes, options.teacher or "(the spec's trained model)")
+    if options is None or options.teacher is None:
+        return None
+    teacher = load_model(options.teacher)
+    check_teacher(teacher, context.dataset.num_classes, options.teacher)
     return teacher
 
 
@@ -273,14 +276,17 @@ def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] 
         raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
     if "distill" in dict(recipe.steps) and spec.model.arch in RECONSTRUCTION_ARCHS:
         raise MCUForgeError(f"compress.steps: distill needs a classifier; model.arch {spec.model.arch!r} reconstructs its input")
+    context = Context(spec, load_dataset(spec))
+    options = dict(recipe.steps)
+    given_teacher = _given_teacher(options.get("distill"), context)
     train_dir = spec.build_dir(root) / "train"
     if not (train_dir / TRAINED_MODEL).exists():
         log(f"no trained model in {train_dir}: training it first")
         train(spec, train_dir)
-    context = Context(spec, load_dataset(spec))
     model = load_model(train_dir / TRAINED_MODEL)
-    options = dict(recipe.steps)
-    teacher = _load_teacher(options["distill"], model, context) if "distill" in options else None
+    teacher = model if given_teacher is None else given_teacher
+    if "distill" in options and given_teacher is None:
+        check_teacher(teacher, context.dataset.num_classes, str(train_dir / TRAINED_MODEL))
     metric = _metric_name(context.dataset.task)
     out_dir = spec.build_dir(root) / "compress"
     result = CompressResult(out_dir, metric)

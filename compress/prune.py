@@ -49,9 +49,11 @@ def prune(model, options: PruneOptions, context: Context):
     sparsity = tfmot.sparsity.keras
     data = context.dataset
     steps_per_epoch = max(1, int(np.ceil(len(data.x_train) / context.spec.train.batch_size)))
-    end_step = max(1, steps_per_epoch * options.epochs - steps_per_epoch // 2)
+    frequency = max(1, steps_per_epoch // 2)
+    # The masks reach the final sparsity at the last update that falls inside training.
+    end_step = frequency * max(1, (steps_per_epoch * options.epochs - 1) // frequency)
     if options.pattern == TWO_FOUR:
-        schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=max(1, steps_per_epoch // 2))
+        schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=frequency)
 
         def wrap(layer):
             if _supports_two_four(layer):
@@ -61,7 +63,7 @@ def prune(model, options: PruneOptions, context: Context):
         wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
     else:
         schedule = sparsity.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=options.sparsity, begin_step=0, end_step=end_step, frequency=max(1, steps_per_epoch // 2)
+            initial_sparsity=0.0, final_sparsity=options.sparsity, begin_step=0, end_step=end_step, frequency=frequency
         )
         wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
     fine_tune(wrapped, context, options, callbacks=[sparsity.UpdatePruningStep()])
