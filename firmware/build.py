@@ -10,6 +10,7 @@ a run and its parse give the same RunResult on every board.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import yaml
 
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.engine import RUNTIME_DIR, runtime_sources
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS
+from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
 from mcuforge.spec import parse_dataclass, spec_field
 
 BOARDS_DIR = FIRMWARE_DIR / "boards"
@@ -286,6 +287,31 @@ def _boot2_c(board: Board, work: Path) -> Path:
     return source
 
 
+def _compiled(gcc: str, source: Path, flags: list[str], work: Path) -> Path:
+    """The object file for `source`, from a cache keyed by the compiler flags and every source and header byte.
+
+    The engine and board files compile once per board and flag set; only the
+    generated app_data.c (which is in `work`) is compiled for every image.
+    """
+    includes = (APP_DIR, BOARDS_DIR / "common", RUNTIME_DIR)
+    cmd = [gcc, *flags, *(f"-I{d}" for d in includes), "-c", str(source)]
+    if source.parent == work:
+        obj = work / f"{source.stem}.o"
+        _run([*cmd, "-o", str(obj)], f"compiling {source.name}")
+        return obj
+    digest = hashlib.sha256("\0".join(cmd).encode())
+    digest.update(source.read_bytes())
+    for header in sorted(h for d in includes for h in d.rglob("*.h")):
+        digest.update(header.read_bytes())
+    obj = cache_dir().parent / "firmware" / f"{source.stem}-{digest.hexdigest()[:16]}.o"
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_suffix(f".{os.getpid()}.tmp.o")  # same directory: os.replace stays atomic
+        _run([*cmd, "-o", str(tmp)], f"compiling {source.relative_to(FIRMWARE_DIR)} for the target")
+        os.replace(tmp, obj)
+    return obj
+
+
 def _run(cmd: list[str], what: str, timeout: float = 300) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
@@ -369,11 +395,10 @@ def build_image(
         if board.boot2:
             sources.append(_boot2_c(board, work))
         elf, map_file = work / f"{model_name}.elf", work / f"{model_name}.map"
+        flags = [*STRICT_C_FLAGS, *board.cflags, optimization, "-g", "-ffunction-sections", "-fdata-sections", "-ffreestanding"]
+        objects = [_compiled(gcc, source, flags, work) for source in sources]
         cmd = [
-            gcc, *STRICT_C_FLAGS, *board.cflags, optimization, "-g",
-            "-ffunction-sections", "-fdata-sections", "-ffreestanding",
-            f"-I{APP_DIR}", f"-I{BOARDS_DIR / 'common'}", f"-I{RUNTIME_DIR}",
-            *map(str, sources),
+            gcc, *board.cflags, *map(str, objects),
             "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
             f"-L{work}", f"-T{LINKER_SCRIPT}", "-Wl,--gc-sections", f"-Wl,-Map={map_file}",
             "-o", str(elf), "-lm",

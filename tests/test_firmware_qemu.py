@@ -1,0 +1,131 @@
+"""Emulator regression: firmware images run in QEMU give TFLM's output bytes, model by model.
+
+Every int8 model in ../shared/models/tflite-micro and every zoo architecture
+(converted to int8 here with TensorFlow's converter, random seeded weights) is
+built for qemu-m4 and qemu-m33; the test vectors the image carries run in QEMU
+and every output byte is compared with the TFLM host interpreter's output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcuforge.firmware import build
+
+SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
+TARGETS = ("qemu-m4", "qemu-m33")
+PERSON_DIR = SHARED_MODELS / "person_detection"
+
+
+def _tflm_outputs(model_path: Path, vectors: np.ndarray) -> list[list[np.ndarray]]:
+    from mcuforge.deploy.tflite_model import read_tflite
+    from mcuforge.deploy.tflm import Emulator
+
+    emulator = Emulator(read_tflite(model_path), model_path.read_bytes())
+    return [emulator.invoke(vector.reshape(emulator.inputs[0].shape)) for vector in vectors]
+
+
+def assert_bit_exact(model_path: Path, target: str, vectors: np.ndarray, tmp_path: Path, timeout: float = 120) -> build.RunResult:
+    image = build.build_image(model_path, target, out_dir=tmp_path, inputs=vectors)
+    result = build.run_qemu(image, timeout=timeout)
+    expected = _tflm_outputs(model_path, image.vectors)
+    assert len(result.outputs) == len(expected), f"{model_path.name} on {target}: {len(result.outputs)} vectors reported, {len(expected)} run"
+    for index, (got, want) in enumerate(zip(result.outputs, expected)):
+        assert len(got) == len(want), f"{model_path.name} on {target}, input {index}: {len(got)} outputs, TFLM has {len(want)}"
+        for number, (g, w) in enumerate(zip(got, want)):
+            assert g.dtype == w.dtype and g.size == w.size, f"{model_path.name} on {target}, input {index}, output {number}: {g.dtype}{g.shape} vs TFLM {w.dtype}{w.shape}"
+            g32, w32 = g.reshape(-1).astype(np.int32), w.reshape(-1).astype(np.int32)
+            differing = np.flatnonzero(g32 != w32)
+            assert differing.size == 0, (
+                f"{model_path.name} on {target}, input {index}, output {number}: first difference at element "
+                f"{differing[0]}: firmware {g32[differing[0]]}, TFLM {w32[differing[0]]} ({differing.size} differ)"
+            )
+    assert len(result.cycles) == len(expected) and all(c > 0 for c in result.cycles)
+    return result
+
+
+def _random(shape, count: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 127, size=(count, *shape), endpoint=True).astype(np.int8)
+
+
+def _person_image(name: str) -> np.ndarray:
+    """The MANIFEST's recipe: 8-bit palette BMP, pixels at byte 1078, rows bottom-up, bytes as int8."""
+    raw = (PERSON_DIR / "testdata" / name).read_bytes()[1078 : 1078 + 96 * 96]
+    return np.frombuffer(raw, np.uint8).reshape(96, 96)[::-1].astype(np.uint8).view(np.int8).reshape(1, 96, 96, 1)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hello_world_every_input_value(target, tmp_path):
+    every_int8 = np.arange(-128, 128, dtype=np.int8).reshape(256, 1, 1)
+    result = assert_bit_exact(SHARED_MODELS / "hello_world" / "hello_world_int8.tflite", target, every_int8, tmp_path)
+    assert int(result.outputs[64][0].reshape(-1)[0]) == 126  # x = pi/2 (int8 -64) -> 126, the MANIFEST's known result
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_micro_speech(target, tmp_path):
+    model = SHARED_MODELS / "micro_speech" / "micro_speech_quantized.tflite"
+    vectors = _random((1, 1960), 6, seed=1)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("silence\nunknown\nyes\nno\n")
+    image = build.build_image(model, target, out_dir=tmp_path, inputs=vectors, labels_path=labels)
+    result = build.run_qemu(image)
+    expected = _tflm_outputs(model, image.vectors)
+    for index, want in enumerate(expected):
+        np.testing.assert_array_equal(result.outputs[index][0].astype(np.int32), want[0].astype(np.int32), err_msg=f"micro_speech on {target}, input {index}")
+        best = int(np.argmax(want[0].reshape(-1)))
+        assert result.top[index][0][:2] == (best, ["silence", "unknown", "yes", "no"][best])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_person_detect_known_images_and_noise(target, tmp_path):
+    vectors = np.concatenate([_person_image("person.bmp"), _person_image("no_person.bmp"), _random((96, 96, 1), 1, seed=2)])
+    result = assert_bit_exact(PERSON_DIR / "person_detect.tflite", target, vectors, tmp_path)
+    # The MANIFEST's known results, measured with TFLM: an independent check of the oracle and the image path.
+    assert result.outputs[0][0].reshape(-1).tolist() == [-113, 113]
+    assert result.outputs[1][0].reshape(-1).tolist() == [57, -57]
+
+
+@pytest.mark.parametrize("target", ("qemu-m3", "qemu-m7", "qemu-m55"))
+def test_other_emulated_cores(target, tmp_path):
+    assert_bit_exact(SHARED_MODELS / "micro_speech" / "micro_speech_quantized.tflite", target, _random((1, 1960), 2, seed=3), tmp_path)
+
+
+# Small instances of every zoo architecture; the input shapes are those of tests/test_zoo.py.
+ZOO_CASES = [
+    ("tiny_cnn", (8, 8, 1), 10, 1.0),
+    ("ds_cnn", (49, 10, 1), 12, 0.5),
+    ("mobilenet_v1", (32, 32, 3), 4, 0.25),
+    ("resnet8", (32, 32, 3), 10, 0.5),
+    ("autoencoder", (64,), 0, 0.5),
+    ("gesture_cnn", (32, 32, 1), 10, 0.5),
+]
+
+
+@pytest.fixture(scope="module")
+def zoo_models(tmp_path_factory) -> dict[str, Path]:
+    """Each zoo architecture as an int8 .tflite (seeded random weights, seeded calibration data)."""
+    import tensorflow as tf
+
+    from mcuforge.deploy.convert import convert_model
+    from mcuforge.train import zoo
+
+    out = tmp_path_factory.mktemp("zoo")
+    models = {}
+    for arch, shape, classes, width in ZOO_CASES:
+        tf.keras.utils.set_random_seed(0)
+        model = zoo.build(arch, shape, classes, width)
+        representative = np.random.default_rng(0).normal(size=(16, *shape)).astype(np.float32)
+        models[arch] = out / f"{arch}.tflite"
+        models[arch].write_bytes(convert_model(model, representative))
+    return models
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("arch", [case[0] for case in ZOO_CASES])
+def test_zoo_model(arch, target, zoo_models, tmp_path):
+    shape = next(case[1] for case in ZOO_CASES if case[0] == arch)
+    assert_bit_exact(zoo_models[arch], target, _random(shape, 3, seed=4), tmp_path)
