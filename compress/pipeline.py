@@ -29,9 +29,9 @@ from mcuforge.compress.quantize import QuantizeOptions, quantize
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import CompressSpec, Spec, parse_dataclass, to_dict
 from mcuforge.train.datasets import ANOMALY
+from mcuforge.train.trainer import MODEL_FILE
 from mcuforge.train.zoo import RECONSTRUCTION_ARCHS
 
-from mcuforge.train.trainer import MODEL_FILE  # noqa: E402  (every stage saves its model under one name)
 STEPS_FILE = "steps.json"
 PARETO_FILE = "pareto.png"
 
@@ -269,7 +269,7 @@ def _given_teacher(options: DistillOptions | None, context: Context):
 
 def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] = lambda _: None) -> CompressResult:
     """Run the spec's compression recipe on its trained model; write build/<name>/compress/ atomically."""
-    from mcuforge.train.trainer import MODEL_FILE as TRAINED_MODEL, load_dataset, load_model, train
+    from mcuforge.train.trainer import load_dataset, load_model, train
 
     recipe = parse_recipe(spec.compress)
     if not recipe.steps:
@@ -280,13 +280,13 @@ def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] 
     options = dict(recipe.steps)
     given_teacher = _given_teacher(options.get("distill"), context)
     train_dir = spec.build_dir(root) / "train"
-    if not (train_dir / TRAINED_MODEL).exists():
+    if not (train_dir / MODEL_FILE).exists():
         log(f"no trained model in {train_dir}: training it first")
         train(spec, train_dir)
-    model = load_model(train_dir / TRAINED_MODEL)
+    model = load_model(train_dir / MODEL_FILE)
     teacher = model if given_teacher is None else given_teacher
     if "distill" in options and given_teacher is None:
-        check_teacher(teacher, context.dataset.num_classes, str(train_dir / TRAINED_MODEL))
+        check_teacher(teacher, context.dataset.num_classes, str(train_dir / MODEL_FILE))
     metric = _metric_name(context.dataset.task)
     out_dir = spec.build_dir(root) / "compress"
     result = CompressResult(out_dir, metric)

@@ -111,10 +111,10 @@ def test_teacher_with_other_classes_fails_before_training(tmp_path):
     from mcuforge.compress.pipeline import compress
     from mcuforge.train import zoo
 
-    teacher_path = tmp_path / "teacher.keras"
+    teacher_path = tmp_path / "teacher.h5"
     zoo.build("tiny_cnn", (8, 8, 1), 5).save(teacher_path)
     spec = parse_spec(_digits_spec(steps=["distill", "quantize"], options={"distill": {"teacher": str(teacher_path)}}))
-    with pytest.raises(MCUForgeError, match=r"teacher .*teacher\.keras predicts 5 classes, but the data set has 10"):
+    with pytest.raises(MCUForgeError, match=r"teacher .*teacher\.h5 predicts 5 classes, but the data set has 10"):
         compress(spec, tmp_path / "build")
     assert not (tmp_path / "build" / "digits" / "train").exists()
 
