@@ -1,8 +1,8 @@
 /*
- * MEAN, int8: TFLM's reduce kernel (EvalIntegerMean). When input and output
- * share scale and zero point, the int32 sum of the raw values is divided by
- * the count, truncating; otherwise the zero-point-corrected sum is requantized
- * with the output multiplier folded with 1/count (QuantizedMeanOrSum).
+ * MEAN, int8: TFLM's QuantizedMeanOrSum. The zero-point-corrected int32 sum
+ * is requantized with the output multiplier folded with 1/count. The TFLM we
+ * match takes this path even when input and output share scale and zero point
+ * (older TFLM divided the raw sum, truncating, in that case; the tests pin it).
  * Sums are formed output by output, so no scratch buffer is needed.
  */
 #include "mf_ops_common.h"
@@ -116,7 +116,6 @@ mf_status mf_mean_eval(const mf_op *op)
     const mf_tensor *out = &op->outputs[0];
     const int8_t *src = (const int8_t *)in->data;
     int8_t *dst = (int8_t *)out->data;
-    const int same_quantization = in->zero_point == out->zero_point && in->scale == out->scale;
     int32_t multiplier;
     int shift;
     int bits;
@@ -128,12 +127,6 @@ mf_status mf_mean_eval(const mf_op *op)
     }
     if (plan.elements == 0) {
         memset(dst, 0, (size_t)plan.outputs);
-        return MF_OK;
-    }
-    if (same_quantization) {
-        for (o = 0; o < plan.outputs; ++o) {
-            dst[o] = (int8_t)(mf_mean_sum(src, &plan, o) / plan.elements);
-        }
         return MF_OK;
     }
     /* Fold 1/elements into the multiplier: shift by floor(log2(elements)),
