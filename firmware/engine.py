@@ -143,16 +143,28 @@ class Engine:
     def _load_error(self, status: int, fault: _Fault, arena_bytes: int) -> EngineError:
         name = status_name(status)
         what = (fault.name or b"").decode()
-        where = f" at operator {fault.op_index}" if fault.op_index >= 0 else ""
+        where = f" at operator {fault.op_index}{self._op_label(fault.op_index)}" if fault.op_index >= 0 else ""
         if name == "MF_ERR_UNSUPPORTED_OP":
             message = f"the mcuforge engine has no kernel for op {what}{where} of {self.source}: replace that layer or run the model in TFLM"
         elif name == "MF_ERR_UNSUPPORTED_TYPE":
             message = f"the mcuforge engine cannot run tensor type {what}{where} of {self.source}: convert the model to int8 (full-integer quantization)"
+        elif name == "MF_ERR_UNSUPPORTED_PARAM":
+            message = f"the mcuforge engine does not implement the options or quantization{where} of {self.source}: change that layer or run the model in TFLM"
         elif name == "MF_ERR_ARENA_TOO_SMALL":
             message = f"{self.source} needs an arena of {fault.arena_needed} bytes, got {arena_bytes}: give a larger arena"
         else:
             message = f"the mcuforge engine cannot load {self.source}{where}: {name}; check the file is a valid int8 .tflite"
         return EngineError(message, name, what)
+
+    def _op_label(self, index: int) -> str:
+        """' (ADD)' for operator `index`, so refusals name the op; '' when the file does not parse that far."""
+        from mcuforge.deploy.tflite_model import parse_tflite
+
+        try:
+            model = parse_tflite(ctypes.string_at(self._model_address, self._model_size), self.source)
+            return f" ({model.main.operators[index].opcode})"
+        except (MCUForgeError, IndexError):
+            return ""
 
     def __enter__(self) -> Engine:
         return self
