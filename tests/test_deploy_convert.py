@@ -192,3 +192,28 @@ def test_convert_without_a_trained_model(tmp_path):
     spec = parse_spec(yaml.safe_load((REPO / "specs" / "digits.yaml").read_text()))
     with pytest.raises(MCUForgeError, match=r"no model for spec 'digits' .*run `mcuforge train SPEC` first"):
         convert(spec, tmp_path)
+
+
+@pytest.mark.slow
+def test_vibration_autoencoder_reports_auc(tmp_path):
+    from mcuforge.deploy.convert import convert
+    from mcuforge.deploy.evaluate import evaluate
+    from mcuforge.spec import parse_spec
+    from mcuforge.train.trainer import train
+
+    options = {"train_windows": 200, "val_windows": 50, "test_normal_windows": 60, "test_faulty_windows": 60}
+    spec = parse_spec(
+        {
+            "name": "vibration",
+            "data": {"dataset": "vibration", "seed": 0, "options": options},
+            "model": {"arch": "autoencoder"},
+            "train": {"epochs": 2, "batch_size": 32},
+        }
+    )
+    trained = train(spec, spec.build_dir(tmp_path) / "train")
+    assert convert(spec, tmp_path).quantization == "int8"
+    result = evaluate(spec, tmp_path)
+    assert result.metric == "auc" and result.samples == 120
+    assert result.float_keras == pytest.approx(trained.metrics["test"]["auc"])
+    assert abs(result.drop) <= 0.03
+    assert result.litert.differing_predictions is None and result.litert.elements == 120 * 128
