@@ -1,6 +1,7 @@
 """The vibration data set: fault physics, integer features, splits and the fault stream."""
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,45 @@ def test_integer_features_agree_with_a_float_fft():
     # its truncated Q8 mantissa at most 1/256 more; integer rounding adds a few thousandths.
     error = features * 16 - log2_power
     assert error.max() < 0.005 and error.min() > -0.086 - 1 / 256 - 0.005
+
+
+def integer_reference(counts, segment, bands):
+    """The documented feature arithmetic with Python integers, written out independently."""
+    shift = segment.bit_length() - 1 + 15 - 4
+    hann = [round(32767 * 0.5 * (1 - math.cos(2 * math.pi * n / segment))) for n in range(segment)]
+    out = []
+    for axis in range(counts.shape[1]):
+        power = [0] * (segment // 2)
+        for start in range(0, len(counts), segment):
+            x = [int(v) for v in counts[start : start + segment, axis]]
+            total = sum(x)
+            xw = [((segment * v - total) * w + (1 << (shift - 1))) >> shift for v, w in zip(x, hann)]
+            xw_arr = np.array(xw, dtype=np.int64)
+            for k in range(segment // 2):
+                angle = 2 * np.pi * k * np.arange(segment) / segment
+                re = int(xw_arr @ np.round(32767 * np.cos(angle)).astype(np.int64))  # int64: exact below 2^63
+                im = int(xw_arr @ np.round(32767 * np.sin(angle)).astype(np.int64))
+                re, im = (re + (1 << 16)) >> 17, (im + (1 << 16)) >> 17
+                power[k] += re * re + im * im
+        width = segment // 2 // bands
+        for b in range(bands):
+            p = sum(power[b * width : (b + 1) * width])
+            e = p.bit_length() - 1
+            out.append(0 if p == 0 else e * 256 + ((p << 8) >> e) - 256)
+    return np.array(out) / 4096.0
+
+
+@pytest.mark.parametrize("case", ["machine", "full_scale"])
+def test_features_are_exactly_the_documented_integer_arithmetic(case):
+    if case == "machine":
+        segment, bands = 256, 64
+        counts = vibration.to_counts(vibration.simulate(steady_machine(), 512, FS, np.random.default_rng(6), "misalignment"))
+    else:  # the largest powers possible: a full-scale square wave, 16 segments of 1024, wide bands
+        segment, bands = 1024, 4
+        wave = np.where(np.arange(16 * 1024) % 4 < 2, 32767, -32768).astype(np.int16)
+        counts = np.stack([wave, wave[::-1]], axis=1)
+    features = vibration.window_features(counts, segment, bands)
+    np.testing.assert_array_equal(features, integer_reference(counts, segment, bands).astype(np.float32))
 
 
 def test_features_reject_float_input_and_ragged_windows():

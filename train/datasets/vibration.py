@@ -122,7 +122,7 @@ OPTIONS = VibrationOptions
 
 @dataclass(frozen=True)
 class Machine:
-    """One machine's healthy state: amplitudes in g at NOMINAL_SHAFT_HZ, phases drawn per run."""
+    """One machine's healthy state (amplitudes in g; the imbalance's at NOMINAL_SHAFT_HZ); phases are drawn per run."""
 
     shaft_hz: float
     speed_variation: float
@@ -316,8 +316,8 @@ def window_features(counts: np.ndarray, segment: int, bands: int) -> np.ndarray:
     (the mean removed exactly, 4 fractional bits kept), re and im = round(DFT of xw with the Q15 tables / 2^DFT_SHIFT)
     for bins 0 .. N/2 - 1, power = re^2 + im^2 summed over the segments and over the bins of
     each band (int64), then log2_q8(power) / FEATURE_DIVISOR. Rounding is "add half, then
-    arithmetic shift right". Every intermediate is an integer below 2^53, so the float64
-    matrix product below is exact.
+    arithmetic shift right" (what GCC and Clang do for signed integers). Every intermediate
+    is an integer below 2^53, so the float64 matrix product below is exact.
     """
     counts = np.asarray(counts)
     if counts.dtype != np.int16:
