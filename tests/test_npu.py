@@ -58,7 +58,7 @@ def test_hello_world_runs_entirely_on_the_npu(hello_u55):
 
 
 def test_person_detect_estimates_are_vela_figures(tmp_path):
-    model = shutil.copy(MODELS / "person_detection" / "person_detect.tflite", tmp_path)
+    model = Path(shutil.copy(MODELS / "person_detection" / "person_detect.tflite", tmp_path))
     est = npu.compile_for_npu(model, tmp_path / "out", "ethos-u55-128")
     row = _summary_row(est)
     assert est.cpu_ops == 0 and est.npu_command_streams == 1
@@ -72,6 +72,11 @@ def test_person_detect_estimates_are_vela_figures(tmp_path):
     assert est.off_chip_flash_bytes >= est.encoded_weight_bytes
     assert (tmp_path / "out" / "person_detect_vela.json").is_file()
     assert npu.NpuEstimate.from_json(json.loads((tmp_path / "out" / "person_detect_vela.json").read_text())) == est
+    engine = build_report(model)
+    text = npu.write_report_with_npu(engine, est, tmp_path / "out").read_text()
+    assert f"| MACs per inference | {ours:,} | {int(row['nn_macs']):,} |" in text
+    assert f"| NPU cycles | - | {int(row['cycles_npu']):,} |" in text
+    assert f"| model flash (B) | {model.stat().st_size:,} | " in text
 
 
 def test_float_model_is_left_to_the_cpu_with_reasons(tmp_path):
