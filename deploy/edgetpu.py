@@ -175,21 +175,15 @@ def _concatenation(graph: Subgraph, op: Operator) -> list[Problem]:
     return problems
 
 
-def _spatial_only(what: str, fix: str, input_index: int = 1) -> Check:
+def _spatial_only(axes_of: Callable[[Subgraph, Operator], list[int] | None], what: str, fix: str) -> Check:
     """MEAN and PAD may work along x (width) and y (height) only: never batch or channels."""
 
     def check(graph: Subgraph, op: Operator) -> list[Problem]:
+        axes = axes_of(graph, op)
+        if axes is None:
+            return []  # a computed axis list is reported by the constant-parameter rule
         rank = _rank(graph, op)
         spatial = set(range(1, rank - 1)) if rank >= 3 else set()
-        if op.opcode == "PAD":
-            paddings = graph.tensor(op.inputs[1])
-            if paddings is None or not paddings.is_constant:
-                return []  # reported by the constant-parameter rule
-            axes = [int(a) for a in (paddings.array().reshape(rank, 2) != 0).any(axis=1).nonzero()[0]]
-        else:
-            axes = _axes(graph, op, input_index, rank)
-            if axes is None:
-                return []
         outside = [a for a in axes if a not in spatial]
         if not outside:
             return []
@@ -197,6 +191,13 @@ def _spatial_only(what: str, fix: str, input_index: int = 1) -> Check:
         return [Problem(f"{op.opcode} along x/y only", f"{what} along axes {outside} of input {shape} (allowed: {sorted(spatial)})", fix)]
 
     return check
+
+
+def _padded_axes(graph: Subgraph, op: Operator) -> list[int] | None:
+    paddings = graph.tensor(op.inputs[1])
+    if paddings is None or not paddings.is_constant:
+        return None
+    return [int(a) for a in (paddings.array().reshape(_rank(graph, op), 2) != 0).any(axis=1).nonzero()[0]]
 
 
 def _not_batch(axis_of: Callable[[Subgraph, Operator], list[int] | None], what: str) -> Check:
@@ -316,11 +317,11 @@ SUPPORTED_OPS: dict[str, tuple[int, tuple[Check, ...]]] = {
     "LOGISTIC": (10, ()),
     "MAXIMUM": (10, ()),
     "MAX_POOL_2D": (10, (_no_fused_activation,)),
-    "MEAN": (12, (_spatial_only("reduction", "average over height and/or width only (GlobalAveragePooling2D); mix channels with a 1x1 Conv2D instead"),)),
+    "MEAN": (12, (_spatial_only(_reduce_axes, "reduction", "average over height and/or width only (GlobalAveragePooling2D); mix channels with a 1x1 Conv2D instead"),)),
     "MINIMUM": (10, ()),
     "MUL": (10, ()),
     "PACK": (13, (_not_batch(_option_axis, "pack"),)),
-    "PAD": (11, (_spatial_only("padding", "pad height and/or width only (ZeroPadding2D); grow channels with a 1x1 Conv2D"),)),
+    "PAD": (11, (_spatial_only(_padded_axes, "padding", "pad height and/or width only (ZeroPadding2D); grow channels with a 1x1 Conv2D"),)),
     "PRELU": (13, (_prelu,)),
     "QUANTIZE": (13, (_quantize,)),
     "REDUCE_MAX": (14, (_not_batch(_reduce_axes, "reduce"),)),

@@ -308,3 +308,44 @@ def test_check_rejects_a_file_that_is_not_a_model(tmp_path):
     bogus.write_bytes(b"not a flatbuffer at all")
     with pytest.raises(MCUForgeError, match="bogus.tflite is not a TFLite model"):
         edgetpu.check_file(bogus)
+
+
+def test_fully_connected_output_must_be_one_dimensional():
+    tf = _tf()
+    dense = _filters((8, 5))
+
+    @tf.function
+    def net(x):
+        return tf.matmul(x, dense)  # over a sequence: output [1, 4, 5]
+
+    (fc,) = check(convert(net, [[1, 4, 8]])).ops
+    assert fc.op == "FULLY_CONNECTED" and rules(fc) == ["fully-connected output is one-dimensional"]
+
+
+def test_strided_slice_needs_strides_of_one():
+    tf = _tf()
+
+    @tf.function
+    def net(x):
+        return x[:, ::2, :, :] * 1.0
+
+    (strided,) = [op for op in check(convert(net, [[1, 8, 8, 3]])).ops if op.op == "STRIDED_SLICE"]
+    assert rules(strided) == ["strided slice strides of 1"]
+
+    @tf.function
+    def unit(x):
+        return x[:, 1:5, :, :] * 1.0
+
+    assert all(op.on_edgetpu for op in check(convert(unit, [[1, 8, 8, 3]])).ops)
+
+
+def test_convolution_dilation_must_match_in_x_and_y():
+    tf = _tf()
+    w = _filters((3, 3, 3, 4))
+
+    @tf.function
+    def net(x):
+        return tf.nn.conv2d(x, w, 1, "VALID", dilations=[1, 1, 2, 1])
+
+    (conv,) = [op for op in check(convert(net, [[1, 12, 12, 3]])).ops if op.op == "CONV_2D"]
+    assert rules(conv) == ["same dilation in x and y"]
