@@ -350,15 +350,11 @@ def _extractor_digest() -> str:
     return _digest(*[Path(p).read_text() for p in (*features.SOURCES, features.SOURCE_DIR / "kws_features.h")])
 
 
-def _split_features(speakers: list[Speaker], options: KeywordsOptions, seed: int, cache_dir: Path):
-    def one(speaker: Speaker):
-        clips, labels = speaker_clips(speaker, options, seed, cache_dir)
-        return clip_features(clips, options), labels
-
-    if not speakers:
-        raise MCUForgeError("data.options.speakers: a split got no speakers; raise speakers")
+def split_clips(options: KeywordsOptions, seed: int, cache_dir: Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The raw int16 clips [n, 16000] and labels of one split, in the data set's order (for on-device demos)."""
+    speakers = speaker_catalog(options, seed)[split]
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        results = list(pool.map(one, speakers))
+        results = list(pool.map(lambda speaker: speaker_clips(speaker, options, seed, cache_dir), speakers))
     return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
@@ -373,17 +369,18 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
     from mcuforge.firmware import features
 
     catalog = speaker_catalog(options, seed)
-    audio = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "workers")}
+    shaping = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "workers")}
     split_names = {split: [s.name for s in speakers] for split, speakers in catalog.items()}
-    key = _digest(SYNTHESIS_VERSION, audio, seed, split_names, _extractor_digest())
+    key = _digest(SYNTHESIS_VERSION, shaping, seed, split_names, _extractor_digest())
     path = Path(cache_dir) / "keywords" / "features" / f"{key}.npz"
     if path.is_file():
         with np.load(path) as cached:
             arrays = {name: cached[name] for name in cached.files}
     else:
         arrays = {}
-        for split, speakers in catalog.items():
-            arrays[f"x_{split}"], arrays[f"y_{split}"] = _split_features(speakers, options, seed, cache_dir)
+        for split in catalog:
+            clips, arrays[f"y_{split}"] = split_clips(options, seed, cache_dir, split)
+            arrays[f"x_{split}"] = clip_features(clips, options)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         write_bytes_atomic(path, buffer.getvalue())
