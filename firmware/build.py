@@ -319,14 +319,12 @@ def _run(cmd: list[str], what: str, timeout: float = 300) -> subprocess.Complete
     return result
 
 
-def _section_sizes(elf: Path) -> dict[str, int]:
-    result = _run([CROSS + "size", "-A", "-d", str(elf)], "reading section sizes")
-    sizes = {}
-    for line in result.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
-            sizes[parts[0]] = int(parts[1])
-    return sizes
+_MAP_SECTION = re.compile(r"^(\.[\w.]+)\s+0x[0-9a-fA-F]+\s+0x([0-9a-fA-F]+)", re.M)
+
+
+def map_section_sizes(map_file: Path) -> dict[str, int]:
+    """Output section sizes (.text, .data, .bss, .stack, ...) from a GNU ld map file."""
+    return {name: int(size, 16) for name, size in _MAP_SECTION.findall(Path(map_file).read_text())}
 
 
 def _fit_error(board: Board, model_name: str, model_bytes: int, arena_bytes: int, linker_output: str) -> MCUForgeError | None:
@@ -414,7 +412,7 @@ def build_image(
             uf2 = to_uf2((work / f"{model_name}.bin").read_bytes(), board.flash.origin, RP2040_FAMILY_ID)
             (work / f"{model_name}.uf2").write_bytes(uf2)
             artifacts.append("uf2")
-        sections = _section_sizes(elf)
+        sections = map_section_sizes(map_file)
         size = SizeReport(
             board=target,
             text=sections.get(".text", 0) + sections.get(".ARM.exidx", 0),
