@@ -86,7 +86,10 @@ def register(app: typer.Typer) -> None:
     @npu_app.command("compile")
     def npu_compile_command(
         model: Path = MODEL_ARG,
-        accelerator: str = typer.Option("ethos-u55-128", help="Vela --accelerator-config (ethos-u55-32 ... ethos-u85-2048)"),
+        accelerator: Optional[str] = typer.Option(
+            None, help="Vela --accelerator-config, ethos-u55-32 ... ethos-u85-2048 [default: the target's, else ethos-u55-128]"
+        ),
+        target: Optional[str] = typer.Option(None, help="a deploy target with an Ethos-U (cortex-m55-ethos-u55): the report checks its budgets"),
         out: Optional[Path] = typer.Option(None, help="output directory [default: build/<model>/npu]"),
         board: str = typer.Option("corstone-300", help="board the C array is for: corstone-300 or corstone-310"),
         name: Optional[str] = typer.Option(None, help="C identifier for the array [default: the model's stem]"),
@@ -95,6 +98,7 @@ def register(app: typer.Typer) -> None:
         """Compile with Vela; keep the optimized .tflite, Vela's estimates and a C array for a Corstone board."""
         from mcuforge.deploy import npu
 
+        accelerator = accelerator or npu.target_accelerator(target)
         npu.check_board(board, accelerator)  # a wrong board fails before Vela runs
         out = out or _default_out(model, "npu")
         estimate = npu.compile_for_npu(model, out, accelerator)
@@ -102,6 +106,6 @@ def register(app: typer.Typer) -> None:
         if report:
             from mcuforge.deploy.report import build_report
 
-            written.append(npu.write_report_with_npu(build_report(model), estimate, out))
+            written.append(npu.write_report_with_npu(build_report(model, target), estimate, out))
         typer.echo(estimate.markdown())
         typer.echo("\n".join(f"wrote {path}" for path in written))

@@ -37,6 +37,7 @@ ACCELERATORS = (
     "ethos-u85-1024",
     "ethos-u85-2048",
 )
+DEFAULT_ACCELERATOR = "ethos-u55-128"
 # System configuration and memory mode from Vela's bundled Arm/vela.ini, per NPU family:
 # the U55 shares SRAM with the CPU and streams weights from flash; U65/U85 sit beside DRAM.
 _FAMILY_CONFIG = {
@@ -138,7 +139,19 @@ def check_board(board: str, accelerator: str) -> None:
         )
 
 
-def compile_for_npu(model_path: Path | str, out_dir: Path | str, accelerator: str = "ethos-u55-128") -> NpuEstimate:
+def target_accelerator(target: str | None) -> str:
+    """The Ethos-U of deploy target `target` (ethos-u55-128 without one)."""
+    if target is None:
+        return DEFAULT_ACCELERATOR
+    from mcuforge.deploy.targets import load_target
+
+    accelerator = load_target(target).accelerator
+    if accelerator not in ACCELERATORS:
+        raise MCUForgeError(f"target {target} has no Ethos-U NPU (accelerator: {accelerator}): choose a target such as cortex-m55-ethos-u55")
+    return accelerator
+
+
+def compile_for_npu(model_path: Path | str, out_dir: Path | str, accelerator: str = DEFAULT_ACCELERATOR) -> NpuEstimate:
     """Run Vela on `model_path`; keep `NAME_vela.tflite`, Vela's summary CSV and `NAME_vela.json` in `out_dir`.
 
     Raises MCUForgeError when the model is not a readable .tflite, the accelerator
@@ -252,7 +265,7 @@ def comparison_markdown(engine_report, estimate: NpuEstimate) -> str:
     return (
         f"## Cortex-M (TFLM) beside Ethos-U ({estimate.accelerator})\n\n"
         "| figure | Cortex-M engine | Ethos-U NPU |\n|---|---:|---:|\n"
-        f"| model flash (B) | {engine_report.flash_bytes:,} | {flash:,} |\n"
+        f"| flash (B) | {engine_report.flash_bytes:,} (model) | {flash:,} (Vela: weights, command stream) |\n"
         f"| working RAM (B) | {engine_report.arena_measured_bytes:,} (TFLM arena) | {ram:,} (Vela SRAM/DRAM) |\n"
         f"| MACs per inference | {engine_report.macs:,} | {estimate.macs:,} |\n"
         f"| NPU cycles | - | {estimate.npu_cycles:,} |\n"

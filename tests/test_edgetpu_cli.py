@@ -98,3 +98,13 @@ def test_npu_compile_rejects_a_board_without_that_npu_before_running_vela(tmp_pa
         "(e.g. ethos-u55-128) or another board"
     )
     assert not (tmp_path / "npu").exists()
+
+
+def test_npu_compile_takes_the_accelerator_and_budgets_from_a_target(tmp_path):
+    model = MODELS / "hello_world" / "hello_world_int8.tflite"
+    run = mcuforge("npu", "compile", model, "--target", "cortex-m55-ethos-u55", "--out", tmp_path / "npu", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "## Ethos-U NPU (ethos-u55-128, Vela estimate)" in run.stdout  # the target's accelerator
+    assert "- target cortex-m55-ethos-u55: fits" in (tmp_path / "npu" / "hello_world_int8_report.md").read_text()
+    wrong = mcuforge("npu", "compile", model, "--target", "coral-edgetpu", cwd=tmp_path)
+    assert wrong.returncode == 2 and "target coral-edgetpu has no Ethos-U NPU" in wrong.stderr

@@ -76,7 +76,7 @@ def test_person_detect_estimates_are_vela_figures(tmp_path):
     text = npu.write_report_with_npu(engine, est, tmp_path / "out").read_text()
     assert f"| MACs per inference | {ours:,} | {int(row['nn_macs']):,} |" in text
     assert f"| NPU cycles | - | {int(row['cycles_npu']):,} |" in text
-    assert f"| model flash (B) | {model.stat().st_size:,} | " in text
+    assert f"| flash (B) | {model.stat().st_size:,} (model) | {est.off_chip_flash_bytes:,} (Vela" in text
 
 
 def test_float_model_is_left_to_the_cpu_with_reasons(tmp_path):
