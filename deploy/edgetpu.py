@@ -668,6 +668,8 @@ USB_ACCELERATOR_IDS = (("1a6e", "089a"), ("18d1", "9302"))
 
 @dataclass(frozen=True)
 class RunResult:
+    """What the runner printed: `device` is "edgetpu" when the libedgetpu delegate was loaded, else "cpu"."""
+
     device: str
     notice: str | None
     outputs: list

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import SHARED
 from mcuforge.deploy import edgetpu
+from mcuforge.deploy.edgetpu_runner import EDGETPU_CUSTOM_OP
 from mcuforge.errors import MCUForgeError
 
 HELLO = SHARED / "models" / "tflite-micro" / "hello_world" / "hello_world_int8.tflite"
@@ -35,16 +36,10 @@ def _as_edgetpu_compiled(data: bytes) -> bytes:
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     code = model.operatorCodes[model.subgraphs[0].operators[0].opcodeIndex]
     code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
-    code.customCode = edgetpu_runner_custom_op()
+    code.customCode = EDGETPU_CUSTOM_OP.decode()
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def edgetpu_runner_custom_op() -> str:
-    from mcuforge.deploy.edgetpu_runner import EDGETPU_CUSTOM_OP
-
-    return EDGETPU_CUSTOM_OP.decode()
 
 
 def test_cpu_fallback_gives_the_known_result_with_a_notice(half_pi):
@@ -127,3 +122,10 @@ def test_devboard_runs_the_model():
         pytest.fail("set MCUFORGE_CORAL_HOST=mendel@ADDRESS to run the Dev Board test")
     result = edgetpu.run_devboard(HELLO, host)
     assert result.outputs and result.device in ("edgetpu", "cpu")
+
+
+@pytest.mark.hardware
+def test_usb_accelerator_runs_the_model(half_pi):
+    result = edgetpu.run_usb(HELLO, input_npy=half_pi)
+    assert result.device == "edgetpu" and result.notice is None
+    assert result.outputs == [[[126]]]
