@@ -43,7 +43,12 @@ def cluster(model, options: ClusterOptions, context: Context):
 
 
 def _lut_candidates(data: bytes):
-    """(tensor index, index bits, channel axis) of the int8 weight tensors LUT compression shrinks."""
+    """(tensor index, index bits, channel axis or None) of the int8 weight tensors LUT compression shrinks.
+
+    Tables follow the tensor's quantization: one per channel for per-channel
+    weights, one for the tensor otherwise (TFLM decodes a per-channel table of a
+    per-tensor-quantized weight wrongly: a test runs both through TFLM).
+    """
     from mcuforge.deploy.tflite_model import parse_tflite
 
     graph = parse_tflite(data).main
@@ -55,12 +60,11 @@ def _lut_candidates(data: bytes):
         if tensor is None or not tensor.is_constant or tensor.dtype != "int8" or tensor.index in seen:
             continue
         seen.add(tensor.index)
-        axis = tensor.quantization.quantized_dimension if tensor.quantization else 0
         values = tensor.array()
-        channels = values.shape[axis]
-        distinct = max(len(np.unique(np.take(values, c, axis=axis))) for c in range(channels))
-        bits = max(1, math.ceil(math.log2(distinct)))
-        compressed = math.ceil(values.size * bits / 8) + channels * 2**bits
+        axis = tensor.quantization.quantized_dimension if tensor.quantization and tensor.quantization.per_channel else None
+        slices = [values] if axis is None else [np.take(values, c, axis=axis) for c in range(values.shape[axis])]
+        bits = max(1, math.ceil(math.log2(max(len(np.unique(s)) for s in slices))))
+        compressed = math.ceil(values.size * bits / 8) + len(slices) * 2**bits
         if bits <= MAX_INDEX_BITS and compressed < values.size:
             yield tensor.index, bits, axis
 
@@ -75,7 +79,8 @@ def lut_compress(data: bytes) -> bytes | None:
     if not candidates:
         return None
     for index, bits, axis in candidates:
-        builder.add_tensor(subgraph=0, tensor=index).with_lut(index_bitwidth=bits, mode=lut_spec.PerChannel(axis))
+        mode = lut_spec.PerTensor() if axis is None else lut_spec.PerChannel(axis)
+        builder.add_tensor(subgraph=0, tensor=index).with_lut(index_bitwidth=bits, mode=mode)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the value tables are accounted for in the size estimate above
         compressed = bytes(compression.compress(data, builder.build()))

@@ -289,14 +289,24 @@ def test_lut_leaves_unclustered_models_alone(trained, context):
 
 
 def test_cluster_preserving_qat_keeps_the_clusters(trained, context):
-    from mcuforge.compress.cluster import ClusterOptions, cluster
+    """CQAT keeps <= k values per channel; its per-tensor dense weights LUT-compress with identical TFLM outputs."""
+    from mcuforge.compress.cluster import ClusterOptions, cluster, lut_compress
     from mcuforge.compress.quantize import QuantizeOptions, quantize
     from mcuforge.deploy.convert import convert_model
+    from mcuforge.deploy.tflite_model import parse_tflite
 
     clustered = cluster(_copy(trained), ClusterOptions(clusters=8, epochs=1), context)
     qat = quantize(clustered, QuantizeOptions(epochs=1), Context(context.spec, context.dataset, ("cluster",)))
-    for name, w in _weights(convert_model(qat, None)).items():
+    data = convert_model(qat, None)
+    for name, w in _weights(data).items():
         assert max(len(np.unique(channel)) for channel in w) <= 8, name
+    graph = parse_tflite(data).main
+    dense = [graph.tensor(op.inputs[1]) for op in graph.operators if op.opcode == "FULLY_CONNECTED"]
+    assert not dense[0].quantization.per_channel  # QAT quantizes Dense weights per tensor
+    compressed = lut_compress(data)
+    assert compressed is not None and len(compressed) < len(data)
+    x = context.dataset.x_test
+    np.testing.assert_array_equal(_tflm(compressed, x).astype(np.int32), _tflm(data, x).astype(np.int32))
 
 
 # --- the pipeline's guard --------------------------------------------------------------------
