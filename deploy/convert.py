@@ -21,7 +21,7 @@ from mcuforge.artifacts import write_bytes_atomic, write_text_atomic
 from mcuforge.deploy.export import LABELS_FILE, arena_size
 from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import parse_tflite
-from mcuforge.deploy.tflm import ArenaUsage, Emulator
+from mcuforge.deploy.tflm import ArenaUsage, Emulator, captured_stderr
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import Spec
 
@@ -80,7 +80,9 @@ def convert_model(model, representative: np.ndarray | None, quantization: str = 
     activations, int8 weights (integer I/O is then int16). io_type "float32"
     keeps float input/output with QUANTIZE/DEQUANTIZE ops at the edges.
     """
-    import tensorflow as tf
+    lines: list[str] = []
+    with captured_stderr(lines):  # TensorFlow's C++ log lines are noise for users; errors come as exceptions
+        import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -97,10 +99,18 @@ def convert_model(model, representative: np.ndarray | None, quantization: str = 
     converter.inference_input_type = io
     converter.inference_output_type = io
     try:
-        return converter.convert()
+        with captured_stderr(lines):
+            data = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError or RuntimeError by stage
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MCUForgeError(f"TFLite conversion to {quantization} failed: {first_line}") from None
+    float_ops = parse_tflite(data, "the converted model").float_ops
+    if float_ops:
+        raise MCUForgeError(
+            f"TFLite conversion to {quantization} left float ops: {', '.join(float_ops)}; "
+            "the layers behind them have no integer kernels: replace them in the model"
+        )
+    return data
 
 
 def convert(spec: Spec, root: Path | str = "build") -> ConvertResult:

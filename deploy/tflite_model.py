@@ -170,14 +170,28 @@ class TFLiteModel:
         return tuple(sorted({op.opcode for graph in self.subgraphs for op in graph.operators}))
 
     @property
+    def float_ops(self) -> tuple[str, ...]:
+        """Ops that compute in float (read a float tensor), QUANTIZE/DEQUANTIZE at float I/O edges aside."""
+        return tuple(
+            sorted(
+                {
+                    op.opcode
+                    for g in self.subgraphs
+                    for op in g.operators
+                    if op.opcode not in ("QUANTIZE", "DEQUANTIZE")
+                    and any(t is not None and t.dtype in ("float32", "float16") for t in map(g.tensor, op.inputs))
+                }
+            )
+        )
+
+    @property
     def is_fully_integer(self) -> bool:
-        """True when the I/O is int8/int16 quantized and no op reads a float tensor (what NPUs and our engine need)."""
+        """True when the I/O is int8/int16 quantized and no op computes in float (what NPUs and our engine need)."""
         graph = self.main
         for tensor in graph.input_tensors + graph.output_tensors:
             if tensor.dtype not in ("int8", "int16") or tensor.quantization is None:
                 return False
-        op_inputs = (g.tensor(i) for g in self.subgraphs for op in g.operators for i in op.inputs)
-        return not any(t is not None and t.dtype in ("float32", "float16") for t in op_inputs)
+        return not self.float_ops
 
     def require_integer(self, why: str) -> None:
         """Raise MCUForgeError when the model still computes in float; `why` says what needs int8."""

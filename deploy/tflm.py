@@ -29,7 +29,7 @@ _ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 
 @contextlib.contextmanager
-def _captured_stderr(lines: list[str]) -> Iterator[None]:
+def captured_stderr(lines: list[str]) -> Iterator[None]:
     """Collect what C code writes to fd 2 into `lines` (filled when the block exits)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -90,7 +90,7 @@ class Emulator:
         self.model = model
         lines: list[str] = []
         try:
-            with _captured_stderr(lines):
+            with captured_stderr(lines):
                 self._interpreter = runtime.Interpreter.from_bytes(data, arena_size=HOST_ARENA_BYTES)
         except (RuntimeError, ValueError):
             raise MCUForgeError(f"TFLM cannot run {model.source}: {_explain_failure(model, lines)}") from None
@@ -114,7 +114,7 @@ class Emulator:
         """
         lines: list[str] = []
         try:
-            with _captured_stderr(lines):
+            with captured_stderr(lines):
                 self._interpreter.reset()
                 self._interpreter.set_input(sample, 0)
                 self._interpreter.invoke()
@@ -133,7 +133,7 @@ class Emulator:
         tensor = self.inputs[0]
         self.invoke(np.zeros(tensor.shape, dtype=tensor.numpy_dtype))
         lines: list[str] = []
-        with _captured_stderr(lines):
+        with captured_stderr(lines):
             self._interpreter.print_allocations()
         figures = {m[1]: int(m[2]) for line in lines if (m := _ARENA_LINE.search(line))}
         if set(figures) != {"total", "head", "tail"}:

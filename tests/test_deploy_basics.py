@@ -81,7 +81,12 @@ def test_reader_sees_per_channel_quantization():
 
 
 def test_float_model_is_not_fully_integer():
-    assert not read_tflite(SHARED / "models" / "tflite-micro" / "magic_wand" / "magic_wand.tflite").is_fully_integer
+    model = read_tflite(SHARED / "models" / "tflite-micro" / "magic_wand" / "magic_wand.tflite")
+    assert not model.is_fully_integer
+    assert model.float_ops == ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "SOFTMAX")
+    assert read_tflite(HELLO).float_ops == ()
+    with pytest.raises(MCUForgeError, match="magic_wand.tflite is not a full-integer model .* but the engine runs int8 only"):
+        model.require_integer("the engine")
 
 
 @pytest.mark.parametrize("cut", [0, 7, 100, 1000, 2000, 2703])
