@@ -192,7 +192,7 @@ def compile_for_npu(model_path: Path | str, out_dir: Path | str, accelerator: st
 
 
 _CPU_WARNING = re.compile(r"^Warning \(supported operators\) operator: (?P<op>\w+), ofm: '(?P<ofm>.*)'\s*\nReason: (?P<reason>.*)$", re.M)
-_OP_COUNT = re.compile(r"^(?P<where>CPU|NPU) operators = (?P<count>\d+)", re.M)
+_NPU_OP_COUNT = re.compile(r"^NPU operators = (\d+)", re.M)
 
 
 def parse_vela_output(summary_csv: str, stdout: str, model: str, optimized_path: Path, optimized_model: str) -> NpuEstimate:
@@ -209,8 +209,8 @@ def parse_vela_output(summary_csv: str, stdout: str, model: str, optimized_path:
         except (KeyError, ValueError):
             raise MCUForgeError(f"Vela's summary CSV for {model} has no number {key!r}: this Vela version is not supported") from None
 
-    counts = {match["where"]: int(match["count"]) for match in _OP_COUNT.finditer(stdout)}
-    if "NPU" not in counts:
+    npu_ops = _NPU_OP_COUNT.search(stdout)
+    if npu_ops is None:
         raise MCUForgeError(f"Vela's output for {model} has no 'NPU operators =' line: this Vela version is not supported")
     # Vela counts its own lowered ops; what TFLM must still run on the CPU is every op of the optimized model but ethos-u.
     optimized_ops = [op.opcode for op in read_tflite(optimized_path).main.operators]
@@ -233,7 +233,7 @@ def parse_vela_output(summary_csv: str, stdout: str, model: str, optimized_path:
         dram_bytes=round(number("dram_memory_used") * kib),
         original_weight_bytes=int(number("total_original_weights")),
         encoded_weight_bytes=int(number("total_npu_encoded_weights")),
-        npu_ops=counts["NPU"],
+        npu_ops=int(npu_ops.group(1)),
         cpu_ops=sum(op != NPU_CUSTOM_OP for op in optimized_ops),
         npu_command_streams=optimized_ops.count(NPU_CUSTOM_OP),
         cpu_operators=[CpuOperator(m["op"], m["ofm"], m["reason"].strip()) for m in _CPU_WARNING.finditer(stdout)],

@@ -138,3 +138,26 @@ def test_report_puts_npu_figures_beside_the_engine(hello_u55, tmp_path):
     assert row == "| MACs per inference | 288 | 288 |"
     assert f"NPU cycles | - | {hello_u55.npu_cycles:,} |" in text
     assert f"| working RAM (B) | {engine.arena_measured_bytes:,} (TFLM arena)" in text
+
+
+def test_an_op_the_npu_lacks_stays_on_the_cpu_beside_the_npu_op(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from test_edgetpu_check import convert
+
+    weights = tf.constant(np.random.default_rng(1).normal(size=(1, 1, 3, 4)).astype(np.float32))
+
+    @tf.function
+    def net(x):
+        return tf.nn.conv2d(tf.math.reduce_prod(x, axis=2, keepdims=True), weights, 1, "VALID")
+
+    model = tmp_path / "prod_conv.tflite"
+    model.write_bytes(convert(net, [[1, 4, 4, 3]]))
+    assert [op.opcode for op in read_tflite(model).main.operators] == ["REDUCE_PROD", "CONV_2D"]
+    est = npu.compile_for_npu(model, tmp_path / "out")
+    # REDUCE_PROD is not in Vela's supported-operator list: TFLM runs it on the CPU, then the NPU runs the conv.
+    assert (est.cpu_ops, est.npu_command_streams) == (1, 1)
+    assert [op.opcode for op in read_tflite(est.optimized_model).main.operators] == ["REDUCE_PROD", "ethos-u"]
+    assert [(op.op, op.reason) for op in est.cpu_operators] == [("REDUCE_PROD", "Unsupported opType")]
+    assert "  - CPU: REDUCE_PROD (" in est.markdown()
