@@ -57,6 +57,15 @@ def load_model(path: Path | str):
             return tf_keras.models.load_model(path, compile=False)
 
 
+def save_model(model, path: Path | str) -> None:
+    """Save in HDF5 (see MODEL_FILE), without Keras' notice that HDF5 is a legacy format."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
+        model.save(path)
+
+
 def build_model(spec: Spec, dataset: Dataset):
     """The spec's zoo model for this data set's input shape and classes."""
     reconstructs = spec.model.arch in zoo.RECONSTRUCTION_ARCHS
@@ -241,7 +250,7 @@ def train(spec: Spec, out_dir: Path | str, progress: bool = False) -> TrainResul
         **evaluate_keras(model, dataset),
     }
     with atomic_output_dir(out_dir) as staging:
-        model.save(staging / MODEL_FILE)
+        save_model(model, staging / MODEL_FILE)
         (staging / "model_float.tflite").write_bytes(float_model)
         write_json_atomic(staging / "metrics.json", metrics)
         write_json_atomic(staging / "history.json", history)

@@ -1,0 +1,232 @@
+"""build/<name>/report.html: one static page a person reads, opening without a server.
+
+Every figure comes from an artifact a stage wrote (metrics.json, steps.json,
+the model report, evaluation.json, the firmware run, the accelerator results);
+images are embedded as data URIs so the page is a single self-contained file.
+A stage that has not run is shown as such, never invented.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcuforge.artifacts import write_text_atomic
+from mcuforge.spec import Spec, to_dict
+
+REPORT_FILE = "report.html"
+SECTIONS = (
+    ("spec", "Spec"),
+    ("data", "Data"),
+    ("training", "Training"),
+    ("compression", "Compression"),
+    ("layers", "Per-layer profile"),
+    ("fit", "Target fit"),
+    ("agreement", "Emulator agreement"),
+    ("firmware", "Firmware"),
+    ("accelerators", "Edge TPU and Ethos-U"),
+)
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}pre{background:#f7f7f7;padding:.8em;overflow:auto}
+.missing{color:#a33}.ok{color:#272}img{max-width:100%}nav a{margin-right:1em}
+"""
+
+
+def _read_json(path: Path) -> Any | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _image(path_or_png: Path | bytes, alt: str) -> str:
+    data = path_or_png.read_bytes() if isinstance(path_or_png, Path) else path_or_png
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _missing(what: str, command: str) -> str:
+    return f'<p class="missing">Not run yet: {html.escape(what)} (<code>{html.escape(command)}</code>).</p>'
+
+
+def _fit_chart(bars: list[tuple[str, dict[str, int], int]]) -> bytes:
+    """Horizontal stacked bars of what fills flash and RAM, against each limit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(bars), 1, figsize=(8, 1.3 * len(bars) + 0.4), squeeze=False)
+    for ax, (title, parts, limit) in zip(axes[:, 0], bars):
+        left = 0
+        for label, size in parts.items():
+            ax.barh([0], [size], left=left, label=f"{label} {size:,} B")
+            left += size
+        ax.axvline(limit, color="red", linestyle="--", label=f"limit {limit:,} B")
+        ax.set_xlim(0, max(limit, left) * 1.05)
+        ax.set_yticks([])
+        ax.set_title(f"{title}: {left:,} of {limit:,} B ({100 * left / limit:.1f} %)", fontsize=9, loc="left")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _spec_section(spec: Spec, base: Path) -> str:
+    return f"<pre>{html.escape(yaml.safe_dump(to_dict(spec), sort_keys=False))}</pre>"
+
+
+def _data_section(spec: Spec, base: Path) -> str:
+    from mcuforge.train.trainer import load_dataset
+
+    summary = load_dataset(spec).summary()
+    rows = [[split, info["count"], "x".join(map(str, info["shape"][1:])), ", ".join(f"{k}: {v}" for k, v in info["per_class"].items())]
+            for split, info in summary["splits"].items()]
+    return f"<p>{html.escape(summary['name'])}: {html.escape(summary['task'])}, input {summary['input_shape']}</p>" + _table(
+        ["split", "samples", "input", "per class"], rows
+    )
+
+
+def _training_section(spec: Spec, base: Path) -> str:
+    metrics = _read_json(base / "train" / "metrics.json")
+    if metrics is None:
+        return _missing("training", f"mcuforge train {spec.name}")
+    key = "auc" if metrics["task"] == "anomaly" else "accuracy"
+    rows = [[split, metrics[split].get(key, float("nan"))] for split in metrics if isinstance(metrics[split], dict) and key in metrics[split]]
+    facts = _table(
+        ["arch", "parameters", "MACs", "float .tflite bytes", "training seconds"],
+        [[metrics["arch"], metrics["parameters"], metrics["macs"], metrics["float_model_bytes"], metrics["training_seconds"]]],
+    )
+    return facts + _table(["split", f"float {key}"], rows) + _image(base / "train" / "training.png", "training curves")
+
+
+def _compression_section(spec: Spec, base: Path) -> str:
+    steps = _read_json(base / "compress" / "steps.json")
+    if steps is None:
+        return _missing("compression", "mcuforge compress SPEC") if spec.compress.steps else "<p>The spec has no compression steps.</p>"
+    header = ["step", steps["metric"], "parameters", "non-zero", "MACs", "int8 bytes", "compressed bytes", "arena bytes"]
+    rows = [[r["step"], r["metric"], r["parameters"], r["nonzero_parameters"], r["macs"], r.get("int8_bytes", r.get("float_bytes", "")),
+             r.get("compressed_bytes", ""), r.get("arena_bytes", "")] for r in steps["rows"]]
+    pareto = base / "compress" / "pareto.png"
+    return _table(header, rows) + (_image(pareto, "accuracy against flash") if pareto.is_file() else "")
+
+
+def _layers_section(spec: Spec, base: Path) -> str:
+    report = _read_json(base / "deploy" / "report" / "model_int8_report.json")
+    if report is None:
+        return _missing("the model report", "mcuforge report MODEL.tflite")
+    rows = [[r["index"], r["op"], " ".join("x".join(map(str, s)) for s in r["output_shapes"]), r["parameters"], r["macs"],
+             r["weight_bytes"], r["activation_bytes"]] for r in report["layers"]]
+    totals = _table(["flash (model bytes)", "peak arena (TFLM)", "MACs", "parameters"],
+                    [[report["flash_bytes"], report["arena_measured_bytes"], report["macs"], report["parameters"]]])
+    return totals + _table(["#", "op", "output", "params", "MACs", "weight B", "activation B"], rows)
+
+
+def _fit_section(spec: Spec, base: Path) -> str:
+    from mcuforge.deploy.targets import load_target
+
+    report = _read_json(base / "deploy" / "report" / "model_int8_report.json")
+    if report is None:
+        return _missing("the model report", "mcuforge convert SPEC")
+    target = load_target(spec.deploy.target)
+    bars = [
+        (f"{target.name} flash", {"model": report["flash_bytes"]}, target.flash_bytes),
+        (f"{target.name} RAM", {"tensor arena": report["arena_bytes"]}, target.ram_bytes),
+    ]
+    for run_json in sorted(base.glob("firmware/*/run.json")):
+        size = json.loads(run_json.read_text())["size"]
+        board = run_json.parent.name
+        bars.append((f"{board} firmware flash", {"model": size["model"], "code and constants": size["flash_used"] - size["model"]}, size["flash_limit"]))
+        bars.append((f"{board} firmware RAM", {"arena": size["arena"], "other data, bss, stack": size["ram_used"] - size["arena"]}, size["ram_limit"]))
+    return f"<p>{html.escape(target.description)}</p>" + _image(_fit_chart(bars), "flash and RAM against the limits")
+
+
+def _agreement_section(spec: Spec, base: Path) -> str:
+    ev = _read_json(base / "deploy" / "evaluation.json")
+    if ev is None:
+        return _missing("evaluation", f"mcuforge evaluate {spec.name}")
+    a = ev["litert"]
+    return _table(
+        ["samples", f"float Keras {ev['metric']}", f"TFLM int8 {ev['metric']}", "LiteRT outputs differing", "max difference", "predictions differing"],
+        [[ev["samples"], ev["float_keras"], ev["tflm"], f"{a['differing_elements']} of {a['elements']}", a["max_abs_difference"], a["differing_predictions"]]],
+    ) + "<p>TFLM (reference kernels) is the reference; LiteRT's optimized kernels may round differently.</p>"
+
+
+def _firmware_section(spec: Spec, base: Path) -> str:
+    runs = sorted(base.glob("firmware/*/run.json"))
+    if not runs:
+        return _missing("firmware", "make firmware / mcuforge run")
+    rows = []
+    for path in runs:
+        run = json.loads(path.read_text())
+        cycles = run["cycles"]
+        rows.append([run["board"], run["size"]["text"], run["size"]["data"], run["size"]["bss"], run["arena_used"],
+                     f"{run['identical_to_tflm']} of {run['vectors']}", int(sum(cycles) / len(cycles)) if cycles else "n/a"])
+    return _table(["board", "text B", "data B", "bss B", "arena used B", "outputs identical to TFLM", "cycles per inference"], rows) + (
+        "<p>Under QEMU, cycles come from the emulated cycle counter with <code>-icount</code>: a deterministic instruction-based "
+        "count, not the cycles of real silicon.</p>"
+    )
+
+
+def _accelerators_section(spec: Spec, base: Path) -> str:
+    check = _read_json(base / "accelerators" / "edgetpu_check.json")
+    npu = _read_json(base / "accelerators" / "npu.json")
+    if check is None and npu is None:
+        return _missing("accelerator checks", "mcuforge edgetpu check / mcuforge npu compile")
+    parts = []
+    if check is not None:
+        rows = [[op["index"], op["op"], op["status"], "; ".join(p["rule"] + ": " + p["fix"] for p in op["problems"])] for op in check["ops"]]
+        parts.append(f"<h3>Coral Edge TPU (static check)</h3><p>{check['mapped']} ops map to the Edge TPU, {check['on_cpu']} run on the CPU.</p>"
+                     + _table(["#", "op", "status", "why and fix"], rows))
+    if npu is not None:
+        parts.append("<h3>Arm Ethos-U (Vela estimate)</h3>" + _table(
+            ["accelerator", "NPU cycles", "inference ms", "SRAM B", "off-chip flash B", "ops on CPU"],
+            [[npu["accelerator"], npu["npu_cycles"], npu["inference_time_s"] * 1e3, npu["sram_bytes"], npu["off_chip_flash_bytes"], npu["cpu_ops"]]]))
+    return "".join(parts)
+
+
+_RENDERERS = {
+    "spec": _spec_section,
+    "data": _data_section,
+    "training": _training_section,
+    "compression": _compression_section,
+    "layers": _layers_section,
+    "fit": _fit_section,
+    "agreement": _agreement_section,
+    "firmware": _firmware_section,
+    "accelerators": _accelerators_section,
+}
+
+
+def write_html_report(spec: Spec, root: Path | str = "build") -> Path:
+    """Render every section from the artifacts under build/<name>/ into report.html."""
+    base = spec.build_dir(root)
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
+    body = "".join(f'<section id="{key}"><h2>{title}</h2>{_RENDERERS[key](spec, base)}</section>' for key, title in SECTIONS)
+    page = (
+        f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mcuforge report: {html.escape(spec.name)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>mcuforge report: {html.escape(spec.name)}</h1><nav>{nav}</nav>{body}</body></html>\n"
+    )
+    return write_text_atomic(base / REPORT_FILE, page)
