@@ -134,11 +134,18 @@ int32_t mf_conv_padding(int32_t stride, int32_t dilation, int32_t in_size, int32
  * y * stride_h - pad_h on. */
 int32_t mf_rowwise_overlap_gap(const mf_tensor *input, const mf_tensor *output, int32_t stride_h, int32_t pad_h);
 
+/* The kernels built in: every op by default; a firmware that runs known models
+ * can pass -DMF_KERNEL_LIST='"my_kernels.h"' (same format) so only their
+ * kernels are linked, as TFLM's op resolver does. */
+#ifndef MF_KERNEL_LIST
+#define MF_KERNEL_LIST "kernels/mf_kernel_list.h"
+#endif
+
 /* Declarations of every kernel in the list. */
 #define MF_KERNEL(code, prefix, flags)                                   \
     mf_status prefix##_prepare(const mf_op *op, size_t *scratch_bytes); \
     mf_status prefix##_eval(const mf_op *op);
-#include "kernels/mf_kernel_list.h"
+#include MF_KERNEL_LIST
 #undef MF_KERNEL
 
 #endif /* MF_KERNEL_H */

@@ -2,10 +2,13 @@
  * TFLite's names for builtin operator codes and tensor types, for error
  * messages. Both lists follow the schema's numbering (BuiltinOperator 0..209,
  * TensorType 0..22); tests/engine/test_engine_api.py checks them against
- * the schema shipped with LiteRT.
+ * the schema shipped with LiteRT. Flash-tight builds can drop the 3 KB of
+ * strings with -DMF_STRIP_NAMES (as TFLM's TF_LITE_STRIP_ERROR_STRINGS): every
+ * name is then "UNKNOWN" and mf_fault.op_index still locates the fault.
  */
 #include "mf_engine.h"
 
+#ifndef MF_STRIP_NAMES
 /* NUL-separated, in code order: one string instead of a pointer table. */
 static const char mf_op_names[] =
     "ADD\0AVERAGE_POOL_2D\0CONCATENATION\0CONV_2D\0DEPTHWISE_CONV_2D\0DEPTH_TO_SPACE\0DEQUANTIZE\0"
@@ -42,6 +45,11 @@ static const char mf_op_names[] =
 static const char mf_type_names[] =
     "FLOAT32\0FLOAT16\0INT32\0UINT8\0INT64\0STRING\0BOOL\0INT16\0COMPLEX64\0INT8\0FLOAT64\0COMPLEX128\0"
     "UINT64\0RESOURCE\0VARIANT\0UINT32\0UINT16\0INT4\0BFLOAT16\0INT2\0UINT4\0FLOAT8_E4M3FN\0FLOAT8_E5M2\0";
+
+#else
+static const char mf_op_names[] = "";
+static const char mf_type_names[] = "";
+#endif
 
 static const char *mf_nth_name(const char *names, size_t names_size, int32_t index)
 {

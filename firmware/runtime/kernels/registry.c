@@ -3,7 +3,7 @@
 
 static const mf_kernel mf_kernel_table[] = {
 #define MF_KERNEL(code, prefix, flags) {code, flags, prefix##_prepare, prefix##_eval},
-#include "kernels/mf_kernel_list.h"
+#include MF_KERNEL_LIST
 #undef MF_KERNEL
 };
 
