@@ -759,12 +759,13 @@ def _require_tools(*tools: str) -> None:
         raise MCUForgeError(f"{', '.join(missing)} not found on PATH: {hint}")
 
 
-def _remote(command: list[str], what: str, timeout: float) -> subprocess.CompletedProcess:
+def _remote(command: list[str], what: str, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+    """Run one transfer step with a timeout; `check` False leaves the exit status to the caller (the runner's own errors)."""
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise MCUForgeError(f"{what} timed out after {timeout:g} s: check that the board is powered and on the network") from None
-    if run.returncode != 0 and what != "run":
+    if check and run.returncode != 0:
         lines = (run.stderr or run.stdout).strip().splitlines()
         raise MCUForgeError(
             f"{what} failed: {lines[-1] if lines else f'exit status {run.returncode}'}. "
@@ -774,7 +775,7 @@ def _remote(command: list[str], what: str, timeout: float) -> subprocess.Complet
 
 
 def run_devboard(model: Path | str, host: str | None, cpu_model: Path | str | None = None, input_npy: Path | str | None = None,
-                 via: str = "ssh", port: int = 22, connect_timeout: int = 10) -> RunResult:  # fmt: skip
+                 via: str = "ssh", port: int = 22, connect_timeout: int = 10, remote_dir: str = REMOTE_DIR) -> RunResult:  # fmt: skip
     """Copy the model(s), the input and the runner to a Coral Dev Board and run them there.
 
     `via` "ssh" needs `host` (user@address); "mdt" uses the device mdt is set to
@@ -784,7 +785,7 @@ def run_devboard(model: Path | str, host: str | None, cpu_model: Path | str | No
     for p in files:
         if not p.is_file():
             raise MCUForgeError(f"file not found: {p}")
-    remote = {p: f"{REMOTE_DIR}/{p.name}" for p in [*files, RUNNER]}
+    remote = {p: f"{remote_dir}/{p.name}" for p in [*files, RUNNER]}
     run_args = _runner_args(*(Path(remote[Path(p)]) if p is not None else None for p in (model, cpu_model, input_npy)), False)
     runner_command = ["python3", remote[RUNNER], *run_args]
     step_timeout = connect_timeout + 60
@@ -793,17 +794,17 @@ def run_devboard(model: Path | str, host: str | None, cpu_model: Path | str | No
             raise MCUForgeError("--host is required for the coral-devboard target over ssh: pass --host mendel@ADDRESS")
         _require_tools("ssh", "scp")
         options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}"]
-        _remote(["ssh", *options, "-p", str(port), host, "mkdir", "-p", REMOTE_DIR], f"ssh to {host}", step_timeout)
-        _remote(["scp", *options, "-P", str(port), *map(str, remote), f"{host}:{REMOTE_DIR}/"], f"copying to {host}", step_timeout)
-        run = _remote(["ssh", *options, "-p", str(port), host, *runner_command], "run", RUN_TIMEOUT_S + connect_timeout)
+        _remote(["ssh", *options, "-p", str(port), host, "mkdir", "-p", remote_dir], f"ssh to {host}", step_timeout)
+        _remote(["scp", *options, "-P", str(port), *map(str, remote), f"{host}:{remote_dir}/"], f"copying to {host}", step_timeout)
+        run = _remote(["ssh", *options, "-p", str(port), host, *runner_command], f"running on {host}", RUN_TIMEOUT_S + connect_timeout, check=False)
     elif via == "mdt":
         if host:
             raise MCUForgeError("mdt runs on its preferred device: set it with `mdt set preferred-device NAME` and omit --host")
         _require_tools("mdt")
-        _remote(["mdt", "exec", "mkdir", "-p", REMOTE_DIR], "mdt exec", step_timeout)
+        _remote(["mdt", "exec", "mkdir", "-p", remote_dir], "mdt exec", step_timeout)
         for local, target in remote.items():
             _remote(["mdt", "push", str(local), target], f"mdt push {local.name}", step_timeout)
-        run = _remote(["mdt", "exec", *runner_command], "run", RUN_TIMEOUT_S + connect_timeout)
+        run = _remote(["mdt", "exec", *runner_command], "running over mdt", RUN_TIMEOUT_S + connect_timeout, check=False)
     else:
         raise MCUForgeError(f"unknown transfer {via!r}: expected ssh or mdt")
     return _result(run, host or "the mdt device")

@@ -105,6 +105,51 @@ def test_devboard_over_ssh_fails_fast_when_the_board_is_unreachable():
     assert time.monotonic() - start < 30
 
 
+FAKE_SSH = """#!/bin/bash
+# Test stand-in for ssh: runs the remote command on this host, with this venv's python as the board's python3.
+while [ $# -gt 0 ]; do case "$1" in -o|-p) shift 2;; *) break;; esac; done
+echo "$1" >> "$FAKE_SSH_HOSTS"
+shift
+if [ "$1" = python3 ]; then shift; exec "$FAKE_BOARD_PYTHON" "$@"; fi
+exec "$@"
+"""
+FAKE_SCP = """#!/bin/bash
+# Test stand-in for scp: copies HOST:DIR/ targets into DIR on this host.
+while [ $# -gt 0 ]; do case "$1" in -o|-P) shift 2;; *) break;; esac; done
+args=("$@"); dest="${args[-1]}"; unset 'args[-1]'
+cp "${args[@]}" "${dest#*:}"
+"""
+
+
+@pytest.fixture
+def fake_board(tmp_path, monkeypatch):
+    """ssh and scp stand-ins on PATH that treat this host as the board; returns (remote dir, hosts log)."""
+    import sys
+
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    for name, text in (("ssh", FAKE_SSH), ("scp", FAKE_SCP)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_BOARD_PYTHON", sys.executable)
+    monkeypatch.setenv("FAKE_SSH_HOSTS", str(tmp_path / "hosts.log"))
+    return tmp_path / "board", tmp_path / "hosts.log"
+
+
+def test_devboard_copies_model_input_and_runner_then_runs_them(fake_board, tmp_path, half_pi):
+    remote_dir, hosts = fake_board
+    compiled = tmp_path / "hello_world_int8_edgetpu.tflite"
+    compiled.write_bytes(_as_edgetpu_compiled(HELLO.read_bytes()))
+    result = edgetpu.run_devboard(compiled, "mendel@board", cpu_model=HELLO, input_npy=half_pi, remote_dir=str(remote_dir))
+    assert result.device == "cpu" and result.outputs == [[[126]]]
+    assert str(remote_dir / HELLO.name) in result.notice  # the board ran the copies, not the local files
+    assert sorted(p.name for p in remote_dir.iterdir()) == sorted([compiled.name, HELLO.name, half_pi.name, "edgetpu_runner.py"])
+    assert set(hosts.read_text().split()) == {"mendel@board"}
+    with pytest.raises(MCUForgeError, match="runner failed on mendel@board: .* pass --cpu-model"):
+        edgetpu.run_devboard(compiled, "mendel@board", input_npy=half_pi, remote_dir=str(remote_dir))
+
+
 def test_devboard_needs_a_host_for_ssh_and_the_tool_for_mdt(tmp_path, monkeypatch):
     with pytest.raises(MCUForgeError, match="--host is required"):
         edgetpu.run_devboard(HELLO, None)
