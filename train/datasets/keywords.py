@@ -188,9 +188,10 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
 # --- synthesis ---------------------------------------------------------------------
 
 
-def _run(cmd: list[str], data: bytes | None = None) -> bytes:
+def _run(cmd: list[str]) -> bytes:
+    """A synthesis tool's stdout; a missing tool or a failure is a user-facing error."""
     try:
-        result = subprocess.run(cmd, input=data, capture_output=True, check=False)
+        result = subprocess.run(cmd, capture_output=True, check=False)
     except FileNotFoundError:
         raise MCUForgeError(
             f"{cmd[0]} not found: install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
