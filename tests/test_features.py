@@ -160,3 +160,35 @@ def test_sanitizer_build_agrees(tmp_path):
     result = subprocess.run([sys.executable, "-c", SANITIZED_RUN], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "frames" in result.stdout
+
+
+def test_c_status_codes():
+    """Every refusal returns its status and writes nothing; a refused stream push consumes nothing."""
+    import ctypes
+
+    lib = F.library()
+    i16p = ctypes.POINTER(ctypes.c_int16)
+    clip = np.ones(16000, np.int16)
+    out = np.full((49, 40), 7, np.int16)
+    workspace, produced = F._Workspace(), ctypes.c_int32(-1)
+
+    def clip_status(samples, n, kind, count, max_frames):
+        return lib.kwsf_clip(samples, n, kind, count, ctypes.byref(workspace), out.ctypes.data_as(i16p), max_frames, ctypes.byref(produced))
+
+    data = clip.ctypes.data_as(i16p)
+    assert clip_status(None, 16000, 0, 40, 49) == 1  # KWSF_ERR_NULL
+    assert clip_status(data, 16000, 2, 40, 49) == 2  # KWSF_ERR_KIND
+    assert clip_status(data, 16000, 0, 10, 49) == 3  # KWSF_ERR_COUNT: log-mel is always 40 wide
+    assert clip_status(data, 16000, 1, 0, 49) == 3
+    assert clip_status(data, 16000, 0, 40, 48) == 4  # KWSF_ERR_CAPACITY
+    assert clip_status(data, -1, 0, 40, 49) == 5  # KWSF_ERR_LENGTH
+    assert (out == 7).all() and produced.value == -1
+    assert clip_status(data, 479, 0, 40, 0) == 0 and produced.value == 0  # shorter than a window: no frame
+
+    stream = F.Stream("logmel")
+    stream.push(clip[:300])
+    status = lib.kwsf_stream_push(
+        ctypes.byref(stream._state), data, 500, 0, 40, ctypes.byref(workspace), out.ctypes.data_as(i16p), 1, ctypes.byref(produced)
+    )
+    assert status == 4 and stream._state.count == 300
+    assert stream.push(clip[:180]).shape == (1, 40)  # 300 + 180 = one full window
