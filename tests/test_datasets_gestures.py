@@ -94,6 +94,11 @@ def test_distortion_is_a_seeded_rotation_about_the_centre():
     np.testing.assert_array_equal(turned, gestures.distort(points, rotate_only, np.random.default_rng(0)))
 
 
+def test_without_the_variable_the_shared_folder_beside_the_repository_is_used(monkeypatch):
+    monkeypatch.delenv("MCUFORGE_SHARED", raising=False)
+    assert gestures.strokes_dir() == REPO.parent / "shared" / "data" / "magic_wand_digits"
+
+
 def test_missing_shared_folder_names_the_path_and_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("MCUFORGE_SHARED", str(tmp_path))
     with pytest.raises(MCUForgeError, match=r"no magic-wand stroke files .* Set MCUFORGE_SHARED") as error:

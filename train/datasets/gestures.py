@@ -49,23 +49,27 @@ class GesturesOptions:
 OPTIONS = GesturesOptions
 
 
-def shared_dir() -> Path:
-    """$MCUFORGE_SHARED, else the `shared` folder beside the repository."""
+def shared_dirs() -> list[Path]:
+    """Where `shared` may be: $MCUFORGE_SHARED alone if set, else beside the source tree, then beside the current directory.
+
+    The second place serves installs that are not editable, run from the repository.
+    """
     override = os.environ.get(SHARED_ENV)
     if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared"
+        return [Path(override)]
+    return [Path(__file__).resolve().parents[2].parent / "shared", Path.cwd().resolve().parent / "shared"]
 
 
 def strokes_dir() -> Path:
     """The magic-wand strokes folder, with an error naming where it looked and how to point elsewhere."""
-    folder = shared_dir() / STROKES_DIR
-    if not folder.is_dir() or not any(folder.glob("*.json")):
-        raise MCUForgeError(
-            f"gestures: no magic-wand stroke files (*.json) in {folder}. Set {SHARED_ENV} to the folder that "
-            f"holds {STROKES_DIR} (a copy of github.com/petewarden/magic_wand_digit_data)"
-        )
-    return folder
+    tried = [folder / STROKES_DIR for folder in dict.fromkeys(shared_dirs())]
+    for folder in tried:
+        if folder.is_dir() and any(folder.glob("*.json")):
+            return folder
+    raise MCUForgeError(
+        f"gestures: no magic-wand stroke files (*.json) in {' or '.join(map(str, tried))}. Set {SHARED_ENV} to the "
+        f"folder that holds {STROKES_DIR} (a copy of github.com/petewarden/magic_wand_digit_data)"
+    )
 
 
 def read_strokes(folder: Path) -> tuple[list[np.ndarray], list[str]]:
