@@ -47,15 +47,23 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, help="output directory [default: build/<model>/edgetpu]"),
         min_runtime_version: int = typer.Option(14, help="passed to edgetpu_compiler --min_runtime_version"),
         num_segments: int = typer.Option(1, help="split into this many segments for pipelining (--num_segments)"),
+        target: Optional[str] = typer.Option(None, help="a deploy target (coral-edgetpu): the report checks its budgets"),
+        report: bool = typer.Option(True, help="write the model report with the Edge TPU figures beside the engine's"),
     ) -> None:
         """Check the model, then run edgetpu_compiler (when installed) and write NAME_edgetpu.tflite and its report."""
-        from mcuforge.deploy.edgetpu import check_file, compile_model
+        from mcuforge.deploy.edgetpu import check_file, compile_model, report_section
 
-        report = check_file(model, min_runtime_version)
-        typer.echo(report.text())
-        result = compile_model(model, out or _default_out(model, "edgetpu"), min_runtime_version, num_segments)
+        check = check_file(model, min_runtime_version)
+        typer.echo(check.text())
+        out = out or _default_out(model, "edgetpu")
+        result = compile_model(model, out, min_runtime_version, num_segments)
+        written = [Path(path) for path in result.outputs]
+        if report:
+            from mcuforge.deploy.report import build_report, write_report
+
+            written += write_report(build_report(model, target), out, sections=(report_section(check, result),))
         typer.echo(result.text(), nl=False)
-        typer.echo("\n".join(f"wrote {path}" for path in result.outputs))
+        typer.echo("\n".join(f"wrote {path}" for path in written))
 
     @edgetpu_app.command("run")
     def run_command(
@@ -104,8 +112,9 @@ def register(app: typer.Typer) -> None:
         estimate = npu.compile_for_npu(model, out, accelerator)
         written = [Path(estimate.optimized_model), *npu.export_c_array(estimate, out, name or _c_name(model), board)]
         if report:
-            from mcuforge.deploy.report import build_report
+            from mcuforge.deploy.report import build_report, write_report
 
-            written.append(npu.write_report_with_npu(build_report(model, target), estimate, out))
+            engine = build_report(model, target)
+            written += write_report(engine, out, sections=(npu.comparison_markdown(engine, estimate),))
         typer.echo(estimate.markdown())
         typer.echo("\n".join(f"wrote {path}" for path in written))

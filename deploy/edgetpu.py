@@ -557,6 +557,22 @@ class CompileResult:
         return "\n".join(lines) + "\n"
 
 
+def report_section(check: CompatibilityReport, compiled: CompileResult) -> str:
+    """Markdown for the model report: the static check's verdict beside what edgetpu_compiler reported."""
+    lines = [f"## Coral Edge TPU (edgetpu_compiler {compiled.compiler_version}, runtime >= {check.min_runtime_version})", ""]
+    lines.append(f"- static check: {check.mapped} of {len(check.ops)} ops map, {check.on_cpu} on the CPU")
+    if check.breaking_op is not None:
+        op = check.breaking_op
+        lines += [f"  - the segment ends at op {op.index} ({op.op}): {p.rule}: {p.detail}. Fix: {p.fix}" for p in op.problems]
+    for m in compiled.models:
+        lines.append(
+            f"- {Path(m.output_model).name}: {m.ops_on_edgetpu} of {m.total_ops} ops on the Edge TPU, {m.ops_on_cpu} on the CPU, "
+            f"{m.edgetpu_subgraphs} Edge TPU subgraph(s); parameters {m.on_chip_bytes:,} B cached on-chip "
+            f"({m.on_chip_remaining_bytes:,} B free), {m.off_chip_bytes:,} B streamed from off-chip memory"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def parse_size(text: str) -> int:
     """edgetpu_compiler's sizes ("3.42MiB", "7.75KiB", "0.00B") in bytes."""
     match = _SIZE.match(text.strip())

@@ -272,14 +272,3 @@ def comparison_markdown(engine_report, estimate: NpuEstimate) -> str:
         f"| TFLite ops on the CPU | {len(engine_report.layers)} | {estimate.cpu_ops} |\n\n"
         + estimate.markdown()
     )
-
-
-def write_report_with_npu(engine_report, estimate: NpuEstimate, out_dir: Path | str) -> Path:
-    """Write `<model stem>_report.md`: the model report, then the NPU figures beside the engine's."""
-    stem = Path(engine_report.model).stem
-    text = engine_report.markdown() + "\n" + comparison_markdown(engine_report, estimate)
-    try:
-        return write_text_atomic(Path(out_dir) / f"{stem}_report.md", text)
-    except OSError as exc:
-        raise MCUForgeError(f"cannot write the report into {out_dir}: {exc.strerror}. Pass --out DIR") from None
-

@@ -149,12 +149,15 @@ def build_report(model_path: Path | str, target: str | None = None) -> ModelRepo
     )
 
 
-def write_report(report: ModelReport, out_dir: Path | str) -> tuple[Path, Path]:
-    """Write `<model stem>_report.md` and `.json` into `out_dir`; returns both paths."""
+def write_report(report: ModelReport, out_dir: Path | str, sections: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """Write `<model stem>_report.md` and `.json` into `out_dir`; returns both paths.
+
+    `sections` are markdown appended after the engine's figures (the Edge TPU and Ethos-U estimates).
+    """
     out_dir = Path(out_dir)
     stem = Path(report.model).stem
     try:
-        md = write_text_atomic(out_dir / f"{stem}_report.md", report.markdown())
+        md = write_text_atomic(out_dir / f"{stem}_report.md", "\n".join([report.markdown(), *sections]))
         js = write_json_atomic(out_dir / f"{stem}_report.json", report.to_json())
     except OSError as exc:
         raise MCUForgeError(f"cannot write the report into {out_dir}: {exc.strerror}. Pass --out DIR") from None

@@ -51,6 +51,9 @@ def test_compile_with_the_standin_writes_the_compiled_model(tmp_path):
     assert (out / "hello_world_int8_edgetpu.tflite").is_file()
     assert "3 of 3 ops on the Edge TPU, 0 on the CPU; parameters 1,024 B on-chip" in run.stdout
     assert (out / "hello_world_int8_edgetpu.json").is_file()
+    report = (out / "hello_world_int8_report.md").read_text()
+    assert "- static check: 3 of 3 ops map, 0 on the CPU" in report
+    assert "parameters 1,024 B cached on-chip" in report and "| FULLY_CONNECTED |" in report  # beside the engine's table
 
 
 def test_run_on_the_host_falls_back_to_the_cpu_with_a_notice(tmp_path):
@@ -79,6 +82,7 @@ def test_npu_compile_writes_model_c_array_and_report(tmp_path):
     out = tmp_path / "npu"
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "hello_world_int8_report.json",
         "hello_world_int8_report.md",
         "hello_world_int8_summary_Ethos_U55_High_End_Embedded.csv",
         "hello_world_int8_vela.c",

@@ -175,3 +175,20 @@ def test_missing_compiler_says_how_to_install(tmp_path, monkeypatch):
     assert "edgetpu_compiler is not installed" in message
     assert "coral-edgetpu-stable" in message and "apt-get install edgetpu-compiler" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_report_section_puts_the_check_beside_the_compilers_figures():
+    version, models = edgetpu.parse_compiler_log(PARTLY_MAPPED_LOG)
+    compiled = edgetpu.CompileResult(version, models, [], PARTLY_MAPPED_LOG)
+    exp = edgetpu.Problem("supported operation", "EXP is not in the Edge TPU's supported-op table", "replace EXP")
+    check = edgetpu.CompatibilityReport(
+        "m.tflite", 14,
+        [edgetpu.OpCheck(0, "CONV_2D", "a", edgetpu.MAPPED), edgetpu.OpCheck(1, "EXP", "b", edgetpu.UNSUPPORTED, [exp])],
+        0, 1, [],
+    )  # fmt: skip
+    text = edgetpu.report_section(check, compiled)
+    assert text.splitlines()[0] == "## Coral Edge TPU (edgetpu_compiler 2.1.302470888, runtime >= 14)"
+    assert "- static check: 1 of 2 ops map, 1 on the CPU" in text
+    assert "the segment ends at op 1 (EXP): supported operation: EXP is not in the Edge TPU's supported-op table. Fix: replace EXP" in text
+    assert "model2_edgetpu.tflite: 83 of 93 ops on the Edge TPU, 10 on the CPU, 1 Edge TPU subgraph(s)" in text
+    assert f"parameters {round(6.86 * 1024 * 1024):,} B cached on-chip ({round(7.75 * 1024):,} B free)" in text

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import SHARED
 from mcuforge.deploy import npu
-from mcuforge.deploy.report import build_report, layer_rows
+from mcuforge.deploy.report import build_report, layer_rows, write_report
 from mcuforge.deploy.tflite_model import read_tflite
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.hostbuild import build_shared_library
@@ -73,7 +73,8 @@ def test_person_detect_estimates_are_vela_figures(tmp_path):
     assert (tmp_path / "out" / "person_detect_vela.json").is_file()
     assert npu.NpuEstimate.from_json(json.loads((tmp_path / "out" / "person_detect_vela.json").read_text())) == est
     engine = build_report(model)
-    text = npu.write_report_with_npu(engine, est, tmp_path / "out").read_text()
+    markdown, _ = write_report(engine, tmp_path / "out", sections=(npu.comparison_markdown(engine, est),))
+    text = markdown.read_text()
     assert f"| MACs per inference | {ours:,} | {int(row['nn_macs']):,} |" in text
     assert f"| NPU cycles | - | {int(row['cycles_npu']):,} |" in text
     assert f"| flash (B) | {model.stat().st_size:,} (model) | {est.off_chip_flash_bytes:,} (Vela" in text
@@ -130,7 +131,7 @@ def test_bad_inputs_are_named(hello, tmp_path):
 
 def test_report_puts_npu_figures_beside_the_engine(hello_u55, tmp_path):
     engine = build_report(hello_u55.model)
-    path = npu.write_report_with_npu(engine, hello_u55, tmp_path)
+    path, _ = write_report(engine, tmp_path, sections=(npu.comparison_markdown(engine, hello_u55),))
     text = path.read_text()
     assert path.name == "hello_world_int8_report.md"
     assert text.startswith(engine.markdown())
