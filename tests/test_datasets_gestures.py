@@ -138,6 +138,11 @@ def test_bad_options_name_the_field(options, match):
         datasets.parse_options("gestures", options)
 
 
+def test_example_spec_is_valid():
+    spec = load_spec(REPO / "specs" / "gestures.yaml")
+    assert spec.data.dataset == "gestures" and spec.model.arch == "gesture_cnn"
+
+
 @pytest.mark.slow
 def test_a_small_cnn_reaches_90_percent_on_held_out_strokes(tmp_path):
     from mcuforge.train import trainer
