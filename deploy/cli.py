@@ -73,10 +73,10 @@ def register(app: typer.Typer) -> None:
         from mcuforge.spec import load_spec
 
         r = evaluate(load_spec(spec))
-        a = r.litert
         typer.echo(f"{r.metric} on {r.samples} test samples: TFLM int8 {r.tflm:.4f}, float Keras {r.float_keras:.4f} (drop {r.drop:+.4f})")
-        predictions = "" if a.differing_predictions is None else f", {a.differing_predictions} predictions differ"
-        typer.echo(f"LiteRT vs TFLM: {a.differing_elements} of {a.elements} outputs differ (max {a.max_abs_difference:g}){predictions}")
+        for what, a in (("LiteRT", r.litert), ("LiteRT reference kernels", r.litert_reference)):
+            predictions = "" if a.differing_predictions is None else f", {a.differing_predictions} predictions differ"
+            typer.echo(f"{what} vs TFLM: {a.differing_elements} of {a.elements} outputs differ (max {a.max_abs_difference:g}){predictions}")
 
     golden = typer.Typer(help="Golden regression vectors: record TFLM's outputs, verify them byte for byte.", no_args_is_help=True)
     app.add_typer(golden, name="golden")

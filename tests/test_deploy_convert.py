@@ -151,6 +151,7 @@ def test_digits_convert_evaluate_export_emulate_golden_report(digits_build, tmp_
     assert evaluation.float_keras == pytest.approx(metrics["test"]["accuracy"])  # the trainer's own float figure
     assert abs(evaluation.drop) <= 0.02
     assert evaluation.litert.elements == 3600 and evaluation.litert.differing_predictions <= 3
+    assert evaluation.litert_reference.differing_elements == 0  # LiteRT's reference kernels share TFLM's arithmetic
 
     dataset = load_dataset(spec)
     emulated = emulate(result.model_path, dataset.x_test[:20], tmp_path / "y.npy", k=2)
@@ -217,3 +218,4 @@ def test_vibration_autoencoder_reports_auc(tmp_path):
     assert result.float_keras == pytest.approx(trained.metrics["test"]["auc"])
     assert abs(result.drop) <= 0.03
     assert result.litert.differing_predictions is None and result.litert.elements == 120 * 128
+    assert result.litert_reference.differing_elements == 0
