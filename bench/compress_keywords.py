@@ -75,13 +75,13 @@ def main() -> None:
     out_dir = spec.build_dir(args.root) / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    rows = {"float": float_row(model, context), "int8": measure(model, context, out_dir, "0_int8")}
+    rows = {"float": float_row(model, context), "int8": measure(model, context, out_dir, "int8", "0_int8")}
     console.log("channel pruning to half the MACs")
     pruned = channel_prune(_copy(model), ChannelPruneOptions(macs_fraction=0.5, epochs=args.epochs), context)
-    rows["channel_prune"] = measure(pruned, context, out_dir, "1_channel_prune")
+    rows["channel_prune"] = measure(pruned, context, out_dir, "channel_prune", "1_channel_prune")
     console.log(f"clustering to {args.clusters} clusters per layer")
     clustered = cluster(_copy(model), ClusterOptions(clusters=args.clusters, epochs=args.epochs), context)
-    rows["cluster"] = measure(clustered, context, out_dir, "2_cluster")
+    rows["cluster"] = measure(clustered, context, out_dir, "cluster", "2_cluster")
 
     console.print(render_table(list(rows.values()), "accuracy"))
     verdicts = targets(rows)

@@ -5,6 +5,10 @@ loss = alpha * CE(labels, softmax(student)) + (1 - alpha) * T^2 * KL(softmax(tea
 The teacher's logits are computed once (it is frozen and the inputs are not
 augmented) and packed beside the labels, so the student trains with an ordinary
 `fit` on its logits sub-model, which shares every weight with the student.
+
+Reconstruction models (anomaly detection) have no classes: the student fits
+alpha * MSE(x, y) + (1 - alpha) * MSE(teacher(x), y), which equals, up to a
+constant, the MSE to the single target alpha * x + (1 - alpha) * teacher(x).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from mcuforge.compress.common import Context, TrainingOptions, fine_tune
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
 from mcuforge.train import zoo
+from mcuforge.train.datasets import ANOMALY, Dataset
 
 LOGITS_LAYER = "logits"
 
@@ -35,10 +40,15 @@ class DistillOptions(TrainingOptions):
     def __post_init__(self) -> None:
         if self.arch is not None:
             zoo.check_arch(self.arch, self.options)
-            if self.arch in zoo.RECONSTRUCTION_ARCHS:
-                raise MCUForgeError(
-                    f"compress.options.distill.arch: distillation needs a classifier student. Received: {self.arch!r}"
-                )
+
+    def check_student(self, model_arch: str) -> None:
+        """The student must do the teacher's job: classify, or reconstruct its input."""
+        student = self.arch or model_arch
+        if (student in zoo.RECONSTRUCTION_ARCHS) != (model_arch in zoo.RECONSTRUCTION_ARCHS):
+            raise MCUForgeError(
+                f"compress.options.distill.arch: student {student!r} and model.arch {model_arch!r} do different tasks "
+                "(one classifies, one reconstructs): pick a student of the same kind"
+            )
 
 
 def logits_model(model):
@@ -72,12 +82,19 @@ def distillation_loss(alpha: float, temperature: float):
     return loss
 
 
-def check_teacher(teacher, num_classes: int, source: str) -> None:
-    """The teacher must score the same classes the student learns."""
+def check_teacher(teacher, dataset: Dataset, source: str) -> None:
+    """The teacher must score the student's classes (or reconstruct the student's input)."""
+    if dataset.task == ANOMALY:
+        if tuple(teacher.output_shape[1:]) != dataset.input_shape:
+            raise MCUForgeError(
+                f"distillation teacher {source} outputs shape {tuple(teacher.output_shape[1:])}, but the data set's "
+                f"inputs have shape {dataset.input_shape}: a reconstruction teacher must reproduce its input"
+            )
+        return
     classes = int(teacher.output_shape[-1])
-    if classes != num_classes:
+    if classes != dataset.num_classes:
         raise MCUForgeError(
-            f"distillation teacher {source} predicts {classes} classes, but the data set has {num_classes}: "
+            f"distillation teacher {source} predicts {classes} classes, but the data set has {dataset.num_classes}: "
             "train the teacher on the same data set or set compress.options.distill.teacher"
         )
 
@@ -91,17 +108,21 @@ def build_student(options: DistillOptions, context: Context):
 
 
 def distill(teacher, options: DistillOptions, context: Context):
-    """Train a fresh student on labels and the teacher's softened outputs; returns the student."""
+    """Train a fresh student on labels (or inputs) and the teacher's outputs; returns the student."""
     data = context.dataset
+    student = build_student(options, context)
+    if data.task == ANOMALY:
+        reconstructions = teacher.predict(data.x_train, batch_size=256, verbose=0)
+        fine_tune(student, context, options, targets=options.alpha * data.x_train + (1 - options.alpha) * reconstructions)
+        return student
     teacher_logits = logits_model(teacher).predict(data.x_train, batch_size=256, verbose=0)
     targets = np.concatenate([data.y_train[:, None].astype(np.float32), teacher_logits], axis=1)
-    student = build_student(options, context)
     fine_tune(logits_model(student), context, options, loss=distillation_loss(options.alpha, options.temperature), targets=targets)
     return student
 
 
 def labels_only(options: DistillOptions, context: Context):
-    """The same student, epochs and seed, trained from labels alone: the baseline distillation must beat."""
+    """The same student, epochs and seed, trained from labels (or inputs) alone: the baseline distillation must beat."""
     student = build_student(options, context)
     fine_tune(student, context, options)
     return student

@@ -30,7 +30,6 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.spec import CompressSpec, Spec, parse_dataclass, to_dict
 from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.trainer import MODEL_FILE
-from mcuforge.train.zoo import RECONSTRUCTION_ARCHS
 
 STEPS_FILE = "steps.json"
 PARETO_FILE = "pareto.png"
@@ -73,8 +72,8 @@ class Recipe:
     max_accuracy_drop: float | None
 
 
-def parse_recipe(spec: CompressSpec) -> Recipe:
-    """Check step names, order and per-step options; every error names the field, value and fix."""
+def parse_recipe(spec: CompressSpec, model_arch: str) -> Recipe:
+    """Check step names, order and per-step options for a `model_arch` model; errors name the field, value and fix."""
     names = list(spec.steps)
     for i, name in enumerate(names):
         if name not in STEPS:
@@ -94,6 +93,8 @@ def parse_recipe(spec: CompressSpec) -> Recipe:
     steps = tuple(
         (name, parse_dataclass(STEPS[name].options, spec.options.get(name) or {}, f"compress.options.{name}")) for name in names
     )
+    if "distill" in names:
+        dict(steps)["distill"].check_student(model_arch)
     return Recipe(steps, spec.max_accuracy_drop)
 
 
@@ -141,11 +142,8 @@ def _score(data: bytes, raw: np.ndarray, context: Context) -> float:
     return float(scores[_metric_name(data_set.task)])
 
 
-def measure(model, context: Context, out_dir: Path, label: str) -> dict[str, Any]:
-    """Convert `model` to int8, run it in TFLM on the test split, and size it; writes <label>.tflite.
-
-    `label` is "<index>_<step>": the index keeps the files in the order of the steps.
-    """
+def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -> dict[str, Any]:
+    """Convert `model` to int8, run it in TFLM on the test split, and size it; writes <file_stem>.tflite."""
     from mcuforge.deploy.convert import convert_model, is_quantization_aware, representative_sample
     from mcuforge.deploy.report import build_report
 
@@ -153,12 +151,12 @@ def measure(model, context: Context, out_dir: Path, label: str) -> dict[str, Any
     qat = is_quantization_aware(model)
     calibration = None if qat else representative_sample(data_set.x_train, spec.deploy.representative_samples, spec.data.seed)
     data = convert_model(model, calibration)
-    path = out_dir / f"{label}.tflite"
+    path = out_dir / f"{file_stem}.tflite"
     path.write_bytes(data)
     report = build_report(path)
     raw = _emulate(data, data_set.x_test)
     row = {
-        "step": label.split("_", 1)[1],
+        "step": step,
         "metric": _score(data, raw, context),
         "quantization_aware": qat,
         "parameters": report.parameters,
@@ -171,7 +169,7 @@ def measure(model, context: Context, out_dir: Path, label: str) -> dict[str, Any
     }
     compressed = lut_compress(data)
     if compressed is not None:
-        lut_path = out_dir / f"{label}_lut.tflite"
+        lut_path = out_dir / f"{file_stem}_lut.tflite"
         lut_path.write_bytes(compressed)
         row.update(
             compressed_bytes=len(compressed),
@@ -263,7 +261,7 @@ def _given_teacher(options: DistillOptions | None, context: Context):
     if options is None or options.teacher is None:
         return None
     teacher = load_model(options.teacher)
-    check_teacher(teacher, context.dataset.num_classes, options.teacher)
+    check_teacher(teacher, context.dataset, options.teacher)
     return teacher
 
 
@@ -271,11 +269,9 @@ def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] 
     """Run the spec's compression recipe on its trained model; write build/<name>/compress/ atomically."""
     from mcuforge.train.trainer import load_dataset, load_model, train
 
-    recipe = parse_recipe(spec.compress)
+    recipe = parse_recipe(spec.compress, spec.model.arch)
     if not recipe.steps:
         raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
-    if "distill" in dict(recipe.steps) and spec.model.arch in RECONSTRUCTION_ARCHS:
-        raise MCUForgeError(f"compress.steps: distill needs a classifier; model.arch {spec.model.arch!r} reconstructs its input")
     context = Context(spec, load_dataset(spec))
     options = dict(recipe.steps)
     given_teacher = _given_teacher(options.get("distill"), context)
@@ -286,27 +282,28 @@ def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] 
     model = load_model(train_dir / MODEL_FILE)
     teacher = model if given_teacher is None else given_teacher
     if "distill" in options and given_teacher is None:
-        check_teacher(teacher, context.dataset.num_classes, str(train_dir / MODEL_FILE))
+        check_teacher(teacher, context.dataset, str(train_dir / MODEL_FILE))
     metric = _metric_name(context.dataset.task)
     out_dir = spec.build_dir(root) / "compress"
     result = CompressResult(out_dir, metric)
     with atomic_output_dir(out_dir) as staging:
         result.rows.append(float_row(model, context))
-        result.rows.append(measure(model, context, staging, "0_trained"))
+        result.rows.append(measure(model, context, staging, "trained", "0_trained"))
         log(f"trained model: int8 {metric} {result.rows[-1]['metric']:.4f}")
         for index, (name, step_options) in enumerate(recipe.steps, start=1):
             log(f"step {index}: {name}")
             before = model
             model = STEPS[name].apply(teacher if name == "distill" else model, step_options, context)
             context = Context(spec, context.dataset, context.done + (name,))
-            row = measure(model, context, staging, f"{index}_{name}")
+            row = measure(model, context, staging, name, f"{index}_{name}")
             row.update(_details(name, before, model))
             _check_drop(recipe, _last_chained(result.rows), row, metric, out_dir)
             result.rows.append(row)
             log(f"step {index}: {name}: int8 {metric} {row['metric']:.4f}")
             if name == "distill" and step_options.compare_with_labels_only:
-                baseline = measure(labels_only(step_options, context), context, staging, f"{index}_distill_labels_only")
-                baseline.update(step="distill (labels only)", side=True)
+                student = labels_only(step_options, context)
+                baseline = measure(student, context, staging, "distill (labels only)", f"{index}_distill_labels_only")
+                baseline["side"] = True
                 result.rows.append(baseline)
         model.save(staging / MODEL_FILE)
         write_json_atomic(

@@ -221,7 +221,7 @@ def parse_spec(data: Any, source: str = "spec") -> Spec:
 
     datasets.parse_options(spec.data.dataset, spec.data.options)
     zoo.check_arch(spec.model.arch, spec.model.options)
-    parse_recipe(spec.compress)
+    parse_recipe(spec.compress, spec.model.arch)
     return spec
 
 

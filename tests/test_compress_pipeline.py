@@ -55,6 +55,6 @@ def test_digits_default_recipe(tmp_path):
         assert (out / row["tflite"]).stat().st_size == row["int8_bytes"]
         assert read_tflite(out / row["tflite"]).is_fully_integer
         assert row["arena_bytes"] > 0
-    assert rows["float"]["float_bytes"] > 3 * trained["int8_bytes"]
+    assert rows["float"]["float_bytes"] > 2.5 * trained["int8_bytes"]  # 4x on weights, less on the flatbuffer around them
     assert is_quantization_aware(load_model(out / MODEL_FILE))
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
