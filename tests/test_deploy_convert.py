@@ -219,3 +219,39 @@ def test_vibration_autoencoder_reports_auc(tmp_path):
     assert abs(result.drop) <= 0.03
     assert result.litert.differing_predictions is None and result.litert.elements == 120 * 128
     assert result.litert_reference.differing_elements == 0
+
+
+@pytest.mark.slow
+def test_keywords_ds_cnn_converts_and_keeps_goldens(tmp_path):
+    """A tiny keyword spotter (2 words, 4 synthesized speakers, 2 epochs): the ds_cnn ops through TFLM."""
+    from mcuforge.deploy.convert import convert
+    from mcuforge.deploy.evaluate import evaluate
+    from mcuforge.deploy.export import export
+    from mcuforge.deploy.golden import record, verify
+    from mcuforge.spec import parse_spec
+    from mcuforge.train.trainer import load_dataset, load_model, train
+
+    options = {
+        "words": ["yes", "no"], "unknown_words": ["cat", "dog"], "engines": ["espeak-ng"],
+        "speakers": 4, "repetitions": 2, "val_share": 0.25, "test_share": 0.25,
+    }
+    spec = parse_spec(
+        {
+            "name": "keywords",
+            "data": {"dataset": "keywords", "seed": 0, "options": options},
+            "model": {"arch": "ds_cnn", "width": 0.5},
+            "train": {"epochs": 2, "batch_size": 16},
+        }
+    )
+    train(spec, spec.build_dir(tmp_path) / "train")
+    result = convert(spec, tmp_path)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= set(result.ops)
+    dataset = load_dataset(spec)
+    reference = load_model(result.source_model).predict(dataset.x_test, verbose=0)
+    tflm = run_tflm(result.model_path.read_bytes(), dataset.x_test)
+    assert np.abs(tflm - reference).max() < 0.1  # a few output steps of 1/256 on every class of every test clip
+    assert evaluate(spec, tmp_path).samples == len(dataset.x_test)
+    record(result.model_path, tmp_path / "golden", dataset.x_test)
+    assert verify(result.model_path, tmp_path / "golden").samples == len(dataset.x_test)
+    settings = (export(result.model_path, tmp_path / "src", "kws").directory / "kws_model_settings.h").read_text()
+    assert 'kKwsLabels[kKwsLabelCount] = {"_silence_", "_unknown_", "yes", "no"};' in settings
