@@ -146,3 +146,20 @@ def test_prepare_input_rejects_wrong_shape_or_dtype(array, problem):
     tensor = read_tflite(HELLO).main.input_tensors[0]
     with pytest.raises(MCUForgeError, match=problem):
         prepare_input(array, tensor)
+
+
+def test_kernel_that_rejects_a_model_is_named_with_its_op_version():
+    """hello_world with its last output retyped to int32: TFLM's FULLY_CONNECTED refuses it in Prepare."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from mcuforge.deploy.tflm import Emulator
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(HELLO.read_bytes()), 0)
+    graph = model.subgraphs[0]
+    graph.tensors[graph.operators[-1].outputs[0]].type = schema.TensorType.INT32
+    builder = flatbuffers.Builder(4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    data = bytes(builder.Output())
+    with pytest.raises(MCUForgeError, match=r"TFLM cannot run patched\.tflite: node 2 \(FULLY_CONNECTED version 4\) failed to prepare.*INT8 != INT32"):
+        Emulator(parse_tflite(data, "patched.tflite"), data)
