@@ -349,3 +349,31 @@ def test_convolution_dilation_must_match_in_x_and_y():
 
     (conv,) = [op for op in check(convert(net, [[1, 12, 12, 3]])).ops if op.op == "CONV_2D"]
     assert rules(conv) == ["same dilation in x and y"]
+
+
+def _with_permutation(data: bytes, perm: list[int]) -> bytes:
+    """The model with its TRANSPOSE's constant permutation replaced (TF folds a batch-1 transpose into a RESHAPE)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = model.subgraphs[0]
+    (op,) = [o for o in graph.operators if model.operatorCodes[o.opcodeIndex].builtinCode == schema.BuiltinOperator.TRANSPOSE]
+    model.buffers[graph.tensors[op.inputs[1]].buffer].data = np.frombuffer(np.array(perm, dtype=np.int32).tobytes(), dtype=np.uint8)
+    builder = flatbuffers.Builder(len(data) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def test_transpose_must_not_move_the_batch_axis():
+    tf = _tf()
+
+    @tf.function
+    def net(x):
+        return tf.transpose(x, [0, 2, 1, 3]) * 1.0
+
+    data = convert(net, [[1, 4, 6, 3]])
+    (transpose,) = [op for op in check(data).ops if op.op == "TRANSPOSE"]
+    assert transpose.on_edgetpu and transpose.problems == []
+    (moved,) = [op for op in check(_with_permutation(data, [1, 0, 2, 3])).ops if op.op == "TRANSPOSE"]
+    assert rules(moved) == ["TRANSPOSE not along batch"]

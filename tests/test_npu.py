@@ -162,3 +162,14 @@ def test_an_op_the_npu_lacks_stays_on_the_cpu_beside_the_npu_op(tmp_path):
     assert [op.opcode for op in read_tflite(est.optimized_model).main.operators] == ["REDUCE_PROD", "ethos-u"]
     assert [(op.op, op.reason) for op in est.cpu_operators] == [("REDUCE_PROD", "Unsupported opType")]
     assert "  - CPU: REDUCE_PROD (" in est.markdown()
+
+
+def test_a_summary_without_vela_s_figures_is_named(hello_u55):
+    (summary,) = Path(hello_u55.optimized_model).parent.glob("*_summary_*.csv")
+    rows = list(csv.reader(summary.read_text().splitlines()))
+    column = rows[0].index("cycles_npu")
+    trimmed = "\n".join(",".join(r[:column] + r[column + 1 :]) for r in rows)
+    with pytest.raises(MCUForgeError, match="has no number 'cycles_npu': this Vela version is not supported"):
+        npu.parse_vela_output(trimmed, "NPU operators = 3 (100.0%)", "m.tflite", Path(hello_u55.optimized_model), "x")
+    with pytest.raises(MCUForgeError, match="no 'NPU operators =' line"):
+        npu.parse_vela_output(summary.read_text(), "", "m.tflite", Path(hello_u55.optimized_model), "x")
