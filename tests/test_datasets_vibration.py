@@ -246,6 +246,7 @@ def test_severity_zero_faults_are_indistinguishable_from_normal(tmp_path):
         ({"sample_rate_hz": 1024}, "sample_rate_hz: expected > 1700"),
         ({"faults": ["rust"]}, "faults: expected one of imbalance"),
         ({"faults": []}, "faults: expected at least one"),
+        ({"faults": ["imbalance", "imbalance"]}, "faults: expected each fault once"),
         ({"segment": 100}, "segment: expected one of 64, 128"),
         ({"severity_min": 2.0, "severity_max": 1.0}, "severity_max: expected >= severity_min"),
         ({"windows": 10}, "windows: unknown key"),

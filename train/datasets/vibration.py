@@ -103,6 +103,8 @@ class VibrationOptions:
             )
         if not self.faults:
             raise MCUForgeError(f"data.options.faults: expected at least one of {', '.join(FAULTS)}. Received: []")
+        if len(set(self.faults)) != len(self.faults):
+            raise MCUForgeError(f"data.options.faults: expected each fault once. Received: {self.faults}")
         fastest = self.shaft_hz_max * (1 + self.speed_variation)
         highest = max(_RESONANCE_HZ[1], 3 * BEARING.frequencies(fastest)["bpfi"])
         if highest >= self.sample_rate_hz / 2:
