@@ -192,6 +192,15 @@ def test_shapes_labels_and_balanced_faults(small):
         assert set(labels) == {int(block["condition"] != "normal")}
 
 
+def test_chosen_faults_share_the_faulty_windows(tmp_path):
+    options = {**SMALL, "train_windows": 10, "val_windows": 10, "test_normal_windows": 10, "test_faulty_windows": 11,
+               "faults": ["bearing_outer", "imbalance"]}
+    layout = datasets.load("vibration", options, 0, tmp_path).notes["test_layout"]
+    assert [(b["condition"], b["start"], b["count"]) for b in layout] == [
+        ("normal", 0, 10), ("bearing_outer", 10, 6), ("imbalance", 16, 5)
+    ]
+
+
 def test_same_seed_same_arrays_other_seed_other_arrays(small, tmp_path):
     again = datasets.load("vibration", SMALL, 0, tmp_path)
     for split in ("x_train", "x_val", "x_test", "y_test"):
