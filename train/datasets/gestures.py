@@ -40,7 +40,7 @@ class GesturesOptions:
     line_width: int = spec_field(2, min=1, max=4, help="pen width (pixels)")
     test_fraction: float = spec_field(0.2, min_exclusive=0.0, max=0.5, help="held-out test share")
     val_fraction: float = spec_field(0.1, min_exclusive=0.0, max=0.5, help="validation share of the rest")
-    augment: int = spec_field(4, min=0, max=50, help="extra distorted copies of each training stroke")
+    augment: int = spec_field(2, min=0, max=50, help="extra distorted copies of each training stroke")
     rotation_deg: float = spec_field(10.0, min=0.0, max=45.0, help="augmentation: largest rotation")
     stretch: float = spec_field(0.15, min=0.0, max=0.5, help="augmentation: largest relative stretch per axis")
     shear: float = spec_field(0.15, min=0.0, max=0.5, help="augmentation: largest shear")

@@ -75,7 +75,7 @@ class VibrationOptions:
     sample_rate_hz: int = spec_field(2048, min=512, max=32768, help="accelerometer sample rate")
     segment: int = spec_field(256, choices=(64, 128, 256, 512, 1024), help="DFT length (samples)")
     segments_per_window: int = spec_field(4, min=1, max=16, help="segments whose powers are averaged per window")
-    bands: int = spec_field(64, choices=(4, 8, 16, 32, 64, 128, 256, 512), help="power bands per axis")
+    bands: int = spec_field(16, choices=(4, 8, 16, 32, 64, 128, 256, 512), help="power bands per axis")
     shaft_hz_min: float = spec_field(20.0, min=1.0, max=500.0, help="slowest nominal shaft speed")
     shaft_hz_max: float = spec_field(30.0, min=1.0, max=500.0, help="fastest nominal shaft speed")
     speed_variation: float = spec_field(0.02, min=0.0, max=0.2, help="relative shaft-speed fluctuation")
