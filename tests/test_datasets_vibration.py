@@ -284,6 +284,18 @@ def test_stream_fault_onset():
     )
 
 
+@pytest.mark.parametrize("fault, axis, low_hz, high_hz", [("imbalance", 0, 18, 33), ("misalignment", 1, 36, 66)])
+def test_stream_harmonic_faults_start_at_onset(fault, axis, low_hz, high_hz):
+    # Amplitude in the 1x (radial) or 2x (axial) range of shaft speeds 20-30 Hz, +-2 %, per 0.5 s window.
+    stream = vibration.stream(vibration.VibrationOptions(), seed=1, seconds=10, fault=fault, fault_at_s=5.0)
+    signal = stream.counts[:, axis].astype(np.float64).reshape(20, 1024)
+    spectrum = np.abs(np.fft.rfft(signal * np.hanning(1024), axis=1))
+    freqs = np.fft.rfftfreq(1024, 1 / FS)
+    level = spectrum[:, (freqs >= low_hz) & (freqs <= high_hz)].max(axis=1)
+    assert not stream.faulty[:10].any() and stream.faulty[10:].all()
+    assert level[10:].min() > 3 * level[:10].max()
+
+
 def test_stream_arguments_are_checked():
     options = vibration.VibrationOptions()
     with pytest.raises(MCUForgeError, match="fault: expected one of"):
