@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import build
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
@@ -104,6 +105,24 @@ ZOO_CASES = [
 ]
 
 
+def _recalibrate_batch_norm(model, x: np.ndarray) -> None:
+    """Set every BatchNormalization's moving statistics to those of `x` (weights unchanged).
+
+    Untrained, a deep zoo model's activations vanish (mobilenet_v1's logits
+    are ~1e-17), which gives a softmax input scale TFLM itself rejects; with
+    calibrated statistics the activations have the ranges a trained model has.
+    """
+    import tensorflow as tf
+
+    batch_norms = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    if not batch_norms:
+        return
+    for layer in batch_norms:
+        layer.momentum = 0.0  # one step copies the batch statistics
+    model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    model.fit(x, np.zeros((len(x), *model.output_shape[1:]), np.float32), batch_size=len(x), epochs=1, verbose=0)
+
+
 @pytest.fixture(scope="module")
 def zoo_models(tmp_path_factory) -> dict[str, Path]:
     """Each zoo architecture as an int8 .tflite (seeded random weights, seeded calibration data)."""
@@ -118,6 +137,7 @@ def zoo_models(tmp_path_factory) -> dict[str, Path]:
         tf.keras.utils.set_random_seed(0)
         model = zoo.build(arch, shape, classes, width)
         representative = np.random.default_rng(0).normal(size=(16, *shape)).astype(np.float32)
+        _recalibrate_batch_norm(model, representative)
         models[arch] = out / f"{arch}.tflite"
         models[arch].write_bytes(convert_model(model, representative))
     return models
@@ -129,3 +149,18 @@ def zoo_models(tmp_path_factory) -> dict[str, Path]:
 def test_zoo_model(arch, target, zoo_models, tmp_path):
     shape = next(case[1] for case in ZOO_CASES if case[0] == arch)
     assert_bit_exact(zoo_models[arch], target, _random(shape, 3, seed=4), tmp_path)
+
+
+def test_an_engine_error_on_the_device_fails_the_run_naming_it(tmp_path):
+    """The float hello_world loads on the host's TFLM but not in our int8 engine: the firmware says why."""
+    model = SHARED_MODELS / "hello_world" / "hello_world_float.tflite"
+    image = build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32), arena_bytes=4096)
+    with pytest.raises(MCUForgeError, match=r"hello_world_float failed on qemu-m4 \(QEMU mps2-an386\): load MF_ERR_UNSUPPORTED_TYPE op=0 .*name=FLOAT32"):
+        build.run_qemu(image)
+
+
+def test_a_run_that_outlasts_its_timeout_is_stopped(tmp_path):
+    vectors = _random((96, 96, 1), 1, seed=5)
+    image = build.build_image(PERSON_DIR / "person_detect.tflite", "qemu-m4", out_dir=tmp_path, inputs=vectors)
+    with pytest.raises(MCUForgeError, match=r"did not finish in QEMU \(mps2-an386\) within 0 s"):
+        build.run_qemu(image, timeout=0.05)
