@@ -130,13 +130,10 @@ def load(options: NpzOptions, seed: int, cache_dir: Path) -> Dataset:
             )
     if options.task == ANOMALY:
         for s in splits:
-            allowed = {0, 1} if s == "test" else {0}
-            if not set(np.unique(ys[s]).tolist()) <= allowed:
-                raise _fail(
-                    path,
-                    f"y_{s}: an anomaly data set {'labels test samples 0 (normal) or 1 (anomalous)' if s == 'test' else 'trains on normal samples only (all 0)'}. "
-                    f"Received labels {sorted(set(np.unique(ys[s]).tolist()))}",
-                )
+            labels = sorted(set(np.unique(ys[s]).tolist()))
+            rule = "labels test samples 0 (normal) or 1 (anomalous)" if s == "test" else "trains on normal samples only (all 0)"
+            if not set(labels) <= ({0, 1} if s == "test" else {0}):
+                raise _fail(path, f"y_{s}: an anomaly data set {rule}. Received labels {labels}")
     class_names = _class_names(path, arrays, options.task, list(ys.values()))
     if "val" in xs:
         x_train, x_val, y_train, y_val = xs["train"], xs["val"], ys["train"], ys["val"]
