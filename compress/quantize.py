@@ -6,11 +6,17 @@ scheme keeps the zeros; after clustering, the cluster-preserving scheme keeps
 the shared values (and the zeros too when the model was also pruned). "ptq"
 leaves the model as it is: the int8 converter calibrates it, which is the quick
 path with no training.
+
+tfmot folds BatchNorm into convolutions during QAT but not into Dense layers, and
+the converter then leaves such a Dense in float: those BatchNorms are folded into
+their Dense layers before QAT (exactly, the model computes the same function).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from mcuforge.compress.common import Context, TrainingOptions, fine_tune
 from mcuforge.spec import spec_field
@@ -37,6 +43,55 @@ def quantize_scheme(done: tuple[str, ...]):
     return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
 
 
+def _dense_batchnorm_pairs(model) -> dict[str, str]:
+    """BatchNorm layer name -> the Dense layer it alone follows (and that nothing else reads)."""
+    import tf_keras
+
+    L = tf_keras.layers
+    pairs = {}
+    for layer in model.layers:
+        if not isinstance(layer, L.BatchNormalization) or len(layer.inbound_nodes) != 1:
+            continue
+        source = layer.inbound_nodes[0].inbound_layers
+        if isinstance(source, L.Dense) and len(source.outbound_nodes) == 1 and len(source.inbound_nodes) == 1:
+            pairs[layer.name] = source.name
+    return pairs
+
+
+def fold_dense_batchnorm(model):
+    """The same function with every Dense -> BatchNorm pair merged into one Dense (with bias)."""
+    import tf_keras
+
+    pairs = _dense_batchnorm_pairs(model)
+    if not pairs:
+        return model
+    config = model.get_config()
+    config["layers"] = [layer for layer in config["layers"] if layer["name"] not in pairs]
+
+    def rewire(reference: list) -> list:
+        return [pairs.get(reference[0], reference[0]), *reference[1:]]
+
+    for layer in config["layers"]:
+        layer["inbound_nodes"] = [[rewire(ref) for ref in node] for node in layer["inbound_nodes"]]
+        if layer["name"] in pairs.values():
+            layer["config"]["use_bias"] = True
+    config["output_layers"] = [rewire(ref) for ref in config["output_layers"]]
+    folded = tf_keras.Model.from_config(config)
+    dense_to_bn = {dense: bn for bn, dense in pairs.items()}
+    for layer in folded.layers:
+        source = model.get_layer(layer.name)
+        if layer.name not in dense_to_bn:
+            layer.set_weights(source.get_weights())
+            continue
+        bn = model.get_layer(dense_to_bn[layer.name])
+        kernel, *bias = source.get_weights()
+        bias = bias[0] if bias else np.zeros(kernel.shape[-1], kernel.dtype)
+        gamma, beta, mean, variance = bn.get_weights()
+        scale = gamma / np.sqrt(variance + bn.epsilon)
+        layer.set_weights([kernel * scale, (bias - mean) * scale + beta])
+    return folded
+
+
 def quantize(model, options: QuantizeOptions, context: Context):
     """The QAT model fine-tuned (mode qat), or `model` unchanged for post-training quantization."""
     import tensorflow_model_optimization as tfmot
@@ -45,6 +100,6 @@ def quantize(model, options: QuantizeOptions, context: Context):
         return model
     keras_q = tfmot.quantization.keras
     with keras_q.quantize_scope():
-        qat = keras_q.quantize_apply(keras_q.quantize_annotate_model(model), quantize_scheme(context.done))
+        qat = keras_q.quantize_apply(keras_q.quantize_annotate_model(fold_dense_batchnorm(model)), quantize_scheme(context.done))
     fine_tune(qat, context, options)
     return qat

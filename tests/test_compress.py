@@ -329,3 +329,28 @@ def test_accuracy_drop_stops_and_keeps_the_last_output(tmp_path, context, traine
         compress(spec, tmp_path)
     assert previous.read_text() == "last good\n"
     assert sorted(p.name for p in previous.parent.parent.iterdir()) == ["compress", "train"]  # no staging left
+
+
+def test_qat_folds_dense_batchnorm_exactly():
+    """The autoencoder's Dense -> BatchNorm pairs: folded, the same outputs; after QAT, an all-integer .tflite."""
+    import tf_keras
+    import tensorflow_model_optimization as tfmot
+
+    from mcuforge.compress.quantize import fold_dense_batchnorm
+    from mcuforge.deploy.convert import convert_model
+    from mcuforge.deploy.tflite_model import parse_tflite
+    from mcuforge.train import zoo
+
+    tf_keras.utils.set_random_seed(0)
+    model = zoo.build("autoencoder", (32,), 0, width=0.25, hidden_layers=1, bottleneck=4)
+    x = np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32)
+    model.compile("adam", "mse")
+    model.fit(x, x, epochs=2, verbose=0)  # moves BatchNorm's statistics away from the identity
+    folded = fold_dense_batchnorm(model)
+    assert not any(isinstance(layer, tf_keras.layers.BatchNormalization) for layer in folded.layers)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    keras_q = tfmot.quantization.keras
+    with keras_q.quantize_scope():
+        qat = keras_q.quantize_apply(keras_q.quantize_annotate_model(folded))
+    converted = parse_tflite(convert_model(qat, None))
+    assert converted.is_fully_integer and converted.op_names == ("FULLY_CONNECTED",)
