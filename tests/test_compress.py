@@ -119,6 +119,19 @@ def test_teacher_with_other_classes_fails_before_training(tmp_path):
     assert not (tmp_path / "build" / "digits" / "train").exists()
 
 
+def test_reconstruction_teacher_must_reproduce_the_input():
+    from mcuforge.compress.distill import check_teacher
+    from mcuforge.train import zoo
+    from mcuforge.train.datasets import ANOMALY, Dataset
+
+    x = np.zeros((4, 16), np.float32)
+    y = np.zeros(4, np.int64)
+    data = Dataset("toy", ANOMALY, x, y, x, y, x, y, class_names=["normal"])
+    check_teacher(zoo.build("autoencoder", (16,), 0, width=0.1), data, "good.h5")
+    with pytest.raises(MCUForgeError, match=r"teacher wide\.h5 outputs shape \(32,\), but the data set's inputs have shape \(16,\)"):
+        check_teacher(zoo.build("autoencoder", (32,), 0, width=0.1), data, "wide.h5")
+
+
 # --- distillation ---------------------------------------------------------------------------
 
 
