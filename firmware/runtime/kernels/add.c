@@ -22,7 +22,7 @@ static mf_status mf_add_multiplier_below_one(double real, int32_t *multiplier, i
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     mf_quantize_multiplier(real, multiplier, shift);
-    return MF_OK;
+    return *shift <= 0 ? MF_OK : MF_ERR_UNSUPPORTED_PARAM; /* real rounded up to 1.0 */
 }
 
 static mf_status mf_add_compute_params(const mf_op *op, mf_add_params *p)
@@ -32,12 +32,12 @@ static mf_status mf_add_compute_params(const mf_op *op, mf_add_params *p)
     const mf_tensor *out = &op->outputs[0];
     const double twice_max_input_scale = 2.0 * (double)(in1->scale > in2->scale ? in1->scale : in2->scale);
     mf_status status;
+    if (!mf_int8_quantization_ok(in1) || !mf_int8_quantization_ok(in2) || !mf_int8_quantization_ok(out)) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
     p->input1_offset = -in1->zero_point;
     p->input2_offset = -in2->zero_point;
     p->output_offset = out->zero_point;
-    if (!(out->scale > 0.0f) || !(twice_max_input_scale > 0.0)) {
-        return MF_ERR_UNSUPPORTED_PARAM;
-    }
     status = mf_add_multiplier_below_one((double)in1->scale / twice_max_input_scale, &p->input1_multiplier, &p->input1_shift);
     if (status == MF_OK) {
         status = mf_add_multiplier_below_one((double)in2->scale / twice_max_input_scale, &p->input2_multiplier, &p->input2_shift);

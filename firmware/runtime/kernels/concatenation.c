@@ -44,6 +44,9 @@ mf_status mf_concatenation_prepare(const mf_op *op, size_t *scratch_bytes)
         if (in->rank != out->rank) {
             return MF_ERR_BAD_MODEL;
         }
+        if (!mf_dims_positive(in)) {
+            return MF_ERR_UNSUPPORTED_PARAM;
+        }
         for (d = 0; d < out->rank; ++d) {
             if (d != axis && in->dims[d] != out->dims[d]) {
                 return MF_ERR_BAD_MODEL;

@@ -28,8 +28,12 @@ static mf_status mf_hard_swish_compute_params(const mf_op *op, mf_hard_swish_par
     /* TFLM divides in float and only then widens to double. */
     const float hires_input_scale = (1.0f / 128.0f) * op->inputs[0].scale;
     const float reluish_scale = 3.0f / 32768.0f;
+    const float output_ratio = hires_input_scale / op->outputs[0].scale;
     int32_t multiplier;
-    mf_quantize_multiplier((double)(hires_input_scale / op->outputs[0].scale), &multiplier, &p->output_exponent);
+    if (!(output_ratio <= FLT_MAX)) { /* the float division can overflow where TFLM's would too */
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    mf_quantize_multiplier((double)output_ratio, &multiplier, &p->output_exponent);
     p->output_multiplier = mf_hard_swish_downscale(multiplier);
     mf_quantize_multiplier((double)(hires_input_scale / reluish_scale), &multiplier, &p->reluish_exponent);
     p->reluish_multiplier = mf_hard_swish_downscale(multiplier);

@@ -57,6 +57,22 @@ static mf_status mf_mean_plan_build(const mf_op *op, mf_mean_plan *plan)
     return MF_OK;
 }
 
+/* in_scale / out_scale / elements as a multiplier and shift: TFLM folds
+ * 1/elements in by shifting floor(log2(elements)) bits (capped at 32 and at
+ * 31 + shift) and dividing, truncating. elements > 0. */
+static mf_status mf_mean_requantization(const mf_op *op, int32_t elements, int32_t *multiplier, int *shift)
+{
+    int bits = 31 - mf_count_leading_zeros((uint32_t)elements);
+    mf_quantize_multiplier((double)op->inputs[0].scale / (double)op->outputs[0].scale, multiplier, shift);
+    bits = bits < 31 + *shift ? bits : 31 + *shift;
+    if (bits < 0 || *shift - bits > 31) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    *multiplier = (int32_t)(((int64_t)*multiplier << bits) / elements);
+    *shift -= bits;
+    return MF_OK;
+}
+
 mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     const mf_tensor *in = &op->inputs[0];
@@ -70,12 +86,17 @@ mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
     if (in->type != MF_INT8 || out->type != MF_INT8) {
         return MF_ERR_UNSUPPORTED_TYPE;
     }
-    if (!(in->scale > 0.0f) || !(out->scale > 0.0f)) {
+    if (!mf_int8_quantization_ok(in) || !mf_int8_quantization_ok(out) || !mf_dims_positive(in)) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     status = mf_check_const_i32(&op->inputs[1], mf_tensor_flat_size(&op->inputs[1]));
     if (status == MF_OK) {
         status = mf_mean_plan_build(op, &plan);
+    }
+    if (status == MF_OK && plan.elements > 0) {
+        int32_t multiplier;
+        int shift;
+        status = mf_mean_requantization(op, plan.elements, &multiplier, &shift);
     }
     if (status != MF_OK) {
         return status;
@@ -118,7 +139,6 @@ mf_status mf_mean_eval(const mf_op *op)
     int8_t *dst = (int8_t *)out->data;
     int32_t multiplier;
     int shift;
-    int bits;
     mf_mean_plan plan;
     int32_t o;
     mf_status status = mf_mean_plan_build(op, &plan);
@@ -129,16 +149,10 @@ mf_status mf_mean_eval(const mf_op *op)
         memset(dst, 0, (size_t)plan.outputs);
         return MF_OK;
     }
-    /* Fold 1/elements into the multiplier: shift by floor(log2(elements)),
-     * capped at 32 and at 31 + shift, then divide (truncating). */
-    mf_quantize_multiplier((double)in->scale / (double)out->scale, &multiplier, &shift);
-    bits = 31 - mf_count_leading_zeros((uint32_t)plan.elements);
-    bits = bits < 31 + shift ? bits : 31 + shift;
-    if (bits < 0) {
-        return MF_ERR_UNSUPPORTED_PARAM;
+    status = mf_mean_requantization(op, plan.elements, &multiplier, &shift);
+    if (status != MF_OK) {
+        return status;
     }
-    multiplier = (int32_t)(((int64_t)multiplier << bits) / plan.elements);
-    shift -= bits;
     for (o = 0; o < plan.outputs; ++o) {
         const int32_t shifted_sum = (int32_t)(uint32_t)((int64_t)mf_mean_sum(src, &plan, o) - (int64_t)in->zero_point * plan.elements);
         const int32_t value = mf_mul_by_quantized_multiplier(shifted_sum, multiplier, shift) + out->zero_point;

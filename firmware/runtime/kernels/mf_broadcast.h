@@ -7,7 +7,7 @@
 #ifndef MF_BROADCAST_H
 #define MF_BROADCAST_H
 
-#include "mf_kernel.h"
+#include "mf_ops_common.h"
 
 typedef struct mf_broadcast {
     int32_t dims[MF_MAX_DIMS];     /* output shape, left-padded with 1s */
@@ -40,6 +40,9 @@ static inline mf_status mf_broadcast_init(const mf_tensor *a, const mf_tensor *b
     int axis;
     if (a->rank > out->rank || b->rank > out->rank || out->rank > MF_MAX_DIMS) {
         return MF_ERR_BAD_MODEL;
+    }
+    if (!mf_dims_positive(a) || !mf_dims_positive(b)) {
+        return MF_ERR_UNSUPPORTED_PARAM;
     }
     bc->count = 1;
     for (axis = 0; axis < MF_MAX_DIMS; ++axis) {

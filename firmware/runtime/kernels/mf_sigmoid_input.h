@@ -23,7 +23,7 @@ static inline mf_status mf_sigmoid_input_params(float input_scale, mf_sigmoid_in
     const double real = (double)input_scale * (double)(1 << (31 - MF_SIGMOID_INPUT_INTEGER_BITS));
     const double q = frexp(real, &p->left_shift);
     double radius;
-    if (!(input_scale > 0.0f) || p->left_shift > 31) {
+    if (!(input_scale > 0.0f) || p->left_shift > 31 || p->left_shift < -31) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     p->multiplier = (int32_t)round(q * (double)((int64_t)1 << 31));

@@ -14,11 +14,14 @@ typedef struct mf_mul_params {
 static mf_status mf_mul_compute_params(const mf_op *op, mf_mul_params *p)
 {
     const mf_tensor *out = &op->outputs[0];
-    if (!(out->scale > 0.0f) || !(op->inputs[0].scale > 0.0f) || !(op->inputs[1].scale > 0.0f)) {
+    if (!mf_int8_quantization_ok(&op->inputs[0]) || !mf_int8_quantization_ok(&op->inputs[1]) || !mf_int8_quantization_ok(out)) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     mf_quantize_multiplier((double)op->inputs[0].scale * (double)op->inputs[1].scale / (double)out->scale, &p->multiplier,
                            &p->shift);
+    if (p->shift > 31) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
     return mf_activation_range_int8(mf_option_u8(&op->options, 0, MF_ACT_NONE), out, &p->act_min, &p->act_max);
 }
 

@@ -22,6 +22,9 @@ mf_status mf_pad_prepare(const mf_op *op, size_t *scratch_bytes)
     if (in->rank != out->rank || in->rank > MF_MAX_DIMS) {
         return MF_ERR_BAD_MODEL;
     }
+    if (!mf_dims_positive(in)) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
     status = mf_check_const_i32(paddings, 2 * in->rank);
     if (status != MF_OK) {
         return status;
@@ -71,7 +74,7 @@ mf_status mf_pad_eval(const mf_op *op)
         for (axis = 0; axis < rank - 1 && inside; ++axis) {
             const int32_t in_index = index[axis] - mf_const_i32(&op->inputs[1], 2 * axis);
             inside = in_index >= 0 && in_index < in->dims[axis];
-            src_offset += in_index * in_strides[axis];
+            src_offset += inside ? in_index * in_strides[axis] : 0;
         }
         if (inside) {
             const int32_t copied = in->dims[rank - 1];

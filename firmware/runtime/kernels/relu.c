@@ -4,10 +4,20 @@
  */
 #include "mf_ops_common.h"
 
+/* in_scale / out_scale; a shift past 31 would leave int32. */
+static mf_status mf_relu_multiplier(const mf_op *op, int32_t *multiplier, int *shift)
+{
+    mf_quantize_multiplier((double)op->inputs[0].scale / (double)op->outputs[0].scale, multiplier, shift);
+    return *shift <= 31 ? MF_OK : MF_ERR_UNSUPPORTED_PARAM;
+}
+
 mf_status mf_relu_prepare(const mf_op *op, size_t *scratch_bytes)
 {
+    int32_t multiplier;
+    int shift;
+    mf_status status = mf_unary_check_int8(op);
     *scratch_bytes = 0;
-    return mf_unary_check_int8(op);
+    return status != MF_OK ? status : mf_relu_multiplier(op, &multiplier, &shift);
 }
 
 mf_status mf_relu_eval(const mf_op *op)
@@ -21,7 +31,10 @@ mf_status mf_relu_eval(const mf_op *op)
     int32_t multiplier;
     int shift;
     int32_t i;
-    mf_quantize_multiplier((double)op->inputs[0].scale / (double)op->outputs[0].scale, &multiplier, &shift);
+    mf_status status = mf_relu_multiplier(op, &multiplier, &shift);
+    if (status != MF_OK) {
+        return status;
+    }
     for (i = 0; i < count; ++i) {
         const int32_t value = out_zp + mf_mul_by_quantized_multiplier(in[i] - in_zp, multiplier, shift);
         out[i] = (int8_t)mf_clamp_i32(value, act_min, INT8_MAX);

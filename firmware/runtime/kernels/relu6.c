@@ -16,8 +16,10 @@ mf_status mf_relu6_eval(const mf_op *op)
     const int8_t *in = (const int8_t *)op->inputs[0].data;
     int8_t *out = (int8_t *)op->outputs[0].data;
     const int32_t lower = op->inputs[0].zero_point;
-    /* FloatToQuantizedType<int8_t>(6.0f, scale, zero_point): float division, roundf. */
-    const int32_t upper = mf_clamp_i32((int32_t)roundf(6.0f / op->inputs[0].scale) + lower, INT8_MIN, INT8_MAX);
+    /* FloatToQuantizedType<int8_t>(6.0f, scale, zero_point): float division,
+     * roundf; bounded before the cast so a tiny scale cannot overflow int32. */
+    const float six = roundf(6.0f / op->inputs[0].scale);
+    const int32_t upper = mf_clamp_i32((int32_t)(six < 1024.0f ? six : 1024.0f) + lower, INT8_MIN, INT8_MAX);
     const int32_t count = mf_tensor_flat_size(&op->inputs[0]);
     int32_t i;
     for (i = 0; i < count; ++i) {

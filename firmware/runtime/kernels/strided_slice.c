@@ -88,7 +88,7 @@ mf_status mf_strided_slice_prepare(const mf_op *op, size_t *scratch_bytes)
     if (in->type != MF_INT8 || out->type != MF_INT8) {
         return MF_ERR_UNSUPPORTED_TYPE;
     }
-    if (in->rank < 1 || in->rank > MF_SLICE_DIMS || mf_option_i32(&op->options, 2, 0) != 0 ||
+    if (in->rank < 1 || in->rank > MF_SLICE_DIMS || !mf_dims_positive(in) || mf_option_i32(&op->options, 2, 0) != 0 ||
         mf_option_i32(&op->options, 3, 0) != 0 || mf_option_u8(&op->options, 5, 0) != 0) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
@@ -123,19 +123,19 @@ mf_status mf_strided_slice_eval(const mf_op *op)
     int8_t *dst = (int8_t *)op->outputs[0].data;
     int32_t index[MF_SLICE_DIMS] = {0};
     int32_t total = 1;
-    int32_t offset = 0;
+    int64_t offset = 0; /* a step of stride * in_stride may exceed int32; visited offsets do not */
     int32_t axis;
     int32_t i;
     mf_slice_plan plan;
     mf_slice_build(op, &plan);
     for (axis = 0; axis < MF_SLICE_DIMS; ++axis) {
         total *= plan.count[axis];
-        offset += plan.start[axis] * plan.in_stride[axis];
+        offset += (int64_t)plan.start[axis] * plan.in_stride[axis];
     }
     for (i = 0; i < total; ++i) {
         dst[i] = src[offset];
         for (axis = MF_SLICE_DIMS - 1; axis >= 0; --axis) {
-            const int32_t step = plan.stride[axis] * plan.in_stride[axis];
+            const int64_t step = (int64_t)plan.stride[axis] * plan.in_stride[axis];
             offset += step;
             if (++index[axis] < plan.count[axis]) {
                 break;

@@ -22,6 +22,9 @@ mf_status mf_transpose_prepare(const mf_op *op, size_t *scratch_bytes)
     if (in->rank != out->rank || in->rank < 1 || in->rank > MF_MAX_DIMS) {
         return MF_ERR_BAD_MODEL;
     }
+    if (!mf_dims_positive(in)) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
     status = mf_check_const_i32(perm, in->rank);
     if (status != MF_OK) {
         return status;
