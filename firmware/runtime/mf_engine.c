@@ -386,8 +386,15 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         plan[t].overlap = -1;
         plan[t].gap = 0;
     }
-    for (i = 0; i < m->inputs.count; ++i) {
-        mf_touch(plan, mf_index_at(m, &m->inputs, i), -1);
+    for (i = 0; i < m->inputs.count && status == MF_OK; ++i) {
+        const int32_t tensor = mf_index_at(m, &m->inputs, i);
+        mf_tensor view;
+        status = mf_view(m, tensor, &view);
+        if (status == MF_OK && view.is_constant) {
+            fault->tensor_index = tensor;
+            status = MF_ERR_BAD_MODEL; /* callers write inputs: a constant input would let them write into the model */
+        }
+        mf_touch(plan, tensor, -1);
     }
     for (i = 0; i < m->operators.count && status == MF_OK; ++i) {
         size_t table;
