@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware.engine import RUNTIME_DIR, runtime_sources
+from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources, shadowed_kernel_source
 from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
 from mcuforge.spec import parse_dataclass, spec_field
 
@@ -43,6 +43,8 @@ QEMU_ICOUNT_SHIFT = 0
 # pointers and size_t are 8 bytes); the margin covers alignment differences.
 ARENA_MARGIN_BYTES = 256
 DEFAULT_VECTOR_SEED = 0
+# Cores with the DSP extension (SMLAD and friends) build the kernels/dsp set.
+DSP_CPUS = frozenset({"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"})
 _OVERFLOW = re.compile(r"region [`']?(\w+)'? overflowed by (\d+) bytes")
 _NUMPY_DTYPES = {"INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32, "FLOAT32": np.float32, "INT64": np.int64, "BOOL": np.bool_}
 
@@ -75,6 +77,11 @@ class Board:
     @property
     def emulated(self) -> bool:
         return bool(self.qemu_machine)
+
+    @property
+    def kernels(self) -> str:
+        """The engine's kernel set for this core: "dsp" where the core has the DSP extension."""
+        return "dsp" if self.cpu in DSP_CPUS else "portable"
 
     @property
     def cflags(self) -> list[str]:
@@ -185,10 +192,10 @@ def default_vectors(tensor, count: int = 1, seed: int = DEFAULT_VECTOR_SEED) -> 
     return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
 
 
-def _host_arena_bytes(model_data: bytes) -> int:
+def _host_arena_bytes(model_data: bytes, kernels: str) -> int:
     from mcuforge.firmware.engine import Engine
 
-    with Engine(model_data) as engine:
+    with Engine(model_data, kernels=kernels) as engine:
         return int(engine.arena_used)
 
 
@@ -301,6 +308,8 @@ def _compiled(gcc: str, source: Path, flags: list[str], work: Path) -> Path:
         return obj
     digest = hashlib.sha256("\0".join(cmd).encode())
     digest.update(source.read_bytes())
+    if source.parent.parent == KERNELS_DIR:  # a kernel-set file includes the portable file it replaces
+        digest.update(shadowed_kernel_source(source).read_bytes())
     for header in sorted(h for d in includes for h in d.rglob("*.h")):
         digest.update(header.read_bytes())
     obj = cache_dir().parent / "firmware" / f"{source.stem}-{digest.hexdigest()[:16]}.o"
@@ -351,6 +360,7 @@ def build_image(
     labels_path: Path | str | None = None,
     arena_bytes: int | None = None,
     optimization: str = "-O2",
+    kernels: str | None = None,
 ) -> FirmwareImage:
     """Build `<out_dir>/<model name>.elf` (+ .bin, .hex, .map, and .uf2 for UF2 boards) for `target`.
 
@@ -359,6 +369,7 @@ def build_image(
     quantized, samples along the batch axis); default one seeded random sample.
     Labels come from `labels_path`, else a labels.txt beside the model, else none.
     arena_bytes: default the host engine's measurement plus a margin.
+    kernels: the engine's kernel set, default the board's (Board.kernels).
     Raises MCUForgeError with both numbers when the image does not fit the
     board; the previous image is then left as it was.
     """
@@ -371,8 +382,9 @@ def build_image(
     tensor = _model_input(model_data, str(model_path))
     vectors, input_source = _vectors(inputs, tensor)
     labels = _labels(model_path, labels_path)
+    kernels = kernels or board.kernels
     if arena_bytes is None:
-        arena_bytes = _host_arena_bytes(model_data) + ARENA_MARGIN_BYTES
+        arena_bytes = _host_arena_bytes(model_data, kernels) + ARENA_MARGIN_BYTES
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_BUILD_ROOT / target
     gcc = _tool(CROSS + "gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")
 
@@ -388,7 +400,7 @@ def build_image(
             work / "app_data.c",
             BOARDS_DIR / "common" / "startup.c",
             *(BOARDS_DIR / s for s in board.sources),
-            *runtime_sources(),
+            *runtime_sources(kernels),
         ]
         if board.boot2:
             sources.append(_boot2_c(board, work))

@@ -11,6 +11,7 @@ type names come from the C library itself, so Python never keeps a second copy.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -50,22 +51,42 @@ class _TensorInfo(ctypes.Structure):
     ]
 
 
-def runtime_sources() -> list[Path]:
-    """Every C file of the engine (core and kernels)."""
-    return sorted(RUNTIME_DIR.rglob("*.c"))
+KERNELS_DIR = RUNTIME_DIR / "kernels"
+# Kernel sets: "portable" (the reference, every core) and "dsp" (kernels/dsp/,
+# for cores with the DSP extension: each file replaces the portable one of the
+# same name; on the host it runs with C stand-ins for the SIMD instructions).
+KERNEL_SETS = ("portable", "dsp")
 
 
-def build_library(sanitize: bool = False, extra_sources: tuple[Path, ...] = ()) -> Path:
+def runtime_sources(kernels: str = "portable") -> list[Path]:
+    """Every C file of the engine (core and kernels) with the kernel set `kernels`."""
+    if kernels not in KERNEL_SETS:
+        raise MCUForgeError(f"unknown kernel set {kernels!r}: choose one of {', '.join(KERNEL_SETS)}")
+    variants = {p.name: p for p in (KERNELS_DIR / kernels).glob("*.c")}
+    portable = (p for p in RUNTIME_DIR.rglob("*.c") if p.parent.parent != KERNELS_DIR)
+    return sorted(variants.get(p.name, p) if p.parent == KERNELS_DIR else p for p in portable)
+
+
+def shadowed_kernel_source(source: Path) -> Path:
+    """The portable kernel file a kernel-set file replaces (and includes)."""
+    return KERNELS_DIR / source.name
+
+
+def build_library(sanitize: bool = False, extra_sources: tuple[Path, ...] = (), kernels: str = "portable") -> Path:
     """The engine as a host shared library; `sanitize` adds ASan and UBSan."""
     flags = ("-O1", "-g", *SANITIZE_FLAGS) if sanitize else ("-O2",)
     name = "mfengine_asan" if sanitize else "mfengine"
-    return build_shared_library(name, [*runtime_sources(), *extra_sources], [RUNTIME_DIR], flags)
+    if kernels != "portable":
+        # Variant files #include the portable file they replace: its bytes are part of the cache key.
+        shadowed = b"".join(shadowed_kernel_source(p).read_bytes() for p in sorted((KERNELS_DIR / kernels).glob("*.c")))
+        name += f"_{kernels}_{hashlib.sha256(shadowed).hexdigest()[:8]}"
+    return build_shared_library(name, [*runtime_sources(kernels), *extra_sources], [RUNTIME_DIR], flags)
 
 
 @lru_cache(maxsize=None)
-def library() -> ctypes.CDLL:
+def library(kernels: str = "portable") -> ctypes.CDLL:
     """The loaded host engine with its function signatures declared."""
-    lib = ctypes.CDLL(str(build_library()))
+    lib = ctypes.CDLL(str(build_library(kernels=kernels)))
     lib.mf_load.argtypes = [
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
         ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Fault),
@@ -118,8 +139,8 @@ def _aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
 class Engine:
     """One model loaded into the host engine with its own arena."""
 
-    def __init__(self, model: bytes, arena_bytes: int | None = None, source: str = "model") -> None:
-        self._lib = library()
+    def __init__(self, model: bytes, arena_bytes: int | None = None, source: str = "model", kernels: str = "portable") -> None:
+        self._lib = library(kernels)
         self.source = source
         self._model_buffer, self._model_address = _aligned_copy(bytes(model))
         self._model_size = len(model)

@@ -1,0 +1,116 @@
+/*
+ * Shared by the DSP kernels (kernels/dsp/): the ACLE SIMD intrinsics they use,
+ * and a requantization step with its parameters computed once per channel.
+ *
+ * On a core with the DSP extension (__ARM_FEATURE_DSP: M4, M7, M33, M55) the
+ * helpers are the single instructions of arm_acle.h. Elsewhere (the host test
+ * build) they are exact C equivalents, so the same kernels also run, slowly,
+ * next to TFLM's host interpreter. Lanes: a 32-bit word holds two int16
+ * lanes, "bottom" (bits 0-15) and "top" (bits 16-31).
+ */
+#ifndef MFD_DSP_H
+#define MFD_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "mf_kernel.h"
+
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
+
+/* The firmware is built -ffreestanding, where GCC calls memcpy instead of
+ * emitting one load; the builtin is a single (unaligned-capable) LDR/STR. */
+#if defined(__GNUC__)
+#define MFD_MEMCPY __builtin_memcpy
+#else
+#define MFD_MEMCPY memcpy
+#endif
+
+/* Four int8 (or two int16) from memory with no alignment promise. */
+static inline uint32_t mfd_read32(const void *p)
+{
+    uint32_t v;
+    MFD_MEMCPY(&v, p, sizeof v);
+    return v;
+}
+
+static inline void mfd_write32(void *p, uint32_t v) { MFD_MEMCPY(p, &v, sizeof v); }
+
+/* Rotate right by one byte (GCC emits ROR; arm_acle.h's __ror is missing from GCC 12). */
+static inline uint32_t mfd_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+
+#if defined(__ARM_FEATURE_DSP)
+/* Bytes 0 and 2 sign-extended to the two int16 lanes. */
+static inline uint32_t mfd_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
+/* a + bytes 0 and 2 of x, lane by lane (modulo 2^16). */
+static inline uint32_t mfd_sxtab16(uint32_t a, uint32_t x) { return (uint32_t)__sxtab16((int16x2_t)a, (int8x4_t)x); }
+/* acc + a.bottom * b.bottom + a.top * b.top (modulo 2^32). */
+static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
+static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
+#else
+static inline int32_t mfd_lane(uint32_t x, int top) { return (int32_t)(int16_t)(uint16_t)(top ? x >> 16 : x); }
+static inline uint32_t mfd_lanes(int32_t bottom, int32_t top) { return ((uint32_t)bottom & 0xFFFFu) | ((uint32_t)top << 16); }
+static inline uint32_t mfd_sxtb16(uint32_t x) { return mfd_lanes((int8_t)(uint8_t)x, (int8_t)(uint8_t)(x >> 16)); }
+static inline uint32_t mfd_sxtab16(uint32_t a, uint32_t x)
+{
+    return mfd_lanes(mfd_lane(a, 0) + (int8_t)(uint8_t)x, mfd_lane(a, 1) + (int8_t)(uint8_t)(x >> 16));
+}
+static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    return mf_wrap_add(mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)), mfd_lane(a, 1) * mfd_lane(b, 1));
+}
+static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)); }
+static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 1)); }
+static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 0)); }
+#endif
+
+/* A zero point whose offset keeps every int8 value plus offset inside int16
+ * lanes; any other (no valid int8 model has one) takes the portable loop. */
+static inline int mfd_int8_offset_ok(int32_t zero_point) { return zero_point >= INT8_MIN && zero_point <= INT8_MAX; }
+
+/* An int16 value in both lanes (the offsets added by mfd_sxtab16). */
+static inline uint32_t mfd_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x00010001u; }
+
+/* One channel's output scale as TFLM's QuantizeMultiplier gives it. */
+typedef struct mfd_requant {
+    int32_t multiplier;
+    int32_t shift;
+} mfd_requant;
+
+static inline mfd_requant mfd_requant_for(const mf_tensor *input, const mf_tensor *filter, int32_t channel,
+                                          const mf_tensor *output)
+{
+    mfd_requant q;
+    int shift;
+    mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, channel) / (double)output->scale,
+                           &q.multiplier, &shift);
+    q.shift = shift;
+    return q;
+}
+
+/* mf_mul_by_quantized_multiplier, bit for bit, in fewer instructions: the
+ * rounding doubling high multiply is one multiply-accumulate and a shift
+ * (floor((a*b + 2^30) / 2^31) equals gemmlowp's round-half-away form for every
+ * a and b except a == b == INT32_MIN, and the multiplier is never negative). */
+static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
+{
+    const int left = q.shift > 0 ? q.shift : 0;
+    const int right = q.shift > 0 ? 0 : -q.shift;
+    const int64_t product = (int64_t)mf_wrap_shl(acc, left) * q.multiplier + ((int64_t)1 << 30);
+    const int32_t high = (int32_t)(product >> 31);
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right) + ((high & mask) > threshold ? 1 : 0);
+}
+
+/* The int8 output value of an accumulator (bias included). */
+static inline int8_t mfd_output(int32_t acc, mfd_requant q, int32_t zero_point, int32_t act_min, int32_t act_max)
+{
+    return (int8_t)mf_clamp_i32(mf_wrap_add(mfd_requantize(acc, q), zero_point), act_min, act_max);
+}
+
+#endif /* MFD_DSP_H */
