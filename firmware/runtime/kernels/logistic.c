@@ -1,7 +1,7 @@
 /*
  * LOGISTIC, int8: TFLM's reference_integer_ops::Logistic. The output is fixed
- * at scale 1/256, zero point -128; the sigmoid itself is gemmlowp's
- * fixed-point logistic on a Q4.27 input.
+ * at scale 1/256, zero point -128 (what the converter writes); the sigmoid
+ * itself is gemmlowp's fixed-point logistic on a Q4.27 input.
  */
 #include "mf_sigmoid_input.h"
 #include "mf_ops_common.h"
@@ -14,7 +14,8 @@ mf_status mf_logistic_prepare(const mf_op *op, size_t *scratch_bytes)
     if (status != MF_OK) {
         return status;
     }
-    if (op->outputs[0].zero_point != INT8_MIN || (double)op->outputs[0].scale != 1.0 / 256) {
+    /* TFLM checks the zero point only, and writes scale-1/256 codes whatever the scale says. */
+    if (op->outputs[0].zero_point != INT8_MIN) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     return mf_sigmoid_input_params(op->inputs[0].scale, &params);
