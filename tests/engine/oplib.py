@@ -73,6 +73,18 @@ def convert_keras(layer_fn: Callable, input_shape: Shape, rng: np.random.Generat
     return convert(lambda x: model(x), [input_shape], rng, **kwargs)
 
 
+def edited(model: bytes, edit: Callable) -> bytes:
+    """The model re-packed after `edit(schema.ModelT)` changed it in place: variants the converter never emits."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    edit(tree)
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def input_details(model: bytes) -> list[tuple[tuple[int, ...], np.dtype]]:
     """(shape, dtype) of each model input, read by the TFLM interpreter."""
     from tflite_micro.python.tflite_micro import runtime
