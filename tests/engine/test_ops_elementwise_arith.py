@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from oplib import assert_matches_tflm, convert, run_engine, run_tflm
+from oplib import assert_matches_tflm, convert, edited, random_inputs, run_engine, run_tflm
 
 from mcuforge.deploy.tflite_model import parse_tflite
 from mcuforge.firmware.engine import Engine, EngineError
@@ -155,3 +155,47 @@ def test_float_variant_is_refused_at_load_naming_the_op(op):
         Engine(model)
     assert refused.value.status == "MF_ERR_UNSUPPORTED_TYPE"
     assert op in str(refused.value)
+
+
+def set_output_quantization(scale: float | None = None, zero_point: int | None = None):
+    """An edit giving the single op's output another scale or zero point than the converter chose."""
+
+    def edit(tree):
+        graph = tree.subgraphs[0]
+        quantization = graph.tensors[graph.operators[0].outputs[0]].quantization
+        if scale is not None:
+            quantization.scale = [scale]
+        if zero_point is not None:
+            quantization.zeroPoint = [zero_point]
+
+    return edit
+
+
+def test_logistic_output_zero_point_other_than_minus_128_is_refused_like_tflm():
+    rng = np.random.default_rng(600)
+    model = edited(one_op_model(unary_fn("LOGISTIC"), [(1, 8)], rng, "LOGISTIC"), set_output_quantization(zero_point=-100))
+    with pytest.raises(RuntimeError):
+        run_tflm(model, random_inputs(model, rng))
+    with pytest.raises(EngineError) as refused:
+        Engine(model)
+    assert refused.value.status == "MF_ERR_UNSUPPORTED_PARAM"
+    assert "LOGISTIC" in str(refused.value)
+
+
+def test_logistic_ignores_output_scale_like_tflm():
+    """TFLM checks only the zero point and writes 1/256-scaled codes whatever the output scale says."""
+    rng = np.random.default_rng(601)
+    model = edited(one_op_model(unary_fn("LOGISTIC"), [(1, 64)], rng, "LOGISTIC"), set_output_quantization(scale=1 / 128))
+    assert_matches_tflm(model, rng)
+
+
+def test_hard_swish_output_multiplier_above_one_is_refused_like_tflm():
+    """An output scale far below the input's makes TFLM's output exponent positive, which it rejects."""
+    rng = np.random.default_rng(602)
+    model = edited(one_op_model(unary_fn("HARD_SWISH"), [(1, 8)], rng, "HARD_SWISH"), set_output_quantization(scale=1e-6))
+    with pytest.raises(RuntimeError):
+        run_tflm(model, random_inputs(model, rng))
+    with pytest.raises(EngineError) as refused:
+        Engine(model)
+    assert refused.value.status == "MF_ERR_UNSUPPORTED_PARAM"
+    assert "HARD_SWISH" in str(refused.value)
