@@ -172,6 +172,16 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
+def portable_engine_sources() -> list[Path]:
+    """The engine's portable C path: the core and kernels/, without optimized variants in kernels/<variant>/.
+
+    A variant file replaces the same-named portable kernel in builds that
+    select it, so the two sets never link together.
+    """
+    portable_dirs = (RUNTIME_DIR, RUNTIME_DIR / "kernels")
+    return [source for source in runtime_sources() if source.parent in portable_dirs]
+
+
 def _model_input(model_data: bytes, source: str):
     from mcuforge.deploy.tflite_model import parse_tflite
 
@@ -501,7 +511,7 @@ def parse_run(text: str) -> RunResult:
 def qemu_command(image: FirmwareImage, extra: list[str] = ()) -> list[str]:
     """The qemu-system-arm command line that runs `image` with semihosting and no display."""
     if not image.board.emulated:
-        raise MCUForgeError(f"{image.board.name} is a real board, not emulated: use flash_image to put the image on it")
+        raise MCUForgeError(f"{image.board.name} is a real board, not emulated: put the image on it with `mcuforge firmware flash` (make flash)")
     return [
         _tool(QEMU, "qemu-system-arm"),
         "-M", image.board.qemu_machine,
@@ -566,7 +576,7 @@ def flash_image(image: FirmwareImage) -> str:
     """
     board = image.board
     if board.emulated:
-        raise MCUForgeError(f"{board.name} is emulated: run it with run_qemu (make flash does)")
+        raise MCUForgeError(f"{board.name} is emulated: run it with `mcuforge firmware run` (make flash does)")
     spec = _FLASHERS[board.flasher]
     tool = spec["probe"][0]
     if shutil.which(tool) is None:

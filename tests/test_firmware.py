@@ -53,6 +53,15 @@ def test_real_board_memory_matches_the_datasheet(name):
     assert (board.flash.origin, board.flash.size, board.ram.origin, board.ram.size) == DATASHEET[name]
 
 
+def test_the_image_links_each_kernel_once_from_the_portable_path():
+    sources = build.portable_engine_sources()
+    names = [source.name for source in sources]
+    assert len(names) == len(set(names))
+    kernels = build.RUNTIME_DIR / "kernels"
+    assert {p for p in kernels.glob("*.c")} <= set(sources)
+    assert all(source.parent in (build.RUNTIME_DIR, kernels) for source in sources)
+
+
 def test_unknown_target_lists_the_boards():
     with pytest.raises(MCUForgeError, match="unknown target 'qemu-m99'.*qemu-m4.*stm32f746g-disco"):
         build.load_board("qemu-m99")
@@ -82,6 +91,15 @@ def test_every_board_image_builds_and_fits(name, tmp_path):
     assert model_at % 16 == 0
     offset = model_at - board.flash.origin
     assert binary[offset : offset + image.size.model] == HELLO.read_bytes()
+
+
+@pytest.mark.parametrize("name", REAL_BOARDS)
+def test_person_detect_fits_every_real_board(name, tmp_path):
+    model = SHARED_MODELS / "person_detection" / "person_detect.tflite"
+    image = build.build_image(model, name, out_dir=tmp_path)
+    flash, ram = DATASHEET[name][1], DATASHEET[name][3]
+    assert model.stat().st_size < image.size.flash_used <= flash
+    assert image.size.arena + image.size.stack <= image.size.ram_used <= ram
 
 
 def test_rp2040_image_starts_with_a_checksummed_boot2_and_has_a_uf2(tmp_path):
