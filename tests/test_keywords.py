@@ -184,3 +184,18 @@ def test_wav_folder_errors_name_the_folder(tmp_path):
         datasets.load("wav_folder", {"path": str(tmp_path / "empty")}, 0, tmp_path)
     with pytest.raises(MCUForgeError, match="data.options.path: required key is missing"):
         datasets.parse_options("wav_folder", {})
+
+
+def test_real_upstream_recordings_as_extra_eval(tmp_path, tiny_cache):
+    """TFLM's own micro_speech test recordings (../shared), laid out as Speech Commands, read unchanged."""
+    testdata = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro" / "micro_speech" / "testdata"
+    real = tmp_path / "real"
+    for folder, name in (("yes", "yes_1000ms.wav"), ("no", "no_1000ms.wav"), ("_background_noise_", "silence_1000ms.wav"), ("_background_noise_", "noise_1000ms.wav")):
+        (real / folder).mkdir(parents=True, exist_ok=True)
+        (real / folder / name).write_bytes((testdata / name).read_bytes())
+    dataset = datasets.load("keywords", {**TINY, "real_eval_dir": str(real)}, 0, tiny_cache)
+    x, y = dataset.extra_eval["real"]
+    np.testing.assert_array_equal(y, [0, 0, 3, 2])  # noise, silence (sorted), no, yes
+    with wave.open(str(testdata / "yes_1000ms.wav")) as wav:
+        yes = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.int16)
+    np.testing.assert_array_equal(x[3, ..., 0], features.extract(yes, "mfcc", 10) * np.float32(features.SCALE))
