@@ -1,7 +1,7 @@
 /*
  * CONCATENATION, int8: TFLM's reference_ops::Concatenation. TFLM copies int8
- * bytes without requantizing (the converter gives every input the output's
- * quantization) and rejects fused activations.
+ * codes without requantizing, so it rejects inputs quantized unlike the output
+ * (the converter inserts QUANTIZE ops instead), and fused activations.
  */
 #include "mf_ops_common.h"
 
@@ -46,6 +46,9 @@ mf_status mf_concatenation_prepare(const mf_op *op, size_t *scratch_bytes)
         }
         if (!mf_dims_positive(in)) {
             return MF_ERR_UNSUPPORTED_PARAM;
+        }
+        if (in->scale != out->scale || in->zero_point != out->zero_point) {
+            return MF_ERR_UNSUPPORTED_PARAM; /* TFLM copies codes, so it demands one quantization */
         }
         for (d = 0; d < out->rank; ++d) {
             if (d != axis && in->dims[d] != out->dims[d]) {
