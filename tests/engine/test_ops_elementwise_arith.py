@@ -199,3 +199,14 @@ def test_hard_swish_output_multiplier_above_one_is_refused_like_tflm():
         Engine(model)
     assert refused.value.status == "MF_ERR_UNSUPPORTED_PARAM"
     assert "HARD_SWISH" in str(refused.value)
+
+
+@pytest.mark.parametrize("op", ["RELU6", "TANH"])
+def test_output_quantization_ignored_like_tflm(op):
+    """TFLM's RELU6 clamps the raw input and TANH writes 1/128-scaled codes, neither reading the
+    output quantization: with another one edited in, both runtimes must still agree code for code."""
+    rng = np.random.default_rng(610 + UNARY_OPS.index(op))
+    model = one_op_model(unary_fn(op), [(1, 256)], rng, op, value_range=(-4.0, 7.0))
+    model = edited(model, set_output_quantization(scale=0.05, zero_point=-17))
+    every_code = [np.arange(-128, 128, dtype=np.int8).reshape(1, 256)]
+    np.testing.assert_array_equal(run_engine(model, every_code)[0].astype(np.int32), run_tflm(model, every_code)[0].astype(np.int32))

@@ -102,6 +102,27 @@ def test_concatenation_with_fused_activation_is_refused_like_tflm():
     assert "CONCATENATION" in str(error)
 
 
+def test_concatenation_of_inputs_quantized_unlike_the_output_is_refused_like_tflm():
+    """TFLM copies int8 codes, so it rejects an input whose scale differs from the output's (the
+    converter inserts QUANTIZE ops instead): edit one input's quantization, both must refuse."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1030)
+    model = one_op_model(lambda a, b: tf.concat([a, b], axis=1), [(2, 3), (2, 4)], rng, "CONCATENATION")
+
+    def requantize_first_input(tree):
+        graph = tree.subgraphs[0]
+        quantization = graph.tensors[graph.operators[-1].inputs[0]].quantization
+        quantization.scale, quantization.zeroPoint = [0.5], [40]
+
+    bad = edited(model, requantize_first_input)
+    with pytest.raises(RuntimeError):
+        run_tflm(bad, random_inputs(bad, rng))
+    error = refusal(bad)
+    assert error.status == "MF_ERR_UNSUPPORTED_PARAM"
+    assert "CONCATENATION" in str(error)
+
+
 # --- PAD -------------------------------------------------------------------------------------------
 
 
@@ -123,6 +144,23 @@ def test_pad_matches_tflm(seed):
     low, high = random_range(rng)
     model = one_op_model(lambda x: tf.pad(x, paddings), [shape], rng, "PAD", value_range=(low, high + 2.0 * seed))
     assert_matches_tflm(model, rng)
+
+
+def test_pad_fills_with_the_output_zero_point_like_tflm():
+    """With the output zero point edited away from the input's, TFLM pads with the output's and
+    copies input codes unchanged."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2010)
+    model = one_op_model(lambda x: tf.pad(x, [[1, 1], [2, 0]]), [(2, 3)], rng, "PAD")
+
+    def move_output_zero_point(tree):
+        graph = tree.subgraphs[0]
+        graph.tensors[graph.operators[-1].outputs[0]].quantization.zeroPoint = [77]
+
+    padded = edited(model, move_output_zero_point)
+    assert_matches_tflm(padded, rng)
+    assert (run_tflm(padded, random_inputs(padded, rng))[0][0] == 77).all()  # the first row is all padding
 
 
 @pytest.mark.slow
