@@ -192,3 +192,12 @@ def test_c_status_codes():
     )
     assert status == 4 and stream._state.count == 300
     assert stream.push(clip[:180]).shape == (1, 40)  # 300 + 180 = one full window
+
+
+def test_streamed_frames_give_every_one_second_window_on_the_20ms_grid():
+    """The transcript demo classifies the last 49 streamed frames: they are exactly that second's features."""
+    audio = np.concatenate(_clips())
+    streamed = F.Stream("mfcc", 10).push(audio)
+    for start_frame in (0, 1, 37, 150):
+        start = start_frame * F.STRIDE
+        np.testing.assert_array_equal(streamed[start_frame : start_frame + 49], F.extract(audio[start : start + 16000], "mfcc", 10))
