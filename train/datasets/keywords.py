@@ -71,7 +71,7 @@ class KeywordsOptions:
     words: list[str] = spec_field(KEYWORDS, help="the keywords, one class each")
     unknown_words: list[str] = spec_field(UNKNOWN_WORDS, help="other words, spoken for _unknown_")
     engines: list[str] = spec_field(ENGINES, choices=ENGINES, help="speech synthesizers to draw speakers from")
-    speakers: int = spec_field(200, min=3, max=2000, help="number of distinct voice combinations")
+    speakers: int = spec_field(300, min=3, max=2000, help="number of distinct voice combinations")
     natural_share: float = spec_field(0.3, min=0.0, max=1.0, help="share of speakers from flite/festival voices")
     val_share: float = spec_field(0.1, min_exclusive=0.0, max=0.4, help="share of speakers held out for validation")
     test_share: float = spec_field(0.15, min_exclusive=0.0, max=0.4, help="share of speakers held out for test")
