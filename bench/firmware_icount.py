@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--targets", nargs="+", default=QEMU_TARGETS + REAL_TARGETS)
+    parser.add_argument("--kernels", default=None, help="engine kernel set (portable or a kernels/<variant>) [default: each board's]")
     parser.add_argument("--out", type=Path, default=REPO / "build" / "bench" / "firmware")
     args = parser.parse_args(argv)
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models:
         for target in args.targets:
             try:
-                image = build_image(model, target, out_dir=args.out / target)
+                image = build_image(model, target, out_dir=args.out / target, kernels=args.kernels)
             except MCUForgeError as exc:
                 print(f"{model.stem:<24} {target:<17} does not build: {exc}")
                 continue

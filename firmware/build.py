@@ -172,16 +172,6 @@ def _tool(name: str, package: str) -> str:
     return path
 
 
-def portable_engine_sources() -> list[Path]:
-    """The engine's portable C path: the core and kernels/, without optimized variants in kernels/<variant>/.
-
-    A variant file replaces the same-named portable kernel in builds that
-    select it, so the two sets never link together.
-    """
-    portable_dirs = (RUNTIME_DIR, RUNTIME_DIR / "kernels")
-    return [source for source in runtime_sources() if source.parent in portable_dirs]
-
-
 def _model_input(model_data: bytes, source: str):
     from mcuforge.deploy.tflite_model import parse_tflite
 

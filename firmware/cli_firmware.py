@@ -13,13 +13,14 @@ _INPUT = typer.Option(None, "--input", "-i", help=".npy of test vectors carried 
 _LABELS = typer.Option(None, help="class labels, one a line [default: labels.txt beside the model]")
 _OUT = typer.Option(None, help="output directory [default: build/firmware/<target>]")
 _ARENA = typer.Option(None, help="arena bytes [default: the host engine's measurement plus a margin]")
+_KERNELS = typer.Option(None, help="engine kernel set: portable or a firmware/runtime/kernels/<variant> folder [default: the board's]")
 _TIMEOUT = typer.Option(300.0, help="seconds QEMU may run before the run is declared hung")
 
 
-def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int]):
+def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str]):
     from mcuforge.firmware.build import build_image
 
-    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena)
+    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels)
     typer.echo(image.size.format())
     typer.echo(f"wrote {image.elf} (+ .bin, .hex, .map{', .uf2' if image.uf2 else ''})")
     return image
@@ -39,23 +40,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(firmware, name="firmware")
 
     @firmware.command("build")
-    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA) -> None:
+    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS) -> None:
         """Build <out>/<model>.elf, .bin, .hex and .map for the target; print the size report against its limits."""
-        _build(model, target, input, labels, out, arena)
+        _build(model, target, input, labels, out, arena, kernels)
 
     @firmware.command("run")
-    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, timeout: float = _TIMEOUT) -> None:
+    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, timeout: float = _TIMEOUT) -> None:
         """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
         from mcuforge.firmware.build import run_qemu
 
-        _report(run_qemu(_build(model, target, input, labels, out, arena), timeout=timeout))
+        _report(run_qemu(_build(model, target, input, labels, out, arena, kernels), timeout=timeout))
 
     @firmware.command("flash")
-    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, timeout: float = _TIMEOUT) -> None:
+    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, timeout: float = _TIMEOUT) -> None:
         """Build, then flash a real board (checking tool and probe first) or, for a QEMU target, run it."""
         from mcuforge.firmware.build import flash_image, run_qemu
 
-        image = _build(model, target, input, labels, out, arena)
+        image = _build(model, target, input, labels, out, arena, kernels)
         if image.board.emulated:
             _report(run_qemu(image, timeout=timeout))
         else:

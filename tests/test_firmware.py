@@ -53,13 +53,18 @@ def test_real_board_memory_matches_the_datasheet(name):
     assert (board.flash.origin, board.flash.size, board.ram.origin, board.ram.size) == DATASHEET[name]
 
 
-def test_the_image_links_each_kernel_once_from_the_portable_path():
-    sources = build.portable_engine_sources()
-    names = [source.name for source in sources]
-    assert len(names) == len(set(names))
-    kernels = build.RUNTIME_DIR / "kernels"
-    assert {p for p in kernels.glob("*.c")} <= set(sources)
-    assert all(source.parent in (build.RUNTIME_DIR, kernels) for source in sources)
+@pytest.mark.parametrize("name,kernels", [("qemu-m3", "portable"), ("rp2040-pico", "portable"), ("qemu-m4", "dsp"), ("qemu-m55", "dsp")])
+def test_cores_with_the_dsp_extension_link_the_dsp_kernels(name, kernels, tmp_path):
+    image = build.build_image(HELLO, name, out_dir=tmp_path)
+    info = subprocess.run(["arm-none-eabi-readelf", "--debug-dump=info", str(image.elf)], capture_output=True, text=True, check=True).stdout
+    linked = set(re.findall(r"DW_AT_name\s*:.*?/firmware/(runtime/\S+\.c)$", info, re.M))
+    dsp = {f"runtime/kernels/dsp/{p.name}" for p in (build.RUNTIME_DIR / "kernels" / "dsp").glob("*.c")}
+    assert dsp and "runtime/kernels/registry.c" in linked
+    assert image.board.kernels == kernels
+    if kernels == "dsp":
+        assert dsp <= linked and not {d.replace("dsp/", "") for d in dsp} & linked
+    else:
+        assert not dsp & linked
 
 
 def test_unknown_target_lists_the_boards():
