@@ -2,8 +2,10 @@
 
 MACs count multiply-accumulates of the ops that do them (convolutions, fully
 connected, LSTM, batch matmul, elementwise MUL); pooling, activations and
-reshapes count 0. Weight bytes are the constant inputs an op reads from flash;
-activation bytes are its non-constant inputs and outputs. Flash is the model's
+reshapes count 0. Parameters and weight bytes are the constant inputs an op
+reads from flash, except integer operands that configure an op (a RESHAPE's
+shape, a MEAN's axes, a PAD's paddings); activation bytes are its non-constant
+inputs and outputs. Flash is the model's
 size; the arena is measured with the TFLM host interpreter (see export.py).
 """
 
@@ -72,6 +74,16 @@ def _shapes(shapes: list[list[int]]) -> str:
     return ", ".join("x".join(map(str, s)) for s in shapes) or "-"
 
 
+# Ops whose int32 constants are biases (parameters) rather than shapes, axes or paddings.
+_WEIGHTED_OPS = frozenset(
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF", "BATCH_MATMUL"}
+)
+
+
+def _is_parameter(op: Operator, tensor) -> bool:
+    return tensor.is_constant and (op.opcode in _WEIGHTED_OPS or tensor.dtype not in ("int32", "int64"))
+
+
 def operator_macs(graph: Subgraph, op: Operator) -> int:
     """Multiply-accumulates of one op from its tensor shapes (0 for ops without them)."""
     inputs = [graph.tensor(i) for i in op.inputs]
@@ -107,7 +119,7 @@ def layer_rows(model: TFLiteModel) -> list[LayerRow]:
     for op in graph.operators:
         inputs = [t for t in map(graph.tensor, op.inputs) if t is not None]
         outputs = [graph.tensors[i] for i in op.outputs]
-        constants = [t for t in inputs if t.is_constant]
+        constants = [t for t in inputs if _is_parameter(op, t)]
         activations = [t for t in inputs if not t.is_constant] + outputs
         rows.append(
             LayerRow(

@@ -168,6 +168,8 @@ def test_digits_convert_evaluate_export_emulate_golden_report(digits_build, tmp_
 
     report = build_report(result.model_path, "cortex-m0plus-264k")
     assert report.flash_bytes == result.size and report.fit_problems == []
+    # The trainer counts MACs and parameters on the Keras layers; the report counts them on the .tflite.
+    assert report.macs == metrics["macs"] and report.parameters == metrics["parameters"]
 
 
 def test_convert_stops_before_writing_when_the_target_is_too_small(digits_build, monkeypatch):
@@ -229,6 +231,7 @@ def test_keywords_ds_cnn_converts_and_keeps_goldens(tmp_path):
     from mcuforge.deploy.evaluate import evaluate
     from mcuforge.deploy.export import export
     from mcuforge.deploy.golden import record, verify
+    from mcuforge.deploy.report import build_report
     from mcuforge.spec import parse_spec
     from mcuforge.train.trainer import load_dataset, load_model, train
 
@@ -244,9 +247,10 @@ def test_keywords_ds_cnn_converts_and_keeps_goldens(tmp_path):
             "train": {"epochs": 2, "batch_size": 16},
         }
     )
-    train(spec, spec.build_dir(tmp_path) / "train")
+    trained = train(spec, spec.build_dir(tmp_path) / "train")
     result = convert(spec, tmp_path)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= set(result.ops)
+    assert build_report(result.model_path).macs == trained.metrics["macs"]  # Keras-layer count, train/profile.py
     dataset = load_dataset(spec)
     reference = load_model(result.source_model).predict(dataset.x_test, verbose=0)
     tflm = run_tflm(result.model_path.read_bytes(), dataset.x_test)
