@@ -24,6 +24,7 @@ from mcuforge.errors import MCUForgeError
 # The host has memory to spare; the figure TFLM needs is measured, not this.
 HOST_ARENA_BYTES = 32 * 1024 * 1024
 _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '([^']+)'")
+_NO_REGISTRATION = re.compile(r"Failed to get registration from op code (\S+)")
 _FAILED_NODE = re.compile(r"Node (\S+) \(number (\d+)f?\) failed to (prepare|invoke)")
 _ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
@@ -66,6 +67,9 @@ def _explain_failure(model: TFLiteModel, lines: list[str]) -> str:
     for line in lines:
         if match := _MISSING_OP.search(line):
             problems.append(f"op {match[1]} (version {versions.get(match[1], '?')}) is not in TFLM")
+        elif (match := _NO_REGISTRATION.search(line)) and match[1] == "CUSTOM":
+            custom = sorted({(op.opcode, op.version) for g in model.subgraphs for op in g.operators if op.is_custom})
+            problems += [f"custom op {name} (version {version}) is not registered in TFLM" for name, version in custom]
         elif match := _FAILED_NODE.search(line):
             index = int(match[2])
             op = graph.operators[index] if index < len(graph.operators) else None
@@ -74,7 +78,7 @@ def _explain_failure(model: TFLiteModel, lines: list[str]) -> str:
     kernel_messages = [
         line
         for line in lines
-        if not (_MISSING_OP.search(line) or _FAILED_NODE.search(line) or line.startswith(("WARNING", "Failed to get registration")))
+        if not (_MISSING_OP.search(line) or _FAILED_NODE.search(line) or _NO_REGISTRATION.search(line) or line.startswith("WARNING"))
     ]
     if kernel_messages:
         problems.append("TFLM says: " + " / ".join(kernel_messages[:4]))

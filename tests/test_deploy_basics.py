@@ -148,18 +148,43 @@ def test_prepare_input_rejects_wrong_shape_or_dtype(array, problem):
         prepare_input(array, tensor)
 
 
-def test_kernel_that_rejects_a_model_is_named_with_its_op_version():
-    """hello_world with its last output retyped to int32: TFLM's FULLY_CONNECTED refuses it in Prepare."""
+def patched_hello_world(mutate) -> bytes:
+    """hello_world re-packed after `mutate(model)` edits its flatbuffer object tree."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
-    from mcuforge.deploy.tflm import Emulator
-
     model = schema.ModelT.InitFromPackedBuf(bytearray(HELLO.read_bytes()), 0)
-    graph = model.subgraphs[0]
-    graph.tensors[graph.operators[-1].outputs[0]].type = schema.TensorType.INT32
+    mutate(model, schema)
     builder = flatbuffers.Builder(4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    data = bytes(builder.Output())
+    return bytes(builder.Output())
+
+
+def test_kernel_that_rejects_a_model_is_named_with_its_op_version():
+    """The last output retyped to int32: TFLM's FULLY_CONNECTED refuses it in Prepare."""
+    from mcuforge.deploy.tflm import Emulator
+
+    def retype(model, schema):
+        graph = model.subgraphs[0]
+        graph.tensors[graph.operators[-1].outputs[0]].type = schema.TensorType.INT32
+
+    data = patched_hello_world(retype)
     with pytest.raises(MCUForgeError, match=r"TFLM cannot run patched\.tflite: node 2 \(FULLY_CONNECTED version 4\) failed to prepare.*INT8 != INT32"):
         Emulator(parse_tflite(data, "patched.tflite"), data)
+
+
+def test_unregistered_custom_op_is_named():
+    from mcuforge.deploy.tflm import Emulator
+
+    def make_custom(model, schema):
+        code = model.operatorCodes[0]
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+        code.customCode = "MyOp"
+        for op in model.subgraphs[0].operators:
+            op.builtinOptions, op.builtinOptionsType = None, 0
+
+    data = patched_hello_world(make_custom)
+    model = parse_tflite(data, "custom.tflite")
+    assert model.op_names == ("MyOp",) and all(op.is_custom for op in model.main.operators)
+    with pytest.raises(MCUForgeError, match=r"custom op MyOp \(version 4\) is not registered in TFLM"):
+        Emulator(model, data)
