@@ -224,3 +224,23 @@ def test_report_files(tmp_path):
     assert read_report(js) == report
     assert json.loads(js.read_text())["flash_bytes"] == 18800
     assert "| 0 | RESHAPE | 1x1960 | 1x49x40x1 |" in md.read_text()
+
+
+def test_golden_micro_speech_sources_compile_with_labels(tmp_path):
+    source = GOLDENS / "export" / "micro_speech"
+    main = tmp_path / "main.cc"
+    main.write_text(
+        '#include <cstdio>\n#include "micro_speech_model_data.h"\n#include "micro_speech_model_settings.h"\n'
+        "int main() {\n"
+        '  std::printf("%s %d %u\\n", kMicroSpeechLabels[2], kMicroSpeechInputElements, g_micro_speech_model_data_len);\n'
+        "  return kMicroSpeechLabelCount == kMicroSpeechOutputElements ? 0 : 1;\n}\n"
+    )
+    program = tmp_path / "labels"
+    subprocess.run(
+        ["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{source}", str(main),
+         str(source / "micro_speech_model_data.cc"), "-o", str(program)],
+        check=True, capture_output=True,
+    )
+    run = subprocess.run([str(program)], capture_output=True, text=True)
+    # MANIFEST: input int8 [1, 1960], 18,800 bytes, outputs silence, unknown, yes, no.
+    assert run.returncode == 0 and run.stdout.split() == ["yes", "1960", "18800"]
