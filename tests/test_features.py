@@ -129,13 +129,20 @@ def test_generated_tables_are_committed():
     assert F.TABLES_FILE.read_text() == F.generate_tables_source()
 
 
-def test_builds_for_cortex_m_with_strict_flags(tmp_path):
+def test_builds_for_cortex_m_with_strict_flags_and_no_floating_point(tmp_path):
+    """Built for a Cortex-M4F with its FPU enabled, the compiler still emits no floating-point instruction."""
+    import re
+
     for source in F.SOURCES:
+        obj = tmp_path / (source.stem + ".o")
         subprocess.run(
             ["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-mcpu=cortex-m4", "-mthumb",
-             "-O2", "-c", str(source), "-o", str(tmp_path / (source.stem + ".o"))],
+             "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", "-c", str(source), "-o", str(obj)],
             check=True,
-        )
+        )  # fmt: skip
+        disassembly = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True, text=True, check=True).stdout
+        assert "kwsf_" in disassembly or source.stem.endswith("tables")
+        assert not re.search(r"\tv(add|sub|mul|div|cvt|mov|ldr|str|ldm|stm|fm|fn|neg|abs|sqrt|cmp|push|pop)", disassembly)
 
 
 SANITIZED_RUN = """
