@@ -84,6 +84,16 @@ def _is_parameter(op: Operator, tensor) -> bool:
     return tensor.is_constant and (op.opcode in _WEIGHTED_OPS or tensor.dtype not in ("int32", "int64"))
 
 
+def parameter_tensors(graph: Subgraph) -> list:
+    """The distinct constant tensors the report counts as parameters (weights and biases, not shapes or axes)."""
+    found = {}
+    for op in graph.operators:
+        for tensor in map(graph.tensor, op.inputs):
+            if tensor is not None and _is_parameter(op, tensor):
+                found[tensor.index] = tensor
+    return [found[i] for i in sorted(found)]
+
+
 def operator_macs(graph: Subgraph, op: Operator) -> int:
     """Multiply-accumulates of one op from its tensor shapes (0 for ops without them)."""
     inputs = [graph.tensor(i) for i in op.inputs]

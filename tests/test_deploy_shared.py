@@ -244,3 +244,15 @@ def test_golden_micro_speech_sources_compile_with_labels(tmp_path):
     run = subprocess.run([str(program)], capture_output=True, text=True)
     # MANIFEST: input int8 [1, 1960], 18,800 bytes, outputs silence, unknown, yes, no.
     assert run.returncode == 0 and run.stdout.split() == ["yes", "1960", "18800"]
+
+
+def test_parameter_tensors_are_weights_and_biases_only():
+    from mcuforge.deploy.report import parameter_tensors
+
+    graph = read_tflite(SHARED_MODELS["person_detect"]).main
+    tensors = parameter_tensors(graph)
+    reshape = next(op for op in graph.operators if op.opcode == "RESHAPE")
+    assert all(i not in {t.index for t in tensors} for i in reshape.inputs)  # its shape operand is configuration
+    convolutions = [op for op in graph.operators if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert len(convolutions) == 28 and len(tensors) == 2 * 28  # each has a filter and a bias
+    assert sum(t.elements for t in tensors) == build_report(SHARED_MODELS["person_detect"]).parameters
