@@ -521,17 +521,23 @@ static int mf_fits_all(const mf_model *m, const mf_plan_entry *plan, const uint3
  * the end of each placed buffer and the overlap positions. Offsets go into
  * tensor_offsets; returns the activation peak.
  */
-static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t *sizes, int16_t count, size_t *peak)
+static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t *sizes, int16_t count, unsigned strategy,
+                          size_t *peak)
 {
+    const int later_first = (strategy & 1u) != 0;
+    const int prefer_pairs = (strategy & 2u) != 0;
     int16_t i;
     int16_t j;
     *peak = 0;
-    /* Insertion sort of the buffer order by size, then first use: deterministic. */
+    /* Insertion sort of the buffer order by size, then by first use (ascending, or
+     * descending when later_first, which puts an op's output before its input). */
     for (i = 1; i < count; ++i) {
         const int16_t key = plan[i].order;
         j = (int16_t)(i - 1);
         while (j >= 0 && (sizes[plan[j].order] < sizes[key] ||
-                          (sizes[plan[j].order] == sizes[key] && plan[plan[j].order].first > plan[key].first))) {
+                          (sizes[plan[j].order] == sizes[key] &&
+                           (later_first ? plan[plan[j].order].first < plan[key].first
+                                        : plan[plan[j].order].first > plan[key].first)))) {
             plan[j + 1].order = plan[j].order;
             --j;
         }
@@ -540,7 +546,8 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
     for (i = 0; i < count; ++i) {
         const int16_t b = plan[i].order;
         size_t best = mf_fits_all(m, plan, sizes, i, 0) ? 0 : (size_t)-1;
-        for (j = 0; j < i && best != 0; ++j) {
+        int paired = 0;
+        for (j = 0; j < i && !(best == 0 && !prefer_pairs) && !paired; ++j) {
             const int16_t o = plan[j].order;
             const size_t o_offset = m->tensor_offsets[o];
             size_t candidates[2];
@@ -552,7 +559,11 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
             } else if (plan[o].overlap == b) {
                 candidates[1] = o_offset + mf_align_up((size_t)(plan[o].gap > 0 ? plan[o].gap : 0));
             }
-            for (k = 0; k < 2; ++k) {
+            if (prefer_pairs && candidates[1] != (size_t)-1 && mf_fits_all(m, plan, sizes, i, candidates[1])) {
+                best = candidates[1]; /* sit on the partner even when a lower offset is free */
+                paired = 1;
+            }
+            for (k = 0; k < 2 && !paired; ++k) {
                 if (candidates[k] < best && mf_fits_all(m, plan, sizes, i, candidates[k])) {
                     best = candidates[k];
                 }
@@ -674,7 +685,23 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault 
             plan[count++].order = (int16_t)t;
         }
     }
-    status = mf_place(m, plan, sizes, count, &peak);
+    /* Four strategies (two tie-break orders, with or without keeping overlap
+     * partners together); the smallest plan wins and is placed again. */
+    {
+        unsigned strategy;
+        unsigned best_strategy = 0;
+        size_t best_peak = (size_t)-1;
+        for (strategy = 0; strategy < 4 && status == MF_OK; ++strategy) {
+            status = mf_place(m, plan, sizes, count, strategy, &peak);
+            if (status == MF_OK && peak < best_peak) {
+                best_peak = peak;
+                best_strategy = strategy;
+            }
+        }
+        if (status == MF_OK) {
+            status = mf_place(m, plan, sizes, count, best_strategy, &peak);
+        }
+    }
     if (status != MF_OK) {
         return status;
     }

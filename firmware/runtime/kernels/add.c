@@ -68,6 +68,11 @@ mf_status mf_add_prepare(const mf_op *op, size_t *scratch_bytes)
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     status = mf_broadcast_init(&op->inputs[0], &op->inputs[1], &op->outputs[0], &bc);
+    /* Without broadcasting input 0, element i is read just before out[i] is written: in place is safe. */
+    if (status == MF_OK && op->overlap != NULL && mf_tensor_flat_size(&op->inputs[0]) == mf_tensor_flat_size(&op->outputs[0])) {
+        op->overlap->allowed = 1;
+        op->overlap->gap = 0;
+    }
     return status != MF_OK ? status : mf_add_compute_params(op, &params);
 }
 
