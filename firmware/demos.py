@@ -1,0 +1,388 @@
+"""On-device inference demos, run in QEMU (or on a board): each is a small C application in firmware/demos.
+
+- vibration: a recording with an injected fault streams through the device,
+  which computes the data set's integer features itself (vib_features.c, the
+  port of mcuforge.train.datasets.vibration.window_features), scores each
+  window with the autoencoder and raises an alarm above a threshold calibrated
+  on normal data;
+- digits and gestures: test-split samples classified by the standard firmware
+  application (firmware/app), summarized as a confusion matrix;
+- kws: raw 16 kHz audio in the image, features on the device by the firmware's
+  feature extractor, classification over a sliding window, a timed transcript.
+
+Each run returns a typed result parsed from the device's "MFD ..." lines.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from mcuforge.errors import MCUForgeError
+from mcuforge.firmware import build
+from mcuforge.firmware.engine import runtime_sources
+from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, build_shared_library
+
+DEMOS_DIR = FIRMWARE_DIR / "demos"
+FEATURES_DIR = FIRMWARE_DIR / "features"
+VIB_SOURCES = (DEMOS_DIR / "vib_features.c",)
+DEFAULT_TARGET = "qemu-m4"
+DEFAULT_BUILD_ROOT = Path("build") / "demos"
+# The threshold is this factor times the 99.5th percentile of the validation (normal) scores.
+THRESHOLD_FACTOR = 1.5
+THRESHOLD_PERCENTILE = 99.5
+
+
+# --- building and running a demo image --------------------------------------
+
+
+def _compile(gcc: str, source: Path, flags: list[str], includes: list[Path], out_dir: Path) -> Path:
+    """The object of a demo-side source (app, features, generated data); the engine comes from build's cache."""
+    obj = out_dir / f"{source.stem}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}.o"
+    cmd = [gcc, *flags, *(f"-I{d}" for d in includes), "-c", str(source), "-o", str(obj)]
+    build._run(cmd, f"compiling {source.name}")
+    return obj
+
+
+def build_demo(
+    app: str, name: str, model_data: bytes, data_source: str, target: str, out_dir: Path, extra_sources: tuple[Path, ...] = ()
+) -> build.FirmwareImage:
+    """Link firmware/demos/<app>.c, its generated data (`data_source`), the engine and the board into <out_dir>/<name>.elf."""
+    board = build.load_board(target)
+    gcc = build._tool(build.CROSS + "gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flags = [*STRICT_C_FLAGS, *board.cflags, "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-ffreestanding"]
+    includes = [DEMOS_DIR, FEATURES_DIR, build.BOARDS_DIR / "common", build.RUNTIME_DIR]
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as tmp:
+        work = Path(tmp)
+        (work / "memory.ld").write_text(build.render_memory_script(board))
+        data_file = work / f"{app}_data.c"
+        data_file.write_text(data_source)
+        own = [DEMOS_DIR / f"{app}.c", DEMOS_DIR / "demo_io.c", data_file, *extra_sources]
+        shared = [build.BOARDS_DIR / "common" / "startup.c", *(build.BOARDS_DIR / s for s in board.sources), *runtime_sources(board.kernels)]
+        objects = [_compile(gcc, s, flags, includes, work) for s in own]
+        objects += [build._compiled(gcc, s, flags, work) for s in shared]
+        elf, map_file = work / f"{name}.elf", work / f"{name}.map"
+        cmd = [
+            gcc, *board.cflags, *map(str, objects),
+            "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+            f"-L{work}", f"-T{build.LINKER_SCRIPT}", "-Wl,--gc-sections", f"-Wl,-Map={map_file}",
+            "-o", str(elf), "-lm",
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise MCUForgeError(f"building the {app} demo for {target} failed:\n{result.stderr.strip()}")
+        sections = build.map_section_sizes(map_file)
+        size = build.SizeReport(
+            board=target,
+            text=sections.get(".text", 0) + sections.get(".ARM.exidx", 0),
+            data=sections.get(".data", 0),
+            bss=sections.get(".bss", 0),
+            stack=sections.get(".stack", 0),
+            model=len(model_data),
+            arena=0,
+            flash_limit=board.flash.size,
+            ram_limit=board.ram.size,
+        )
+        for ext in ("elf", "map"):
+            os.replace(work / f"{name}.{ext}", out_dir / f"{name}.{ext}")
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("elf", "map")}
+    return build.FirmwareImage(board, name, bin=paths["elf"], hex=paths["elf"], uf2=None, size=size, vectors=np.empty(0), **paths)
+
+
+def run_demo(image: build.FirmwareImage, timeout: float = 300.0) -> list[list[str]]:
+    """Run the demo image in QEMU; returns its "MFD" lines split into words (without "MFD")."""
+    try:
+        proc = subprocess.run(build.qemu_command(image), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MCUForgeError(f"the {image.model_name} demo did not finish in QEMU within {timeout:.0f} s: raise the timeout or shorten the input") from None
+    lines = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("MFD ")]
+    errors = [" ".join(words[1:]) for words in lines if words and words[0] == "error"]
+    done = any(words and words[0] == "done" for words in lines)
+    if proc.returncode != 0 or errors or not done:
+        reason = errors[0] if errors else (proc.stderr.strip() or proc.stdout.strip()[-300:] or f"exit status {proc.returncode}")
+        raise MCUForgeError(f"the {image.model_name} demo failed on {image.board.name}: {reason}")
+    return lines
+
+
+def _fields(words: list[str]) -> dict[str, str]:
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
+def _c_array(ctype: str, name: str, values, per_line: int = 16) -> str:
+    flat = [str(int(v)) for v in np.asarray(values).ravel()]
+    body = ",\n    ".join(", ".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line))
+    return f"const {ctype} {name}[] = {{\n    {body}\n}};\n"
+
+
+def _model_and_arena(name: str, model_data: bytes, kernels: str) -> str:
+    from mcuforge.deploy.carray import array_definition
+
+    arena = build._host_arena_bytes(model_data, kernels) + build.ARENA_MARGIN_BYTES
+    return (
+        f"{array_definition('demo', model_data, language='c99')}\n"
+        f'const char mfd_model_name[] = "{name}";\n'
+        f"unsigned char mfd_arena[{arena}] __attribute__((aligned(16)));\n"
+        f"const unsigned int mfd_arena_bytes = {arena};\n"
+    )
+
+
+# --- vibration: features on the device, anomaly score, alarm ----------------
+
+
+def vibration_tables(segment: int) -> dict[str, np.ndarray]:
+    """The C tables, from the data set's own functions: Hann, and cos/sin of 2*pi*m/N for m < N.
+
+    The data set's DFT tables hold cos(2*pi*n*k/N) at [n, k]; their column k=1
+    lists every value, and [n, k] is entry n*k mod N (a test checks it).
+    """
+    from mcuforge.train.datasets import vibration
+
+    cos, sin = vibration.dft_tables_q15(segment)
+    return {"hann": vibration.hann_q15(segment), "cos": cos[:, 1], "sin": sin[:, 1]}
+
+
+class _VibConfig(ctypes.Structure):
+    _fields_ = [
+        ("segment", ctypes.c_int32),
+        ("segments_per_window", ctypes.c_int32),
+        ("bands", ctypes.c_int32),
+        ("hann_q15", ctypes.POINTER(ctypes.c_int16)),
+        ("cos_q15", ctypes.POINTER(ctypes.c_int16)),
+        ("sin_q15", ctypes.POINTER(ctypes.c_int16)),
+    ]
+
+
+@lru_cache(maxsize=None)
+def _vib_library() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(build_shared_library("vib_features", list(VIB_SOURCES), [DEMOS_DIR], ("-O2",))))
+    lib.vibf_window.argtypes = [ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(_VibConfig), ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]
+    lib.vibf_window.restype = ctypes.c_int
+    lib.vibf_log2_q8.argtypes = [ctypes.c_int64]
+    lib.vibf_log2_q8.restype = ctypes.c_int32
+    return lib
+
+
+VIB_WORKSPACE_BYTES = 8 * 1024 + 8 * 2 * 512  # sizeof(vibf_workspace_t): int64 windowed[1024] + power[2][512]
+
+
+def host_vibration_features(counts: np.ndarray, options) -> np.ndarray:
+    """vib_features.c compiled for the host: int32 features [windows, 2 * bands] of int16 counts [windows, window, 2]."""
+    counts = np.ascontiguousarray(counts, dtype=np.int16)
+    tables = {k: np.ascontiguousarray(v, dtype=np.int16) for k, v in vibration_tables(options.segment).items()}
+    i16p = ctypes.POINTER(ctypes.c_int16)
+    config = _VibConfig(options.segment, options.segments_per_window, options.bands, *(tables[k].ctypes.data_as(i16p) for k in ("hann", "cos", "sin")))
+    workspace = ctypes.create_string_buffer(VIB_WORKSPACE_BYTES)
+    out = np.zeros((len(counts), 2 * options.bands), np.int32)
+    lib = _vib_library()
+    for i, window in enumerate(counts):
+        status = lib.vibf_window(window.ctypes.data_as(i16p), ctypes.byref(config), workspace, out[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
+        if status != 0:
+            raise MCUForgeError(f"vibf_window failed with status {status}")
+    return out
+
+
+def vibration_scores(model_data: bytes, features: np.ndarray) -> np.ndarray:
+    """Anomaly scores of integer features [n, f] by the TFLM host interpreter, computed as the device does.
+
+    The device quantizes feature / FEATURE_DIVISOR and sums squared errors in
+    double precision, element by element; this repeats that order exactly.
+    """
+    from mcuforge.deploy.tflite_model import parse_tflite
+    from mcuforge.deploy.tflm import Emulator, quantize
+    from mcuforge.train.datasets.vibration import FEATURE_DIVISOR
+
+    model = parse_tflite(model_data, "the vibration model")
+    emulator = Emulator(model, model_data)
+    tensor_in, tensor_out = emulator.inputs[0], emulator.outputs[0]
+    out_q = tensor_out.quantization
+    scores = np.empty(len(features))
+    for row, feature in enumerate(np.asarray(features, np.int64)):
+        x = feature / FEATURE_DIVISOR
+        output = emulator.invoke(quantize(x, tensor_in).reshape(tensor_in.shape))[0].reshape(-1)
+        total = 0.0
+        for value, target in zip(output.tolist(), x.tolist()):
+            error = float(np.float32(out_q.scale)) * (value - out_q.zero_point) - target
+            total += error * error
+        scores[row] = total / len(x)
+    return scores
+
+
+def calibrate_threshold(model_data: bytes, normal_features: np.ndarray) -> float:
+    """THRESHOLD_FACTOR x the THRESHOLD_PERCENTILE-th percentile of the scores of normal (validation) windows."""
+    return THRESHOLD_FACTOR * float(np.percentile(vibration_scores(model_data, normal_features), THRESHOLD_PERCENTILE))
+
+
+@dataclass
+class VibrationDemo:
+    """What the device reported for a vibration stream, beside what the stream's generator knows."""
+
+    features: np.ndarray  # int16 [windows, 2 * bands], computed on the device
+    scores: np.ndarray  # float64 [windows]
+    alarms: list[int]  # windows whose score crossed the threshold
+    start_s: np.ndarray  # window start times
+    cycles: list[int]  # per window: features + inference + score
+    threshold: float
+    faulty: np.ndarray  # bool [windows]: the window holds faulty samples (ground truth)
+    fault: str
+    fault_onset_s: float
+    text: str = ""
+
+    @property
+    def first_alarm(self) -> int | None:
+        return self.alarms[0] if self.alarms else None
+
+    @property
+    def onset_window(self) -> int:
+        return int(np.argmax(self.faulty))
+
+    def transcript(self) -> str:
+        lines = []
+        for i, (start, score) in enumerate(zip(self.start_s, self.scores)):
+            flag = "  ALARM" if i in self.alarms else ""
+            lines.append(f"[{start:7.2f} s] window {i:3d} score {score:.6f}{flag}")
+        lines.append(
+            f"{self.fault} injected at {self.fault_onset_s:.2f} s (window {self.onset_window}); "
+            f"threshold {self.threshold:.6f}; first alarm: "
+            + (f"window {self.first_alarm} ({self.start_s[self.first_alarm]:.2f} s)" if self.alarms else "none")
+        )
+        return "\n".join(lines)
+
+
+def render_vibration_data(name: str, model_data: bytes, counts: np.ndarray, options, threshold: float, kernels: str) -> str:
+    """anomaly_data.c: the model, the recording and the feature configuration (see anomaly_data.h)."""
+    from mcuforge.train.datasets.vibration import FEATURE_DIVISOR
+
+    tables = vibration_tables(options.segment)
+    windows = len(counts) // options.window
+    return (
+        "/* Generated by mcuforge.firmware.demos: the vibration demo's model, recording and tables. */\n"
+        '#include "anomaly_data.h"\n\n'
+        f"{_model_and_arena(name, model_data, kernels)}"
+        + _c_array("int16_t", "mfd_vib_hann", tables["hann"])
+        + _c_array("int16_t", "mfd_vib_cos", tables["cos"])
+        + _c_array("int16_t", "mfd_vib_sin", tables["sin"])
+        + _c_array("int16_t", "mfd_vib_samples", counts[: windows * options.window].reshape(-1))
+        + f"const uint32_t mfd_vib_windows = {windows};\n"
+        f"const uint32_t mfd_vib_sample_rate_hz = {options.sample_rate_hz};\n"
+        f"const vibf_config_t mfd_vib_config = {{{options.segment}, {options.segments_per_window}, {options.bands}, "
+        "mfd_vib_hann, mfd_vib_cos, mfd_vib_sin};\n"
+        f"const double mfd_vib_threshold = {threshold!r};\n"
+        f"const double mfd_vib_feature_divisor = {FEATURE_DIVISOR!r};\n"
+    )
+
+
+def run_vibration(
+    model_path: Path | str,
+    options,
+    threshold: float,
+    seed: int = 0,
+    seconds: float = 20.0,
+    fault: str = "bearing_outer",
+    fault_at_s: float | None = None,
+    target: str = DEFAULT_TARGET,
+    out_dir: Path | str = DEFAULT_BUILD_ROOT,
+    timeout: float = 300.0,
+) -> VibrationDemo:
+    """Stream a recording with `fault` injected at `fault_at_s` (default halfway) through the device."""
+    from mcuforge.train.datasets import vibration
+
+    model_data = _read_model(model_path)
+    recording = vibration.stream(options, seed, seconds, fault, seconds / 2 if fault_at_s is None else fault_at_s)
+    board = build.load_board(target)
+    source = render_vibration_data("vibration", model_data, recording.counts, options, threshold, board.kernels)
+    image = build_demo("anomaly_stream", "vibration_demo", model_data, source, target, Path(out_dir), VIB_SOURCES)
+    lines = run_demo(image, timeout)
+    windows = [_fields(words) for words in lines if words[0] == "window"]
+    features = np.stack([np.frombuffer(bytes.fromhex(w["features"]), "<i2") for w in windows]) if windows else np.empty((0, 0), np.int16)
+    return VibrationDemo(
+        features=features,
+        scores=np.array([np.frombuffer(bytes.fromhex(w["score"]), ">f8")[0] for w in windows]),
+        alarms=[int(words[1]) for words in lines if words[0] == "alarm"],
+        start_s=np.array([int(w["start_ms"]) / 1000 for w in windows]),
+        cycles=[int(w["cycles"]) for w in windows],
+        threshold=threshold,
+        faulty=recording.faulty,
+        fault=fault,
+        fault_onset_s=recording.fault_onset_s,
+        text="\n".join(" ".join(words) for words in lines),
+    )
+
+
+def _read_model(model_path: Path | str) -> bytes:
+    path = Path(model_path)
+    if not path.is_file():
+        raise MCUForgeError(f"model {path} not found: run `mcuforge run SPEC` (or train + convert) first; it writes build/<name>/deploy/model_int8.tflite")
+    return path.read_bytes()
+
+
+# --- digits and gestures: test-split samples and a confusion matrix ---------
+
+
+@dataclass
+class ClassifierDemo:
+    """Device predictions on test-split samples."""
+
+    predictions: np.ndarray  # int64 [n]
+    labels: np.ndarray  # int64 [n]: the true classes
+    class_names: list[str]
+    outputs: list[np.ndarray] = field(default_factory=list)  # the raw output per sample
+    cycles: list[int] = field(default_factory=list)
+
+    @property
+    def confusion(self) -> np.ndarray:
+        """[true, predicted] counts."""
+        matrix = np.zeros((len(self.class_names), len(self.class_names)), np.int64)
+        np.add.at(matrix, (self.labels, self.predictions), 1)
+        return matrix
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.predictions == self.labels))
+
+    def format(self) -> str:
+        names = [n[:6] for n in self.class_names]
+        width = max(6, *(len(n) for n in names))
+        header = " " * (width + 2) + " ".join(f"{n:>{width}}" for n in names)
+        rows = [f"{names[i]:>{width}}  " + " ".join(f"{v:>{width}d}" for v in row) for i, row in enumerate(self.confusion)]
+        cycles = f"; {int(np.median(self.cycles)):,} cycles per inference (median)" if self.cycles else ""
+        return "\n".join(["rows: true class, columns: device prediction", header, *rows, f"accuracy {self.accuracy:.3f} on {len(self.labels)} test samples{cycles}"])
+
+
+def run_classifier(
+    model_path: Path | str,
+    x: np.ndarray,
+    y: np.ndarray,
+    class_names: list[str],
+    target: str = DEFAULT_TARGET,
+    out_dir: Path | str = DEFAULT_BUILD_ROOT,
+    timeout: float = 300.0,
+) -> ClassifierDemo:
+    """Classify the samples `x` on the device with the standard firmware application (firmware/app)."""
+    labels_file = Path(out_dir) / "labels.txt"
+    labels_file.parent.mkdir(parents=True, exist_ok=True)
+    labels_file.write_text("".join(f"{name}\n" for name in class_names))
+    image = build.build_image(_model_path_checked(model_path), target, out_dir=out_dir, inputs=np.asarray(x), labels_path=labels_file)
+    result = build.run_qemu(image, timeout=timeout)
+    if len(result.top) != len(x):
+        raise MCUForgeError(f"the device reported {len(result.top)} predictions for {len(x)} samples")
+    return ClassifierDemo(
+        predictions=np.array([top[0][0] for top in result.top], np.int64),
+        labels=np.asarray(y, np.int64),
+        class_names=list(class_names),
+        outputs=[outputs[0] for outputs in result.outputs],
+        cycles=list(result.cycles),
+    )
+
+
+def _model_path_checked(model_path: Path | str) -> Path:
+    _read_model(model_path)
+    return Path(model_path)
