@@ -678,6 +678,8 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault 
     plan[slots - 1].first = 0;
     plan[slots - 1].last = (int16_t)m->operators.count;
     plan[slots - 1].root = (int16_t)(slots - 1);
+    plan[slots - 1].overlap = -1; /* the scratch buffer shares bytes with nothing */
+    plan[slots - 1].gap = 0;
     sizes[slots - 1] = m->scratch_bytes;
     m->tensor_offsets[slots - 1] = MF_NO_STORAGE;
     for (t = 0; t < slots; ++t) {
