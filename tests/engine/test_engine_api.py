@@ -125,3 +125,33 @@ def test_cli_unsupported_model_is_one_line_exit_2(tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "UNIDIRECTIONAL_SEQUENCE_LSTM" in lines[0]
+
+
+def test_reshape_output_shares_the_input_buffer():
+    """RESHAPE is an alias: mf_output's data pointer is mf_input's, and the bytes come through unchanged."""
+    import tensorflow as tf
+    from oplib import convert
+
+    rng = np.random.default_rng(2)
+    model = convert(lambda x: tf.reshape(x, (1, 24)), [(1, 4, 6)], rng)
+    lib = eng.library()
+    buffer = ctypes.create_string_buffer(len(model) + 16)
+    start = ctypes.addressof(buffer) + (-ctypes.addressof(buffer)) % 16
+    ctypes.memmove(start, model, len(model))
+    arena = (ctypes.c_uint8 * 4096)()
+    handle = ctypes.c_void_p()
+    assert lib.mf_load(start, len(model), ctypes.addressof(arena), 4096, ctypes.byref(handle), None) == eng.MF_OK
+    source, target = eng._TensorInfo(), eng._TensorInfo()
+    assert lib.mf_input(handle, 0, ctypes.byref(source)) == eng.MF_OK
+    assert lib.mf_output(handle, 0, ctypes.byref(target)) == eng.MF_OK
+    assert source.data == target.data and source.bytes == target.bytes == 24
+    values = bytes(range(24))
+    ctypes.memmove(source.data, values, 24)
+    assert lib.mf_invoke(handle) == eng.MF_OK
+    assert ctypes.string_at(target.data, 24) == values
+
+
+def test_float_model_is_refused_naming_the_type():
+    with pytest.raises(eng.EngineError) as caught:
+        eng.Engine((MODELS / "hello_world" / "hello_world_float.tflite").read_bytes())
+    assert caught.value.status == "MF_ERR_UNSUPPORTED_TYPE" and caught.value.fault_name == "FLOAT32"
