@@ -71,7 +71,9 @@ typedef struct mf_tensor_info {
 mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size,
                   mf_model **model, mf_fault *fault);
 
-/* Runs every op once, in graph order. */
+/* Runs every op once, in graph order. Input tensors are consumed: the planner
+ * lets later activations reuse their bytes (as TFLM's does), so write the
+ * inputs again before the next call. */
 mf_status mf_invoke(mf_model *model);
 
 size_t mf_input_count(const mf_model *model);
