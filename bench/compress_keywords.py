@@ -2,7 +2,8 @@
 
 Runs on demand (it trains: minutes to an hour on two cores):
 
-    .venv/bin/python bench/compress_keywords.py [--spec specs/keywords.yaml] [--root build] [--epochs 5]
+    .venv/bin/python bench/compress_keywords.py [--spec specs/keywords.yaml] [--root build]
+        [--channel-epochs 20] [--cluster-epochs 5]
 
 Rows: the float model; int8 post-training quantization; channel pruning to half
 the MACs, fine-tuned, then int8; 16 clusters per layer, fine-tuned, int8 with
@@ -56,7 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=Path("specs/keywords.yaml"))
     parser.add_argument("--root", type=Path, default=Path("build"))
-    parser.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs after channel pruning and clustering")
+    parser.add_argument("--channel-epochs", type=int, default=20, help="fine-tuning epochs after channel pruning")
+    parser.add_argument("--cluster-epochs", type=int, default=5, help="fine-tuning epochs while clustering")
     parser.add_argument("--clusters", type=int, default=16)
     args = parser.parse_args()
 
@@ -77,10 +79,10 @@ def main() -> None:
 
     rows = {"float": float_row(model, context), "int8": measure(model, context, out_dir, "int8", "0_int8")}
     console.log("channel pruning to half the MACs")
-    pruned = channel_prune(_copy(model), ChannelPruneOptions(macs_fraction=0.5, epochs=args.epochs), context)
+    pruned = channel_prune(_copy(model), ChannelPruneOptions(macs_fraction=0.5, epochs=args.channel_epochs), context)
     rows["channel_prune"] = measure(pruned, context, out_dir, "channel_prune", "1_channel_prune")
     console.log(f"clustering to {args.clusters} clusters per layer")
-    clustered = cluster(_copy(model), ClusterOptions(clusters=args.clusters, epochs=args.epochs), context)
+    clustered = cluster(_copy(model), ClusterOptions(clusters=args.clusters, epochs=args.cluster_epochs), context)
     rows["cluster"] = measure(clustered, context, out_dir, "cluster", "2_cluster")
 
     console.print(render_table(list(rows.values()), "accuracy"))
@@ -89,7 +91,7 @@ def main() -> None:
         console.print(f"{'met ' if met else 'MISS'}  {goal}: {measured}")
     write_json_atomic(
         out_dir / "compress_keywords.json",
-        {"rows": rows, "targets": [{"target": g, "met": m, "measured": v} for g, m, v in verdicts], "epochs": args.epochs},
+        {"rows": rows, "targets": [{"target": g, "met": m, "measured": v} for g, m, v in verdicts], "epochs": {"channel_prune": args.channel_epochs, "cluster": args.cluster_epochs}},
     )
 
 

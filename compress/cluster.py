@@ -69,19 +69,29 @@ def _lut_candidates(data: bytes):
             yield tensor.index, bits, axis
 
 
-def lut_compress(data: bytes) -> bytes | None:
-    """The model with every weight tensor that gains LUT-compressed, or None when none gains."""
+def _compress(data: bytes, candidates: list[tuple[int, int, int | None]]) -> bytes:
     from tflite_micro.tensorflow.lite.micro import compression
     from tflite_micro.tensorflow.lite.micro.compression import spec as lut_spec
 
     builder = compression.SpecBuilder()
-    candidates = list(_lut_candidates(data))
-    if not candidates:
-        return None
     for index, bits, axis in candidates:
         mode = lut_spec.PerTensor() if axis is None else lut_spec.PerChannel(axis)
         builder.add_tensor(subgraph=0, tensor=index).with_lut(index_bitwidth=bits, mode=mode)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the value tables are accounted for in the size estimate above
-        compressed = bytes(compression.compress(data, builder.build()))
+        warnings.simplefilter("ignore")  # expansion is measured below, tensor by tensor
+        return bytes(compression.compress(data, builder.build()))
+
+
+def lut_compress(data: bytes) -> bytes | None:
+    """The model with the weight tensors whose LUT compression shrinks the file compressed; None when none does.
+
+    Each tensor is tried alone first: besides the indices and value tables, the
+    DECODE op's output tensor repeats the weight's quantization parameters (a
+    scale and a 64-bit zero point per channel), which can cost more than a small
+    tensor saves.
+    """
+    gainful = [c for c in _lut_candidates(data) if len(_compress(data, [c])) < len(data)]
+    if not gainful:
+        return None
+    compressed = _compress(data, gainful)
     return compressed if len(compressed) < len(data) else None

@@ -43,18 +43,28 @@ def quantize_scheme(done: tuple[str, ...]):
     return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
 
 
-def _dense_batchnorm_pairs(model) -> dict[str, str]:
-    """BatchNorm layer name -> the Dense layer it alone follows (and that nothing else reads)."""
-    import tf_keras
+def _dense_batchnorm_pairs(config: dict) -> dict[str, str]:
+    """BatchNorm layer name -> the Dense layer it alone reads, which nothing else reads.
 
-    L = tf_keras.layers
+    Read from the model's config, not from layer nodes: tfmot's wrap-and-strip
+    steps reuse layer objects, which then carry nodes of several models.
+    """
+    classes = {layer["name"]: layer["class_name"] for layer in config["layers"]}
+    readers: dict[str, int] = {}
+    for layer in config["layers"]:
+        for node in layer["inbound_nodes"]:
+            for reference in node:
+                readers[reference[0]] = readers.get(reference[0], 0) + 1
+    for reference in config["output_layers"]:
+        readers[reference[0]] = readers.get(reference[0], 0) + 1
     pairs = {}
-    for layer in model.layers:
-        if not isinstance(layer, L.BatchNormalization) or len(layer.inbound_nodes) != 1:
+    for layer in config["layers"]:
+        nodes = layer["inbound_nodes"]
+        if layer["class_name"] != "BatchNormalization" or len(nodes) != 1 or len(nodes[0]) != 1:
             continue
-        source = layer.inbound_nodes[0].inbound_layers
-        if isinstance(source, L.Dense) and len(source.outbound_nodes) == 1 and len(source.inbound_nodes) == 1:
-            pairs[layer.name] = source.name
+        source = nodes[0][0][0]
+        if classes.get(source) == "Dense" and readers[source] == 1:
+            pairs[layer["name"]] = source
     return pairs
 
 
@@ -62,10 +72,10 @@ def fold_dense_batchnorm(model):
     """The same function with every Dense -> BatchNorm pair merged into one Dense (with bias)."""
     import tf_keras
 
-    pairs = _dense_batchnorm_pairs(model)
+    config = model.get_config()
+    pairs = _dense_batchnorm_pairs(config)
     if not pairs:
         return model
-    config = model.get_config()
     config["layers"] = [layer for layer in config["layers"] if layer["name"] not in pairs]
 
     def rewire(reference: list) -> list:
