@@ -22,3 +22,4 @@ flash: setup firmware-model-given
 
 bench-firmware: setup
 	$(BIN)/python bench/firmware_icount.py
+include firmware/dsp.mk
