@@ -47,6 +47,7 @@ class EvaluateResult:
     float_keras: float
     litert: Agreement  # LiteRT as users run it (optimized kernels, XNNPACK)
     litert_reference: Agreement  # LiteRT's reference kernels: close to TFLM's arithmetic
+    extra: dict[str, dict[str, float]]  # extra evaluation sets (e.g. real recordings): samples, tflm, float_keras
 
     @property
     def drop(self) -> float:
@@ -94,7 +95,8 @@ def agreement(reference: np.ndarray, other: np.ndarray, classifier: bool = True)
 
 
 def evaluate(spec: Spec, root: Path | str = "build") -> EvaluateResult:
-    """Score build/<name>/deploy/model_int8.tflite on the test split and write evaluation.json beside it."""
+    """Score build/<name>/deploy/model_int8.tflite on the test split (and the data set's extra evaluation
+    sets) in TFLM beside the float Keras model; write evaluation.json beside the model."""
     from mcuforge.train.datasets import ANOMALY
     from mcuforge.train.trainer import load_dataset, load_model, score_predictions
 
@@ -104,28 +106,39 @@ def evaluate(spec: Spec, root: Path | str = "build") -> EvaluateResult:
     model = read_tflite(model_path)
     data = model_path.read_bytes()
     dataset = load_dataset(spec)
-    x, y = dataset.x_test, dataset.y_test
     emulator = Emulator(model, data)
-    batch = prepare_input(x, emulator.inputs[0], "the test split")
-    raw = emulator.run(batch)[0]
+    keras_model = load_model(source_model_path(spec, root))
     metric = "auc" if dataset.task == ANOMALY else "accuracy"
 
-    def score(predictions: np.ndarray) -> float:
-        result = score_predictions(dataset.task, predictions.reshape(len(x), *predictions.shape[1:]), x, y, dataset.class_names)
+    def metric_of(predictions: np.ndarray, x: np.ndarray, y: np.ndarray, split: str) -> float:
+        result = score_predictions(dataset.task, predictions, x, y, dataset.class_names)
         if metric not in result:
-            raise MCUForgeError(f"the test split of {spec.data.dataset} has one class only: {metric} is undefined")
+            raise MCUForgeError(f"the {split} split of {spec.data.dataset} has one class only: {metric} is undefined")
         return float(result[metric])
 
-    keras_model = load_model(source_model_path(spec, root))
-    float_predictions = keras_model.predict(x, batch_size=256, verbose=0)
+    def score(x: np.ndarray, y: np.ndarray, split: str) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """(TFLM metric, float Keras metric, TFLM raw outputs, the quantized inputs) on one split."""
+        batch = prepare_input(x, emulator.inputs[0], f"the {split} split")
+        raw = emulator.run(batch)[0]
+        float_predictions = keras_model.predict(x, batch_size=256, verbose=0)
+        tflm = metric_of(dequantize(raw, emulator.outputs[0]).reshape(float_predictions.shape), x, y, split)
+        return tflm, metric_of(float_predictions, x, y, split), raw, batch
+
+    tflm, float_keras, raw, batch = score(dataset.x_test, dataset.y_test, "test")
+    extra = {}
+    for name, (x, y) in dataset.extra_eval.items():
+        extra_tflm, extra_float, _, _ = score(x, y, name)
+        extra[name] = {"samples": len(x), "tflm": extra_tflm, "float_keras": extra_float}
+    classifier = dataset.task != ANOMALY
     result = EvaluateResult(
         model_path=str(model_path),
-        samples=len(x),
+        samples=len(batch),
         metric=metric,
-        tflm=score(dequantize(raw, emulator.outputs[0]).reshape(float_predictions.shape)),
-        float_keras=score(float_predictions),
-        litert=agreement(raw, litert_outputs(data, batch), classifier=dataset.task != ANOMALY),
-        litert_reference=agreement(raw, litert_outputs(data, batch, reference_kernels=True), classifier=dataset.task != ANOMALY),
+        tflm=tflm,
+        float_keras=float_keras,
+        litert=agreement(raw, litert_outputs(data, batch), classifier),
+        litert_reference=agreement(raw, litert_outputs(data, batch, reference_kernels=True), classifier),
+        extra=extra,
     )
     write_text_atomic(model_path.parent / RESULT_FILE, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
     return result

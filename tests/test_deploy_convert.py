@@ -172,6 +172,24 @@ def test_digits_convert_evaluate_export_emulate_golden_report(digits_build, tmp_
     assert report.macs == metrics["macs"] and report.parameters == metrics["parameters"]
 
 
+def test_evaluate_scores_extra_evaluation_sets(digits_build, monkeypatch):
+    from mcuforge.deploy.convert import convert
+    from mcuforge.deploy.emulate import emulate
+    from mcuforge.deploy.evaluate import evaluate
+    from mcuforge.train import trainer
+
+    spec, root = digits_build
+    model_path = convert(spec, root).model_path
+    dataset = trainer.load_dataset(spec)
+    x, y = dataset.x_test[:30], dataset.y_test[:30]
+    with_extra = dataclasses.replace(dataset, extra_eval={"recorded": (x, y)})
+    monkeypatch.setattr(trainer, "load_dataset", lambda loaded_spec: with_extra)
+    result = evaluate(spec, root)
+    expected = float(np.mean(emulate(model_path, x).raw.argmax(1) == y))
+    assert result.extra["recorded"]["samples"] == 30 and result.extra["recorded"]["tflm"] == expected
+    assert json.loads((model_path.parent / "evaluation.json").read_text())["extra"]["recorded"]["tflm"] == expected
+
+
 def test_convert_stops_before_writing_when_the_target_is_too_small(digits_build, monkeypatch):
     from mcuforge.deploy import convert as convert_module
     from mcuforge.deploy.targets import Target
