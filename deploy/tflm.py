@@ -25,7 +25,7 @@ from mcuforge.errors import MCUForgeError
 HOST_ARENA_BYTES = 32 * 1024 * 1024
 _MISSING_OP = re.compile(r"Didn't find op for builtin opcode '([^']+)'")
 _NO_REGISTRATION = re.compile(r"Failed to get registration from op code (\S+)")
-_FAILED_NODE = re.compile(r"Node (\S+) \(number (\d+)f?\) failed to (prepare|invoke)")
+_FAILED_NODE = re.compile(r"Node (\S+) \(number (\d+)f?\) failed to (prepare|invoke)")  # older TFLM prints "(number 2f)"
 _ARENA_LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 
