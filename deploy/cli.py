@@ -37,11 +37,12 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., help="directory for the C++ source set"),
         name: Optional[str] = typer.Option(None, help="C identifier for the symbols [default: the file's stem]"),
         labels: Optional[Path] = typer.Option(None, help="class labels, one a line [default: labels.txt beside the model]"),
+        target: Optional[str] = typer.Option(None, help="refuse a model that exceeds this target's flash or RAM"),
     ) -> None:
         """Write NAME_model_data.h/.cc, NAME_model_settings.h, NAME_op_resolver.h and a README for TFLM projects."""
         from mcuforge.deploy.export import export
 
-        result = export(model, out, name, labels)
+        result = export(model, out, name, labels, target)
         typer.echo(f"wrote {', '.join(result.files)} to {result.directory} (arena {result.arena_size} bytes; ops {', '.join(result.ops)})")
 
     @app.command("emulate")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mcuforge.artifacts import atomic_output_dir
 from mcuforge.deploy.carray import array_declaration, array_definition, check_identifier, symbol_names
+from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import Tensor, TFLiteModel, read_tflite
 from mcuforge.deploy.tflm import ArenaUsage, Emulator
 from mcuforge.errors import MCUForgeError
@@ -260,12 +261,20 @@ int run_once() {{
 """
 
 
-def export(model_path: Path | str, out_dir: Path | str, name: str | None = None, labels_path: Path | str | None = None) -> ExportResult:
+def export(
+    model_path: Path | str,
+    out_dir: Path | str,
+    name: str | None = None,
+    labels_path: Path | str | None = None,
+    target: str | None = None,
+) -> ExportResult:
     """Write the TFLM source set for `model_path` into `out_dir` (atomically: all files or none).
 
     Labels come from `labels_path`, else from a labels.txt beside the model, else none.
-    Raises MCUForgeError for an unreadable model, a bad name, or a model TFLM cannot run.
+    Raises MCUForgeError for an unreadable model, a bad name, a model TFLM cannot
+    run, or one that exceeds `target`'s flash or RAM (checked before anything is written).
     """
+    target_spec = load_target(target) if target is not None else None
     model_path = Path(model_path)
     model = read_tflite(model_path)
     data = model_path.read_bytes()
@@ -274,6 +283,8 @@ def export(model_path: Path | str, out_dir: Path | str, name: str | None = None,
         labels_path = model_path.parent / LABELS_FILE
     labels = read_labels(labels_path) if labels_path is not None else None
     usage = Emulator(model, data).arena_usage()
+    if target_spec is not None:
+        Fit(target_spec, len(data), arena_size(usage)).check()
     files = {
         f"{name}_model_data.h": model_data_header(name, model, data),
         f"{name}_model_data.cc": model_data_source(name, model, data),

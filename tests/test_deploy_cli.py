@@ -7,8 +7,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import SHARED
+from mcuforge.deploy import export as export_module
+from mcuforge.deploy.targets import Target
+from mcuforge.errors import MCUForgeError
 
 MODELS = SHARED / "models" / "tflite-micro"
 HELLO = MODELS / "hello_world" / "hello_world_int8.tflite"
@@ -131,3 +135,15 @@ def test_model_too_big_for_target(tmp_path):
     assert run("report", big, "--target", "cortex-m7-512k", "--out", tmp_path / "m7", cwd=tmp_path).returncode == 0
     result = run("report", big, "--target", "cortex-m4-256k", "--out", tmp_path / "m4", cwd=tmp_path)
     assert_one_line_error(result, f"flash: the model needs {size} bytes, cortex-m4-256k has 1048576")
+
+
+def test_export_refuses_a_model_over_the_target_before_writing(tmp_path, monkeypatch):
+    person = MODELS / "person_detection" / "person_detect.tflite"  # 300,568 B of flash
+    assert run("export", person, "--out", tmp_path / "ok", "--target", "cortex-m0plus-264k", cwd=tmp_path).returncode == 0
+    # A target with less RAM than the person detector's activations (its largest layer alone moves 55 KB).
+    tiny = Target(name="tiny", cpu="cortex-m0plus", flash_bytes=2 * 1024 * 1024, ram_bytes=32 * 1024)
+    monkeypatch.setattr(export_module, "load_target", lambda name: tiny)
+    with pytest.raises(MCUForgeError, match=r"RAM: the tensor arena needs \d+ bytes, tiny has 32768") as error:
+        export_module.export(person, tmp_path / "no", "person", target="tiny")
+    assert "flash" not in str(error.value)
+    assert not (tmp_path / "no").exists()
