@@ -31,8 +31,25 @@ def test_real_models_run_clean_under_sanitizers():
     assert result.loaded == result.invoked == 3
 
 
+def one_op_seeds(directory: Path) -> list[Path]:
+    """Models for the kernels the shared models lack: MAX_POOL_2D, and QUANTIZE/DEQUANTIZE around a FULLY_CONNECTED."""
+    import numpy as np
+    import tensorflow as tf
+    from oplib import convert
+
+    rng = np.random.default_rng(12)
+    weights = tf.constant(rng.normal(size=(6, 3)).astype(np.float32))
+    models = {
+        "max_pool.tflite": convert(lambda x: tf.nn.max_pool2d(x, 2, 2, "SAME"), [(1, 5, 5, 2)], rng),
+        "float_io.tflite": convert(lambda x: tf.matmul(x, weights), [(1, 6)], rng, io_type="float32"),
+    }
+    for name, data in models.items():
+        (directory / name).write_bytes(data)
+    return [directory / name for name in models]
+
+
 @pytest.mark.slow
-def test_sixty_seconds_of_mutants_do_not_crash():
-    result = fuzz(SEEDS, seconds=60, seed=20261124)
+def test_sixty_seconds_of_mutants_do_not_crash(tmp_path):
+    result = fuzz([*SEEDS, *one_op_seeds(tmp_path)], seconds=60, seed=20261124)
     assert result.iterations > 1000
     assert result.loaded > 0  # some mutants still load and run: the interpreter is exercised too
