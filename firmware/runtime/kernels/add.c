@@ -99,8 +99,9 @@ mf_status mf_add_eval(const mf_op *op)
         const int32_t shifted2 = mf_wrap_shl(p.input2_offset + in2[offset2], MF_ADD_LEFT_SHIFT);
         const int32_t scaled1 = mf_mul_by_quantized_multiplier_smaller_than_one(shifted1, p.input1_multiplier, p.input1_shift);
         const int32_t scaled2 = mf_mul_by_quantized_multiplier_smaller_than_one(shifted2, p.input2_multiplier, p.input2_shift);
-        const int32_t raw = mf_mul_by_quantized_multiplier_smaller_than_one(mf_wrap_add(scaled1, scaled2), p.output_multiplier,
-                                                                           p.output_shift) + p.output_offset;
+        const int32_t raw = mf_wrap_add(mf_mul_by_quantized_multiplier_smaller_than_one(mf_wrap_add(scaled1, scaled2),
+                                                                                        p.output_multiplier, p.output_shift),
+                                        p.output_offset);
         out[i] = (int8_t)mf_clamp_i32(raw, p.act_min, p.act_max);
         mf_broadcast_next(&bc, index, &offset1, &offset2);
     }

@@ -155,7 +155,7 @@ mf_status mf_mean_eval(const mf_op *op)
     }
     for (o = 0; o < plan.outputs; ++o) {
         const int32_t shifted_sum = (int32_t)(uint32_t)((int64_t)mf_mean_sum(src, &plan, o) - (int64_t)in->zero_point * plan.elements);
-        const int32_t value = mf_mul_by_quantized_multiplier(shifted_sum, multiplier, shift) + out->zero_point;
+        const int32_t value = mf_wrap_add(mf_mul_by_quantized_multiplier(shifted_sum, multiplier, shift), out->zero_point);
         dst[o] = (int8_t)mf_clamp_i32(value, INT8_MIN, INT8_MAX);
     }
     return MF_OK;

@@ -64,7 +64,7 @@ mf_status mf_mul_eval(const mf_op *op)
     }
     for (i = 0; i < bc.count; ++i) {
         const int32_t product = (in1_offset + in1[offset1]) * (in2_offset + in2[offset2]);
-        const int32_t raw = out_offset + mf_mul_by_quantized_multiplier(product, p.multiplier, p.shift);
+        const int32_t raw = mf_wrap_add(out_offset, mf_mul_by_quantized_multiplier(product, p.multiplier, p.shift));
         out[i] = (int8_t)mf_clamp_i32(raw, p.act_min, p.act_max);
         mf_broadcast_next(&bc, index, &offset1, &offset2);
     }

@@ -36,7 +36,7 @@ mf_status mf_relu_eval(const mf_op *op)
         return status;
     }
     for (i = 0; i < count; ++i) {
-        const int32_t value = out_zp + mf_mul_by_quantized_multiplier(in[i] - in_zp, multiplier, shift);
+        const int32_t value = mf_wrap_add(out_zp, mf_mul_by_quantized_multiplier(in[i] - in_zp, multiplier, shift));
         out[i] = (int8_t)mf_clamp_i32(value, act_min, INT8_MAX);
     }
     return MF_OK;
