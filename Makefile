@@ -8,12 +8,14 @@ SETUP_STAMP := $(VENV)/.setup-stamp
 APT_PACKAGES := gcc g++ make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
 	espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox valgrind
 SPEC ?= specs/digits.yaml
+DEMO_SPEC ?= specs/keywords.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup apt-packages demo train test test-fast clean help
+.PHONY: setup apt-packages demo run train test test-fast clean help
 
 help:
-	@echo "make demo         run the main job on the default spec (installs what it needs)"
+	@echo "make demo         run the main job on the default spec, $(DEMO_SPEC) (installs what it needs)"
+	@echo "make run SPEC=specs/digits.yaml   the main job on any spec"
 	@echo "make test         run every test, slow ones included (what CI runs)"
 	@echo "make test-fast    skip tests marked slow"
 	@echo "make setup        create .venv, install mcuforge with dev extras and the Debian packages"
@@ -44,7 +46,10 @@ $(SETUP_STAMP): pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/mcuforge train $(SPEC)
+	$(BIN)/mcuforge run $(DEMO_SPEC)
+
+run: setup
+	$(BIN)/mcuforge run $(SPEC)
 
 train: setup
 	$(BIN)/mcuforge train $(SPEC)
