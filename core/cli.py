@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "mcuforge.deploy.cli_edge",
     "mcuforge.firmware.cli_firmware",
     "mcuforge.firmware.cli_engine",
+    "mcuforge.firmware.cli_demo",
     "mcuforge.cli_pipeline",
 )
 

@@ -190,6 +190,22 @@ def host_vibration_features(counts: np.ndarray, options) -> np.ndarray:
     return out
 
 
+def integer_vibration_features(features: np.ndarray) -> np.ndarray:
+    """The data set's float features as the integers the device computes (log2_q8 values, exact in float32)."""
+    from mcuforge.train.datasets.vibration import FEATURE_DIVISOR
+
+    return np.round(np.asarray(features, np.float64) * FEATURE_DIVISOR).astype(np.int64)
+
+
+def spec_options(spec, dataset: str):
+    """The spec's data options, parsed, after checking the spec is for `dataset`."""
+    from mcuforge.train import datasets
+
+    if spec.data.dataset != dataset:
+        raise MCUForgeError(f"--spec {spec.name}: expected a spec of the {dataset} data set. Received one of {spec.data.dataset!r}")
+    return datasets.parse_options(dataset, spec.data.options)
+
+
 def vibration_scores(model_data: bytes, features: np.ndarray) -> np.ndarray:
     """Anomaly scores of integer features [n, f] by the TFLM host interpreter, computed as the device does.
 
@@ -295,7 +311,7 @@ def run_vibration(
     """Stream a recording with `fault` injected at `fault_at_s` (default halfway) through the device."""
     from mcuforge.train.datasets import vibration
 
-    model_data = _read_model(model_path)
+    model_data = read_model(model_path)
     recording = vibration.stream(options, seed, seconds, fault, seconds / 2 if fault_at_s is None else fault_at_s)
     board = build.load_board(target)
     source = render_vibration_data("vibration", model_data, recording.counts, options, threshold, board.kernels)
@@ -317,7 +333,8 @@ def run_vibration(
     )
 
 
-def _read_model(model_path: Path | str) -> bytes:
+def read_model(model_path: Path | str) -> bytes:
+    """The model's bytes; a missing file says how to make one."""
     path = Path(model_path)
     if not path.is_file():
         raise MCUForgeError(f"model {path} not found: run `mcuforge run SPEC` (or train + convert) first; it writes build/<name>/deploy/model_int8.tflite")
@@ -384,7 +401,7 @@ def run_classifier(
 
 
 def _model_path_checked(model_path: Path | str) -> Path:
-    _read_model(model_path)
+    read_model(model_path)
     return Path(model_path)
 
 
@@ -503,7 +520,7 @@ def run_kws(
     from mcuforge.firmware import features
     from mcuforge.deploy.tflite_model import parse_tflite
 
-    model_data = _read_model(model_path)
+    model_data = read_model(model_path)
     audio = np.asarray(audio)
     if audio.dtype != np.int16 or audio.ndim != 1:
         raise MCUForgeError(f"audio: expected 16 kHz mono int16 samples. Received {audio.dtype} of shape {list(audio.shape)}")
