@@ -2,15 +2,17 @@
  * portable kernel's output (it replaces kernels/depthwise_conv.c in such
  * builds and reuses its checks).
  *
- * Weights and (with depth multiplier 1) inputs are contiguous along the
- * channels, so four channels come in one word: SXTB16/SXTAB16 widen them to
- * int16 lanes (the input offset added on the way) and SMLABB/SMLATT
- * accumulate each lane into its own channel. With one input channel (any
- * multiplier, as in micro_speech) the input value is the same for every
- * channel and sits in both lanes. Other multipliers run the portable loop.
- * Taps outside the input are skipped, as the reference does. Scratch: the
- * per-channel requantization. */
-#include "mfd_dsp.h"
+ * Depth multiplier 1: weights and inputs are contiguous along the channels,
+ * so four channels come in one word: SXTB16/SXTAB16 widen them to int16
+ * lanes (the input offset added on the way) and SMLABB/SMLATT accumulate
+ * each lane into its own channel; taps outside the input are skipped, as the
+ * reference does. One input channel (any multiplier: micro_speech, the first
+ * layer of person_detect) is a convolution with one input channel: the
+ * weights, transposed into the scratch buffer, run through mfd_gemm.h.
+ * Other multipliers run the portable loop. Scratch: the per-channel
+ * requantization, and for one input channel the transposed weights and two
+ * columns. */
+#include "mfd_gemm.h"
 
 #define mf_depthwise_conv_prepare mfd_depthwise_conv_prepare_reference
 #define mf_depthwise_conv_eval mfd_depthwise_conv_eval_reference
@@ -22,7 +24,13 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     const mf_status status = mfd_depthwise_conv_prepare_reference(op, scratch_bytes);
     if (status == MF_OK) {
-        *scratch_bytes = (size_t)op->outputs[0].dims[3] * sizeof(mfd_requant);
+        const mf_tensor *filter = &op->inputs[1];
+        const int32_t taps = filter->dims[1] * filter->dims[2];
+        const size_t out_c = (size_t)op->outputs[0].dims[3];
+        *scratch_bytes = out_c * sizeof(mfd_requant);
+        if (op->inputs[0].dims[3] == 1) {
+            *scratch_bytes += ((out_c * (size_t)taps + 3u) & ~(size_t)3u) + mfd_columns_bytes(taps);
+        }
     }
     return status;
 }
@@ -51,30 +59,21 @@ typedef struct mfd_dw_window {
     int32_t fy0, fy1, fx0, fx1;
 } mfd_dw_window;
 
-/* Channels oc..oc+3 of one output pixel; `broadcast`: one input channel for all. */
-static inline __attribute__((always_inline)) void mfd_dw_quad(const mfd_dw_window *win, const int8_t *w, int32_t f_w,
-                                                              int32_t out_c, int32_t oc, int broadcast,
-                                                              int32_t input_offset, int32_t acc[4])
+/* Channels oc..oc+3 of one output pixel, depth multiplier 1. */
+static void mfd_dw_quad(const mfd_dw_window *win, const int8_t *w, int32_t f_w, int32_t out_c, int32_t oc,
+                        int32_t input_offset, int32_t acc[4])
 {
     const uint32_t offsets = mfd_dup16(input_offset);
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     int32_t fy;
     for (fy = win->fy0; fy < win->fy1; ++fy) {
-        const int8_t *src = win->in + (win->origin + fy * win->tap_y_stride + win->fx0 * win->tap_x_stride + (broadcast ? 0 : oc));
+        const int8_t *src = win->in + (win->origin + fy * win->tap_y_stride + win->fx0 * win->tap_x_stride + oc);
         const int8_t *wt = w + ((size_t)fy * f_w + win->fx0) * out_c + oc;
         int32_t fx;
         for (fx = win->fx0; fx < win->fx1; ++fx, src += win->tap_x_stride, wt += out_c) {
-            const uint32_t weights = mfd_read32(wt);
-            const uint32_t w_even = mfd_sxtb16(weights), w_odd = mfd_sxtb16(mfd_ror8(weights));
-            uint32_t x_even;
-            uint32_t x_odd;
-            if (broadcast) {
-                x_even = x_odd = mfd_dup16(*src + input_offset);
-            } else {
-                const uint32_t x = mfd_read32(src);
-                x_even = mfd_sxtab16(offsets, x);
-                x_odd = mfd_sxtab16(offsets, mfd_ror8(x));
-            }
+            const uint32_t weights = mfd_read32(wt), x = mfd_read32(src);
+            const uint32_t w_even = mfd_sxtb16(weights), w_odd = mfd_sxtb16_ror8(weights);
+            const uint32_t x_even = mfd_sxtab16(offsets, x), x_odd = mfd_sxtab16_ror8(offsets, x);
             a0 = mfd_smlabb(w_even, x_even, a0);
             a2 = mfd_smlatt(w_even, x_even, a2);
             a1 = mfd_smlabb(w_odd, x_odd, a1);
@@ -85,6 +84,106 @@ static inline __attribute__((always_inline)) void mfd_dw_quad(const mfd_dw_windo
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+}
+
+/* Channels oc..oc+3 of two output pixels `step` bytes apart in the input
+ * with the same valid taps: each weight word is unpacked once for both. */
+static void mfd_dw_quad_pair(const mfd_dw_window *win, ptrdiff_t step, const int8_t *w, int32_t f_w, int32_t out_c,
+                             int32_t oc, int32_t input_offset, int32_t acc[8])
+{
+    const uint32_t offsets = mfd_dup16(input_offset);
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+    int32_t fy;
+    for (fy = win->fy0; fy < win->fy1; ++fy) {
+        const int8_t *src = win->in + (win->origin + fy * win->tap_y_stride + win->fx0 * win->tap_x_stride + oc);
+        const int8_t *wt = w + ((size_t)fy * f_w + win->fx0) * out_c + oc;
+        int32_t fx;
+        for (fx = win->fx0; fx < win->fx1; ++fx, src += win->tap_x_stride, wt += out_c) {
+            const uint32_t weights = mfd_read32(wt), x = mfd_read32(src), y = mfd_read32(src + step);
+            const uint32_t w_even = mfd_sxtb16(weights), w_odd = mfd_sxtb16_ror8(weights);
+            const uint32_t x_even = mfd_sxtab16(offsets, x), x_odd = mfd_sxtab16_ror8(offsets, x);
+            const uint32_t y_even = mfd_sxtab16(offsets, y), y_odd = mfd_sxtab16_ror8(offsets, y);
+            a0 = mfd_smlabb(w_even, x_even, a0);
+            a2 = mfd_smlatt(w_even, x_even, a2);
+            a1 = mfd_smlabb(w_odd, x_odd, a1);
+            a3 = mfd_smlatt(w_odd, x_odd, a3);
+            b0 = mfd_smlabb(w_even, y_even, b0);
+            b2 = mfd_smlatt(w_even, y_even, b2);
+            b1 = mfd_smlabb(w_odd, y_odd, b1);
+            b3 = mfd_smlatt(w_odd, y_odd, b3);
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = b0;
+    acc[5] = b1;
+    acc[6] = b2;
+    acc[7] = b3;
+}
+
+/* One channel of the pixel `shift` bytes after the window's, one MAC at a time (the channels after the last four). */
+static int32_t mfd_dw_channel(const mfd_dw_window *win, ptrdiff_t shift, const int8_t *w, int32_t f_w, int32_t out_c,
+                              int32_t channel, int32_t input_offset, int32_t acc)
+{
+    int32_t fy;
+    for (fy = win->fy0; fy < win->fy1; ++fy) {
+        int32_t fx;
+        for (fx = win->fx0; fx < win->fx1; ++fx) {
+            const int32_t value = win->in[win->origin + shift + fy * win->tap_y_stride + fx * win->tap_x_stride + channel];
+            acc = mf_wrap_add(acc, w[((size_t)fy * f_w + fx) * out_c + channel] * (value + input_offset));
+        }
+    }
+    return acc;
+}
+
+/* One input channel: out_c filters of f_h x f_w x 1, a convolution. */
+static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, const mfd_requant *requant)
+{
+    const mf_tensor *input = &op->inputs[0];
+    const mf_tensor *filter = &op->inputs[1];
+    const mf_tensor *output = &op->outputs[0];
+    const int32_t *bias = op->input_count == 3 ? (const int32_t *)op->inputs[2].data : NULL;
+    const int8_t *w = (const int8_t *)filter->data;
+    int8_t *out = (int8_t *)output->data;
+    const int32_t batches = input->dims[0], out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
+    const int32_t taps = filter->dims[1] * filter->dims[2];
+    int8_t *rows = (int8_t *)(void *)(requant + out_c);
+    int16_t *columns = (int16_t *)(void *)(rows + ((out_c * taps + 3) & ~3));
+    mfd_patch patch;
+    int32_t oc;
+    int32_t b;
+    for (oc = 0; oc < out_c; ++oc) {
+        int32_t tap;
+        for (tap = 0; tap < taps; ++tap) {
+            rows[oc * taps + tap] = w[tap * out_c + oc];
+        }
+    }
+    patch.in_h = input->dims[1];
+    patch.in_w = input->dims[2];
+    patch.in_c = 1;
+    patch.f_h = filter->dims[1];
+    patch.f_w = filter->dims[2];
+    patch.f_c = 1;
+    patch.stride_h = g->stride_h;
+    patch.stride_w = g->stride_w;
+    patch.pad_h = g->pad_h;
+    patch.pad_w = g->pad_w;
+    patch.dilation_h = g->dilation_h;
+    patch.dilation_w = g->dilation_w;
+    patch.offset = -input->zero_point;
+    for (b = 0; b < batches; ++b) {
+        int32_t oy;
+        patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w;
+        /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+        for (oy = 0; oy < out_h; ++oy) {
+            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c, output->zero_point, g->act_min, g->act_max,
+                         out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
+        }
+    }
+    return MF_OK;
 }
 
 mf_status mf_depthwise_conv_eval(const mf_op *op)
@@ -101,8 +200,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
     const int32_t depth_multiplier = out_c / (in_c > 0 ? in_c : 1);
     const int32_t input_offset = -input->zero_point;
-    const int broadcast = in_c == 1;
-    const int32_t quads = (depth_multiplier == 1 || broadcast) ? out_c & ~3 : 0;
+    const int32_t quads = out_c & ~3;
     mfd_requant *requant = (mfd_requant *)op->scratch;
     mfd_dw_window win;
     dw_geometry g;
@@ -112,7 +210,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     if (status != MF_OK) {
         return status;
     }
-    if (quads == 0 || !mfd_int8_offset_ok(input->zero_point)) {
+    if ((depth_multiplier != 1 && in_c != 1) || !mfd_int8_offset_ok(input->zero_point)) {
         return mfd_depthwise_conv_eval_reference(op);
     }
     if (requant == NULL) {
@@ -120,6 +218,9 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     }
     for (oc = 0; oc < out_c; ++oc) {
         requant[oc] = mfd_requant_for(input, filter, oc, output);
+    }
+    if (in_c == 1) {
+        return mfd_depthwise_as_conv(op, &g, requant);
     }
     win.row_stride = in_w * in_c;
     win.tap_x_stride = g.dilation_w * in_c;
@@ -132,41 +233,46 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
             const int32_t in_y0 = oy * g.stride_h - g.pad_h;
             int32_t ox;
             mfd_valid_taps(in_y0, g.dilation_h, f_h, in_h, &win.fy0, &win.fy1);
-            for (ox = 0; ox < out_w; ++ox) {
+            for (ox = 0; ox < out_w;) {
                 const int32_t in_x0 = ox * g.stride_w - g.pad_w;
                 int8_t *out_pixel = out + (((size_t)b * out_h + oy) * out_w + ox) * out_c;
+                int32_t next_fx0 = -1;
+                int32_t next_fx1 = -1;
+                int32_t pixels;
                 mfd_valid_taps(in_x0, g.dilation_w, f_w, in_w, &win.fx0, &win.fx1);
+                if (ox + 1 < out_w) {
+                    mfd_valid_taps(in_x0 + g.stride_w, g.dilation_w, f_w, in_w, &next_fx0, &next_fx1);
+                }
+                pixels = next_fx0 == win.fx0 && next_fx1 == win.fx1 ? 2 : 1;
                 win.origin = (ptrdiff_t)in_y0 * win.row_stride + (ptrdiff_t)in_x0 * in_c;
                 for (oc = 0; oc < out_c; oc += 4) {
-                    int32_t acc[4];
-                    int32_t lane;
                     const int32_t lanes = oc < quads ? 4 : out_c - oc;
-                    for (lane = 0; lane < lanes; ++lane) {
-                        acc[lane] = bias != NULL ? bias[oc + lane] : 0;
+                    int32_t acc[8];
+                    int32_t lane;
+                    int32_t pixel;
+                    for (lane = 0; lane < 8; ++lane) {
+                        acc[lane] = bias != NULL && lane % 4 < lanes ? bias[oc + lane % 4] : 0;
                     }
-                    if (lanes == 4 && broadcast) {
-                        mfd_dw_quad(&win, w, f_w, out_c, oc, 1, input_offset, acc);
+                    if (lanes == 4 && pixels == 2) {
+                        mfd_dw_quad_pair(&win, (ptrdiff_t)g.stride_w * in_c, w, f_w, out_c, oc, input_offset, acc);
                     } else if (lanes == 4) {
-                        mfd_dw_quad(&win, w, f_w, out_c, oc, 0, input_offset, acc);
+                        mfd_dw_quad(&win, w, f_w, out_c, oc, input_offset, acc);
                     } else {
-                        for (lane = 0; lane < lanes; ++lane) {
-                            const int32_t channel = oc + lane;
-                            int32_t fy;
-                            for (fy = win.fy0; fy < win.fy1; ++fy) {
-                                int32_t fx;
-                                for (fx = win.fx0; fx < win.fx1; ++fx) {
-                                    const int32_t value = win.in[win.origin + fy * win.tap_y_stride + fx * win.tap_x_stride +
-                                                                 channel / depth_multiplier];
-                                    acc[lane] = mf_wrap_add(acc[lane],
-                                                            w[((size_t)fy * f_w + fx) * out_c + channel] * (value + input_offset));
-                                }
+                        for (pixel = 0; pixel < pixels; ++pixel) {
+                            for (lane = 0; lane < lanes; ++lane) {
+                                acc[4 * pixel + lane] = mfd_dw_channel(&win, pixel * g.stride_w * in_c, w, f_w, out_c,
+                                                                       oc + lane, input_offset, acc[4 * pixel + lane]);
                             }
                         }
                     }
-                    for (lane = 0; lane < lanes; ++lane) {
-                        out_pixel[oc + lane] = mfd_output(acc[lane], requant[oc + lane], output->zero_point, g.act_min, g.act_max);
+                    for (pixel = 0; pixel < pixels; ++pixel) {
+                        for (lane = 0; lane < lanes; ++lane) {
+                            out_pixel[pixel * out_c + oc + lane] = mfd_output(acc[4 * pixel + lane], requant[oc + lane],
+                                                                              output->zero_point, g.act_min, g.act_max);
+                        }
                     }
                 }
+                ox += pixels;
             }
         }
     }

@@ -23,11 +23,11 @@ static void mfd_fc_rows(const int8_t *row0, const int8_t *row1, const int8_t *x,
     int32_t d;
     for (d = 0; d < whole; d += 4) {
         const uint32_t xw = mfd_read32(x + d), w0 = mfd_read32(row0 + d), w1 = mfd_read32(row1 + d);
-        const uint32_t x_even = mfd_sxtab16(x_offsets, xw), x_odd = mfd_sxtab16(x_offsets, mfd_ror8(xw));
+        const uint32_t x_even = mfd_sxtab16(x_offsets, xw), x_odd = mfd_sxtab16_ror8(x_offsets, xw);
         a0 = mfd_smlad(mfd_sxtab16(w_offsets, w0), x_even, a0);
-        a0 = mfd_smlad(mfd_sxtab16(w_offsets, mfd_ror8(w0)), x_odd, a0);
+        a0 = mfd_smlad(mfd_sxtab16_ror8(w_offsets, w0), x_odd, a0);
         a1 = mfd_smlad(mfd_sxtab16(w_offsets, w1), x_even, a1);
-        a1 = mfd_smlad(mfd_sxtab16(w_offsets, mfd_ror8(w1)), x_odd, a1);
+        a1 = mfd_smlad(mfd_sxtab16_ror8(w_offsets, w1), x_odd, a1);
     }
     for (; d < depth; ++d) {
         a0 = mf_wrap_add(a0, (row0[d] + filter_offset) * (x[d] + input_offset));

@@ -38,19 +38,28 @@ static inline uint32_t mfd_read32(const void *p)
 
 static inline void mfd_write32(void *p, uint32_t v) { MFD_MEMCPY(p, &v, sizeof v); }
 
-/* Rotate right by one byte (GCC emits ROR; arm_acle.h's __ror is missing from GCC 12). */
-static inline uint32_t mfd_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
-
 #if defined(__ARM_FEATURE_DSP)
 /* Bytes 0 and 2 sign-extended to the two int16 lanes. */
 static inline uint32_t mfd_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
 /* a + bytes 0 and 2 of x, lane by lane (modulo 2^16). */
 static inline uint32_t mfd_sxtab16(uint32_t a, uint32_t x) { return (uint32_t)__sxtab16((int16x2_t)a, (int8x4_t)x); }
+/* Bytes 1 and 3, in one instruction (GCC does not fold a rotate into the intrinsic). */
+static inline uint32_t mfd_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+static inline uint32_t mfd_sxtab16_ror8(uint32_t a, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+    return r;
+}
 /* acc + a.bottom * b.bottom + a.top * b.top (modulo 2^32). */
 static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
-static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
 #else
 static inline int32_t mfd_lane(uint32_t x, int top) { return (int32_t)(int16_t)(uint16_t)(top ? x >> 16 : x); }
 static inline uint32_t mfd_lanes(int32_t bottom, int32_t top) { return ((uint32_t)bottom & 0xFFFFu) | ((uint32_t)top << 16); }
@@ -59,13 +68,15 @@ static inline uint32_t mfd_sxtab16(uint32_t a, uint32_t x)
 {
     return mfd_lanes(mfd_lane(a, 0) + (int8_t)(uint8_t)x, mfd_lane(a, 1) + (int8_t)(uint8_t)(x >> 16));
 }
+static inline uint32_t mfd_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+static inline uint32_t mfd_sxtb16_ror8(uint32_t x) { return mfd_sxtb16(mfd_ror8(x)); }
+static inline uint32_t mfd_sxtab16_ror8(uint32_t a, uint32_t x) { return mfd_sxtab16(a, mfd_ror8(x)); }
 static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc)
 {
     return mf_wrap_add(mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)), mfd_lane(a, 1) * mfd_lane(b, 1));
 }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 1)); }
-static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 0)); }
 #endif
 
 /* A zero point whose offset keeps every int8 value plus offset inside int16
