@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,9 +70,10 @@ class Board:
     console: str = spec_field(help="how results are reported", choices=("semihosting", "uart"))
     cycle_counter: str = spec_field(help="DWT CYCCNT where the core has it, else SysTick", choices=("dwt", "systick"))
     qemu_machine: str = spec_field(help="qemu-system-arm -M value, empty for real boards")
-    flasher: str = spec_field(help="how an image gets onto the target", choices=("qemu", "openocd", "pyocd", "picotool"))
     sources: list[str] = spec_field(help="board C files, relative to firmware/boards")
+    flashers: dict = spec_field({}, help="tools that put an image on the board, by preference, each with its arguments (empty for QEMU)")
     boot2: str = spec_field("", help="RP2040 second-stage loader source (checksummed and placed first)")
+    uf2_family: int = spec_field(0, help="UF2 family id: when set, the build also writes a .uf2", min=0)
     name: str = field(default="", init=False)
 
     @property
@@ -101,6 +103,9 @@ def load_board(name: str) -> Board:
     if not path.is_file():
         raise MCUForgeError(f"unknown target {name!r}: choose one of {', '.join(board_names())}")
     board = parse_dataclass(Board, yaml.safe_load(path.read_text()), where=f"boards/{name}.yaml")
+    unknown = sorted(set(board.flashers) - set(FLASHERS))
+    if unknown:
+        raise MCUForgeError(f"boards/{name}.yaml: flashers.{unknown[0]}: unknown tool. Allowed: {', '.join(FLASHERS)}")
     object.__setattr__(board, "name", name)
     return board
 
@@ -253,7 +258,6 @@ BOOT2_BYTES = 256
 UF2_MAGIC = (0x0A324655, 0x9E5D5157, 0x0AB16F30)
 UF2_FLAG_FAMILY_ID = 0x00002000
 UF2_PAYLOAD_BYTES = 256
-RP2040_FAMILY_ID = 0xE48BFF56
 
 
 def to_uf2(image: bytes, base_address: int, family_id: int) -> bytes:
@@ -420,8 +424,8 @@ def build_image(
         _run([CROSS + "objcopy", "-O", "binary", str(elf), str(work / f"{model_name}.bin")], "writing the .bin")
         _run([CROSS + "objcopy", "-O", "ihex", str(elf), str(work / f"{model_name}.hex")], "writing the .hex")
         artifacts = ["elf", "bin", "hex", "map"]
-        if board.flasher == "picotool":
-            uf2 = to_uf2((work / f"{model_name}.bin").read_bytes(), board.flash.origin, RP2040_FAMILY_ID)
+        if board.uf2_family:
+            uf2 = to_uf2((work / f"{model_name}.bin").read_bytes(), board.flash.origin, board.uf2_family)
             (work / f"{model_name}.uf2").write_bytes(uf2)
             artifacts.append("uf2")
         sections = map_section_sizes(map_file)
@@ -439,7 +443,7 @@ def build_image(
         for ext in artifacts:  # each artifact replaced whole, only once the build succeeded
             os.replace(work / f"{model_name}.{ext}", out_dir / f"{model_name}.{ext}")
     paths = {ext: out_dir / f"{model_name}.{ext}" for ext in ("elf", "bin", "hex", "map")}
-    uf2_path = out_dir / f"{model_name}.uf2" if board.flasher == "picotool" else None
+    uf2_path = out_dir / f"{model_name}.uf2" if board.uf2_family else None
     return FirmwareImage(board, model_name, uf2=uf2_path, size=size, vectors=vectors, **paths)
 
 
@@ -530,32 +534,48 @@ def run_qemu(image: FirmwareImage, timeout: float = 120.0) -> RunResult:
     return result
 
 
-# How each real board's flasher is found, how a probe is listed, and how an image is written.
-_FLASHERS = {
-    "openocd": {
-        "package": "openocd",
-        "probe": ["openocd", "-f", "board/stm32f7discovery.cfg", "-c", "init; shutdown"],
-        "write": lambda image: ["openocd", "-f", "board/stm32f7discovery.cfg", "-c", f"program {image.elf} verify reset exit"],
-    },
-    "pyocd": {
-        "package": "pyocd (pip install pyocd)",
-        "probe": ["pyocd", "list", "--probes"],
-        "write": lambda image: ["pyocd", "flash", "--target", "nrf52840", str(image.hex)],
-    },
-    "picotool": {
-        "package": "picotool",
-        "probe": ["picotool", "info"],
-        "write": lambda image: ["picotool", "load", "-x", str(image.uf2)],
-    },
+@dataclass(frozen=True)
+class Flasher:
+    """A flashing tool: how to install it, how to list an attached probe, how to write an image.
+
+    `args` are the board's arguments for the tool (boards/<name>.yaml, `flashers:`).
+    """
+
+    tools: tuple[str, ...]  # executables it needs on PATH, the first one named in messages
+    package: str
+    probe: Callable[[list[str]], list[str]]
+    attached: Callable[[str, int], bool]
+    write: Callable[[FirmwareImage, list[str]], list[str]]
+
+
+FLASHERS = {
+    "openocd": Flasher(
+        ("openocd",), "openocd (apt-get install openocd)",
+        lambda args: ["openocd", *args, "-c", "init; shutdown"],
+        lambda output, status: status == 0,
+        lambda image, args: ["openocd", *args, "-c", f"program {image.elf} verify reset exit"],
+    ),
+    "st-flash": Flasher(
+        ("st-flash", "st-info"), "stlink-tools (apt-get install stlink-tools)",
+        lambda args: ["st-info", "--probe"],
+        lambda output, status: status == 0 and int((re.search(r"Found (\d+) stlink", output) or [0, "0"])[1]) > 0,
+        lambda image, args: ["st-flash", *args, "--reset", "write", str(image.bin), f"0x{image.board.flash.origin:08x}"],
+    ),
+    "pyocd": Flasher(
+        ("pyocd",), "pyocd (pip install pyocd)",
+        lambda args: ["pyocd", "list", "--probes"],
+        lambda output, status: status == 0 and "No available debug probes" not in output and re.search(r"^\s*\d+\s", output, re.M) is not None,
+        lambda image, args: ["pyocd", "flash", *args, str(image.hex)],
+    ),
+    "picotool": Flasher(
+        ("picotool",), "picotool (apt-get install picotool)",
+        lambda args: ["picotool", "info"],
+        lambda output, status: status == 0,
+        lambda image, args: ["picotool", "load", *args, "-x", str(image.uf2)],
+    ),
 }
 PROBE_TIMEOUT_S = 10.0
 FLASH_TIMEOUT_S = 120.0
-
-
-def _probe_attached(flasher: str, output: str, returncode: int) -> bool:
-    if flasher == "pyocd":
-        return returncode == 0 and "No available debug probes" not in output and re.search(r"^\s*\d+\s", output, re.M) is not None
-    return returncode == 0
 
 
 def flash_image(image: FirmwareImage) -> str:
@@ -567,23 +587,26 @@ def flash_image(image: FirmwareImage) -> str:
     board = image.board
     if board.emulated:
         raise MCUForgeError(f"{board.name} is emulated: run it with `mcuforge firmware run` (make flash does)")
-    spec = _FLASHERS[board.flasher]
-    tool = spec["probe"][0]
-    if shutil.which(tool) is None:
-        raise MCUForgeError(f"cannot flash {board.name}: {tool} is not installed (not on PATH); install {spec['package']}")
+    installed = [name for name in board.flashers if all(shutil.which(tool) for tool in FLASHERS[name].tools)]
+    if not installed:
+        names = " or ".join(board.flashers)
+        packages = " or ".join(FLASHERS[name].package for name in board.flashers)
+        raise MCUForgeError(f"cannot flash {board.name}: {names} is not installed (not on PATH); install {packages}")
+    name = installed[0]
+    flasher, args = FLASHERS[name], board.flashers[name]
     try:
-        probe = subprocess.run(spec["probe"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        probe = subprocess.run(flasher.probe(args), capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise MCUForgeError(f"cannot flash {board.name}: {tool} found no probe within {PROBE_TIMEOUT_S:.0f} s; connect the board over USB") from None
+        raise MCUForgeError(f"cannot flash {board.name}: {name} found no probe within {PROBE_TIMEOUT_S:.0f} s; connect the board over USB") from None
     output = probe.stdout + probe.stderr
-    if not _probe_attached(board.flasher, output, probe.returncode):
+    if not flasher.attached(output, probe.returncode):
         detail = output.strip().splitlines()[-1] if output.strip() else f"exit status {probe.returncode}"
-        raise MCUForgeError(f"cannot flash {board.name}: no debug probe or board found by {tool} ({detail}); connect the board over USB")
+        raise MCUForgeError(f"cannot flash {board.name}: no debug probe or board found by {name} ({detail}); connect the board over USB")
     started = time.monotonic()
     try:
-        result = subprocess.run(spec["write"](image), capture_output=True, text=True, timeout=FLASH_TIMEOUT_S)
+        result = subprocess.run(flasher.write(image, args), capture_output=True, text=True, timeout=FLASH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise MCUForgeError(f"flashing {board.name} with {tool} did not finish within {FLASH_TIMEOUT_S:.0f} s") from None
+        raise MCUForgeError(f"flashing {board.name} with {name} did not finish within {FLASH_TIMEOUT_S:.0f} s") from None
     if result.returncode != 0:
-        raise MCUForgeError(f"flashing {board.name} with {tool} failed: {(result.stderr or result.stdout).strip()}")
+        raise MCUForgeError(f"flashing {board.name} with {name} failed: {(result.stderr or result.stdout).strip()}")
     return f"{result.stdout}{result.stderr}flashed {image.elf.name} to {board.name} in {time.monotonic() - started:.1f} s"

@@ -203,10 +203,13 @@ def board_images(tmp_path_factory) -> dict[str, build.FirmwareImage]:
     return {name: build.build_image(HELLO, name, out_dir=out / name) for name in REAL_BOARDS}
 
 
-@pytest.mark.parametrize("name,tool", [("stm32f746g-disco", "openocd"), ("nrf52840dk", "pyocd"), ("rp2040-pico", "picotool")])
-def test_flashing_without_the_tool_names_it(name, tool, board_images, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "name,tools",
+    [("stm32f746g-disco", "openocd or st-flash"), ("nrf52840dk", "pyocd"), ("rp2040-pico", "picotool or openocd")],
+)
+def test_flashing_without_the_tool_names_it(name, tools, board_images, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no flasher anywhere
-    with pytest.raises(MCUForgeError, match=f"cannot flash {name}: {tool} is not installed"):
+    with pytest.raises(MCUForgeError, match=f"cannot flash {name}: {tools} is not installed"):
         build.flash_image(board_images[name])
 
 
@@ -244,6 +247,26 @@ def test_flashing_with_a_probe_runs_the_write_command(board_images, tmp_path, mo
     assert calls == ["list --probes", f"flash --target nrf52840 {board_images['nrf52840dk'].hex}"]
 
 
+def test_st_flash_is_the_fallback_for_the_stm32_board(board_images, tmp_path, monkeypatch):
+    log = tmp_path / "calls"
+    _fake_tool(tmp_path, "st-info", f'echo "st-info $@" >> {log}\necho "Found 1 stlink programmers"')
+    _fake_tool(tmp_path, "st-flash", f'echo "st-flash $@" >> {log}')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}/usr/bin:/bin")
+    if any(Path(d, "openocd").exists() for d in ("/usr/bin", "/bin")):
+        pytest.fail("openocd is installed on this machine: this test needs a machine without it")
+    build.flash_image(board_images["stm32f746g-disco"])
+    image = board_images["stm32f746g-disco"]
+    assert log.read_text().splitlines() == ["st-info --probe", f"st-flash --reset write {image.bin} 0x08000000"]
+
+
+def test_a_board_naming_an_unknown_flasher_is_refused(tmp_path, monkeypatch):
+    text = (build.BOARDS_DIR / "nrf52840dk.yaml").read_text().replace("pyocd:", "jlinkexe:")
+    (tmp_path / "custom.yaml").write_text(text)
+    monkeypatch.setattr(build, "BOARDS_DIR", tmp_path)
+    with pytest.raises(MCUForgeError, match="boards/custom.yaml: flashers.jlinkexe: unknown tool. Allowed: openocd, st-flash, pyocd, picotool"):
+        build.load_board("custom")
+
+
 def test_cli_flash_without_hardware_prints_one_line_and_exits_2(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"}
     if any(Path(d, "openocd").exists() for d in ("/usr/bin", "/bin")):
@@ -253,7 +276,10 @@ def test_cli_flash_without_hardware_prints_one_line_and_exits_2(tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: cannot flash stm32f746g-disco: openocd is not installed (not on PATH); install openocd"]
+    assert result.stderr.strip().splitlines() == [
+        "error: cannot flash stm32f746g-disco: openocd or st-flash is not installed (not on PATH); "
+        "install openocd (apt-get install openocd) or stlink-tools (apt-get install stlink-tools)"
+    ]
     assert (tmp_path / "hello_world_int8.elf").is_file()
 
 
