@@ -6,6 +6,8 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import SHARED
 from mcuforge.deploy.carray import array_declaration, array_definition
@@ -188,3 +190,12 @@ def test_unregistered_custom_op_is_named():
     assert model.op_names == ("MyOp",) and all(op.is_custom for op in model.main.operators)
     with pytest.raises(MCUForgeError, match=r"custom op MyOp \(version 4\) is not registered in TFLM"):
         Emulator(model, data)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.binary(min_size=1, max_size=100))
+def test_array_text_parses_back_to_the_same_bytes(data):
+    text = array_definition("m", data)
+    body = text[text.index("{") + 1 : text.index("}")]
+    assert bytes(int(token, 16) for token in body.replace(",", " ").split()) == data
+    assert text.endswith(f"g_m_model_data_len = {len(data)};")
