@@ -208,6 +208,12 @@ def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _check_identifier(name: str) -> str:
+    from mcuforge.deploy.carray import check_identifier
+
+    return check_identifier(name)
+
+
 def render_app_data(model_name: str, model_data: bytes, vectors: np.ndarray, input_source: str, labels: list[str], arena_bytes: int) -> str:
     """app_data.c: everything app.h declares, for one image."""
     from mcuforge.deploy.carray import array_definition, hex_lines
@@ -365,6 +371,7 @@ def build_image(
     arena_bytes: int | None = None,
     optimization: str = "-O2",
     kernels: str | None = None,
+    name: str | None = None,
 ) -> FirmwareImage:
     """Build `<out_dir>/<model name>.elf` (+ .bin, .hex, .map, and .uf2 for UF2 boards) for `target`.
 
@@ -374,6 +381,7 @@ def build_image(
     Labels come from `labels_path`, else a labels.txt beside the model, else none.
     arena_bytes: default the host engine's measurement plus a margin.
     kernels: the engine's kernel set, default the board's (Board.kernels).
+    name: the image's file name and reported model name, default the model file's stem.
     Raises MCUForgeError with both numbers when the image does not fit the
     board; the previous image is then left as it was.
     """
@@ -382,7 +390,7 @@ def build_image(
     if not model_path.is_file():
         raise MCUForgeError(f"model {model_path} not found: pass a .tflite file (mcuforge convert writes one)")
     model_data = model_path.read_bytes()
-    model_name = re.sub(r"\W", "_", model_path.stem)
+    model_name = _check_identifier(name) if name else re.sub(r"\W", "_", model_path.stem)
     tensor = _model_input(model_data, str(model_path))
     vectors, input_source = _vectors(inputs, tensor)
     labels = _labels(model_path, labels_path)

@@ -14,13 +14,14 @@ _LABELS = typer.Option(None, help="class labels, one a line [default: labels.txt
 _OUT = typer.Option(None, help="output directory [default: build/firmware/<target>]")
 _ARENA = typer.Option(None, help="arena bytes [default: the host engine's measurement plus a margin]")
 _KERNELS = typer.Option(None, help="engine kernel set: portable or a firmware/runtime/kernels/<variant> folder [default: the board's]")
+_NAME = typer.Option(None, help="image and model name (a C identifier) [default: the model file's stem]")
 _TIMEOUT = typer.Option(300.0, help="seconds QEMU may run before the run is declared hung")
 
 
-def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str]):
+def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str], name: Optional[str]):
     from mcuforge.firmware.build import build_image
 
-    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels)
+    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels, name=name)
     typer.echo(image.size.format())
     typer.echo(f"wrote {image.elf} (+ .bin, .hex, .map{', .uf2' if image.uf2 else ''})")
     return image
@@ -40,23 +41,23 @@ def register(app: typer.Typer) -> None:
     app.add_typer(firmware, name="firmware")
 
     @firmware.command("build")
-    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS) -> None:
+    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME) -> None:
         """Build <out>/<model>.elf, .bin, .hex and .map for the target; print the size report against its limits."""
-        _build(model, target, input, labels, out, arena, kernels)
+        _build(model, target, input, labels, out, arena, kernels, name)
 
     @firmware.command("run")
-    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, timeout: float = _TIMEOUT) -> None:
+    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
         """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
         from mcuforge.firmware.build import run_qemu
 
-        _report(run_qemu(_build(model, target, input, labels, out, arena, kernels), timeout=timeout))
+        _report(run_qemu(_build(model, target, input, labels, out, arena, kernels, name), timeout=timeout))
 
     @firmware.command("flash")
-    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, timeout: float = _TIMEOUT) -> None:
+    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
         """Build, then flash a real board (checking tool and probe first) or, for a QEMU target, run it."""
         from mcuforge.firmware.build import flash_image, run_qemu
 
-        image = _build(model, target, input, labels, out, arena, kernels)
+        image = _build(model, target, input, labels, out, arena, kernels, name)
         if image.board.emulated:
             _report(run_qemu(image, timeout=timeout))
         else:

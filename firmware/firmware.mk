@@ -2,12 +2,14 @@
 #   make firmware MODEL=path/model.tflite TARGET=qemu-m4   -> build/firmware/<target>/<name>.elf/.bin/.hex/.map + size report
 #   make flash    MODEL=path/model.tflite TARGET=qemu-m4   -> builds, then runs it in QEMU (or flashes a real board)
 #   make bench-firmware                                    -> instructions per inference and flash/RAM per board
-# Optional: INPUT=vectors.npy LABELS=labels.txt
+# Optional: INPUT=vectors.npy LABELS=labels.txt NAME=image_name KERNELS=portable|dsp
 TARGET ?= qemu-m4
 MODEL ?=
 INPUT ?=
 LABELS ?=
-FIRMWARE_ARGS = $(MODEL) --target $(TARGET) $(if $(INPUT),--input $(INPUT)) $(if $(LABELS),--labels $(LABELS))
+NAME ?=
+KERNELS ?=
+FIRMWARE_ARGS = $(MODEL) --target $(TARGET) $(if $(INPUT),--input $(INPUT)) $(if $(LABELS),--labels $(LABELS)) $(if $(NAME),--name $(NAME)) $(if $(KERNELS),--kernels $(KERNELS))
 
 .PHONY: firmware flash bench-firmware firmware-model-given
 
