@@ -5,11 +5,14 @@
  */
 #include "mf_ops_common.h"
 
-/* The axis as a non-negative index, -1 when out of range. */
+/* The axis as a non-negative index, -1 when out of range (or the output absent). */
 static int32_t mf_concatenation_axis(const mf_op *op)
 {
     const int32_t rank = op->outputs[0].rank;
     int32_t axis = mf_option_i32(&op->options, 0, 0);
+    if (rank < 1) {
+        return -1;
+    }
     if (axis < 0) {
         axis += rank;
     }
@@ -19,14 +22,15 @@ static int32_t mf_concatenation_axis(const mf_op *op)
 mf_status mf_concatenation_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     const mf_tensor *out = &op->outputs[0];
-    const int32_t axis = mf_concatenation_axis(op);
     int64_t axis_total = 0;
+    int32_t axis;
     int32_t i;
     int32_t d;
     *scratch_bytes = 0;
     if (op->input_count < 1 || op->output_count != 1) {
         return MF_ERR_BAD_MODEL;
     }
+    axis = mf_concatenation_axis(op);
     if (mf_option_u8(&op->options, 1, MF_ACT_NONE) != MF_ACT_NONE) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
