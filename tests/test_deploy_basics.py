@@ -199,3 +199,24 @@ def test_array_text_parses_back_to_the_same_bytes(data):
     body = text[text.index("{") + 1 : text.index("}")]
     assert bytes(int(token, 16) for token in body.replace(",", " ").split()) == data
     assert text.endswith(f"g_m_model_data_len = {len(data)};")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    scale=st.floats(1e-4, 1.0),
+    zero_point=st.integers(-128, 127),
+    values=st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=8),
+)
+def test_quantize_round_trip_is_within_half_a_step(scale, zero_point, values):
+    from mcuforge.deploy.tflite_model import Quantization, Tensor
+    from mcuforge.deploy.tflm import dequantize, quantize
+
+    tensor = Tensor(0, "t", (1, len(values)), (1, len(values)), "int8", Quantization((scale,), (zero_point,), 0), b"", False)
+    x = np.array(values)
+    q = quantize(x, tensor)
+    assert q.dtype == np.int8
+    lo, hi = scale * (-128 - zero_point), scale * (127 - zero_point)  # the representable range
+    inside = (x >= lo) & (x <= hi)
+    error = np.abs(dequantize(q, tensor).astype(np.float64) - x)
+    assert np.all(error[inside] <= scale / 2 * (1 + 1e-5) + 1e-6)
+    assert np.all(q.astype(np.int32)[x < lo] == -128) and np.all(q.astype(np.int32)[x > hi] == 127)
