@@ -218,5 +218,5 @@ def test_quantize_round_trip_is_within_half_a_step(scale, zero_point, values):
     lo, hi = scale * (-128 - zero_point), scale * (127 - zero_point)  # the representable range
     inside = (x >= lo) & (x <= hi)
     error = np.abs(dequantize(q, tensor).astype(np.float64) - x)
-    assert np.all(error[inside] <= scale / 2 * (1 + 1e-5) + 1e-6)
+    assert np.all(error[inside] <= scale / 2 + 1e-4)  # 1e-4: float32 rounding of values below 256
     assert np.all(q.astype(np.int32)[x < lo] == -128) and np.all(q.astype(np.int32)[x > hi] == 127)
