@@ -25,3 +25,4 @@ flash: setup firmware-model-given
 bench-firmware: setup
 	$(BIN)/python bench/firmware_icount.py
 include firmware/dsp.mk
+include firmware/demos.mk

@@ -23,11 +23,11 @@
 
 #define MFD_VIB_MAX_FEATURES (VIBF_AXES * VIBF_MAX_SEGMENT / 2)
 
-static vibf_workspace_t mfd_vib_workspace;
-static int32_t mfd_vib_features[MFD_VIB_MAX_FEATURES];
-static int16_t mfd_vib_features16[MFD_VIB_MAX_FEATURES];
+static vibf_workspace_t mfdemo_vib_workspace;
+static int32_t mfdemo_vib_features[MFD_VIB_MAX_FEATURES];
+static int16_t mfdemo_vib_features16[MFD_VIB_MAX_FEATURES];
 
-static int8_t mfd_quantize(double value, const mf_tensor_info *info)
+static int8_t mfdemo_quantize(double value, const mf_tensor_info *info)
 {
     double q = rint(value / (double)info->scale) + (double)info->zero_point;
     if (q < -128.0) {
@@ -36,17 +36,17 @@ static int8_t mfd_quantize(double value, const mf_tensor_info *info)
     return q > 127.0 ? 127 : (int8_t)q;
 }
 
-static uint32_t mfd_micro(double value)
+static uint32_t mfdemo_micro(double value)
 {
     return (uint32_t)(value * 1e6 + 0.5);
 }
 
-static int mfd_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
+static int mfdemo_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
 {
-    const vibf_config_t *config = &mfd_vib_config;
+    const vibf_config_t *config = &mfdemo_vib_config;
     size_t window_samples = (size_t)config->segment * (size_t)config->segments_per_window;
     size_t count = (size_t)VIBF_AXES * (size_t)config->bands;
-    uint32_t start_ms = (uint32_t)((uint64_t)window * window_samples * 1000u / mfd_vib_sample_rate_hz);
+    uint32_t start_ms = (uint32_t)((uint64_t)window * window_samples * 1000u / mfdemo_vib_sample_rate_hz);
     mf_tensor_info input;
     mf_tensor_info output;
     mf_status status;
@@ -55,12 +55,12 @@ static int mfd_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
     uint32_t cycles = mfb_cycles();
     size_t i;
 
-    feature_status = vibf_window(&mfd_vib_samples[window * window_samples * VIBF_AXES], config, &mfd_vib_workspace,
-                                 mfd_vib_features);
+    feature_status = vibf_window(&mfdemo_vib_samples[window * window_samples * VIBF_AXES], config, &mfdemo_vib_workspace,
+                                 mfdemo_vib_features);
     if (feature_status != VIBF_OK) {
-        mfd_put("MFD error features status=");
-        mfd_put_int((int32_t)feature_status);
-        mfd_put("\n");
+        mfdemo_put("MFD error features status=");
+        mfdemo_put_int((int32_t)feature_status);
+        mfdemo_put("\n");
         return 1;
     }
     status = mf_input(model, 0, &input);
@@ -68,11 +68,11 @@ static int mfd_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfd_put_status("input", status);
+        mfdemo_put_status("input", status);
         return 1;
     }
     for (i = 0; i < count; i++) {
-        ((int8_t *)input.data)[i] = mfd_quantize(mfd_vib_features[i] / mfd_vib_feature_divisor, &input);
+        ((int8_t *)input.data)[i] = mfdemo_quantize(mfdemo_vib_features[i] / mfdemo_vib_feature_divisor, &input);
     }
     status = mf_invoke(model);
     if (status == MF_OK) {
@@ -82,44 +82,44 @@ static int mfd_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfd_put_status("invoke", status);
+        mfdemo_put_status("invoke", status);
         return 1;
     }
     for (i = 0; i < count; i++) {
         double reconstructed = (double)output.scale * (double)(((const int8_t *)output.data)[i] - output.zero_point);
-        double error = reconstructed - mfd_vib_features[i] / mfd_vib_feature_divisor;
+        double error = reconstructed - mfdemo_vib_features[i] / mfdemo_vib_feature_divisor;
         score += error * error;
     }
     score /= (double)count;
     cycles = mfb_cycles() - cycles;
 
     for (i = 0; i < count; i++) {
-        mfd_vib_features16[i] = (int16_t)mfd_vib_features[i];
+        mfdemo_vib_features16[i] = (int16_t)mfdemo_vib_features[i];
     }
-    mfd_put("MFD window ");
-    mfd_put_uint(window);
-    mfd_put(" start_ms=");
-    mfd_put_uint(start_ms);
-    mfd_put(" score_u=");
-    mfd_put_uint(mfd_micro(score));
-    mfd_put(" score=");
-    mfd_put_double_bits(score);
-    mfd_put(" cycles=");
-    mfd_put_uint(cycles);
-    mfd_put(" features=");
-    mfd_put_hex(mfd_vib_features16, count * sizeof mfd_vib_features16[0]);
-    mfd_put("\n");
-    if (score > mfd_vib_threshold) {
+    mfdemo_put("MFD window ");
+    mfdemo_put_uint(window);
+    mfdemo_put(" start_ms=");
+    mfdemo_put_uint(start_ms);
+    mfdemo_put(" score_u=");
+    mfdemo_put_uint(mfdemo_micro(score));
+    mfdemo_put(" score=");
+    mfdemo_put_double_bits(score);
+    mfdemo_put(" cycles=");
+    mfdemo_put_uint(cycles);
+    mfdemo_put(" features=");
+    mfdemo_put_hex(mfdemo_vib_features16, count * sizeof mfdemo_vib_features16[0]);
+    mfdemo_put("\n");
+    if (score > mfdemo_vib_threshold) {
         (*alarms)++;
-        mfd_put("MFD alarm ");
-        mfd_put_uint(window);
-        mfd_put(" start_ms=");
-        mfd_put_uint(start_ms);
-        mfd_put(" score_u=");
-        mfd_put_uint(mfd_micro(score));
-        mfd_put(" threshold_u=");
-        mfd_put_uint(mfd_micro(mfd_vib_threshold));
-        mfd_put("\n");
+        mfdemo_put("MFD alarm ");
+        mfdemo_put_uint(window);
+        mfdemo_put(" start_ms=");
+        mfdemo_put_uint(start_ms);
+        mfdemo_put(" score_u=");
+        mfdemo_put_uint(mfdemo_micro(score));
+        mfdemo_put(" threshold_u=");
+        mfdemo_put_uint(mfdemo_micro(mfdemo_vib_threshold));
+        mfdemo_put("\n");
     }
     return 0;
 }
@@ -129,18 +129,18 @@ int main(void)
     mf_model *model = NULL;
     uint32_t window;
     uint32_t alarms = 0;
-    if (mfd_load(mfd_model_name, g_demo_model_data, g_demo_model_data_len, mfd_arena, mfd_arena_bytes, &model) != MF_OK) {
+    if (mfdemo_load(mfdemo_model_name, g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
         return 1;
     }
-    for (window = 0; window < mfd_vib_windows; window++) {
-        if (mfd_run_window(model, window, &alarms) != 0) {
+    for (window = 0; window < mfdemo_vib_windows; window++) {
+        if (mfdemo_run_window(model, window, &alarms) != 0) {
             return 1;
         }
     }
-    mfd_put("MFD done windows=");
-    mfd_put_uint(mfd_vib_windows);
-    mfd_put(" alarms=");
-    mfd_put_uint(alarms);
-    mfd_put("\n");
+    mfdemo_put("MFD done windows=");
+    mfdemo_put_uint(mfdemo_vib_windows);
+    mfdemo_put(" alarms=");
+    mfdemo_put_uint(alarms);
+    mfdemo_put("\n");
     return 0;
 }

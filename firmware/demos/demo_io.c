@@ -4,12 +4,12 @@
 
 #include "board.h"
 
-void mfd_put(const char *text)
+void mfdemo_put(const char *text)
 {
     mfb_write(text, strlen(text));
 }
 
-void mfd_put_uint(uint32_t value)
+void mfdemo_put_uint(uint32_t value)
 {
     char digits[10];
     size_t count = 0;
@@ -21,17 +21,17 @@ void mfd_put_uint(uint32_t value)
     mfb_write(&digits[sizeof digits - count], count);
 }
 
-void mfd_put_int(int32_t value)
+void mfdemo_put_int(int32_t value)
 {
     if (value < 0) {
-        mfd_put("-");
-        mfd_put_uint(0u - (uint32_t)value);
+        mfdemo_put("-");
+        mfdemo_put_uint(0u - (uint32_t)value);
     } else {
-        mfd_put_uint((uint32_t)value);
+        mfdemo_put_uint((uint32_t)value);
     }
 }
 
-void mfd_put_hex(const void *data, size_t bytes)
+void mfdemo_put_hex(const void *data, size_t bytes)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *byte = (const unsigned char *)data;
@@ -44,7 +44,7 @@ void mfd_put_hex(const void *data, size_t bytes)
     }
 }
 
-void mfd_put_double_bits(double value)
+void mfdemo_put_double_bits(double value)
 {
     uint64_t bits;
     unsigned char big_endian[8];
@@ -53,33 +53,33 @@ void mfd_put_double_bits(double value)
     for (i = 0; i < 8; i++) {
         big_endian[i] = (unsigned char)(bits >> (56u - 8u * i));
     }
-    mfd_put_hex(big_endian, sizeof big_endian);
+    mfdemo_put_hex(big_endian, sizeof big_endian);
 }
 
-void mfd_put_status(const char *what, mf_status status)
+void mfdemo_put_status(const char *what, mf_status status)
 {
-    mfd_put("MFD error ");
-    mfd_put(what);
-    mfd_put(" ");
-    mfd_put(mf_status_name(status));
-    mfd_put("\n");
+    mfdemo_put("MFD error ");
+    mfdemo_put(what);
+    mfdemo_put(" ");
+    mfdemo_put(mf_status_name(status));
+    mfdemo_put("\n");
 }
 
-mf_status mfd_load(const char *name, const unsigned char *model_data, unsigned int model_bytes, unsigned char *arena,
+mf_status mfdemo_load(const char *name, const unsigned char *model_data, unsigned int model_bytes, unsigned char *arena,
                    unsigned int arena_bytes, mf_model **model)
 {
     mf_fault fault;
     mf_status status = mf_load(model_data, model_bytes, arena, arena_bytes, model, &fault);
     if (status != MF_OK) {
-        mfd_put_status("load", status);
+        mfdemo_put_status("load", status);
         return status;
     }
-    mfd_put("MFD model ");
-    mfd_put(name);
-    mfd_put(" bytes=");
-    mfd_put_uint(model_bytes);
-    mfd_put(" arena=");
-    mfd_put_uint((uint32_t)mf_arena_used(*model));
-    mfd_put("\n");
+    mfdemo_put("MFD model ");
+    mfdemo_put(name);
+    mfdemo_put(" bytes=");
+    mfdemo_put_uint(model_bytes);
+    mfdemo_put(" arena=");
+    mfdemo_put_uint((uint32_t)mf_arena_used(*model));
+    mfdemo_put("\n");
     return MF_OK;
 }

@@ -2,12 +2,12 @@
  * Keyword-spotting demo: raw 16 kHz audio streams through the device in
  * 20 ms chunks. The firmware's feature extractor (firmware/features, the code
  * the model was trained with) turns each chunk into a frame; every
- * mfd_kws_hop_frames frames the last mfd_kws_frames frames are classified, the
- * last mfd_kws_average outputs are averaged, and a keyword whose average
- * reaches the threshold is printed, then suppressed for mfd_kws_suppress_ms.
+ * mfdemo_kws_hop_frames frames the last mfdemo_kws_frames frames are classified, the
+ * last mfdemo_kws_average outputs are averaged, and a keyword whose average
+ * reaches the threshold is printed, then suppressed for mfdemo_kws_suppress_ms.
  *
  *   MFD model <name> bytes=<model bytes> arena=<bytes used>
- *   MFD frame <i> <int16 LE hex>                      (when mfd_kws_print_frames)
+ *   MFD frame <i> <int16 LE hex>                      (when mfdemo_kws_print_frames)
  *   MFD infer <last frame> t_ms=<end of window> cycles=<n> output=<int8 hex>
  *   MFD word <label> t_ms=<end of window> score=<averaged int8 output>
  *   MFD done frames=<n> inferences=<n> words=<n>
@@ -25,28 +25,28 @@
 #define MFD_KWS_MAX_CLASSES 32
 #define MFD_KWS_MAX_AVERAGE 16
 
-static kwsf_workspace_t mfd_kws_workspace;
-static kwsf_stream_t mfd_kws_stream;
-/* The last mfd_kws_frames frames, oldest first. */
-static int16_t mfd_kws_window[MFD_KWS_MAX_FRAMES * MFD_KWS_MAX_FEATURES];
-static int8_t mfd_kws_history[MFD_KWS_MAX_AVERAGE][MFD_KWS_MAX_CLASSES];
+static kwsf_workspace_t mfdemo_kws_workspace;
+static kwsf_stream_t mfdemo_kws_stream;
+/* The last mfdemo_kws_frames frames, oldest first. */
+static int16_t mfdemo_kws_window[MFD_KWS_MAX_FRAMES * MFD_KWS_MAX_FEATURES];
+static int8_t mfdemo_kws_history[MFD_KWS_MAX_AVERAGE][MFD_KWS_MAX_CLASSES];
 
 typedef struct {
     int32_t frames;
     int32_t inferences;
     int32_t words;
     int32_t quiet_until_ms;
-} mfd_kws_state;
+} mfdemo_kws_state;
 
-static int mfd_kws_check(void)
+static int mfdemo_kws_check(void)
 {
-    return mfd_kws_frames >= 1 && mfd_kws_frames <= MFD_KWS_MAX_FRAMES && mfd_kws_features >= 1 &&
-           mfd_kws_features <= MFD_KWS_MAX_FEATURES && mfd_kws_average >= 1 && mfd_kws_average <= MFD_KWS_MAX_AVERAGE &&
-           mfd_kws_label_count >= 1u && mfd_kws_label_count <= MFD_KWS_MAX_CLASSES && mfd_kws_hop_frames >= 1;
+    return mfdemo_kws_frames >= 1 && mfdemo_kws_frames <= MFD_KWS_MAX_FRAMES && mfdemo_kws_features >= 1 &&
+           mfdemo_kws_features <= MFD_KWS_MAX_FEATURES && mfdemo_kws_average >= 1 && mfdemo_kws_average <= MFD_KWS_MAX_AVERAGE &&
+           mfdemo_kws_label_count >= 1u && mfdemo_kws_label_count <= MFD_KWS_MAX_CLASSES && mfdemo_kws_hop_frames >= 1;
 }
 
 /* feature * 2^-KWSF_FRAC_BITS quantized like the model's input: rint rounds half to even, as numpy; saturated. */
-static int8_t mfd_kws_quantize(int16_t feature, const mf_tensor_info *info)
+static int8_t mfdemo_kws_quantize(int16_t feature, const mf_tensor_info *info)
 {
     double q = rint((double)feature / (double)(1 << KWSF_FRAC_BITS) / (double)info->scale) + (double)info->zero_point;
     if (q < -128.0) {
@@ -55,22 +55,22 @@ static int8_t mfd_kws_quantize(int16_t feature, const mf_tensor_info *info)
     return q > 127.0 ? 127 : (int8_t)q;
 }
 
-static void mfd_kws_put_frame(int32_t index, const int16_t *frame)
+static void mfdemo_kws_put_frame(int32_t index, const int16_t *frame)
 {
-    mfd_put("MFD frame ");
-    mfd_put_uint((uint32_t)index);
-    mfd_put(" ");
-    mfd_put_hex(frame, (size_t)mfd_kws_features * sizeof frame[0]);
-    mfd_put("\n");
+    mfdemo_put("MFD frame ");
+    mfdemo_put_uint((uint32_t)index);
+    mfdemo_put(" ");
+    mfdemo_put_hex(frame, (size_t)mfdemo_kws_features * sizeof frame[0]);
+    mfdemo_put("\n");
 }
 
 /* Classify the window ending at frame `last`; print a word when the averaged output says so. */
-static int mfd_kws_classify(mf_model *model, mfd_kws_state *state, int32_t last)
+static int mfdemo_kws_classify(mf_model *model, mfdemo_kws_state *state, int32_t last)
 {
-    size_t count = (size_t)mfd_kws_frames * (size_t)mfd_kws_features;
+    size_t count = (size_t)mfdemo_kws_frames * (size_t)mfdemo_kws_features;
     int32_t t_ms = (last * KWSF_STRIDE + KWSF_WINDOW) / (KWSF_SAMPLE_RATE / 1000);
-    int8_t *slot = mfd_kws_history[state->inferences % mfd_kws_average];
-    int32_t filled = state->inferences + 1 < mfd_kws_average ? state->inferences + 1 : mfd_kws_average;
+    int8_t *slot = mfdemo_kws_history[state->inferences % mfdemo_kws_average];
+    int32_t filled = state->inferences + 1 < mfdemo_kws_average ? state->inferences + 1 : mfdemo_kws_average;
     mf_tensor_info input;
     mf_tensor_info output;
     mf_status status;
@@ -84,11 +84,11 @@ static int mfd_kws_classify(mf_model *model, mfd_kws_state *state, int32_t last)
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfd_put_status("input", status);
+        mfdemo_put_status("input", status);
         return 1;
     }
     for (i = 0; i < count; i++) {
-        ((int8_t *)input.data)[i] = mfd_kws_quantize(mfd_kws_window[i], &input);
+        ((int8_t *)input.data)[i] = mfdemo_kws_quantize(mfdemo_kws_window[i], &input);
     }
     cycles = mfb_cycles();
     status = mf_invoke(model);
@@ -96,46 +96,46 @@ static int mfd_kws_classify(mf_model *model, mfd_kws_state *state, int32_t last)
     if (status == MF_OK) {
         status = mf_output(model, 0, &output);
     }
-    if (status == MF_OK && (output.type != MF_INT8 || output.bytes != mfd_kws_label_count)) {
+    if (status == MF_OK && (output.type != MF_INT8 || output.bytes != mfdemo_kws_label_count)) {
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfd_put_status("invoke", status);
+        mfdemo_put_status("invoke", status);
         return 1;
     }
     memcpy(slot, output.data, output.bytes);
     state->inferences++;
-    mfd_put("MFD infer ");
-    mfd_put_uint((uint32_t)last);
-    mfd_put(" t_ms=");
-    mfd_put_uint((uint32_t)t_ms);
-    mfd_put(" cycles=");
-    mfd_put_uint(cycles);
-    mfd_put(" output=");
-    mfd_put_hex(output.data, output.bytes);
-    mfd_put("\n");
+    mfdemo_put("MFD infer ");
+    mfdemo_put_uint((uint32_t)last);
+    mfdemo_put(" t_ms=");
+    mfdemo_put_uint((uint32_t)t_ms);
+    mfdemo_put(" cycles=");
+    mfdemo_put_uint(cycles);
+    mfdemo_put(" output=");
+    mfdemo_put_hex(output.data, output.bytes);
+    mfdemo_put("\n");
 
-    for (i = 0; i < mfd_kws_label_count; i++) {
+    for (i = 0; i < mfdemo_kws_label_count; i++) {
         int32_t sum = 0;
         int32_t k;
         for (k = 0; k < filled; k++) {
-            sum += mfd_kws_history[k][i];
+            sum += mfdemo_kws_history[k][i];
         }
         if (i == 0 || sum > best_sum) {
             best = (int32_t)i;
             best_sum = sum;
         }
     }
-    if (best >= mfd_kws_first_keyword && best_sum >= mfd_kws_threshold_q * filled && t_ms >= state->quiet_until_ms) {
+    if (best >= mfdemo_kws_first_keyword && best_sum >= mfdemo_kws_threshold_q * filled && t_ms >= state->quiet_until_ms) {
         state->words++;
-        state->quiet_until_ms = t_ms + mfd_kws_suppress_ms;
-        mfd_put("MFD word ");
-        mfd_put(mfd_kws_labels[best]);
-        mfd_put(" t_ms=");
-        mfd_put_uint((uint32_t)t_ms);
-        mfd_put(" score=");
-        mfd_put_int(best_sum / filled);
-        mfd_put("\n");
+        state->quiet_until_ms = t_ms + mfdemo_kws_suppress_ms;
+        mfdemo_put("MFD word ");
+        mfdemo_put(mfdemo_kws_labels[best]);
+        mfdemo_put(" t_ms=");
+        mfdemo_put_uint((uint32_t)t_ms);
+        mfdemo_put(" score=");
+        mfdemo_put_int(best_sum / filled);
+        mfdemo_put("\n");
     }
     return 0;
 }
@@ -143,53 +143,53 @@ static int mfd_kws_classify(mf_model *model, mfd_kws_state *state, int32_t last)
 int main(void)
 {
     mf_model *model = NULL;
-    mfd_kws_state state = {0, 0, 0, 0};
+    mfdemo_kws_state state = {0, 0, 0, 0};
     uint32_t offset;
-    if (!mfd_kws_check()) {
-        mfd_put("MFD error configuration\n");
+    if (!mfdemo_kws_check()) {
+        mfdemo_put("MFD error configuration\n");
         return 1;
     }
-    if (mfd_load(mfd_model_name, g_demo_model_data, g_demo_model_data_len, mfd_arena, mfd_arena_bytes, &model) != MF_OK) {
+    if (mfdemo_load(mfdemo_model_name, g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
         return 1;
     }
-    if (kwsf_stream_init(&mfd_kws_stream) != KWSF_OK) {
-        mfd_put("MFD error stream-init\n");
+    if (kwsf_stream_init(&mfdemo_kws_stream) != KWSF_OK) {
+        mfdemo_put("MFD error stream-init\n");
         return 1;
     }
-    for (offset = 0; offset < mfd_kws_audio_samples; offset += KWSF_STRIDE) {
+    for (offset = 0; offset < mfdemo_kws_audio_samples; offset += KWSF_STRIDE) {
         int16_t frame[MFD_KWS_MAX_FEATURES];
         int32_t produced = 0;
-        int32_t chunk = (int32_t)(mfd_kws_audio_samples - offset < KWSF_STRIDE ? mfd_kws_audio_samples - offset : KWSF_STRIDE);
-        kwsf_status_t fstatus = kwsf_stream_push(&mfd_kws_stream, &mfd_kws_audio[offset], chunk, mfd_kws_kind,
-                                                 mfd_kws_features, &mfd_kws_workspace, frame, 1, &produced);
+        int32_t chunk = (int32_t)(mfdemo_kws_audio_samples - offset < KWSF_STRIDE ? mfdemo_kws_audio_samples - offset : KWSF_STRIDE);
+        kwsf_status_t fstatus = kwsf_stream_push(&mfdemo_kws_stream, &mfdemo_kws_audio[offset], chunk, mfdemo_kws_kind,
+                                                 mfdemo_kws_features, &mfdemo_kws_workspace, frame, 1, &produced);
         if (fstatus != KWSF_OK) {
-            mfd_put("MFD error features status=");
-            mfd_put_int((int32_t)fstatus);
-            mfd_put("\n");
+            mfdemo_put("MFD error features status=");
+            mfdemo_put_int((int32_t)fstatus);
+            mfdemo_put("\n");
             return 1;
         }
         if (produced == 0) {
             continue;
         }
-        if (mfd_kws_print_frames) {
-            mfd_kws_put_frame(state.frames, frame);
+        if (mfdemo_kws_print_frames) {
+            mfdemo_kws_put_frame(state.frames, frame);
         }
-        memmove(mfd_kws_window, &mfd_kws_window[mfd_kws_features],
-                (size_t)(mfd_kws_frames - 1) * (size_t)mfd_kws_features * sizeof mfd_kws_window[0]);
-        memcpy(&mfd_kws_window[(mfd_kws_frames - 1) * mfd_kws_features], frame, (size_t)mfd_kws_features * sizeof frame[0]);
+        memmove(mfdemo_kws_window, &mfdemo_kws_window[mfdemo_kws_features],
+                (size_t)(mfdemo_kws_frames - 1) * (size_t)mfdemo_kws_features * sizeof mfdemo_kws_window[0]);
+        memcpy(&mfdemo_kws_window[(mfdemo_kws_frames - 1) * mfdemo_kws_features], frame, (size_t)mfdemo_kws_features * sizeof frame[0]);
         state.frames++;
-        if (state.frames >= mfd_kws_frames && (state.frames - mfd_kws_frames) % mfd_kws_hop_frames == 0) {
-            if (mfd_kws_classify(model, &state, state.frames - 1) != 0) {
+        if (state.frames >= mfdemo_kws_frames && (state.frames - mfdemo_kws_frames) % mfdemo_kws_hop_frames == 0) {
+            if (mfdemo_kws_classify(model, &state, state.frames - 1) != 0) {
                 return 1;
             }
         }
     }
-    mfd_put("MFD done frames=");
-    mfd_put_uint((uint32_t)state.frames);
-    mfd_put(" inferences=");
-    mfd_put_uint((uint32_t)state.inferences);
-    mfd_put(" words=");
-    mfd_put_uint((uint32_t)state.words);
-    mfd_put("\n");
+    mfdemo_put("MFD done frames=");
+    mfdemo_put_uint((uint32_t)state.frames);
+    mfdemo_put(" inferences=");
+    mfdemo_put_uint((uint32_t)state.inferences);
+    mfdemo_put(" words=");
+    mfdemo_put_uint((uint32_t)state.words);
+    mfdemo_put("\n");
     return 0;
 }
