@@ -71,6 +71,16 @@ static inline void mfd_column(const mfd_patch *p, int32_t oy, int32_t ox, int32_
     const int contiguous = p->dilation_w == 1 && p->f_c == p->in_c;
     int32_t k = 0;
     int32_t fy;
+    if (contiguous && in_y0 >= 0 && in_y0 + p->dilation_h * (p->f_h - 1) < p->in_h && in_x0 >= 0 &&
+        in_x0 + p->f_w <= p->in_w) {
+        /* Inside the input: one copy per filter row, no tap checks. */
+        const size_t row_step = (size_t)p->dilation_h * p->in_w * p->in_c;
+        const int8_t *row = p->in + ((size_t)in_y0 * p->in_w + in_x0) * p->in_c;
+        for (fy = 0; fy < p->f_h; ++fy, row += row_step) {
+            mfd_column_copy(column, &k, whole, row, p->f_w * p->f_c, p->offset);
+        }
+        return;
+    }
     for (fy = 0; fy < p->f_h; ++fy) {
         const int32_t in_y = in_y0 + p->dilation_h * fy;
         const int8_t *row;
