@@ -146,8 +146,11 @@ class Engine:
         self._model_size = len(model)
         size = arena_bytes or DEFAULT_ARENA_BYTES
         status, fault = self._load(size)
-        if status == MF_ERR_ARENA_TOO_SMALL and arena_bytes is None and fault.arena_needed > size:
-            status, fault = self._load(fault.arena_needed)
+        # Without a given arena, grow to what the engine asks for (its state, its planning records, then the
+        # plan: each step can only ask for more, so this ends).
+        while status == MF_ERR_ARENA_TOO_SMALL and arena_bytes is None and fault.arena_needed > size:
+            size = fault.arena_needed
+            status, fault = self._load(size)
         if status != MF_OK:
             raise self._load_error(status, fault, size)
 

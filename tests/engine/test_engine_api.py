@@ -155,3 +155,13 @@ def test_float_model_is_refused_naming_the_type():
     with pytest.raises(eng.EngineError) as caught:
         eng.Engine((MODELS / "hello_world" / "hello_world_float.tflite").read_bytes())
     assert caught.value.status == "MF_ERR_UNSUPPORTED_TYPE" and caught.value.fault_name == "FLOAT32"
+
+
+def test_arena_grows_to_what_the_engine_asks_for(monkeypatch):
+    """From a 64-byte first try, the binding follows the engine's successive arena_needed to the full plan."""
+    model = (MODELS / "person_detection" / "person_detect.tflite").read_bytes()
+    with eng.Engine(model) as engine:
+        expected = engine.arena_used
+    monkeypatch.setattr(eng, "DEFAULT_ARENA_BYTES", 64)
+    with eng.Engine(model) as engine:
+        assert engine.arena_used == expected
