@@ -164,3 +164,28 @@ def test_a_run_that_outlasts_its_timeout_is_stopped(tmp_path):
     image = build.build_image(PERSON_DIR / "person_detect.tflite", "qemu-m4", out_dir=tmp_path, inputs=vectors)
     with pytest.raises(MCUForgeError, match=r"did not finish in QEMU \(mps2-an386\) within 0 s"):
         build.run_qemu(image, timeout=0.05)
+
+
+def test_systick_cycles_match_the_instruction_count_under_icount(tmp_path):
+    """Under -icount shift=0 one instruction is 1 ns, so SysTick at clock_hz ticks insns * clock_hz / 1e9 times.
+
+    The instruction count comes from the qemu-icount plugin (counting every
+    guest instruction between the marks around mf_invoke): an oracle
+    independent of the firmware's own counter.
+    """
+    import re
+    import subprocess
+
+    plugin = tmp_path / "libcount.so"
+    source = SHARED_MODELS.parents[1] / "tools" / "qemu-icount" / "count.c"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(plugin), str(source)], check=True)
+    image = build.build_image(SHARED_MODELS / "micro_speech" / "micro_speech_quantized.tflite", "qemu-m3", out_dir=tmp_path, inputs=_random((1, 1960), 1, seed=6))
+    symbols = subprocess.run(["arm-none-eabi-nm", str(image.elf)], capture_output=True, text=True, check=True).stdout
+    mark = int(re.search(r"^([0-9a-f]+) T mf_app_mark$", symbols, re.M)[1], 16)
+    proc = subprocess.run(
+        build.qemu_command(image, ["-plugin", f"{plugin},mark=0x{mark:x}", "-d", "plugin"]), capture_output=True, text=True, timeout=120
+    )
+    instructions = int(re.search(r"^MARK 1 total=\d+ delta=(\d+)", proc.stderr, re.M)[1])
+    cycles = build.parse_run(proc.stdout).cycles[0]
+    assert instructions > 1_000_000
+    assert abs(cycles - instructions * image.board.clock_hz / 1e9) <= 2
