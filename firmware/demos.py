@@ -423,9 +423,9 @@ def run_test_split(spec, model_path: Path | str, count: int | None = None, targe
 
 KWS_HOP_FRAMES = 5  # classify every 100 ms
 KWS_AVERAGE = 3  # over the last 3 outputs (300 ms)
-KWS_THRESHOLD = 0.5  # averaged probability a keyword must reach
-KWS_SUPPRESS_MS = 700  # a word is reported once
-KWS_WORD_GAP_MS = 600  # silence espeak-ng leaves between the words of --say
+KWS_THRESHOLD = 0.6  # averaged probability a keyword must reach
+KWS_SUPPRESS_MS = 1300  # a word is reported once (it stays in the 1 s window for a second)
+KWS_WORD_GAP_MS = 700  # silence between the words of --say
 
 
 @dataclass
@@ -450,17 +450,25 @@ class KwsDemo:
 
 
 def say(text: str, voice: str = "en-us", pitch: int = 50, speed: int = 150, gap_ms: int = KWS_WORD_GAP_MS) -> np.ndarray:
-    """`text` spoken by espeak-ng (words `gap_ms` apart, with half a second of silence around) as 16 kHz int16 PCM."""
+    """`text` spoken by espeak-ng word by word, `gap_ms` of silence between words and half a second around, as 16 kHz int16 PCM.
+
+    Each word is synthesized alone so that the gap does not shrink with the
+    speaking rate (espeak-ng's own -g gap does).
+    """
     from mcuforge.train.datasets.keywords import SAMPLE_RATE, _run, sox_to_pcm
 
-    if not text.strip():
+    words = text.split()
+    if not words:
         raise MCUForgeError("--say: expected some words to speak. Received an empty text")
+    pad, gap = np.zeros(SAMPLE_RATE // 2, np.int16), np.zeros(SAMPLE_RATE * gap_ms // 1000, np.int16)
+    parts = [pad]
     with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "say.wav"
-        wav.write_bytes(_run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-g", str(gap_ms // 10), "--stdout", text]))
-        speech = sox_to_pcm(wav, [])
-    pad = np.zeros(SAMPLE_RATE // 2, np.int16)
-    return np.concatenate([pad, speech, pad])
+        wav = Path(tmp) / "word.wav"
+        for index, word in enumerate(words):
+            wav.write_bytes(_run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", word]))
+            parts += [gap] if index else []
+            parts.append(sox_to_pcm(wav, []))
+    return np.concatenate([*parts, pad])
 
 
 def read_audio(path: Path | str) -> np.ndarray:
