@@ -26,6 +26,7 @@ def convert(
     value_range: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
     samples: int = 16,
     io_type: str = "int8",
+    per_channel_dense: bool = False,
 ) -> bytes:
     """Convert `fn` (tensors in -> tensor out, TF ops or Keras layers) to an int8 .tflite.
 
@@ -33,7 +34,8 @@ def convert(
     range on input i, given one (low, high) per input), which sets the input
     scales and zero points; vary it per case to vary the quantization.
     io_type "float32" keeps float inputs and outputs, so the model starts with
-    QUANTIZE and ends with DEQUANTIZE.
+    QUANTIZE and ends with DEQUANTIZE; per_channel_dense quantizes
+    FULLY_CONNECTED weights per output unit (the converter's default is per tensor).
     """
     import tensorflow as tf
 
@@ -49,6 +51,7 @@ def convert(
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: iter(data)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = not per_channel_dense
     converter.inference_input_type = tf.as_dtype(io_type)
     converter.inference_output_type = tf.as_dtype(io_type)
     return converter.convert()

@@ -82,6 +82,19 @@ def test_fully_connected(seed):
     assert_matches_tflm(model, rng)
 
 
+def test_fully_connected_per_channel_weights():
+    """Weights quantized per output unit, over very different magnitudes."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(150)
+    magnitudes = np.array([0.01, 0.1, 1.0, 10.0, 3.0], dtype=np.float32)
+    weights = tf.constant((rng.normal(size=(8, 5)) * magnitudes).astype(np.float32))
+    model = convert_one_op(lambda x: tf.matmul(x, weights), [(2, 8)], rng, "FULLY_CONNECTED", per_channel_dense=True)
+    graph = parse_tflite(model).main
+    assert len(graph.tensors[graph.operators[0].inputs[1]].quantization.scales) == 5
+    assert_matches_tflm(model, rng, trials=5)
+
+
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("op", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
 def test_pooling(op, seed):
