@@ -89,6 +89,19 @@ def test_person_detect_known_images_and_noise(target, tmp_path):
     assert result.outputs[1][0].reshape(-1).tolist() == [57, -57]
 
 
+def test_person_detect_with_patched_bias_dimensions(tmp_path):
+    model = PERSON_DIR / "person_detect.qdim_patched.tflite"
+    result = assert_bit_exact(model, "qemu-m4", _person_image("person.bmp"), tmp_path)
+    assert result.outputs[0][0].reshape(-1).tolist() == [-113, 113]
+
+
+def test_the_lstm_model_is_refused_at_build_time_naming_the_op(tmp_path):
+    """mnist_lstm is int8 but needs UNIDIRECTIONAL_SEQUENCE_LSTM, which the engine does not implement."""
+    with pytest.raises(MCUForgeError, match="no kernel for op UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        build.build_image(SHARED_MODELS / "mnist_lstm" / "trained_lstm_int8.tflite", "qemu-m4", out_dir=tmp_path)
+    assert list(tmp_path.glob("*.elf")) == []
+
+
 @pytest.mark.parametrize("target", ("qemu-m3", "qemu-m7", "qemu-m55"))
 def test_other_emulated_cores(target, tmp_path):
     assert_bit_exact(SHARED_MODELS / "micro_speech" / "micro_speech_quantized.tflite", target, _random((1, 1960), 2, seed=3), tmp_path)
