@@ -301,3 +301,12 @@ def test_parse_run_reads_every_line_kind():
     assert result.outputs[1][0].tolist() == [1, -1]
     assert result.top == [[(0, "yes", 127)]]
     assert result.cycles == [1234, 99]
+
+
+@pytest.mark.hardware
+@pytest.mark.parametrize("name", REAL_BOARDS)
+def test_flash_an_attached_board(name, tmp_path):
+    """Opt-in (`pytest -m hardware`): needs the board and its flashing tool attached and installed."""
+    image = build.build_image(HELLO, name, out_dir=tmp_path)
+    report = build.flash_image(image)
+    assert f"flashed {image.elf.name} to {name}" in report
