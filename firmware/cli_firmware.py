@@ -27,12 +27,14 @@ def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Pat
     return image
 
 
-def _report(result) -> None:
+def _report(result, board) -> None:
     typer.echo(f"model {result.model}, input {result.input_source}, arena used {result.arena_used:,} bytes")
+    # Under QEMU -icount, SysTick counts virtual time: instructions x clock / 1e9, not silicon cycles.
+    unit = f"emulated SysTick cycles at {board.clock_hz / 1e6:g} MHz" if board.emulated else "cycles"
     for index, outputs in enumerate(result.outputs):
         tops = ", ".join(f"{label if label != '-' else cls} ({value})" for cls, label, value in result.top[index]) if index < len(result.top) else ""
         values = " | ".join(" ".join(str(v) for v in out.reshape(-1)[:16]) + (" ..." if out.size > 16 else "") for out in outputs)
-        cycles = f", {result.cycles[index]:,} cycles" if index < len(result.cycles) else ""
+        cycles = f", {result.cycles[index]:,} {unit}" if index < len(result.cycles) else ""
         typer.echo(f"  vector {index}: [{values}]{' top: ' + tops if tops else ''}{cycles}")
 
 
@@ -50,7 +52,8 @@ def register(app: typer.Typer) -> None:
         """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
         from mcuforge.firmware.build import run_qemu
 
-        _report(run_qemu(_build(model, target, input, labels, out, arena, kernels, name), timeout=timeout))
+        image = _build(model, target, input, labels, out, arena, kernels, name)
+        _report(run_qemu(image, timeout=timeout), image.board)
 
     @firmware.command("flash")
     def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
@@ -59,6 +62,6 @@ def register(app: typer.Typer) -> None:
 
         image = _build(model, target, input, labels, out, arena, kernels, name)
         if image.board.emulated:
-            _report(run_qemu(image, timeout=timeout))
+            _report(run_qemu(image, timeout=timeout), image.board)
         else:
             typer.echo(flash_image(image))
