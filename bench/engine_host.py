@@ -78,7 +78,7 @@ def code_size(optimization: str) -> dict[str, int]:
         return {str(s.relative_to(RUNTIME_DIR)): _object_size(s, optimization, [], Path(tmp)) for s in runtime_sources()}
 
 
-CORE_SOURCES = ("mf_engine.c", "mf_flatbuffer.c", "mf_names.c", "kernels/common.c")
+CORE_SOURCES = ("mf_engine.c", "mf_flatbuffer.c", "mf_fixedpoint.c", "mf_names.c", "kernels/common.c")
 
 
 def kernel_sources(ops: set[str]) -> tuple[list[str], list[Path]]:

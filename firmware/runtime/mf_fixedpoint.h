@@ -86,30 +86,9 @@ static inline int32_t mf_mul_by_quantized_multiplier_greater_than_one(int32_t x,
 
 /* TFLM QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31).
  * Values no valid model produces (NaN, infinities, above 2^31) give a zero multiplier
- * instead of undefined behaviour. */
-static inline void mf_quantize_multiplier(double real, int32_t *multiplier, int *shift)
-{
-    int exponent = 0;
-    double q;
-    int64_t q_fixed;
-    if (real == 0.0 || !(fabs(real) < 2147483648.0)) {
-        *multiplier = 0;
-        *shift = 0;
-        return;
-    }
-    q = frexp(real, &exponent);
-    q_fixed = (int64_t)round(q * (double)((int64_t)1 << 31));
-    if (q_fixed == ((int64_t)1 << 31)) {
-        q_fixed /= 2;
-        ++exponent;
-    }
-    if (exponent < -31) {
-        exponent = 0;
-        q_fixed = 0;
-    }
-    *multiplier = (int32_t)q_fixed;
-    *shift = exponent;
-}
+ * instead of undefined behaviour. Out of line (mf_fixedpoint.c): it is not on any
+ * per-element path, and one copy saves flash in every kernel that calls it. */
+void mf_quantize_multiplier(double real, int32_t *multiplier, int *shift);
 
 /* Number of leading zero bits, 32 for zero (TFLM CountLeadingZeros). */
 static inline int mf_count_leading_zeros(uint32_t x)

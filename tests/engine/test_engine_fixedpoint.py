@@ -16,7 +16,8 @@ Q31 = 2.0**31
 
 @pytest.fixture(scope="module")
 def fp():
-    lib = ctypes.CDLL(str(build_shared_library("mf_fixedpoint_probe", [Path(__file__).with_name("fixedpoint_probe.c")], [RUNTIME_DIR])))
+    sources = [Path(__file__).with_name("fixedpoint_probe.c"), RUNTIME_DIR / "mf_fixedpoint.c"]
+    lib = ctypes.CDLL(str(build_shared_library("mf_fixedpoint_probe", sources, [RUNTIME_DIR])))
     for name in ("probe_srdhm", "probe_rounding_divide_by_pot", "probe_mul_by_quantized_multiplier",
                  "probe_exp_on_negative_values", "probe_one_over_one_plus_x", "probe_logistic", "probe_tanh"):
         getattr(lib, name).restype = ctypes.c_int32

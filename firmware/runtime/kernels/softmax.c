@@ -42,9 +42,9 @@ static mf_status softmax_check(const mf_op *op, softmax_params *p)
     if (p->left_shift < 0 || p->left_shift > 31) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
-    p->diff_min = -(int32_t)floor(((double)((1 << SCALED_DIFF_INTEGER_BITS) - 1) *
-                                   (double)((int64_t)1 << (31 - SCALED_DIFF_INTEGER_BITS))) /
-                                  (double)((int64_t)1 << p->left_shift));
+    /* TFLM's floor(31 * 2^26 / 2^left_shift), exact in integers. */
+    p->diff_min = -(int32_t)((((uint32_t)1 << SCALED_DIFF_INTEGER_BITS) - 1u) << (31 - SCALED_DIFF_INTEGER_BITS) >>
+                             p->left_shift);
     return MF_OK;
 }
 
