@@ -158,3 +158,33 @@ def test_an_unknown_kernel_set_is_refused_naming_the_choices():
 
     with pytest.raises(MCUForgeError, match=r"unknown kernel set 'neon': choose one of portable, dsp"):
         runtime_sources("neon")
+
+
+def test_the_dsp_multiplier_from_double_bits_equals_the_portable_quantize_multiplier(tmp_path):
+    """mfd_quantize_multiplier replaces frexp and round by bit arithmetic: same multiplier and shift, value by value."""
+    import ctypes
+
+    from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources
+    from mcuforge.firmware.hostbuild import build_shared_library
+
+    source = tmp_path / "multiplier.c"
+    source.write_text(
+        '#include "mfd_dsp.h"\n'
+        "int mfd_test_both(double real, int32_t *out);\n"
+        "int mfd_test_both(double real, int32_t *out)\n{\n"
+        "    int shift_portable;\n    int shift_dsp;\n"
+        "    mf_quantize_multiplier(real, &out[0], &shift_portable);\n"
+        "    mfd_quantize_multiplier(real, &out[2], &shift_dsp);\n"
+        "    out[1] = shift_portable;\n    out[3] = shift_dsp;\n    return 0;\n}\n"
+    )
+    library = build_shared_library("mfd_multiplier_test", [source, *runtime_sources("dsp")], [RUNTIME_DIR, KERNELS_DIR / "dsp"])
+    lib = ctypes.CDLL(str(library))
+    lib.mfd_test_both.argtypes = [ctypes.c_double, ctypes.POINTER(ctypes.c_int32)]
+    rng = np.random.default_rng(21)
+    scales = rng.uniform(0.5, 1.0, size=(3, 4000)).astype(np.float32) * np.exp2(rng.integers(-20, 8, size=(3, 4000))).astype(np.float32)
+    ratios = scales[0].astype(np.float64) * scales[1].astype(np.float64) / scales[2].astype(np.float64)
+    edges = [np.ldexp(1.0, e) * f for e in range(-40, 33) for f in (1.0, 1.0 - 2.0**-40, 1.0 - 2.0**-31, 1.0 - 2.0**-32)]
+    out = (ctypes.c_int32 * 4)()
+    for real in [*ratios, *edges, 0.0, -0.25, float("inf"), 5e-324]:
+        lib.mfd_test_both(float(real), out)
+        assert (out[2], out[3]) == (out[0], out[1]), f"real={real!r}: dsp {out[2]}, {out[3]}; portable {out[0]}, {out[1]}"

@@ -201,6 +201,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     const int32_t depth_multiplier = out_c / (in_c > 0 ? in_c : 1);
     const int32_t input_offset = -input->zero_point;
     const int32_t quads = out_c & ~3;
+    ptrdiff_t pixel_step; /* input bytes between horizontally adjacent outputs */
     mfd_requant *requant = (mfd_requant *)op->scratch;
     mfd_dw_window win;
     dw_geometry g;
@@ -223,6 +224,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
         return mfd_depthwise_as_conv(op, &g, requant);
     }
     win.row_stride = in_w * in_c;
+    pixel_step = (ptrdiff_t)g.stride_w * in_c;
     win.tap_x_stride = g.dilation_w * in_c;
     win.tap_y_stride = g.dilation_h * win.row_stride;
     for (b = 0; b < batches; ++b) {
@@ -245,31 +247,26 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
                 }
                 pixels = next_fx0 == win.fx0 && next_fx1 == win.fx1 ? 2 : 1;
                 win.origin = (ptrdiff_t)in_y0 * win.row_stride + (ptrdiff_t)in_x0 * in_c;
-                for (oc = 0; oc < out_c; oc += 4) {
-                    const int32_t lanes = oc < quads ? 4 : out_c - oc;
+                for (oc = 0; oc < quads; oc += 4) {
                     int32_t acc[8];
                     int32_t lane;
-                    int32_t pixel;
-                    for (lane = 0; lane < 8; ++lane) {
-                        acc[lane] = bias != NULL && lane % 4 < lanes ? bias[oc + lane % 4] : 0;
+                    for (lane = 0; lane < 4; ++lane) {
+                        acc[lane] = acc[4 + lane] = bias != NULL ? bias[oc + lane] : 0;
                     }
-                    if (lanes == 4 && pixels == 2) {
-                        mfd_dw_quad_pair(&win, (ptrdiff_t)g.stride_w * in_c, w, f_w, out_c, oc, input_offset, acc);
-                    } else if (lanes == 4) {
-                        mfd_dw_quad(&win, w, f_w, out_c, oc, input_offset, acc);
+                    if (pixels == 2) {
+                        mfd_dw_quad_pair(&win, pixel_step, w, f_w, out_c, oc, input_offset, acc);
+                        mfd_store4(out_pixel + out_c + oc, acc + 4, requant + oc, output->zero_point, g.act_min, g.act_max);
                     } else {
-                        for (pixel = 0; pixel < pixels; ++pixel) {
-                            for (lane = 0; lane < lanes; ++lane) {
-                                acc[4 * pixel + lane] = mfd_dw_channel(&win, pixel * g.stride_w * in_c, w, f_w, out_c,
-                                                                       oc + lane, input_offset, acc[4 * pixel + lane]);
-                            }
-                        }
+                        mfd_dw_quad(&win, w, f_w, out_c, oc, input_offset, acc);
                     }
+                    mfd_store4(out_pixel + oc, acc, requant + oc, output->zero_point, g.act_min, g.act_max);
+                }
+                for (; oc < out_c; ++oc) {
+                    int32_t pixel;
                     for (pixel = 0; pixel < pixels; ++pixel) {
-                        for (lane = 0; lane < lanes; ++lane) {
-                            out_pixel[pixel * out_c + oc + lane] = mfd_output(acc[4 * pixel + lane], requant[oc + lane],
-                                                                              output->zero_point, g.act_min, g.act_max);
-                        }
+                        const int32_t acc = mfd_dw_channel(&win, pixel * pixel_step, w, f_w, out_c, oc, input_offset,
+                                                           bias != NULL ? bias[oc] : 0);
+                        out_pixel[pixel * out_c + oc] = mfd_output(acc, requant[oc], output->zero_point, g.act_min, g.act_max);
                     }
                 }
                 ox += pixels;

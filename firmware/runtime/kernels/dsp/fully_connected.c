@@ -53,7 +53,7 @@ mf_status mf_fully_connected_eval(const mf_op *op)
     int32_t act_max;
     int32_t batches;
     int32_t u;
-    mfd_requant requant0 = {0, 0};
+    mfd_requant requant0 = {0, 0, 0};
     mfd_requant requant1;
     mf_status status = fc_check(op, &act_min, &act_max);
     if (status != MF_OK) {

@@ -86,20 +86,54 @@ static inline int mfd_int8_offset_ok(int32_t zero_point) { return zero_point >= 
 /* An int16 value in both lanes (the offsets added by mfd_sxtab16). */
 static inline uint32_t mfd_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x00010001u; }
 
-/* One channel's output scale as TFLM's QuantizeMultiplier gives it. */
+/* One channel's output scale as TFLM's QuantizeMultiplier gives it, its
+ * shift split once into the left shift before and the right shift after the
+ * multiply (one of them is 0). */
 typedef struct mfd_requant {
     int32_t multiplier;
-    int32_t shift;
+    int16_t left;
+    int16_t right;
 } mfd_requant;
+
+/* mf_quantize_multiplier, bit for bit, from the double's bits instead of the
+ * soft-float frexp and round (the per-channel scales are recomputed on every
+ * inference: the engine keeps no per-op state). A positive normal `real`
+ * below 2^31 is m * 2^(e - 1075) with a 53-bit m, so frexp gives m / 2^53
+ * and round(m / 2^53 * 2^31) is (m + 2^21) >> 22; other values take the
+ * portable function. */
+static inline void mfd_quantize_multiplier(double real, int32_t *multiplier, int *shift)
+{
+    uint64_t bits;
+    uint64_t fixed;
+    int exponent;
+    MFD_MEMCPY(&bits, &real, sizeof bits);
+    exponent = (int)((bits >> 52) & 0x7FFu) - 1022;
+    if ((bits >> 63) != 0 || exponent == -1022 || exponent > 31) {
+        mf_quantize_multiplier(real, multiplier, shift);
+        return;
+    }
+    fixed = (((bits & ((UINT64_C(1) << 52) - 1u)) | (UINT64_C(1) << 52)) + (UINT64_C(1) << 21)) >> 22;
+    if (fixed == (UINT64_C(1) << 31)) {
+        fixed >>= 1;
+        ++exponent;
+    }
+    if (exponent < -31) {
+        exponent = 0;
+        fixed = 0;
+    }
+    *multiplier = (int32_t)fixed;
+    *shift = exponent;
+}
 
 static inline mfd_requant mfd_requant_for(const mf_tensor *input, const mf_tensor *filter, int32_t channel,
                                           const mf_tensor *output)
 {
     mfd_requant q;
     int shift;
-    mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, channel) / (double)output->scale,
-                           &q.multiplier, &shift);
-    q.shift = shift;
+    mfd_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, channel) / (double)output->scale,
+                            &q.multiplier, &shift);
+    q.left = (int16_t)(shift > 0 ? shift : 0);
+    q.right = (int16_t)(shift > 0 ? 0 : -shift);
     return q;
 }
 
@@ -109,19 +143,27 @@ static inline mfd_requant mfd_requant_for(const mf_tensor *input, const mf_tenso
  * a and b except a == b == INT32_MIN, and the multiplier is never negative). */
 static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
 {
-    const int left = q.shift > 0 ? q.shift : 0;
-    const int right = q.shift > 0 ? 0 : -q.shift;
-    const int64_t product = (int64_t)mf_wrap_shl(acc, left) * q.multiplier + ((int64_t)1 << 30);
+    const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
     const int32_t high = (int32_t)(product >> 31);
-    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t mask = (int32_t)((1u << q.right) - 1u);
     const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-    return (high >> right) + ((high & mask) > threshold ? 1 : 0);
+    return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
 }
 
 /* The int8 output value of an accumulator (bias included). */
 static inline int8_t mfd_output(int32_t acc, mfd_requant q, int32_t zero_point, int32_t act_min, int32_t act_max)
 {
     return (int8_t)mf_clamp_i32(mf_wrap_add(mfd_requantize(acc, q), zero_point), act_min, act_max);
+}
+
+/* Four consecutive channels' outputs. */
+static inline void mfd_store4(int8_t *out, const int32_t acc[4], const mfd_requant *requant, int32_t zero_point,
+                              int32_t act_min, int32_t act_max)
+{
+    out[0] = mfd_output(acc[0], requant[0], zero_point, act_min, act_max);
+    out[1] = mfd_output(acc[1], requant[1], zero_point, act_min, act_max);
+    out[2] = mfd_output(acc[2], requant[2], zero_point, act_min, act_max);
+    out[3] = mfd_output(acc[3], requant[3], zero_point, act_min, act_max);
 }
 
 #endif /* MFD_DSP_H */
