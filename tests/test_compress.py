@@ -206,6 +206,24 @@ def test_two_four_sparsity_in_converted_weights(trained, context):
     assert checked == 2
 
 
+def test_two_four_skips_depthwise_layers(context):
+    """DS-CNN: pointwise convolutions get 2:4, depthwise kernels (unsupported by tfmot's m-by-n) stay dense."""
+    import tf_keras
+
+    from mcuforge.compress.prune import PruneOptions, prune
+    from mcuforge.train import zoo
+
+    tf_keras.utils.set_random_seed(0)
+    model = zoo.build("ds_cnn", context.dataset.input_shape, context.dataset.num_classes, width=0.125, blocks=1)
+    pruned = prune(model, PruneOptions(pattern="2:4", epochs=1), context)
+    weights = _weights(_ptq(pruned, context.dataset))
+    pointwise = [w for name, w in weights.items() if name.endswith("CONV_2D") and not name.endswith("DEPTHWISE_CONV_2D") and w.shape[1:3] == (1, 1)]
+    depthwise = [w for name, w in weights.items() if name.endswith("DEPTHWISE_CONV_2D")]
+    assert len(pointwise) == 1 and len(depthwise) == 1
+    assert np.all(np.sum(pointwise[0].reshape(-1, 4) == 0, axis=1) >= 2)
+    assert np.mean(depthwise[0] == 0) < 0.2
+
+
 # --- channel pruning ------------------------------------------------------------------------
 
 
@@ -367,3 +385,18 @@ def test_qat_folds_dense_batchnorm_exactly():
         qat = keras_q.quantize_apply(keras_q.quantize_annotate_model(folded))
     converted = parse_tflite(convert_model(qat, None))
     assert converted.is_fully_integer and converted.op_names == ("FULLY_CONNECTED",)
+
+
+def test_channel_pruning_keeps_an_autoencoders_input_and_output():
+    """Dense -> BatchNorm chains shrink; the reconstruction keeps the input's width."""
+    import tf_keras
+
+    from mcuforge.compress.channel_prune import shrink
+    from mcuforge.train import zoo
+
+    tf_keras.utils.set_random_seed(0)
+    model = zoo.build("autoencoder", (32,), 0, width=0.25, hidden_layers=1, bottleneck=8)
+    smaller = shrink(model, 0.5)
+    assert [smaller.get_layer(f"dense{i}").units for i in range(3)] == [16, 4, 16]
+    assert smaller.get_layer("bn0").get_weights()[0].shape == (16,)
+    assert smaller.output_shape == model.output_shape == (None, 32)
