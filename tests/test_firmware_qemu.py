@@ -8,6 +8,7 @@ and every output byte is compared with the TFLM host interpreter's output.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -186,7 +187,6 @@ def test_systick_cycles_match_the_instruction_count_under_icount(tmp_path):
     guest instruction between the marks around mf_invoke): an oracle
     independent of the firmware's own counter.
     """
-    import re
     import subprocess
 
     plugin = tmp_path / "libcount.so"
@@ -216,3 +216,22 @@ def test_systick_counts_across_its_24_bit_wraps(tmp_path):
     cycles = build.run_qemu(image, timeout=300).cycles
     assert len(cycles) == 7 and sum(cycles) > 2**24
     assert max(cycles) - min(cycles) <= 2
+
+
+def test_cli_run_reports_the_known_hello_world_result(tmp_path):
+    """`mcuforge firmware run` end to end: x = pi/2 (int8 -64) gives 126, the MANIFEST's known result."""
+    import subprocess
+    import sys
+
+    inputs = tmp_path / "x.npy"
+    np.save(inputs, np.array([[-64]], np.int8))
+    cli = Path(sys.executable).parent / "mcuforge"
+    model = SHARED_MODELS / "hello_world" / "hello_world_int8.tflite"
+    result = subprocess.run(
+        [str(cli), "firmware", "run", str(model), "--target", "qemu-m33", "--input", str(inputs), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "model hello_world_int8, input x.npy" in result.stdout
+    assert re.search(r"^  vector 0: \[126\] .* emulated SysTick cycles at 20 MHz$", result.stdout, re.M)
+    assert (tmp_path / "hello_world_int8.elf").is_file()
