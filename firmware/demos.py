@@ -422,10 +422,10 @@ def run_test_split(spec, model_path: Path | str, count: int | None = None, targe
 # --- keyword spotting: audio in, features and classification on the device ---
 
 KWS_HOP_FRAMES = 5  # classify every 100 ms
-KWS_AVERAGE = 3  # over the last 3 outputs (300 ms)
-KWS_THRESHOLD = 0.6  # averaged probability a keyword must reach
-KWS_SUPPRESS_MS = 1300  # a word is reported once (it stays in the 1 s window for a second)
-KWS_WORD_GAP_MS = 700  # silence between the words of --say
+KWS_AVERAGE = 2  # over the last 2 outputs (200 ms)
+KWS_THRESHOLD = 0.5  # averaged probability a keyword must reach
+KWS_SUPPRESS_MS = 1600  # a word is reported once (it stays in the 1 s window for a second)
+KWS_WORD_GAP_MS = 1000  # silence between the words of --say
 
 
 @dataclass
