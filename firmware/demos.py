@@ -1,4 +1,4 @@
-"""On-device inference demos, run in QEMU (or on a board): each is a small C application in firmware/demos.
+"""On-device inference demos, run in QEMU: each is a small C application in firmware/demos (or the standard firmware app).
 
 - vibration: a recording with an injected fault streams through the device,
   which computes the data set's integer features itself (vib_features.c, the
@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ def build_demo(
         for ext in ("elf", "map"):
             os.replace(work / f"{name}.{ext}", out_dir / f"{name}.{ext}")
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("elf", "map")}
+    # QEMU loads the ELF; a demo writes no .bin/.hex, so those fields name the ELF too.
     return build.FirmwareImage(board, name, bin=paths["elf"], hex=paths["elf"], uf2=None, size=size, vectors=np.empty(0), **paths)
 
 
@@ -164,14 +166,27 @@ class _VibConfig(ctypes.Structure):
 @lru_cache(maxsize=None)
 def _vib_library() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build_shared_library("vib_features", list(VIB_SOURCES), [DEMOS_DIR], ("-O2",))))
-    lib.vibf_window.argtypes = [ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(_VibConfig), ctypes.c_void_p, ctypes.POINTER(ctypes.c_int32)]
+    lib.vibf_window.argtypes = [ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(_VibConfig), ctypes.POINTER(_VibWorkspace), ctypes.POINTER(ctypes.c_int32)]
     lib.vibf_window.restype = ctypes.c_int
     lib.vibf_log2_q8.argtypes = [ctypes.c_int64]
     lib.vibf_log2_q8.restype = ctypes.c_int32
     return lib
 
 
-VIB_WORKSPACE_BYTES = 8 * 1024 + 8 * 2 * 512  # sizeof(vibf_workspace_t): int64 windowed[1024] + power[2][512]
+def _vib_constants() -> dict[str, int]:
+    """The VIBF_* #defines of vib_features.h, the one definition of the workspace's sizes."""
+    text = (DEMOS_DIR / "vib_features.h").read_text()
+    return {name: int(value) for name, value in re.findall(r"#define VIBF_(\w+) (\d+)\n", text)}
+
+
+VIB_CONSTANTS = _vib_constants()
+
+
+class _VibWorkspace(ctypes.Structure):
+    _fields_ = [
+        ("windowed", ctypes.c_int64 * VIB_CONSTANTS["MAX_SEGMENT"]),
+        ("power", ctypes.c_int64 * (VIB_CONSTANTS["AXES"] * VIB_CONSTANTS["MAX_SEGMENT"] // 2)),
+    ]
 
 
 def host_vibration_features(counts: np.ndarray, options) -> np.ndarray:
@@ -180,11 +195,11 @@ def host_vibration_features(counts: np.ndarray, options) -> np.ndarray:
     tables = {k: np.ascontiguousarray(v, dtype=np.int16) for k, v in vibration_tables(options.segment).items()}
     i16p = ctypes.POINTER(ctypes.c_int16)
     config = _VibConfig(options.segment, options.segments_per_window, options.bands, *(tables[k].ctypes.data_as(i16p) for k in ("hann", "cos", "sin")))
-    workspace = ctypes.create_string_buffer(VIB_WORKSPACE_BYTES)
+    workspace = _VibWorkspace()
     out = np.zeros((len(counts), 2 * options.bands), np.int32)
     lib = _vib_library()
     for i, window in enumerate(counts):
-        status = lib.vibf_window(window.ctypes.data_as(i16p), ctypes.byref(config), workspace, out[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
+        status = lib.vibf_window(window.ctypes.data_as(i16p), ctypes.byref(config), ctypes.byref(workspace), out[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
         if status != 0:
             raise MCUForgeError(f"vibf_window failed with status {status}")
     return out
@@ -384,10 +399,11 @@ def run_classifier(
     timeout: float = 300.0,
 ) -> ClassifierDemo:
     """Classify the samples `x` on the device with the standard firmware application (firmware/app)."""
+    read_model(model_path)
     labels_file = Path(out_dir) / "labels.txt"
     labels_file.parent.mkdir(parents=True, exist_ok=True)
     labels_file.write_text("".join(f"{name}\n" for name in class_names))
-    image = build.build_image(_model_path_checked(model_path), target, out_dir=out_dir, inputs=np.asarray(x), labels_path=labels_file)
+    image = build.build_image(model_path, target, out_dir=out_dir, inputs=np.asarray(x), labels_path=labels_file)
     result = build.run_qemu(image, timeout=timeout)
     if len(result.top) != len(x):
         raise MCUForgeError(f"the device reported {len(result.top)} predictions for {len(x)} samples")
@@ -400,16 +416,13 @@ def run_classifier(
     )
 
 
-def _model_path_checked(model_path: Path | str) -> Path:
-    read_model(model_path)
-    return Path(model_path)
-
 
 def run_test_split(spec, model_path: Path | str, count: int | None = None, target: str = DEFAULT_TARGET, out_dir: Path | str = DEFAULT_BUILD_ROOT) -> ClassifierDemo:
     """Classify the first `count` (default all) test-split samples of the spec's data set on the device."""
     from mcuforge.train.datasets import ANOMALY
     from mcuforge.train.trainer import load_dataset
 
+    read_model(model_path)
     dataset = load_dataset(spec)
     if dataset.task == ANOMALY:
         raise MCUForgeError(f"{spec.name} is an anomaly-detection spec: use `mcuforge demo vibration` for it")

@@ -118,3 +118,22 @@ def test_bearing_fault_flagged_at_onset_and_never_before(small_model, tmp_path):
     assert result.first_alarm <= onset + ALARM_WITHIN_WINDOWS, result.transcript()
     assert all(c > 0 for c in result.cycles)
     assert f"first alarm: window {result.first_alarm}" in result.transcript()
+
+
+def test_c_constants_are_the_data_sets():
+    assert demos.VIB_CONSTANTS["WINDOWED_FRACTION_BITS"] == vibration.WINDOWED_FRACTION_BITS
+    assert demos.VIB_CONSTANTS["DFT_SHIFT"] == vibration.DFT_SHIFT
+    assert demos.VIB_CONSTANTS["LOG2_FRACTION_BITS"] == vibration.LOG2_FRACTION_BITS
+    assert demos.VIB_CONSTANTS["AXES"] == len(vibration.AXES)
+    assert demos.VIB_CONSTANTS["MAX_SEGMENT"] == max(vibration.VibrationOptions.__dataclass_fields__["segment"].metadata["choices"])
+
+
+def test_cli_names_the_missing_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from mcuforge.cli import app
+
+    missing = tmp_path / "none.tflite"
+    outcome = CliRunner().invoke(app, ["demo", "digits", "--model", str(missing), "--count", "3"])
+    assert outcome.exit_code != 0
+    assert f"model {missing} not found" in str(outcome.exception) and "mcuforge run SPEC" in str(outcome.exception)
