@@ -65,6 +65,8 @@ mf_status mf_fully_connected_eval(const mf_op *op)
     int32_t act_min;
     int32_t act_max;
     int32_t batches;
+    int32_t multiplier = 0;
+    int shift = 0;
     int32_t u;
     mf_status status = fc_check(op, &act_min, &act_max);
     if (status != MF_OK) {
@@ -72,11 +74,11 @@ mf_status mf_fully_connected_eval(const mf_op *op)
     }
     batches = mf_tensor_flat_size(input) / depth;
     for (u = 0; u < units; ++u) {
-        int32_t multiplier;
-        int shift;
         int32_t b;
-        mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, u) / (double)output->scale,
-                               &multiplier, &shift);
+        if (u == 0 || filter->quant_count > 1) { /* one multiplier per unit only for per-channel weights */
+            mf_quantize_multiplier((double)input->scale * (double)mf_tensor_scale_at(filter, u) / (double)output->scale,
+                                   &multiplier, &shift);
+        }
         for (b = 0; b < batches; ++b) {
             const int8_t *x = in + (size_t)b * depth;
             const int8_t *row = w + (size_t)u * depth;
