@@ -546,7 +546,11 @@ def run_kws(
     if audio.dtype != np.int16 or audio.ndim != 1:
         raise MCUForgeError(f"audio: expected 16 kHz mono int16 samples. Received {audio.dtype} of shape {list(audio.shape)}")
     width = features.features_per_frame(kind, num_mfcc)
-    input_size = int(np.prod(parse_tflite(model_data, str(model_path)).main.input_tensors[0].shape))
+    graph = parse_tflite(model_data, str(model_path)).main
+    input_size = int(np.prod(graph.input_tensors[0].shape))
+    classes = int(np.prod(graph.output_tensors[0].shape))
+    if classes != len(class_names):
+        raise MCUForgeError(f"{model_path} has {classes} classes, the spec names {len(class_names)} ({', '.join(class_names)}): pass the spec the model was trained with")
     if input_size % width:
         raise MCUForgeError(f"{model_path} takes {input_size} values, not whole frames of {width} {kind} features: pass the features the model was trained on")
     if len(class_names) < 3:
@@ -555,7 +559,7 @@ def run_kws(
     source = render_kws_data("keywords", model_data, audio, class_names, kind, width, input_size // width, print_frames, board.kernels)
     image = build_demo("kws_stream", "kws_demo", model_data, source, target, Path(out_dir), tuple(features.SOURCES))
     lines = run_demo(image, timeout)
-    out_q = parse_tflite(model_data, str(model_path)).main.output_tensors[0].quantization
+    out_q = graph.output_tensors[0].quantization
     frames = [np.frombuffer(bytes.fromhex(words[2]), "<i2") for words in lines if words[0] == "frame"]
     inferences = []
     for words in (w for w in lines if w[0] == "infer"):
