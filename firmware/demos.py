@@ -164,8 +164,12 @@ class _VibConfig(ctypes.Structure):
 
 
 @lru_cache(maxsize=None)
-def _vib_library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(build_shared_library("vib_features", list(VIB_SOURCES), [DEMOS_DIR], ("-O2",))))
+def vib_library(sanitize: bool = False) -> ctypes.CDLL:
+    """vib_features.c compiled for the host (optionally with ASan/UBSan)."""
+    from mcuforge.firmware.hostbuild import SANITIZE_FLAGS
+
+    flags = ("-O1", "-g", *SANITIZE_FLAGS) if sanitize else ("-O2",)
+    lib = ctypes.CDLL(str(build_shared_library("vib_features" + ("_asan" if sanitize else ""), list(VIB_SOURCES), [DEMOS_DIR], flags)))
     lib.vibf_window.argtypes = [ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(_VibConfig), ctypes.POINTER(_VibWorkspace), ctypes.POINTER(ctypes.c_int32)]
     lib.vibf_window.restype = ctypes.c_int
     lib.vibf_log2_q8.argtypes = [ctypes.c_int64]
@@ -189,7 +193,7 @@ class _VibWorkspace(ctypes.Structure):
     ]
 
 
-def host_vibration_features(counts: np.ndarray, options) -> np.ndarray:
+def host_vibration_features(counts: np.ndarray, options, lib: ctypes.CDLL | None = None) -> np.ndarray:
     """vib_features.c compiled for the host: int32 features [windows, 2 * bands] of int16 counts [windows, window, 2]."""
     counts = np.ascontiguousarray(counts, dtype=np.int16)
     tables = {k: np.ascontiguousarray(v, dtype=np.int16) for k, v in vibration_tables(options.segment).items()}
@@ -197,7 +201,7 @@ def host_vibration_features(counts: np.ndarray, options) -> np.ndarray:
     config = _VibConfig(options.segment, options.segments_per_window, options.bands, *(tables[k].ctypes.data_as(i16p) for k in ("hann", "cos", "sin")))
     workspace = _VibWorkspace()
     out = np.zeros((len(counts), 2 * options.bands), np.int32)
-    lib = _vib_library()
+    lib = lib or vib_library()
     for i, window in enumerate(counts):
         status = lib.vibf_window(window.ctypes.data_as(i16p), ctypes.byref(config), ctypes.byref(workspace), out[i].ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
         if status != 0:

@@ -8,6 +8,11 @@ the fault begins.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import yaml
@@ -64,7 +69,7 @@ def test_c_features_at_full_scale_and_silence():
 def test_log2_q8_matches_at_edges():
     values = [0, 1, 2, 3, 255, 256, 257, 511, 512, 2**31 - 1, 2**31, 2**62 - 1]
     values += np.random.default_rng(0).integers(1, 2**62, 200).tolist()
-    lib = demos._vib_library()
+    lib = demos.vib_library()
     got = [lib.vibf_log2_q8(v) for v in values]
     np.testing.assert_array_equal(got, vibration.log2_q8(np.array(values, np.int64)))
 
@@ -75,7 +80,7 @@ def test_log2_q8_by_hand():
     (The Python definition agrees below 2^62; at and above it its exponent
     correction overshoots, e.g. 2^62 gives 16000 there: a power no sensor window reaches.)
     """
-    lib = demos._vib_library()
+    lib = demos.vib_library()
     assert [lib.vibf_log2_q8(v) for v in (1, 256, 384, 2**40 + 2**39, 2**62, 2**63 - 1)] == [0, 2048, 2048 + 128, 40 * 256 + 128, 62 * 256, 62 * 256 + 255]
 
 
@@ -137,3 +142,46 @@ def test_cli_names_the_missing_model(tmp_path):
     outcome = CliRunner().invoke(app, ["demo", "digits", "--model", str(missing), "--count", "3"])
     assert outcome.exit_code != 0
     assert f"model {missing} not found" in str(outcome.exception) and "mcuforge run SPEC" in str(outcome.exception)
+
+
+SANITIZED_RUN = """
+import numpy as np
+from mcuforge.firmware import demos
+from mcuforge.train.datasets import vibration
+for segment, bands, per_window in ((256, 16, 4), (1024, 512, 2), (64, 32, 1)):
+    options = vibration.VibrationOptions(segment=segment, bands=bands, segments_per_window=per_window)
+    counts = np.random.default_rng(segment).integers(-32768, 32768, (2, options.window, 2)).astype(np.int16)
+    got = demos.host_vibration_features(counts, options, lib=demos.vib_library(sanitize=True))
+    assert np.array_equal(got, demos.host_vibration_features(counts, options))
+print("ok")
+"""
+
+
+def test_sanitizer_build_agrees():
+    """ASan + UBSan build at full-scale noise and the largest segment: no report (reports abort), same features."""
+    libasan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    env = {**os.environ, "LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0"}
+    result = subprocess.run([sys.executable, "-c", SANITIZED_RUN], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
+
+
+def test_c_status_codes():
+    """Each refusal returns its status from vib_features.h's enum."""
+    lib = demos.vib_library()
+    samples = np.zeros(4096, np.int16)
+    table = np.zeros(1024, np.int16)
+    out = np.zeros(1024, np.int32)
+    i16p = ctypes.POINTER(ctypes.c_int16)
+    workspace = demos._VibWorkspace()
+
+    def status(segment, bands, per_window, tables=True):
+        pointer = table.ctypes.data_as(i16p) if tables else None
+        config = demos._VibConfig(segment, per_window, bands, pointer, pointer, pointer)
+        return lib.vibf_window(samples.ctypes.data_as(i16p), ctypes.byref(config), ctypes.byref(workspace), out.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)))
+
+    assert status(256, 16, 4) == 0
+    assert status(256, 16, 4, tables=False) == 1
+    assert [status(n, 2, 1) for n in (2, 96, 2048)] == [2, 2, 2]
+    assert [status(256, b, 1) for b in (0, 3, 256)] == [3, 3, 3]
+    assert status(256, 16, 0) == 4
