@@ -16,7 +16,6 @@ Each run returns a typed result parsed from the device's "MFD ..." lines.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import re
 import subprocess
@@ -47,7 +46,7 @@ THRESHOLD_PERCENTILE = 99.5
 
 def _compile(gcc: str, source: Path, flags: list[str], includes: list[Path], out_dir: Path) -> Path:
     """The object of a demo-side source (app, features, generated data); the engine comes from build's cache."""
-    obj = out_dir / f"{source.stem}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}.o"
+    obj = out_dir / f"{source.stem}.o"  # demo-side stems are distinct
     cmd = [gcc, *flags, *(f"-I{d}" for d in includes), "-c", str(source), "-o", str(obj)]
     build._run(cmd, f"compiling {source.name}")
     return obj
@@ -440,7 +439,7 @@ def run_test_split(spec, model_path: Path | str, count: int | None = None, targe
 
 KWS_HOP_FRAMES = 5  # classify every 100 ms
 KWS_AVERAGE = 2  # over the last 2 outputs (200 ms)
-KWS_THRESHOLD = 0.5  # averaged probability a keyword must reach
+KWS_THRESHOLD = 0.4  # averaged probability a keyword must reach (0.35..0.5 gave the same transcripts on the test speakers)
 KWS_SUPPRESS_MS = 1600  # a word is reported once (it stays in the 1 s window for a second)
 KWS_WORD_GAP_MS = 1000  # silence between the words of --say
 
