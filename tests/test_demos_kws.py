@@ -36,19 +36,21 @@ def tiny_model(tmp_path_factory):
     from mcuforge.train import trainer
     from mcuforge.train.datasets import keywords
 
-    data = yaml.safe_load((SPECS / "keywords.yaml").read_text())
-    data["data"]["options"].update(TINY)
-    data["model"] = {"arch": "tiny_cnn", "width": 1.0}
-    data["train"].update(epochs=30, batch_size=32)
-    spec = parse_spec(data)
-    dataset = trainer.load_dataset(spec)
-    model = trainer.build_model(spec, dataset)
-    trainer.fit(model, spec, dataset)
-    path = tmp_path_factory.mktemp("kws") / "model_int8.tflite"
-    path.write_bytes(convert_model(model, representative_sample(dataset.x_train, 100, seed=0)))
-    options = demos.spec_options(spec, "keywords")
-    test_speakers = keywords.speaker_catalog(options, spec.data.seed)["test"]
-    return path, options, test_speakers
+    with pytest.MonkeyPatch.context() as patch:  # module-scoped: the autouse cache isolation is not set up yet
+        patch.setenv("MCUFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        data = yaml.safe_load((SPECS / "keywords.yaml").read_text())
+        data["data"]["options"].update(TINY)
+        data["model"] = {"arch": "tiny_cnn", "width": 1.0}
+        data["train"].update(epochs=30, batch_size=32)
+        spec = parse_spec(data)
+        dataset = trainer.load_dataset(spec)
+        model = trainer.build_model(spec, dataset)
+        trainer.fit(model, spec, dataset)
+        path = tmp_path_factory.mktemp("kws") / "model_int8.tflite"
+        path.write_bytes(convert_model(model, representative_sample(dataset.x_train, 100, seed=0)))
+        options = demos.spec_options(spec, "keywords")
+        test_speakers = keywords.speaker_catalog(options, spec.data.seed)["test"]
+        return path, options, test_speakers
 
 
 def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) -> list[np.ndarray]:

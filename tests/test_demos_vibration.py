@@ -91,18 +91,20 @@ def small_model(tmp_path_factory):
     from mcuforge.spec import parse_spec
     from mcuforge.train import trainer
 
-    data = yaml.safe_load(open(demos.FIRMWARE_DIR.parent / "specs" / "vibration.yaml"))
-    data["data"]["options"].update(SMALL)
-    data["train"]["epochs"] = 15
-    spec = parse_spec(data)
-    dataset = trainer.load_dataset(spec)
-    model = trainer.build_model(spec, dataset)
-    trainer.fit(model, spec, dataset)
-    path = tmp_path_factory.mktemp("vibration") / "model_int8.tflite"
-    path.write_bytes(convert_model(model, representative_sample(dataset.x_train, 100, seed=0)))
-    options = vibration.VibrationOptions(**data["data"]["options"])
-    threshold = demos.calibrate_threshold(path.read_bytes(), _integer_features(dataset.x_val))
-    return path, options, threshold
+    with pytest.MonkeyPatch.context() as patch:  # module-scoped: the autouse cache isolation is not set up yet
+        patch.setenv("MCUFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        data = yaml.safe_load(open(demos.FIRMWARE_DIR.parent / "specs" / "vibration.yaml"))
+        data["data"]["options"].update(SMALL)
+        data["train"]["epochs"] = 15
+        spec = parse_spec(data)
+        dataset = trainer.load_dataset(spec)
+        model = trainer.build_model(spec, dataset)
+        trainer.fit(model, spec, dataset)
+        path = tmp_path_factory.mktemp("vibration") / "model_int8.tflite"
+        path.write_bytes(convert_model(model, representative_sample(dataset.x_train, 100, seed=0)))
+        options = vibration.VibrationOptions(**data["data"]["options"])
+        threshold = demos.calibrate_threshold(path.read_bytes(), _integer_features(dataset.x_val))
+        return path, options, threshold
 
 
 @pytest.mark.slow
