@@ -95,7 +95,7 @@ def small_model(tmp_path_factory):
         patch.setenv("MCUFORGE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         data = yaml.safe_load(open(demos.FIRMWARE_DIR.parent / "specs" / "vibration.yaml"))
         data["data"]["options"].update(SMALL)
-        data["train"]["epochs"] = 15
+        data["train"]["epochs"] = 40
         spec = parse_spec(data)
         dataset = trainer.load_dataset(spec)
         model = trainer.build_model(spec, dataset)

@@ -67,13 +67,17 @@ def save_model(model, path: Path | str) -> None:
 
 
 def build_model(spec: Spec, dataset: Dataset):
-    """The spec's zoo model for this data set's input shape and classes."""
+    """The spec's zoo model for this data set's input shape and classes, initialized from the train seed."""
+    import tf_keras
+
     reconstructs = spec.model.arch in zoo.RECONSTRUCTION_ARCHS
     if reconstructs != (dataset.task == ANOMALY):
         raise MCUForgeError(
             f"model.arch {spec.model.arch!r} does not fit the {dataset.task} data set {dataset.name!r}: "
             f"use {'autoencoder' if dataset.task == ANOMALY else 'a classifier such as ' + 'tiny_cnn or ds_cnn'}"
         )
+    # Seeded here, not by callers: initial weights must not depend on what ran before in the process.
+    tf_keras.utils.set_random_seed(spec.train.seed)
     return zoo.build(spec.model.arch, dataset.input_shape, dataset.num_classes, spec.model.width, **spec.model.options)
 
 
@@ -226,11 +230,8 @@ def fit(model, spec: Spec, dataset: Dataset, progress: bool = False) -> dict[str
 
 def train(spec: Spec, out_dir: Path | str, progress: bool = False) -> TrainResult:
     """Train the spec's model and write the stage's artifacts atomically to `out_dir`."""
-    import tf_keras
-
     out_dir = Path(out_dir)
     dataset = load_dataset(spec)
-    tf_keras.utils.set_random_seed(spec.train.seed)
     model = build_model(spec, dataset)
     started = time.perf_counter()
     history = fit(model, spec, dataset, progress)
