@@ -184,9 +184,10 @@ def _firmware_section(spec: Spec, base: Path) -> str:
         cycles = run["cycles"]
         rows.append([run["board"], run["size"]["text"], run["size"]["data"], run["size"]["bss"], run["arena_used"],
                      f"{run['identical_to_tflm']} of {run['vectors']}", int(sum(cycles) / len(cycles)) if cycles else "n/a"])
-    return _table(["board", "text B", "data B", "bss B", "arena used B", "outputs identical to TFLM", "cycles per inference"], rows) + (
-        "<p>Under QEMU, cycles come from the emulated cycle counter with <code>-icount</code>: a deterministic instruction-based "
-        "count, not the cycles of real silicon.</p>"
+    return _table(["board", "text B", "data B", "bss B", "arena used B", "outputs identical to TFLM", "emulated SysTick cycles per inference"], rows) + (
+        "<p>Under QEMU the board's SysTick counts virtual time: with <code>-icount shift=0</code> each guest instruction "
+        "takes 1 ns, so the figure is instructions &times; board clock / 1 GHz, deterministic but not the cycles of real "
+        "silicon. Exact instruction counts per inference: <code>make bench-firmware</code>.</p>"
     )
 
 
