@@ -25,7 +25,9 @@ from mcuforge.compress.cli import render_table
 from mcuforge.compress.cluster import ClusterOptions, cluster
 from mcuforge.compress.common import Context
 from mcuforge.compress.pipeline import float_row, measure
-from mcuforge.spec import load_spec
+from mcuforge.layout import KERAS_MODEL_FILE
+from mcuforge.results import StepRow
+from mcuforge.spec import load_spec, to_dict
 
 
 def _copy(model):
@@ -36,13 +38,13 @@ def _copy(model):
     return clone
 
 
-def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
+def targets(rows: dict[str, StepRow]) -> list[tuple[str, bool, str]]:
     """(target, met, measured) for the issue's three goals; accuracy points are percentage points."""
     f, q, ch, cl = rows["float"], rows["int8"], rows["channel_prune"], rows["cluster"]
-    points = lambda a, b: 100 * (a["metric"] - b["metric"])  # noqa: E731
-    ratio = f["float_bytes"] / q["int8_bytes"]
-    lut_ratio = q["int8_bytes"] / cl["compressed_bytes"]
-    macs = ch["macs"] / q["macs"]
+    points = lambda a, b: 100 * (a.metric - b.metric)  # noqa: E731
+    ratio = f.float_bytes / q.int8_bytes
+    lut_ratio = q.int8_bytes / cl.compressed_bytes
+    macs = ch.macs / q.macs
     return [
         ("int8 >= 4x smaller than float", ratio >= 4, f"{ratio:.2f}x"),
         ("int8 loses <= 1 point", points(f, q) <= 1, f"{points(f, q):+.2f} points lost"),
@@ -64,16 +66,16 @@ def main() -> None:
 
     from rich.console import Console
 
-    from mcuforge.train.trainer import MODEL_FILE, load_dataset, load_model, train
+    from mcuforge.train.trainer import load_dataset, load_model, train
 
     console = Console(width=120)
     spec = load_spec(args.spec)
-    train_dir = spec.build_dir(args.root) / "train"
-    if not (train_dir / MODEL_FILE).exists():
+    train_dir = spec.layout(args.root).train
+    if not (train_dir / KERAS_MODEL_FILE).exists():
         console.log(f"training {spec.name} first ({spec.train.epochs} epochs)")
         train(spec, train_dir)
     context = Context(spec, load_dataset(spec))
-    model = load_model(train_dir / MODEL_FILE)
+    model = load_model(train_dir / KERAS_MODEL_FILE)
     out_dir = spec.build_dir(args.root) / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -91,7 +93,7 @@ def main() -> None:
         console.print(f"{'met ' if met else 'MISS'}  {goal}: {measured}")
     write_json_atomic(
         out_dir / "compress_keywords.json",
-        {"rows": rows, "targets": [{"target": g, "met": m, "measured": v} for g, m, v in verdicts], "epochs": {"channel_prune": args.channel_epochs, "cluster": args.cluster_epochs}},
+        {"rows": {name: to_dict(row) for name, row in rows.items()}, "targets": [{"target": g, "met": m, "measured": v} for g, m, v in verdicts], "epochs": {"channel_prune": args.channel_epochs, "cluster": args.cluster_epochs}},
     )
 
 

@@ -1,9 +1,9 @@
 """compress/: distillation, pruning, quantization-aware training and clustering.
 
-`compress(spec)` runs a spec's recipe; `parse_recipe` validates one (spec loading
+`compress(spec)` runs a spec's recipe (`compress_model` on an explicit model); `parse_recipe` validates one (spec loading
 calls it); each step also works alone on a tf_keras model (see STEPS).
 """
 
-from mcuforge.compress.pipeline import STEPS, CompressResult, Recipe, compress, measure, parse_recipe
+from mcuforge.compress.pipeline import STEPS, Recipe, compress, compress_model, measure, parse_recipe
 
-__all__ = ["STEPS", "CompressResult", "Recipe", "compress", "measure", "parse_recipe"]
+__all__ = ["STEPS", "Recipe", "compress", "compress_model", "measure", "parse_recipe"]

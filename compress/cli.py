@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from mcuforge.results import StepRow
+
 _COLUMNS = (
     ("step", "step", str),
     ("metric", None, "{:.4f}".format),
@@ -18,11 +20,11 @@ _COLUMNS = (
 )
 
 
-def render_table(rows: list[dict], metric: str):
+def render_table(rows: list[StepRow], metric: str):
     """The steps as a rich table; the float model's .tflite size goes in the caption."""
     from rich.table import Table
 
-    float_bytes = [row["float_bytes"] for row in rows if "float_bytes" in row]
+    float_bytes = [row.float_bytes for row in rows if row.float_bytes is not None]
     table = Table(
         title=f"compress: {metric} of the int8 model through TFLM (float row: Keras float)",
         caption=f"float .tflite: {float_bytes[0]:,} B" if float_bytes else None,
@@ -30,7 +32,7 @@ def render_table(rows: list[dict], metric: str):
     for key, title, _ in _COLUMNS:
         table.add_column(title or metric, justify="left" if key == "step" else "right", no_wrap=True)
     for row in rows:
-        table.add_row(*("-" if row.get(key) is None else fmt(row[key]) for key, _, fmt in _COLUMNS))
+        table.add_row(*("-" if getattr(row, key) is None else fmt(getattr(row, key)) for key, _, fmt in _COLUMNS))
     return table
 
 
@@ -44,9 +46,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from mcuforge.compress.pipeline import compress
+        from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
 
         console = Console(width=120)
-        result = compress(load_spec(spec), root, log=console.log)
+        loaded = load_spec(spec)
+        result = compress(loaded, root, Progress.to())
         console.print(render_table(result.rows, result.metric))
-        console.print(f"wrote {result.directory}")
+        console.print(f"wrote {loaded.layout(root).compress}")

@@ -13,13 +13,13 @@ was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mcuforge.artifacts import atomic_output_dir, write_json_atomic
+from mcuforge.artifacts import atomic_output_dir
 from mcuforge.compress.channel_prune import ChannelPruneOptions, channel_prune
 from mcuforge.compress.cluster import ClusterOptions, cluster, lut_compress
 from mcuforge.compress.common import Context
@@ -27,11 +27,12 @@ from mcuforge.compress.distill import DistillOptions, check_teacher, distill, la
 from mcuforge.compress.prune import PruneOptions, layer_sparsity, prune
 from mcuforge.compress.quantize import QuantizeOptions, quantize
 from mcuforge.errors import MCUForgeError
+from mcuforge.layout import KERAS_MODEL_FILE
+from mcuforge.progress import Progress
+from mcuforge.results import CompressResult, RecipeStep, StepRow
 from mcuforge.spec import CompressSpec, Spec, parse_dataclass, to_dict
 from mcuforge.train.datasets import ANOMALY
-from mcuforge.train.trainer import MODEL_FILE
 
-STEPS_FILE = "steps.json"
 PARETO_FILE = "pareto.png"
 
 
@@ -98,15 +99,6 @@ def parse_recipe(spec: CompressSpec, model_arch: str) -> Recipe:
     return Recipe(steps, spec.max_accuracy_drop)
 
 
-@dataclass
-class CompressResult:
-    """Where the stage wrote its output, and the measured rows (float, trained int8, each step)."""
-
-    directory: Path
-    metric: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _metric_name(task: str) -> str:
     return "auc" if task == ANOMALY else "accuracy"
 
@@ -142,7 +134,7 @@ def _score(data: bytes, raw: np.ndarray, context: Context) -> float:
     return float(scores[_metric_name(data_set.task)])
 
 
-def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -> dict[str, Any]:
+def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -> StepRow:
     """Convert `model` to int8, run it in TFLM on the test split, and size it; writes <file_stem>.tflite."""
     from mcuforge.deploy.convert import convert_model, is_quantization_aware, representative_sample
     from mcuforge.deploy.report import build_report
@@ -155,23 +147,24 @@ def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -
     path.write_bytes(data)
     report = build_report(path)
     raw = _emulate(data, data_set.x_test)
-    row = {
-        "step": step,
-        "metric": _score(data, raw, context),
-        "quantization_aware": qat,
-        "parameters": report.parameters,
-        "nonzero_parameters": _nonzero_constants(data),
-        "macs": report.macs,
-        "int8_bytes": len(data),
-        "compressed_bytes": len(data),
-        "arena_bytes": report.arena_measured_bytes,
-        "tflite": path.name,
-    }
+    row = StepRow(
+        step=step,
+        metric=_score(data, raw, context),
+        quantization_aware=qat,
+        parameters=report.parameters,
+        nonzero_parameters=_nonzero_constants(data),
+        macs=report.macs,
+        int8_bytes=len(data),
+        compressed_bytes=len(data),
+        arena_bytes=report.arena_measured_bytes,
+        tflite=path.name,
+    )
     compressed = lut_compress(data)
     if compressed is not None:
         lut_path = out_dir / f"{file_stem}_lut.tflite"
         lut_path.write_bytes(compressed)
-        row.update(
+        row = replace(
+            row,
             compressed_bytes=len(compressed),
             compressed_tflite=lut_path.name,
             compressed_outputs_differing=int(np.sum(np.any(_emulate(compressed, data_set.x_test) != raw, axis=tuple(range(1, raw.ndim))))),
@@ -179,20 +172,20 @@ def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -
     return row
 
 
-def float_row(model, context: Context) -> dict[str, Any]:
+def float_row(model, context: Context) -> StepRow:
     """The float Keras model: its test metric and float .tflite size, for the Pareto plot."""
     from mcuforge.train.profile import model_macs
     from mcuforge.train.trainer import evaluate_keras, float_tflite_bytes
 
     weights = [w for layer in model.layers for w in layer.get_weights()]
-    return {
-        "step": "float",
-        "metric": float(evaluate_keras(model, context.dataset)["test"][_metric_name(context.dataset.task)]),
-        "parameters": int(model.count_params()),
-        "nonzero_parameters": int(sum(np.count_nonzero(w) for w in weights)),
-        "macs": model_macs(model),
-        "float_bytes": len(float_tflite_bytes(model)),
-    }
+    return StepRow(
+        step="float",
+        metric=float(evaluate_keras(model, context.dataset)["test"][_metric_name(context.dataset.task)]),
+        parameters=int(model.count_params()),
+        nonzero_parameters=int(sum(np.count_nonzero(w) for w in weights)),
+        macs=model_macs(model),
+        float_bytes=len(float_tflite_bytes(model)),
+    )
 
 
 def _channels(model) -> dict[str, int]:
@@ -215,20 +208,20 @@ def _details(name: str, before, after) -> dict[str, Any]:
     return {}
 
 
-def _check_drop(recipe: Recipe, previous: dict, row: dict, metric: str, out_dir: Path) -> None:
+def _check_drop(recipe: Recipe, previous: StepRow, row: StepRow, metric: str, out_dir: Path) -> None:
     limit = recipe.max_accuracy_drop
     if limit is None:
         return
-    drop = previous["metric"] - row["metric"]
+    drop = previous.metric - row.metric
     if drop > limit:
         raise MCUForgeError(
-            f"compress step {row['step']} lost {drop:.4f} {metric} ({previous['metric']:.4f} -> {row['metric']:.4f}), "
+            f"compress step {row.step} lost {drop:.4f} {metric} ({previous.metric:.4f} -> {row.metric:.4f}), "
             f"more than compress.max_accuracy_drop={limit}; stopped, the last good output in {out_dir} is kept. "
             f"Give the step more epochs, make it gentler, or raise max_accuracy_drop"
         )
 
 
-def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
+def plot_pareto(rows: list[StepRow], metric: str, path: Path) -> None:
     """Accuracy against flash bytes: float model, trained int8, every step, the final model highlighted."""
     import matplotlib
 
@@ -236,14 +229,13 @@ def plot_pareto(rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    chained = [r for r in rows if not r.get("side")]
+    chained = [r for r in rows if not r.side]
     for row in rows:
-        flash = row.get("compressed_bytes", row.get("float_bytes"))
         final = row is chained[-1]
-        marker = "*" if final else ("s" if row.get("side") else "o")
-        ax.scatter(flash, row["metric"], s=160 if final else 50, marker=marker, zorder=3)
-        ax.annotate(row["step"] + (" (final)" if final else ""), (flash, row["metric"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    path_points = [(r.get("compressed_bytes", r.get("float_bytes")), r["metric"]) for r in chained]
+        marker = "*" if final else ("s" if row.side else "o")
+        ax.scatter(row.flash_bytes, row.metric, s=160 if final else 50, marker=marker, zorder=3)
+        ax.annotate(row.step + (" (final)" if final else ""), (row.flash_bytes, row.metric), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    path_points = [(r.flash_bytes, r.metric) for r in chained]
     ax.plot(*zip(*path_points), color="grey", alpha=0.4, zorder=1)
     ax.set_xscale("log")
     ax.set_xlabel("flash bytes (.tflite, LUT-compressed where smaller)")
@@ -265,54 +257,61 @@ def _given_teacher(options: DistillOptions | None, context: Context):
     return teacher
 
 
-def compress(spec: Spec, root: Path | str = "build", log: Callable[[str], None] = lambda _: None) -> CompressResult:
-    """Run the spec's compression recipe on its trained model; write build/<name>/compress/ atomically."""
-    from mcuforge.train.trainer import load_dataset, load_model, train
+def compress(spec: Spec, root: Path | str = "build", progress: Progress | None = None) -> CompressResult:
+    """`mcuforge compress SPEC`: compress build/<name>/train/'s model (training it first when absent) into build/<name>/compress/."""
+    from mcuforge.train.trainer import train
 
     recipe = parse_recipe(spec.compress, spec.model.arch)
     if not recipe.steps:
         raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
+    progress = progress or Progress.quiet()
+    layout = spec.layout(root)
+    trained = layout.train / KERAS_MODEL_FILE
+    if not trained.exists():
+        progress.line(f"no trained model in {layout.train}: training it first")
+        train(spec, layout.train, progress)
+    return compress_model(spec, trained, layout.compress, progress)
+
+
+def compress_model(spec: Spec, trained: Path, out_dir: Path, progress: Progress | None = None) -> CompressResult:
+    """Run the spec's compression recipe on the Keras model at `trained`; write `out_dir` atomically."""
+    from mcuforge.train.trainer import load_dataset, load_model, save_model
+
+    recipe = parse_recipe(spec.compress, spec.model.arch)
+    if not recipe.steps:
+        raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
+    progress = progress or Progress.quiet()
     context = Context(spec, load_dataset(spec))
     options = dict(recipe.steps)
     given_teacher = _given_teacher(options.get("distill"), context)
-    train_dir = spec.build_dir(root) / "train"
-    if not (train_dir / MODEL_FILE).exists():
-        log(f"no trained model in {train_dir}: training it first")
-        train(spec, train_dir)
-    model = load_model(train_dir / MODEL_FILE)
+    model = load_model(trained)
     teacher = model if given_teacher is None else given_teacher
     if "distill" in options and given_teacher is None:
-        check_teacher(teacher, context.dataset, str(train_dir / MODEL_FILE))
+        check_teacher(teacher, context.dataset, str(trained))
     metric = _metric_name(context.dataset.task)
-    out_dir = spec.build_dir(root) / "compress"
-    result = CompressResult(out_dir, metric)
-    with atomic_output_dir(out_dir) as staging:
-        result.rows.append(float_row(model, context))
-        result.rows.append(measure(model, context, staging, "trained", "0_trained"))
-        log(f"trained model: int8 {metric} {result.rows[-1]['metric']:.4f}")
+    rows: list[StepRow] = []
+    with atomic_output_dir(out_dir) as staging, progress.task("compress step", len(recipe.steps) + 1) as advance:
+        rows.append(float_row(model, context))
+        rows.append(measure(model, context, staging, "trained", "0_trained"))
+        advance(f"trained model: int8 {metric} {rows[-1].metric:.4f}")
         for index, (name, step_options) in enumerate(recipe.steps, start=1):
-            log(f"step {index}: {name}")
             before = model
             model = STEPS[name].apply(teacher if name == "distill" else model, step_options, context)
             context = Context(spec, context.dataset, context.done + (name,))
-            row = measure(model, context, staging, name, f"{index}_{name}")
-            row.update(_details(name, before, model))
-            _check_drop(recipe, _last_chained(result.rows), row, metric, out_dir)
-            result.rows.append(row)
-            log(f"step {index}: {name}: int8 {metric} {row['metric']:.4f}")
+            row = replace(measure(model, context, staging, name, f"{index}_{name}"), **_details(name, before, model))
+            _check_drop(recipe, [r for r in rows if not r.side][-1], row, metric, out_dir)
+            rows.append(row)
             if name == "distill" and step_options.compare_with_labels_only:
                 student = labels_only(step_options, context)
-                baseline = measure(student, context, staging, "distill (labels only)", f"{index}_distill_labels_only")
-                baseline["side"] = True
-                result.rows.append(baseline)
-        model.save(staging / MODEL_FILE)
-        write_json_atomic(
-            staging / STEPS_FILE,
-            {"spec": spec.name, "metric": metric, "recipe": [[n, to_dict(o)] for n, o in recipe.steps], "rows": result.rows},
+                rows.append(replace(measure(student, context, staging, "distill (labels only)", f"{index}_distill_labels_only"), side=True))
+            advance(f"{name}: int8 {metric} {row.metric:.4f}")
+        result = CompressResult(
+            spec=spec.name,
+            metric=metric,
+            recipe=[RecipeStep(n, to_dict(o)) for n, o in recipe.steps],
+            rows=rows,
         )
-        plot_pareto(result.rows, metric, staging / PARETO_FILE)
+        save_model(model, staging / result.model)
+        result.save(staging)
+        plot_pareto(rows, metric, staging / PARETO_FILE)
     return result
-
-
-def _last_chained(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return [r for r in rows if not r.get("side")][-1]

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
         from mcuforge.html_report import write_html_report
         from mcuforge.pipeline import run_pipeline
+        from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
 
         console = Console()
@@ -32,7 +33,6 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]{outcome.name:<13}[/bold] {how}  {outcome.directory}")
 
         console.print(f"[bold]mcuforge run {loaded.name}[/bold]")
-        with console.status("running stages…"):
-            run_pipeline(loaded, root, board, on_stage=show)
+        run_pipeline(loaded, root, board, on_stage=show, progress=Progress.to(console.file))
         report = write_html_report(loaded, root)
         console.print(f"report: {report}  (total {time.perf_counter() - started:.1f} s)")

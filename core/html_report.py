@@ -1,7 +1,7 @@
 """build/<name>/report.html: one static page a person reads, opening without a server.
 
-Every figure comes from an artifact a stage wrote (metrics.json, steps.json,
-the model report, evaluation.json, the firmware run, the accelerator results);
+Every figure comes from the typed result a stage saved (mcuforge.results) or a
+record it names (the model report, the evaluation, the accelerator checks);
 images are embedded as data URIs so the page is a single self-contained file.
 A stage that has not run is shown as such, never invented.
 """
@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from mcuforge.artifacts import write_text_atomic
+from mcuforge.layout import BuildLayout
+from mcuforge.results import AcceleratorsResult, Artifact, CompressResult, DeployResult, FirmwareResult, TrainResult
 from mcuforge.spec import Spec, to_dict
 
-REPORT_FILE = "report.html"
 SECTIONS = (
     ("spec", "Spec"),
     ("data", "Data"),
@@ -47,6 +48,23 @@ def _read_json(path: Path) -> Any | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _result(kind: type[Artifact], directory: Path) -> Any | None:
+    """The stage's typed result, or None when the stage has not run."""
+    return kind.load(directory) if (directory / kind.FILE).is_file() else None
+
+
+def _deploy_record(layout: BuildLayout, record: str) -> Path | None:
+    """A file the deploy stage's result names (its `record` field), or None when the stage has not run."""
+    deployed = _result(DeployResult, layout.deploy)
+    if deployed is None or not (layout.deploy / getattr(deployed, record)).is_file():
+        return None
+    return layout.deploy / getattr(deployed, record)
+
+
+def _firmware_runs(layout: BuildLayout) -> list[FirmwareResult]:
+    return [FirmwareResult.load(path.parent) for path in sorted(layout.firmware_root.glob(f"*/{FirmwareResult.FILE}"))]
+
+
 def _image(path_or_png: Path | bytes, alt: str) -> str:
     data = path_or_png.read_bytes() if isinstance(path_or_png, Path) else path_or_png
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
@@ -54,6 +72,8 @@ def _image(path_or_png: Path | bytes, alt: str) -> str:
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     def cell(v: Any) -> str:
+        if v is None:
+            return ""
         if isinstance(v, float):
             return f"{v:.4f}"
         if isinstance(v, int) and not isinstance(v, bool):
@@ -94,11 +114,11 @@ def _fit_chart(bars: list[tuple[str, dict[str, int], int]]) -> bytes:
     return buffer.getvalue()
 
 
-def _spec_section(spec: Spec, base: Path) -> str:
+def _spec_section(spec: Spec, layout: BuildLayout) -> str:
     return f"<pre>{html.escape(yaml.safe_dump(to_dict(spec), sort_keys=False))}</pre>"
 
 
-def _data_section(spec: Spec, base: Path) -> str:
+def _data_section(spec: Spec, layout: BuildLayout) -> str:
     from mcuforge.train.trainer import load_dataset
 
     summary = load_dataset(spec).summary()
@@ -109,81 +129,86 @@ def _data_section(spec: Spec, base: Path) -> str:
     )
 
 
-def _training_section(spec: Spec, base: Path) -> str:
-    metrics = _read_json(base / "train" / "metrics.json")
-    if metrics is None:
+def _training_section(spec: Spec, layout: BuildLayout) -> str:
+    trained = _result(TrainResult, layout.train)
+    if trained is None:
         return _missing("training", f"mcuforge train {spec.name}")
-    key = "auc" if metrics["task"] == "anomaly" else "accuracy"
+    metrics, key = trained.metrics, trained.metric_name
     rows = [[split, metrics[split].get(key, float("nan"))] for split in metrics if isinstance(metrics[split], dict) and key in metrics[split]]
     facts = _table(
         ["arch", "parameters", "MACs", "float .tflite bytes", "training seconds"],
         [[metrics["arch"], metrics["parameters"], metrics["macs"], metrics["float_model_bytes"], metrics["training_seconds"]]],
     )
-    return facts + _table(["split", f"float {key}"], rows) + _image(base / "train" / "training.png", "training curves")
+    return facts + _table(["split", f"float {key}"], rows) + _image(layout.train / "training.png", "training curves")
 
 
-def _compression_section(spec: Spec, base: Path) -> str:
-    steps = _read_json(base / "compress" / "steps.json")
-    if steps is None:
+def _compression_section(spec: Spec, layout: BuildLayout) -> str:
+    compressed = _result(CompressResult, layout.compress)
+    if compressed is None:
         return _missing("compression", "mcuforge compress SPEC") if spec.compress.steps else "<p>The spec has no compression steps.</p>"
-    header = ["step", steps["metric"], "parameters", "non-zero", "MACs", "int8 bytes", "compressed bytes", "arena bytes"]
-    rows = [[r["step"], r["metric"], r["parameters"], r["nonzero_parameters"], r["macs"], r.get("int8_bytes", r.get("float_bytes", "")),
-             r.get("compressed_bytes", ""), r.get("arena_bytes", "")] for r in steps["rows"]]
-    pareto = base / "compress" / "pareto.png"
+    header = ["step", compressed.metric, "parameters", "non-zero", "MACs", "int8 bytes", "compressed bytes", "arena bytes"]
+    rows = [[r.step, r.metric, r.parameters, r.nonzero_parameters, r.macs, r.model_bytes, r.compressed_bytes, r.arena_bytes]
+            for r in compressed.rows]
+    pareto = layout.compress / "pareto.png"
     return _table(header, rows) + (_image(pareto, "accuracy against flash") if pareto.is_file() else "")
 
 
-def _layers_section(spec: Spec, base: Path) -> str:
-    report = _read_json(base / "deploy" / "report" / "model_int8_report.json")
+def _model_report(layout: BuildLayout):
+    from mcuforge.deploy.report import read_report
+
+    path = _deploy_record(layout, "report")
+    return None if path is None else read_report(path)
+
+
+def _layers_section(spec: Spec, layout: BuildLayout) -> str:
+    report = _model_report(layout)
     if report is None:
         return _missing("the model report", "mcuforge report MODEL.tflite")
-    rows = [[r["index"], r["op"], " ".join("x".join(map(str, s)) for s in r["output_shapes"]), r["parameters"], r["macs"],
-             r["weight_bytes"], r["activation_bytes"]] for r in report["layers"]]
+    rows = [[r.index, r.op, " ".join("x".join(map(str, s)) for s in r.output_shapes), r.parameters, r.macs,
+             r.weight_bytes, r.activation_bytes] for r in report.layers]
     totals = _table(["flash (model bytes)", "peak arena (TFLM)", "MACs", "parameters"],
-                    [[report["flash_bytes"], report["arena_measured_bytes"], report["macs"], report["parameters"]]])
+                    [[report.flash_bytes, report.arena_measured_bytes, report.macs, report.parameters]])
     return totals + _table(["#", "op", "output", "params", "MACs", "weight B", "activation B"], rows)
 
 
-def _fit_section(spec: Spec, base: Path) -> str:
+def _fit_section(spec: Spec, layout: BuildLayout) -> str:
     from mcuforge.deploy.targets import load_target
 
-    report = _read_json(base / "deploy" / "report" / "model_int8_report.json")
+    report = _model_report(layout)
     if report is None:
         return _missing("the model report", "mcuforge convert SPEC")
     target = load_target(spec.deploy.target)
     bars = [
-        (f"{target.name} flash", {"model": report["flash_bytes"]}, target.flash_bytes),
-        (f"{target.name} RAM", {"tensor arena": report["arena_bytes"]}, target.ram_bytes),
+        (f"{target.name} flash", {"model": report.flash_bytes}, target.flash_bytes),
+        (f"{target.name} RAM", {"tensor arena": report.arena_bytes}, target.ram_bytes),
     ]
-    for run_json in sorted(base.glob("firmware/*/run.json")):
-        size = json.loads(run_json.read_text())["size"]
-        board = run_json.parent.name
-        bars.append((f"{board} firmware flash", {"model": size["model"], "code and constants": size["flash_used"] - size["model"]}, size["flash_limit"]))
-        bars.append((f"{board} firmware RAM", {"arena": size["arena"], "other data, bss, stack": size["ram_used"] - size["arena"]}, size["ram_limit"]))
+    for run in _firmware_runs(layout):
+        size = run.size
+        bars.append((f"{run.board} firmware flash", {"model": size.model, "code and constants": size.flash_used - size.model}, size.flash_limit))
+        bars.append((f"{run.board} firmware RAM", {"arena": size.arena, "other data, bss, stack": size.ram_used - size.arena}, size.ram_limit))
     return f"<p>{html.escape(target.description)}</p>" + _image(_fit_chart(bars), "flash and RAM against the limits")
 
 
-def _agreement_section(spec: Spec, base: Path) -> str:
-    ev = _read_json(base / "deploy" / "evaluation.json")
-    if ev is None:
+def _agreement_section(spec: Spec, layout: BuildLayout) -> str:
+    from mcuforge.deploy.evaluate import read_evaluation
+
+    path = _deploy_record(layout, "evaluation")
+    if path is None:
         return _missing("evaluation", f"mcuforge evaluate {spec.name}")
-    a = ev["litert"]
+    ev = read_evaluation(path)
+    a = ev.litert
     return _table(
-        ["samples", f"float Keras {ev['metric']}", f"TFLM int8 {ev['metric']}", "LiteRT outputs differing", "max difference", "predictions differing"],
-        [[ev["samples"], ev["float_keras"], ev["tflm"], f"{a['differing_elements']} of {a['elements']}", a["max_abs_difference"], a["differing_predictions"]]],
+        ["samples", f"float Keras {ev.metric}", f"TFLM int8 {ev.metric}", "LiteRT outputs differing", "max difference", "predictions differing"],
+        [[ev.samples, ev.float_keras, ev.tflm, f"{a.differing_elements} of {a.elements}", a.max_abs_difference, a.differing_predictions]],
     ) + "<p>TFLM (reference kernels) is the reference; LiteRT's optimized kernels may round differently.</p>"
 
 
-def _firmware_section(spec: Spec, base: Path) -> str:
-    runs = sorted(base.glob("firmware/*/run.json"))
+def _firmware_section(spec: Spec, layout: BuildLayout) -> str:
+    runs = _firmware_runs(layout)
     if not runs:
         return _missing("firmware", "make firmware / mcuforge run")
-    rows = []
-    for path in runs:
-        run = json.loads(path.read_text())
-        cycles = run["cycles"]
-        rows.append([run["board"], run["size"]["text"], run["size"]["data"], run["size"]["bss"], run["arena_used"],
-                     f"{run['identical_to_tflm']} of {run['vectors']}", int(sum(cycles) / len(cycles)) if cycles else "n/a"])
+    rows = [[run.board, run.size.text, run.size.data, run.size.bss, run.arena_used, f"{run.identical_to_tflm} of {run.vectors}",
+             int(sum(run.cycles) / len(run.cycles)) if run.cycles else "n/a"] for run in runs]
     return _table(["board", "text B", "data B", "bss B", "arena used B", "outputs identical to TFLM", "emulated SysTick cycles per inference"], rows) + (
         "<p>Under QEMU the board's SysTick counts virtual time: with <code>-icount shift=0</code> each guest instruction "
         "takes 1 ns, so the figure is instructions &times; board clock / 1 GHz, deterministic but not the cycles of real "
@@ -191,9 +216,12 @@ def _firmware_section(spec: Spec, base: Path) -> str:
     )
 
 
-def _accelerators_section(spec: Spec, base: Path) -> str:
-    check = _read_json(base / "accelerators" / "edgetpu_check.json")
-    npu = _read_json(base / "accelerators" / "npu.json")
+def _accelerators_section(spec: Spec, layout: BuildLayout) -> str:
+    accelerators = _result(AcceleratorsResult, layout.accelerators)
+    if accelerators is None:
+        return _missing("accelerator checks", "mcuforge edgetpu check / mcuforge npu compile")
+    check = _read_json(layout.accelerators / accelerators.edgetpu_check)
+    npu = _read_json(layout.accelerators / accelerators.npu)
     if check is None and npu is None:
         return _missing("accelerator checks", "mcuforge edgetpu check / mcuforge npu compile")
     parts = []
@@ -222,12 +250,12 @@ _RENDERERS = {
 
 
 def write_html_report(spec: Spec, root: Path | str = "build") -> Path:
-    """Render every section from the artifacts under build/<name>/ into report.html."""
-    base = spec.build_dir(root)
+    """Render every section from the stages' results under build/<name>/ into report.html."""
+    layout = spec.layout(root)
     nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
-    body = "".join(f'<section id="{key}"><h2>{title}</h2>{_RENDERERS[key](spec, base)}</section>' for key, title in SECTIONS)
+    body = "".join(f'<section id="{key}"><h2>{title}</h2>{_RENDERERS[key](spec, layout)}</section>' for key, title in SECTIONS)
     page = (
         f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>mcuforge report: {html.escape(spec.name)}</title>"
         f"<style>{STYLE}</style></head><body><h1>mcuforge report: {html.escape(spec.name)}</h1><nav>{nav}</nav>{body}</body></html>\n"
     )
-    return write_text_atomic(base / REPORT_FILE, page)
+    return write_text_atomic(layout.report, page)

@@ -5,7 +5,8 @@ firmware (build for an emulated board, run the test vectors in QEMU, compare
 with TFLM) -> accelerators (Edge TPU check, Ethos-U estimate) -> report.html.
 Each stage is keyed by the spec sections it reads and the digests of its
 upstream outputs (see mcuforge.stages), so a second run recomputes only what
-its inputs changed.
+its inputs changed. The stages are data (STAGES): a stage reads the typed
+results of the stages before it and returns its own (mcuforge.results).
 """
 
 from __future__ import annotations
@@ -13,11 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mcuforge.artifacts import write_json_atomic
 from mcuforge.errors import MCUForgeError
+from mcuforge.layout import BuildLayout
+from mcuforge.progress import Progress
+from mcuforge.results import (
+    AcceleratorsResult,
+    Artifact,
+    CompressResult,
+    DeployResult,
+    FirmwareResult,
+    FirmwareSize,
+    KerasModelArtifact,
+    TrainResult,
+)
 from mcuforge.spec import Spec, to_dict
 from mcuforge.stages import StageOutcome, run_stage
 
@@ -26,104 +39,191 @@ FIRMWARE_VECTORS = 16
 
 
 @dataclass
+class Run:
+    """What a stage may read: the spec, where things go, the firmware settings, and the stages done so far."""
+
+    spec: Spec
+    layout: BuildLayout
+    board: str
+    vectors: int
+    progress: Progress
+    outcomes: list[StageOutcome] = field(default_factory=list)
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        return to_dict(self.spec)
+
+    def last(self, kind: type) -> StageOutcome:
+        """The latest outcome whose result is a `kind` (e.g. the Keras model deploy converts)."""
+        for outcome in reversed(self.outcomes):
+            if isinstance(outcome.result, kind):
+                return outcome
+        raise MCUForgeError(f"no stage before this one produced a {kind.__name__}: check the pipeline's stage list")
+
+    def keras_model(self) -> Path:
+        upstream = self.last(KerasModelArtifact)
+        return upstream.directory / upstream.result.model
+
+    def int8_model(self) -> Path:
+        deployed = self.last(DeployResult)
+        return deployed.directory / deployed.result.model
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: where it writes, what its output depends on, and what it does.
+
+    key: spec sections and upstream digests; when it is unchanged and the
+    output is intact the stage is reused. action: writes into the directory it
+    is given and returns the typed result. runs: whether the spec asks for it.
+    """
+
+    name: str
+    result_type: type[Artifact]
+    directory: Callable[[Run], Path]
+    key: Callable[[Run], dict[str, Any]]
+    action: Callable[[Run, Path], Artifact]
+    runs: Callable[[Spec], bool] = lambda spec: True
+
+
+def _train(run: Run, directory: Path) -> TrainResult:
+    from mcuforge.train.trainer import train
+
+    return train(run.spec, directory, progress=run.progress)
+
+
+def _compress(run: Run, directory: Path) -> CompressResult:
+    from mcuforge.compress.pipeline import compress_model
+
+    return compress_model(run.spec, run.keras_model(), directory, progress=run.progress)
+
+
+def _deploy(run: Run, directory: Path) -> DeployResult:
+    from mcuforge.deploy.convert import convert
+    from mcuforge.deploy.evaluate import evaluate
+    from mcuforge.deploy.export import export
+    from mcuforge.deploy.report import build_report, write_report
+
+    source = run.keras_model()
+    converted = convert(run.spec, source=source, out_dir=directory)
+    evaluate(run.spec, model_path=converted.model_path, source=source)
+    result = DeployResult(source_model=str(source), labels=converted.labels_path.name if converted.labels_path else None)
+    write_report(build_report(converted.model_path, run.spec.deploy.target), directory / Path(result.report).parent)
+    export(converted.model_path, directory / result.export, run.spec.name.replace("-", "_"), converted.labels_path)
+    return result
+
+
+def firmware_mismatches(outputs: list[np.ndarray], expected: np.ndarray) -> list[str]:
+    """Each vector whose firmware output differs from TFLM's, naming the first differing byte.
+
+    >>> firmware_mismatches([np.array([1, 2], np.int8)], np.array([[1, 3]], np.int8))
+    ['vector 0: output byte 1 is 2, TFLM gives 3']
+    """
+    problems = []
+    if len(outputs) != len(expected):
+        problems.append(f"the firmware reported {len(outputs)} outputs for {len(expected)} vectors")
+    for i, (got, want) in enumerate(zip(outputs, expected)):
+        got, want = np.asarray(got).reshape(-1), np.asarray(want).reshape(-1)
+        if got.shape != want.shape:
+            problems.append(f"vector {i}: {got.size} output values, TFLM gives {want.size}")
+            continue
+        differing = np.flatnonzero(got.astype(np.int64) != want.astype(np.int64))
+        if differing.size:
+            byte = int(differing[0])
+            problems.append(f"vector {i}: output byte {byte} is {got[byte]}, TFLM gives {want[byte]}")
+    return problems
+
+
+def _firmware(run: Run, directory: Path) -> FirmwareResult:
+    # The one place the pipeline names the firmware's functions.
+    from mcuforge.firmware.build import build_image, run_qemu
+    from mcuforge.deploy.tflite_model import read_tflite
+    from mcuforge.deploy.tflm import Emulator, prepare_input
+    from mcuforge.train.trainer import load_dataset
+
+    model_path = run.int8_model()
+    samples = load_dataset(run.spec).x_test[: run.vectors]
+    image = build_image(model_path, run.board, directory, inputs=samples)
+    ran = run_qemu(image)
+    emulator = Emulator(read_tflite(model_path), model_path.read_bytes())
+    expected = emulator.run(prepare_input(samples, emulator.inputs[0], "the test split"))[0]
+    problems = firmware_mismatches([outputs[0] for outputs in ran.outputs], expected)
+    if problems:
+        raise MCUForgeError(
+            f"firmware on {run.board} disagrees with TFLM on {len(problems)} of {len(samples)} vectors "
+            f"({'; '.join(problems[:3])}); outputs must be bit-identical"
+        )
+    return FirmwareResult(
+        board=run.board,
+        vectors=len(samples),
+        identical_to_tflm=len(samples),
+        cycles=list(ran.cycles),
+        arena_used=ran.arena_used,
+        size=FirmwareSize.of(image.size),
+    )
+
+
+def _accelerators(run: Run, directory: Path) -> AcceleratorsResult:
+    from mcuforge.artifacts import write_json_atomic
+    from mcuforge.deploy.edgetpu import check_file
+    from mcuforge.deploy.npu import compile_for_npu
+
+    model_path = run.int8_model()
+    result = AcceleratorsResult()
+    write_json_atomic(directory / result.edgetpu_check, check_file(model_path).to_json())
+    write_json_atomic(directory / result.npu, compile_for_npu(model_path, directory / "vela").to_json())
+    return result
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "train",
+        TrainResult,
+        lambda run: run.layout.train,
+        lambda run: {k: run.sections[k] for k in ("data", "model", "train")},
+        _train,
+    ),
+    Stage(
+        "compress",
+        CompressResult,
+        lambda run: run.layout.compress,
+        lambda run: {"compress": run.sections["compress"], "data": run.sections["data"], "train": run.last(TrainResult).digest},
+        _compress,
+        runs=lambda spec: bool(spec.compress.steps),
+    ),
+    Stage(
+        "deploy",
+        DeployResult,
+        lambda run: run.layout.deploy,
+        lambda run: {"deploy": run.sections["deploy"], "data": run.sections["data"], "model": run.last(KerasModelArtifact).digest},
+        _deploy,
+    ),
+    Stage(
+        "firmware",
+        FirmwareResult,
+        lambda run: run.layout.firmware(run.board),
+        lambda run: {"board": run.board, "vectors": run.vectors, "model": run.last(DeployResult).digest},
+        _firmware,
+    ),
+    Stage(
+        "accelerators",
+        AcceleratorsResult,
+        lambda run: run.layout.accelerators,
+        lambda run: {"model": run.last(DeployResult).digest},
+        _accelerators,
+    ),
+)
+
+
+@dataclass
 class PipelineResult:
     spec: Spec
-    root: Path
+    layout: BuildLayout
     stages: list[StageOutcome] = field(default_factory=list)
 
     @property
     def directory(self) -> Path:
-        return self.spec.build_dir(self.root)
-
-
-def _train(spec: Spec, directory: Path) -> None:
-    from mcuforge.train.trainer import train
-
-    train(spec, directory)
-
-
-def _compress(spec: Spec, root: Path) -> Callable[[Path], None]:
-    def action(directory: Path) -> None:
-        from mcuforge.compress.pipeline import compress
-
-        compress(spec, root)
-
-    return action
-
-
-def _deploy(spec: Spec, root: Path) -> Callable[[Path], None]:
-    def action(directory: Path) -> None:
-        from mcuforge.deploy.convert import convert
-        from mcuforge.deploy.evaluate import evaluate
-        from mcuforge.deploy.export import export
-        from mcuforge.deploy.report import build_report, write_report
-
-        converted = convert(spec, root)
-        evaluate(spec, root)
-        write_report(build_report(converted.model_path, spec.deploy.target), directory / "report")
-        labels = directory / "labels.txt"
-        export(converted.model_path, directory / "export", spec.name.replace("-", "_"), labels if labels.is_file() else None)
-
-    return action
-
-
-def _firmware(spec: Spec, root: Path, board: str, vectors: int) -> Callable[[Path], None]:
-    def action(directory: Path) -> None:
-        from mcuforge.deploy.tflite_model import read_tflite
-        from mcuforge.deploy.tflm import Emulator, prepare_input
-        from mcuforge.firmware.build import build_image, run_qemu
-        from mcuforge.train.trainer import load_dataset
-
-        model_path = spec.build_dir(root) / "deploy" / "model_int8.tflite"
-        dataset = load_dataset(spec)
-        samples = dataset.x_test[:vectors]
-        image = build_image(model_path, board, directory, inputs=samples)
-        run = run_qemu(image)
-        emulator = Emulator(read_tflite(model_path), model_path.read_bytes())
-        expected = emulator.run(prepare_input(samples, emulator.inputs[0], "the test split"))[0]
-        mismatches = [
-            i for i, outputs in enumerate(run.outputs) if not np.array_equal(outputs[0].reshape(-1), expected[i].reshape(-1))
-        ]
-        if len(run.outputs) != len(samples) or mismatches:
-            raise MCUForgeError(
-                f"firmware on {board} disagrees with TFLM: {len(mismatches)} of {len(samples)} vectors differ "
-                f"(first: {mismatches[:1]}); outputs must be bit-identical"
-            )
-        write_json_atomic(
-            directory / "run.json",
-            {
-                "board": board,
-                "vectors": len(samples),
-                "identical_to_tflm": len(samples) - len(mismatches),
-                "cycles": run.cycles,
-                "arena_used": run.arena_used,
-                "size": {
-                    "text": image.size.text,
-                    "data": image.size.data,
-                    "bss": image.size.bss,
-                    "model": image.size.model,
-                    "arena": image.size.arena,
-                    "flash_used": image.size.flash_used,
-                    "ram_used": image.size.ram_used,
-                    "flash_limit": image.size.flash_limit,
-                    "ram_limit": image.size.ram_limit,
-                },
-            },
-        )
-
-    return action
-
-
-def _accelerators(spec: Spec, root: Path) -> Callable[[Path], None]:
-    def action(directory: Path) -> None:
-        from mcuforge.deploy.edgetpu import check_file
-        from mcuforge.deploy.npu import compile_for_npu
-
-        model_path = spec.build_dir(root) / "deploy" / "model_int8.tflite"
-        write_json_atomic(directory / "edgetpu_check.json", check_file(model_path).to_json())
-        write_json_atomic(directory / "npu.json", compile_for_npu(model_path, directory / "vela").to_json())
-
-    return action
+        return self.layout.base
 
 
 def run_pipeline(
@@ -132,38 +232,16 @@ def run_pipeline(
     board: str = DEFAULT_BOARD,
     vectors: int = FIRMWARE_VECTORS,
     on_stage: Callable[[StageOutcome], None] = lambda _: None,
+    progress: Progress | None = None,
+    stages: tuple[Stage, ...] = STAGES,
 ) -> PipelineResult:
-    """Run every stage for `spec` under `root`, calling `on_stage` after each one."""
-    root = Path(root)
-    base = spec.build_dir(root)
-    sections = to_dict(spec)
-    result = PipelineResult(spec, root)
-
-    def stage(name: str, directory: Path, key: dict, action: Callable[[Path], None]) -> StageOutcome:
-        outcome = run_stage(name, directory, key, action)
-        result.stages.append(outcome)
+    """Run `stages` for `spec` under `root`, calling `on_stage` after each one; `progress` shows the work inside them."""
+    run = Run(spec, spec.layout(root), board, vectors, progress or Progress.quiet())
+    for stage in stages:
+        if not stage.runs(spec):
+            continue
+        run.progress.line(f"{stage.name}: started")
+        outcome = run_stage(stage.name, stage.directory(run), stage.key(run), lambda d, s=stage: s.action(run, d), stage.result_type)
+        run.outcomes.append(outcome)
         on_stage(outcome)
-        return outcome
-
-    upstream = stage(
-        "train",
-        base / "train",
-        {k: sections[k] for k in ("data", "model", "train")},
-        lambda d: _train(spec, d),
-    )
-    if spec.compress.steps:
-        upstream = stage(
-            "compress",
-            base / "compress",
-            {"compress": sections["compress"], "data": sections["data"], "train": upstream.digest},
-            _compress(spec, root),
-        )
-    deployed = stage(
-        "deploy",
-        base / "deploy",
-        {"deploy": sections["deploy"], "data": sections["data"], "model": upstream.digest},
-        _deploy(spec, root),
-    )
-    stage("firmware", base / "firmware" / board, {"board": board, "vectors": vectors, "model": deployed.digest}, _firmware(spec, root, board, vectors))
-    stage("accelerators", base / "accelerators", {"model": deployed.digest}, _accelerators(spec, root))
-    return result
+    return PipelineResult(spec, run.layout, run.outcomes)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from mcuforge.errors import MCUForgeError
+from mcuforge.layout import BuildLayout
 
 
 def spec_field(default: Any = dataclasses.MISSING, *, help: str = "", **rules: Any) -> Any:
@@ -205,8 +206,11 @@ class Spec:
     compress: CompressSpec = spec_field(CompressSpec())
     deploy: DeploySpec = spec_field(DeploySpec())
 
+    def layout(self, root: Path | str = "build") -> BuildLayout:
+        return BuildLayout.of(self.name, root)
+
     def build_dir(self, root: Path | str = "build") -> Path:
-        return Path(root) / self.name
+        return self.layout(root).base
 
 
 def parse_spec(data: Any, source: str = "spec") -> Spec:

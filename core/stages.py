@@ -5,6 +5,10 @@ and the content digests of its upstream outputs. After a stage runs, its key and
 the digest of what it wrote are stored beside its output; the next run reuses
 the output when both still match, and recomputes otherwise (a changed spec, a
 changed upstream artifact, or an output someone edited).
+
+The action writes into a staging directory that replaces the stage's directory
+only when the action succeeded; a failing action leaves the previous output and
+its stamp as they were, so the next run recomputes that stage alone.
 """
 
 from __future__ import annotations
@@ -15,21 +19,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mcuforge import __version__
-from mcuforge.artifacts import write_json_atomic
+from mcuforge.artifacts import atomic_output_dir, write_json_atomic
+from mcuforge.results import Artifact
 
 STAMP = ".mcuforge-stage.json"
 
 
+R = TypeVar("R", bound=Artifact)
+
+
 @dataclass(frozen=True)
-class StageOutcome:
+class StageOutcome(Generic[R]):
     name: str
     directory: Path
     digest: str
     reused: bool
     seconds: float
+    result: R
 
 
 def digest_dir(directory: Path) -> str:
@@ -41,8 +50,13 @@ def digest_dir(directory: Path) -> str:
     return h.hexdigest()
 
 
-def run_stage(name: str, directory: Path, key: dict[str, Any], action: Callable[[Path], Any]) -> StageOutcome:
-    """Run `action(directory)` unless a previous run with the same key left an intact output."""
+def run_stage(name: str, directory: Path, key: dict[str, Any], action: Callable[[Path], R], result_type: type[R]) -> StageOutcome[R]:
+    """Run `action(staging)` unless a previous run with the same key left an intact output.
+
+    The action writes its files into `staging` and returns its typed result,
+    which is saved beside them; the outcome carries the result loaded back from
+    the stage directory (so a reused and a fresh run hand on the same object).
+    """
     directory = Path(directory)
     key = {"stage": name, "mcuforge": __version__, **key}
     key_text = json.dumps(key, sort_keys=True, default=str)
@@ -50,9 +64,10 @@ def run_stage(name: str, directory: Path, key: dict[str, Any], action: Callable[
     if stamp.is_file():
         stored = json.loads(stamp.read_text())
         if stored.get("key") == key_text and stored.get("output") == digest_dir(directory):
-            return StageOutcome(name, directory, stored["output"], reused=True, seconds=0.0)
+            return StageOutcome(name, directory, stored["output"], True, 0.0, result_type.load(directory))
     started = time.perf_counter()
-    action(directory)
-    digest = digest_dir(directory)
-    write_json_atomic(stamp, {"key": key_text, "output": digest})
-    return StageOutcome(name, directory, digest, reused=False, seconds=time.perf_counter() - started)
+    with atomic_output_dir(directory) as staging:
+        action(staging).save(staging)
+        digest = digest_dir(staging)
+        write_json_atomic(staging / STAMP, {"key": key_text, "output": digest})
+    return StageOutcome(name, directory, digest, False, time.perf_counter() - started, result_type.load(directory))

@@ -23,15 +23,15 @@ from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import parse_tflite
 from mcuforge.deploy.tflm import ArenaUsage, Emulator, captured_stderr
 from mcuforge.errors import MCUForgeError
+from mcuforge.layout import INT8_MODEL_FILE, KERAS_MODEL_FILE, BuildLayout
+from mcuforge.results import DeployResult
 from mcuforge.spec import Spec
-
-MODEL_FILE = "model_int8.tflite"
-INFO_FILE = "convert.json"
 
 
 @dataclass(frozen=True)
 class ConvertResult:
     model_path: Path
+    labels_path: Path | None
     source_model: Path
     quantization: str
     io_type: str
@@ -41,17 +41,11 @@ class ConvertResult:
     arena: ArenaUsage
 
 
-def deploy_dir(spec: Spec, root: Path | str = "build") -> Path:
-    return spec.build_dir(root) / "deploy"
-
-
-def source_model_path(spec: Spec, root: Path | str = "build") -> Path:
-    """compress/model.h5 when it exists and is newer than train/model.h5, else the trained model."""
-    from mcuforge.train.trainer import MODEL_FILE as KERAS_MODEL_FILE
-
-    base = spec.build_dir(root)
-    trained, compressed = base / "train" / KERAS_MODEL_FILE, base / "compress" / KERAS_MODEL_FILE
-    if compressed.exists() and (not trained.exists() or compressed.stat().st_mtime >= trained.stat().st_mtime):
+def source_model_path(spec: Spec, layout: BuildLayout) -> Path:
+    """The Keras model the spec deploys when no stage hands one over: the compressed one when the spec
+    has compress steps and it exists, else the trained one (never chosen by file age)."""
+    compressed, trained = layout.compress / KERAS_MODEL_FILE, layout.train / KERAS_MODEL_FILE
+    if spec.compress.steps and compressed.exists():
         return compressed
     if trained.exists():
         return trained
@@ -113,19 +107,23 @@ def convert_model(model, representative: np.ndarray | None, quantization: str = 
     return data
 
 
-def convert(spec: Spec, root: Path | str = "build") -> ConvertResult:
-    """Convert the spec's latest model to build/<name>/deploy/model_int8.tflite (with labels.txt and convert.json)."""
+def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, out_dir: Path | None = None) -> ConvertResult:
+    """Convert the Keras model at `source` to `out_dir`/model_int8.tflite (with labels.txt and convert.json).
+
+    Without `source` and `out_dir`: the spec's model under `root` (see source_model_path) into build/<name>/deploy.
+    """
     from mcuforge.train.trainer import load_dataset, load_model
 
+    layout = spec.layout(root)
     target = load_target(spec.deploy.target)
-    source = source_model_path(spec, root)
+    source = Path(source) if source is not None else source_model_path(spec, layout)
+    out_dir = Path(out_dir) if out_dir is not None else layout.deploy
     model = load_model(source)
     dataset = load_dataset(spec)
     qat = is_quantization_aware(model)
     representative = None if qat else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
     data = convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
-    out_dir = deploy_dir(spec, root)
-    tflite = parse_tflite(data, str(out_dir / MODEL_FILE))
+    tflite = parse_tflite(data, str(out_dir / INT8_MODEL_FILE))
     usage = Emulator(tflite, data).arena_usage()
     Fit(target, len(data), arena_size(usage)).check()
     info = {
@@ -139,8 +137,9 @@ def convert(spec: Spec, root: Path | str = "build") -> ConvertResult:
         "arena": {"total": usage.total, "head": usage.head, "tail": usage.tail, "with_margin": arena_size(usage)},
         "target": target.name,
     }
-    if dataset.class_names:
-        write_text_atomic(out_dir / LABELS_FILE, "\n".join(dataset.class_names) + "\n")
-    model_path = write_bytes_atomic(out_dir / MODEL_FILE, data)
-    write_text_atomic(out_dir / INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return ConvertResult(model_path, source, spec.deploy.quantization, spec.deploy.io_type, qat, len(data), tflite.op_names, usage)
+    labels_path = write_text_atomic(out_dir / LABELS_FILE, "\n".join(dataset.class_names) + "\n") if dataset.class_names else None
+    model_path = write_bytes_atomic(out_dir / INT8_MODEL_FILE, data)
+    write_text_atomic(out_dir / DeployResult.convert, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return ConvertResult(
+        model_path, labels_path, source, spec.deploy.quantization, spec.deploy.io_type, qat, len(data), tflite.op_names, usage
+    )

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.artifacts import write_text_atomic
-from mcuforge.deploy.convert import deploy_dir, MODEL_FILE, source_model_path
+from mcuforge.deploy.convert import source_model_path
 from mcuforge.deploy.tflite_model import read_tflite
 from mcuforge.deploy.tflm import Emulator, captured_stderr, dequantize, prepare_input
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import Spec
-
-RESULT_FILE = "evaluation.json"
+from mcuforge.layout import INT8_MODEL_FILE
+from mcuforge.results import DeployResult
+from mcuforge.spec import Spec, parse_dataclass
 
 
 @dataclass(frozen=True)
@@ -94,20 +94,24 @@ def agreement(reference: np.ndarray, other: np.ndarray, classifier: bool = True)
     )
 
 
-def evaluate(spec: Spec, root: Path | str = "build") -> EvaluateResult:
-    """Score build/<name>/deploy/model_int8.tflite on the test split (and the data set's extra evaluation
-    sets) in TFLM beside the float Keras model; write evaluation.json beside the model."""
+def evaluate(spec: Spec, root: Path | str = "build", model_path: Path | None = None, source: Path | None = None) -> EvaluateResult:
+    """Score the int8 model at `model_path` on the test split (and the data set's extra evaluation sets)
+    in TFLM beside the float Keras model at `source`; write evaluation.json beside the int8 model.
+
+    Without them: build/<name>/deploy/model_int8.tflite and the spec's Keras model under `root`.
+    """
     from mcuforge.train.datasets import ANOMALY
     from mcuforge.train.trainer import load_dataset, load_model, score_predictions
 
-    model_path = deploy_dir(spec, root) / MODEL_FILE
+    layout = spec.layout(root)
+    model_path = Path(model_path) if model_path is not None else layout.deploy / INT8_MODEL_FILE
     if not model_path.is_file():
         raise MCUForgeError(f"no converted model at {model_path}: run `mcuforge convert SPEC` first")
     model = read_tflite(model_path)
     data = model_path.read_bytes()
     dataset = load_dataset(spec)
     emulator = Emulator(model, data)
-    keras_model = load_model(source_model_path(spec, root))
+    keras_model = load_model(source if source is not None else source_model_path(spec, layout))
     metric = "auc" if dataset.task == ANOMALY else "accuracy"
 
     def metric_of(predictions: np.ndarray, x: np.ndarray, y: np.ndarray, split: str) -> float:
@@ -140,5 +144,10 @@ def evaluate(spec: Spec, root: Path | str = "build") -> EvaluateResult:
         litert_reference=agreement(raw, litert_outputs(data, batch, reference_kernels=True), classifier),
         extra=extra,
     )
-    write_text_atomic(model_path.parent / RESULT_FILE, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(model_path.parent / DeployResult.evaluation, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
     return result
+
+
+def read_evaluation(path: Path | str) -> EvaluateResult:
+    """An evaluation.json loaded back into its typed record."""
+    return parse_dataclass(EvaluateResult, json.loads(Path(path).read_text()), str(path))

@@ -1,32 +1,70 @@
-"""Stage reuse: same inputs reuse, changed inputs or tampered outputs recompute."""
+"""Stage reuse: same inputs reuse, changed inputs or tampered outputs recompute, a failing stage keeps the last good output."""
 
-from mcuforge.artifacts import atomic_output_dir
-from mcuforge.stages import digest_dir, run_stage
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+from mcuforge.errors import MCUForgeError
+from mcuforge.results import Artifact
+from mcuforge.stages import STAMP, digest_dir, run_stage
+
+
+@dataclass(frozen=True)
+class Note(Artifact):
+    FILE: ClassVar[str] = "note.json"
+    text: str
 
 
 def make_action(calls, text):
     def action(directory):
         calls.append(text)
-        with atomic_output_dir(directory) as staging:
-            (staging / "out.txt").write_text(text)
+        (directory / "out.txt").write_text(text)
+        return Note(text)
 
     return action
+
+
+def failing_action(directory):
+    (directory / "out.txt").write_text("half written")
+    raise MCUForgeError("the stage broke")
 
 
 def test_reuse_and_invalidation(tmp_path):
     calls = []
     out = tmp_path / "stage"
-    first = run_stage("s", out, {"spec": {"epochs": 1}}, make_action(calls, "a"))
-    again = run_stage("s", out, {"spec": {"epochs": 1}}, make_action(calls, "a"))
+    first = run_stage("s", out, {"spec": {"epochs": 1}}, make_action(calls, "a"), Note)
+    again = run_stage("s", out, {"spec": {"epochs": 1}}, make_action(calls, "a"), Note)
     assert (first.reused, again.reused) == (False, True) and calls == ["a"]
     assert again.digest == first.digest == digest_dir(out)
+    assert first.result == again.result == Note("a")
 
-    changed = run_stage("s", out, {"spec": {"epochs": 2}}, make_action(calls, "b"))
+    changed = run_stage("s", out, {"spec": {"epochs": 2}}, make_action(calls, "b"), Note)
     assert not changed.reused and calls == ["a", "b"] and changed.digest != first.digest
 
     (out / "out.txt").write_text("edited by hand")
-    repaired = run_stage("s", out, {"spec": {"epochs": 2}}, make_action(calls, "b"))
+    repaired = run_stage("s", out, {"spec": {"epochs": 2}}, make_action(calls, "b"), Note)
     assert not repaired.reused and (out / "out.txt").read_text() == "b"
+
+
+def test_a_failing_stage_keeps_its_last_output_and_only_it_reruns(tmp_path):
+    calls = []
+    upstream, downstream = tmp_path / "up", tmp_path / "down"
+    up = run_stage("up", upstream, {"spec": 1}, make_action(calls, "u1"), Note)
+    down = run_stage("down", downstream, {"up": up.digest, "spec": 1}, make_action(calls, "d1"), Note)
+    files_before = {p.name: p.read_bytes() for p in downstream.iterdir()}
+    assert STAMP in files_before
+
+    with pytest.raises(MCUForgeError, match="the stage broke"):
+        run_stage("down", downstream, {"up": up.digest, "spec": 2}, failing_action, Note)
+    assert {p.name: p.read_bytes() for p in downstream.iterdir()} == files_before  # output and stamp untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["down", "up"]  # no staging directory left behind
+
+    calls.clear()
+    up_again = run_stage("up", upstream, {"spec": 1}, make_action(calls, "u1"), Note)
+    down_again = run_stage("down", downstream, {"up": up_again.digest, "spec": 2}, make_action(calls, "d2"), Note)
+    assert up_again.reused and not down_again.reused and calls == ["d2"]
+    assert down_again.result == Note("d2") and down.result == Note("d1")
 
 
 def test_digest_covers_names_and_bytes(tmp_path):

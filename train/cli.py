@@ -25,10 +25,12 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, help="output directory [default: build/<name>/train]"),
     ) -> None:
         """Train the spec's model; write model, metrics.json, history and training.png atomically."""
+        from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
         from mcuforge.train.trainer import train
 
         loaded = load_spec(spec)
-        result = train(loaded, out or loaded.build_dir() / "train", progress=True)
+        directory = out or loaded.layout().train
+        result = train(loaded, directory, progress=Progress.to())
         typer.echo(json.dumps(result.metrics["test"], indent=2))
-        typer.echo(f"wrote {result.directory}")
+        typer.echo(f"wrote {directory}")

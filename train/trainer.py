@@ -2,43 +2,24 @@
 
 Output directory (written atomically): `model.h5` (tfmot reloads it),
 `model_float.tflite` (the float TFLite the size figure comes from),
-`metrics.json`, `history.json` and `training.png`.
+`metrics.json` (the TrainResult), `history.json` and `training.png`.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mcuforge.artifacts import atomic_output_dir, data_cache_dir, write_json_atomic
 from mcuforge.errors import MCUForgeError
+from mcuforge.progress import Progress
+from mcuforge.results import TrainResult
 from mcuforge.spec import Spec, to_dict
 from mcuforge.train import datasets, zoo
 from mcuforge.train.datasets import ANOMALY, Dataset
 from mcuforge.train.profile import model_macs
-
-# HDF5, not the .keras format: tf_keras cannot reload tfmot's quantize layers
-# from .keras files ("expected 5 variables, but received 3"), and every stage
-# saves its model under this one name.
-MODEL_FILE = "model.h5"
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Where the trained model lives and what it scored."""
-
-    directory: Path
-    metrics: dict[str, Any]
-
-    @property
-    def model_path(self) -> Path:
-        return self.directory / MODEL_FILE
-
 
 def load_dataset(spec: Spec) -> Dataset:
     return datasets.load(spec.data.dataset, spec.data.options, spec.data.seed, data_cache_dir())
@@ -58,7 +39,7 @@ def load_model(path: Path | str):
 
 
 def save_model(model, path: Path | str) -> None:
-    """Save in HDF5 (see MODEL_FILE), without Keras' notice that HDF5 is a legacy format."""
+    """Save in HDF5 (see mcuforge.layout.KERAS_MODEL_FILE), without Keras' notice that HDF5 is a legacy format."""
     import warnings
 
     with warnings.catch_warnings():
@@ -164,26 +145,22 @@ def float_tflite_bytes(model) -> bytes:
     return converter.convert()
 
 
-def _progress_callback(epochs: int):
+def progress_callback(progress: Progress, what: str, epochs: int):
+    """A Keras callback reporting each epoch (and its metrics) to `progress`, inside one progress task."""
     import tf_keras
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    class RichProgress(tf_keras.callbacks.Callback):
+    class EpochProgress(tf_keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.progress = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn()
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("epochs", total=epochs, status="")
+            self.task = progress.task(what, epochs)
+            self.advance = self.task.__enter__()
 
         def on_epoch_end(self, epoch, logs=None):
-            status = " ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "lr")
-            self.progress.update(self.task, advance=1, status=status)
+            self.advance(" ".join(f"{k}={v:.4f}" for k, v in (logs or {}).items() if k != "lr"))
 
         def on_train_end(self, logs=None):
-            self.progress.stop()
+            self.task.__exit__(None, None, None)
 
-    return RichProgress()
+    return EpochProgress()
 
 
 def plot_history(history: dict[str, list[float]], path: Path) -> None:
@@ -207,7 +184,7 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def fit(model, spec: Spec, dataset: Dataset, progress: bool = False) -> dict[str, list[float]]:
+def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None) -> dict[str, list[float]]:
     """Compile and fit `model` on the data set per the spec's train section; returns the history."""
     import tf_keras
 
@@ -223,12 +200,12 @@ def fit(model, spec: Spec, dataset: Dataset, progress: bool = False) -> dict[str
         batch_size=spec.train.batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[_progress_callback(spec.train.epochs)] if progress else [],
+        callbacks=[progress_callback(progress, "train epoch", spec.train.epochs)] if progress else [],
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def train(spec: Spec, out_dir: Path | str, progress: bool = False) -> TrainResult:
+def train(spec: Spec, out_dir: Path | str, progress: Progress | None = None) -> TrainResult:
     """Train the spec's model and write the stage's artifacts atomically to `out_dir`."""
     out_dir = Path(out_dir)
     dataset = load_dataset(spec)
@@ -237,7 +214,7 @@ def train(spec: Spec, out_dir: Path | str, progress: bool = False) -> TrainResul
     history = fit(model, spec, dataset, progress)
     seconds = time.perf_counter() - started
     float_model = float_tflite_bytes(model)
-    metrics = {
+    result = TrainResult({
         "spec": spec.name,
         "task": dataset.task,
         "arch": spec.model.arch,
@@ -249,19 +226,12 @@ def train(spec: Spec, out_dir: Path | str, progress: bool = False) -> TrainResul
         "training_seconds": round(seconds, 2),
         "epochs": spec.train.epochs,
         **evaluate_keras(model, dataset),
-    }
+    })
     with atomic_output_dir(out_dir) as staging:
-        save_model(model, staging / MODEL_FILE)
+        save_model(model, staging / result.model)
         (staging / "model_float.tflite").write_bytes(float_model)
-        write_json_atomic(staging / "metrics.json", metrics)
+        result.save(staging)
         write_json_atomic(staging / "history.json", history)
         write_json_atomic(staging / "spec.json", to_dict(spec))
         plot_history(history, staging / "training.png")
-    return TrainResult(out_dir, metrics)
-
-
-def read_metrics(train_dir: Path | str) -> dict[str, Any]:
-    path = Path(train_dir) / "metrics.json"
-    if not path.is_file():
-        raise MCUForgeError(f"no metrics at {path}: run `mcuforge train SPEC` first")
-    return json.loads(path.read_text())
+    return result
