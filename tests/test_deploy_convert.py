@@ -278,3 +278,43 @@ def test_keywords_ds_cnn_converts_and_keeps_goldens(tmp_path):
     assert verify(result.model_path, tmp_path / "golden").samples == len(dataset.x_test)
     settings = (export(result.model_path, tmp_path / "src", "kws").directory / "kws_model_settings.h").read_text()
     assert 'kKwsLabels[kKwsLabelCount] = {"_silence_", "_unknown_", "yes", "no"};' in settings
+
+
+def _save_digits_model(path, filters):
+    """An untrained conv model on the digits input; `filters` sets its size, so the two models convert to different bytes."""
+    import tf_keras as keras
+
+    from mcuforge.train.trainer import save_model
+
+    keras.utils.set_random_seed(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(
+        keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(filters, 3), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]),
+        path,
+    )
+
+
+@pytest.mark.parametrize("compress_output_is", ["older", "newer"])
+def test_spec_without_compress_steps_converts_the_trained_model(tmp_path, compress_output_is):
+    import os
+
+    import yaml
+
+    from mcuforge.deploy.convert import convert
+    from mcuforge.spec import parse_spec
+
+    data = yaml.safe_load((REPO / "specs" / "digits.yaml").read_text())
+    data["compress"] = {"steps": []}
+    spec = parse_spec(data)
+    layout = spec.layout(tmp_path)
+    trained, stale = layout.train / "model.h5", layout.compress / "model.h5"
+    _save_digits_model(trained, filters=2)
+    _save_digits_model(stale, filters=16)
+    age = {"older": -100, "newer": 100}[compress_output_is]
+    os.utime(stale, (trained.stat().st_mtime + age,) * 2)
+
+    result = convert(spec, tmp_path)
+    assert result.source_model == trained
+    assert json.loads((layout.deploy / "convert.json").read_text())["source_model"] == str(trained)
+    explicit = convert(spec, tmp_path, source=stale, out_dir=tmp_path / "from-stale")
+    assert explicit.size > result.size  # 16 filters against 2: the stale model would have shown
