@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.compress.common import CompressStep, Context, TrainingOptions, fine_tune
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
 from mcuforge.train.profile import model_macs
@@ -250,3 +250,28 @@ def channel_prune(model, options: ChannelPruneOptions, context: Context):
     smaller = shrink(model, removal_for_macs(model, options.macs_fraction))
     fine_tune(smaller, context, options)
     return smaller
+
+
+def output_channels(model) -> dict[str, int]:
+    """Output channels of every Conv2D and Dense layer (depthwise ones follow their input), by layer name."""
+    import tf_keras
+
+    L = tf_keras.layers
+    return {
+        layer.name: int(layer.output_shape[-1])
+        for layer in model.layers
+        if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)
+    }
+
+
+CHANNEL_PRUNE = CompressStep(
+    "channel_prune",
+    ChannelPruneOptions,
+    channel_prune,
+    must_precede={
+        "prune": "channel pruning rebuilds and fine-tunes a dense model, losing the zeros",
+        "cluster": "channel pruning rebuilds and fine-tunes a dense model, losing the clusters",
+        "quantize": "tfmot cannot rebuild a quantization-aware model",
+    },
+    details=lambda before, after: {"channels_before": output_channels(before), "channels_after": output_channels(after)},
+)

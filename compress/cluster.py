@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.compress.common import CLUSTERS, SPARSITY, CompressStep, Context, TrainingOptions, fine_tune
 from mcuforge.spec import spec_field
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -34,7 +34,7 @@ def cluster(model, options: ClusterOptions, context: Context):
     import tensorflow_model_optimization as tfmot
 
     clustering = tfmot.clustering.keras
-    kwargs = {"preserve_sparsity": True} if "prune" in context.done else {}
+    kwargs = {"preserve_sparsity": True} if SPARSITY in context.preserved else {}
     clustered = clustering.cluster_weights(
         model, number_of_clusters=options.clusters, cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS, **kwargs
     )
@@ -95,3 +95,12 @@ def lut_compress(data: bytes) -> bytes | None:
         return None
     compressed = _compress(data, gainful)
     return compressed if len(compressed) < len(data) else None
+
+
+CLUSTER = CompressStep(
+    "cluster",
+    ClusterOptions,
+    cluster,
+    must_precede={"quantize": "tfmot cannot cluster a quantization-aware model (quantize after clustering keeps the clusters)"},
+    preserves=CLUSTERS,
+)

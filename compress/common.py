@@ -1,14 +1,47 @@
-"""What every compression step shares: its context and the fine-tuning loop."""
+"""What every compression step shares: the step object with its rules, its context and the fine-tuning loop."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from mcuforge.spec import Spec, spec_field
 from mcuforge.train.datasets import ANOMALY, Dataset
+
+
+# What a quantization-aware step must keep of an earlier step's work (see CompressStep.preserves).
+SPARSITY = "sparsity"
+CLUSTERS = "clusters"
+
+
+@dataclass(frozen=True)
+class CompressStep:
+    """One compression step and the rules it carries; the recipe check and the compress stage read only these.
+
+    must_precede: steps this one must come before, each with why the other order cannot work.
+    takes_teacher: the step is applied to the teacher (the trained model, or its options' `teacher`),
+    not to the model the earlier steps produced.
+    preserves: what quantization-aware training after this step must keep (SPARSITY, CLUSTERS).
+    check: validates the step's options against the spec's model.arch when the spec loads.
+    details: figures beside the common ones for the step's row, from the models before and after it.
+    baseline: a comparison model trained without what the step adds (None when the options turn it off),
+    reported as "<name> (<baseline_label>)" off the recipe's chain.
+    """
+
+    name: str
+    options: type
+    apply: Callable[[Any, Any, "Context"], Any]
+    must_precede: Mapping[str, str] = field(default_factory=dict)
+    takes_teacher: bool = False
+    preserves: str | None = None
+    check: Callable[[Any, str], None] | None = None
+    details: Callable[[Any, Any], dict[str, Any]] | None = None
+    baseline: Callable[[Any, "Context"], Any] | None = None
+    baseline_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -17,7 +50,12 @@ class Context:
 
     spec: Spec
     dataset: Dataset
-    done: tuple[str, ...] = ()
+    done: tuple[CompressStep, ...] = ()
+
+    @property
+    def preserved(self) -> frozenset[str]:
+        """What the steps already applied achieved that later steps must keep."""
+        return frozenset(step.preserves for step in self.done if step.preserves)
 
 
 @dataclass(frozen=True)

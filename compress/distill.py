@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.compress.common import CompressStep, Context, TrainingOptions, fine_tune
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
 from mcuforge.train import zoo
@@ -126,3 +126,20 @@ def labels_only(options: DistillOptions, context: Context):
     student = build_student(options, context)
     fine_tune(student, context, options)
     return student
+
+
+DISTILL = CompressStep(
+    "distill",
+    DistillOptions,
+    distill,
+    must_precede={
+        "channel_prune": "distillation trains a fresh student, discarding the channels pruned before it",
+        "prune": "distillation trains a fresh student, discarding the pruning before it",
+        "cluster": "distillation trains a fresh student, discarding the clusters before it",
+        "quantize": "distillation trains a fresh float student, discarding the quantization before it",
+    },
+    takes_teacher=True,
+    check=lambda options, model_arch: options.check_student(model_arch),
+    baseline=lambda options, context: labels_only(options, context) if options.compare_with_labels_only else None,
+    baseline_label="labels only",
+)

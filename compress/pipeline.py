@@ -12,7 +12,6 @@ was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from mcuforge.artifacts import atomic_output_dir
-from mcuforge.compress.channel_prune import ChannelPruneOptions, channel_prune
-from mcuforge.compress.cluster import ClusterOptions, cluster, lut_compress
-from mcuforge.compress.common import Context
-from mcuforge.compress.distill import DistillOptions, check_teacher, distill, labels_only
-from mcuforge.compress.prune import PruneOptions, layer_sparsity, prune
-from mcuforge.compress.quantize import QuantizeOptions, quantize
+from mcuforge.compress.channel_prune import CHANNEL_PRUNE
+from mcuforge.compress.cluster import CLUSTER, lut_compress
+from mcuforge.compress.common import CompressStep, Context
+from mcuforge.compress.distill import DISTILL, check_teacher
+from mcuforge.compress.prune import PRUNE
+from mcuforge.compress.quantize import QUANTIZE
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import KERAS_MODEL_FILE
 from mcuforge.progress import Progress
@@ -36,40 +35,14 @@ from mcuforge.train.datasets import ANOMALY
 PARETO_FILE = "pareto.png"
 
 
-@dataclass(frozen=True)
-class Step:
-    options: type
-    apply: Callable
-
-
-STEPS: dict[str, Step] = {
-    "distill": Step(DistillOptions, distill),
-    "channel_prune": Step(ChannelPruneOptions, channel_prune),
-    "prune": Step(PruneOptions, prune),
-    "cluster": Step(ClusterOptions, cluster),
-    "quantize": Step(QuantizeOptions, quantize),
-}
-
-# Steps that must come before another, and why the other order cannot work.
-_ORDER_RULES = [
-    ("distill", "channel_prune", "distillation trains a fresh student, discarding the channels pruned before it"),
-    ("distill", "prune", "distillation trains a fresh student, discarding the pruning before it"),
-    ("distill", "cluster", "distillation trains a fresh student, discarding the clusters before it"),
-    ("distill", "quantize", "distillation trains a fresh float student, discarding the quantization before it"),
-    ("channel_prune", "prune", "channel pruning rebuilds and fine-tunes a dense model, losing the zeros"),
-    ("channel_prune", "cluster", "channel pruning rebuilds and fine-tunes a dense model, losing the clusters"),
-    ("prune", "cluster", "pruning after clustering breaks the shared weights (cluster keeps the zeros of an earlier prune)"),
-    ("channel_prune", "quantize", "tfmot cannot rebuild a quantization-aware model"),
-    ("prune", "quantize", "tfmot cannot prune a quantization-aware model (quantize after pruning keeps the zeros)"),
-    ("cluster", "quantize", "tfmot cannot cluster a quantization-aware model (quantize after clustering keeps the clusters)"),
-]
+STEPS: dict[str, CompressStep] = {step.name: step for step in (DISTILL, CHANNEL_PRUNE, PRUNE, CLUSTER, QUANTIZE)}
 
 
 @dataclass(frozen=True)
 class Recipe:
     """The validated steps, each with its options dataclass."""
 
-    steps: tuple[tuple[str, Any], ...]
+    steps: tuple[tuple[CompressStep, Any], ...]
     max_accuracy_drop: float | None
 
 
@@ -81,21 +54,23 @@ def parse_recipe(spec: CompressSpec, model_arch: str) -> Recipe:
             raise MCUForgeError(f"compress.steps[{i}]: expected one of {', '.join(STEPS)}. Received: {name!r}")
         if name in names[:i]:
             raise MCUForgeError(f"compress.steps[{i}]: step {name!r} appears twice; give each step once")
-    for first, then, why in _ORDER_RULES:
-        if first in names and then in names and names.index(then) < names.index(first):
-            raise MCUForgeError(
-                f"compress.steps: {first} after {then} cannot work: {why}. Put {first} before {then}. Received: {names}"
-            )
+    for first in STEPS.values():
+        for then, why in first.must_precede.items():
+            if first.name in names and then in names and names.index(then) < names.index(first.name):
+                raise MCUForgeError(
+                    f"compress.steps: {first.name} after {then} cannot work: {why}. Put {first.name} before {then}. Received: {names}"
+                )
     for key in spec.options:
         if key not in names:
             raise MCUForgeError(
                 f"compress.options.{key}: no step {key!r} in compress.steps {names}: add the step or remove its options"
             )
     steps = tuple(
-        (name, parse_dataclass(STEPS[name].options, spec.options.get(name) or {}, f"compress.options.{name}")) for name in names
+        (STEPS[name], parse_dataclass(STEPS[name].options, spec.options.get(name) or {}, f"compress.options.{name}")) for name in names
     )
-    if "distill" in names:
-        dict(steps)["distill"].check_student(model_arch)
+    for step, options in steps:
+        if step.check is not None:
+            step.check(options, model_arch)
     return Recipe(steps, spec.max_accuracy_drop)
 
 
@@ -188,26 +163,6 @@ def float_row(model, context: Context) -> StepRow:
     )
 
 
-def _channels(model) -> dict[str, int]:
-    import tf_keras
-
-    L = tf_keras.layers
-    return {
-        layer.name: int(layer.output_shape[-1])
-        for layer in model.layers
-        if isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)
-    }
-
-
-def _details(name: str, before, after) -> dict[str, Any]:
-    """What a step changed beyond the common figures."""
-    if name == "prune":
-        return {"layer_sparsity": layer_sparsity(after)}
-    if name == "channel_prune":
-        return {"channels_before": _channels(before), "channels_after": _channels(after)}
-    return {}
-
-
 def _check_drop(recipe: Recipe, previous: StepRow, row: StepRow, metric: str, out_dir: Path) -> None:
     limit = recipe.max_accuracy_drop
     if limit is None:
@@ -246,10 +201,11 @@ def plot_pareto(rows: list[StepRow], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _given_teacher(options: DistillOptions | None, context: Context):
-    """The teacher a distill step names, checked against the data set's classes (None: the trained model)."""
+def _given_teacher(recipe: Recipe, context: Context):
+    """The teacher a teacher-taking step's options name, checked against the data set's classes (None: the trained model)."""
     from mcuforge.train.trainer import load_model
 
+    options = next((options for step, options in recipe.steps if step.takes_teacher), None)
     if options is None or options.teacher is None:
         return None
     teacher = load_model(options.teacher)
@@ -257,36 +213,52 @@ def _given_teacher(options: DistillOptions | None, context: Context):
     return teacher
 
 
-def compress(spec: Spec, root: Path | str = "build", progress: Progress | None = None) -> CompressResult:
-    """`mcuforge compress SPEC`: compress build/<name>/train/'s model (training it first when absent) into build/<name>/compress/."""
-    from mcuforge.train.trainer import train
+@dataclass(frozen=True)
+class _Prepared:
+    """What compress checks before anything trains: the recipe, the data set, and a teacher the recipe names."""
+
+    spec: Spec
+    recipe: Recipe
+    context: Context
+    given_teacher: Any
+
+
+def _prepare(spec: Spec, progress: Progress | None) -> tuple[_Prepared, Progress]:
+    from mcuforge.train.trainer import load_dataset
 
     recipe = parse_recipe(spec.compress, spec.model.arch)
     if not recipe.steps:
         raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
-    progress = progress or Progress.quiet()
+    context = Context(spec, load_dataset(spec))
+    return _Prepared(spec, recipe, context, _given_teacher(recipe, context)), progress or Progress.quiet()
+
+
+def compress(spec: Spec, root: Path | str = "build", progress: Progress | None = None) -> CompressResult:
+    """`mcuforge compress SPEC`: compress build/<name>/train/'s model (training it first when absent) into build/<name>/compress/."""
+    from mcuforge.train.trainer import train
+
+    prepared, progress = _prepare(spec, progress)
     layout = spec.layout(root)
     trained = layout.train / KERAS_MODEL_FILE
     if not trained.exists():
         progress.line(f"no trained model in {layout.train}: training it first")
         train(spec, layout.train, progress)
-    return compress_model(spec, trained, layout.compress, progress)
+    return _run(prepared, trained, layout.compress, progress)
 
 
 def compress_model(spec: Spec, trained: Path, out_dir: Path, progress: Progress | None = None) -> CompressResult:
     """Run the spec's compression recipe on the Keras model at `trained`; write `out_dir` atomically."""
-    from mcuforge.train.trainer import load_dataset, load_model, save_model
+    prepared, progress = _prepare(spec, progress)
+    return _run(prepared, trained, out_dir, progress)
 
-    recipe = parse_recipe(spec.compress, spec.model.arch)
-    if not recipe.steps:
-        raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
-    progress = progress or Progress.quiet()
-    context = Context(spec, load_dataset(spec))
-    options = dict(recipe.steps)
-    given_teacher = _given_teacher(options.get("distill"), context)
+
+def _run(prepared: _Prepared, trained: Path, out_dir: Path, progress: Progress) -> CompressResult:
+    from mcuforge.train.trainer import load_model, save_model
+
+    spec, recipe, context = prepared.spec, prepared.recipe, prepared.context
     model = load_model(trained)
-    teacher = model if given_teacher is None else given_teacher
-    if "distill" in options and given_teacher is None:
+    teacher = model if prepared.given_teacher is None else prepared.given_teacher
+    if any(step.takes_teacher for step, _ in recipe.steps) and prepared.given_teacher is None:
         check_teacher(teacher, context.dataset, str(trained))
     metric = _metric_name(context.dataset.task)
     rows: list[StepRow] = []
@@ -294,21 +266,23 @@ def compress_model(spec: Spec, trained: Path, out_dir: Path, progress: Progress 
         rows.append(float_row(model, context))
         rows.append(measure(model, context, staging, "trained", "0_trained"))
         advance(f"trained model: int8 {metric} {rows[-1].metric:.4f}")
-        for index, (name, step_options) in enumerate(recipe.steps, start=1):
+        for index, (step, step_options) in enumerate(recipe.steps, start=1):
             before = model
-            model = STEPS[name].apply(teacher if name == "distill" else model, step_options, context)
-            context = Context(spec, context.dataset, context.done + (name,))
-            row = replace(measure(model, context, staging, name, f"{index}_{name}"), **_details(name, before, model))
+            model = step.apply(teacher if step.takes_teacher else model, step_options, context)
+            context = Context(spec, context.dataset, context.done + (step,))
+            row = measure(model, context, staging, step.name, f"{index}_{step.name}")
+            row = replace(row, **step.details(before, model)) if step.details else row
             _check_drop(recipe, [r for r in rows if not r.side][-1], row, metric, out_dir)
             rows.append(row)
-            if name == "distill" and step_options.compare_with_labels_only:
-                student = labels_only(step_options, context)
-                rows.append(replace(measure(student, context, staging, "distill (labels only)", f"{index}_distill_labels_only"), side=True))
-            advance(f"{name}: int8 {metric} {row.metric:.4f}")
+            baseline = step.baseline(step_options, context) if step.baseline else None
+            if baseline is not None:
+                label, stem = f"{step.name} ({step.baseline_label})", f"{index}_{step.name}_{step.baseline_label.replace(' ', '_')}"
+                rows.append(replace(measure(baseline, context, staging, label, stem), side=True))
+            advance(f"{step.name}: int8 {metric} {row.metric:.4f}")
         result = CompressResult(
             spec=spec.name,
             metric=metric,
-            recipe=[RecipeStep(n, to_dict(o)) for n, o in recipe.steps],
+            recipe=[RecipeStep(step.name, to_dict(options)) for step, options in recipe.steps],
             rows=rows,
         )
         save_model(model, staging / result.model)

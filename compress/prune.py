@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.compress.common import SPARSITY, CompressStep, Context, TrainingOptions, fine_tune
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
 
@@ -81,3 +81,16 @@ def layer_sparsity(model) -> dict[str, float]:
             kernel = layer.get_weights()[0]
             result[layer.name] = float(np.mean(kernel == 0))
     return result
+
+
+PRUNE = CompressStep(
+    "prune",
+    PruneOptions,
+    prune,
+    must_precede={
+        "cluster": "pruning after clustering breaks the shared weights (cluster keeps the zeros of an earlier prune)",
+        "quantize": "tfmot cannot prune a quantization-aware model (quantize after pruning keeps the zeros)",
+    },
+    preserves=SPARSITY,
+    details=lambda before, after: {"layer_sparsity": layer_sparsity(after)},
+)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mcuforge.compress.common import Context, TrainingOptions, fine_tune
+from mcuforge.compress.common import CLUSTERS, SPARSITY, CompressStep, Context, TrainingOptions, fine_tune
 from mcuforge.spec import spec_field
 
 QAT = "qat"
@@ -31,14 +31,14 @@ class QuantizeOptions(TrainingOptions):
     learning_rate: float = spec_field(1e-4, min_exclusive=0.0, max=10.0)
 
 
-def quantize_scheme(done: tuple[str, ...]):
-    """The tfmot scheme that preserves what the earlier steps achieved."""
+def quantize_scheme(preserved: frozenset[str]):
+    """The tfmot scheme that preserves what the earlier steps achieved (Context.preserved)."""
     import tensorflow_model_optimization as tfmot
 
     combine = tfmot.experimental.combine
-    if "cluster" in done:
-        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity="prune" in done)
-    if "prune" in done:
+    if CLUSTERS in preserved:
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=SPARSITY in preserved)
+    if SPARSITY in preserved:
         return combine.Default8BitPrunePreserveQuantizeScheme()
     return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
 
@@ -110,6 +110,9 @@ def quantize(model, options: QuantizeOptions, context: Context):
         return model
     keras_q = tfmot.quantization.keras
     with keras_q.quantize_scope():
-        qat = keras_q.quantize_apply(keras_q.quantize_annotate_model(fold_dense_batchnorm(model)), quantize_scheme(context.done))
+        qat = keras_q.quantize_apply(keras_q.quantize_annotate_model(fold_dense_batchnorm(model)), quantize_scheme(context.preserved))
     fine_tune(qat, context, options)
     return qat
+
+
+QUANTIZE = CompressStep("quantize", QuantizeOptions, quantize)

@@ -176,13 +176,13 @@ def test_sparsity_survives_qat_and_conversion(trained, context):
 
     tfmot rounds each layer's count of zeros (conv0 has 144 weights: 86 zeros, 59.7 %).
     """
-    from mcuforge.compress.prune import PruneOptions, layer_sparsity, prune
+    from mcuforge.compress.prune import PRUNE, PruneOptions, layer_sparsity, prune
     from mcuforge.compress.quantize import QuantizeOptions, quantize
     from mcuforge.deploy.convert import convert_model, is_quantization_aware
 
     pruned = prune(_copy(trained), PruneOptions(sparsity=0.6, epochs=2), context)
     assert all(s >= 0.595 for s in layer_sparsity(pruned).values())
-    qat = quantize(pruned, QuantizeOptions(epochs=1), Context(context.spec, context.dataset, ("prune",)))
+    qat = quantize(pruned, QuantizeOptions(epochs=1), Context(context.spec, context.dataset, (PRUNE,)))
     assert is_quantization_aware(qat)
     weights = _weights(convert_model(qat, None))
     assert len(weights) == 3
@@ -321,13 +321,13 @@ def test_lut_leaves_unclustered_models_alone(trained, context):
 
 def test_cluster_preserving_qat_keeps_the_clusters(trained, context):
     """CQAT keeps <= k values per channel; its per-tensor dense weights LUT-compress with identical TFLM outputs."""
-    from mcuforge.compress.cluster import ClusterOptions, cluster, lut_compress
+    from mcuforge.compress.cluster import CLUSTER, ClusterOptions, cluster, lut_compress
     from mcuforge.compress.quantize import QuantizeOptions, quantize
     from mcuforge.deploy.convert import convert_model
     from mcuforge.deploy.tflite_model import parse_tflite
 
     clustered = cluster(_copy(trained), ClusterOptions(clusters=8, epochs=1), context)
-    qat = quantize(clustered, QuantizeOptions(epochs=1), Context(context.spec, context.dataset, ("cluster",)))
+    qat = quantize(clustered, QuantizeOptions(epochs=1), Context(context.spec, context.dataset, (CLUSTER,)))
     data = convert_model(qat, None)
     for name, w in _weights(data).items():
         assert max(len(np.unique(channel)) for channel in w) <= 8, name
