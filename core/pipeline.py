@@ -240,8 +240,14 @@ def run_pipeline(
     for stage in stages:
         if not stage.runs(spec):
             continue
-        run.progress.line(f"{stage.name}: started")
-        outcome = run_stage(stage.name, stage.directory(run), stage.key(run), lambda d, s=stage: s.action(run, d), stage.result_type)
+        outcome = run_stage(
+            stage.name,
+            stage.directory(run),
+            stage.key(run),
+            lambda directory, stage=stage: stage.action(run, directory),
+            stage.result_type,
+            on_run=lambda stage=stage: run.progress.line(f"{stage.name}: running"),
+        )
         run.outcomes.append(outcome)
         on_stage(outcome)
     return PipelineResult(spec, run.layout, run.outcomes)

@@ -50,8 +50,15 @@ def digest_dir(directory: Path) -> str:
     return h.hexdigest()
 
 
-def run_stage(name: str, directory: Path, key: dict[str, Any], action: Callable[[Path], R], result_type: type[R]) -> StageOutcome[R]:
-    """Run `action(staging)` unless a previous run with the same key left an intact output.
+def run_stage(
+    name: str,
+    directory: Path,
+    key: dict[str, Any],
+    action: Callable[[Path], R],
+    result_type: type[R],
+    on_run: Callable[[], None] = lambda: None,
+) -> StageOutcome[R]:
+    """Run `action(staging)` unless a previous run with the same key left an intact output; `on_run` just before it runs.
 
     The action writes its files into `staging` and returns its typed result,
     which is saved beside them; the outcome carries the result loaded back from
@@ -65,6 +72,7 @@ def run_stage(name: str, directory: Path, key: dict[str, Any], action: Callable[
         stored = json.loads(stamp.read_text())
         if stored.get("key") == key_text and stored.get("output") == digest_dir(directory):
             return StageOutcome(name, directory, stored["output"], True, 0.0, result_type.load(directory))
+    on_run()
     started = time.perf_counter()
     with atomic_output_dir(directory) as staging:
         action(staging).save(staging)
