@@ -222,18 +222,16 @@ def _accelerators_section(spec: Spec, layout: BuildLayout) -> str:
         return _missing("accelerator checks", "mcuforge edgetpu check / mcuforge npu compile")
     check = _read_json(layout.accelerators / accelerators.edgetpu_check)
     npu = _read_json(layout.accelerators / accelerators.npu)
-    if check is None and npu is None:
-        return _missing("accelerator checks", "mcuforge edgetpu check / mcuforge npu compile")
-    parts = []
-    if check is not None:
-        rows = [[op["index"], op["op"], op["status"], "; ".join(p["rule"] + ": " + p["fix"] for p in op["problems"])] for op in check["ops"]]
-        parts.append(f"<h3>Coral Edge TPU (static check)</h3><p>{check['mapped']} ops map to the Edge TPU, {check['on_cpu']} run on the CPU.</p>"
-                     + _table(["#", "op", "status", "why and fix"], rows))
-    if npu is not None:
-        parts.append("<h3>Arm Ethos-U (Vela estimate)</h3>" + _table(
+    rows = [[op["index"], op["op"], op["status"], "; ".join(p["rule"] + ": " + p["fix"] for p in op["problems"])] for op in check["ops"]]
+    return (
+        f"<h3>Coral Edge TPU (static check)</h3><p>{check['mapped']} ops map to the Edge TPU, {check['on_cpu']} run on the CPU.</p>"
+        + _table(["#", "op", "status", "why and fix"], rows)
+        + "<h3>Arm Ethos-U (Vela estimate)</h3>"
+        + _table(
             ["accelerator", "NPU cycles", "inference ms", "SRAM B", "off-chip flash B", "ops on CPU"],
-            [[npu["accelerator"], npu["npu_cycles"], npu["inference_time_s"] * 1e3, npu["sram_bytes"], npu["off_chip_flash_bytes"], npu["cpu_ops"]]]))
-    return "".join(parts)
+            [[npu["accelerator"], npu["npu_cycles"], npu["inference_time_s"] * 1e3, npu["sram_bytes"], npu["off_chip_flash_bytes"], npu["cpu_ops"]]],
+        )
+    )
 
 
 _RENDERERS = {

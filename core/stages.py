@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from mcuforge import __version__
 from mcuforge.artifacts import atomic_output_dir, write_json_atomic
+from mcuforge.errors import MCUForgeError
 from mcuforge.results import Artifact
 
 STAMP = ".mcuforge-stage.json"
@@ -71,7 +72,10 @@ def run_stage(
     if stamp.is_file():
         stored = json.loads(stamp.read_text())
         if stored.get("key") == key_text and stored.get("output") == digest_dir(directory):
-            return StageOutcome(name, directory, stored["output"], True, 0.0, result_type.load(directory))
+            try:
+                return StageOutcome(name, directory, stored["output"], True, 0.0, result_type.load(directory))
+            except MCUForgeError:
+                pass  # written before its result had this form (an older mcuforge): recompute
     on_run()
     started = time.perf_counter()
     with atomic_output_dir(directory) as staging:

@@ -67,6 +67,20 @@ def test_a_failing_stage_keeps_its_last_output_and_only_it_reruns(tmp_path):
     assert down_again.result == Note("d2") and down.result == Note("d1")
 
 
+def test_an_output_whose_result_no_longer_loads_is_recomputed(tmp_path):
+    """A build written before a stage saved its result in this form: stamp and digest match, the result does not load."""
+    import json
+
+    calls = []
+    out = tmp_path / "stage"
+    run_stage("s", out, {"spec": 1}, make_action(calls, "a"), Note)
+    (out / "note.json").unlink()
+    stamp = json.loads((out / STAMP).read_text())
+    (out / STAMP).write_text(json.dumps({**stamp, "output": digest_dir(out)}))
+    again = run_stage("s", out, {"spec": 1}, make_action(calls, "a"), Note)
+    assert not again.reused and calls == ["a", "a"] and again.result == Note("a")
+
+
 def test_digest_covers_names_and_bytes(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x").write_bytes(b"1")
