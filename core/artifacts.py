@@ -74,3 +74,28 @@ def atomic_output_dir(final: Path | str) -> Iterator[Path]:
         os.replace(final, previous)
     os.replace(staging, final)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def rebuilt_dir(final: Path | str) -> Iterator[Path]:
+    """Yield `final` emptied for a rebuild in place; on an exception it gets back exactly what it held.
+
+    In place, not in a staging copy, so that files naming their own paths (a report
+    naming its model) name the final ones and a rebuild with the same inputs gives
+    the same bytes.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    previous = final.parent / f".{final.name}.before-rebuild"  # not atomic_output_dir's name: actions nest that inside
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        os.replace(final, previous)
+    final.mkdir()
+    try:
+        yield final
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        if previous.exists():
+            os.replace(previous, final)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)

@@ -4,7 +4,7 @@ A stage's action writes its files and returns one of these; the stage runner
 saves it into the stage directory and, on reuse, loads it back (`load(save(x))
 == x`). The next stage, the report and the CLI read these objects instead of
 guessing keys. File fields name files relative to the stage directory, so a
-directory can move (or be swapped in from a staging copy) without rewriting them.
+directory can move without rewriting them.
 A stage that stands in for another (a search or federated stage in place of
 train) returns the same type.
 """

@@ -6,9 +6,9 @@ the digest of what it wrote are stored beside its output; the next run reuses
 the output when both still match, and recomputes otherwise (a changed spec, a
 changed upstream artifact, or an output someone edited).
 
-The action writes into a staging directory that replaces the stage's directory
-only when the action succeeded; a failing action leaves the previous output and
-its stamp as they were, so the next run recomputes that stage alone.
+The action rebuilds the stage's directory in place (see artifacts.rebuilt_dir);
+a failing action gets the previous output and its stamp back as they were, so
+the next run recomputes that stage alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from mcuforge import __version__
-from mcuforge.artifacts import atomic_output_dir, write_json_atomic
+from mcuforge.artifacts import rebuilt_dir, write_json_atomic
 from mcuforge.errors import MCUForgeError
 from mcuforge.results import Artifact
 
@@ -59,11 +59,11 @@ def run_stage(
     result_type: type[R],
     on_run: Callable[[], None] = lambda: None,
 ) -> StageOutcome[R]:
-    """Run `action(staging)` unless a previous run with the same key left an intact output; `on_run` just before it runs.
+    """Run `action(directory)` unless a previous run with the same key left an intact output; `on_run` just before it runs.
 
-    The action writes its files into `staging` and returns its typed result,
+    The action writes its files into the directory and returns its typed result,
     which is saved beside them; the outcome carries the result loaded back from
-    the stage directory (so a reused and a fresh run hand on the same object).
+    disk (so a reused and a fresh run hand on the same object).
     """
     directory = Path(directory)
     key = {"stage": name, "mcuforge": __version__, **key}
@@ -78,8 +78,8 @@ def run_stage(
                 pass  # written before its result had this form (an older mcuforge): recompute
     on_run()
     started = time.perf_counter()
-    with atomic_output_dir(directory) as staging:
-        action(staging).save(staging)
-        digest = digest_dir(staging)
-        write_json_atomic(staging / STAMP, {"key": key_text, "output": digest})
+    with rebuilt_dir(directory) as rebuilt:
+        action(rebuilt).save(rebuilt)
+        digest = digest_dir(rebuilt)
+        write_json_atomic(rebuilt / STAMP, {"key": key_text, "output": digest})
     return StageOutcome(name, directory, digest, False, time.perf_counter() - started, result_type.load(directory))

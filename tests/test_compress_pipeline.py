@@ -35,7 +35,8 @@ def test_digits_default_recipe(tmp_path):
     """Trains digits, then distill -> prune -> quantize; every figure is checked against its neighbours."""
     from mcuforge.deploy.convert import is_quantization_aware
     from mcuforge.deploy.tflite_model import read_tflite
-    from mcuforge.train.trainer import MODEL_FILE, load_model
+    from mcuforge.layout import KERAS_MODEL_FILE
+    from mcuforge.train.trainer import load_model
 
     result = _run("compress", str(REPO / "specs" / "digits.yaml"), "--root", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -56,5 +57,5 @@ def test_digits_default_recipe(tmp_path):
         assert read_tflite(out / row["tflite"]).is_fully_integer
         assert row["arena_bytes"] > 0
     assert rows["float"]["float_bytes"] > 2.5 * trained["int8_bytes"]  # 4x on weights, less on the flatbuffer around them
-    assert is_quantization_aware(load_model(out / MODEL_FILE))
+    assert is_quantization_aware(load_model(out / KERAS_MODEL_FILE))
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import pytest
 
+from mcuforge.artifacts import atomic_output_dir
 from mcuforge.errors import MCUForgeError
 from mcuforge.results import Artifact
 from mcuforge.stages import STAMP, digest_dir, run_stage
@@ -65,6 +66,24 @@ def test_a_failing_stage_keeps_its_last_output_and_only_it_reruns(tmp_path):
     down_again = run_stage("down", downstream, {"up": up_again.digest, "spec": 2}, make_action(calls, "d2"), Note)
     assert up_again.reused and not down_again.reused and calls == ["d2"]
     assert down_again.result == Note("d2") and down.result == Note("d1")
+
+
+def test_a_stage_failing_after_its_own_atomic_write_gets_its_previous_output_back(tmp_path):
+    """The train and compress actions swap in their own output atomically; a failure after that still restores."""
+    calls = []
+    out = tmp_path / "stage"
+    run_stage("s", out, {"spec": 1}, make_action(calls, "a"), Note)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def writes_then_fails(directory):
+        with atomic_output_dir(directory) as staging:
+            (staging / "out.txt").write_text("new")
+        raise MCUForgeError("failed after writing")
+
+    with pytest.raises(MCUForgeError, match="failed after writing"):
+        run_stage("s", out, {"spec": 2}, writes_then_fails, Note)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stage"]
 
 
 def test_an_output_whose_result_no_longer_loads_is_recomputed(tmp_path):
