@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mcuforge.progress import Progress
 from mcuforge.spec import Spec, spec_field
 from mcuforge.train.datasets import ANOMALY, Dataset
 
@@ -46,11 +47,12 @@ class CompressStep:
 
 @dataclass(frozen=True)
 class Context:
-    """Inputs a step may read: the spec, the data set, and the steps already applied."""
+    """Inputs a step may read: the spec, the data set, the steps already applied, and where fine-tuning epochs are reported."""
 
     spec: Spec
     dataset: Dataset
     done: tuple[CompressStep, ...] = ()
+    progress: Progress = Progress.quiet()
 
     @property
     def preserved(self) -> frozenset[str]:
@@ -74,7 +76,7 @@ def fine_tune(model, context: Context, options: TrainingOptions, callbacks=(), l
     """
     import tf_keras
 
-    from mcuforge.train.trainer import compile_model
+    from mcuforge.train.trainer import compile_model, progress_callback
 
     spec = dataclasses.replace(
         context.spec,
@@ -95,5 +97,5 @@ def fine_tune(model, context: Context, options: TrainingOptions, callbacks=(), l
         batch_size=spec.train.batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, progress_callback(context.progress, "fine-tune epoch", spec.train.epochs)],
     )

@@ -229,8 +229,9 @@ def _prepare(spec: Spec, progress: Progress | None) -> tuple[_Prepared, Progress
     recipe = parse_recipe(spec.compress, spec.model.arch)
     if not recipe.steps:
         raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")
-    context = Context(spec, load_dataset(spec))
-    return _Prepared(spec, recipe, context, _given_teacher(recipe, context)), progress or Progress.quiet()
+    progress = progress or Progress.quiet()
+    context = Context(spec, load_dataset(spec), progress=progress)
+    return _Prepared(spec, recipe, context, _given_teacher(recipe, context)), progress
 
 
 def compress(spec: Spec, root: Path | str = "build", progress: Progress | None = None) -> CompressResult:
@@ -269,7 +270,7 @@ def _run(prepared: _Prepared, trained: Path, out_dir: Path, progress: Progress) 
         for index, (step, step_options) in enumerate(recipe.steps, start=1):
             before = model
             model = step.apply(teacher if step.takes_teacher else model, step_options, context)
-            context = Context(spec, context.dataset, context.done + (step,))
+            context = replace(context, done=context.done + (step,))
             row = measure(model, context, staging, step.name, f"{index}_{step.name}")
             row = replace(row, **step.details(before, model)) if step.details else row
             _check_drop(recipe, [r for r in rows if not r.side][-1], row, metric, out_dir)

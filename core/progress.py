@@ -19,6 +19,7 @@ class Progress:
     def __init__(self, stream: TextIO | None, terminal: bool) -> None:
         self.stream = stream
         self.terminal = terminal
+        self._bars = None  # the one live rich display on a terminal; nested tasks add bars to it
 
     @classmethod
     def quiet(cls) -> Progress:
@@ -49,13 +50,27 @@ class Progress:
 
             yield advance_line
             return
+        yield from self._bar(what, total)
+
+    def _bar(self, what: str, total: int) -> Iterator[Callable[[str], None]]:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bars
 
-        with Bars(
-            TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-            console=Console(file=self.stream), transient=False,
-        ) as bars:  # fmt: skip
-            task = bars.add_task(what, total=total, status="")
+        owner = self._bars is None
+        if owner:
+            self._bars = Bars(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(), console=Console(file=self.stream),
+            )  # fmt: skip
+            self._bars.start()
+        bars = self._bars
+        task = bars.add_task(what, total=total, status="")
+        try:
             yield lambda status: bars.update(task, advance=1, status=status)
+        finally:
+            if owner:
+                bars.stop()
+                self._bars = None
+            else:
+                bars.remove_task(task)
