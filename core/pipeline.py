@@ -71,7 +71,8 @@ def _firmware(spec: Spec, root: Path, board: str, vectors: int) -> Callable[[Pat
     def action(directory: Path) -> None:
         from mcuforge.deploy.tflite_model import read_tflite
         from mcuforge.deploy.tflm import Emulator, prepare_input
-        from mcuforge.firmware.build import build_image, run_qemu
+        from mcuforge.firmware.build import build_image
+        from mcuforge.firmware.qemu import run_qemu
         from mcuforge.train.trainer import load_dataset
 
         model_path = spec.build_dir(root) / "deploy" / "model_int8.tflite"
