@@ -152,8 +152,6 @@ def board_sources(board: Board) -> list[Path]:
     return [BOARDS_DIR / "common" / "startup.c", *(BOARDS_DIR / s for s in board.sources)]
 
 
-
-
 def link(compiler: str, board: Board, objects: list[Path], elf: Path, map_file: Path, what: str, model_bytes: int, arena_bytes: int) -> None:
     """Link `objects` for `board` with the memory.ld beside `elf`; raises the fit check's error when a region overflows."""
     cmd = [

@@ -25,9 +25,10 @@ NRF52840_RAM = (0x20000000, 256 * 1024)
 GOOD_VECTOR = "MF output 0 0 INT8 1x1 7f\nMF top 0 0 0 - 127\n"
 
 
-@pytest.fixture(scope="module")
-def hello_image(tmp_path_factory) -> build.FirmwareImage:
-    return build.build_image(HELLO, "qemu-m4", out_dir=tmp_path_factory.mktemp("hello"))
+@pytest.fixture
+def hello_image(tmp_path) -> build.FirmwareImage:
+    """Function-scoped, so it is built after conftest points MCUFORGE_CACHE at the session's own cache."""
+    return build.build_image(HELLO, "qemu-m4", out_dir=tmp_path / "hello")
 
 
 def _fake_qemu(directory: Path, console_text: str, status: int, monkeypatch) -> None:
