@@ -99,7 +99,7 @@ def eval_call_address(elf: Path) -> int:
 
 def per_op_instructions(image, total: int, op_count: int) -> list[int]:
     """Instructions of each op: deltas between consecutive eval calls; the last op gets the rest of `total`."""
-    from mcuforge.firmware.build import qemu_command
+    from mcuforge.firmware.qemu import qemu_command
 
     extra = ["-plugin", f"{plugin()},mark=0x{eval_call_address(image.elf):x}", "-d", "plugin"]
     proc = subprocess.run(qemu_command(image, extra), capture_output=True, text=True, timeout=600)
@@ -111,7 +111,8 @@ def per_op_instructions(image, total: int, op_count: int) -> list[int]:
 
 
 def measure(model_path: Path, kernels: str, breakdown: bool) -> Count:
-    from mcuforge.firmware.build import build_image, run_qemu
+    from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.qemu import run_qemu
 
     image = build_image(model_path, TARGET, out_dir=OUT / kernels, kernels=kernels)
     instructions = instructions_per_inference(image)

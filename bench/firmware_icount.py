@@ -61,7 +61,8 @@ def mark_address(elf: Path) -> int:
 
 def instructions_per_inference(image, timeout: float = 600) -> int:
     """Instructions between the marks around the first mf_invoke (mark 0 -> mark 1)."""
-    from mcuforge.firmware.build import parse_run, qemu_command
+    from mcuforge.firmware.console import parse_run
+    from mcuforge.firmware.qemu import qemu_command
 
     extra = ["-plugin", f"{plugin()},mark=0x{mark_address(image.elf):x}", "-d", "plugin"]
     proc = subprocess.run(qemu_command(image, extra), capture_output=True, text=True, timeout=timeout)
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mcuforge.errors import MCUForgeError
-    from mcuforge.firmware.build import build_image, run_qemu
+    from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.qemu import run_qemu
 
     header = f"{'model':<24} {'target':<17} {'insns/inference':>16} {'SysTick':>11} {'flash B':>10} {'flash %':>8} {'RAM B':>9} {'RAM %':>6} {'arena B':>8}"
     print(header)

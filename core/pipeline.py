@@ -136,7 +136,8 @@ def firmware_mismatches(outputs: list[np.ndarray], expected: np.ndarray) -> list
 
 def _firmware(run: Run, directory: Path) -> FirmwareResult:
     # The one place the pipeline names the firmware's functions.
-    from mcuforge.firmware.build import build_image, run_qemu
+    from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.qemu import run_qemu
     from mcuforge.deploy.tflite_model import read_tflite
     from mcuforge.deploy.tflm import Emulator, prepare_input
     from mcuforge.train.trainer import load_dataset

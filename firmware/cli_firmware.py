@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
     @firmware.command("run")
     def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
         """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
-        from mcuforge.firmware.build import run_qemu
+        from mcuforge.firmware.qemu import run_qemu
 
         image = _build(model, target, input, labels, out, arena, kernels, name)
         _report(run_qemu(image, timeout=timeout), image.board)
@@ -58,7 +58,8 @@ def register(app: typer.Typer) -> None:
     @firmware.command("flash")
     def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
         """Build, then flash a real board (checking tool and probe first) or, for a QEMU target, run it."""
-        from mcuforge.firmware.build import flash_image, run_qemu
+        from mcuforge.firmware.flash import flash_image
+        from mcuforge.firmware.qemu import run_qemu
 
         image = _build(model, target, input, labels, out, arena, kernels, name)
         if image.board.emulated:

@@ -10,7 +10,8 @@
 - kws: raw 16 kHz audio in the image, features on the device by the firmware's
   feature extractor, classification over a sliding window, a timed transcript.
 
-Each run returns a typed result parsed from the device's "MFD ..." lines.
+Each run returns a typed result parsed from the device's console lines
+(firmware/console.py, the protocol every firmware application speaks).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -26,13 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge.deploy.carray import array_definition
+from mcuforge.deploy.tflite_model import parse_tflite
+from mcuforge.deploy.tflm import Emulator, quantize
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware import build
+from mcuforge.firmware import codegen, toolchain
+from mcuforge.firmware.boards import load_board
+from mcuforge.firmware.build import build_image
 from mcuforge.firmware.engine import runtime_sources
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, build_shared_library
+from mcuforge.firmware.hostbuild import FIRMWARE_DIR, SANITIZE_FLAGS, build_shared_library
+from mcuforge.firmware.qemu import run_qemu
+from mcuforge.firmware.toolchain import FirmwareImage
+from mcuforge.train import datasets
+from mcuforge.train.datasets import ANOMALY, vibration
+from mcuforge.train.datasets.keywords import SAMPLE_RATE, Speaker, sox_to_pcm, synthesize
+from mcuforge.train.trainer import load_dataset
 
 DEMOS_DIR = FIRMWARE_DIR / "demos"
 FEATURES_DIR = FIRMWARE_DIR / "features"
+DEMO_INCLUDES = (DEMOS_DIR, FEATURES_DIR, toolchain.APP_DIR, *toolchain.BOARD_INCLUDES)
 VIB_SOURCES = (DEMOS_DIR / "vib_features.c",)
 DEFAULT_TARGET = "qemu-m4"
 DEFAULT_BUILD_ROOT = Path("build") / "demos"
@@ -44,93 +56,36 @@ THRESHOLD_PERCENTILE = 99.5
 # --- building and running a demo image --------------------------------------
 
 
-def _compile(gcc: str, source: Path, flags: list[str], includes: list[Path], out_dir: Path) -> Path:
-    """The object of a demo-side source (app, features, generated data); the engine comes from build's cache."""
-    obj = out_dir / f"{source.stem}.o"  # demo-side stems are distinct
-    cmd = [gcc, *flags, *(f"-I{d}" for d in includes), "-c", str(source), "-o", str(obj)]
-    build._run(cmd, f"compiling {source.name}")
-    return obj
-
-
 def build_demo(
     app: str, name: str, model_data: bytes, data_source: str, target: str, out_dir: Path, extra_sources: tuple[Path, ...] = ()
-) -> build.FirmwareImage:
+) -> FirmwareImage:
     """Link firmware/demos/<app>.c, its generated data (`data_source`), the engine and the board into <out_dir>/<name>.elf."""
-    board = build.load_board(target)
-    gcc = build._tool(build.CROSS + "gcc", "gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    board = load_board(target)
+    gcc = toolchain.gcc()
     out_dir.mkdir(parents=True, exist_ok=True)
-    flags = [*STRICT_C_FLAGS, *board.cflags, "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-ffreestanding"]
-    includes = [DEMOS_DIR, FEATURES_DIR, build.BOARDS_DIR / "common", build.RUNTIME_DIR]
+    flags = toolchain.board_c_flags(board)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.") as tmp:
         work = Path(tmp)
-        (work / "memory.ld").write_text(build.render_memory_script(board))
+        (work / "memory.ld").write_text(codegen.render_memory_script(board))
         data_file = work / f"{app}_data.c"
         data_file.write_text(data_source)
-        own = [DEMOS_DIR / f"{app}.c", DEMOS_DIR / "demo_io.c", data_file, *extra_sources]
-        shared = [build.BOARDS_DIR / "common" / "startup.c", *(build.BOARDS_DIR / s for s in board.sources), *runtime_sources(board.kernels)]
-        objects = [_compile(gcc, s, flags, includes, work) for s in own]
-        objects += [build._compiled(gcc, s, flags, work) for s in shared]
+        sources = [DEMOS_DIR / f"{app}.c", toolchain.CONSOLE_SOURCE, data_file, *extra_sources, *toolchain.board_sources(board), *runtime_sources(board.kernels)]
+        objects = [toolchain.compiled(gcc, source, flags, list(DEMO_INCLUDES), work) for source in sources]
         elf, map_file = work / f"{name}.elf", work / f"{name}.map"
-        cmd = [
-            gcc, *board.cflags, *map(str, objects),
-            "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-            f"-L{work}", f"-T{build.LINKER_SCRIPT}", "-Wl,--gc-sections", f"-Wl,-Map={map_file}",
-            "-o", str(elf), "-lm",
-        ]  # fmt: skip
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise MCUForgeError(f"building the {app} demo for {target} failed:\n{result.stderr.strip()}")
-        sections = build.map_section_sizes(map_file)
-        size = build.SizeReport(
-            board=target,
-            text=sections.get(".text", 0) + sections.get(".ARM.exidx", 0),
-            data=sections.get(".data", 0),
-            bss=sections.get(".bss", 0),
-            stack=sections.get(".stack", 0),
-            model=len(model_data),
-            arena=0,
-            flash_limit=board.flash.size,
-            ram_limit=board.ram.size,
-        )
+        toolchain.link(gcc, board, objects, elf, map_file, f"the {app} demo", len(model_data), 0)
+        size = toolchain.size_report(board, map_file, len(model_data), 0)
         for ext in ("elf", "map"):
             os.replace(work / f"{name}.{ext}", out_dir / f"{name}.{ext}")
     paths = {ext: out_dir / f"{name}.{ext}" for ext in ("elf", "map")}
     # QEMU loads the ELF; a demo writes no .bin/.hex, so those fields name the ELF too.
-    return build.FirmwareImage(board, name, bin=paths["elf"], hex=paths["elf"], uf2=None, size=size, vectors=np.empty(0), **paths)
-
-
-def run_demo(image: build.FirmwareImage, timeout: float = 300.0) -> list[list[str]]:
-    """Run the demo image in QEMU; returns its "MFD" lines split into words (without "MFD")."""
-    try:
-        proc = subprocess.run(build.qemu_command(image), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise MCUForgeError(f"the {image.model_name} demo did not finish in QEMU within {timeout:.0f} s: raise the timeout or shorten the input") from None
-    lines = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("MFD ")]
-    errors = [" ".join(words[1:]) for words in lines if words and words[0] == "error"]
-    done = any(words and words[0] == "done" for words in lines)
-    if proc.returncode != 0 or errors or not done:
-        reason = errors[0] if errors else (proc.stderr.strip() or proc.stdout.strip()[-300:] or f"exit status {proc.returncode}")
-        raise MCUForgeError(f"the {image.model_name} demo failed on {image.board.name}: {reason}")
-    return lines
-
-
-def _fields(words: list[str]) -> dict[str, str]:
-    return dict(word.split("=", 1) for word in words if "=" in word)
-
-
-def _c_array(ctype: str, name: str, values, per_line: int = 16) -> str:
-    flat = [str(int(v)) for v in np.asarray(values).ravel()]
-    body = ",\n    ".join(", ".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line))
-    return f"const {ctype} {name}[] = {{\n    {body}\n}};\n"
+    return FirmwareImage(board, name, bin=paths["elf"], hex=paths["elf"], uf2=None, size=size, vectors=np.empty(0), **paths)
 
 
 def _model_and_arena(name: str, model_data: bytes, kernels: str) -> str:
-    from mcuforge.deploy.carray import array_definition
-
-    arena = build._host_arena_bytes(model_data, kernels) + build.ARENA_MARGIN_BYTES
+    arena = codegen.engine_arena_bytes(model_data, kernels)
     return (
         f"{array_definition('demo', model_data, language='c99')}\n"
-        f'const char mfdemo_model_name[] = "{name}";\n'
+        f"const char mfdemo_model_name[] = {codegen.c_string(name)};\n"
         f"unsigned char mfdemo_arena[{arena}] __attribute__((aligned(16)));\n"
         f"const unsigned int mfdemo_arena_bytes = {arena};\n"
     )
@@ -145,8 +100,6 @@ def vibration_tables(segment: int) -> dict[str, np.ndarray]:
     The data set's DFT tables hold cos(2*pi*n*k/N) at [n, k]; their column k=1
     lists every value, and [n, k] is entry n*k mod N (a test checks it).
     """
-    from mcuforge.train.datasets import vibration
-
     cos, sin = vibration.dft_tables_q15(segment)
     return {"hann": vibration.hann_q15(segment), "cos": cos[:, 1], "sin": sin[:, 1]}
 
@@ -165,8 +118,6 @@ class _VibConfig(ctypes.Structure):
 @lru_cache(maxsize=None)
 def vib_library(sanitize: bool = False) -> ctypes.CDLL:
     """vib_features.c compiled for the host (optionally with ASan/UBSan)."""
-    from mcuforge.firmware.hostbuild import SANITIZE_FLAGS
-
     flags = ("-O1", "-g", *SANITIZE_FLAGS) if sanitize else ("-O2",)
     lib = ctypes.CDLL(str(build_shared_library("vib_features" + ("_asan" if sanitize else ""), list(VIB_SOURCES), [DEMOS_DIR], flags)))
     lib.vibf_window.argtypes = [ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(_VibConfig), ctypes.POINTER(_VibWorkspace), ctypes.POINTER(ctypes.c_int32)]
@@ -210,15 +161,11 @@ def host_vibration_features(counts: np.ndarray, options, lib: ctypes.CDLL | None
 
 def integer_vibration_features(features: np.ndarray) -> np.ndarray:
     """The data set's float features as the integers the device computes (log2_q8 values, exact in float32)."""
-    from mcuforge.train.datasets.vibration import FEATURE_DIVISOR
-
-    return np.round(np.asarray(features, np.float64) * FEATURE_DIVISOR).astype(np.int64)
+    return np.round(np.asarray(features, np.float64) * vibration.FEATURE_DIVISOR).astype(np.int64)
 
 
 def spec_options(spec, dataset: str):
     """The spec's data options, parsed, after checking the spec is for `dataset`."""
-    from mcuforge.train import datasets
-
     if spec.data.dataset != dataset:
         raise MCUForgeError(f"--spec {spec.name}: expected a spec of the {dataset} data set. Received one of {spec.data.dataset!r}")
     return datasets.parse_options(dataset, spec.data.options)
@@ -227,20 +174,16 @@ def spec_options(spec, dataset: str):
 def vibration_scores(model_data: bytes, features: np.ndarray) -> np.ndarray:
     """Anomaly scores of integer features [n, f] by the TFLM host interpreter, computed as the device does.
 
-    The device quantizes feature / FEATURE_DIVISOR and sums squared errors in
+    The device quantizes feature / vibration.FEATURE_DIVISOR and sums squared errors in
     double precision, element by element; this repeats that order exactly.
     """
-    from mcuforge.deploy.tflite_model import parse_tflite
-    from mcuforge.deploy.tflm import Emulator, quantize
-    from mcuforge.train.datasets.vibration import FEATURE_DIVISOR
-
     model = parse_tflite(model_data, "the vibration model")
     emulator = Emulator(model, model_data)
     tensor_in, tensor_out = emulator.inputs[0], emulator.outputs[0]
     out_q = tensor_out.quantization
     scores = np.empty(len(features))
     for row, feature in enumerate(np.asarray(features, np.int64)):
-        x = feature / FEATURE_DIVISOR
+        x = feature / vibration.FEATURE_DIVISOR
         output = emulator.invoke(quantize(x, tensor_in).reshape(tensor_in.shape))[0].reshape(-1)
         total = 0.0
         for value, target in zip(output.tolist(), x.tolist()):
@@ -293,24 +236,22 @@ class VibrationDemo:
 
 def render_vibration_data(name: str, model_data: bytes, counts: np.ndarray, options, threshold: float, kernels: str) -> str:
     """anomaly_data.c: the model, the recording and the feature configuration (see anomaly_data.h)."""
-    from mcuforge.train.datasets.vibration import FEATURE_DIVISOR
-
     tables = vibration_tables(options.segment)
     windows = len(counts) // options.window
     return (
         "/* Generated by mcuforge.firmware.demos: the vibration demo's model, recording and tables. */\n"
         '#include "anomaly_data.h"\n\n'
         f"{_model_and_arena(name, model_data, kernels)}"
-        + _c_array("int16_t", "mfdemo_vib_hann", tables["hann"])
-        + _c_array("int16_t", "mfdemo_vib_cos", tables["cos"])
-        + _c_array("int16_t", "mfdemo_vib_sin", tables["sin"])
-        + _c_array("int16_t", "mfdemo_vib_samples", counts[: windows * options.window].reshape(-1))
+        + codegen.c_int_array("int16_t", "mfdemo_vib_hann", tables["hann"])
+        + codegen.c_int_array("int16_t", "mfdemo_vib_cos", tables["cos"])
+        + codegen.c_int_array("int16_t", "mfdemo_vib_sin", tables["sin"])
+        + codegen.c_int_array("int16_t", "mfdemo_vib_samples", counts[: windows * options.window].reshape(-1))
         + f"const uint32_t mfdemo_vib_windows = {windows};\n"
         f"const uint32_t mfdemo_vib_sample_rate_hz = {options.sample_rate_hz};\n"
         f"const vibf_config_t mfdemo_vib_config = {{{options.segment}, {options.segments_per_window}, {options.bands}, "
         "mfdemo_vib_hann, mfdemo_vib_cos, mfdemo_vib_sin};\n"
         f"const double mfdemo_vib_threshold = {threshold!r};\n"
-        f"const double mfdemo_vib_feature_divisor = {FEATURE_DIVISOR!r};\n"
+        f"const double mfdemo_vib_feature_divisor = {vibration.FEATURE_DIVISOR!r};\n"
     )
 
 
@@ -327,27 +268,25 @@ def run_vibration(
     timeout: float = 300.0,
 ) -> VibrationDemo:
     """Stream a recording with `fault` injected at `fault_at_s` (default halfway) through the device."""
-    from mcuforge.train.datasets import vibration
-
     model_data = read_model(model_path)
     recording = vibration.stream(options, seed, seconds, fault, seconds / 2 if fault_at_s is None else fault_at_s)
-    board = build.load_board(target)
+    board = load_board(target)
     source = render_vibration_data("vibration", model_data, recording.counts, options, threshold, board.kernels)
     image = build_demo("anomaly_stream", "vibration_demo", model_data, source, target, Path(out_dir), VIB_SOURCES)
-    lines = run_demo(image, timeout)
-    windows = [_fields(words) for words in lines if words[0] == "window"]
+    result = run_qemu(image, timeout)
+    windows = [line.fields for line in result.lines_of("window")]
     features = np.stack([np.frombuffer(bytes.fromhex(w["features"]), "<i2") for w in windows]) if windows else np.empty((0, 0), np.int16)
     return VibrationDemo(
         features=features,
         scores=np.array([np.frombuffer(bytes.fromhex(w["score"]), ">f8")[0] for w in windows]),
-        alarms=[int(words[1]) for words in lines if words[0] == "alarm"],
+        alarms=[int(line.words[0]) for line in result.lines_of("alarm")],
         start_s=np.array([int(w["start_ms"]) / 1000 for w in windows]),
         cycles=[int(w["cycles"]) for w in windows],
         threshold=threshold,
         faulty=recording.faulty,
         fault=fault,
         fault_onset_s=recording.fault_onset_s,
-        text="\n".join(" ".join(words) for words in lines),
+        text=result.text,
     )
 
 
@@ -406,8 +345,8 @@ def run_classifier(
     labels_file = Path(out_dir) / "labels.txt"
     labels_file.parent.mkdir(parents=True, exist_ok=True)
     labels_file.write_text("".join(f"{name}\n" for name in class_names))
-    image = build.build_image(model_path, target, out_dir=out_dir, inputs=np.asarray(x), labels_path=labels_file)
-    result = build.run_qemu(image, timeout=timeout)
+    image = build_image(model_path, target, out_dir=out_dir, inputs=np.asarray(x), labels_path=labels_file)
+    result = run_qemu(image, timeout=timeout)
     if len(result.top) != len(x):
         raise MCUForgeError(f"the device reported {len(result.top)} predictions for {len(x)} samples")
     return ClassifierDemo(
@@ -422,9 +361,6 @@ def run_classifier(
 
 def run_test_split(spec, model_path: Path | str, count: int | None = None, target: str = DEFAULT_TARGET, out_dir: Path | str = DEFAULT_BUILD_ROOT) -> ClassifierDemo:
     """Classify the first `count` (default all) test-split samples of the spec's data set on the device."""
-    from mcuforge.train.datasets import ANOMALY
-    from mcuforge.train.trainer import load_dataset
-
     read_model(model_path)
     dataset = load_dataset(spec)
     if dataset.task == ANOMALY:
@@ -471,26 +407,21 @@ def say(text: str, voice: str = "en-us", pitch: int = 50, speed: int = 150, gap_
     Each word is synthesized alone so that the gap does not shrink with the
     speaking rate (espeak-ng's own -g gap does).
     """
-    from mcuforge.train.datasets.keywords import SAMPLE_RATE, _run, sox_to_pcm
-
     words = text.split()
     if not words:
         raise MCUForgeError("--say: expected some words to speak. Received an empty text")
+    with tempfile.TemporaryDirectory() as tmp:
+        spoken = synthesize(Speaker("espeak-ng", voice, pitch, speed), list(dict.fromkeys(words)), Path(tmp))
     pad, gap = np.zeros(SAMPLE_RATE // 2, np.int16), np.zeros(SAMPLE_RATE * gap_ms // 1000, np.int16)
     parts = [pad]
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "word.wav"
-        for index, word in enumerate(words):
-            wav.write_bytes(_run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "--stdout", word]))
-            parts += [gap] if index else []
-            parts.append(sox_to_pcm(wav, []))
+    for index, word in enumerate(words):
+        parts += [gap] if index else []
+        parts.append(spoken[word])
     return np.concatenate([*parts, pad])
 
 
 def read_audio(path: Path | str) -> np.ndarray:
     """Any WAV file as 16 kHz mono int16 PCM (through sox)."""
-    from mcuforge.train.datasets.keywords import sox_to_pcm
-
     path = Path(path)
     if not path.is_file():
         raise MCUForgeError(f"--wav: {path} not found: pass a WAV file")
@@ -498,8 +429,6 @@ def read_audio(path: Path | str) -> np.ndarray:
 
 
 def _output_threshold_q(model_data: bytes, probability: float) -> int:
-    from mcuforge.deploy.tflite_model import parse_tflite
-
     q = parse_tflite(model_data, "the keyword model").main.output_tensors[0].quantization
     return int(np.ceil(probability / q.scale + q.zero_point))
 
@@ -508,12 +437,12 @@ def render_kws_data(name: str, model_data: bytes, audio: np.ndarray, class_names
     """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
     from mcuforge.firmware import features
 
-    labels = ", ".join(build._c_string("_".join(label.split())) for label in class_names)
+    labels = ", ".join(codegen.c_string(codegen.console_word(label)) for label in class_names)
     return (
         "/* Generated by mcuforge.firmware.demos: the keyword demo's model, audio and settings. */\n"
         '#include "kws_data.h"\n\n'
         f"{_model_and_arena(name, model_data, kernels)}"
-        + _c_array("int16_t", "mfdemo_kws_audio", audio if len(audio) else [0])
+        + codegen.c_int_array("int16_t", "mfdemo_kws_audio", audio if len(audio) else [0])
         + f"const uint32_t mfdemo_kws_audio_samples = {len(audio)};\n"
         f"const kwsf_kind_t mfdemo_kws_kind = {'KWSF_MFCC' if features.KINDS[kind] else 'KWSF_LOGMEL'};\n"
         f"const int32_t mfdemo_kws_features = {num_features};\n"
@@ -542,7 +471,6 @@ def run_kws(
 ) -> KwsDemo:
     """Stream 16 kHz int16 `audio` through the device: features, sliding-window classification, transcript."""
     from mcuforge.firmware import features
-    from mcuforge.deploy.tflite_model import parse_tflite
 
     model_data = read_model(model_path)
     audio = np.asarray(audio)
@@ -558,20 +486,20 @@ def run_kws(
         raise MCUForgeError(f"{model_path} takes {input_size} values, not whole frames of {width} {kind} features: pass the features the model was trained on")
     if len(class_names) < 3:
         raise MCUForgeError(f"class names: expected _silence_, _unknown_ and at least one keyword. Received: {class_names}")
-    board = build.load_board(target)
+    board = load_board(target)
     source = render_kws_data("keywords", model_data, audio, class_names, kind, width, input_size // width, print_frames, board.kernels)
     image = build_demo("kws_stream", "kws_demo", model_data, source, target, Path(out_dir), tuple(features.SOURCES))
-    lines = run_demo(image, timeout)
+    result = run_qemu(image, timeout)
     out_q = graph.output_tensors[0].quantization
-    frames = [np.frombuffer(bytes.fromhex(words[2]), "<i2") for words in lines if words[0] == "frame"]
+    frames = [np.frombuffer(bytes.fromhex(line.words[1]), "<i2") for line in result.lines_of("frame")]
     inferences = []
-    for words in (w for w in lines if w[0] == "infer"):
-        fields = _fields(words)
-        inferences.append((int(words[1]), int(fields["t_ms"]) / 1000, np.frombuffer(bytes.fromhex(fields["output"]), np.int8), int(fields["cycles"])))
+    for line in result.lines_of("infer"):
+        fields = line.fields
+        inferences.append((int(line.words[0]), int(fields["t_ms"]) / 1000, np.frombuffer(bytes.fromhex(fields["output"]), np.int8), int(fields["cycles"])))
     heard = []
-    for words in (w for w in lines if w[0] == "word"):
-        fields = _fields(words)
-        heard.append((words[1], int(fields["t_ms"]) / 1000, float(out_q.scale * (int(fields["score"]) - out_q.zero_point))))
+    for line in result.lines_of("word"):
+        fields = line.fields
+        heard.append((line.words[0], int(fields["t_ms"]) / 1000, float(out_q.scale * (int(fields["score"]) - out_q.zero_point))))
     return KwsDemo(
         words=heard,
         frames=np.stack(frames) if frames else np.empty((0, width), np.int16),

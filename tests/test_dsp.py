@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from engine.oplib import convert_one_op, random_inputs, run_tflm
 
-from mcuforge.firmware import build
+from mcuforge.firmware import boards, build, qemu
 from mcuforge.firmware.engine import Engine
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
@@ -122,7 +122,7 @@ def test_dsp_kernels_on_emulated_cores_match_tflm(make, case, target, tmp_path):
     vectors = [random_inputs(model_path.read_bytes(), rng)[0] for _ in range(3)]
     image = build.build_image(model_path, target, out_dir=tmp_path, inputs=np.stack(vectors))
     assert image.board.kernels == "dsp"
-    result = build.run_qemu(image)
+    result = qemu.run_qemu(image)
     assert len(result.outputs) == len(vectors)
     for index, vector in enumerate(vectors):
         assert_equal_as_int32(result.outputs[index][0], run_tflm(model_path.read_bytes(), [vector])[0], f"{target}, vector {index}")
@@ -135,7 +135,7 @@ def _uses_smlad(elf: Path) -> bool:
 
 def test_cores_with_the_dsp_extension_build_the_dsp_kernels_and_the_others_the_portable_ones(tmp_path):
     expected = {"qemu-m3": "portable", "rp2040-pico": "portable", "qemu-m4": "dsp", "qemu-m7": "dsp", "qemu-m33": "dsp", "qemu-m55": "dsp", "stm32f746g-disco": "dsp", "nrf52840dk": "dsp"}
-    assert {name: build.load_board(name).kernels for name in expected} == expected
+    assert {name: boards.load_board(name).kernels for name in expected} == expected
     model = SHARED_MODELS / "hello_world" / "hello_world_int8.tflite"
     dsp = build.build_image(model, "qemu-m4", out_dir=tmp_path / "dsp")
     portable = build.build_image(model, "qemu-m4", out_dir=tmp_path / "portable", kernels="portable")
@@ -147,8 +147,8 @@ def test_cores_with_the_dsp_extension_build_the_dsp_kernels_and_the_others_the_p
 def test_dsp_arena_with_scratch_stays_within_0_8x_tflm_on_the_target(name, tmp_path):
     model = SHARED_MODELS / f"{name}.tflite"
     image = build.build_image(model, "qemu-m4", out_dir=tmp_path)
-    arena = build.run_qemu(image, timeout=300).arena_used
-    portable = build.run_qemu(build.build_image(model, "qemu-m4", out_dir=tmp_path / "p", kernels="portable"), timeout=300).arena_used
+    arena = qemu.run_qemu(image, timeout=300).arena_used
+    portable = qemu.run_qemu(build.build_image(model, "qemu-m4", out_dir=tmp_path / "p", kernels="portable"), timeout=300).arena_used
     assert portable <= arena <= 0.8 * TFLM_ARENA[name], f"{name}: DSP arena {arena} B, portable {portable} B, TFLM {TFLM_ARENA[name]} B"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge.firmware import build, features
+from mcuforge.firmware import boards, codegen, features, qemu, toolchain
 from mcuforge.firmware.hostbuild import STRICT_C_FLAGS
 
 YES_WAV = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro" / "micro_speech" / "testdata" / "yes_1000ms.wav"
@@ -120,27 +120,27 @@ def _audio_source(audio: np.ndarray) -> str:
 
 
 def _run_on(board_name: str, audio: np.ndarray, work: Path) -> dict[str, np.ndarray]:
-    board = build.load_board(board_name)
-    (work / "memory.ld").write_text(build.render_memory_script(board))
+    board = boards.load_board(board_name)
+    (work / "memory.ld").write_text(codegen.render_memory_script(board))
     (work / "main.c").write_text(HARNESS.replace("CHUNK", str(STREAM_CHUNK)))
     (work / "audio.c").write_text(_audio_source(audio))
     sources = [
         work / "main.c",
         work / "audio.c",
         *features.SOURCES,
-        build.BOARDS_DIR / "common" / "startup.c",
-        *(build.BOARDS_DIR / s for s in board.sources),
+        boards.BOARDS_DIR / "common" / "startup.c",
+        *(boards.BOARDS_DIR / s for s in board.sources),
     ]
     elf = work / "features.elf"
     subprocess.run(
-        [build.CROSS + "gcc", *STRICT_C_FLAGS, *board.cflags, "-O2", "-ffreestanding",
-         f"-I{features.SOURCE_DIR}", f"-I{build.BOARDS_DIR / 'common'}", *map(str, sources),
-         "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{work}", f"-T{build.LINKER_SCRIPT}",
+        [toolchain.CROSS + "gcc", *STRICT_C_FLAGS, *board.cflags, "-O2", "-ffreestanding",
+         f"-I{features.SOURCE_DIR}", f"-I{boards.BOARDS_DIR / 'common'}", *map(str, sources),
+         "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-L{work}", f"-T{toolchain.LINKER_SCRIPT}",
          "-Wl,--gc-sections", "-o", str(elf)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     run = subprocess.run(
-        [build.QEMU, "-M", board.qemu_machine, "-nographic", "-monitor", "none", "-serial", "null",
+        [qemu.QEMU, "-M", board.qemu_machine, "-nographic", "-monitor", "none", "-serial", "null",
          "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

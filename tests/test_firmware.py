@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware import build
+from mcuforge.firmware import boards, build, console, engine, flash, toolchain
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
 HELLO = SHARED_MODELS / "hello_world" / "hello_world_int8.tflite"
@@ -40,16 +40,16 @@ def _words(image: bytes, offset: int, count: int) -> tuple[int, ...]:
 
 
 def test_board_list_has_the_five_emulated_and_three_real_targets():
-    assert set(build.board_names()) == {*QEMU_BOARDS, *REAL_BOARDS}
+    assert set(boards.board_names()) == {*QEMU_BOARDS, *REAL_BOARDS}
     for name in QEMU_BOARDS:
-        assert build.load_board(name).emulated
+        assert boards.load_board(name).emulated
     for name in REAL_BOARDS:
-        assert not build.load_board(name).emulated
+        assert not boards.load_board(name).emulated
 
 
 @pytest.mark.parametrize("name", REAL_BOARDS)
 def test_real_board_memory_matches_the_datasheet(name):
-    board = build.load_board(name)
+    board = boards.load_board(name)
     assert (board.flash.origin, board.flash.size, board.ram.origin, board.ram.size) == DATASHEET[name]
 
 
@@ -58,7 +58,7 @@ def test_cores_with_the_dsp_extension_link_the_dsp_kernels(name, kernels, tmp_pa
     image = build.build_image(HELLO, name, out_dir=tmp_path)
     info = subprocess.run(["arm-none-eabi-readelf", "--debug-dump=info", str(image.elf)], capture_output=True, text=True, check=True).stdout
     linked = set(re.findall(r"DW_AT_name\s*:.*?/firmware/(runtime/\S+\.c)$", info, re.M))
-    dsp = {f"runtime/kernels/dsp/{p.name}" for p in (build.RUNTIME_DIR / "kernels" / "dsp").glob("*.c")}
+    dsp = {f"runtime/kernels/dsp/{p.name}" for p in (engine.RUNTIME_DIR / "kernels" / "dsp").glob("*.c")}
     assert dsp and "runtime/kernels/registry.c" in linked
     assert image.board.kernels == kernels
     if kernels == "dsp":
@@ -69,7 +69,7 @@ def test_cores_with_the_dsp_extension_link_the_dsp_kernels(name, kernels, tmp_pa
 
 def test_unknown_target_lists_the_boards():
     with pytest.raises(MCUForgeError, match="unknown target 'qemu-m99'.*qemu-m4.*stm32f746g-disco"):
-        build.load_board("qemu-m99")
+        boards.load_board("qemu-m99")
 
 
 @pytest.mark.parametrize("name", [*QEMU_BOARDS, *REAL_BOARDS])
@@ -110,7 +110,7 @@ def test_person_detect_fits_every_real_board(name, tmp_path):
 def test_rp2040_image_starts_with_a_checksummed_boot2_and_has_a_uf2(tmp_path):
     image = build.build_image(HELLO, "rp2040-pico", out_dir=tmp_path)
     binary = image.bin.read_bytes()
-    assert int.from_bytes(binary[252:256], "little") == build.crc32_mpeg2(binary[:252])
+    assert int.from_bytes(binary[252:256], "little") == flash.crc32_mpeg2(binary[:252])
     uf2 = image.uf2.read_bytes()
     assert len(uf2) == 512 * -(-len(binary) // 256)
     payload = b"".join(uf2[i + 32 : i + 32 + 256] for i in range(0, len(uf2), 512))
@@ -119,12 +119,12 @@ def test_rp2040_image_starts_with_a_checksummed_boot2_and_has_a_uf2(tmp_path):
 
 def test_crc32_mpeg2_check_value():
     # The catalogue check value of CRC-32/MPEG-2 (reveng.sourceforge.io/crc-catalogue).
-    assert build.crc32_mpeg2(b"123456789") == 0x0376E6E7
+    assert flash.crc32_mpeg2(b"123456789") == 0x0376E6E7
 
 
 def test_uf2_blocks_follow_the_spec():
     image = bytes(range(256)) + b"\xaa" * 44  # 300 bytes: one full block, one partial
-    uf2 = build.to_uf2(image, 0x10000000, 0xE48BFF56)
+    uf2 = flash.to_uf2(image, 0x10000000, 0xE48BFF56)
     assert len(uf2) == 2 * 512
     for number in range(2):
         block = uf2[512 * number : 512 * (number + 1)]
@@ -198,7 +198,7 @@ def _fake_tool(directory: Path, name: str, script: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def board_images(tmp_path_factory) -> dict[str, build.FirmwareImage]:
+def board_images(tmp_path_factory) -> dict[str, toolchain.FirmwareImage]:
     out = tmp_path_factory.mktemp("boards")
     return {name: build.build_image(HELLO, name, out_dir=out / name) for name in REAL_BOARDS}
 
@@ -210,7 +210,7 @@ def board_images(tmp_path_factory) -> dict[str, build.FirmwareImage]:
 def test_flashing_without_the_tool_names_it(name, tools, board_images, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no flasher anywhere
     with pytest.raises(MCUForgeError, match=f"cannot flash {name}: {tools} is not installed"):
-        build.flash_image(board_images[name])
+        flash.flash_image(board_images[name])
 
 
 # What each tool prints when no board is attached (their real messages).
@@ -226,23 +226,23 @@ def test_flashing_without_a_probe_fails_cleanly(name, tool, board_images, tmp_pa
     _fake_tool(tmp_path, tool, NO_PROBE[tool][0] + "\necho flashed > " + str(tmp_path / "wrote"))
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}/usr/bin:/bin")
     with pytest.raises(MCUForgeError, match=f"cannot flash {name}: no debug probe or board found by {tool}"):
-        build.flash_image(board_images[name])
+        flash.flash_image(board_images[name])
     assert not (tmp_path / "wrote").exists()
 
 
 def test_a_probe_query_that_hangs_times_out(board_images, tmp_path, monkeypatch):
     _fake_tool(tmp_path, "openocd", "exec sleep 60")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}/usr/bin:/bin")
-    monkeypatch.setattr(build, "PROBE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(flash, "PROBE_TIMEOUT_S", 1.0)
     with pytest.raises(MCUForgeError, match="openocd found no probe within 1 s"):
-        build.flash_image(board_images["stm32f746g-disco"])
+        flash.flash_image(board_images["stm32f746g-disco"])
 
 
 def test_flashing_with_a_probe_runs_the_write_command(board_images, tmp_path, monkeypatch):
     log = tmp_path / "calls"
     _fake_tool(tmp_path, "pyocd", f'echo "$@" >> {log}\nif [ "$1" = list ]; then echo "  #   Probe/Board   Unique ID"; echo "  0   nRF52840-DK   000683"; fi')
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}/usr/bin:/bin")
-    build.flash_image(board_images["nrf52840dk"])
+    flash.flash_image(board_images["nrf52840dk"])
     calls = log.read_text().splitlines()
     assert calls == ["list --probes", f"flash --target nrf52840 {board_images['nrf52840dk'].hex}"]
 
@@ -254,17 +254,17 @@ def test_st_flash_is_the_fallback_for_the_stm32_board(board_images, tmp_path, mo
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}/usr/bin:/bin")
     if any(Path(d, "openocd").exists() for d in ("/usr/bin", "/bin")):
         pytest.fail("openocd is installed on this machine: this test needs a machine without it")
-    build.flash_image(board_images["stm32f746g-disco"])
+    flash.flash_image(board_images["stm32f746g-disco"])
     image = board_images["stm32f746g-disco"]
     assert log.read_text().splitlines() == ["st-info --probe", f"st-flash --reset write {image.bin} 0x08000000"]
 
 
 def test_a_board_naming_an_unknown_flasher_is_refused(tmp_path, monkeypatch):
-    text = (build.BOARDS_DIR / "nrf52840dk.yaml").read_text().replace("pyocd:", "jlinkexe:")
+    text = (boards.BOARDS_DIR / "nrf52840dk.yaml").read_text().replace("pyocd:", "jlinkexe:")
     (tmp_path / "custom.yaml").write_text(text)
-    monkeypatch.setattr(build, "BOARDS_DIR", tmp_path)
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
     with pytest.raises(MCUForgeError, match="boards/custom.yaml: flashers.jlinkexe: unknown tool. Allowed: openocd, st-flash, pyocd, picotool"):
-        build.load_board("custom")
+        boards.load_board("custom")
 
 
 def test_cli_flash_without_hardware_prints_one_line_and_exits_2(tmp_path):
@@ -295,7 +295,7 @@ def test_parse_run_reads_every_line_kind():
         "MF cycles 1 99\n"
         "MF done\n"
     )
-    result = build.parse_run(text)
+    result = console.parse_run(text)
     assert (result.model, result.input_source, result.arena_used, result.done) == ("kws", "random-seed-0", 512, True)
     assert result.outputs[0][0].tolist() == [[127, -128, -1, 1]]
     assert result.outputs[1][0].tolist() == [1, -1]
@@ -308,5 +308,5 @@ def test_parse_run_reads_every_line_kind():
 def test_flash_an_attached_board(name, tmp_path):
     """Opt-in (`pytest -m hardware`): needs the board and its flashing tool attached and installed."""
     image = build.build_image(HELLO, name, out_dir=tmp_path)
-    report = build.flash_image(image)
+    report = flash.flash_image(image)
     assert f"flashed {image.elf.name} to {name}" in report

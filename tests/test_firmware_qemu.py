@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware import build
+from mcuforge.firmware import build, console, qemu
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
 TARGETS = ("qemu-m4", "qemu-m33")
@@ -30,9 +30,9 @@ def _tflm_outputs(model_path: Path, vectors: np.ndarray) -> list[list[np.ndarray
     return [emulator.invoke(vector.reshape(emulator.inputs[0].shape)) for vector in vectors]
 
 
-def assert_bit_exact(model_path: Path, target: str, vectors: np.ndarray, tmp_path: Path, timeout: float = 120) -> build.RunResult:
+def assert_bit_exact(model_path: Path, target: str, vectors: np.ndarray, tmp_path: Path, timeout: float = 120) -> console.RunResult:
     image = build.build_image(model_path, target, out_dir=tmp_path, inputs=vectors)
-    result = build.run_qemu(image, timeout=timeout)
+    result = qemu.run_qemu(image, timeout=timeout)
     expected = _tflm_outputs(model_path, image.vectors)
     assert len(result.outputs) == len(expected), f"{model_path.name} on {target}: {len(result.outputs)} vectors reported, {len(expected)} run"
     for index, (got, want) in enumerate(zip(result.outputs, expected)):
@@ -73,7 +73,7 @@ def test_micro_speech(target, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("silence\nunknown\nyes\nno\n")
     image = build.build_image(model, target, out_dir=tmp_path, inputs=vectors, labels_path=labels)
-    result = build.run_qemu(image)
+    result = qemu.run_qemu(image)
     expected = _tflm_outputs(model, image.vectors)
     for index, want in enumerate(expected):
         np.testing.assert_array_equal(result.outputs[index][0].astype(np.int32), want[0].astype(np.int32), err_msg=f"micro_speech on {target}, input {index}")
@@ -170,14 +170,14 @@ def test_an_engine_error_on_the_device_fails_the_run_naming_it(tmp_path):
     model = SHARED_MODELS / "hello_world" / "hello_world_float.tflite"
     image = build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32), arena_bytes=4096)
     with pytest.raises(MCUForgeError, match=r"hello_world_float failed on qemu-m4 \(QEMU mps2-an386\): load MF_ERR_UNSUPPORTED_TYPE op=0 .*name=FLOAT32"):
-        build.run_qemu(image)
+        qemu.run_qemu(image)
 
 
 def test_a_run_that_outlasts_its_timeout_is_stopped(tmp_path):
     vectors = _random((96, 96, 1), 1, seed=5)
     image = build.build_image(PERSON_DIR / "person_detect.tflite", "qemu-m4", out_dir=tmp_path, inputs=vectors)
     with pytest.raises(MCUForgeError, match=r"did not finish in QEMU \(mps2-an386\) within 0 s"):
-        build.run_qemu(image, timeout=0.05)
+        qemu.run_qemu(image, timeout=0.05)
 
 
 def test_systick_cycles_match_the_instruction_count_under_icount(tmp_path):
@@ -196,10 +196,10 @@ def test_systick_cycles_match_the_instruction_count_under_icount(tmp_path):
     symbols = subprocess.run(["arm-none-eabi-nm", str(image.elf)], capture_output=True, text=True, check=True).stdout
     mark = int(re.search(r"^([0-9a-f]+) T mf_app_mark$", symbols, re.M)[1], 16)
     proc = subprocess.run(
-        build.qemu_command(image, ["-plugin", f"{plugin},mark=0x{mark:x}", "-d", "plugin"]), capture_output=True, text=True, timeout=120
+        qemu.qemu_command(image, ["-plugin", f"{plugin},mark=0x{mark:x}", "-d", "plugin"]), capture_output=True, text=True, timeout=120
     )
     instructions = int(re.search(r"^MARK 1 total=\d+ delta=(\d+)", proc.stderr, re.M)[1])
-    cycles = build.parse_run(proc.stdout).cycles[0]
+    cycles = console.parse_run(proc.stdout).cycles[0]
     assert instructions > 1_000_000
     assert abs(cycles - instructions * image.board.clock_hz / 1e9) <= 2
 
@@ -213,7 +213,7 @@ def test_systick_counts_across_its_24_bit_wraps(tmp_path):
     """
     vectors = np.repeat(_person_image("person.bmp"), 7, axis=0)
     image = build.build_image(PERSON_DIR / "person_detect.tflite", "qemu-m3", out_dir=tmp_path, inputs=vectors)
-    cycles = build.run_qemu(image, timeout=300).cycles
+    cycles = qemu.run_qemu(image, timeout=300).cycles
     assert len(cycles) == 7 and sum(cycles) > 2**24
     assert max(cycles) - min(cycles) <= 2
 

@@ -1,5 +1,5 @@
 /*
- * What build.py generates for each image (app_data.c): the model C array, its
+ * What codegen.py generates for each image (app_data.c): the model C array, its
  * name, the input vectors and their source, the class labels and the arena.
  */
 #ifndef MF_APP_H

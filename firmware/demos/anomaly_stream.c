@@ -5,10 +5,11 @@
  * autoencoder and scores the window by its mean squared reconstruction error;
  * a score above the calibrated threshold raises the alarm.
  *
- *   MFD model <name> bytes=<model bytes> arena=<bytes used>
- *   MFD window <i> start_ms=<ms> score_u=<score * 1e6> score=<double bits> cycles=<n> features=<int16 LE hex>
- *   MFD alarm <i> start_ms=<ms> score_u=<score * 1e6> threshold_u=<threshold * 1e6>
- *   MFD done windows=<n> alarms=<n>
+ *   MF model <name> bytes=<model bytes>
+ *   MF arena used=<bytes> size=<bytes>
+ *   MF window <i> start_ms=<ms> score_u=<score * 1e6> score=<double bits> cycles=<n> features=<int16 LE hex>
+ *   MF alarm <i> start_ms=<ms> score_u=<score * 1e6> threshold_u=<threshold * 1e6>
+ *   MF done windows=<n> alarms=<n>
  *
  * The score is computed in double precision in a fixed order, so the host can
  * reproduce it exactly from TFLM's output.
@@ -18,7 +19,7 @@
 
 #include "anomaly_data.h"
 #include "board.h"
-#include "demo_io.h"
+#include "console.h"
 #include "mf_engine.h"
 
 #define MFD_VIB_MAX_FEATURES (VIBF_AXES * VIBF_MAX_SEGMENT / 2)
@@ -58,9 +59,10 @@ static int mfdemo_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
     feature_status = vibf_window(&mfdemo_vib_samples[window * window_samples * VIBF_AXES], config, &mfdemo_vib_workspace,
                                  mfdemo_vib_features);
     if (feature_status != VIBF_OK) {
-        mfdemo_put("MFD error features status=");
-        mfdemo_put_int((int32_t)feature_status);
-        mfdemo_put("\n");
+        mf_console_begin("error");
+        mf_console_put(" features status=");
+        mf_console_put_int((int32_t)feature_status);
+        mf_console_end();
         return 1;
     }
     status = mf_input(model, 0, &input);
@@ -68,7 +70,7 @@ static int mfdemo_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfdemo_put_status("input", status);
+        mf_console_status("input", status);
         return 1;
     }
     for (i = 0; i < count; i++) {
@@ -82,7 +84,7 @@ static int mfdemo_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfdemo_put_status("invoke", status);
+        mf_console_status("invoke", status);
         return 1;
     }
     for (i = 0; i < count; i++) {
@@ -96,30 +98,32 @@ static int mfdemo_run_window(mf_model *model, uint32_t window, uint32_t *alarms)
     for (i = 0; i < count; i++) {
         mfdemo_vib_features16[i] = (int16_t)mfdemo_vib_features[i];
     }
-    mfdemo_put("MFD window ");
-    mfdemo_put_uint(window);
-    mfdemo_put(" start_ms=");
-    mfdemo_put_uint(start_ms);
-    mfdemo_put(" score_u=");
-    mfdemo_put_uint(mfdemo_micro(score));
-    mfdemo_put(" score=");
-    mfdemo_put_double_bits(score);
-    mfdemo_put(" cycles=");
-    mfdemo_put_uint(cycles);
-    mfdemo_put(" features=");
-    mfdemo_put_hex(mfdemo_vib_features16, count * sizeof mfdemo_vib_features16[0]);
-    mfdemo_put("\n");
+    mf_console_begin("window");
+    mf_console_put(" ");
+    mf_console_put_uint(window);
+    mf_console_put(" start_ms=");
+    mf_console_put_uint(start_ms);
+    mf_console_put(" score_u=");
+    mf_console_put_uint(mfdemo_micro(score));
+    mf_console_put(" score=");
+    mf_console_put_double_bits(score);
+    mf_console_put(" cycles=");
+    mf_console_put_uint(cycles);
+    mf_console_put(" features=");
+    mf_console_put_hex(mfdemo_vib_features16, count * sizeof mfdemo_vib_features16[0]);
+    mf_console_end();
     if (score > mfdemo_vib_threshold) {
         (*alarms)++;
-        mfdemo_put("MFD alarm ");
-        mfdemo_put_uint(window);
-        mfdemo_put(" start_ms=");
-        mfdemo_put_uint(start_ms);
-        mfdemo_put(" score_u=");
-        mfdemo_put_uint(mfdemo_micro(score));
-        mfdemo_put(" threshold_u=");
-        mfdemo_put_uint(mfdemo_micro(mfdemo_vib_threshold));
-        mfdemo_put("\n");
+        mf_console_begin("alarm");
+        mf_console_put(" ");
+        mf_console_put_uint(window);
+        mf_console_put(" start_ms=");
+        mf_console_put_uint(start_ms);
+        mf_console_put(" score_u=");
+        mf_console_put_uint(mfdemo_micro(score));
+        mf_console_put(" threshold_u=");
+        mf_console_put_uint(mfdemo_micro(mfdemo_vib_threshold));
+        mf_console_end();
     }
     return 0;
 }
@@ -129,7 +133,8 @@ int main(void)
     mf_model *model = NULL;
     uint32_t window;
     uint32_t alarms = 0;
-    if (mfdemo_load(mfdemo_model_name, g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
+    mf_console_model(mfdemo_model_name, g_demo_model_data_len);
+    if (mf_console_load(g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
         return 1;
     }
     for (window = 0; window < mfdemo_vib_windows; window++) {
@@ -137,10 +142,11 @@ int main(void)
             return 1;
         }
     }
-    mfdemo_put("MFD done windows=");
-    mfdemo_put_uint(mfdemo_vib_windows);
-    mfdemo_put(" alarms=");
-    mfdemo_put_uint(alarms);
-    mfdemo_put("\n");
+    mf_console_begin("done");
+    mf_console_put(" windows=");
+    mf_console_put_uint(mfdemo_vib_windows);
+    mf_console_put(" alarms=");
+    mf_console_put_uint(alarms);
+    mf_console_end();
     return 0;
 }

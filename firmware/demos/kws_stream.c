@@ -6,17 +6,18 @@
  * last mfdemo_kws_average outputs are averaged, and a keyword whose average
  * reaches the threshold is printed, then suppressed for mfdemo_kws_suppress_ms.
  *
- *   MFD model <name> bytes=<model bytes> arena=<bytes used>
- *   MFD frame <i> <int16 LE hex>                      (when mfdemo_kws_print_frames)
- *   MFD infer <last frame> t_ms=<end of window> cycles=<n> output=<int8 hex>
- *   MFD word <label> t_ms=<end of window> score=<averaged int8 output>
- *   MFD done frames=<n> inferences=<n> words=<n>
+ *   MF model <name> bytes=<model bytes>
+ *   MF arena used=<bytes> size=<bytes>
+ *   MF frame <i> <int16 LE hex>                      (when mfdemo_kws_print_frames)
+ *   MF infer <last frame> t_ms=<end of window> cycles=<n> output=<int8 hex>
+ *   MF word <label> t_ms=<end of window> score=<averaged int8 output>
+ *   MF done frames=<n> inferences=<n> words=<n>
  */
 #include <math.h>
 #include <string.h>
 
 #include "board.h"
-#include "demo_io.h"
+#include "console.h"
 #include "kws_data.h"
 #include "mf_engine.h"
 
@@ -57,11 +58,12 @@ static int8_t mfdemo_kws_quantize(int16_t feature, const mf_tensor_info *info)
 
 static void mfdemo_kws_put_frame(int32_t index, const int16_t *frame)
 {
-    mfdemo_put("MFD frame ");
-    mfdemo_put_uint((uint32_t)index);
-    mfdemo_put(" ");
-    mfdemo_put_hex(frame, (size_t)mfdemo_kws_features * sizeof frame[0]);
-    mfdemo_put("\n");
+    mf_console_begin("frame");
+    mf_console_put(" ");
+    mf_console_put_uint((uint32_t)index);
+    mf_console_put(" ");
+    mf_console_put_hex(frame, (size_t)mfdemo_kws_features * sizeof frame[0]);
+    mf_console_end();
 }
 
 /* Classify the window ending at frame `last`; print a word when the averaged output says so. */
@@ -84,7 +86,7 @@ static int mfdemo_kws_classify(mf_model *model, mfdemo_kws_state *state, int32_t
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfdemo_put_status("input", status);
+        mf_console_status("input", status);
         return 1;
     }
     for (i = 0; i < count; i++) {
@@ -100,20 +102,21 @@ static int mfdemo_kws_classify(mf_model *model, mfdemo_kws_state *state, int32_t
         status = MF_ERR_BAD_MODEL;
     }
     if (status != MF_OK) {
-        mfdemo_put_status("invoke", status);
+        mf_console_status("invoke", status);
         return 1;
     }
     memcpy(slot, output.data, output.bytes);
     state->inferences++;
-    mfdemo_put("MFD infer ");
-    mfdemo_put_uint((uint32_t)last);
-    mfdemo_put(" t_ms=");
-    mfdemo_put_uint((uint32_t)t_ms);
-    mfdemo_put(" cycles=");
-    mfdemo_put_uint(cycles);
-    mfdemo_put(" output=");
-    mfdemo_put_hex(output.data, output.bytes);
-    mfdemo_put("\n");
+    mf_console_begin("infer");
+    mf_console_put(" ");
+    mf_console_put_uint((uint32_t)last);
+    mf_console_put(" t_ms=");
+    mf_console_put_uint((uint32_t)t_ms);
+    mf_console_put(" cycles=");
+    mf_console_put_uint(cycles);
+    mf_console_put(" output=");
+    mf_console_put_hex(output.data, output.bytes);
+    mf_console_end();
 
     for (i = 0; i < mfdemo_kws_label_count; i++) {
         int32_t sum = 0;
@@ -129,13 +132,14 @@ static int mfdemo_kws_classify(mf_model *model, mfdemo_kws_state *state, int32_t
     if (best >= mfdemo_kws_first_keyword && best_sum >= mfdemo_kws_threshold_q * filled && t_ms >= state->quiet_until_ms) {
         state->words++;
         state->quiet_until_ms = t_ms + mfdemo_kws_suppress_ms;
-        mfdemo_put("MFD word ");
-        mfdemo_put(mfdemo_kws_labels[best]);
-        mfdemo_put(" t_ms=");
-        mfdemo_put_uint((uint32_t)t_ms);
-        mfdemo_put(" score=");
-        mfdemo_put_int(best_sum / filled);
-        mfdemo_put("\n");
+        mf_console_begin("word");
+        mf_console_put(" ");
+        mf_console_put(mfdemo_kws_labels[best]);
+        mf_console_put(" t_ms=");
+        mf_console_put_uint((uint32_t)t_ms);
+        mf_console_put(" score=");
+        mf_console_put_int(best_sum / filled);
+        mf_console_end();
     }
     return 0;
 }
@@ -146,14 +150,19 @@ int main(void)
     mfdemo_kws_state state = {0, 0, 0, 0};
     uint32_t offset;
     if (!mfdemo_kws_check()) {
-        mfdemo_put("MFD error configuration\n");
+        mf_console_begin("error");
+        mf_console_put(" configuration");
+        mf_console_end();
         return 1;
     }
-    if (mfdemo_load(mfdemo_model_name, g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
+    mf_console_model(mfdemo_model_name, g_demo_model_data_len);
+    if (mf_console_load(g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
         return 1;
     }
     if (kwsf_stream_init(&mfdemo_kws_stream) != KWSF_OK) {
-        mfdemo_put("MFD error stream-init\n");
+        mf_console_begin("error");
+        mf_console_put(" stream-init");
+        mf_console_end();
         return 1;
     }
     for (offset = 0; offset < mfdemo_kws_audio_samples; offset += KWSF_STRIDE) {
@@ -163,9 +172,10 @@ int main(void)
         kwsf_status_t fstatus = kwsf_stream_push(&mfdemo_kws_stream, &mfdemo_kws_audio[offset], chunk, mfdemo_kws_kind,
                                                  mfdemo_kws_features, &mfdemo_kws_workspace, frame, 1, &produced);
         if (fstatus != KWSF_OK) {
-            mfdemo_put("MFD error features status=");
-            mfdemo_put_int((int32_t)fstatus);
-            mfdemo_put("\n");
+            mf_console_begin("error");
+            mf_console_put(" features status=");
+            mf_console_put_int((int32_t)fstatus);
+            mf_console_end();
             return 1;
         }
         if (produced == 0) {
@@ -184,12 +194,13 @@ int main(void)
             }
         }
     }
-    mfdemo_put("MFD done frames=");
-    mfdemo_put_uint((uint32_t)state.frames);
-    mfdemo_put(" inferences=");
-    mfdemo_put_uint((uint32_t)state.inferences);
-    mfdemo_put(" words=");
-    mfdemo_put_uint((uint32_t)state.words);
-    mfdemo_put("\n");
+    mf_console_begin("done");
+    mf_console_put(" frames=");
+    mf_console_put_uint((uint32_t)state.frames);
+    mf_console_put(" inferences=");
+    mf_console_put_uint((uint32_t)state.inferences);
+    mf_console_put(" words=");
+    mf_console_put_uint((uint32_t)state.words);
+    mf_console_end();
     return 0;
 }
