@@ -27,7 +27,7 @@ import yaml
 
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources, shadowed_kernel_source
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
+from mcuforge.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
 from mcuforge.spec import parse_dataclass, spec_field
 
 BOARDS_DIR = FIRMWARE_DIR / "boards"

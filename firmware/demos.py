@@ -29,7 +29,7 @@ import numpy as np
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import build
 from mcuforge.firmware.engine import runtime_sources
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, build_shared_library
+from mcuforge.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, build_shared_library
 
 DEMOS_DIR = FIRMWARE_DIR / "demos"
 FEATURES_DIR = FIRMWARE_DIR / "features"
@@ -165,7 +165,7 @@ class _VibConfig(ctypes.Structure):
 @lru_cache(maxsize=None)
 def vib_library(sanitize: bool = False) -> ctypes.CDLL:
     """vib_features.c compiled for the host (optionally with ASan/UBSan)."""
-    from mcuforge.firmware.hostbuild import SANITIZE_FLAGS
+    from mcuforge.hostbuild import SANITIZE_FLAGS
 
     flags = ("-O1", "-g", *SANITIZE_FLAGS) if sanitize else ("-O2",)
     lib = ctypes.CDLL(str(build_shared_library("vib_features" + ("_asan" if sanitize else ""), list(VIB_SOURCES), [DEMOS_DIR], flags)))
@@ -506,7 +506,7 @@ def _output_threshold_q(model_data: bytes, probability: float) -> int:
 
 def render_kws_data(name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int, print_frames: bool, kernels: str) -> str:
     """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
-    from mcuforge.firmware import features
+    from mcuforge import features
 
     labels = ", ".join(build._c_string("_".join(label.split())) for label in class_names)
     return (
@@ -541,7 +541,7 @@ def run_kws(
     timeout: float = 600.0,
 ) -> KwsDemo:
     """Stream 16 kHz int16 `audio` through the device: features, sliding-window classification, transcript."""
-    from mcuforge.firmware import features
+    from mcuforge import features
     from mcuforge.deploy.tflite_model import parse_tflite
 
     model_data = read_model(model_path)
