@@ -58,5 +58,14 @@ def main() -> None:
         with _command_scope:
             app()
     except MCUForgeError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a path the user passed that cannot be read or written (a missing folder, no permission, a full disk)
+        _fail(f"{exc.strerror}: {exc.filename}. Check the path and its permissions, or pass another one")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    sys.exit(2)

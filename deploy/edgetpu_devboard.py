@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from mcuforge.deploy.edgetpu_host import RUN_TIMEOUT_S, RUNNER, RunResult, runner_args, runner_result
+from mcuforge.deploy.edgetpu_host import RUN_TIMEOUT_S, RUNNER, RunResult, runner_args, runner_inputs, runner_result
 from mcuforge.errors import MCUForgeError
 
 REMOTE_DIR = "/tmp/mcuforge-edgetpu"
@@ -41,10 +41,7 @@ def run_devboard(model: Path | str, host: str | None, cpu_model: Path | str | No
     `via` "ssh" needs `host` (user@address); "mdt" uses the device mdt is set to
     (`mdt set preferred-device NAME`). Every step has a timeout, so an absent board fails fast.
     """
-    files = [Path(p) for p in (model, cpu_model, input_npy) if p is not None]
-    for p in files:
-        if not p.is_file():
-            raise MCUForgeError(f"file not found: {p}")
+    files = [p for p in runner_inputs(model, cpu_model, input_npy) if p is not None]
     remote = {p: f"{remote_dir}/{p.name}" for p in [*files, RUNNER]}
     run_args = runner_args(*(Path(remote[Path(p)]) if p is not None else None for p in (model, cpu_model, input_npy)), False)
     runner_command = ["python3", remote[RUNNER], *run_args]

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcuforge.deploy.tflite_model import read_tflite
 from mcuforge.errors import MCUForgeError
 
 LIBEDGETPU_HINT = "install libedgetpu1-std from the same Coral apt repository (coral-edgetpu-stable)"
@@ -59,13 +60,22 @@ def runner_result(run: subprocess.CompletedProcess, where: str) -> RunResult:
         raise MCUForgeError(f"the Edge TPU runner on {where} printed no result: {run.stdout.strip()[-200:]!r}") from None
 
 
-def run_local(model: Path | str, cpu_model: Path | str | None = None, input_npy: Path | str | None = None,
-              require_edgetpu: bool = False) -> RunResult:  # fmt: skip
-    """Run on this host: the Edge TPU when libedgetpu loads, else the CPU with a notice (in a subprocess with a timeout)."""
+def runner_inputs(model: Path | str, cpu_model: Path | str | None, input_npy: Path | str | None) -> list[Path | None]:
+    """The runner's files as paths, checked here so a bad one is named as every command names it: present, models readable."""
     paths = [Path(p) if p is not None else None for p in (model, cpu_model, input_npy)]
     for p in paths:
         if p is not None and not p.is_file():
             raise MCUForgeError(f"file not found: {p}")
+    for p in paths[:2]:
+        if p is not None:
+            read_tflite(p)
+    return paths
+
+
+def run_local(model: Path | str, cpu_model: Path | str | None = None, input_npy: Path | str | None = None,
+              require_edgetpu: bool = False) -> RunResult:  # fmt: skip
+    """Run on this host: the Edge TPU when libedgetpu loads, else the CPU with a notice (in a subprocess with a timeout)."""
+    paths = runner_inputs(model, cpu_model, input_npy)
     command = [sys.executable, str(RUNNER), *runner_args(*paths, require_edgetpu)]
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
