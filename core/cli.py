@@ -42,7 +42,7 @@ _command_scope = contextlib.ExitStack()
 def global_options(
     verbose: bool = typer.Option(False, "--verbose", help="also show TensorFlow's and CUDA's start-up log lines and warnings"),
 ) -> None:
-    """TinyML deployment pipeline: train -> compress -> deploy -> firmware."""
+    """Options for every command: they go before its name (`mcuforge --verbose train SPEC`)."""
     if not verbose:
         quiet_python_logs()
         _command_scope.enter_context(StderrFilter())
