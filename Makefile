@@ -37,13 +37,16 @@ apt-packages:
 		fi; \
 	fi
 
-# Reinstalls the Python package only when pyproject.toml changed.
+# Reinstalls the Python package only when pyproject.toml changed. pip prints errors
+# only (-qq): its warnings about a machine's index settings and setuptools' notice
+# on editable installs are not for someone setting up.
 $(SETUP_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mcuforge needs Python 3.11; set PYTHON=python3.11")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,npu]'
-	touch $@
+	@echo "installing mcuforge and its Python packages into $(VENV) (a few minutes the first time)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -qq --upgrade pip
+	@$(BIN)/pip install -qq -e '.[dev,npu]'
+	@touch $@
 
 demo: setup
 	$(BIN)/mcuforge run $(DEMO_SPEC)

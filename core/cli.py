@@ -6,12 +6,14 @@ import TensorFlow only inside command bodies, so `mcuforge --help` is instant.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 
 import typer
 
 from mcuforge.errors import MCUForgeError
+from mcuforge.tf_logs import StderrFilter, quiet_python_logs
 
 COMMAND_MODULES = (
     "mcuforge.train.cli",
@@ -32,6 +34,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# What the global options set up for one command, closed when it ends.
+_command_scope = contextlib.ExitStack()
+
+
+@app.callback()
+def global_options(
+    verbose: bool = typer.Option(False, "--verbose", help="also show TensorFlow's and CUDA's start-up log lines and warnings"),
+) -> None:
+    """Options for every command: they go before its name (`mcuforge --verbose train SPEC`)."""
+    if not verbose:
+        quiet_python_logs()
+        _command_scope.enter_context(StderrFilter())
+
+
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
@@ -39,7 +55,17 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Console entry point: user errors print one line and exit with status 2."""
     try:
-        app()
+        with _command_scope:
+            app()
     except MCUForgeError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a path the user passed that cannot be read or written (a missing folder, no permission, a full disk)
+        _fail(f"{exc.strerror}: {exc.filename}. Check the path and its permissions, or pass another one")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    sys.exit(2)

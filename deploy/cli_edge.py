@@ -1,4 +1,4 @@
-"""`mcuforge edgetpu check|compile|run` and `mcuforge npu compile`: thin shells over deploy/edgetpu.py and deploy/npu.py."""
+"""`mcuforge edgetpu check|compile|run` and `mcuforge npu compile`: thin shells over deploy/edgetpu*.py and deploy/npu.py."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, help="write the model report with the Edge TPU figures beside the engine's"),
     ) -> None:
         """Check the model, then run edgetpu_compiler (when installed) and write NAME_edgetpu.tflite and its report."""
-        from mcuforge.deploy.edgetpu import check_file, compile_model, report_section
+        from mcuforge.deploy.edgetpu import check_file
+        from mcuforge.deploy.edgetpu_compiler import compile_model, report_section
 
         check = check_file(model, min_runtime_version)
         typer.echo(check.text())
@@ -76,15 +77,16 @@ def register(app: typer.Typer) -> None:
         input_npy: Optional[Path] = typer.Option(None, "--input", help=".npy input of the model's dtype and shape [default: zeros]"),
     ) -> None:
         """Run on the Edge TPU (libedgetpu delegate), else on the CPU with a notice; or on a USB Accelerator or Dev Board."""
-        from mcuforge.deploy import edgetpu
+        from mcuforge.deploy.edgetpu_devboard import run_devboard
+        from mcuforge.deploy.edgetpu_host import run_local, run_usb
         from mcuforge.errors import MCUForgeError
 
         if target == "host":
-            result = edgetpu.run_local(model, cpu_model, input_npy)
+            result = run_local(model, cpu_model, input_npy)
         elif target == "coral-usb":
-            result = edgetpu.run_usb(model, input_npy)
+            result = run_usb(model, input_npy)
         elif target == "coral-devboard":
-            result = edgetpu.run_devboard(model, host, cpu_model, input_npy, via=via, port=port)
+            result = run_devboard(model, host, cpu_model, input_npy, via=via, port=port)
         else:
             raise MCUForgeError(f"unknown Edge TPU target {target!r}: expected one of {', '.join(EDGETPU_TARGETS)}")
         if result.notice:

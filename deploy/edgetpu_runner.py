@@ -74,7 +74,10 @@ def run(model_path: str, cpu_model_path: str | None = None, input_path: str | No
     if input_path is None:
         x = np.zeros(detail["shape"], dtype=detail["dtype"])
     else:
-        x = np.load(input_path)
+        try:
+            x = np.load(input_path)
+        except (OSError, ValueError) as exc:
+            raise RunnerError(f"{input_path} is not a numpy .npy array ({exc})") from None
         if x.dtype != detail["dtype"] or tuple(x.shape) != tuple(detail["shape"]):
             raise RunnerError(
                 f"input {input_path} is {x.dtype} {list(x.shape)}; the model expects {np.dtype(detail['dtype'])} {detail['shape'].tolist()}"

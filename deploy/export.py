@@ -22,10 +22,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mcuforge.artifacts import atomic_output_dir
 from mcuforge.deploy.carray import array_declaration, array_definition, check_identifier, symbol_names
 from mcuforge.deploy.targets import Fit, load_target
-from mcuforge.deploy.tflite_model import Tensor, TFLiteModel, read_tflite
+from mcuforge.deploy.tflite_model import NUMPY_DTYPES, Tensor, TFLiteModel, read_tflite
 from mcuforge.deploy.tflm import ArenaUsage, Emulator
 from mcuforge.errors import MCUForgeError
 
@@ -40,7 +42,6 @@ _RESOLVER_METHOD_EXCEPTIONS = {
     "PADV2": "AddPadV2",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
 }
-_C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t", "float32": "float", "bool": "bool"}
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,20 @@ def _c_float(value: float) -> str:
     return text + ("f" if any(c in text for c in ".e") else ".0f")
 
 
+def _c_type(tensor: Tensor) -> str:
+    """The C type of the tensor's values: intN_t/uintN_t, float or bool."""
+    dtype = np.dtype(NUMPY_DTYPES.get(tensor.dtype, np.void))
+    if dtype.kind in "iu":
+        return f"{dtype.name}_t"
+    if dtype == np.float32:
+        return "float"
+    if dtype == np.bool_:
+        return "bool"
+    raise MCUForgeError(f"tensor {tensor.name!r} has dtype {tensor.dtype}, which the settings header cannot describe")
+
+
 def _tensor_settings(prefix: str, tensor: Tensor) -> list[str]:
-    c_type = _C_TYPES.get(tensor.dtype)
-    if c_type is None:
-        raise MCUForgeError(f"tensor {tensor.name!r} has dtype {tensor.dtype}, which the settings header cannot describe")
+    c_type = _c_type(tensor)
     lines = [
         f"// {tensor.name}: {tensor.dtype} {list(tensor.shape)}",
         f"using {prefix}Type = {c_type};",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,9 @@ from mcuforge.errors import MCUForgeError
 
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
-_NUMPY_DTYPES = {
+# The one dtype table of the project: TFLite tensor type name (as `Tensor.dtype`,
+# the schema's TensorType name in lower case) -> numpy type.
+NUMPY_DTYPES = {
     "float32": np.float32,
     "float16": np.float16,
     "float64": np.float64,
@@ -49,6 +51,12 @@ def _schema():
 
 def _enum_names(enum_class) -> dict[int, str]:
     return {value: name for name, value in vars(enum_class).items() if not name.startswith("_")}
+
+
+@lru_cache(maxsize=None)
+def tensor_type_names() -> dict[int, str]:
+    """TFLite TensorType number -> dtype name as `Tensor.dtype` spells it (9 -> "int8"): the key into NUMPY_DTYPES."""
+    return {code: name.lower() for code, name in _enum_names(_schema().TensorType).items()}
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ class Tensor:
     @property
     def numpy_dtype(self) -> np.dtype:
         try:
-            return np.dtype(_NUMPY_DTYPES[self.dtype])
+            return np.dtype(NUMPY_DTYPES[self.dtype])
         except KeyError:
             raise MCUForgeError(f"tensor {self.name!r} has dtype {self.dtype}, which numpy cannot hold") from None
 
@@ -236,7 +244,6 @@ class _Validator:
 
     def __init__(self, model, data: bytes, source: str, schema) -> None:
         self.model, self.data, self.source, self.schema = model, data, source, schema
-        self.type_names = _enum_names(schema.TensorType)
         self.op_names = _enum_names(schema.BuiltinOperator)
 
     def fail(self, problem: str) -> MCUForgeError:
@@ -317,7 +324,7 @@ class _Validator:
         name = _text(tensor.name)
         if not 0 <= tensor.buffer < max(len(buffers), 1):
             raise self.fail(f"subgraph {g_index} tensor {index} ({name}) uses buffer {tensor.buffer}, but there are {len(buffers)}")
-        if tensor.type not in self.type_names:
+        if tensor.type not in tensor_type_names():
             raise self.fail(f"tensor {name!r} has unknown type {tensor.type}")
         shape = tuple(int(d) for d in (tensor.shape if tensor.shape is not None else []))
         signature = tuple(int(d) for d in tensor.shapeSignature) if tensor.shapeSignature is not None else shape
@@ -326,12 +333,12 @@ class _Validator:
             name=name,
             shape=shape,
             shape_signature=signature,
-            dtype=self.type_names[tensor.type].lower(),
+            dtype=tensor_type_names()[tensor.type],
             quantization=_quantization(tensor.quantization),
             data=buffers[tensor.buffer] if buffers else b"",
             is_variable=bool(tensor.isVariable),
         )
-        if result.data and result.dtype in _NUMPY_DTYPES and result.nbytes != result.elements * result.numpy_dtype.itemsize:
+        if result.data and result.dtype in NUMPY_DTYPES and result.nbytes != result.elements * result.numpy_dtype.itemsize:
             raise self.fail(
                 f"tensor {name!r} of shape {list(shape)} and dtype {result.dtype} needs "
                 f"{result.elements * result.numpy_dtype.itemsize} bytes, its buffer holds {len(result.data)}"

@@ -14,7 +14,7 @@ import yaml
 from mcuforge.deploy.targets import Chip, MemoryRegion, load_chip
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.flash import FLASHERS
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR
+from mcuforge.hostbuild import FIRMWARE_DIR
 from mcuforge.spec import parse_dataclass, spec_field
 
 BOARDS_DIR = FIRMWARE_DIR / "boards"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mcuforge.deploy.tflite_model import _NUMPY_DTYPES
+from mcuforge.deploy.tflite_model import NUMPY_DTYPES
 from mcuforge.errors import MCUForgeError
 
 PREFIX = "MF"
@@ -87,7 +87,7 @@ def parse_run(text: str) -> RunResult:
         elif key == "output":
             vector, index, dtype, dims, payload = int(args[0]), int(args[1]), args[2], args[3], args[4] if len(args) > 4 else ""
             shape = tuple(int(d) for d in dims.split("x")) if dims else ()
-            array = np.frombuffer(bytes.fromhex(payload), dtype=_NUMPY_DTYPES[dtype.lower()]).reshape(shape)
+            array = np.frombuffer(bytes.fromhex(payload), dtype=NUMPY_DTYPES[dtype.lower()]).reshape(shape)
             _grow(result.outputs, vector).insert(index, array)
         elif key == "top":
             _grow(result.top, int(args[0])).append((int(args[2]), args[3], int(args[4])))

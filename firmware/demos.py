@@ -29,14 +29,15 @@ import numpy as np
 from mcuforge.deploy.carray import array_definition
 from mcuforge.deploy.tflite_model import parse_tflite
 from mcuforge.deploy.tflm import Emulator, quantize
+from mcuforge import features
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import codegen, toolchain
 from mcuforge.firmware.boards import load_board
 from mcuforge.firmware.build import build_image
 from mcuforge.firmware.engine import runtime_sources
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, SANITIZE_FLAGS, build_shared_library
 from mcuforge.firmware.qemu import run_qemu
 from mcuforge.firmware.toolchain import FirmwareImage
+from mcuforge.hostbuild import FIRMWARE_DIR, SANITIZE_FLAGS, build_shared_library
 from mcuforge.train import datasets
 from mcuforge.train.datasets import ANOMALY, vibration
 from mcuforge.train.datasets.keywords import SAMPLE_RATE, Speaker, sox_to_pcm, synthesize
@@ -435,7 +436,6 @@ def _output_threshold_q(model_data: bytes, probability: float) -> int:
 
 def render_kws_data(name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int, print_frames: bool, kernels: str) -> str:
     """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
-    from mcuforge.firmware import features
 
     labels = ", ".join(codegen.c_string(codegen.console_word(label)) for label in class_names)
     return (
@@ -470,7 +470,6 @@ def run_kws(
     timeout: float = 600.0,
 ) -> KwsDemo:
     """Stream 16 kHz int16 `audio` through the device: features, sliding-window classification, transcript."""
-    from mcuforge.firmware import features
 
     model_data = read_model(model_path)
     audio = np.asarray(audio)

@@ -1,7 +1,7 @@
 """The C engine from Python: host build, ctypes binding, and the `mcuforge engine` library functions.
 
 The engine's C sources under runtime/ are compiled once per content into a
-cached shared library (mcuforge.firmware.hostbuild). Status names, op names and
+cached shared library (mcuforge.hostbuild). Status names, op names and
 type names come from the C library itself, so Python never keeps a second copy.
 
     >>> with Engine(Path("model.tflite").read_bytes()) as engine:    # doctest: +SKIP
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, SANITIZE_FLAGS, build_shared_library
+from mcuforge.hostbuild import FIRMWARE_DIR, SANITIZE_FLAGS, build_shared_library
 
 RUNTIME_DIR = FIRMWARE_DIR / "runtime"
 MF_OK = 0

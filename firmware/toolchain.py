@@ -21,7 +21,7 @@ import numpy as np
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.boards import BOARDS_DIR, Board
 from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, shadowed_kernel_source
-from mcuforge.firmware.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
+from mcuforge.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
 
 CROSS = "arm-none-eabi-"
 GCC_PACKAGE = "gcc-arm-none-eabi libnewlib-arm-none-eabi"

@@ -1,7 +1,7 @@
 """Keyword-spotting demo: a sentence spoken by a test-split voice is transcribed in order by the device.
 
 Oracles: the host build of the feature extractor that produced the training
-features (mcuforge.firmware.features.extract) for the device's frames; the
+features (mcuforge.features.extract) for the device's frames; the
 TFLM host interpreter for every inference the device made; the words we had
 espeak-ng say, for the transcript.
 """
@@ -56,7 +56,7 @@ def tiny_model(tmp_path_factory):
 def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) -> list[np.ndarray]:
     from mcuforge.deploy.tflite_model import read_tflite
     from mcuforge.deploy.tflm import Emulator, quantize
-    from mcuforge.firmware import features
+    from mcuforge import features
 
     emulator = Emulator(read_tflite(path), path.read_bytes())
     tensor = emulator.inputs[0]
@@ -70,7 +70,7 @@ def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) ->
 
 @pytest.mark.slow
 def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
-    from mcuforge.firmware import features
+    from mcuforge import features
 
     path, options, test_speakers = tiny_model
     # Measured with this fixture's model, "yes no up", "up no yes" and "no up yes" by the 8 test speakers

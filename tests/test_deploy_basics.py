@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from conftest import SHARED
 from mcuforge.deploy.carray import array_declaration, array_definition
 from mcuforge.deploy.targets import Fit, load_target, target_names
-from mcuforge.deploy.tflite_model import parse_tflite, read_tflite
+from mcuforge.deploy.tflite_model import NUMPY_DTYPES, parse_tflite, read_tflite, tensor_type_names
 from mcuforge.deploy.tflm import prepare_input
 from mcuforge.errors import MCUForgeError
 
@@ -107,6 +107,16 @@ def test_non_tflite_file_is_rejected(tmp_path):
 def test_missing_model_is_named(tmp_path):
     with pytest.raises(MCUForgeError, match="model file not found"):
         read_tflite(tmp_path / "absent.tflite")
+
+
+def test_dtype_table_agrees_with_tensorflow_and_the_schema():
+    import tensorflow as tf
+
+    # schema.fbs: FLOAT32 = 0, INT32 = 2, UINT8 = 3, INT16 = 7, INT8 = 9
+    assert {c: tensor_type_names()[c] for c in (0, 2, 3, 7, 9)} == {0: "float32", 2: "int32", 3: "uint8", 7: "int16", 9: "int8"}
+    assert set(NUMPY_DTYPES) <= set(tensor_type_names().values())
+    for name, numpy_type in NUMPY_DTYPES.items():
+        assert tf.as_dtype(name).as_numpy_dtype == numpy_type, name
 
 
 def test_targets_from_the_issue_exist_with_their_budgets():

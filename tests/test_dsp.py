@@ -165,7 +165,7 @@ def test_the_dsp_multiplier_from_double_bits_equals_the_portable_quantize_multip
     import ctypes
 
     from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources
-    from mcuforge.firmware.hostbuild import build_shared_library
+    from mcuforge.hostbuild import build_shared_library
 
     source = tmp_path / "multiplier.c"
     source.write_text(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
-from mcuforge.deploy import edgetpu
+from mcuforge.deploy import edgetpu, edgetpu_compiler
 from mcuforge.deploy.edgetpu import AFTER_SEGMENT, MAPPED, UNSUPPORTED
 from mcuforge.deploy.tflite_model import parse_tflite
 from mcuforge.errors import MCUForgeError
@@ -294,7 +294,7 @@ def test_dynamic_batch_is_a_note_and_static_batch_fixes_it():
 
     data = (MODELS / "hello_world" / "hello_world_int8.tflite").read_bytes()
     assert [n.rule for n in check(data).notes] == ["batch 1"]
-    fixed = edgetpu.static_batch(data)
+    fixed = edgetpu_compiler.static_batch(data)
     assert check(fixed).notes == []
     assert parse_tflite(fixed).main.input_tensors[0].shape_signature == (1, 1)
     interpreter = runtime.Interpreter.from_bytes(fixed)

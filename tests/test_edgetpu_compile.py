@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SHARED
-from mcuforge.deploy import edgetpu
+from mcuforge.deploy import edgetpu, edgetpu_compiler
 from mcuforge.deploy.tflite_model import read_tflite
 from mcuforge.errors import MCUForgeError
 
@@ -80,34 +80,34 @@ RESHAPE                        6          Mapped to Edge TPU
 
 
 def test_parses_a_real_log_with_ops_on_the_cpu():
-    version, (model,) = edgetpu.parse_compiler_log(PARTLY_MAPPED_LOG)
+    version, (model,) = edgetpu_compiler.parse_compiler_log(PARTLY_MAPPED_LOG)
     assert version == "2.1.302470888"
     assert (model.input_model, model.output_model) == ("model2.tflite", "model2_edgetpu.tflite")
     assert model.on_chip_bytes == round(6.86 * 1024 * 1024)
     assert model.on_chip_remaining_bytes == round(7.75 * 1024)
     assert model.off_chip_bytes == round(1.22 * 1024 * 1024)
     assert (model.total_ops, model.ops_on_edgetpu, model.ops_on_cpu, model.edgetpu_subgraphs) == (93, 83, 10, 1)
-    assert model.operators[0] == edgetpu.OperatorCount("LOGISTIC", 1, "More than one subgraph is not supported")
+    assert model.operators[0] == edgetpu_compiler.OperatorCount("LOGISTIC", 1, "More than one subgraph is not supported")
     assert [o.count for o in model.operators] == [1, 10, 1, 3]
 
 
 def test_parses_a_real_log_with_every_op_mapped():
-    version, (model,) = edgetpu.parse_compiler_log(FULLY_MAPPED_LOG)
+    version, (model,) = edgetpu_compiler.parse_compiler_log(FULLY_MAPPED_LOG)
     assert version == "16.0.384591198"
     assert (model.total_ops, model.ops_on_edgetpu, model.ops_on_cpu) == (246, 246, 0)
     assert model.off_chip_bytes == round(41.75 * 1024)
-    assert model.operators[1] == edgetpu.OperatorCount("RESHAPE", 6, edgetpu.MAPPED)
+    assert model.operators[1] == edgetpu_compiler.OperatorCount("RESHAPE", 6, edgetpu.MAPPED)
 
 
 def test_parse_size_units():
-    assert [edgetpu.parse_size(s) for s in ("0.00B", "512.00B", "1.50KiB", "2.00MiB")] == [0, 512, 1536, 2 * 1024 * 1024]
+    assert [edgetpu_compiler.parse_size(s) for s in ("0.00B", "512.00B", "1.50KiB", "2.00MiB")] == [0, 512, 1536, 2 * 1024 * 1024]
     with pytest.raises(MCUForgeError, match="cannot read the size '3 MB'"):
-        edgetpu.parse_size("3 MB")
+        edgetpu_compiler.parse_size("3 MB")
 
 
 def test_a_log_without_a_model_names_the_compilers_last_line():
     with pytest.raises(MCUForgeError, match="produced no model: Internal compiler error. Aborting!"):
-        edgetpu.parse_compiler_log("Edge TPU Compiler version 14.1.317412892\n\nInternal compiler error. Aborting! \n")
+        edgetpu_compiler.parse_compiler_log("Edge TPU Compiler version 14.1.317412892\n\nInternal compiler error. Aborting! \n")
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_compile_writes_the_model_log_and_parsed_report(standin, tmp_path):
         "on_chip": 1536, "remaining": 8 * 1024 * 1024 - 1536, "off_chip": 0,
     }))  # fmt: skip
     out = tmp_path / "out"
-    result = edgetpu.compile_model(HELLO, out, min_runtime=13)
+    result = edgetpu_compiler.compile_model(HELLO, out, min_runtime=13)
     (model,) = result.models
     assert result.compiler_version.startswith("16.0")
     assert (model.total_ops, model.ops_on_edgetpu, model.ops_on_cpu) == (3, 2, 1)
@@ -149,7 +149,7 @@ def test_compile_writes_the_model_log_and_parsed_report(standin, tmp_path):
 
 
 def test_segments_give_one_model_each(standin, tmp_path):
-    result = edgetpu.compile_model(HELLO, tmp_path / "out", num_segments=2)
+    result = edgetpu_compiler.compile_model(HELLO, tmp_path / "out", num_segments=2)
     names = [Path(p).name for p in result.outputs]
     assert names == ["hello_world_int8_segment_0_of_2_edgetpu.tflite", "hello_world_int8_segment_1_of_2_edgetpu.tflite"]
     assert len(result.models) == 2
@@ -159,18 +159,18 @@ def test_segments_give_one_model_each(standin, tmp_path):
 def test_a_failed_compile_keeps_the_last_good_model(standin, tmp_path):
     scenario, _ = standin
     out = tmp_path / "out"
-    edgetpu.compile_model(HELLO, out)
+    edgetpu_compiler.compile_model(HELLO, out)
     good = (out / "hello_world_int8_edgetpu.tflite").read_bytes()
     scenario.write_text(json.dumps({"fail": "Internal compiler error. Aborting!"}))
     with pytest.raises(MCUForgeError, match="edgetpu_compiler failed on .*Internal compiler error. Aborting!"):
-        edgetpu.compile_model(HELLO, out)
+        edgetpu_compiler.compile_model(HELLO, out)
     assert (out / "hello_world_int8_edgetpu.tflite").read_bytes() == good
 
 
 def test_missing_compiler_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MCUForgeError) as info:
-        edgetpu.compile_model(HELLO, tmp_path / "out")
+        edgetpu_compiler.compile_model(HELLO, tmp_path / "out")
     message = str(info.value)
     assert "edgetpu_compiler is not installed" in message
     assert "coral-edgetpu-stable" in message and "apt-get install edgetpu-compiler" in message
@@ -178,15 +178,15 @@ def test_missing_compiler_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_report_section_puts_the_check_beside_the_compilers_figures():
-    version, models = edgetpu.parse_compiler_log(PARTLY_MAPPED_LOG)
-    compiled = edgetpu.CompileResult(version, models, [], PARTLY_MAPPED_LOG)
+    version, models = edgetpu_compiler.parse_compiler_log(PARTLY_MAPPED_LOG)
+    compiled = edgetpu_compiler.CompileResult(version, models, [], PARTLY_MAPPED_LOG)
     exp = edgetpu.Problem("supported operation", "EXP is not in the Edge TPU's supported-op table", "replace EXP")
     check = edgetpu.CompatibilityReport(
         "m.tflite", 14,
         [edgetpu.OpCheck(0, "CONV_2D", "a", edgetpu.MAPPED), edgetpu.OpCheck(1, "EXP", "b", edgetpu.UNSUPPORTED, [exp])],
         0, 1, [],
     )  # fmt: skip
-    text = edgetpu.report_section(check, compiled)
+    text = edgetpu_compiler.report_section(check, compiled)
     assert text.splitlines()[0] == "## Coral Edge TPU (edgetpu_compiler 2.1.302470888, runtime >= 14)"
     assert "- static check: 1 of 2 ops map, 1 on the CPU" in text
     assert "the segment ends at op 1 (EXP): supported operation: EXP is not in the Edge TPU's supported-op table. Fix: replace EXP" in text

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
-from mcuforge.deploy import edgetpu
+from mcuforge.deploy import edgetpu_devboard, edgetpu_host
 from mcuforge.deploy.edgetpu_runner import EDGETPU_CUSTOM_OP
 from mcuforge.errors import MCUForgeError
 
@@ -43,7 +43,7 @@ def _as_edgetpu_compiled(data: bytes) -> bytes:
 
 
 def test_cpu_fallback_gives_the_known_result_with_a_notice(half_pi):
-    result = edgetpu.run_local(HELLO, input_npy=half_pi)
+    result = edgetpu_host.run_local(HELLO, input_npy=half_pi)
     assert result.device == "cpu"
     assert "Edge TPU delegate libedgetpu.so.1 not loaded" in result.notice and "on the CPU instead" in result.notice
     assert result.outputs == [[[126]]] and result.output_dtypes == ["int8"]
@@ -53,23 +53,23 @@ def test_cpu_fallback_gives_the_known_result_with_a_notice(half_pi):
 def test_a_compiled_model_falls_back_to_its_source(tmp_path, half_pi):
     compiled = tmp_path / "hello_world_int8_edgetpu.tflite"
     compiled.write_bytes(_as_edgetpu_compiled(HELLO.read_bytes()))
-    result = edgetpu.run_local(compiled, cpu_model=HELLO, input_npy=half_pi)
+    result = edgetpu_host.run_local(compiled, cpu_model=HELLO, input_npy=half_pi)
     assert result.device == "cpu" and str(HELLO) in result.notice
     assert result.outputs == [[[126]]]
     with pytest.raises(MCUForgeError, match="is compiled for the Edge TPU .* pass --cpu-model"):
-        edgetpu.run_local(compiled, input_npy=half_pi)
+        edgetpu_host.run_local(compiled, input_npy=half_pi)
 
 
 def test_requiring_the_edgetpu_does_not_fall_back(half_pi):
     with pytest.raises(MCUForgeError, match="cannot load the Edge TPU delegate libedgetpu.so.1"):
-        edgetpu.run_local(HELLO, input_npy=half_pi, require_edgetpu=True)
+        edgetpu_host.run_local(HELLO, input_npy=half_pi, require_edgetpu=True)
 
 
 def test_wrong_input_is_named(tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((1, 3), dtype=np.float32))
     with pytest.raises(MCUForgeError, match=r"bad.npy is float32 \[1, 3\]; the model expects int8 \[1, 1\]"):
-        edgetpu.run_local(HELLO, input_npy=bad)
+        edgetpu_host.run_local(HELLO, input_npy=bad)
 
 
 def _fake_usb_device(sysfs, name, vendor, product):
@@ -82,17 +82,17 @@ def _fake_usb_device(sysfs, name, vendor, product):
 def test_usb_accelerator_detection(tmp_path):
     sysfs = tmp_path / "usb"
     _fake_usb_device(sysfs, "1-1", "1d6b", "0002")  # a root hub
-    assert edgetpu.usb_accelerators(sysfs) == []
+    assert edgetpu_host.usb_accelerators(sysfs) == []
     _fake_usb_device(sysfs, "2-1", "1a6e", "089a")  # an accelerator before its firmware is loaded
     _fake_usb_device(sysfs, "2-2", "18d1", "9302")  # and one after
-    assert edgetpu.usb_accelerators(sysfs) == ["2-1", "2-2"]
+    assert edgetpu_host.usb_accelerators(sysfs) == ["2-1", "2-2"]
 
 
 def test_coral_usb_without_library_or_device_fails_fast(tmp_path, monkeypatch):
-    monkeypatch.setattr(edgetpu, "libedgetpu_path", lambda: None)
+    monkeypatch.setattr(edgetpu_host, "libedgetpu_path", lambda: None)
     (tmp_path / "usb").mkdir()
     with pytest.raises(MCUForgeError) as info:
-        edgetpu.run_usb(HELLO, sysfs=tmp_path / "usb")
+        edgetpu_host.run_usb(HELLO, sysfs=tmp_path / "usb")
     message = str(info.value)
     assert "libedgetpu is not installed" in message and "libedgetpu1-std" in message
     assert "no Coral USB Accelerator is attached" in message
@@ -101,7 +101,7 @@ def test_coral_usb_without_library_or_device_fails_fast(tmp_path, monkeypatch):
 def test_devboard_over_ssh_fails_fast_when_the_board_is_unreachable():
     start = time.monotonic()
     with pytest.raises(MCUForgeError, match="ssh to 127.0.0.1 failed: .*(refused|closed|reset)"):
-        edgetpu.run_devboard(HELLO, "127.0.0.1", port=1, connect_timeout=5)
+        edgetpu_devboard.run_devboard(HELLO, "127.0.0.1", port=1, connect_timeout=5)
     assert time.monotonic() - start < 30
 
 
@@ -141,23 +141,23 @@ def test_devboard_copies_model_input_and_runner_then_runs_them(fake_board, tmp_p
     remote_dir, hosts = fake_board
     compiled = tmp_path / "hello_world_int8_edgetpu.tflite"
     compiled.write_bytes(_as_edgetpu_compiled(HELLO.read_bytes()))
-    result = edgetpu.run_devboard(compiled, "mendel@board", cpu_model=HELLO, input_npy=half_pi, remote_dir=str(remote_dir))
+    result = edgetpu_devboard.run_devboard(compiled, "mendel@board", cpu_model=HELLO, input_npy=half_pi, remote_dir=str(remote_dir))
     assert result.device == "cpu" and result.outputs == [[[126]]]
     assert str(remote_dir / HELLO.name) in result.notice  # the board ran the copies, not the local files
     assert sorted(p.name for p in remote_dir.iterdir()) == sorted([compiled.name, HELLO.name, half_pi.name, "edgetpu_runner.py"])
     assert set(hosts.read_text().split()) == {"mendel@board"}
     with pytest.raises(MCUForgeError, match="runner failed on mendel@board: .* pass --cpu-model"):
-        edgetpu.run_devboard(compiled, "mendel@board", input_npy=half_pi, remote_dir=str(remote_dir))
+        edgetpu_devboard.run_devboard(compiled, "mendel@board", input_npy=half_pi, remote_dir=str(remote_dir))
 
 
 def test_devboard_needs_a_host_for_ssh_and_the_tool_for_mdt(tmp_path, monkeypatch):
     with pytest.raises(MCUForgeError, match="--host is required"):
-        edgetpu.run_devboard(HELLO, None)
+        edgetpu_devboard.run_devboard(HELLO, None)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(MCUForgeError, match="mdt not found on PATH: pip install mendel-development-tool"):
-        edgetpu.run_devboard(HELLO, None, via="mdt")
+        edgetpu_devboard.run_devboard(HELLO, None, via="mdt")
     with pytest.raises(MCUForgeError, match="ssh, scp not found on PATH"):
-        edgetpu.run_devboard(HELLO, "mendel@192.0.2.1")
+        edgetpu_devboard.run_devboard(HELLO, "mendel@192.0.2.1")
 
 
 @pytest.mark.hardware
@@ -165,12 +165,12 @@ def test_devboard_runs_the_model():
     host = os.environ.get("MCUFORGE_CORAL_HOST")
     if not host:
         pytest.fail("set MCUFORGE_CORAL_HOST=mendel@ADDRESS to run the Dev Board test")
-    result = edgetpu.run_devboard(HELLO, host)
+    result = edgetpu_devboard.run_devboard(HELLO, host)
     assert result.outputs and result.device in ("edgetpu", "cpu")
 
 
 @pytest.mark.hardware
 def test_usb_accelerator_runs_the_model(half_pi):
-    result = edgetpu.run_usb(HELLO, input_npy=half_pi)
+    result = edgetpu_host.run_usb(HELLO, input_npy=half_pi)
     assert result.device == "edgetpu" and result.notice is None
     assert result.outputs == [[[126]]]

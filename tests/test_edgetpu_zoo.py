@@ -10,7 +10,7 @@ independent count
 import numpy as np
 import pytest
 
-from mcuforge.deploy import edgetpu, npu
+from mcuforge.deploy import edgetpu, edgetpu_compiler, npu
 from mcuforge.deploy.convert import convert_model
 from mcuforge.deploy.report import layer_rows
 from mcuforge.deploy.tflite_model import parse_tflite, read_tflite
@@ -36,7 +36,7 @@ def test_zoo_model_maps_to_the_edgetpu_and_the_npu(arch, shape, options, tmp_pat
     report = edgetpu.check_model(parse_tflite(data, arch))
     assert report.fully_mapped, report.text()
     assert [note.rule for note in report.notes] == ["batch 1"]  # Keras converts with a dynamic batch
-    assert edgetpu.check_model(parse_tflite(edgetpu.static_batch(data), arch)).notes == []
+    assert edgetpu.check_model(parse_tflite(edgetpu_compiler.static_batch(data), arch)).notes == []
 
     path = tmp_path / f"{arch}.tflite"
     path.write_bytes(data)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware import features as F
+from mcuforge import features as F
 
 # Worst-case gap to the float64 reference, in log2 units of power (0.02 log2 = 0.06 dB), for mel
 # bands within DYNAMIC_RANGE log2 units (96 dB) of the frame's total power. Output rounding to Q6
@@ -147,7 +147,7 @@ def test_builds_for_cortex_m_with_strict_flags_and_no_floating_point(tmp_path):
 
 SANITIZED_RUN = """
 import numpy as np
-from mcuforge.firmware import features as F
+from mcuforge import features as F
 lib = F.library(sanitize=True)
 rng = np.random.default_rng(1)
 clips = rng.integers(-32768, 32768, (3, 16000)).astype(np.int16)

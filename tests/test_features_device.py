@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mcuforge.firmware import boards, codegen, features, qemu, toolchain
-from mcuforge.firmware.hostbuild import STRICT_C_FLAGS
+from mcuforge.hostbuild import STRICT_C_FLAGS
 
 YES_WAV = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro" / "micro_speech" / "testdata" / "yes_1000ms.wav"
 STREAM_CHUNK = 1000  # samples per kwsf_stream_push, not a multiple of the stride on purpose

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware import features
+from mcuforge import features
 from mcuforge.train import datasets
 from mcuforge.train.datasets import keywords, wav_folder
 

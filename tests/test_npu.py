@@ -19,7 +19,7 @@ from mcuforge.deploy import npu
 from mcuforge.deploy.report import build_report, layer_rows, write_report
 from mcuforge.deploy.tflite_model import read_tflite
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware.hostbuild import build_shared_library
+from mcuforge.hostbuild import build_shared_library
 
 MODELS = SHARED / "models" / "tflite-micro"
 

@@ -2,7 +2,7 @@
  * Fixed-point keyword-spotting features: log-mel energies or MFCCs of 16 kHz
  * int16 audio, computed with integer arithmetic only.
  *
- * Training (through the Python binding mcuforge.firmware.features) and the
+ * Training (through the Python binding mcuforge.features) and the
  * device run this same code, so the features a model sees on the device are
  * bit-identical to the ones it was trained on.
  *

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcuforge.firmware.engine import RUNTIME_DIR
-from mcuforge.firmware.hostbuild import build_shared_library
+from mcuforge.hostbuild import build_shared_library
 
 Q31 = 2.0**31
 

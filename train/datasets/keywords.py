@@ -12,7 +12,7 @@ Train, validation and test speakers are disjoint voice combinations, so test
 accuracy measures generalization to voices never heard in training.
 
 Features come from the fixed-point C extractor the device runs
-(mcuforge.firmware.features): int16 log2 units scaled by `feature_scale` (in
+(mcuforge.features): int16 log2 units scaled by `feature_scale` (in
 `notes`) to float32. Clips are cached per speaker and features per data set,
 keyed by hashes of everything that produces them.
 """
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge import features
 from mcuforge.artifacts import write_bytes_atomic
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
@@ -340,14 +341,10 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
 
 def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
     """int16 features [n, 49, features] from int16 clips, by the device's extractor."""
-    from mcuforge.firmware import features
-
     return features.extract(clips, options.features, options.num_mfcc)
 
 
 def _extractor_digest() -> str:
-    from mcuforge.firmware import features
-
     return _digest(*[Path(p).read_text() for p in (*features.SOURCES, features.SOURCE_DIR / "kws_features.h")])
 
 
@@ -360,15 +357,11 @@ def split_clips(options: KeywordsOptions, seed: int, cache_dir: Path, split: str
 
 
 def _to_float(features_int16: np.ndarray) -> np.ndarray:
-    from mcuforge.firmware import features
-
     return (features_int16.astype(np.float32) * np.float32(features.SCALE))[..., np.newaxis]
 
 
 def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
     """Synthesize (or reuse cached) clips, extract features, split by speaker."""
-    from mcuforge.firmware import features
-
     catalog = speaker_catalog(options, seed)
     shaping = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "workers")}
     split_names = {split: [s.name for s in speakers] for split, speakers in catalog.items()}

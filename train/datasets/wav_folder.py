@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge import features
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
 from mcuforge.train.datasets import CLASSIFICATION, Dataset
@@ -145,8 +146,6 @@ def _split_of(recordings: Recordings, root: Path, options: WavFolderOptions) -> 
 
 def load(options: WavFolderOptions, seed: int, cache_dir: Path) -> Dataset:
     """Read, split by speaker and featurize the folder; the seed does not matter (the split is by hash)."""
-    from mcuforge.firmware import features
-
     root = Path(options.path)
     if not root.is_dir():
         raise MCUForgeError(f"data.options.path: folder not found: {root}")

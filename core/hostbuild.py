@@ -1,13 +1,17 @@
-"""Build the firmware's C sources into a host shared library, once per source content.
+"""Build the project's C sources into a host shared library, once per source content.
 
-The C files ship inside the package, so `pip install .` users get the same
-engine the tests exercise; the library is compiled on first use and cached under
-a directory keyed by a hash of the sources and flags, so a change rebuilds it.
+The C files ship inside the package (as data of mcuforge.firmware), so
+`pip install .` users get the same engine and feature extractor the tests
+exercise; a library is compiled on first use and cached under a directory keyed
+by a hash of the sources and flags, so a change rebuilds it. This lives in the
+package root because training (the feature extractor) and the firmware both
+build C for the host, and neither stage may import the other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,7 +20,8 @@ from pathlib import Path
 
 from mcuforge.errors import MCUForgeError
 
-FIRMWARE_DIR = Path(__file__).resolve().parent
+# Where the C sources are: the firmware package's folder, found without importing the package.
+FIRMWARE_DIR = Path(importlib.util.find_spec("mcuforge.firmware").submodule_search_locations[0]).resolve()
 STRICT_C_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all")
 
