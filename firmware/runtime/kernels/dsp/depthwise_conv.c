@@ -12,6 +12,7 @@
  * Other multipliers run the portable loop. Scratch: the per-channel
  * requantization, and for one input channel the transposed weights and two
  * columns. */
+#include "mfd_depthwise.h"
 #include "mfd_gemm.h"
 
 #define mf_depthwise_conv_prepare mfd_depthwise_conv_prepare_reference
@@ -222,6 +223,20 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     }
     if (in_c == 1) {
         return mfd_depthwise_as_conv(op, &g, requant);
+    }
+    if (f_h == 3 && f_w == 3 && g.dilation_h == 1 && g.dilation_w == 1) {
+        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                                 input_offset, {output->zero_point, g.act_min, g.act_max}};
+        for (b = 0; b < batches; ++b) {
+            mfd_dw3x3 batch = layer;
+            int32_t oy;
+            batch.in = in + (size_t)b * in_h * in_w * in_c;
+            /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+            for (oy = 0; oy < out_h; ++oy) {
+                mfd_dw3x3_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
+            }
+        }
+        return MF_OK;
     }
     win.row_stride = in_w * in_c;
     pixel_step = (ptrdiff_t)g.stride_w * in_c;

@@ -28,6 +28,13 @@
 #define MFD_MEMCPY memcpy
 #endif
 
+/* A branch the compiler should lay out as the fall-through path. */
+#if defined(__GNUC__)
+#define MFD_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define MFD_LIKELY(x) (x)
+#endif
+
 /* Four int8 (or two int16) from memory with no alignment promise. */
 static inline uint32_t mfd_read32(const void *p)
 {
@@ -137,23 +144,50 @@ static inline mfd_requant mfd_requant_for(const mf_tensor *input, const mf_tenso
     return q;
 }
 
-/* mf_mul_by_quantized_multiplier, bit for bit, in fewer instructions: the
- * rounding doubling high multiply is one multiply-accumulate and a shift
- * (floor((a*b + 2^30) / 2^31) equals gemmlowp's round-half-away form for every
- * a and b except a == b == INT32_MIN, and the multiplier is never negative). */
+/* mf_mul_by_quantized_multiplier, bit for bit, in fewer instructions.
+ *
+ * The reference rounds twice: high = floor((a*m + 2^30) / 2^31) (equal to
+ * gemmlowp's round-half-away doubling high multiply for every a and m except
+ * a == m == INT32_MIN, and m is never negative), then high / 2^e rounded half
+ * away from zero, i.e. floor((high + 2^(e-1) - [high < 0]) / 2^e). Nested
+ * floors of integer divisions merge, so with e >= 2 the whole is
+ * floor((h + 2^(e-2)) / 2^(e-1)) = ((h >> (e-2)) + 1) >> 1, h being the high
+ * word of a*m + 2^30 - [a < 0] * 2^31 (one SMLAL from a preset accumulator;
+ * [a < 0] may replace [high < 0]: they differ only when high is 0, and both
+ * then give 0). Right shifts of 0 or 1 (multipliers of 0.25 and up, rare)
+ * take the two-step form. */
 static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
 {
-    const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
-    const int32_t high = (int32_t)(product >> 31);
-    const int32_t mask = (int32_t)((1u << q.right) - 1u);
-    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-    return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
+    if (MFD_LIKELY(q.right >= 2)) {
+        /* 2^30 - [acc < 0] * 2^31 as its two words: the sign, and the sign bit over 2^30. */
+        const uint64_t nudge = (uint64_t)(uint32_t)(acc >> 31) << 32 | (((uint32_t)acc & 0x80000000u) | 0x40000000u);
+        const int32_t h = (int32_t)(((int64_t)acc * q.multiplier + (int64_t)nudge) >> 32);
+        return ((h >> (q.right - 2)) + 1) >> 1;
+    }
+    {
+        const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
+        const int32_t high = (int32_t)(product >> 31);
+        const int32_t mask = (int32_t)((1u << q.right) - 1u);
+        const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+        return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
+    }
 }
 
 /* The int8 output value of an accumulator (bias included). */
 static inline int8_t mfd_output(int32_t acc, mfd_requant q, int32_t zero_point, int32_t act_min, int32_t act_max)
 {
     return (int8_t)mf_clamp_i32(mf_wrap_add(mfd_requantize(acc, q), zero_point), act_min, act_max);
+}
+
+/* A layer's output side, passed by value so that the int8 stores (which may
+ * alias anything) do not make the compiler reload it for every value. */
+typedef struct mfd_out {
+    int32_t zero_point, act_min, act_max;
+} mfd_out;
+
+static inline int8_t mfd_output_of(int32_t acc, mfd_requant q, mfd_out o)
+{
+    return mfd_output(acc, q, o.zero_point, o.act_min, o.act_max);
 }
 
 /* Four consecutive channels' outputs. */
