@@ -39,9 +39,7 @@ void probe_dw3x3(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels,
     layer.pad_h = geometry[2];
     layer.pad_w = geometry[3];
     layer.input_offset = quant[0];
-    layer.out.zero_point = quant[1];
-    layer.out.act_min = quant[2];
-    layer.out.act_max = quant[3];
+    layer.out = mfd_out_for(quant[1], quant[2], quant[3]);
     for (oy = 0; oy < out_h; ++oy) {
         mfd_dw3x3_row(&layer, oy, out_w, out + (size_t)oy * out_w * channels);
     }

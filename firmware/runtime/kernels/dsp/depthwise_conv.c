@@ -180,7 +180,7 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, co
         patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w;
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
-            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c, output->zero_point, g->act_min, g->act_max,
+            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c, mfd_out_for(output->zero_point, g->act_min, g->act_max),
                          out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
         }
     }
@@ -226,7 +226,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     }
     if (f_h == 3 && f_w == 3 && g.dilation_h == 1 && g.dilation_w == 1) {
         const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
-                                 input_offset, {output->zero_point, g.act_min, g.act_max}};
+                                 input_offset, mfd_out_for(output->zero_point, g.act_min, g.act_max)};
         for (b = 0; b < batches; ++b) {
             mfd_dw3x3 batch = layer;
             int32_t oy;

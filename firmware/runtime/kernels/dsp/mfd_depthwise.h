@@ -54,6 +54,127 @@ static inline mfd_acc4 mfd_dw_row3(mfd_acc4 acc, const int8_t *s, const int8_t *
     return mfd_dw_tap(acc, mfd_read32(s + 2 * c), mfd_read32(w + 2 * c), offsets);
 }
 
+/* acc += the nine products w * x (no input offset: see mfd_dw_interior) of channels c..c+3 of an interior
+ * pixel: s, its top-left input tap; w, the weights of tap (0, 0); input rows `row` bytes apart, taps and
+ * weight taps `c` bytes apart. On a DSP core one asm block of twelve registers (four accumulators, four
+ * operands, four temporaries) and no spill: the compiler, given the unrolled C, keeps the nine tap
+ * addresses and spills them. */
+#if defined(__ARM_FEATURE_DSP)
+static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
+{
+    uint32_t x, k, xe, ke;
+    __asm__(
+            "ldr %[x], [%[s]]\n\t"
+            "ldr %[k], [%[w]]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "ldr %[x], [%[s], %[c]]\n\t"
+            "ldr %[k], [%[w], %[c]]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "ldr %[x], [%[s], %[c], lsl #1]\n\t"
+            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "add %[s], %[s], %[row]\n\t"
+            "add %[w], %[w], %[c], lsl #1\n\t"
+            "add %[w], %[w], %[c]\n\t"
+            "ldr %[x], [%[s]]\n\t"
+            "ldr %[k], [%[w]]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "ldr %[x], [%[s], %[c]]\n\t"
+            "ldr %[k], [%[w], %[c]]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "ldr %[x], [%[s], %[c], lsl #1]\n\t"
+            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "add %[s], %[s], %[row]\n\t"
+            "add %[w], %[w], %[c], lsl #1\n\t"
+            "add %[w], %[w], %[c]\n\t"
+            "ldr %[x], [%[s]]\n\t"
+            "ldr %[k], [%[w]]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "ldr %[x], [%[s], %[c]]\n\t"
+            "ldr %[k], [%[w], %[c]]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "ldr %[x], [%[s], %[c], lsl #1]\n\t"
+            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
+            "sxtb16 %[xe], %[x]\n\t"
+            "sxtb16 %[x], %[x], ror #8\n\t"
+            "sxtb16 %[ke], %[k]\n\t"
+            "sxtb16 %[k], %[k], ror #8\n\t"
+            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
+            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
+            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[k], %[x], %[a3]"
+            : [a0] "+r"(acc.a0), [a1] "+r"(acc.a1), [a2] "+r"(acc.a2), [a3] "+r"(acc.a3), [s] "+r"(s), [w] "+r"(w),
+              [x] "=&r"(x), [k] "=&r"(k), [xe] "=&r"(xe), [ke] "=&r"(ke)
+            : [row] "r"(row), [c] "r"(c)
+            : "memory");
+    return acc;
+}
+#else
+static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
+{
+    acc = mfd_dw_row3(acc, s, w, c, 0);
+    acc = mfd_dw_row3(acc, s + row, w + 3 * c, c, 0);
+    return mfd_dw_row3(acc, s + 2 * row, w + 6 * c, c, 0);
+}
+#endif
+
 static inline mfd_acc4 mfd_dw_bias4(const int32_t *bias, int32_t c)
 {
     mfd_acc4 acc = {0, 0, 0, 0};
@@ -69,30 +190,31 @@ static inline mfd_acc4 mfd_dw_bias4(const int32_t *bias, int32_t c)
 /* Channels c..c+3 of an output pixel, in one store. */
 static inline void mfd_dw_store4(const mfd_requant *q, mfd_out o, mfd_acc4 acc, int8_t *out)
 {
-    const uint32_t v0 = (uint8_t)mfd_output_of(acc.a0, q[0], o), v1 = (uint8_t)mfd_output_of(acc.a1, q[1], o);
-    const uint32_t v2 = (uint8_t)mfd_output_of(acc.a2, q[2], o), v3 = (uint8_t)mfd_output_of(acc.a3, q[3], o);
-    mfd_write32(out, v0 | v1 << 8 | v2 << 16 | v3 << 24);
+    mfd_write32(out, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, q[0], q[1], q[2], q[3], o));
 }
 
-/* Channels in fours of an interior pixel, the nine taps unrolled. src: the input pixel of tap (0, 0). */
-static inline void mfd_dw_interior(const mfd_dw3x3 *p, const int8_t *src, int8_t *out)
+/* Channels in fours of `pixels` interior output pixels in a row (src: the first one's input tap (0, 0);
+ * out: its output), quad by quad: the input offset's share of the nine taps (offset * sum of the weights)
+ * goes into the starting accumulator once per quad, so the taps multiply the raw input. */
+static inline void mfd_dw_interior(const mfd_dw3x3 *p, const int8_t *src, int32_t pixels, int8_t *out)
 {
     const int32_t channels = p->channels, row = p->in_w * channels, quads = channels & ~3;
+    const int32_t step = p->stride_w * channels;
     const uint32_t offsets = mfd_dup16(p->input_offset);
     const mfd_out o = p->out;
     const int8_t *w = p->weights;
-    const int32_t *bias = p->bias;
-    const mfd_requant *q = p->requant;
     int32_t c;
     for (c = 0; c < quads; c += 4) {
-        mfd_acc4 acc = mfd_dw_bias4(bias, c);
+        mfd_acc4 start = mfd_dw_bias4(p->bias, c);
         const int8_t *s = src + c;
-        const int8_t *k = w + c;
-        int32_t fy;
-        for (fy = 0; fy < 3; ++fy, s += row, k += 3 * channels) {
-            acc = mfd_dw_row3(acc, s, k, channels, offsets);
+        int8_t *dst = out + c;
+        int32_t tap, i;
+        for (tap = 0; tap < 9; ++tap) {
+            start = mfd_dw_tap(start, 0, mfd_read32(w + (size_t)tap * channels + c), offsets);
         }
-        mfd_dw_store4(q + c, o, acc, out + c);
+        for (i = 0; i < pixels; ++i, s += step, dst += channels) {
+            mfd_dw_store4(p->requant + c, o, mfd_dw_taps9(start, s, w + c, row, channels), dst);
+        }
     }
 }
 
@@ -148,27 +270,40 @@ static inline void mfd_dw_valid(int32_t start, int32_t size, int32_t *first, int
     *end = last > *first ? last : *first;
 }
 
-/* Output row oy (out_w pixels of `channels`) of a 3 x 3 depthwise layer. */
+/* Output row oy (out_w pixels of `channels`) of a 3 x 3 depthwise layer: the interior pixels (all nine taps
+ * inside the input), [ox0, ox1), as one run; the border ones one by one. */
 static inline void mfd_dw3x3_row(const mfd_dw3x3 *p, int32_t oy, int32_t out_w, int8_t *out_row)
 {
     const int32_t channels = p->channels;
     const int32_t in_y0 = oy * p->stride_h - p->pad_h;
-    int32_t fy0, fy1, ox;
+    const int32_t last_x0 = p->in_w - 3 + p->pad_w; /* interior: 0 <= ox * stride_w - pad_w <= in_w - 3 */
+    int32_t fy0, fy1, ox, ox0 = out_w, ox1 = out_w;
     mfd_dw_valid(in_y0, p->in_h, &fy0, &fy1);
+    if (fy1 - fy0 == 3 && last_x0 >= 0) {
+        ox0 = (p->pad_w + p->stride_w - 1) / p->stride_w;
+        ox1 = last_x0 / p->stride_w + 1;
+        ox1 = ox1 < out_w ? ox1 : out_w;
+        ox0 = ox0 < ox1 ? ox0 : ox1;
+    }
     for (ox = 0; ox < out_w; ++ox) {
         const int32_t in_x0 = ox * p->stride_w - p->pad_w;
         int8_t *out = out_row + (size_t)ox * channels;
         const int8_t *src = p->in;
         int32_t fx0, fx1;
+        if (ox == ox0 && ox0 < ox1) {
+            src += ((size_t)in_y0 * p->in_w + (size_t)in_x0) * channels;
+            mfd_dw_interior(p, src, ox1 - ox0, out);
+            for (; ox < ox1; ++ox, src += (size_t)p->stride_w * channels, out += channels) {
+                mfd_dw_leftover(p, src, 0, 3, 0, 3, out);
+            }
+            --ox;
+            continue;
+        }
         mfd_dw_valid(in_x0, p->in_w, &fx0, &fx1);
         if (fy0 < fy1 && fx0 < fx1) {
             src += ((size_t)(in_y0 + fy0) * p->in_w + (size_t)(in_x0 + fx0)) * channels;
         }
-        if (fy1 - fy0 == 3 && fx1 - fx0 == 3) {
-            mfd_dw_interior(p, src, out);
-        } else {
-            mfd_dw_border(p, src, fy0, fy1, fx0, fx1, out);
-        }
+        mfd_dw_border(p, src, fy0, fy1, fx0, fx1, out);
         mfd_dw_leftover(p, src, fy0, fy1, fx0, fx1, out);
     }
 }

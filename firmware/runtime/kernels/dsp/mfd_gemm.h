@@ -149,11 +149,13 @@ static inline size_t mfd_columns_bytes(int32_t values) { return 2u * (size_t)((v
 /*
  * One output row of a convolution whose weights are rows of `total` int8
  * (out_c rows, or per_group rows per group of f_c input channels): pixel
- * pairs, channel pairs, the odd pixel or channel computed twice and stored once.
+ * pairs, channel pairs, the odd pixel or channel computed twice and stored
+ * once. A pair of channels of both pixels is requantized and clamped as one
+ * word (mfd_outputs4) and stored as two halfwords.
  */
 static inline void mfd_conv_row(const mfd_patch *p, const int8_t *weights, const int32_t *bias, const mfd_requant *requant,
-                                int32_t oy, int32_t out_w, int32_t out_c, int32_t per_group, int32_t zero_point,
-                                int32_t act_min, int32_t act_max, int8_t *out_row, int16_t *col0)
+                                int32_t oy, int32_t out_w, int32_t out_c, int32_t per_group, mfd_out o, int8_t *out_row,
+                                int16_t *col0)
 {
     const int32_t total = mfd_patch_values(p);
     int16_t *col1 = col0 + ((total + 1) & ~1);
@@ -177,11 +179,18 @@ static inline void mfd_conv_row(const mfd_patch *p, const int8_t *weights, const
                 acc[2] = acc[3] = bias != NULL ? bias[oc1] : 0;
                 mfd_block_2x2(weights + (size_t)oc * total, weights + (size_t)oc1 * total, col0, pair ? col1 : col0,
                               total, acc);
-                out0[oc] = mfd_output(acc[0], requant[oc], zero_point, act_min, act_max);
-                out0[oc1] = mfd_output(acc[2], requant[oc1], zero_point, act_min, act_max);
-                if (pair) {
-                    out0[out_c + oc] = mfd_output(acc[1], requant[oc], zero_point, act_min, act_max);
-                    out0[out_c + oc1] = mfd_output(acc[3], requant[oc1], zero_point, act_min, act_max);
+                if (oc1 != oc) {
+                    const uint32_t v = mfd_outputs4(acc[0], acc[2], acc[1], acc[3], requant[oc], requant[oc1], requant[oc],
+                                                    requant[oc1], o);
+                    mfd_write16(out0 + oc, (uint16_t)v);
+                    if (pair) {
+                        mfd_write16(out0 + out_c + oc, (uint16_t)(v >> 16));
+                    }
+                } else {
+                    out0[oc] = mfd_output_of(acc[0], requant[oc], o);
+                    if (pair) {
+                        out0[out_c + oc] = mfd_output_of(acc[1], requant[oc], o);
+                    }
                 }
             }
         }
