@@ -73,11 +73,27 @@ static inline void mfd_column(const mfd_patch *p, int32_t oy, int32_t ox, int32_
     int32_t fy;
     if (contiguous && in_y0 >= 0 && in_y0 + p->dilation_h * (p->f_h - 1) < p->in_h && in_x0 >= 0 &&
         in_x0 + p->f_w <= p->in_w) {
-        /* Inside the input: one copy per filter row, no tap checks. */
+        /* Inside the input: one copy per filter row, no tap checks; rows of whole runs of four (every 1 x 1
+         * convolution over channels in fours, micro_speech's 8-wide filter) a word at a time with no
+         * bookkeeping. */
         const size_t row_step = (size_t)p->dilation_h * p->in_w * p->in_c;
+        const int32_t run = p->f_w * p->f_c;
         const int8_t *row = p->in + ((size_t)in_y0 * p->in_w + in_x0) * p->in_c;
+        if ((run & 3) == 0) {
+            const uint32_t offsets = mfd_dup16(p->offset);
+            int16_t *dst = column;
+            for (fy = 0; fy < p->f_h; ++fy, row += row_step) {
+                int32_t i;
+                for (i = 0; i < run; i += 4, dst += 4) {
+                    const uint32_t x = mfd_read32(row + i);
+                    mfd_write32(dst, mfd_sxtab16(offsets, x));
+                    mfd_write32(dst + 2, mfd_sxtab16_ror8(offsets, x));
+                }
+            }
+            return;
+        }
         for (fy = 0; fy < p->f_h; ++fy, row += row_step) {
-            mfd_column_copy(column, &k, whole, row, p->f_w * p->f_c, p->offset);
+            mfd_column_copy(column, &k, whole, row, run, p->offset);
         }
         return;
     }
