@@ -59,7 +59,7 @@ static inline mfd_acc4 mfd_dw_row3(mfd_acc4 acc, const int8_t *s, const int8_t *
  * weight taps `c` bytes apart. On a DSP core one asm block of twelve registers (four accumulators, four
  * operands, four temporaries) and no spill: the compiler, given the unrolled C, keeps the nine tap
  * addresses and spills them. */
-#if defined(__ARM_FEATURE_DSP)
+#if defined(MFD_ASM_LOOPS)
 static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
 {
     uint32_t x, k, xe, ke;

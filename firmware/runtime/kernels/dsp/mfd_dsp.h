@@ -28,6 +28,12 @@
 #define MFD_MEMCPY memcpy
 #endif
 
+/* The hand-scheduled asm loops (mfd_gemm.h, mfd_depthwise.h) need twelve or thirteen free registers: GCC
+ * gives them when optimizing, not at -O0 (frame pointer kept), where the C loops run instead. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+#define MFD_ASM_LOOPS 1
+#endif
+
 /* A branch the compiler should lay out as the fall-through path. */
 #if defined(__GNUC__)
 #define MFD_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -68,6 +74,12 @@ static inline uint32_t mfd_sxtab16_ror8(uint32_t a, uint32_t x)
 static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+/* The high word of a * b + (high:low), one SMLAL (GCC may otherwise build the 64-bit sum from UMULL and MLAs). */
+static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32_t low)
+{
+    __asm__("smlal %0, %1, %2, %3" : "+r"(low), "+r"(high) : "r"(a), "r"(b));
+    return (int32_t)high;
+}
 /* x saturated to int8. */
 static inline int32_t mfd_sat8(int32_t x) { return __ssat(x, 8); }
 /* Byte by byte (signed): the larger, the smaller. SEL reads the GE flags SSUB8 sets: one asm block keeps them together. */
@@ -100,6 +112,10 @@ static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc)
 }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 1)); }
+static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32_t low)
+{
+    return (int32_t)(((int64_t)a * b + (int64_t)((uint64_t)high << 32 | low)) >> 32);
+}
 static inline int32_t mfd_sat8(int32_t x) { return mf_clamp_i32(x, INT8_MIN, INT8_MAX); }
 static inline int32_t mfd_byte(uint32_t x, int i) { return (int8_t)(uint8_t)(x >> (8 * i)); }
 static inline uint32_t mfd_max8(uint32_t a, uint32_t b)
@@ -196,10 +212,8 @@ static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
 {
     if (MFD_LIKELY(q.right >= 2)) {
         const int32_t shift = q.right - 1;
-        const uint32_t high = (1u << (shift - 1)) + (uint32_t)(acc >> 31);
-        const uint32_t low = ((uint32_t)acc & 0x80000000u) | 0x40000000u;
-        const int64_t preset = (int64_t)((uint64_t)high << 32 | low);
-        return (int32_t)(((int64_t)acc * q.multiplier + preset) >> 32) >> shift;
+        return mfd_smlal_high(acc, q.multiplier, (1u << (shift - 1)) + (uint32_t)(acc >> 31),
+                              ((uint32_t)acc & 0x80000000u) | 0x40000000u) >> shift;
     }
     {
         const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
