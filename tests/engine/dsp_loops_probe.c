@@ -13,7 +13,8 @@ static mfd_requant probe_requant(int32_t multiplier, int32_t shift)
 
 int32_t probe_requantize(int32_t acc, int32_t multiplier, int32_t shift)
 {
-    return mfd_requantize(acc, probe_requant(multiplier, shift));
+    const mfd_requant q = probe_requant(multiplier, shift);
+    return mfd_requantize(acc, &q);
 }
 
 /* A whole 3 x 3 depthwise layer (one batch) through mfd_dw3x3_row; requant: `channels` records of scratch. */

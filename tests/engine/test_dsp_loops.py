@@ -157,3 +157,23 @@ def test_depthwise3x3_on_an_emulated_cortex_m4_matches_tflm(shape, stride, paddi
     for index, vector in enumerate(vectors):
         want = run_tflm(model, [vector])[0]
         assert np.array_equal(result.outputs[index][0].reshape(-1), want.reshape(-1)), f"vector {index}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["ds_cnn", "mobilenet_v1", "resnet8", "autoencoder"])
+def test_zoo_models_with_the_dsp_loops_on_an_emulated_cortex_m4_match_tflm(arch, tmp_path):
+    """Whole models: every loop above in the layer shapes and quantizations the pipeline produces."""
+    from engine.test_engine_zoo import ZOO_CASES, zoo_int8
+
+    case = next(c for c in ZOO_CASES if c[0] == arch)
+    model = zoo_int8(*case)
+    model_path = tmp_path / f"{arch}.tflite"
+    model_path.write_bytes(model)
+    rng = np.random.default_rng(13)
+    vectors = [random_inputs(model, rng)[0] for _ in range(2)]
+    image = build.build_image(model_path, "qemu-m4", out_dir=tmp_path, inputs=np.stack(vectors))
+    assert image.board.kernels == "dsp"
+    result = build.run_qemu(image)
+    for index, vector in enumerate(vectors):
+        want = run_tflm(model, [vector])[0]
+        assert np.array_equal(result.outputs[index][0].reshape(-1), want.reshape(-1)), f"{arch}, vector {index}"

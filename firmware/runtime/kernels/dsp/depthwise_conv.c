@@ -2,8 +2,10 @@
  * portable kernel's output (it replaces kernels/depthwise_conv.c in such
  * builds and reuses its checks).
  *
- * Depth multiplier 1: weights and inputs are contiguous along the channels,
- * so four channels come in one word: SXTB16/SXTAB16 widen them to int16
+ * 3 x 3 filters with depth multiplier 1 and no dilation run the loops of
+ * mfd_depthwise.h. Other filters with depth multiplier 1: weights and inputs
+ * are contiguous along the channels, so four channels come in one word:
+ * SXTB16/SXTAB16 widen them to int16
  * lanes (the input offset added on the way) and SMLABB/SMLATT accumulate
  * each lane into its own channel; taps outside the input are skipped, as the
  * reference does. One input channel (any multiplier: micro_speech, the first
@@ -180,7 +182,8 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, co
         patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w;
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
-            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c, mfd_out_for(output->zero_point, g->act_min, g->act_max),
+            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c,
+                         mfd_out_for(output->zero_point, g->act_min, g->act_max),
                          out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
         }
     }
@@ -281,7 +284,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
                     for (pixel = 0; pixel < pixels; ++pixel) {
                         const int32_t acc = mfd_dw_channel(&win, pixel * pixel_step, w, f_w, out_c, oc, input_offset,
                                                            bias != NULL ? bias[oc] : 0);
-                        out_pixel[pixel * out_c + oc] = mfd_output(acc, requant[oc], output->zero_point, g.act_min, g.act_max);
+                        out_pixel[pixel * out_c + oc] = mfd_output(acc, &requant[oc], output->zero_point, g.act_min, g.act_max);
                     }
                 }
                 ox += pixels;

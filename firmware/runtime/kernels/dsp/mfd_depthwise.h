@@ -190,7 +190,7 @@ static inline mfd_acc4 mfd_dw_bias4(const int32_t *bias, int32_t c)
 /* Channels c..c+3 of an output pixel, in one store. */
 static inline void mfd_dw_store4(const mfd_requant *q, mfd_out o, mfd_acc4 acc, int8_t *out)
 {
-    mfd_write32(out, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, q[0], q[1], q[2], q[3], o));
+    mfd_write32(out, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, &q[0], &q[1], &q[2], &q[3], o));
 }
 
 /* Channels in fours of `pixels` interior output pixels in a row (src: the first one's input tap (0, 0);
@@ -258,7 +258,7 @@ static inline void mfd_dw_leftover(const mfd_dw3x3 *p, const int8_t *src, int32_
                 acc = mf_wrap_add(acc, p->weights[(size_t)(fy * 3 + fx) * channels + c] * (x + p->input_offset));
             }
         }
-        out[c] = mfd_output_of(acc, p->requant[c], p->out);
+        out[c] = mfd_output_of(acc, &p->requant[c], p->out);
     }
 }
 

@@ -34,11 +34,14 @@
 #define MFD_ASM_LOOPS 1
 #endif
 
-/* A branch the compiler should lay out as the fall-through path. */
+/* A branch the compiler should lay out as the fall-through path; a function kept out of line, off it (and
+ * not reported where a kernel does not call it). */
 #if defined(__GNUC__)
 #define MFD_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MFD_COLD __attribute__((noinline, cold, unused))
 #else
 #define MFD_LIKELY(x) (x)
+#define MFD_COLD
 #endif
 
 /* Four int8 (or two int16) from memory with no alignment promise. */
@@ -82,7 +85,8 @@ static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32
 }
 /* x saturated to int8. */
 static inline int32_t mfd_sat8(int32_t x) { return __ssat(x, 8); }
-/* Byte by byte (signed): the larger, the smaller. SEL reads the GE flags SSUB8 sets: one asm block keeps them together. */
+/* Byte by byte (signed): the larger, the smaller. SEL reads the GE flags SSUB8 sets: one asm block keeps
+ * them together. */
 static inline uint32_t mfd_max8(uint32_t a, uint32_t b)
 {
     uint32_t r;
@@ -208,24 +212,27 @@ static inline mfd_requant mfd_requant_for(const mf_tensor *input, const mf_tenso
  * for [high < 0]: they differ only when high is 0, and both then give 0.)
  * Right shifts of 0 or 1 (multipliers of 0.25 and up, rare) take the two-step
  * form. */
-static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
+static MFD_COLD int32_t mfd_requantize_two_step(int32_t acc, mfd_requant q)
 {
-    if (MFD_LIKELY(q.right >= 2)) {
-        const int32_t shift = q.right - 1;
-        return mfd_smlal_high(acc, q.multiplier, (1u << (shift - 1)) + (uint32_t)(acc >> 31),
-                              ((uint32_t)acc & 0x80000000u) | 0x40000000u) >> shift;
+    const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
+    const int32_t high = (int32_t)(product >> 31);
+    const int32_t mask = (int32_t)((1u << q.right) - 1u);
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
+}
+
+static inline int32_t mfd_requantize(int32_t acc, const mfd_requant *q)
+{
+    const int32_t right = q->right;
+    if (MFD_LIKELY(right >= 2)) {
+        return mfd_smlal_high(acc, q->multiplier, (1u << (right - 2)) + (uint32_t)(acc >> 31),
+                              ((uint32_t)acc & 0x80000000u) | 0x40000000u) >> (right - 1);
     }
-    {
-        const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
-        const int32_t high = (int32_t)(product >> 31);
-        const int32_t mask = (int32_t)((1u << q.right) - 1u);
-        const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-        return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
-    }
+    return mfd_requantize_two_step(acc, *q);
 }
 
 /* The int8 output value of an accumulator (bias included). */
-static inline int8_t mfd_output(int32_t acc, mfd_requant q, int32_t zero_point, int32_t act_min, int32_t act_max)
+static inline int8_t mfd_output(int32_t acc, const mfd_requant *q, int32_t zero_point, int32_t act_min, int32_t act_max)
 {
     return (int8_t)mf_clamp_i32(mf_wrap_add(mfd_requantize(acc, q), zero_point), act_min, act_max);
 }
@@ -248,15 +255,15 @@ static inline mfd_out mfd_out_for(int32_t zero_point, int32_t act_min, int32_t a
     return o;
 }
 
-static inline int8_t mfd_output_of(int32_t acc, mfd_requant q, mfd_out o)
+static inline int8_t mfd_output_of(int32_t acc, const mfd_requant *q, mfd_out o)
 {
     return mfd_output(acc, q, o.zero_point, o.act_min, o.act_max);
 }
 
 /* Four outputs as the bytes of one word (byte i from a_i and q_i): each saturated to int8, then clamped to
  * the activation range four at a time (the clamp of a saturated value equals the reference's clamp). */
-static inline uint32_t mfd_outputs4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, mfd_requant q0, mfd_requant q1,
-                                    mfd_requant q2, mfd_requant q3, mfd_out o)
+static inline uint32_t mfd_outputs4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const mfd_requant *q0,
+                                    const mfd_requant *q1, const mfd_requant *q2, const mfd_requant *q3, mfd_out o)
 {
     const uint32_t v0 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a0, q0), o.zero_point));
     const uint32_t v1 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a1, q1), o.zero_point));
@@ -271,10 +278,10 @@ static inline uint32_t mfd_outputs4(int32_t a0, int32_t a1, int32_t a2, int32_t 
 static inline void mfd_store4(int8_t *out, const int32_t acc[4], const mfd_requant *requant, int32_t zero_point,
                               int32_t act_min, int32_t act_max)
 {
-    out[0] = mfd_output(acc[0], requant[0], zero_point, act_min, act_max);
-    out[1] = mfd_output(acc[1], requant[1], zero_point, act_min, act_max);
-    out[2] = mfd_output(acc[2], requant[2], zero_point, act_min, act_max);
-    out[3] = mfd_output(acc[3], requant[3], zero_point, act_min, act_max);
+    out[0] = mfd_output(acc[0], &requant[0], zero_point, act_min, act_max);
+    out[1] = mfd_output(acc[1], &requant[1], zero_point, act_min, act_max);
+    out[2] = mfd_output(acc[2], &requant[2], zero_point, act_min, act_max);
+    out[3] = mfd_output(acc[3], &requant[3], zero_point, act_min, act_max);
 }
 
 #endif /* MFD_DSP_H */

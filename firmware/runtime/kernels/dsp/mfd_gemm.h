@@ -254,16 +254,16 @@ static inline void mfd_conv_row(const mfd_patch *p, const int8_t *weights, const
                 mfd_block_2x2(weights + (size_t)oc * total, weights + (size_t)oc1 * total, col0, pair ? col1 : col0,
                               total, acc);
                 if (oc1 != oc) {
-                    const uint32_t v = mfd_outputs4(acc[0], acc[2], acc[1], acc[3], requant[oc], requant[oc1], requant[oc],
-                                                    requant[oc1], o);
+                    const uint32_t v = mfd_outputs4(acc[0], acc[2], acc[1], acc[3], &requant[oc], &requant[oc1],
+                                                    &requant[oc], &requant[oc1], o);
                     mfd_write16(out0 + oc, (uint16_t)v);
                     if (pair) {
                         mfd_write16(out0 + out_c + oc, (uint16_t)(v >> 16));
                     }
                 } else {
-                    out0[oc] = mfd_output_of(acc[0], requant[oc], o);
+                    out0[oc] = mfd_output_of(acc[0], &requant[oc], o);
                     if (pair) {
-                        out0[out_c + oc] = mfd_output_of(acc[1], requant[oc], o);
+                        out0[out_c + oc] = mfd_output_of(acc[1], &requant[oc], o);
                     }
                 }
             }
