@@ -138,17 +138,9 @@ def test_depthwise3x3_rows_equal_the_reference_on_random_shapes(probe):
 QEMU_DEPTHWISE = [((1, 7, 6, 12), 1, "SAME"), ((1, 9, 8, 7), 2, "SAME"), ((1, 6, 9, 5), 2, "VALID"), ((2, 5, 5, 4), 1, "VALID")]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("shape, stride, padding", QEMU_DEPTHWISE)
-def test_depthwise3x3_on_an_emulated_cortex_m4_matches_tflm(shape, stride, padding, tmp_path):
-    import tensorflow as tf
-
-    rng = np.random.default_rng(sum(shape) + stride)
-    filters = tf.constant(rng.normal(0, 0.5, size=(3, 3, shape[3], 1)).astype(np.float32))
-    bias = tf.constant(rng.normal(0, 0.5, size=shape[3]).astype(np.float32))
-    fn = lambda x: tf.nn.relu(tf.nn.depthwise_conv2d(x, filters, [1, stride, stride, 1], padding) + bias)  # noqa: E731
-    model = convert_one_op(fn, [shape], rng, "DEPTHWISE_CONV_2D", value_range=(-float(rng.uniform(0.5, 3)), float(rng.uniform(0.5, 3))))
-    model_path = tmp_path / "dw.tflite"
+def assert_qemu_m4_matches_tflm(model: bytes, rng, tmp_path) -> None:
+    """The model's DSP firmware on an emulated Cortex-M4 (the asm loops) gives TFLM's outputs for two inputs."""
+    model_path = tmp_path / "model.tflite"
     model_path.write_bytes(model)
     vectors = [random_inputs(model, rng)[0] for _ in range(2)]
     image = build.build_image(model_path, "qemu-m4", out_dir=tmp_path, inputs=np.stack(vectors))
@@ -160,20 +152,23 @@ def test_depthwise3x3_on_an_emulated_cortex_m4_matches_tflm(shape, stride, paddi
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shape, stride, padding", QEMU_DEPTHWISE)
+def test_depthwise3x3_on_an_emulated_cortex_m4_matches_tflm(shape, stride, padding, tmp_path):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(sum(shape) + stride)
+    filters = tf.constant(rng.normal(0, 0.5, size=(3, 3, shape[3], 1)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=shape[3]).astype(np.float32))
+    fn = lambda x: tf.nn.relu(tf.nn.depthwise_conv2d(x, filters, [1, stride, stride, 1], padding) + bias)  # noqa: E731
+    model = convert_one_op(fn, [shape], rng, "DEPTHWISE_CONV_2D", value_range=(-float(rng.uniform(0.5, 3)), float(rng.uniform(0.5, 3))))
+    assert_qemu_m4_matches_tflm(model, rng, tmp_path)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["ds_cnn", "mobilenet_v1", "resnet8", "autoencoder"])
 def test_zoo_models_with_the_dsp_loops_on_an_emulated_cortex_m4_match_tflm(arch, tmp_path):
     """Whole models: every loop above in the layer shapes and quantizations the pipeline produces."""
     from engine.test_engine_zoo import ZOO_CASES, zoo_int8
 
     case = next(c for c in ZOO_CASES if c[0] == arch)
-    model = zoo_int8(*case)
-    model_path = tmp_path / f"{arch}.tflite"
-    model_path.write_bytes(model)
-    rng = np.random.default_rng(13)
-    vectors = [random_inputs(model, rng)[0] for _ in range(2)]
-    image = build.build_image(model_path, "qemu-m4", out_dir=tmp_path, inputs=np.stack(vectors))
-    assert image.board.kernels == "dsp"
-    result = build.run_qemu(image)
-    for index, vector in enumerate(vectors):
-        want = run_tflm(model, [vector])[0]
-        assert np.array_equal(result.outputs[index][0].reshape(-1), want.reshape(-1)), f"{arch}, vector {index}"
+    assert_qemu_m4_matches_tflm(zoo_int8(*case), np.random.default_rng(13), tmp_path)
