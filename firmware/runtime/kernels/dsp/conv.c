@@ -80,8 +80,8 @@ mf_status mf_conv_eval(const mf_op *op)
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
             mfd_conv_row(&patch, (const int8_t *)filter->data, bias, requant, oy, out_w, out_c, out_c / (in_c / f_c),
-                         output->zero_point, act_min, act_max, out + ((size_t)b * out_h + oy) * out_w * out_c,
-                         (int16_t *)(requant + out_c));
+                         mfd_out_for(output->zero_point, act_min, act_max),
+                         out + ((size_t)b * out_h + oy) * out_w * out_c, (int16_t *)(requant + out_c));
         }
     }
     return MF_OK;

@@ -2,8 +2,10 @@
  * portable kernel's output (it replaces kernels/depthwise_conv.c in such
  * builds and reuses its checks).
  *
- * Depth multiplier 1: weights and inputs are contiguous along the channels,
- * so four channels come in one word: SXTB16/SXTAB16 widen them to int16
+ * 3 x 3 filters with depth multiplier 1 and no dilation run the loops of
+ * mfd_depthwise.h. Other filters with depth multiplier 1: weights and inputs
+ * are contiguous along the channels, so four channels come in one word:
+ * SXTB16/SXTAB16 widen them to int16
  * lanes (the input offset added on the way) and SMLABB/SMLATT accumulate
  * each lane into its own channel; taps outside the input are skipped, as the
  * reference does. One input channel (any multiplier: micro_speech, the first
@@ -12,6 +14,7 @@
  * Other multipliers run the portable loop. Scratch: the per-channel
  * requantization, and for one input channel the transposed weights and two
  * columns. */
+#include "mfd_depthwise.h"
 #include "mfd_gemm.h"
 
 #define mf_depthwise_conv_prepare mfd_depthwise_conv_prepare_reference
@@ -179,7 +182,8 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, co
         patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w;
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
-            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c, output->zero_point, g->act_min, g->act_max,
+            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c,
+                         mfd_out_for(output->zero_point, g->act_min, g->act_max),
                          out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
         }
     }
@@ -222,6 +226,20 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     }
     if (in_c == 1) {
         return mfd_depthwise_as_conv(op, &g, requant);
+    }
+    if (f_h == 3 && f_w == 3 && g.dilation_h == 1 && g.dilation_w == 1) {
+        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
+                                 input_offset, mfd_out_for(output->zero_point, g.act_min, g.act_max)};
+        for (b = 0; b < batches; ++b) {
+            mfd_dw3x3 batch = layer;
+            int32_t oy;
+            batch.in = in + (size_t)b * in_h * in_w * in_c;
+            /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+            for (oy = 0; oy < out_h; ++oy) {
+                mfd_dw3x3_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
+            }
+        }
+        return MF_OK;
     }
     win.row_stride = in_w * in_c;
     pixel_step = (ptrdiff_t)g.stride_w * in_c;
@@ -266,7 +284,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
                     for (pixel = 0; pixel < pixels; ++pixel) {
                         const int32_t acc = mfd_dw_channel(&win, pixel * pixel_step, w, f_w, out_c, oc, input_offset,
                                                            bias != NULL ? bias[oc] : 0);
-                        out_pixel[pixel * out_c + oc] = mfd_output(acc, requant[oc], output->zero_point, g.act_min, g.act_max);
+                        out_pixel[pixel * out_c + oc] = mfd_output(acc, &requant[oc], output->zero_point, g.act_min, g.act_max);
                     }
                 }
                 ox += pixels;

@@ -80,8 +80,8 @@ mf_status mf_fully_connected_eval(const mf_op *op)
             acc[1] = bias != NULL ? bias[u1] : 0;
             mfd_fc_rows(w + (size_t)u * depth, w + (size_t)u1 * depth, in + (size_t)b * depth, depth, -filter->zero_point,
                         -input->zero_point, acc);
-            out[(size_t)b * units + u] = mfd_output(acc[0], requant0, output->zero_point, act_min, act_max);
-            out[(size_t)b * units + u1] = mfd_output(acc[1], requant1, output->zero_point, act_min, act_max);
+            out[(size_t)b * units + u] = mfd_output(acc[0], &requant0, output->zero_point, act_min, act_max);
+            out[(size_t)b * units + u1] = mfd_output(acc[1], &requant1, output->zero_point, act_min, act_max);
         }
     }
     return MF_OK;

@@ -28,6 +28,22 @@
 #define MFD_MEMCPY memcpy
 #endif
 
+/* The hand-scheduled asm loops (mfd_gemm.h, mfd_depthwise.h) need twelve or thirteen free registers: GCC
+ * gives them when optimizing, not at -O0 (frame pointer kept), where the C loops run instead. */
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__) && defined(__OPTIMIZE__)
+#define MFD_ASM_LOOPS 1
+#endif
+
+/* A branch the compiler should lay out as the fall-through path; a function kept out of line, off it (and
+ * not reported where a kernel does not call it). */
+#if defined(__GNUC__)
+#define MFD_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MFD_COLD __attribute__((noinline, cold, unused))
+#else
+#define MFD_LIKELY(x) (x)
+#define MFD_COLD
+#endif
+
 /* Four int8 (or two int16) from memory with no alignment promise. */
 static inline uint32_t mfd_read32(const void *p)
 {
@@ -37,6 +53,7 @@ static inline uint32_t mfd_read32(const void *p)
 }
 
 static inline void mfd_write32(void *p, uint32_t v) { MFD_MEMCPY(p, &v, sizeof v); }
+static inline void mfd_write16(void *p, uint16_t v) { MFD_MEMCPY(p, &v, sizeof v); }
 
 #if defined(__ARM_FEATURE_DSP)
 /* Bytes 0 and 2 sign-extended to the two int16 lanes. */
@@ -60,6 +77,28 @@ static inline uint32_t mfd_sxtab16_ror8(uint32_t a, uint32_t x)
 static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+/* The high word of a * b + (high:low), one SMLAL (GCC may otherwise build the 64-bit sum from UMULL and MLAs). */
+static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32_t low)
+{
+    __asm__("smlal %0, %1, %2, %3" : "+r"(low), "+r"(high) : "r"(a), "r"(b));
+    return (int32_t)high;
+}
+/* x saturated to int8. */
+static inline int32_t mfd_sat8(int32_t x) { return __ssat(x, 8); }
+/* Byte by byte (signed): the larger, the smaller. SEL reads the GE flags SSUB8 sets: one asm block keeps
+ * them together. */
+static inline uint32_t mfd_max8(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+static inline uint32_t mfd_min8(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
 #else
 static inline int32_t mfd_lane(uint32_t x, int top) { return (int32_t)(int16_t)(uint16_t)(top ? x >> 16 : x); }
 static inline uint32_t mfd_lanes(int32_t bottom, int32_t top) { return ((uint32_t)bottom & 0xFFFFu) | ((uint32_t)top << 16); }
@@ -77,6 +116,30 @@ static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc)
 }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 1)); }
+static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32_t low)
+{
+    return (int32_t)(((int64_t)a * b + (int64_t)((uint64_t)high << 32 | low)) >> 32);
+}
+static inline int32_t mfd_sat8(int32_t x) { return mf_clamp_i32(x, INT8_MIN, INT8_MAX); }
+static inline int32_t mfd_byte(uint32_t x, int i) { return (int8_t)(uint8_t)(x >> (8 * i)); }
+static inline uint32_t mfd_max8(uint32_t a, uint32_t b)
+{
+    uint32_t r = 0;
+    int i;
+    for (i = 0; i < 4; ++i) {
+        r |= (uint32_t)(uint8_t)mf_max_i32(mfd_byte(a, i), mfd_byte(b, i)) << (8 * i);
+    }
+    return r;
+}
+static inline uint32_t mfd_min8(uint32_t a, uint32_t b)
+{
+    uint32_t r = 0;
+    int i;
+    for (i = 0; i < 4; ++i) {
+        r |= (uint32_t)(uint8_t)mf_min_i32(mfd_byte(a, i), mfd_byte(b, i)) << (8 * i);
+    }
+    return r;
+}
 #endif
 
 /* A zero point whose offset keeps every int8 value plus offset inside int16
@@ -137,11 +200,19 @@ static inline mfd_requant mfd_requant_for(const mf_tensor *input, const mf_tenso
     return q;
 }
 
-/* mf_mul_by_quantized_multiplier, bit for bit, in fewer instructions: the
- * rounding doubling high multiply is one multiply-accumulate and a shift
- * (floor((a*b + 2^30) / 2^31) equals gemmlowp's round-half-away form for every
- * a and b except a == b == INT32_MIN, and the multiplier is never negative). */
-static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
+/* mf_mul_by_quantized_multiplier, bit for bit, in fewer instructions.
+ *
+ * The reference rounds twice: high = floor((a*m + 2^30) / 2^31) (equal to
+ * gemmlowp's round-half-away doubling high multiply for every a and m except
+ * a == m == INT32_MIN, and m is never negative), then high / 2^e rounded half
+ * away from zero, i.e. floor((high + 2^(e-1) - [high < 0]) / 2^e). Nested
+ * floors of integer divisions merge: with e >= 2 the whole is the high word
+ * of a*m + 2^30 - [a < 0] * 2^31 + 2^(30+e), shifted right by e - 1: one
+ * SMLAL from a preset 64-bit accumulator and one shift. ([a < 0] may stand
+ * for [high < 0]: they differ only when high is 0, and both then give 0.)
+ * Right shifts of 0 or 1 (multipliers of 0.25 and up, rare) take the two-step
+ * form. */
+static MFD_COLD int32_t mfd_requantize_two_step(int32_t acc, mfd_requant q)
 {
     const int64_t product = (int64_t)mf_wrap_shl(acc, q.left) * q.multiplier + ((int64_t)1 << 30);
     const int32_t high = (int32_t)(product >> 31);
@@ -150,20 +221,67 @@ static inline int32_t mfd_requantize(int32_t acc, mfd_requant q)
     return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
 }
 
+static inline int32_t mfd_requantize(int32_t acc, const mfd_requant *q)
+{
+    const int32_t right = q->right;
+    if (MFD_LIKELY(right >= 2)) {
+        return mfd_smlal_high(acc, q->multiplier, (1u << (right - 2)) + (uint32_t)(acc >> 31),
+                              ((uint32_t)acc & 0x80000000u) | 0x40000000u) >> (right - 1);
+    }
+    return mfd_requantize_two_step(acc, *q);
+}
+
 /* The int8 output value of an accumulator (bias included). */
-static inline int8_t mfd_output(int32_t acc, mfd_requant q, int32_t zero_point, int32_t act_min, int32_t act_max)
+static inline int8_t mfd_output(int32_t acc, const mfd_requant *q, int32_t zero_point, int32_t act_min, int32_t act_max)
 {
     return (int8_t)mf_clamp_i32(mf_wrap_add(mfd_requantize(acc, q), zero_point), act_min, act_max);
+}
+
+/* A layer's output side, passed by value so that the int8 stores (which may
+ * alias anything) do not make the compiler reload it for every value. */
+typedef struct mfd_out {
+    int32_t zero_point, act_min, act_max;
+    uint32_t min4, max4; /* act_min, act_max in each byte */
+} mfd_out;
+
+static inline mfd_out mfd_out_for(int32_t zero_point, int32_t act_min, int32_t act_max)
+{
+    mfd_out o;
+    o.zero_point = zero_point;
+    o.act_min = act_min;
+    o.act_max = act_max;
+    o.min4 = (uint32_t)(uint8_t)act_min * 0x01010101u;
+    o.max4 = (uint32_t)(uint8_t)act_max * 0x01010101u;
+    return o;
+}
+
+static inline int8_t mfd_output_of(int32_t acc, const mfd_requant *q, mfd_out o)
+{
+    return mfd_output(acc, q, o.zero_point, o.act_min, o.act_max);
+}
+
+/* Four outputs as the bytes of one word (byte i from a_i and q_i): each saturated to int8, then clamped to
+ * the activation range four at a time (the clamp of a saturated value equals the reference's clamp). */
+static inline uint32_t mfd_outputs4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const mfd_requant *q0,
+                                    const mfd_requant *q1, const mfd_requant *q2, const mfd_requant *q3, mfd_out o)
+{
+    const uint32_t v0 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a0, q0), o.zero_point));
+    const uint32_t v1 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a1, q1), o.zero_point));
+    const uint32_t v2 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a2, q2), o.zero_point));
+    const uint32_t v3 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a3, q3), o.zero_point));
+    const uint32_t even = ((v0 & 0xFFFFu) | v2 << 16) & 0x00FF00FFu;
+    const uint32_t odd = ((v1 & 0xFFFFu) | v3 << 16) & 0x00FF00FFu;
+    return mfd_min8(mfd_max8(even | odd << 8, o.min4), o.max4);
 }
 
 /* Four consecutive channels' outputs. */
 static inline void mfd_store4(int8_t *out, const int32_t acc[4], const mfd_requant *requant, int32_t zero_point,
                               int32_t act_min, int32_t act_max)
 {
-    out[0] = mfd_output(acc[0], requant[0], zero_point, act_min, act_max);
-    out[1] = mfd_output(acc[1], requant[1], zero_point, act_min, act_max);
-    out[2] = mfd_output(acc[2], requant[2], zero_point, act_min, act_max);
-    out[3] = mfd_output(acc[3], requant[3], zero_point, act_min, act_max);
+    out[0] = mfd_output(acc[0], &requant[0], zero_point, act_min, act_max);
+    out[1] = mfd_output(acc[1], &requant[1], zero_point, act_min, act_max);
+    out[2] = mfd_output(acc[2], &requant[2], zero_point, act_min, act_max);
+    out[3] = mfd_output(acc[3], &requant[3], zero_point, act_min, act_max);
 }
 
 #endif /* MFD_DSP_H */

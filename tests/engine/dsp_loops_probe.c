@@ -1,0 +1,47 @@
+/* Exported wrappers so the tests can call the DSP inner loops (kernels/dsp/mfd_*.h) directly, built for the
+ * host with the C stand-ins of the SIMD instructions. */
+#include "kernels/dsp/mfd_depthwise.h"
+
+static mfd_requant probe_requant(int32_t multiplier, int32_t shift)
+{
+    mfd_requant q;
+    q.multiplier = multiplier;
+    q.left = (int16_t)(shift > 0 ? shift : 0);
+    q.right = (int16_t)(shift > 0 ? 0 : -shift);
+    return q;
+}
+
+int32_t probe_requantize(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    const mfd_requant q = probe_requant(multiplier, shift);
+    return mfd_requantize(acc, &q);
+}
+
+/* A whole 3 x 3 depthwise layer (one batch) through mfd_dw3x3_row; requant: `channels` records of scratch. */
+void probe_dw3x3(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels, const int8_t *weights,
+                 const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
+                 const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant)
+{
+    mfd_dw3x3 layer;
+    int32_t c;
+    int32_t oy;
+    for (c = 0; c < channels; ++c) {
+        requant[c] = probe_requant(multipliers[c], shifts[c]);
+    }
+    layer.in = in;
+    layer.weights = weights;
+    layer.bias = bias;
+    layer.requant = requant;
+    layer.in_h = in_h;
+    layer.in_w = in_w;
+    layer.channels = channels;
+    layer.stride_h = geometry[0];
+    layer.stride_w = geometry[1];
+    layer.pad_h = geometry[2];
+    layer.pad_w = geometry[3];
+    layer.input_offset = quant[0];
+    layer.out = mfd_out_for(quant[1], quant[2], quant[3]);
+    for (oy = 0; oy < out_h; ++oy) {
+        mfd_dw3x3_row(&layer, oy, out_w, out + (size_t)oy * out_w * channels);
+    }
+}

@@ -1,0 +1,174 @@
+"""The DSP inner loops (firmware/runtime/kernels/dsp/mfd_*.h) on random shapes, against integer oracles written here.
+
+On the host the loops run with the C stand-ins of the SIMD instructions
+(tests/engine/dsp_loops_probe.c); the oracle is TFLM's arithmetic spelled in
+Python integers (gemmlowp's rounding doubling high multiply, then a rounding
+right shift, both rounding half away from zero). On an emulated Cortex-M4 the
+same loops run inside the DEPTHWISE_CONV_2D kernel with the real instructions,
+against the TFLM interpreter.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import pytest
+from engine.oplib import convert_one_op, random_inputs, run_tflm
+
+from mcuforge.firmware import build
+from mcuforge.firmware.engine import RUNTIME_DIR
+from mcuforge.firmware.hostbuild import build_shared_library
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _wrap32(x: int) -> int:
+    return (x + 2**31) % 2**32 - 2**31
+
+
+def _srdhm(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    nudge = 2**30 if ab >= 0 else 1 - 2**30
+    total = ab + nudge
+    quotient = abs(total) // 2**31  # C's division truncates toward zero
+    return quotient if total >= 0 else -quotient
+
+
+def _rounding_shift(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT."""
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
+
+
+def tflm_requantize(acc: int, multiplier: int, shift: int) -> int:
+    """TFLM MultiplyByQuantizedMultiplier."""
+    left, right = max(shift, 0), max(-shift, 0)
+    return _rounding_shift(_srdhm(_wrap32(acc << left), multiplier), right)
+
+
+@pytest.fixture(scope="module")
+def probe():
+    lib = ctypes.CDLL(str(build_shared_library("mfd_dsp_loops_probe", [Path(__file__).with_name("dsp_loops_probe.c")], [RUNTIME_DIR])))
+    lib.probe_requantize.restype = ctypes.c_int32
+    lib.probe_requantize.argtypes = [ctypes.c_int32] * 3
+    return lib
+
+
+def test_the_oracle_rounds_as_tflm_on_hand_worked_values():
+    assert tflm_requantize(5, 1 << 30, -1) == 2  # 5 * 0.5 / 2 = 1.25: round(round(2.5) / 2) = round(1.5) = 2
+    assert tflm_requantize(-5, 1 << 30, -1) == -1  # -2.5 rounds up to -2 first, then -2 / 2 = -1
+    assert tflm_requantize(1000, 1 << 30, 1) == 1000
+    assert tflm_requantize(-6, 1 << 30, -2) == -1  # -0.75 rounds to -1 (half of -1.5 .. away from zero)
+
+
+def test_requantize_equals_tflm_for_every_shift_and_extreme_accumulators(probe):
+    rng = np.random.default_rng(3)
+    edges = [0, 1, -1, 2, -2, 3, -3, INT32_MAX, INT32_MIN, INT32_MAX - 1, INT32_MIN + 1, 1 << 30, -(1 << 30)]
+    for shift in range(-31, 8):
+        multipliers = [0, 1 << 30, INT32_MAX, *(int(m) for m in rng.integers(1 << 30, 1 << 31, size=6))]
+        accs = [*edges, *(int(a) for a in rng.integers(INT32_MIN, INT32_MAX, size=40, endpoint=True)),
+                *(int(a) for a in rng.integers(-(1 << 20), 1 << 20, size=40))]
+        for multiplier in multipliers:
+            for acc in accs:
+                want = tflm_requantize(acc, multiplier, shift)
+                assert probe.probe_requantize(acc, multiplier, shift) == want, (acc, multiplier, shift)
+
+
+def reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min, act_max, out_shape):
+    """Depthwise 3 x 3, multiplier 1: taps outside the input skipped, as TFLM's reference kernel does."""
+    in_h, in_w, channels = x.shape
+    out_h, out_w = out_shape
+    out = np.zeros((out_h, out_w, channels), np.int8)
+    xs = x.astype(np.int64) + input_offset
+    for oy in range(out_h):
+        for ox in range(out_w):
+            acc = bias.astype(np.int64).copy()
+            for fy in range(3):
+                for fx in range(3):
+                    iy, ix = oy * stride[0] - pad[0] + fy, ox * stride[1] - pad[1] + fx
+                    if 0 <= iy < in_h and 0 <= ix < in_w:
+                        acc += w[fy, fx].astype(np.int64) * xs[iy, ix]
+            for c in range(channels):
+                value = tflm_requantize(int(acc[c]), int(multipliers[c]), int(shifts[c])) + zero_point
+                out[oy, ox, c] = min(max(value, act_min), act_max)
+    return out
+
+
+def _random_layer(rng):
+    channels = int(rng.choice([1, 3, 4, 5, 8, 11, 16]))
+    in_h, in_w = (int(v) for v in rng.integers(1, 9, size=2))
+    stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    pad = tuple(int(v) for v in rng.integers(0, 3, size=2))
+    out_h = (in_h + 2 * pad[0] - 3) // stride[0] + 1
+    out_w = (in_w + 2 * pad[1] - 3) // stride[1] + 1
+    return channels, in_h, in_w, stride, pad, max(out_h, 1), max(out_w, 1)
+
+
+def test_depthwise3x3_rows_equal_the_reference_on_random_shapes(probe):
+    rng = np.random.default_rng(5)
+    i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
+    i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
+    probe.probe_dw3x3.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
+                                  ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
+    for case in range(60):
+        channels, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
+        x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
+        w = rng.integers(-127, 128, size=(3, 3, channels), dtype=np.int8)
+        bias = rng.integers(-5000, 5000, size=channels, dtype=np.int32)
+        multipliers = rng.integers(1 << 30, 1 << 31, size=channels).astype(np.int32)
+        shifts = rng.integers(-12, 2, size=channels).astype(np.int32)
+        input_offset, zero_point = int(rng.integers(-127, 128)), int(rng.integers(-128, 128))
+        act_min, act_max = (-128, 127) if case % 2 else (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))
+        want = reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min,
+                                      act_max, (out_h, out_w))
+        got = np.zeros((out_h, out_w, channels), np.int8)
+        scratch = ctypes.create_string_buffer(8 * channels)
+        probe.probe_dw3x3(x, in_h, in_w, channels, w, bias, multipliers, shifts, np.array([*stride, *pad], np.int32),
+                          np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, scratch)
+        assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride, pad)}"
+
+
+# (input shape, stride, padding): the 3 x 3 loops' interior and every kind of border, channels in fours and not.
+QEMU_DEPTHWISE = [((1, 7, 6, 12), 1, "SAME"), ((1, 9, 8, 7), 2, "SAME"), ((1, 6, 9, 5), 2, "VALID"), ((2, 5, 5, 4), 1, "VALID")]
+
+
+def assert_qemu_m4_matches_tflm(model: bytes, rng, tmp_path) -> None:
+    """The model's DSP firmware on an emulated Cortex-M4 (the asm loops) gives TFLM's outputs for two inputs."""
+    model_path = tmp_path / "model.tflite"
+    model_path.write_bytes(model)
+    vectors = [random_inputs(model, rng)[0] for _ in range(2)]
+    image = build.build_image(model_path, "qemu-m4", out_dir=tmp_path, inputs=np.stack(vectors))
+    assert image.board.kernels == "dsp"
+    result = build.run_qemu(image)
+    for index, vector in enumerate(vectors):
+        want = run_tflm(model, [vector])[0]
+        assert np.array_equal(result.outputs[index][0].reshape(-1), want.reshape(-1)), f"vector {index}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape, stride, padding", QEMU_DEPTHWISE)
+def test_depthwise3x3_on_an_emulated_cortex_m4_matches_tflm(shape, stride, padding, tmp_path):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(sum(shape) + stride)
+    filters = tf.constant(rng.normal(0, 0.5, size=(3, 3, shape[3], 1)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=shape[3]).astype(np.float32))
+    fn = lambda x: tf.nn.relu(tf.nn.depthwise_conv2d(x, filters, [1, stride, stride, 1], padding) + bias)  # noqa: E731
+    model = convert_one_op(fn, [shape], rng, "DEPTHWISE_CONV_2D", value_range=(-float(rng.uniform(0.5, 3)), float(rng.uniform(0.5, 3))))
+    assert_qemu_m4_matches_tflm(model, rng, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["ds_cnn", "mobilenet_v1", "resnet8", "autoencoder"])
+def test_zoo_models_with_the_dsp_loops_on_an_emulated_cortex_m4_match_tflm(arch, tmp_path):
+    """Whole models: every loop above in the layer shapes and quantizations the pipeline produces."""
+    from engine.test_engine_zoo import ZOO_CASES, zoo_int8
+
+    case = next(c for c in ZOO_CASES if c[0] == arch)
+    assert_qemu_m4_matches_tflm(zoo_int8(*case), np.random.default_rng(13), tmp_path)
