@@ -26,7 +26,7 @@ GOOD_VECTOR = "MF output 0 0 INT8 1x1 7f\nMF top 0 0 0 - 127\n"
 
 
 @pytest.fixture
-def hello_image(tmp_path) -> build.FirmwareImage:
+def hello_image(tmp_path) -> toolchain.FirmwareImage:
     """Function-scoped, so it is built after conftest points MCUFORGE_CACHE at the session's own cache."""
     return build.build_image(HELLO, "qemu-m4", out_dir=tmp_path / "hello")
 

@@ -135,14 +135,14 @@ def _with_small_deploy():
 
 @pytest.mark.slow
 def test_firmware_gate_fails_on_one_wrong_byte(tmp_path, monkeypatch):
-    from mcuforge.firmware import build
+    from mcuforge.firmware import qemu
 
     spec = parse_spec(TINY)
     stages = _with_small_deploy()
     good = run_pipeline(spec, tmp_path, vectors=3, stages=stages)
     assert good.stages[1].result.identical_to_tflm == good.stages[1].result.vectors == 3
 
-    real_run = build.run_qemu
+    real_run = qemu.run_qemu
 
     def one_byte_off(image, *args, **kwargs):
         ran = real_run(image, *args, **kwargs)
@@ -150,7 +150,7 @@ def test_firmware_gate_fails_on_one_wrong_byte(tmp_path, monkeypatch):
         ran.outputs[2][0].reshape(-1)[7] ^= 1
         return ran
 
-    monkeypatch.setattr(build, "run_qemu", one_byte_off)
+    monkeypatch.setattr(qemu, "run_qemu", one_byte_off)
     stamp_before = (tmp_path / "tiny-digits" / "firmware" / "qemu-m4" / ".mcuforge-stage.json").read_bytes()
     with pytest.raises(MCUForgeError, match=r"disagrees with TFLM on 1 of 4 vectors \(vector 2: output byte 7 is -?\d+, TFLM gives -?\d+\)"):
         run_pipeline(spec, tmp_path, vectors=4, stages=stages)

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from engine.oplib import convert_one_op, random_inputs, run_tflm
 
-from mcuforge.firmware import build
+from mcuforge.firmware.build import build_image
 from mcuforge.firmware.engine import RUNTIME_DIR
-from mcuforge.firmware.hostbuild import build_shared_library
+from mcuforge.firmware.qemu import run_qemu
+from mcuforge.hostbuild import build_shared_library
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -143,9 +144,9 @@ def assert_qemu_m4_matches_tflm(model: bytes, rng, tmp_path) -> None:
     model_path = tmp_path / "model.tflite"
     model_path.write_bytes(model)
     vectors = [random_inputs(model, rng)[0] for _ in range(2)]
-    image = build.build_image(model_path, "qemu-m4", out_dir=tmp_path, inputs=np.stack(vectors))
+    image = build_image(model_path, "qemu-m4", out_dir=tmp_path, inputs=np.stack(vectors))
     assert image.board.kernels == "dsp"
-    result = build.run_qemu(image)
+    result = run_qemu(image)
     for index, vector in enumerate(vectors):
         want = run_tflm(model, [vector])[0]
         assert np.array_equal(result.outputs[index][0].reshape(-1), want.reshape(-1)), f"vector {index}"
