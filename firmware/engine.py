@@ -103,7 +103,29 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
     for name in ("mf_status_name", "mf_op_name", "mf_type_name"):
         getattr(lib, name).argtypes = [ctypes.c_int32]
         getattr(lib, name).restype = ctypes.c_char_p
+    lib.mf_prepare_image.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(_Fault),
+    ]
+    lib.mf_prepare_image.restype = ctypes.c_int
+    declare_prepared_runner(lib)
     return lib
+
+
+def declare_prepared_runner(lib: ctypes.CDLL) -> None:
+    """Signatures of the prepared-model runner (mf_prepared.h) in a host library that links it."""
+    lib.mf_prepared_open.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    lib.mf_prepared_open.restype = ctypes.c_int
+    lib.mf_prepared_invoke.argtypes = [ctypes.c_void_p]
+    lib.mf_prepared_invoke.restype = ctypes.c_int
+    for name in ("mf_prepared_input_count", "mf_prepared_output_count"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_size_t
+    for name in ("mf_prepared_input", "mf_prepared_output"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(_TensorInfo)]
+        getattr(lib, name).restype = ctypes.c_int
+    lib.mf_prepared_arena_bytes.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.mf_prepared_arena_bytes.restype = ctypes.c_size_t
 
 
 def status_name(status: int) -> str:
@@ -138,6 +160,10 @@ def _aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
 
 class Engine:
     """One model loaded into the host engine with its own arena."""
+
+    # The C API a loaded model is driven through (a prepared image has its own).
+    _api = {"input_count": "mf_input_count", "input": "mf_input", "invoke": "mf_invoke",
+            "output_count": "mf_output_count", "output": "mf_output"}
 
     def __init__(self, model: bytes, arena_bytes: int | None = None, source: str = "model", kernels: str = "portable") -> None:
         self._lib = library(kernels)
@@ -216,16 +242,19 @@ class Engine:
             raise EngineError(f"{self.source} has an I/O tensor of type {type_name(info.type)}", "MF_ERR_UNSUPPORTED_TYPE")
         return tuple(info.dims[i] for i in range(info.rank)), np.dtype(dtype)
 
+    def _c(self, role: str):
+        return getattr(self._lib, self._api[role])
+
     def input_specs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
-        return [self._spec(self._info(self._lib.mf_input, i)) for i in range(self._lib.mf_input_count(self._handle))]
+        return [self._spec(self._info(self._c("input"), i)) for i in range(self._c("input_count")(self._handle))]
 
     def invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run once on `inputs` (one array per model input, exact shape and dtype); returns copies of every output."""
-        count = self._lib.mf_input_count(self._handle)
+        count = self._c("input_count")(self._handle)
         if len(inputs) != count:
             raise MCUForgeError(f"{self.source} takes {count} inputs, got {len(inputs)}")
         for index, array in enumerate(inputs):
-            info = self._info(self._lib.mf_input, index)
+            info = self._info(self._c("input"), index)
             shape, dtype = self._spec(info)
             array = np.ascontiguousarray(array)
             if array.dtype != dtype or array.size != int(np.prod(shape)):
@@ -233,12 +262,12 @@ class Engine:
                     f"input {index} of {self.source} is {dtype} {list(shape)}, got {array.dtype} {list(array.shape)}"
                 )
             ctypes.memmove(info.data, array.ctypes.data, info.bytes)
-        status = self._lib.mf_invoke(self._handle)
+        status = self._c("invoke")(self._handle)
         if status != MF_OK:
             raise EngineError(f"the mcuforge engine failed to run {self.source}: {status_name(status)}", status_name(status))
         outputs = []
-        for index in range(self._lib.mf_output_count(self._handle)):
-            info = self._info(self._lib.mf_output, index)
+        for index in range(self._c("output_count")(self._handle)):
+            info = self._info(self._c("output"), index)
             shape, dtype = self._spec(info)
             raw = ctypes.string_at(info.data, info.bytes)
             outputs.append(np.frombuffer(raw, dtype=dtype).reshape(shape).copy())
