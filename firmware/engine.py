@@ -30,7 +30,7 @@ DEFAULT_ARENA_BYTES = 1 << 20
 _NUMPY_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_, 7: np.int16, 9: np.int8}
 
 
-class _Fault(ctypes.Structure):
+class Fault(ctypes.Structure):
     _fields_ = [
         ("op_index", ctypes.c_int32),
         ("tensor_index", ctypes.c_int32),
@@ -89,7 +89,7 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build_library(kernels=kernels)))
     lib.mf_load.argtypes = [
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-        ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Fault),
+        ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(Fault),
     ]
     lib.mf_load.restype = ctypes.c_int
     lib.mf_invoke.argtypes = [ctypes.c_void_p]
@@ -105,7 +105,7 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
         getattr(lib, name).restype = ctypes.c_char_p
     lib.mf_prepare_image.argtypes = [
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-        ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(_Fault),
+        ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(Fault),
     ]
     lib.mf_prepare_image.restype = ctypes.c_int
     declare_prepared_runner(lib)
@@ -149,7 +149,7 @@ class EngineError(MCUForgeError):
         self.fault_name = fault_name
 
 
-def _aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
+def aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
     """`data` in a ctypes buffer at an `alignment`-byte boundary (the engine needs 8)."""
     buffer = ctypes.create_string_buffer(len(data) + alignment)
     address = ctypes.addressof(buffer)
@@ -168,7 +168,7 @@ class Engine:
     def __init__(self, model: bytes, arena_bytes: int | None = None, source: str = "model", kernels: str = "portable") -> None:
         self._lib = library(kernels)
         self.source = source
-        self._model_buffer, self._model_address = _aligned_copy(bytes(model))
+        self._model_buffer, self._model_address = aligned_copy(bytes(model))
         self._model_size = len(model)
         size = arena_bytes or DEFAULT_ARENA_BYTES
         status, fault = self._load(size)
@@ -180,17 +180,17 @@ class Engine:
         if status != MF_OK:
             raise self._load_error(status, fault, size)
 
-    def _load(self, arena_bytes: int) -> tuple[int, _Fault]:
+    def _load(self, arena_bytes: int) -> tuple[int, Fault]:
         self._arena = (ctypes.c_uint8 * arena_bytes)()
         self._handle = ctypes.c_void_p()
-        fault = _Fault()
+        fault = Fault()
         status = self._lib.mf_load(
             self._model_address, self._model_size, ctypes.addressof(self._arena), arena_bytes,
             ctypes.byref(self._handle), ctypes.byref(fault),
         )
         return status, fault
 
-    def _load_error(self, status: int, fault: _Fault, arena_bytes: int) -> EngineError:
+    def _load_error(self, status: int, fault: Fault, arena_bytes: int) -> EngineError:
         name = status_name(status)
         what = (fault.name or b"").decode()
         where = f" at operator {fault.op_index}{self._op_label(fault.op_index)}" if fault.op_index >= 0 else ""

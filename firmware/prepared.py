@@ -13,10 +13,11 @@ reader, no planner, no prepare) and gives it an arena of `arena_bytes`.
 from __future__ import annotations
 
 import ctypes
+import re
 from dataclasses import dataclass
 
 from mcuforge.firmware.engine import (
-    DEFAULT_ARENA_BYTES, MF_OK, Engine, EngineError, _aligned_copy, _Fault, library, status_name,
+    DEFAULT_ARENA_BYTES, KERNELS_DIR, MF_OK, Engine, EngineError, aligned_copy, Fault, library, status_name,
 )
 
 IMAGE_SYMBOL = "mf_model_image"
@@ -41,11 +42,11 @@ def prepared_image(model: bytes, kernels: str = "dsp", source: str = "model") ->
     want per-channel tables), so the image is made by the same set's prepare.
     """
     lib = library(kernels)
-    model_buffer, model_address = _aligned_copy(bytes(model))
+    model_buffer, model_address = aligned_copy(bytes(model))
     arena = (ctypes.c_uint8 * DEFAULT_ARENA_BYTES)()
     for attempt in range(2):  # the engine names the arena it needs when the first one is short
         size = ctypes.c_size_t()
-        fault = _Fault()
+        fault = Fault()
         status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), None, 0,
                                       ctypes.byref(size), ctypes.byref(fault))
         if status == MF_OK or status_name(status) != "MF_ERR_ARENA_TOO_SMALL" or attempt == 1:
@@ -86,6 +87,16 @@ def prepared_source(model: bytes, kernels: str = "dsp", symbol: str = IMAGE_SYMB
     return image_source(image, symbol), image.arena_bytes
 
 
+def kernel_list(model: bytes) -> str:
+    """A kernel list (-DMF_KERNEL_LIST, format of kernels/mf_kernel_list.h) of just the model's ops, so a
+    firmware links only their eval functions (and no soft-float double: prepare is not linked)."""
+    from mcuforge.deploy.tflite_model import parse_tflite
+
+    ops = {op.opcode for op in parse_tflite(model, "model").main.operators}
+    lines = (KERNELS_DIR / "mf_kernel_list.h").read_text().splitlines()
+    return "".join(f"{line}\n" for line in lines if (m := re.match(r"MF_KERNEL\(MF_OP_(\w+),", line)) and m[1] in ops)
+
+
 class PreparedEngine(Engine):
     """A prepared image run by mf_prepared.c in a host library: `invoke` as Engine's."""
 
@@ -107,7 +118,7 @@ class PreparedEngine(Engine):
     @classmethod
     def from_image(cls, image: PreparedImage, kernels: str = "dsp", source: str = "prepared model") -> PreparedEngine:
         """The image run by the host engine library of kernel set `kernels`."""
-        buffer, address = _aligned_copy(image.data)
+        buffer, address = aligned_copy(image.data)
         engine = cls(library(kernels), address, len(image.data), source)
         engine._image_buffer = buffer
         return engine

@@ -1,19 +1,14 @@
 /* The prepared-model runner (mf_prepared.h): checks an image once, then runs
  * its ops' eval in order, views built from the image's tensor descriptors. */
-#include <string.h>
-
 #include "mf_kernel.h"
 #include "mf_prepared.h"
 
 #define MF_IMAGE_NO_STORAGE 0xFFFFFFFFu
 #define MF_MAX_IMAGE_OUTPUTS 4
 
-static uint32_t mf_word(const uint8_t *image, size_t word)
-{
-    uint32_t value;
-    memcpy(&value, image + 4 * word, sizeof value);
-    return value;
-}
+/* Word `word` of the image (8-byte aligned: every word is aligned). A plain
+ * load, not memcpy: firmware is built -ffreestanding, where memcpy is a call. */
+static uint32_t mf_word(const uint8_t *image, size_t word) { return ((const uint32_t *)(const void *)image)[word]; }
 
 /* Word `i` of a section that starts at byte `offset`. */
 static uint32_t mf_at(const uint8_t *image, uint32_t offset, size_t i) { return mf_word(image, offset / 4u + i); }
@@ -135,8 +130,11 @@ static mf_status mf_check_image(const uint8_t *image, size_t image_size)
         mf_prepared_checksum(image, mf_word(image, MF_IMAGE_BYTES)) != mf_word(image, MF_IMAGE_CHECKSUM)) {
         return MF_ERR_BAD_MODEL;
     }
+    if (mf_word(image, MF_IMAGE_INPUT_COUNT) > 0xFFFF || mf_word(image, MF_IMAGE_OUTPUT_COUNT) > 0xFFFF) {
+        return MF_ERR_BAD_MODEL; /* each bounded before they are added */
+    }
     io = mf_word(image, MF_IMAGE_INPUT_COUNT) + mf_word(image, MF_IMAGE_OUTPUT_COUNT);
-    if (mf_word(image, MF_IMAGE_TENSOR_COUNT) > 0x7FFF || io > 0xFFFF ||
+    if (mf_word(image, MF_IMAGE_TENSOR_COUNT) > 0x7FFF ||
         !mf_section_ok(mf_word(image, MF_IMAGE_OPS), mf_word(image, MF_IMAGE_OPS_BYTES), mf_word(image, MF_IMAGE_BYTES)) ||
         !mf_section_ok(mf_word(image, MF_IMAGE_TENSORS), (uint64_t)mf_word(image, MF_IMAGE_TENSOR_COUNT) * MF_TENSOR_WORDS * 4u,
                        mf_word(image, MF_IMAGE_BYTES)) ||
@@ -191,30 +189,42 @@ mf_status mf_prepared_open(const void *image, size_t image_size, void *arena, si
 static void mf_prepared_view(const mf_prepared *r, int32_t index, mf_tensor *view)
 {
     const uint8_t *image = r->image;
-    uint32_t base;
+    const uint32_t *words;
     uint32_t where;
-    uint32_t bits;
     uint32_t d;
-    memset(view, 0, sizeof *view);
+    view->data = NULL;
+    view->is_constant = 0;
+    view->quant_dim = 0;
+    view->scales = NULL;
     if (index < 0) {
         view->rank = -1;
+        view->type = MF_INT8;
+        view->scale = 0.0f;
+        view->zero_point = 0;
+        view->quant_count = 0;
         return;
     }
-    base = mf_word(image, MF_IMAGE_TENSORS) / 4u + (uint32_t)index * MF_TENSOR_WORDS;
-    view->type = (mf_dtype)mf_word(image, base);
-    view->rank = (int32_t)mf_word(image, base + 1);
-    for (d = 0; d < (uint32_t)view->rank; ++d) {
-        view->dims[d] = (int32_t)mf_word(image, base + 2 + d);
+    words = (const uint32_t *)(const void *)(image + mf_word(image, MF_IMAGE_TENSORS)) + (uint32_t)index * MF_TENSOR_WORDS;
+    view->type = (mf_dtype)words[0];
+    view->rank = (int32_t)words[1];
+    for (d = 0; d < MF_MAX_DIMS; ++d) { /* the writer stores 0 past the rank */
+        view->dims[d] = (int32_t)words[2 + d];
     }
-    view->zero_point = (int32_t)mf_word(image, base + 8);
-    bits = mf_word(image, base + 9);
-    memcpy(&view->scale, &bits, sizeof bits);
-    where = mf_word(image, base + 10);
+    view->zero_point = (int32_t)words[8];
+    {
+        union {
+            uint32_t bits;
+            float value;
+        } scale;
+        scale.bits = words[9];
+        view->scale = scale.value;
+    }
+    where = words[10];
     view->quant_count = (int32_t)(where >> 8);
     if ((where & 0xFFu) == MF_WHERE_ARENA) {
-        view->data = r->arena + mf_word(image, base + 11);
+        view->data = r->arena + words[11];
     } else if ((where & 0xFFu) == MF_WHERE_CONSTANT) {
-        view->data = (void *)(uintptr_t)(image + mf_word(image, MF_IMAGE_DATA) + mf_word(image, base + 11));
+        view->data = (void *)(uintptr_t)(image + mf_word(image, MF_IMAGE_DATA) + words[11]);
         view->is_constant = 1;
     }
 }
@@ -238,7 +248,12 @@ mf_status mf_prepared_invoke(const mf_prepared *runner)
         mf_op op;
         uint32_t k;
         mf_status status;
-        memset(&op, 0, sizeof op);
+        op.options.base = NULL;
+        op.options.size = 0;
+        op.options.table = 0;
+        op.scratch = NULL;
+        op.overlap = NULL;
+        op.pool = NULL;
         op.input_count = (int32_t)mf_at(image, ops, pos + 1);
         op.output_count = (int32_t)mf_at(image, ops, pos + 2);
         op.data = mf_at(image, ops, pos + 4) != 0 ? data + mf_at(image, ops, pos + 3) : NULL;

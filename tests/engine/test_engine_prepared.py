@@ -8,6 +8,7 @@ image needs, and the reader's checks of format version, checksum and bounds.
 from __future__ import annotations
 
 import ctypes
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from oplib import run_tflm
 
 from mcuforge.firmware.engine import Engine, EngineError, RUNTIME_DIR, declare_prepared_runner, fuzz, runtime_sources
 from mcuforge.firmware.hostbuild import build_shared_library
-from mcuforge.firmware.prepared import IMAGE_SYMBOL, PreparedEngine, PreparedImage, image_source, prepared_image
+from mcuforge.firmware.prepared import IMAGE_SYMBOL, PreparedEngine, PreparedImage, image_source, kernel_list, prepared_image
 
 MODELS = Path(__file__).resolve().parents[3] / "shared" / "models" / "tflite-micro"
 SHARED = ["hello_world/hello_world_int8.tflite", "micro_speech/micro_speech_quantized.tflite",
@@ -138,3 +139,60 @@ def test_mutated_images_do_not_crash_the_reader(tmp_path):
     result = fuzz(paths, seconds=30, seed=20261128)
     assert result.iterations > 1000
     assert result.loaded > 0  # some mutants pass every check: the accessors behind them are exercised too
+
+
+def qemu_prepared_run(model: bytes, x: np.ndarray, tmp_path: Path, target: str = "qemu-m4",
+                      plugin: Path | None = None) -> tuple[list[int], int | None]:
+    """A firmware of the runner, the model's kernels of the board's set and its image, built with the
+    toolchain settings of mcuforge.firmware.build and run under QEMU: the first output, and with the
+    qemu-icount `plugin` (bench/firmware_icount.plugin()) the instructions of the inference."""
+    import subprocess
+
+    from mcuforge.firmware import build
+    from mcuforge.firmware.hostbuild import STRICT_C_FLAGS
+
+    board = build.load_board(target)
+    (tmp_path / "memory.ld").write_text(build.render_memory_script(board))
+    image = prepared_image(model, board.kernels)
+    (tmp_path / "image.c").write_text(image_source(image))
+    (tmp_path / "model_kernels.h").write_text(kernel_list(model))
+    values = ", ".join(str(int(v)) for v in x.reshape(-1))
+    (tmp_path / "input.c").write_text(f"#include <stdint.h>\nconst int8_t test_input[] = {{{values}}};\n")
+    sources = [Path(__file__).with_name("prepared_main.c"), tmp_path / "image.c", tmp_path / "input.c",
+               build.BOARDS_DIR / "common" / "startup.c", *(build.BOARDS_DIR / s for s in board.sources),
+               *runtime_sources(board.kernels)]
+    elf = tmp_path / "prepared.elf"
+    flags = [*STRICT_C_FLAGS, *board.cflags, "-O2", "-ffunction-sections", "-fdata-sections", "-ffreestanding",
+             f"-I{RUNTIME_DIR}", f"-I{build.BOARDS_DIR / 'common'}", f"-DMF_KERNEL_LIST=\"{tmp_path / 'model_kernels.h'}\""]
+    objects = []
+    for index, source in enumerate(sources):
+        obj = tmp_path / f"{index}_{source.stem}.o"
+        extra = [f"-DMF_MODEL_IMAGE_ARENA_BYTES={image.arena_bytes}"] if source.name == "prepared_main.c" else []
+        subprocess.run([build.CROSS + "gcc", *flags, *extra, "-c", str(source), "-o", str(obj)], check=True)
+        objects.append(str(obj))
+    subprocess.run([build.CROSS + "gcc", *board.cflags, *objects, "-nostartfiles", "--specs=nano.specs",
+                    "--specs=nosys.specs", f"-L{tmp_path}", f"-T{build.LINKER_SCRIPT}", "-Wl,--gc-sections",
+                    "-o", str(elf), "-lm"], check=True)
+    symbols = subprocess.run([build.CROSS + "nm", str(elf)], check=True, capture_output=True, text=True).stdout
+    assert "__aeabi_d" not in symbols  # no soft-float double arithmetic linked
+    count = []
+    if plugin is not None:
+        mark = int(re.search(r"^([0-9a-f]+) T mf_app_mark$", symbols, re.M)[1], 16)
+        count = ["-plugin", f"{plugin},mark=0x{mark:x}", "-d", "plugin"]
+    run = subprocess.run([build.QEMU, "-M", board.qemu_machine, "-nographic", "-monitor", "none", "-serial", "null",
+                          "-semihosting-config", "enable=on,target=native", *count, "-kernel", str(elf)],
+                         capture_output=True, text=True, timeout=600)
+    line = next(line for line in run.stdout.splitlines() if line.startswith(("OUT", "ERROR")))
+    assert line.startswith("OUT"), line
+    marks = {int(m[1]): int(m[2]) for m in re.finditer(r"^MARK (\d+) total=\d+ delta=(\d+)", run.stderr, re.M)}
+    return [int(v) for v in line.split()[1:]], marks.get(1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHARED[1:])
+def test_prepared_image_on_qemu_m4_with_dsp_kernels_matches_tflm(name, tmp_path):
+    model = (MODELS / name).read_bytes()
+    with Engine(model) as engine:
+        shape, dtype = engine.input_specs()[0]
+    x = np.random.default_rng(28).integers(-128, 128, size=shape).astype(dtype)
+    assert qemu_prepared_run(model, x, tmp_path)[0] == run_tflm(model, [x])[0].reshape(-1).astype(int).tolist()

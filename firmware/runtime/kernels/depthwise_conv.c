@@ -12,6 +12,10 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     const mf_affine_data *d = (const mf_affine_data *)op->data;
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
+    /* The record's fields as locals: the compiler keeps them in registers across the output stores. */
+    const int32_t stride_h = d->stride_h, stride_w = d->stride_w, pad_h = d->pad_h, pad_w = d->pad_w;
+    const int32_t dilation_h = d->dilation_h, dilation_w = d->dilation_w, input_offset = d->input_offset;
+    const int32_t per_group = d->channels_per_group;
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *filter = &op->inputs[1];
     const mf_tensor *output = &op->outputs[0];
@@ -27,30 +31,30 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {
-            const int32_t in_y0 = oy * d->stride_h - d->pad_h;
+            const int32_t in_y0 = oy * stride_h - pad_h;
             int8_t *out_row = out + ((size_t)b * out_h + oy) * out_w * out_c;
             /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
             for (oc = 0; oc < out_c; ++oc) {
-                const int32_t ic = oc / d->channels_per_group;
+                const int32_t ic = oc / per_group;
                 int32_t ox;
                 for (ox = 0; ox < out_w; ++ox) {
-                    const int32_t in_x0 = ox * d->stride_w - d->pad_w;
+                    const int32_t in_x0 = ox * stride_w - pad_w;
                     int32_t acc = 0;
                     int32_t fy;
                     for (fy = 0; fy < f_h; ++fy) {
-                        const int32_t in_y = in_y0 + d->dilation_h * fy;
+                        const int32_t in_y = in_y0 + dilation_h * fy;
                         int32_t fx;
                         if (in_y < 0 || in_y >= in_h) {
                             continue;
                         }
                         for (fx = 0; fx < f_w; ++fx) {
-                            const int32_t in_x = in_x0 + d->dilation_w * fx;
+                            const int32_t in_x = in_x0 + dilation_w * fx;
                             int32_t value;
                             if (in_x < 0 || in_x >= in_w) {
                                 continue;
                             }
                             value = in[(((size_t)b * in_h + in_y) * in_w + in_x) * in_c + ic];
-                            acc = mf_wrap_add(acc, (int32_t)w[((size_t)fy * f_w + fx) * out_c + oc] * (value + d->input_offset));
+                            acc = mf_wrap_add(acc, (int32_t)w[((size_t)fy * f_w + fx) * out_c + oc] * (value + input_offset));
                         }
                     }
                     if (bias != NULL) {

@@ -12,6 +12,7 @@ mf_status mf_fully_connected_eval(const mf_op *op)
     const mf_affine_data *d = (const mf_affine_data *)op->data;
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
+    const int32_t filter_offset = d->filter_offset, input_offset = d->input_offset; /* in registers */
     const mf_tensor *filter = &op->inputs[1];
     const int32_t *bias = op->input_count == 3 ? (const int32_t *)op->inputs[2].data : NULL;
     const int8_t *in = (const int8_t *)op->inputs[0].data;
@@ -29,7 +30,7 @@ mf_status mf_fully_connected_eval(const mf_op *op)
             int32_t acc = 0;
             int32_t k;
             for (k = 0; k < depth; ++k) {
-                acc = mf_wrap_add(acc, ((int32_t)row[k] + d->filter_offset) * ((int32_t)x[k] + d->input_offset));
+                acc = mf_wrap_add(acc, ((int32_t)row[k] + filter_offset) * ((int32_t)x[k] + input_offset));
             }
             if (bias != NULL) {
                 acc = mf_wrap_add(acc, bias[u]);
