@@ -30,7 +30,7 @@ DEFAULT_ARENA_BYTES = 1 << 20
 _NUMPY_TYPES = {0: np.float32, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_, 7: np.int16, 9: np.int8}
 
 
-class _Fault(ctypes.Structure):
+class Fault(ctypes.Structure):
     _fields_ = [
         ("op_index", ctypes.c_int32),
         ("tensor_index", ctypes.c_int32),
@@ -89,7 +89,7 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
     lib = ctypes.CDLL(str(build_library(kernels=kernels)))
     lib.mf_load.argtypes = [
         ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-        ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(_Fault),
+        ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(Fault),
     ]
     lib.mf_load.restype = ctypes.c_int
     lib.mf_invoke.argtypes = [ctypes.c_void_p]
@@ -103,7 +103,29 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
     for name in ("mf_status_name", "mf_op_name", "mf_type_name"):
         getattr(lib, name).argtypes = [ctypes.c_int32]
         getattr(lib, name).restype = ctypes.c_char_p
+    lib.mf_prepare_image.argtypes = [
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(Fault),
+    ]
+    lib.mf_prepare_image.restype = ctypes.c_int
+    declare_prepared_runner(lib)
     return lib
+
+
+def declare_prepared_runner(lib: ctypes.CDLL) -> None:
+    """Signatures of the prepared-model runner (mf_prepared.h) in a host library that links it."""
+    lib.mf_prepared_open.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    lib.mf_prepared_open.restype = ctypes.c_int
+    lib.mf_prepared_invoke.argtypes = [ctypes.c_void_p]
+    lib.mf_prepared_invoke.restype = ctypes.c_int
+    for name in ("mf_prepared_input_count", "mf_prepared_output_count"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_size_t
+    for name in ("mf_prepared_input", "mf_prepared_output"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(_TensorInfo)]
+        getattr(lib, name).restype = ctypes.c_int
+    lib.mf_prepared_arena_bytes.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    lib.mf_prepared_arena_bytes.restype = ctypes.c_size_t
 
 
 def status_name(status: int) -> str:
@@ -127,7 +149,7 @@ class EngineError(MCUForgeError):
         self.fault_name = fault_name
 
 
-def _aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
+def aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
     """`data` in a ctypes buffer at an `alignment`-byte boundary (the engine needs 8)."""
     buffer = ctypes.create_string_buffer(len(data) + alignment)
     address = ctypes.addressof(buffer)
@@ -139,10 +161,14 @@ def _aligned_copy(data: bytes, alignment: int = 16) -> tuple[ctypes.Array, int]:
 class Engine:
     """One model loaded into the host engine with its own arena."""
 
+    # The C API a loaded model is driven through (a prepared image has its own).
+    _api = {"input_count": "mf_input_count", "input": "mf_input", "invoke": "mf_invoke",
+            "output_count": "mf_output_count", "output": "mf_output"}
+
     def __init__(self, model: bytes, arena_bytes: int | None = None, source: str = "model", kernels: str = "portable") -> None:
         self._lib = library(kernels)
         self.source = source
-        self._model_buffer, self._model_address = _aligned_copy(bytes(model))
+        self._model_buffer, self._model_address = aligned_copy(bytes(model))
         self._model_size = len(model)
         size = arena_bytes or DEFAULT_ARENA_BYTES
         status, fault = self._load(size)
@@ -154,17 +180,17 @@ class Engine:
         if status != MF_OK:
             raise self._load_error(status, fault, size)
 
-    def _load(self, arena_bytes: int) -> tuple[int, _Fault]:
+    def _load(self, arena_bytes: int) -> tuple[int, Fault]:
         self._arena = (ctypes.c_uint8 * arena_bytes)()
         self._handle = ctypes.c_void_p()
-        fault = _Fault()
+        fault = Fault()
         status = self._lib.mf_load(
             self._model_address, self._model_size, ctypes.addressof(self._arena), arena_bytes,
             ctypes.byref(self._handle), ctypes.byref(fault),
         )
         return status, fault
 
-    def _load_error(self, status: int, fault: _Fault, arena_bytes: int) -> EngineError:
+    def _load_error(self, status: int, fault: Fault, arena_bytes: int) -> EngineError:
         name = status_name(status)
         what = (fault.name or b"").decode()
         where = f" at operator {fault.op_index}{self._op_label(fault.op_index)}" if fault.op_index >= 0 else ""
@@ -216,16 +242,19 @@ class Engine:
             raise EngineError(f"{self.source} has an I/O tensor of type {type_name(info.type)}", "MF_ERR_UNSUPPORTED_TYPE")
         return tuple(info.dims[i] for i in range(info.rank)), np.dtype(dtype)
 
+    def _c(self, role: str):
+        return getattr(self._lib, self._api[role])
+
     def input_specs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
-        return [self._spec(self._info(self._lib.mf_input, i)) for i in range(self._lib.mf_input_count(self._handle))]
+        return [self._spec(self._info(self._c("input"), i)) for i in range(self._c("input_count")(self._handle))]
 
     def invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run once on `inputs` (one array per model input, exact shape and dtype); returns copies of every output."""
-        count = self._lib.mf_input_count(self._handle)
+        count = self._c("input_count")(self._handle)
         if len(inputs) != count:
             raise MCUForgeError(f"{self.source} takes {count} inputs, got {len(inputs)}")
         for index, array in enumerate(inputs):
-            info = self._info(self._lib.mf_input, index)
+            info = self._info(self._c("input"), index)
             shape, dtype = self._spec(info)
             array = np.ascontiguousarray(array)
             if array.dtype != dtype or array.size != int(np.prod(shape)):
@@ -233,12 +262,12 @@ class Engine:
                     f"input {index} of {self.source} is {dtype} {list(shape)}, got {array.dtype} {list(array.shape)}"
                 )
             ctypes.memmove(info.data, array.ctypes.data, info.bytes)
-        status = self._lib.mf_invoke(self._handle)
+        status = self._c("invoke")(self._handle)
         if status != MF_OK:
             raise EngineError(f"the mcuforge engine failed to run {self.source}: {status_name(status)}", status_name(status))
         outputs = []
-        for index in range(self._lib.mf_output_count(self._handle)):
-            info = self._info(self._lib.mf_output, index)
+        for index in range(self._c("output_count")(self._handle)):
+            info = self._info(self._c("output"), index)
             shape, dtype = self._spec(info)
             raw = ctypes.string_at(info.data, info.bytes)
             outputs.append(np.frombuffer(raw, dtype=dtype).reshape(shape).copy())

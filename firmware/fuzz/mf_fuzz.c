@@ -6,12 +6,19 @@
  * flips, interesting bytes and words, chunk copies and truncations. Each
  * mutant is copied into a buffer of exactly its size, so ASan sees any read
  * past its end; models that still load are invoked on random inputs.
+ *
+ * Seeds that are prepared images (mf_prepared.h) fuzz the image reader
+ * instead: most mutants get their checksum recomputed so the structural
+ * checks behind it are reached; images it accepts have their inputs and
+ * outputs written and read. They are not invoked: an image's records are
+ * trusted once its checksum matches (the host wrote them after prepare).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "mf_engine.h"
+#include "mf_prepared.h"
 
 typedef struct mf_fuzz_stats {
     uint32_t iterations;
@@ -65,6 +72,14 @@ static void fuzz_mutate(uint8_t *data, size_t *size, uint32_t *rng)
     }
 }
 
+/* Word `index` of a little-endian byte buffer. */
+static uint32_t mf_word_le(const uint8_t *bytes, size_t index)
+{
+    uint32_t value;
+    memcpy(&value, bytes + 4u * index, sizeof value);
+    return value;
+}
+
 /* Fills every input with random bytes, then runs the model. */
 static mf_status fuzz_invoke(mf_model *model, uint32_t *rng)
 {
@@ -81,6 +96,30 @@ static mf_status fuzz_invoke(mf_model *model, uint32_t *rng)
         }
     }
     return mf_invoke(model);
+}
+
+/* Opens a (mutated) prepared image; when accepted, fills every input and reads every output. */
+static int fuzz_prepared(uint8_t *image, size_t size, uint8_t *arena, size_t arena_size, uint32_t *rng)
+{
+    mf_prepared runner;
+    size_t i;
+    if (size >= 4u * MF_IMAGE_HEADER_WORDS && fuzz_next(rng) % 8u != 0) {
+        const uint32_t bytes = mf_word_le(image, MF_IMAGE_BYTES) <= size ? mf_word_le(image, MF_IMAGE_BYTES) : (uint32_t)size;
+        const uint32_t checksum = mf_prepared_checksum(image, bytes);
+        memcpy(image + 4u * MF_IMAGE_CHECKSUM, &checksum, sizeof checksum);
+    }
+    if (mf_prepared_open(image, size, arena, arena_size, &runner) != MF_OK) {
+        return 0;
+    }
+    for (i = 0; i < mf_prepared_input_count(&runner) + mf_prepared_output_count(&runner); ++i) {
+        mf_tensor_info info;
+        const size_t inputs = mf_prepared_input_count(&runner);
+        const mf_status status = i < inputs ? mf_prepared_input(&runner, i, &info) : mf_prepared_output(&runner, i - inputs, &info);
+        if (status == MF_OK && info.bytes > 0) {
+            ((uint8_t *)info.data)[info.bytes - 1] ^= ((const uint8_t *)info.data)[0];
+        }
+    }
+    return 1;
 }
 
 /* Runs until `iterations` mutants or `seconds` of CPU time, whichever comes first. */
@@ -116,7 +155,9 @@ int mf_fuzz_run(const uint8_t *const *models, const size_t *sizes, int model_cou
         }
         memcpy(mutant, scratch, size);
         free(scratch);
-        if (mf_load(mutant, size, arena, arena_size, &model, NULL) == MF_OK) {
+        if (size >= 4 && mf_word_le(mutant, MF_IMAGE_MAGIC_WORD) == MF_IMAGE_MAGIC) {
+            stats->loaded += (uint32_t)fuzz_prepared(mutant, size, arena, arena_size, &rng);
+        } else if (mf_load(mutant, size, arena, arena_size, &model, NULL) == MF_OK) {
             stats->loaded++;
             if (fuzz_invoke(model, &rng) == MF_OK) {
                 stats->invoked++;

@@ -1,21 +1,24 @@
 /*
  * The engine: model validation, memory planning and the interpreter.
  *
- * Arena layout after mf_load: [mf_model][tensor offsets][activations]. Only
- * one 32-bit offset per tensor is kept; kernels get tensor views rebuilt from
- * the (validated) flatbuffer for each op, so shapes, quantization and weights
- * stay in the model and cost no RAM. Planning scratch lives where the
- * activations will go, so it costs nothing once loading is done.
+ * Arena layout after mf_load: [mf_model][tensor offsets][op-data ends]
+ * [op-data records][activations]. One 32-bit offset per tensor and one per op
+ * is kept, plus the records the kernels' prepare filled (mf_op_data); kernels
+ * get tensor views rebuilt from the (validated) flatbuffer for each op, so
+ * shapes and weights stay in the model. Planning scratch lives where the
+ * activations will go, so it costs nothing once loading is done; records are
+ * taken from the arena's top during planning, then moved down below the
+ * activations.
  */
 #include <string.h>
 
 #include "mf_engine.h"
+#include "mf_engine_internal.h"
 #include "mf_flatbuffer.h"
 #include "mf_kernel.h"
 
 #define MF_SCHEMA_VERSION 3u
 #define MF_ALIGN 4u
-#define MF_NO_STORAGE 0xFFFFFFFFu /* constant or unused tensor */
 #define MF_MAX_OUTPUTS 4
 #define MF_MAX_GRAPH_SIZE 0x7FFF /* tensors and ops, so planning indices fit in int16_t */
 
@@ -37,9 +40,7 @@ struct mf_model {
     mf_fb_vector buffers;
     mf_fb_vector inputs;
     mf_fb_vector outputs;
-    uint32_t *tensor_offsets; /* per tensor: offset into activations, or MF_NO_STORAGE; then the scratch offset */
-    uint8_t *activations;
-    uint32_t scratch_bytes;   /* the largest kernel scratch buffer, shared by all ops */
+    uint8_t *activations;     /* right after the op-data records; NULL until planned */
     size_t arena_used;
 };
 
@@ -53,7 +54,45 @@ typedef struct mf_plan_entry {
     int32_t gap;     /* ...when input offset - output offset >= gap (see mf_overlap) */
 } mf_plan_entry;
 
+/* Where prepare takes op-data records from during load: down from `top`, never below `floor`. */
+typedef struct mf_op_data_pool {
+    uint8_t *floor;
+    uint8_t *top;
+    uint8_t *end;
+    size_t needed;    /* bytes every record asked for, given or not */
+    int in_flash;     /* preparing a prepared image (mf_op_data_in_flash) */
+    uint32_t current; /* the record of the op being prepared: bytes from its start to `end`, 0 if none */
+} mf_op_data_pool;
+
 static size_t mf_align_up(size_t n) { return (n + MF_ALIGN - 1u) & ~(size_t)(MF_ALIGN - 1u); }
+
+/* After mf_model in the arena: per tensor, its offset into the activations or
+ * MF_NO_STORAGE, then the offset of the kernels' shared scratch buffer; then
+ * per op, the bytes from its op-data record to the activations (0: none). */
+static uint32_t *mf_tensor_offsets(const mf_model *m)
+{
+    return (uint32_t *)(void *)((uint8_t *)(uintptr_t)m + mf_align_up(sizeof(mf_model)));
+}
+static uint32_t *mf_op_data_ends(const mf_model *m) { return mf_tensor_offsets(m) + m->tensors.count + 1u; }
+
+int mf_op_data_in_flash(const mf_op *op) { return op->pool != NULL && op->pool->in_flash; }
+
+void *mf_op_data(const mf_op *op, size_t bytes)
+{
+    mf_op_data_pool *pool = op->pool;
+    const size_t size = mf_align_up(bytes);
+    if (pool == NULL || pool->current != 0 || bytes == 0 || bytes > 0x7FFFFFF0u) {
+        return NULL;
+    }
+    pool->needed += size;
+    if ((size_t)(pool->top - pool->floor) < size) {
+        return NULL;
+    }
+    pool->top -= size;
+    memset(pool->top, 0, size);
+    pool->current = (uint32_t)(pool->end - pool->top);
+    return pool->top;
+}
 
 size_t mf_type_size(mf_dtype type)
 {
@@ -219,8 +258,8 @@ static mf_status mf_view(const mf_model *m, int32_t index, mf_tensor *view)
         }
         view->data = (void *)(uintptr_t)data; /* constants are never written: outputs are checked non-constant */
         view->is_constant = 1;
-    } else if (m->tensor_offsets != NULL && m->tensor_offsets[index] != MF_NO_STORAGE && m->activations != NULL) {
-        view->data = m->activations + m->tensor_offsets[index];
+    } else if (m->activations != NULL && mf_tensor_offsets(m)[index] != MF_NO_STORAGE) {
+        view->data = m->activations + mf_tensor_offsets(m)[index];
     }
     if (quant != 0) {
         mf_fb_vector scales;
@@ -342,6 +381,8 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
     op->output_count = (int32_t)out.count;
     op->scratch = NULL;
     op->overlap = NULL;
+    op->data = NULL;
+    op->pool = NULL;
     for (i = 0; i < in.count && status == MF_OK; ++i) {
         status = mf_view(m, mf_fb_i32(fb, in.data + 4 * (size_t)i), &inputs[i]);
     }
@@ -371,8 +412,11 @@ static void mf_touch(mf_plan_entry *plan, int32_t tensor, int16_t op)
     }
 }
 
-/* Lifetimes of every buffer from the graph, following reshape-like aliases. */
-static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *scratch_bytes, mf_fault *fault)
+/* Lifetimes of every buffer from the graph, following reshape-like aliases;
+ * prepares every op, its records from `pool` (when they do not fit, the other
+ * ops are still prepared so that pool->needed and the plan give the arena needed). */
+static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *scratch_bytes, mf_op_data_pool *pool,
+                              mf_fault *fault)
 {
     const mf_fb *fb = &m->fb;
     uint32_t t;
@@ -411,9 +455,15 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         fault->op_index = (int32_t)i;
         status = mf_op_views(m, i, &kernel, &op, inputs, outputs, &builtin, fault);
         op.overlap = &overlap;
+        op.pool = pool;
+        pool->current = 0;
         if (status == MF_OK) {
             status = kernel->prepare(&op, &scratch);
         }
+        if (status == MF_ERR_ARENA_TOO_SMALL && (size_t)(pool->end - pool->top) < pool->needed) {
+            status = MF_OK; /* its record did not fit: mf_plan reports the arena needed */
+        }
+        mf_op_data_ends(m)[i] = pool->current;
         if (status != MF_OK) {
             if (status == MF_ERR_UNSUPPORTED_TYPE && fault->name[0] == '\0') {
                 fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
@@ -507,7 +557,7 @@ static int mf_fits_all(const mf_model *m, const mf_plan_entry *plan, const uint3
     int16_t j;
     for (j = 0; j < i; ++j) {
         const int16_t o = plan[j].order;
-        if (!mf_fits(plan, sizes, b, offset, o, m->tensor_offsets[o])) {
+        if (!mf_fits(plan, sizes, b, offset, o, mf_tensor_offsets(m)[o])) {
             return 0;
         }
     }
@@ -549,7 +599,7 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
         int paired = 0;
         for (j = 0; j < i && !(best == 0 && !prefer_pairs) && !paired; ++j) {
             const int16_t o = plan[j].order;
-            const size_t o_offset = m->tensor_offsets[o];
+            const size_t o_offset = mf_tensor_offsets(m)[o];
             size_t candidates[2];
             int k;
             candidates[0] = o_offset + mf_align_up(sizes[o]);
@@ -572,7 +622,7 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
         if (best > 0xFFFFFFF0u - mf_align_up(sizes[b])) {
             return MF_ERR_ARENA_TOO_SMALL;
         }
-        m->tensor_offsets[b] = (uint32_t)best;
+        mf_tensor_offsets(m)[b] = (uint32_t)best;
         if (best + mf_align_up(sizes[b]) > *peak) {
             *peak = best + mf_align_up(sizes[b]);
         }
@@ -643,7 +693,7 @@ static mf_status mf_read_graph(mf_model *m)
  * planning records sit where activations will go, so the arena needed is the
  * larger of the two; on success tensor_offsets and arena_used are final.
  */
-static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault *fault)
+static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, mf_fault *fault)
 {
     const uint32_t slots = m->tensors.count + 1u; /* every tensor, then the shared scratch buffer */
     const size_t plan_bytes = mf_align_up(slots * sizeof(mf_plan_entry));
@@ -651,6 +701,8 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault 
     const size_t header = (size_t)(work - (uint8_t *)m);
     mf_plan_entry *plan = (mf_plan_entry *)(void *)work;
     uint32_t *sizes = (uint32_t *)(void *)(work + plan_bytes);
+    mf_op_data_pool pool;
+    uint32_t scratch_bytes = 0; /* the largest kernel scratch buffer, shared by all ops */
     size_t peak = 0;
     int16_t count = 0;
     uint32_t t;
@@ -659,10 +711,16 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault 
         fault->arena_needed = header + planning_bytes;
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    status = mf_lifetimes(m, plan, &m->scratch_bytes, fault);
+    pool.floor = work + planning_bytes;
+    pool.end = work + (work_size & ~(size_t)(MF_ALIGN - 1u));
+    pool.top = pool.end;
+    pool.needed = 0;
+    pool.current = 0;
+    pool.in_flash = in_flash;
+    status = mf_lifetimes(m, plan, &scratch_bytes, &pool, fault);
     for (t = 0; t < m->tensors.count && status == MF_OK; ++t) {
         size_t bytes = 0;
-        m->tensor_offsets[t] = MF_NO_STORAGE;
+        mf_tensor_offsets(m)[t] = MF_NO_STORAGE;
         status = mf_storage_bytes(m, t, &bytes);
         sizes[t] = (uint32_t)bytes;
     }
@@ -680,8 +738,8 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault 
     plan[slots - 1].root = (int16_t)(slots - 1);
     plan[slots - 1].overlap = -1; /* the scratch buffer shares bytes with nothing */
     plan[slots - 1].gap = 0;
-    sizes[slots - 1] = m->scratch_bytes;
-    m->tensor_offsets[slots - 1] = MF_NO_STORAGE;
+    sizes[slots - 1] = scratch_bytes;
+    mf_tensor_offsets(m)[slots - 1] = MF_NO_STORAGE;
     for (t = 0; t < slots; ++t) {
         if (plan[t].root == (int16_t)t && plan[t].last >= plan[t].first && sizes[t] > 0) {
             plan[count++].order = (int16_t)t;
@@ -709,20 +767,22 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, mf_fault 
     }
     for (t = 0; t < m->tensors.count; ++t) {
         if (plan[t].root != (int16_t)t) {
-            m->tensor_offsets[t] = m->tensor_offsets[plan[t].root];
+            mf_tensor_offsets(m)[t] = mf_tensor_offsets(m)[plan[t].root];
         }
     }
-    m->arena_used = header + (peak > planning_bytes ? peak : planning_bytes);
-    if (peak > work_size) {
+    m->arena_used = header + pool.needed + (peak > planning_bytes ? peak : planning_bytes);
+    if ((size_t)(pool.end - pool.top) < pool.needed || pool.needed + peak > work_size) {
         fault->arena_needed = m->arena_used;
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    m->activations = work;
+    memmove(work, pool.top, pool.needed);
+    m->activations = work + pool.needed;
     return MF_OK;
 }
 
-mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
-                  mf_fault *fault)
+/* mf_load, the records prepared for the interpreter's arena or (in_flash) for a prepared image. */
+static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
+                              mf_fault *fault, int in_flash)
 {
     mf_fault local_fault;
     uint8_t *start;
@@ -755,13 +815,13 @@ mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, siz
     if (status != MF_OK) {
         return status;
     }
-    header = mf_align_up(sizeof(mf_model)) + mf_align_up((m->tensors.count + 1u) * sizeof(uint32_t));
+    header = mf_align_up(sizeof(mf_model)) + mf_align_up((m->tensors.count + 1u) * sizeof(uint32_t)) +
+             m->operators.count * sizeof(uint32_t);
     if (header > usable) {
         fault->arena_needed = header + (size_t)(start - (uint8_t *)arena);
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    m->tensor_offsets = (uint32_t *)(void *)(start + mf_align_up(sizeof(mf_model)));
-    status = mf_plan(m, start + header, usable - header, fault);
+    status = mf_plan(m, start + header, usable - header, in_flash, fault);
     if (status == MF_ERR_ARENA_TOO_SMALL && fault->arena_needed != 0) {
         fault->arena_needed += (size_t)(start - (uint8_t *)arena);
     }
@@ -772,6 +832,106 @@ mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, siz
     m->arena_used += (size_t)(start - (uint8_t *)arena);
     *model = m;
     return MF_OK;
+}
+
+mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
+                  mf_fault *fault)
+{
+    return mf_load_home(model_data, model_size, arena, arena_size, model, fault, 0);
+}
+
+mf_status mf_load_for_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
+                            mf_fault *fault)
+{
+    return mf_load_home(model_data, model_size, arena, arena_size, model, fault, 1);
+}
+
+uint32_t mf_model_op_count(const mf_model *model) { return model->operators.count; }
+
+uint32_t mf_model_tensor_count(const mf_model *model) { return model->tensors.count; }
+
+uint32_t mf_model_scratch_bytes(const mf_model *model)
+{
+    uint8_t none;
+    mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0}; /* no room: prepare stops at its record, scratch known */
+    uint32_t scratch = 0;
+    uint32_t i;
+    for (i = 0; i < model->operators.count; ++i) {
+        const mf_kernel *kernel;
+        mf_op op;
+        int32_t builtin;
+        mf_tensor inputs[MF_MAX_OP_TENSORS];
+        mf_tensor outputs[MF_MAX_OUTPUTS];
+        size_t bytes = 0;
+        if (mf_op_views(model, i, &kernel, &op, inputs, outputs, &builtin, NULL) == MF_OK) {
+            op.pool = &pool;
+            pool.current = 0;
+            kernel->prepare(&op, &bytes);
+        }
+        scratch = bytes > scratch ? (uint32_t)bytes : scratch;
+    }
+    return scratch;
+}
+
+uint32_t mf_model_scratch_offset(const mf_model *model) { return mf_tensor_offsets(model)[model->tensors.count]; }
+
+int32_t mf_model_io_tensor(const mf_model *model, int output, uint32_t index)
+{
+    const mf_fb_vector *io = output ? &model->outputs : &model->inputs;
+    return index < io->count ? mf_index_at(model, io, index) : -1;
+}
+
+mf_status mf_model_tensor(const mf_model *model, int32_t index, mf_tensor *view, uint32_t *offset)
+{
+    const mf_status status = mf_view(model, index, view);
+    *offset = index >= 0 && (uint32_t)index < model->tensors.count ? mf_tensor_offsets(model)[index] : MF_NO_STORAGE;
+    return status;
+}
+
+mf_status mf_model_op(const mf_model *model, uint32_t index, mf_op *op, mf_tensor *inputs, mf_tensor *outputs,
+                      int32_t *builtin, int32_t *tensor_indices)
+{
+    const mf_kernel *kernel;
+    size_t table;
+    mf_fb_vector in;
+    mf_fb_vector out;
+    uint32_t k;
+    mf_status status = mf_op_views(model, index, &kernel, op, inputs, outputs, builtin, NULL);
+    if (status == MF_OK) {
+        status = mf_fb_vector_table(&model->fb, &model->operators, index, &table);
+    }
+    if (status == MF_OK) {
+        status = mf_op_tensors(model, table, OP_INPUTS, -1, &in);
+    }
+    if (status == MF_OK) {
+        status = mf_op_tensors(model, table, OP_OUTPUTS, 0, &out);
+    }
+    for (k = 0; status == MF_OK && k < in.count; ++k) {
+        tensor_indices[k] = mf_index_at(model, &in, k);
+    }
+    for (k = 0; status == MF_OK && k < out.count; ++k) {
+        tensor_indices[in.count + k] = mf_index_at(model, &out, k);
+    }
+    if (status == MF_OK && mf_op_data_ends(model)[index] != 0) {
+        op->data = model->activations - mf_op_data_ends(model)[index];
+    }
+    return status;
+}
+
+uint32_t mf_model_record_bytes(const mf_model *model, uint32_t index)
+{
+    const uint32_t *ends = mf_op_data_ends(model);
+    uint32_t next = 0; /* the record taken after this one (lower in memory) ends where this one starts */
+    uint32_t k;
+    if (ends[index] == 0) {
+        return 0;
+    }
+    for (k = 0; k < model->operators.count; ++k) {
+        if (ends[k] < ends[index] && ends[k] > next) {
+            next = ends[k];
+        }
+    }
+    return ends[index] - next;
 }
 
 mf_status mf_invoke(mf_model *model)
@@ -790,8 +950,11 @@ mf_status mf_invoke(mf_model *model)
         if (status != MF_OK) {
             return status;
         }
-        if (model->scratch_bytes > 0) {
-            op.scratch = model->activations + model->tensor_offsets[model->tensors.count];
+        if (mf_tensor_offsets(model)[model->tensors.count] != MF_NO_STORAGE) {
+            op.scratch = model->activations + mf_tensor_offsets(model)[model->tensors.count];
+        }
+        if (mf_op_data_ends(model)[i] != 0) {
+            op.data = model->activations - mf_op_data_ends(model)[i];
         }
         status = kernel->eval(&op);
         if (status != MF_OK) {

@@ -72,6 +72,22 @@ static inline int32_t mf_mul_by_quantized_multiplier(int32_t x, int32_t multipli
     return mf_rounding_divide_by_pot(mf_srdhm(mf_wrap_shl(x, left_shift), multiplier), right_shift);
 }
 
+/* A requantization computed once (in prepare): multiplier and shift as
+ * mf_quantize_multiplier gives them, the shift split into the left shift
+ * before and the right shift after the multiply (one of them is 0). Kept in
+ * op-data records, which hold 32-bit words only. */
+typedef struct mf_requant {
+    int32_t multiplier;
+    int16_t left;
+    int16_t right;
+} mf_requant;
+
+/* mf_mul_by_quantized_multiplier with a prepared requantization. */
+static inline int32_t mf_requantize(int32_t x, mf_requant q)
+{
+    return mf_rounding_divide_by_pot(mf_srdhm(mf_wrap_shl(x, q.left), q.multiplier), q.right);
+}
+
 /* TFLM MultiplyByQuantizedMultiplierSmallerThanOneExp. */
 static inline int32_t mf_mul_by_quantized_multiplier_smaller_than_one(int32_t x, int32_t multiplier, int left_shift)
 {
@@ -89,6 +105,11 @@ static inline int32_t mf_mul_by_quantized_multiplier_greater_than_one(int32_t x,
  * instead of undefined behaviour. Out of line (mf_fixedpoint.c): it is not on any
  * per-element path, and one copy saves flash in every kernel that calls it. */
 void mf_quantize_multiplier(double real, int32_t *multiplier, int *shift);
+/* mf_quantize_multiplier(input * filter / output) as a requantization, the
+ * quotient computed in double as TFLM does, but in integers only (exact long
+ * division, then the same two roundings): no soft-float on the device. Scales
+ * must be finite and not negative (a zero one gives a zero multiplier, as TFLM). */
+mf_requant mf_requant_of_scales(float input, float filter, float output);
 
 /* Number of leading zero bits, 32 for zero (TFLM CountLeadingZeros). */
 static inline int mf_count_leading_zeros(uint32_t x)

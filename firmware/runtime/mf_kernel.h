@@ -1,7 +1,10 @@
 /*
- * The kernel interface. A kernel sees its op as tensor views built from the
- * model on the fly (nothing per tensor is kept in the arena but its data
- * offset), plus its builtin options table read in place.
+ * The kernel interface, TFLM's shape: `prepare` checks the op once and fills
+ * its op-data record (geometry, activation range, zero points, per-channel
+ * requantization, the variant chosen); `eval` only reads that record and the
+ * tensors' data. A kernel sees its op as tensor views built from the model on
+ * the fly, plus its builtin options table read in place (prepare only for
+ * kernels that keep an op-data record).
  *
  * Adding an op: write kernels/<op>.c defining <prefix>_prepare and
  * <prefix>_eval, and add one MF_KERNEL line to kernels/mf_kernel_list.h.
@@ -60,7 +63,21 @@ typedef struct mf_op {
     int32_t version;
     void *scratch;            /* eval only: the scratch_bytes prepare asked for, else NULL */
     mf_overlap *overlap;      /* prepare only, may be NULL: see mf_overlap */
+    const void *data;         /* eval only: the op-data record prepare filled, NULL if none */
+    struct mf_op_data_pool *pool; /* prepare only: where mf_op_data takes the record from */
 } mf_op;
+
+/* Prepare only, at most once per op: a zeroed op-data record of `bytes`
+ * (rounded up to 4), which eval gets as op->data. Records hold 32-bit words
+ * (int32_t, or mf_requant) and no pointers: the same bytes serve the
+ * interpreter (records in the arena) and prepared images (records in flash).
+ * NULL when the arena is too small: prepare then returns MF_ERR_ARENA_TOO_SMALL
+ * (as its last step, so its scratch and overlap are already set). */
+void *mf_op_data(const mf_op *op, size_t bytes);
+
+/* Prepare only: 1 when the records go into a prepared image (flash, where
+ * tables cost no RAM), 0 in the interpreter (records in the arena). */
+int mf_op_data_in_flash(const mf_op *op);
 
 /* Checks types, shapes and options at load; sets *scratch_bytes (0 if none). */
 typedef mf_status (*mf_prepare_fn)(const mf_op *op, size_t *scratch_bytes);

@@ -9,3 +9,9 @@ int32_t probe_exp_on_negative_values(int32_t a, int integer_bits) { return mf_ex
 int32_t probe_one_over_one_plus_x(int32_t a) { return mf_one_over_one_plus_x(a); }
 int32_t probe_logistic(int32_t a, int integer_bits) { return mf_logistic(a, integer_bits); }
 int32_t probe_tanh(int32_t a, int integer_bits) { return mf_tanh(a, integer_bits); }
+void probe_requant_of_scales(float input, float filter, float output, int32_t *m, int *shift)
+{
+    const mf_requant q = mf_requant_of_scales(input, filter, output);
+    *m = q.multiplier;
+    *shift = q.left - q.right;
+}

@@ -142,16 +142,25 @@ def run_engine(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         return engine.invoke(list(inputs))
 
 
+def run_prepared(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Outputs of the model's prepared image (portable kernels) run by mf_prepared.c on the host."""
+    from mcuforge.firmware.prepared import PreparedEngine, prepared_image
+
+    with PreparedEngine.from_image(prepared_image(model, "portable"), "portable") as engine:
+        return engine.invoke(list(inputs))
+
+
 def assert_matches_tflm(model: bytes, rng: np.random.Generator, trials: int = 3) -> None:
-    """Random inputs through both runners: every output equal (integers compared as int32, floats bit for bit)."""
+    """Random inputs through TFLM, the engine and the engine's prepared image: every output equal
+    (integers compared as int32, floats bit for bit)."""
     for _ in range(trials):
         inputs = random_inputs(model, rng)
         expected = run_tflm(model, inputs)
-        actual = run_engine(model, inputs)
-        assert len(actual) == len(expected)
-        for got, want in zip(actual, expected):
-            assert got.shape == want.shape and got.dtype == want.dtype
-            if np.issubdtype(want.dtype, np.floating):
-                np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
-            else:
-                np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32))
+        for actual in (run_engine(model, inputs), run_prepared(model, inputs)):
+            assert len(actual) == len(expected)
+            for got, want in zip(actual, expected):
+                assert got.shape == want.shape and got.dtype == want.dtype
+                if np.issubdtype(want.dtype, np.floating):
+                    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+                else:
+                    np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32))

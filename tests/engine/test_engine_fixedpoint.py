@@ -83,3 +83,59 @@ def test_logistic_and_tanh_q4(fp, x):
     raw = round(x * 2**27)
     assert abs(fp.probe_logistic(raw, 4) / Q31 - 1 / (1 + math.exp(-x))) < 2e-6
     assert abs(fp.probe_tanh(raw, 4) / Q31 - math.tanh(x)) < 2e-6
+
+
+def _tflm_quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLM QuantizeMultiplier in Python floats (frexp, round half away from zero)."""
+    if real == 0.0 or not abs(real) < 2.0**31:
+        return 0, 0
+    q, exponent = math.frexp(real)
+    fixed = math.floor(q * Q31 + 0.5)
+    if fixed == 2**31:
+        fixed //= 2
+        exponent += 1
+    if exponent < -31:
+        return 0, 0
+    return fixed, exponent
+
+
+def _scales(rng) -> list[tuple[float, float, float]]:
+    """Random scale triples over the float range conv layers meet, plus subnormals, zeros and exact ratios."""
+    import numpy as np
+
+    def draw(n, low, high):
+        return (rng.random(n) * 2.0 ** rng.integers(low, high, n)).astype(np.float32)
+
+    n = 4000
+    triples = list(zip(draw(n, -20, 4), draw(n, -20, 4), draw(n, -20, 4)))
+    triples += list(zip(draw(200, -140, 20), draw(200, -140, 20), draw(200, -140, 20)))
+    tiny = np.float32(1e-45)  # the smallest subnormal
+    triples += [(np.float32(0.5), np.float32(0.5), np.float32(0.25)), (np.float32(0), np.float32(1), np.float32(1)),
+                (np.float32(1), np.float32(1), np.float32(0)), (tiny, np.float32(3), np.float32(7)),
+                (np.float32(3e38), np.float32(3e38), tiny), (np.float32(1), np.float32(1), np.float32(3))]
+    # Exact products whose q * 2^31 ends in exactly one half: where round half away from zero matters.
+    ties = []
+    for i in range(1, 4000, 3):
+        a, b = (2**23 + i) / 2**23, (2**9 + i % 97 * 2 + 1) / 2**9
+        q, _ = math.frexp(a * b)
+        if (q * Q31) % 1 == 0.5:
+            ties.append((np.float32(a), np.float32(b), np.float32(0.25)))
+    assert len(ties) >= 50
+    triples += ties
+    return [tuple(float(v) for v in t) for t in triples]
+
+
+def test_requant_of_scales_is_tflm_quantize_multiplier_of_the_double_quotient(fp):
+    """Integer-only requantization equals TFLM's double arithmetic on every triple, boundaries included."""
+    import numpy as np
+
+    fp.probe_requant_of_scales.argtypes = [ctypes.c_float, ctypes.c_float, ctypes.c_float,
+                                           ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int)]
+    m, s = ctypes.c_int32(), ctypes.c_int()
+    mismatches = []
+    for a, b, c in _scales(np.random.default_rng(7)):
+        fp.probe_requant_of_scales(a, b, c, ctypes.byref(m), ctypes.byref(s))
+        expected = _tflm_quantize_multiplier(a * b / c if c != 0.0 else math.inf)
+        if (m.value, s.value) != expected:
+            mismatches.append((a, b, c, (m.value, s.value), expected))
+    assert mismatches == []

@@ -3,6 +3,7 @@
 
 enum { OPT_PADDING = 0, OPT_STRIDE_W = 1, OPT_STRIDE_H = 2, OPT_FILTER_W = 3, OPT_FILTER_H = 4, OPT_ACTIVATION = 5 };
 
+/* The op-data record. */
 typedef struct pool_geometry {
     int32_t stride_h, stride_w, filter_h, filter_w, pad_h, pad_w, act_min, act_max;
 } pool_geometry;
@@ -43,13 +44,22 @@ static mf_status pool_check(const mf_op *op, pool_geometry *g)
 static mf_status pool_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     pool_geometry g;
+    pool_geometry *record;
     const mf_status status = pool_check(op, &g);
     *scratch_bytes = 0;
-    if (status == MF_OK && op->overlap != NULL) {
+    if (status != MF_OK) {
+        return status;
+    }
+    if (op->overlap != NULL) {
         op->overlap->allowed = 1;
         op->overlap->gap = mf_rowwise_overlap_gap(&op->inputs[0], &op->outputs[0], g.stride_h, g.pad_h);
     }
-    return status;
+    record = (pool_geometry *)mf_op_data(op, sizeof g);
+    if (record == NULL) {
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    *record = g;
+    return MF_OK;
 }
 
 /* One pass over every output, averaging or taking the maximum over its window. */
@@ -61,23 +71,19 @@ static mf_status pool_eval(const mf_op *op, int average)
     int8_t *out = (int8_t *)output->data;
     const int32_t batches = input->dims[0], in_h = input->dims[1], in_w = input->dims[2], depth = input->dims[3];
     const int32_t out_h = output->dims[1], out_w = output->dims[2];
-    pool_geometry g;
+    const pool_geometry *g = (const pool_geometry *)op->data;
     int32_t b;
-    mf_status status = pool_check(op, &g);
-    if (status != MF_OK) {
-        return status;
-    }
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {
-            const int32_t in_y0 = oy * g.stride_h - g.pad_h;
+            const int32_t in_y0 = oy * g->stride_h - g->pad_h;
             const int32_t fy_start = mf_max_i32(0, -in_y0);
-            const int32_t fy_end = mf_min_i32(g.filter_h, in_h - in_y0);
+            const int32_t fy_end = mf_min_i32(g->filter_h, in_h - in_y0);
             int32_t ox;
             for (ox = 0; ox < out_w; ++ox) {
-                const int32_t in_x0 = ox * g.stride_w - g.pad_w;
+                const int32_t in_x0 = ox * g->stride_w - g->pad_w;
                 const int32_t fx_start = mf_max_i32(0, -in_x0);
-                const int32_t fx_end = mf_min_i32(g.filter_w, in_w - in_x0);
+                const int32_t fx_end = mf_min_i32(g->filter_w, in_w - in_x0);
                 int32_t c;
                 for (c = 0; c < depth; ++c) {
                     int32_t acc = average ? 0 : INT8_MIN;
@@ -97,7 +103,7 @@ static mf_status pool_eval(const mf_op *op, int average)
                         }
                         acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                     }
-                    out[(((size_t)b * out_h + oy) * out_w + ox) * depth + c] = (int8_t)mf_clamp_i32(acc, g.act_min, g.act_max);
+                    out[(((size_t)b * out_h + oy) * out_w + ox) * depth + c] = (int8_t)mf_clamp_i32(acc, g->act_min, g->act_max);
                 }
             }
         }

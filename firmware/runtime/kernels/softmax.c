@@ -7,11 +7,17 @@
 enum { OPT_BETA = 0 };
 enum { SCALED_DIFF_INTEGER_BITS = 5, ACCUMULATION_INTEGER_BITS = 12 };
 
+/* The op-data record. */
 typedef struct softmax_params {
     int32_t multiplier;
-    int left_shift;
-    int32_t diff_min;
+    int32_t left_shift;
 } softmax_params;
+
+/* TFLM's diff_min, floor(31 * 2^26 / 2^left_shift), exact in integers. */
+static int32_t softmax_diff_min(const softmax_params *p)
+{
+    return -(int32_t)((((uint32_t)1 << SCALED_DIFF_INTEGER_BITS) - 1u) << (31 - SCALED_DIFF_INTEGER_BITS) >> p->left_shift);
+}
 
 /* TFLM PreprocessSoftmaxScaling and CalculateInputRadius. */
 static mf_status softmax_check(const mf_op *op, softmax_params *p)
@@ -38,21 +44,29 @@ static mf_status softmax_check(const mf_op *op, softmax_params *p)
     if (!(real > 1.0)) {
         return MF_ERR_UNSUPPORTED_PARAM; /* TFLM requires a multiplier above one */
     }
-    mf_quantize_multiplier(real, &p->multiplier, &p->left_shift);
-    if (p->left_shift < 0 || p->left_shift > 31) {
-        return MF_ERR_UNSUPPORTED_PARAM;
+    {
+        int left_shift;
+        mf_quantize_multiplier(real, &p->multiplier, &left_shift);
+        p->left_shift = left_shift;
     }
-    /* TFLM's floor(31 * 2^26 / 2^left_shift), exact in integers. */
-    p->diff_min = -(int32_t)((((uint32_t)1 << SCALED_DIFF_INTEGER_BITS) - 1u) << (31 - SCALED_DIFF_INTEGER_BITS) >>
-                             p->left_shift);
-    return MF_OK;
+    return p->left_shift < 0 || p->left_shift > 31 ? MF_ERR_UNSUPPORTED_PARAM : MF_OK;
 }
 
 mf_status mf_softmax_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     softmax_params p;
+    softmax_params *record;
+    const mf_status status = softmax_check(op, &p);
     *scratch_bytes = 0;
-    return softmax_check(op, &p);
+    if (status != MF_OK) {
+        return status;
+    }
+    record = (softmax_params *)mf_op_data(op, sizeof p);
+    if (record == NULL) {
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    *record = p;
+    return MF_OK;
 }
 
 mf_status mf_softmax_eval(const mf_op *op)
@@ -60,14 +74,11 @@ mf_status mf_softmax_eval(const mf_op *op)
     const mf_tensor *input = &op->inputs[0];
     const int8_t *in = (const int8_t *)input->data;
     int8_t *out = (int8_t *)op->outputs[0].data;
-    softmax_params p;
+    const softmax_params *p = (const softmax_params *)op->data;
+    const int32_t diff_min = softmax_diff_min(p);
     int32_t depth;
     int32_t rows;
     int32_t r;
-    mf_status status = softmax_check(op, &p);
-    if (status != MF_OK) {
-        return status;
-    }
     depth = input->dims[input->rank - 1];
     rows = depth > 0 ? mf_tensor_flat_size(input) / depth : 0;
     for (r = 0; r < rows; ++r) {
@@ -83,8 +94,8 @@ mf_status mf_softmax_eval(const mf_op *op)
         }
         for (c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)x[c] - max_in_row;
-            if (diff >= p.diff_min) {
-                const int32_t scaled = mf_mul_by_quantized_multiplier_greater_than_one(diff, p.multiplier, p.left_shift);
+            if (diff >= diff_min) {
+                const int32_t scaled = mf_mul_by_quantized_multiplier_greater_than_one(diff, p->multiplier, p->left_shift);
                 sum_of_exps = mf_wrap_add(sum_of_exps, mf_rounding_divide_by_pot(
                                                            mf_exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS),
                                                            ACCUMULATION_INTEGER_BITS));
@@ -94,8 +105,8 @@ mf_status mf_softmax_eval(const mf_op *op)
         for (c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)x[c] - max_in_row;
             int32_t value = INT8_MIN;
-            if (diff >= p.diff_min) {
-                const int32_t scaled = mf_mul_by_quantized_multiplier_greater_than_one(diff, p.multiplier, p.left_shift);
+            if (diff >= diff_min) {
+                const int32_t scaled = mf_mul_by_quantized_multiplier_greater_than_one(diff, p->multiplier, p->left_shift);
                 const int32_t exp_q0 = mf_exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS);
                 const int exponent = num_bits_over_unit + 31 - 8;
                 const int32_t unsaturated = mf_rounding_divide_by_pot(mf_srdhm(scale, exp_q0),

@@ -1,6 +1,6 @@
 /* DEPTHWISE_CONV_2D for cores with the DSP extension, bit for bit the
  * portable kernel's output (it replaces kernels/depthwise_conv.c in such
- * builds and reuses its checks).
+ * builds and shares its prologue).
  *
  * 3 x 3 filters with depth multiplier 1 and no dilation run the loops of
  * mfd_depthwise.h. Other filters with depth multiplier 1: weights and inputs
@@ -11,9 +11,10 @@
  * reference does. One input channel (any multiplier: micro_speech, the first
  * layer of person_detect) is a convolution with one input channel: the
  * weights, transposed into the scratch buffer, run through mfd_gemm.h.
- * Other multipliers run the portable loop. Scratch: the per-channel
- * requantization, and for one input channel the transposed weights and two
- * columns. */
+ * Other multipliers run the portable loop. Scratch: for one input channel,
+ * the transposed weights and two columns; the per-channel requantization is
+ * in the op-data record. */
+#include "dsp_affine.h"
 #include "mfd_depthwise.h"
 #include "mfd_gemm.h"
 
@@ -23,19 +24,29 @@
 #undef mf_depthwise_conv_prepare
 #undef mf_depthwise_conv_eval
 
+enum { DW_PORTABLE = 0, DW_CHANNELS = 1, DW_ONE_INPUT_CHANNEL = 2, DW_3X3 = 3 };
+
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
-    const mf_status status = mfd_depthwise_conv_prepare_reference(op, scratch_bytes);
-    if (status == MF_OK) {
-        const mf_tensor *filter = &op->inputs[1];
-        const int32_t taps = filter->dims[1] * filter->dims[2];
-        const size_t out_c = (size_t)op->outputs[0].dims[3];
-        *scratch_bytes = out_c * sizeof(mfd_requant);
-        if (op->inputs[0].dims[3] == 1) {
-            *scratch_bytes += ((out_c * (size_t)taps + 3u) & ~(size_t)3u) + mfd_columns_bytes(taps);
-        }
+    const mf_tensor *filter = &op->inputs[1];
+    const int32_t taps = filter->dims[1] * filter->dims[2];
+    mf_affine_data head;
+    const mf_status status = mf_affine_check(op, MF_AFFINE_DEPTHWISE, &head);
+    *scratch_bytes = 0;
+    if (status != MF_OK) {
+        return status;
     }
-    return status;
+    if (mfd_int8_offset_ok(op->inputs[0].zero_point) && op->inputs[0].dims[3] == 1) {
+        head.variant = DW_ONE_INPUT_CHANNEL;
+        *scratch_bytes = (((size_t)head.channels * (size_t)taps + 3u) & ~(size_t)3u) + mfd_columns_bytes(taps);
+    } else if (mfd_int8_offset_ok(op->inputs[0].zero_point) && head.channels_per_group == 1) {
+        const int three_by_three = filter->dims[1] == 3 && filter->dims[2] == 3;
+        head.variant = three_by_three && head.dilation_h == 1 && head.dilation_w == 1 ? DW_3X3 : DW_CHANNELS;
+    } else {
+        return mf_affine_prepare(op, MF_AFFINE_DEPTHWISE, scratch_bytes);
+    }
+    *scratch_bytes += mf_affine_plan_table(op, MF_AFFINE_DEPTHWISE, &head, 1);
+    return mf_affine_store(op, MF_AFFINE_DEPTHWISE, &head);
 }
 
 /* The taps [*first, *end) of a filter axis that land inside the input (a contiguous run). */
@@ -143,7 +154,7 @@ static int32_t mfd_dw_channel(const mfd_dw_window *win, ptrdiff_t shift, const i
 }
 
 /* One input channel: out_c filters of f_h x f_w x 1, a convolution. */
-static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, const mfd_requant *requant)
+static mf_status mfd_depthwise_as_conv(const mf_op *op, const mf_affine_data *d, const mfd_requant *requant)
 {
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *filter = &op->inputs[1];
@@ -153,7 +164,7 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, co
     int8_t *out = (int8_t *)output->data;
     const int32_t batches = input->dims[0], out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
     const int32_t taps = filter->dims[1] * filter->dims[2];
-    int8_t *rows = (int8_t *)(void *)(requant + out_c);
+    int8_t *rows = (int8_t *)mf_affine_scratch(op, d);
     int16_t *columns = (int16_t *)(void *)(rows + ((out_c * taps + 3) & ~3));
     mfd_patch patch;
     int32_t oc;
@@ -164,26 +175,14 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const dw_geometry *g, co
             rows[oc * taps + tap] = w[tap * out_c + oc];
         }
     }
-    patch.in_h = input->dims[1];
-    patch.in_w = input->dims[2];
-    patch.in_c = 1;
-    patch.f_h = filter->dims[1];
-    patch.f_w = filter->dims[2];
-    patch.f_c = 1;
-    patch.stride_h = g->stride_h;
-    patch.stride_w = g->stride_w;
-    patch.pad_h = g->pad_h;
-    patch.pad_w = g->pad_w;
-    patch.dilation_h = g->dilation_h;
-    patch.dilation_w = g->dilation_w;
-    patch.offset = -input->zero_point;
+    dsp_patch_window(&patch, op, d, 1, 1);
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w;
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
             mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c,
-                         mfd_out_for(output->zero_point, g->act_min, g->act_max),
+                         mfd_out_for(d->output_zero_point, d->act_min, d->act_max),
                          out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
         }
     }
@@ -202,34 +201,24 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     const int32_t batches = input->dims[0], in_h = input->dims[1], in_w = input->dims[2], in_c = input->dims[3];
     const int32_t f_h = filter->dims[1], f_w = filter->dims[2];
     const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
-    const int32_t depth_multiplier = out_c / (in_c > 0 ? in_c : 1);
-    const int32_t input_offset = -input->zero_point;
+    const mf_affine_data *d = (const mf_affine_data *)op->data;
+    const mfd_requant *requant;
+    const int32_t input_offset = d->input_offset;
     const int32_t quads = out_c & ~3;
     ptrdiff_t pixel_step; /* input bytes between horizontally adjacent outputs */
-    mfd_requant *requant = (mfd_requant *)op->scratch;
     mfd_dw_window win;
-    dw_geometry g;
     int32_t oc;
     int32_t b;
-    mf_status status = dw_check(op, &g);
-    if (status != MF_OK) {
-        return status;
-    }
-    if ((depth_multiplier != 1 && in_c != 1) || !mfd_int8_offset_ok(input->zero_point)) {
+    if (d->variant == DW_PORTABLE) {
         return mfd_depthwise_conv_eval_reference(op);
     }
-    if (requant == NULL) {
-        return MF_ERR_BAD_ARGUMENT;
+    requant = dsp_requant_table(op, d);
+    if (d->variant == DW_ONE_INPUT_CHANNEL) {
+        return mfd_depthwise_as_conv(op, d, requant);
     }
-    for (oc = 0; oc < out_c; ++oc) {
-        requant[oc] = mfd_requant_for(input, filter, oc, output);
-    }
-    if (in_c == 1) {
-        return mfd_depthwise_as_conv(op, &g, requant);
-    }
-    if (f_h == 3 && f_w == 3 && g.dilation_h == 1 && g.dilation_w == 1) {
-        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
-                                 input_offset, mfd_out_for(output->zero_point, g.act_min, g.act_max)};
+    if (d->variant == DW_3X3) {
+        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h, d->pad_w,
+                                 input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
         for (b = 0; b < batches; ++b) {
             mfd_dw3x3 batch = layer;
             int32_t oy;
@@ -242,26 +231,26 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
         return MF_OK;
     }
     win.row_stride = in_w * in_c;
-    pixel_step = (ptrdiff_t)g.stride_w * in_c;
-    win.tap_x_stride = g.dilation_w * in_c;
-    win.tap_y_stride = g.dilation_h * win.row_stride;
+    pixel_step = (ptrdiff_t)d->stride_w * in_c;
+    win.tap_x_stride = d->dilation_w * in_c;
+    win.tap_y_stride = d->dilation_h * win.row_stride;
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         win.in = in + (size_t)b * in_h * win.row_stride;
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
-            const int32_t in_y0 = oy * g.stride_h - g.pad_h;
+            const int32_t in_y0 = oy * d->stride_h - d->pad_h;
             int32_t ox;
-            mfd_valid_taps(in_y0, g.dilation_h, f_h, in_h, &win.fy0, &win.fy1);
+            mfd_valid_taps(in_y0, d->dilation_h, f_h, in_h, &win.fy0, &win.fy1);
             for (ox = 0; ox < out_w;) {
-                const int32_t in_x0 = ox * g.stride_w - g.pad_w;
+                const int32_t in_x0 = ox * d->stride_w - d->pad_w;
                 int8_t *out_pixel = out + (((size_t)b * out_h + oy) * out_w + ox) * out_c;
                 int32_t next_fx0 = -1;
                 int32_t next_fx1 = -1;
                 int32_t pixels;
-                mfd_valid_taps(in_x0, g.dilation_w, f_w, in_w, &win.fx0, &win.fx1);
+                mfd_valid_taps(in_x0, d->dilation_w, f_w, in_w, &win.fx0, &win.fx1);
                 if (ox + 1 < out_w) {
-                    mfd_valid_taps(in_x0 + g.stride_w, g.dilation_w, f_w, in_w, &next_fx0, &next_fx1);
+                    mfd_valid_taps(in_x0 + d->stride_w, d->dilation_w, f_w, in_w, &next_fx0, &next_fx1);
                 }
                 pixels = next_fx0 == win.fx0 && next_fx1 == win.fx1 ? 2 : 1;
                 win.origin = (ptrdiff_t)in_y0 * win.row_stride + (ptrdiff_t)in_x0 * in_c;
@@ -273,18 +262,18 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
                     }
                     if (pixels == 2) {
                         mfd_dw_quad_pair(&win, pixel_step, w, f_w, out_c, oc, input_offset, acc);
-                        mfd_store4(out_pixel + out_c + oc, acc + 4, requant + oc, output->zero_point, g.act_min, g.act_max);
+                        mfd_store4(out_pixel + out_c + oc, acc + 4, requant + oc, d->output_zero_point, d->act_min, d->act_max);
                     } else {
                         mfd_dw_quad(&win, w, f_w, out_c, oc, input_offset, acc);
                     }
-                    mfd_store4(out_pixel + oc, acc, requant + oc, output->zero_point, g.act_min, g.act_max);
+                    mfd_store4(out_pixel + oc, acc, requant + oc, d->output_zero_point, d->act_min, d->act_max);
                 }
                 for (; oc < out_c; ++oc) {
                     int32_t pixel;
                     for (pixel = 0; pixel < pixels; ++pixel) {
                         const int32_t acc = mfd_dw_channel(&win, pixel * pixel_step, w, f_w, out_c, oc, input_offset,
                                                            bias != NULL ? bias[oc] : 0);
-                        out_pixel[pixel * out_c + oc] = mfd_output(acc, &requant[oc], output->zero_point, g.act_min, g.act_max);
+                        out_pixel[pixel * out_c + oc] = mfd_output(acc, &requant[oc], d->output_zero_point, d->act_min, d->act_max);
                     }
                 }
                 ox += pixels;

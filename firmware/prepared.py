@@ -1,0 +1,131 @@
+"""Prepared models: the engine's prepare and planner run once on the host, the device runs a const image.
+
+The host build of the engine loads the `.tflite` with its op-data records
+prepared for flash (per-channel requantization tables included) and writes
+everything eval reads as one image (runtime/mf_prepared.h has the format):
+op sequence, op-data, arena offsets, constants, I/O descriptors, a format
+version and a checksum. A firmware links runtime/mf_prepared.c (no flatbuffer
+reader, no planner, no prepare) and gives it an arena of `arena_bytes`.
+
+    >>> source, arena_bytes = prepared_source(Path("model.tflite").read_bytes())   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from dataclasses import dataclass
+
+from mcuforge.firmware.engine import (
+    DEFAULT_ARENA_BYTES, KERNELS_DIR, MF_OK, Engine, EngineError, aligned_copy, Fault, library, status_name,
+)
+
+IMAGE_SYMBOL = "mf_model_image"
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A prepared image's bytes and the arena (activations, kernel scratch) it runs in."""
+
+    data: bytes
+    arena_bytes: int
+
+
+class _Runner(ctypes.Structure):
+    _fields_ = [("image", ctypes.c_void_p), ("arena", ctypes.c_void_p)]
+
+
+def prepared_image(model: bytes, kernels: str = "dsp", source: str = "model") -> PreparedImage:
+    """The prepared image of `model` for the kernel set the firmware links ("portable" or "dsp").
+
+    Records differ between kernel sets (the DSP kernels choose their loops and
+    want per-channel tables), so the image is made by the same set's prepare.
+    """
+    lib = library(kernels)
+    model_buffer, model_address = aligned_copy(bytes(model))
+    arena = (ctypes.c_uint8 * DEFAULT_ARENA_BYTES)()
+    for attempt in range(2):  # the engine names the arena it needs when the first one is short
+        size = ctypes.c_size_t()
+        fault = Fault()
+        status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), None, 0,
+                                      ctypes.byref(size), ctypes.byref(fault))
+        if status == MF_OK or status_name(status) != "MF_ERR_ARENA_TOO_SMALL" or attempt == 1:
+            break
+        arena = (ctypes.c_uint8 * fault.arena_needed)()
+    if status != MF_OK:
+        Engine(model, source=source, kernels=kernels)  # raises the interpreter's own message for what it refuses
+        raise EngineError(
+            f"{source} cannot be prepared ({status_name(status)}): an op without op-data reads per-channel scales; "
+            "build the firmware with --interpreter", status_name(status))
+    out = (ctypes.c_uint8 * size.value)()
+    status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), ctypes.addressof(out),
+                                  size.value, ctypes.byref(size), ctypes.byref(fault))
+    if status != MF_OK:
+        raise EngineError(f"writing the prepared image of {source} failed: {status_name(status)}", status_name(status))
+    data = bytes(out)
+    return PreparedImage(data, int(lib.mf_prepared_arena_bytes(ctypes.addressof(out), len(data))))
+
+
+def image_source(image: PreparedImage, symbol: str = IMAGE_SYMBOL) -> str:
+    """C source defining the image as a const, 8-byte aligned word array, and its arena size."""
+    words = [int.from_bytes(image.data[i:i + 4], "little") for i in range(0, len(image.data), 4)]
+    rows = ",\n".join("    " + ", ".join(f"0x{w:08x}u" for w in words[i:i + 8]) for i in range(0, len(words), 8))
+    return (
+        "/* Prepared model image (mcuforge.firmware.prepared): run it with mf_prepared.h. */\n"
+        "#include <stddef.h>\n#include <stdint.h>\n\n"
+        f"#define {symbol.upper()}_ARENA_BYTES {image.arena_bytes}u\n"
+        "#if defined(__GNUC__)\n__attribute__((aligned(8)))\n#endif\n"
+        f"const uint32_t {symbol}[{len(words)}] = {{\n{rows}\n}};\n"
+        f"const size_t {symbol}_bytes = {len(image.data)}u;\n"
+        f"const size_t {symbol}_arena_bytes = {image.arena_bytes}u;\n"
+    )
+
+
+def prepared_source(model: bytes, kernels: str = "dsp", symbol: str = IMAGE_SYMBOL, source: str = "model") -> tuple[str, int]:
+    """The C source of `model`'s prepared image (symbol, symbol_bytes, symbol_arena_bytes) and its arena bytes."""
+    image = prepared_image(model, kernels, source)
+    return image_source(image, symbol), image.arena_bytes
+
+
+def kernel_list(model: bytes) -> str:
+    """A kernel list (-DMF_KERNEL_LIST, format of kernels/mf_kernel_list.h) of just the model's ops, so a
+    firmware links only their eval functions (and no soft-float double: prepare is not linked)."""
+    from mcuforge.deploy.tflite_model import parse_tflite
+
+    ops = {op.opcode for op in parse_tflite(model, "model").main.operators}
+    lines = (KERNELS_DIR / "mf_kernel_list.h").read_text().splitlines()
+    return "".join(f"{line}\n" for line in lines if (m := re.match(r"MF_KERNEL\(MF_OP_(\w+),", line)) and m[1] in ops)
+
+
+class PreparedEngine(Engine):
+    """A prepared image run by mf_prepared.c in a host library: `invoke` as Engine's."""
+
+    _api = {"input_count": "mf_prepared_input_count", "input": "mf_prepared_input", "invoke": "mf_prepared_invoke",
+            "output_count": "mf_prepared_output_count", "output": "mf_prepared_output"}
+
+    def __init__(self, lib: ctypes.CDLL, image_address: int, image_size: int, source: str = "prepared model",
+                 arena_bytes: int | None = None) -> None:
+        self._lib = lib
+        self.source = source
+        size = arena_bytes if arena_bytes is not None else int(lib.mf_prepared_arena_bytes(image_address, image_size))
+        self._arena = (ctypes.c_uint8 * max(size, 1))()
+        self._runner = _Runner()
+        self._handle = ctypes.addressof(self._runner)
+        status = lib.mf_prepared_open(image_address, image_size, ctypes.addressof(self._arena), size, self._handle)
+        if status != MF_OK:
+            raise EngineError(f"{source}: the prepared image was refused ({status_name(status)})", status_name(status))
+
+    @classmethod
+    def from_image(cls, image: PreparedImage, kernels: str = "dsp", source: str = "prepared model") -> PreparedEngine:
+        """The image run by the host engine library of kernel set `kernels`."""
+        buffer, address = aligned_copy(image.data)
+        engine = cls(library(kernels), address, len(image.data), source)
+        engine._image_buffer = buffer
+        return engine
+
+    @property
+    def arena_used(self) -> int:
+        return len(self._arena)
+
+    def close(self) -> None:
+        self._handle = None

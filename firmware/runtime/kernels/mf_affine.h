@@ -1,0 +1,69 @@
+/* CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED share one prologue: the
+ * checks eval relies on, the geometry, the fused activation range and the
+ * requantization of each output channel, computed once in prepare into one
+ * op-data record that both kernel sets (portable and DSP) read.
+ *
+ * Per-channel requantization tables (8 bytes a channel) go where they cost
+ * least: after the record in a prepared image (flash); in the interpreter at
+ * the start of the op's scratch, filled at eval by integer arithmetic
+ * (mf_requant_of_scales), because 8 bytes a channel in the arena would cost
+ * person_detect 22 KB. */
+#ifndef MF_AFFINE_H
+#define MF_AFFINE_H
+
+#include "mf_kernel.h"
+
+typedef enum mf_affine_kind { MF_AFFINE_CONV, MF_AFFINE_DEPTHWISE, MF_AFFINE_FULLY_CONNECTED } mf_affine_kind;
+
+/* mf_affine_data.table when the per-channel requantization is at the start of
+ * the op's scratch, filled at eval (the interpreter's per-channel weights). */
+#define MF_TABLE_SCRATCH (-1)
+
+/* The three kernels' op-data record: fixed-size integer fields only (see
+ * mf_op_data). Conv and depthwise records are the whole struct; a fully
+ * connected one ends before the window. The requantization follows the record
+ * (one for all, or one per channel) unless it is in the scratch. */
+typedef struct mf_affine_data {
+    int32_t input_offset;      /* minus the input zero point */
+    int32_t filter_offset;     /* minus the filter zero point (fully connected) */
+    int32_t output_zero_point;
+    int32_t channels;          /* output channels */
+    int16_t act_min, act_max;
+    int8_t variant;            /* the eval path prepare chose: 0 is the portable loop, others the kernel set's */
+    int8_t channel_step;       /* 1: the table has one per output channel; 0: one for all */
+    int16_t table;             /* bytes from the record's start to its requantization, or MF_TABLE_SCRATCH */
+    /* Conv and depthwise only: */
+    int16_t channels_per_group; /* conv: output channels per filter group; depthwise: the depth multiplier */
+    int16_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int16_t unused;            /* keeps the size a multiple of 4 */
+} mf_affine_data;
+
+/* Prepare: checks the op and fills *head but `variant` (0) and the table's place (and,
+ * for conv and depthwise, the op's mf_overlap: the output is written row by row). */
+mf_status mf_affine_check(const mf_op *op, mf_affine_kind kind, mf_affine_data *head);
+
+/* Prepare: decides where the requantization goes, one per channel when the
+ * weights are per channel or `per_channel` asks for it (the DSP loops index
+ * it by channel); returns the scratch bytes that takes (kernel scratch goes after). */
+size_t mf_affine_plan_table(const mf_op *op, mf_affine_kind kind, mf_affine_data *head, int per_channel);
+
+/* Prepare, its last step: the op-data record, with *head and the requantization. */
+mf_status mf_affine_store(const mf_op *op, mf_affine_kind kind, const mf_affine_data *head);
+
+/* The whole prepare of the portable kernels: check, table, store. */
+mf_status mf_affine_prepare(const mf_op *op, mf_affine_kind kind, size_t *scratch_bytes);
+
+/* Eval: the requantization table (index it by channel times channel_step). */
+const mf_requant *mf_affine_table(const mf_op *op, const mf_affine_data *data);
+
+/* Eval: the kernel's own scratch, after the table's. */
+void *mf_affine_scratch(const mf_op *op, const mf_affine_data *data);
+
+/* The int8 output value of an accumulator (bias included). */
+static inline int8_t mf_affine_output(const mf_affine_data *data, mf_requant q, int32_t acc)
+{
+    const int32_t value = mf_wrap_add(mf_requantize(acc, q), data->output_zero_point);
+    return (int8_t)mf_clamp_i32(value, data->act_min, data->act_max);
+}
+
+#endif /* MF_AFFINE_H */

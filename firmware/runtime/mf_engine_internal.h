@@ -1,0 +1,34 @@
+/*
+ * What the prepared-image writer (mf_prepare.c, host only) reads of a model
+ * the engine loaded: the interpreter's own prepare and planner run once, and
+ * the writer copies their results into a const image for mf_prepared.c.
+ */
+#ifndef MF_ENGINE_INTERNAL_H
+#define MF_ENGINE_INTERNAL_H
+
+#include "mf_engine.h"
+#include "mf_kernel.h"
+
+#define MF_NO_STORAGE 0xFFFFFFFFu /* a tensor offset: constant or unused tensor */
+
+/* mf_load, with op-data records prepared for flash (mf_op_data_in_flash). */
+mf_status mf_load_for_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size,
+                            mf_model **model, mf_fault *fault);
+
+uint32_t mf_model_op_count(const mf_model *model);
+uint32_t mf_model_tensor_count(const mf_model *model);
+/* Bytes of the kernels' shared scratch buffer for records in flash (prepare run again, without room for records). */
+uint32_t mf_model_scratch_bytes(const mf_model *model);
+/* Offset of the kernels' shared scratch buffer in the activations, MF_NO_STORAGE if none. */
+uint32_t mf_model_scratch_offset(const mf_model *model);
+/* Tensor index of graph input (output != 0: output) `index`, -1 if out of range. */
+int32_t mf_model_io_tensor(const mf_model *model, int output, uint32_t index);
+/* A tensor's view and its offset in the activations (MF_NO_STORAGE for constants and unused tensors). */
+mf_status mf_model_tensor(const mf_model *model, int32_t index, mf_tensor *view, uint32_t *offset);
+/* Operator `index` as its eval sees it (op->data set), and its tensor indices: inputs, then outputs. */
+mf_status mf_model_op(const mf_model *model, uint32_t index, mf_op *op, mf_tensor *inputs, mf_tensor *outputs,
+                      int32_t *builtin, int32_t *tensor_indices);
+/* Bytes of operator `index`'s op-data record, 0 if none. */
+uint32_t mf_model_record_bytes(const mf_model *model, uint32_t index);
+
+#endif /* MF_ENGINE_INTERNAL_H */

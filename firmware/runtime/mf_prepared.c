@@ -1,0 +1,329 @@
+/* The prepared-model runner (mf_prepared.h): checks an image once, then runs
+ * its ops' eval in order, views built from the image's tensor descriptors. */
+#include "mf_kernel.h"
+#include "mf_prepared.h"
+
+#define MF_IMAGE_NO_STORAGE 0xFFFFFFFFu
+#define MF_MAX_IMAGE_OUTPUTS 4
+
+/* Word `word` of the image (8-byte aligned: every word is aligned). A plain
+ * load, not memcpy: firmware is built -ffreestanding, where memcpy is a call. */
+static uint32_t mf_word(const uint8_t *image, size_t word) { return ((const uint32_t *)(const void *)image)[word]; }
+
+/* Word `i` of a section that starts at byte `offset`. */
+static uint32_t mf_at(const uint8_t *image, uint32_t offset, size_t i) { return mf_word(image, offset / 4u + i); }
+
+uint32_t mf_prepared_checksum(const uint8_t *image, size_t image_bytes)
+{
+    uint32_t hash = 2166136261u;
+    size_t i;
+    for (i = 0; i < image_bytes; ++i) {
+        const uint8_t byte = i / 4u == MF_IMAGE_CHECKSUM ? 0u : image[i];
+        hash = (hash ^ byte) * 16777619u;
+    }
+    return hash;
+}
+
+static mf_eval_fn mf_prepared_eval(int32_t builtin_code)
+{
+    static const struct {
+        int32_t code;
+        mf_eval_fn eval;
+    } evals[] = {
+#define MF_KERNEL(code, prefix, flags) {code, prefix##_eval},
+#include MF_KERNEL_LIST
+#undef MF_KERNEL
+    };
+    size_t i;
+    for (i = 0; i < sizeof evals / sizeof evals[0]; ++i) {
+        if (evals[i].code == builtin_code) {
+            return evals[i].eval;
+        }
+    }
+    return NULL;
+}
+
+/* A section [offset, offset + bytes) inside the image, 4-byte aligned. */
+static int mf_section_ok(uint32_t offset, uint64_t bytes, size_t image_bytes)
+{
+    return offset % 4u == 0 && offset >= 4u * MF_IMAGE_HEADER_WORDS && (uint64_t)offset + bytes <= image_bytes;
+}
+
+/* Tensor `index`'s descriptor: type, shape and place in bounds. */
+static mf_status mf_check_tensor(const uint8_t *image, uint32_t index)
+{
+    const uint32_t base = mf_word(image, MF_IMAGE_TENSORS) / 4u + index * MF_TENSOR_WORDS;
+    const uint32_t rank = mf_word(image, base + 1);
+    const uint32_t where = mf_word(image, base + 10) & 0xFFu;
+    const uint32_t offset = mf_word(image, base + 11);
+    const size_t elem = mf_type_size((mf_dtype)mf_word(image, base));
+    uint64_t bytes = elem;
+    uint32_t d;
+    if (elem == 0 || rank > MF_MAX_DIMS) {
+        return MF_ERR_BAD_MODEL;
+    }
+    for (d = 0; d < rank; ++d) {
+        bytes *= mf_word(image, base + 2 + d);
+        if (mf_word(image, base + 2 + d) > 0x7FFFFFFFu || bytes > 0x7FFFFFFFu) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    if (where == MF_WHERE_ARENA) {
+        return (uint64_t)offset + bytes <= mf_word(image, MF_IMAGE_ARENA_BYTES) && offset % 4u == 0 ? MF_OK : MF_ERR_BAD_MODEL;
+    }
+    if (where == MF_WHERE_CONSTANT) {
+        return (uint64_t)offset + bytes <= mf_word(image, MF_IMAGE_DATA_BYTES) && offset % elem == 0 ? MF_OK : MF_ERR_BAD_MODEL;
+    }
+    return where == MF_WHERE_NONE ? MF_OK : MF_ERR_BAD_MODEL;
+}
+
+static uint32_t mf_tensor_where(const uint8_t *image, int32_t index)
+{
+    return mf_word(image, mf_word(image, MF_IMAGE_TENSORS) / 4u + (uint32_t)index * MF_TENSOR_WORDS + 10) & 0xFFu;
+}
+
+/* Every op: counts, tensor indices (outputs in the arena), record and options in the data section, a kernel. */
+static mf_status mf_check_ops(const uint8_t *image)
+{
+    const uint32_t ops = mf_word(image, MF_IMAGE_OPS);
+    const uint32_t ops_bytes = mf_word(image, MF_IMAGE_OPS_BYTES);
+    const uint32_t tensors = mf_word(image, MF_IMAGE_TENSOR_COUNT);
+    const uint32_t data_bytes = mf_word(image, MF_IMAGE_DATA_BYTES);
+    uint32_t pos = 0; /* words into the ops section */
+    uint32_t i;
+    for (i = 0; i < mf_word(image, MF_IMAGE_OP_COUNT); ++i) {
+        uint32_t inputs;
+        uint32_t outputs;
+        uint32_t k;
+        if ((uint64_t)(pos + MF_OP_WORDS) * 4u > ops_bytes) {
+            return MF_ERR_BAD_MODEL;
+        }
+        inputs = mf_at(image, ops, pos + 1);
+        outputs = mf_at(image, ops, pos + 2);
+        if (inputs > MF_MAX_OP_TENSORS || outputs > MF_MAX_IMAGE_OUTPUTS ||
+            (uint64_t)(pos + MF_OP_WORDS + inputs + outputs) * 4u > ops_bytes ||
+            mf_prepared_eval((int32_t)mf_at(image, ops, pos)) == NULL || mf_at(image, ops, pos + 3) % 4u != 0 ||
+            (uint64_t)mf_at(image, ops, pos + 3) + mf_at(image, ops, pos + 4) > data_bytes ||
+            mf_at(image, ops, pos + 5) % 4u != 0 || (uint64_t)mf_at(image, ops, pos + 5) + mf_at(image, ops, pos + 6) > data_bytes) {
+            return MF_ERR_BAD_MODEL;
+        }
+        for (k = 0; k < inputs + outputs; ++k) {
+            const int32_t index = (int32_t)mf_at(image, ops, pos + MF_OP_WORDS + k);
+            if (index < (k < inputs ? -1 : 0) || index >= (int32_t)tensors ||
+                (k >= inputs && mf_tensor_where(image, index) != MF_WHERE_ARENA)) {
+                return MF_ERR_BAD_MODEL;
+            }
+        }
+        pos += MF_OP_WORDS + inputs + outputs;
+    }
+    return MF_OK;
+}
+
+/* The whole image: header, checksum, then every section and entry. */
+static mf_status mf_check_image(const uint8_t *image, size_t image_size)
+{
+    uint32_t i;
+    uint32_t io;
+    mf_status status = MF_OK;
+    if (image_size < 4u * MF_IMAGE_HEADER_WORDS || mf_word(image, MF_IMAGE_MAGIC_WORD) != MF_IMAGE_MAGIC ||
+        mf_word(image, MF_IMAGE_VERSION_WORD) != MF_IMAGE_VERSION || mf_word(image, MF_IMAGE_BYTES) > image_size ||
+        mf_prepared_checksum(image, mf_word(image, MF_IMAGE_BYTES)) != mf_word(image, MF_IMAGE_CHECKSUM)) {
+        return MF_ERR_BAD_MODEL;
+    }
+    if (mf_word(image, MF_IMAGE_INPUT_COUNT) > 0xFFFF || mf_word(image, MF_IMAGE_OUTPUT_COUNT) > 0xFFFF) {
+        return MF_ERR_BAD_MODEL; /* each bounded before they are added */
+    }
+    io = mf_word(image, MF_IMAGE_INPUT_COUNT) + mf_word(image, MF_IMAGE_OUTPUT_COUNT);
+    if (mf_word(image, MF_IMAGE_TENSOR_COUNT) > 0x7FFF ||
+        !mf_section_ok(mf_word(image, MF_IMAGE_OPS), mf_word(image, MF_IMAGE_OPS_BYTES), mf_word(image, MF_IMAGE_BYTES)) ||
+        !mf_section_ok(mf_word(image, MF_IMAGE_TENSORS), (uint64_t)mf_word(image, MF_IMAGE_TENSOR_COUNT) * MF_TENSOR_WORDS * 4u,
+                       mf_word(image, MF_IMAGE_BYTES)) ||
+        !mf_section_ok(mf_word(image, MF_IMAGE_IO), (uint64_t)io * 4u, mf_word(image, MF_IMAGE_BYTES)) ||
+        !mf_section_ok(mf_word(image, MF_IMAGE_DATA), mf_word(image, MF_IMAGE_DATA_BYTES), mf_word(image, MF_IMAGE_BYTES)) ||
+        mf_word(image, MF_IMAGE_DATA) % 8u != 0) {
+        return MF_ERR_BAD_MODEL;
+    }
+    if (mf_word(image, MF_IMAGE_SCRATCH_OFFSET) != MF_IMAGE_NO_STORAGE &&
+        (mf_word(image, MF_IMAGE_SCRATCH_OFFSET) > mf_word(image, MF_IMAGE_ARENA_BYTES) ||
+         mf_word(image, MF_IMAGE_SCRATCH_OFFSET) % 4u != 0)) {
+        return MF_ERR_BAD_MODEL;
+    }
+    for (i = 0; i < mf_word(image, MF_IMAGE_TENSOR_COUNT) && status == MF_OK; ++i) {
+        status = mf_check_tensor(image, i);
+    }
+    for (i = 0; i < io && status == MF_OK; ++i) {
+        const uint32_t index = mf_at(image, mf_word(image, MF_IMAGE_IO), i);
+        if (index >= mf_word(image, MF_IMAGE_TENSOR_COUNT) || mf_tensor_where(image, (int32_t)index) != MF_WHERE_ARENA) {
+            status = MF_ERR_BAD_MODEL;
+        }
+    }
+    return status == MF_OK ? mf_check_ops(image) : status;
+}
+
+size_t mf_prepared_arena_bytes(const void *image, size_t image_size)
+{
+    return image != NULL && image_size >= 4u * MF_IMAGE_HEADER_WORDS ? mf_word((const uint8_t *)image, MF_IMAGE_ARENA_BYTES) : 0;
+}
+
+mf_status mf_prepared_open(const void *image, size_t image_size, void *arena, size_t arena_size, mf_prepared *runner)
+{
+    mf_status status;
+    if (image == NULL || arena == NULL || runner == NULL || (uintptr_t)image % 8u != 0 || (uintptr_t)arena % 4u != 0) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    runner->image = NULL;
+    runner->arena = NULL;
+    status = mf_check_image((const uint8_t *)image, image_size);
+    if (status != MF_OK) {
+        return status;
+    }
+    if (arena_size < mf_prepared_arena_bytes(image, image_size)) {
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    runner->image = (const uint8_t *)image;
+    runner->arena = (uint8_t *)arena;
+    return MF_OK;
+}
+
+/* The view of tensor `index` (-1: absent). */
+static void mf_prepared_view(const mf_prepared *r, int32_t index, mf_tensor *view)
+{
+    const uint8_t *image = r->image;
+    const uint32_t *words;
+    uint32_t where;
+    uint32_t d;
+    view->data = NULL;
+    view->is_constant = 0;
+    view->quant_dim = 0;
+    view->scales = NULL;
+    if (index < 0) {
+        view->rank = -1;
+        view->type = MF_INT8;
+        view->scale = 0.0f;
+        view->zero_point = 0;
+        view->quant_count = 0;
+        return;
+    }
+    words = (const uint32_t *)(const void *)(image + mf_word(image, MF_IMAGE_TENSORS)) + (uint32_t)index * MF_TENSOR_WORDS;
+    view->type = (mf_dtype)words[0];
+    view->rank = (int32_t)words[1];
+    for (d = 0; d < MF_MAX_DIMS; ++d) { /* the writer stores 0 past the rank */
+        view->dims[d] = (int32_t)words[2 + d];
+    }
+    view->zero_point = (int32_t)words[8];
+    {
+        union {
+            uint32_t bits;
+            float value;
+        } scale;
+        scale.bits = words[9];
+        view->scale = scale.value;
+    }
+    where = words[10];
+    view->quant_count = (int32_t)(where >> 8);
+    if ((where & 0xFFu) == MF_WHERE_ARENA) {
+        view->data = r->arena + words[11];
+    } else if ((where & 0xFFu) == MF_WHERE_CONSTANT) {
+        view->data = (void *)(uintptr_t)(image + mf_word(image, MF_IMAGE_DATA) + words[11]);
+        view->is_constant = 1;
+    }
+}
+
+mf_status mf_prepared_invoke(const mf_prepared *runner)
+{
+    const uint8_t *image;
+    const uint8_t *data;
+    uint32_t ops;
+    uint32_t pos = 0;
+    uint32_t i;
+    if (runner == NULL || runner->image == NULL) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    image = runner->image;
+    data = image + mf_word(image, MF_IMAGE_DATA);
+    ops = mf_word(image, MF_IMAGE_OPS);
+    for (i = 0; i < mf_word(image, MF_IMAGE_OP_COUNT); ++i) {
+        mf_tensor inputs[MF_MAX_OP_TENSORS];
+        mf_tensor outputs[MF_MAX_IMAGE_OUTPUTS];
+        mf_op op;
+        uint32_t k;
+        mf_status status;
+        op.options.base = NULL;
+        op.options.size = 0;
+        op.options.table = 0;
+        op.scratch = NULL;
+        op.overlap = NULL;
+        op.pool = NULL;
+        op.input_count = (int32_t)mf_at(image, ops, pos + 1);
+        op.output_count = (int32_t)mf_at(image, ops, pos + 2);
+        op.data = mf_at(image, ops, pos + 4) != 0 ? data + mf_at(image, ops, pos + 3) : NULL;
+        if (mf_at(image, ops, pos + 6) != 0) {
+            op.options.base = data + mf_at(image, ops, pos + 5);
+            op.options.size = mf_at(image, ops, pos + 6);
+            op.options.table = mf_at(image, ops, pos + 7);
+        }
+        op.version = 1;
+        for (k = 0; k < (uint32_t)op.input_count; ++k) {
+            mf_prepared_view(runner, (int32_t)mf_at(image, ops, pos + MF_OP_WORDS + k), &inputs[k]);
+        }
+        for (k = 0; k < (uint32_t)op.output_count; ++k) {
+            mf_prepared_view(runner, (int32_t)mf_at(image, ops, pos + MF_OP_WORDS + (uint32_t)op.input_count + k), &outputs[k]);
+        }
+        op.inputs = inputs;
+        op.outputs = outputs;
+        if (mf_word(image, MF_IMAGE_SCRATCH_OFFSET) != MF_IMAGE_NO_STORAGE) {
+            op.scratch = runner->arena + mf_word(image, MF_IMAGE_SCRATCH_OFFSET);
+        }
+        status = mf_prepared_eval((int32_t)mf_at(image, ops, pos))(&op);
+        if (status != MF_OK) {
+            return status;
+        }
+        pos += MF_OP_WORDS + (uint32_t)op.input_count + (uint32_t)op.output_count;
+    }
+    return MF_OK;
+}
+
+size_t mf_prepared_input_count(const mf_prepared *runner)
+{
+    return runner != NULL && runner->image != NULL ? mf_word(runner->image, MF_IMAGE_INPUT_COUNT) : 0;
+}
+
+size_t mf_prepared_output_count(const mf_prepared *runner)
+{
+    return runner != NULL && runner->image != NULL ? mf_word(runner->image, MF_IMAGE_OUTPUT_COUNT) : 0;
+}
+
+static mf_status mf_prepared_io(const mf_prepared *r, size_t index, size_t first, size_t count, mf_tensor_info *info)
+{
+    mf_tensor view;
+    uint32_t tensor;
+    if (info == NULL || index >= count) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    tensor = mf_at(r->image, mf_word(r->image, MF_IMAGE_IO), first + index);
+    mf_prepared_view(r, (int32_t)tensor, &view);
+    info->data = view.data;
+    info->dims = (const int32_t *)(const void *)(r->image + mf_word(r->image, MF_IMAGE_TENSORS) + 4u * (tensor * MF_TENSOR_WORDS + 2u));
+    info->rank = view.rank;
+    info->type = view.type;
+    info->scale = view.scale;
+    info->zero_point = view.zero_point;
+    info->bytes = (size_t)mf_tensor_flat_size(&view) * mf_type_size(view.type);
+    return MF_OK;
+}
+
+mf_status mf_prepared_input(const mf_prepared *runner, size_t index, mf_tensor_info *info)
+{
+    if (runner == NULL || runner->image == NULL) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    return mf_prepared_io(runner, index, 0, mf_prepared_input_count(runner), info);
+}
+
+mf_status mf_prepared_output(const mf_prepared *runner, size_t index, mf_tensor_info *info)
+{
+    if (runner == NULL || runner->image == NULL) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    return mf_prepared_io(runner, index, mf_prepared_input_count(runner), mf_prepared_output_count(runner), info);
+}
