@@ -16,7 +16,7 @@ import pytest
 from oplib import run_tflm
 
 from mcuforge.firmware.engine import Engine, EngineError, RUNTIME_DIR, declare_prepared_runner, fuzz, runtime_sources
-from mcuforge.firmware.hostbuild import build_shared_library
+from mcuforge.hostbuild import build_shared_library
 from mcuforge.firmware.prepared import IMAGE_SYMBOL, PreparedEngine, PreparedImage, image_source, kernel_list, prepared_image
 
 MODELS = Path(__file__).resolve().parents[3] / "shared" / "models" / "tflite-micro"
@@ -148,38 +148,38 @@ def qemu_prepared_run(model: bytes, x: np.ndarray, tmp_path: Path, target: str =
     qemu-icount `plugin` (bench/firmware_icount.plugin()) the instructions of the inference."""
     import subprocess
 
-    from mcuforge.firmware import build
-    from mcuforge.firmware.hostbuild import STRICT_C_FLAGS
+    from mcuforge.firmware import boards, codegen, qemu, toolchain
+    from mcuforge.hostbuild import STRICT_C_FLAGS
 
-    board = build.load_board(target)
-    (tmp_path / "memory.ld").write_text(build.render_memory_script(board))
+    board = boards.load_board(target)
+    (tmp_path / "memory.ld").write_text(codegen.render_memory_script(board))
     image = prepared_image(model, board.kernels)
     (tmp_path / "image.c").write_text(image_source(image))
     (tmp_path / "model_kernels.h").write_text(kernel_list(model))
     values = ", ".join(str(int(v)) for v in x.reshape(-1))
     (tmp_path / "input.c").write_text(f"#include <stdint.h>\nconst int8_t test_input[] = {{{values}}};\n")
     sources = [Path(__file__).with_name("prepared_main.c"), tmp_path / "image.c", tmp_path / "input.c",
-               build.BOARDS_DIR / "common" / "startup.c", *(build.BOARDS_DIR / s for s in board.sources),
+               boards.BOARDS_DIR / "common" / "startup.c", *(boards.BOARDS_DIR / s for s in board.sources),
                *runtime_sources(board.kernels)]
     elf = tmp_path / "prepared.elf"
     flags = [*STRICT_C_FLAGS, *board.cflags, "-O2", "-ffunction-sections", "-fdata-sections", "-ffreestanding",
-             f"-I{RUNTIME_DIR}", f"-I{build.BOARDS_DIR / 'common'}", f"-DMF_KERNEL_LIST=\"{tmp_path / 'model_kernels.h'}\""]
+             f"-I{RUNTIME_DIR}", f"-I{boards.BOARDS_DIR / 'common'}", f"-DMF_KERNEL_LIST=\"{tmp_path / 'model_kernels.h'}\""]
     objects = []
     for index, source in enumerate(sources):
         obj = tmp_path / f"{index}_{source.stem}.o"
         extra = [f"-DMF_MODEL_IMAGE_ARENA_BYTES={image.arena_bytes}"] if source.name == "prepared_main.c" else []
-        subprocess.run([build.CROSS + "gcc", *flags, *extra, "-c", str(source), "-o", str(obj)], check=True)
+        subprocess.run([toolchain.CROSS + "gcc", *flags, *extra, "-c", str(source), "-o", str(obj)], check=True)
         objects.append(str(obj))
-    subprocess.run([build.CROSS + "gcc", *board.cflags, *objects, "-nostartfiles", "--specs=nano.specs",
-                    "--specs=nosys.specs", f"-L{tmp_path}", f"-T{build.LINKER_SCRIPT}", "-Wl,--gc-sections",
+    subprocess.run([toolchain.CROSS + "gcc", *board.cflags, *objects, "-nostartfiles", "--specs=nano.specs",
+                    "--specs=nosys.specs", f"-L{tmp_path}", f"-T{toolchain.LINKER_SCRIPT}", "-Wl,--gc-sections",
                     "-o", str(elf), "-lm"], check=True)
-    symbols = subprocess.run([build.CROSS + "nm", str(elf)], check=True, capture_output=True, text=True).stdout
+    symbols = subprocess.run([toolchain.CROSS + "nm", str(elf)], check=True, capture_output=True, text=True).stdout
     assert "__aeabi_d" not in symbols  # no soft-float double arithmetic linked
     count = []
     if plugin is not None:
         mark = int(re.search(r"^([0-9a-f]+) T mf_app_mark$", symbols, re.M)[1], 16)
         count = ["-plugin", f"{plugin},mark=0x{mark:x}", "-d", "plugin"]
-    run = subprocess.run([build.QEMU, "-M", board.qemu_machine, "-nographic", "-monitor", "none", "-serial", "null",
+    run = subprocess.run([qemu.QEMU, "-M", board.qemu_machine, "-nographic", "-monitor", "none", "-serial", "null",
                           "-semihosting-config", "enable=on,target=native", *count, "-kernel", str(elf)],
                          capture_output=True, text=True, timeout=600)
     line = next(line for line in run.stdout.splitlines() if line.startswith(("OUT", "ERROR")))
