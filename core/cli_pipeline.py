@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
 
-        console = Console()
+        console = Console(soft_wrap=True)  # one line per stage in a log, however long the path
         loaded = load_spec(spec)
         started = time.perf_counter()
 
