@@ -13,10 +13,11 @@ _MODEL = typer.Option(None, help="int8 .tflite [default: build/<spec name>/deplo
 
 
 def _spec_and_model(spec_path: Path, model: Optional[Path]):
+    from mcuforge.layout import INT8_MODEL_FILE
     from mcuforge.spec import load_spec
 
     spec = load_spec(spec_path)
-    return spec, model or Path("build") / spec.name / "deploy" / "model_int8.tflite"
+    return spec, model or spec.layout().deploy / INT8_MODEL_FILE
 
 
 def register(app: typer.Typer) -> None:
