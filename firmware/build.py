@@ -26,6 +26,7 @@ from mcuforge.firmware import codegen, toolchain
 from mcuforge.firmware.boards import load_board
 from mcuforge.firmware.engine import runtime_sources
 from mcuforge.firmware.flash import to_uf2
+from mcuforge.firmware.prepared import prepared_image
 from mcuforge.firmware.toolchain import APP_DIR, CONSOLE_SOURCE, CROSS, FirmwareImage
 
 APP_INCLUDES = (APP_DIR, *toolchain.BOARD_INCLUDES)
@@ -61,6 +62,7 @@ def build_image(
     optimization: str = "-O2",
     kernels: str | None = None,
     name: str | None = None,
+    prepared: bool = True,
 ) -> FirmwareImage:
     """Build `<out_dir>/<model name>.elf` (+ .bin, .hex, .map, and .uf2 for UF2 boards) for `target`.
 
@@ -68,9 +70,14 @@ def build_image(
     conventions of `mcuforge emulate` (integer arrays as they are, float arrays
     quantized, samples along the batch axis); default one seeded random sample.
     Labels come from `labels_path`, else a labels.txt beside the model, else none.
-    arena_bytes: default codegen.engine_arena_bytes (the host engine's measurement plus a margin).
+    arena_bytes: default the prepared image's exact arena, or for the interpreter
+    codegen.engine_arena_bytes (the host engine's measurement plus a margin).
     kernels: the engine's kernel set, default the board's (Board.kernels).
     name: the image's file name and reported model name, default the model file's stem.
+    prepared: the engine prepares the model on the host and the image carries the
+    prepared model (firmware/prepared.py), run without a flatbuffer reader, planner
+    or prepare; False links the interpreter, which loads the .tflite at boot.
+    Either way only the kernels of the model's ops are linked.
     Raises MCUForgeError with both numbers when the image does not fit the
     board; the previous image is then left as it was.
     """
@@ -84,7 +91,12 @@ def build_image(
     vectors, input_source = _vectors(inputs, tensor)
     labels = _labels(model_path, labels_path)
     kernels = kernels or board.kernels
-    if arena_bytes is None:
+    image_data = model_data
+    if prepared:
+        image = prepared_image(model_data, kernels, str(model_path))
+        image_data = image.data
+        arena_bytes = arena_bytes if arena_bytes is not None else image.arena_bytes
+    elif arena_bytes is None:
         arena_bytes = codegen.engine_arena_bytes(model_data, kernels)
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_BUILD_ROOT / target
     gcc = toolchain.gcc()
@@ -93,14 +105,15 @@ def build_image(
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{model_name}.") as tmp:
         work = Path(tmp)
         (work / "memory.ld").write_text(codegen.render_memory_script(board))
-        (work / "app_data.c").write_text(codegen.render_app_data(model_name, model_data, vectors, input_source, labels, arena_bytes))
-        sources = [APP_DIR / "main.c", CONSOLE_SOURCE, work / "app_data.c", *toolchain.board_sources(board), *runtime_sources(kernels)]
+        (work / "app_data.c").write_text(codegen.render_app_data(model_name, image_data, vectors, input_source, labels, arena_bytes))
+        model_source = APP_DIR / ("model_prepared.c" if prepared else "model_interpreter.c")
+        sources = [APP_DIR / "main.c", model_source, CONSOLE_SOURCE, work / "app_data.c", *toolchain.board_sources(board), *runtime_sources(kernels)]
         if board.boot2:
             sources.append(codegen.boot2_source(board, work))
-        flags = toolchain.board_c_flags(board, optimization)
+        flags = [*toolchain.board_c_flags(board, optimization), f'-DMF_KERNEL_LIST="{codegen.model_kernel_list(model_data)}"']
         objects = [toolchain.compiled(gcc, source, flags, list(APP_INCLUDES), work) for source in sources]
         elf, map_file = work / f"{model_name}.elf", work / f"{model_name}.map"
-        toolchain.link(gcc, board, objects, elf, map_file, model_name, len(model_data), arena_bytes)
+        toolchain.link(gcc, board, objects, elf, map_file, model_name, len(image_data), arena_bytes)
         toolchain.run([CROSS + "objcopy", "-O", "binary", str(elf), str(work / f"{model_name}.bin")], "writing the .bin")
         toolchain.run([CROSS + "objcopy", "-O", "ihex", str(elf), str(work / f"{model_name}.hex")], "writing the .hex")
         artifacts = ["elf", "bin", "hex", "map"]
@@ -108,7 +121,7 @@ def build_image(
             uf2 = to_uf2((work / f"{model_name}.bin").read_bytes(), board.flash.origin, board.uf2_family)
             (work / f"{model_name}.uf2").write_bytes(uf2)
             artifacts.append("uf2")
-        size = toolchain.size_report(board, map_file, len(model_data), arena_bytes)
+        size = toolchain.size_report(board, map_file, len(image_data), arena_bytes)
         for ext in artifacts:  # each artifact replaced whole, only once the build succeeded
             os.replace(work / f"{model_name}.{ext}", out_dir / f"{model_name}.{ext}")
     paths = {ext: out_dir / f"{model_name}.{ext}" for ext in ("elf", "bin", "hex", "map")}

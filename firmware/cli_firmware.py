@@ -12,16 +12,17 @@ _TARGET = typer.Option("qemu-m4", "--target", "-t", help="board: a firmware/boar
 _INPUT = typer.Option(None, "--input", "-i", help=".npy of test vectors carried in the image [default: one seeded random sample]")
 _LABELS = typer.Option(None, help="class labels, one a line [default: labels.txt beside the model]")
 _OUT = typer.Option(None, help="output directory [default: build/firmware/<target>]")
-_ARENA = typer.Option(None, help="arena bytes [default: the host engine's measurement plus a margin]")
+_ARENA = typer.Option(None, help="arena bytes [default: the prepared image's; with --interpreter the host engine's measurement plus a margin]")
+_INTERPRETER = typer.Option(False, "--interpreter", help="link the interpreter (mf_load of the .tflite at boot) instead of the host-prepared model image")
 _KERNELS = typer.Option(None, help="engine kernel set: portable or a firmware/runtime/kernels/<variant> folder [default: the board's]")
 _NAME = typer.Option(None, help="image and model name (a C identifier) [default: the model file's stem]")
 _TIMEOUT = typer.Option(300.0, help="seconds QEMU may run before the run is declared hung")
 
 
-def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str], name: Optional[str]):
+def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str], name: Optional[str], interpreter: bool):
     from mcuforge.firmware.build import build_image
 
-    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels, name=name)
+    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels, name=name, prepared=not interpreter)
     typer.echo(image.size.format())
     typer.echo(f"wrote {image.elf} (+ .bin, .hex, .map{', .uf2' if image.uf2 else ''})")
     return image
@@ -43,25 +44,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(firmware, name="firmware")
 
     @firmware.command("build")
-    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME) -> None:
+    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER) -> None:
         """Build <out>/<model>.elf, .bin, .hex and .map for the target; print the size report against its limits."""
-        _build(model, target, input, labels, out, arena, kernels, name)
+        _build(model, target, input, labels, out, arena, kernels, name, interpreter)
 
     @firmware.command("run")
-    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
+    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, timeout: float = _TIMEOUT) -> None:
         """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
         from mcuforge.firmware.qemu import run_qemu
 
-        image = _build(model, target, input, labels, out, arena, kernels, name)
+        image = _build(model, target, input, labels, out, arena, kernels, name, interpreter)
         _report(run_qemu(image, timeout=timeout), image.board)
 
     @firmware.command("flash")
-    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, timeout: float = _TIMEOUT) -> None:
+    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, timeout: float = _TIMEOUT) -> None:
         """Build, then flash a real board (checking tool and probe first) or, for a QEMU target, run it."""
         from mcuforge.firmware.flash import flash_image
         from mcuforge.firmware.qemu import run_qemu
 
-        image = _build(model, target, input, labels, out, arena, kernels, name)
+        image = _build(model, target, input, labels, out, arena, kernels, name, interpreter)
         if image.board.emulated:
             _report(run_qemu(image, timeout=timeout), image.board)
         else:

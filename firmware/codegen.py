@@ -5,16 +5,20 @@ Small tested helpers, deterministic: the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from mcuforge.artifacts import write_text_atomic
 from mcuforge.deploy.carray import array_definition, hex_lines
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.boards import BOARDS_DIR, Board
 from mcuforge.firmware.engine import Engine
 from mcuforge.firmware.flash import BOOT2_BYTES, crc32_mpeg2
+from mcuforge.firmware.prepared import kernel_list
 from mcuforge.firmware.toolchain import CROSS, run
+from mcuforge.hostbuild import cache_dir
 
 # Our engine's arena as measured on the 64-bit host is an upper bound for a
 # 32-bit target (its pointers and size_t are 8 bytes); this margin covers the
@@ -27,6 +31,20 @@ def engine_arena_bytes(model_data: bytes, kernels: str) -> int:
     """The arena an image declares for our engine: the host engine's measurement plus ENGINE_ARENA_MARGIN_BYTES."""
     with Engine(model_data, kernels=kernels) as engine:
         return int(engine.arena_used) + ENGINE_ARENA_MARGIN_BYTES
+
+
+def model_kernel_list(model_data: bytes) -> Path:
+    """A kernel list (-DMF_KERNEL_LIST) of just the model's ops, so an image links only their kernels.
+
+    Written once under the cache, named by its content: the objects compiled with
+    it stay cached across builds of models with the same ops.
+    """
+    text = kernel_list(model_data)
+    path = cache_dir().parent / "firmware" / "kernel-lists" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.h"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    return path
 
 
 def c_string(text: str) -> str:

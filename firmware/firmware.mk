@@ -4,7 +4,7 @@
 #   make flash    MODEL=path/model.tflite TARGET=coral-devboard HOST=mendel@192.168.100.2   -> copies and runs on a Coral Dev Board
 #   make flash    MODEL=path/model.tflite TARGET=coral-usb -> runs on this host's Coral USB Accelerator
 #   make bench-firmware                                    -> instructions per inference and flash/RAM per board
-# Optional: INPUT=vectors.npy LABELS=labels.txt NAME=image_name KERNELS=portable|dsp
+# Optional: INPUT=vectors.npy LABELS=labels.txt NAME=image_name KERNELS=portable|dsp INTERPRETER=1 (mf_load at boot instead of the prepared image)
 TARGET ?= qemu-m4
 MODEL ?=
 INPUT ?=
@@ -12,7 +12,8 @@ LABELS ?=
 NAME ?=
 KERNELS ?=
 HOST ?=
-FIRMWARE_ARGS = $(MODEL) --target $(TARGET) $(if $(INPUT),--input $(INPUT)) $(if $(LABELS),--labels $(LABELS)) $(if $(NAME),--name $(NAME)) $(if $(KERNELS),--kernels $(KERNELS))
+INTERPRETER ?=
+FIRMWARE_ARGS = $(MODEL) --target $(TARGET) $(if $(INPUT),--input $(INPUT)) $(if $(LABELS),--labels $(LABELS)) $(if $(NAME),--name $(NAME)) $(if $(KERNELS),--kernels $(KERNELS)) $(if $(INTERPRETER),--interpreter)
 
 .PHONY: firmware flash bench-firmware firmware-model-given
 

@@ -1,5 +1,6 @@
 /*
- * The firmware application: loads the model into the arena, runs every input
+ * The firmware application: opens the model in the arena (app_model.h: the
+ * interpreter or a prepared image), runs every input
  * vector the image carries and reports on the board's console in the console
  * protocol (console.h), parsed by mcuforge.firmware.console:
  *
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "app_model.h"
 #include "board.h"
 #include "console.h"
 #include "mf_engine.h"
@@ -122,7 +124,6 @@ static void mf_app_put_top(uint32_t vector, const mf_tensor_info *info)
 
 int main(void)
 {
-    mf_model *model = NULL;
     mf_tensor_info input;
     mf_status status;
     uint32_t vector;
@@ -137,12 +138,12 @@ int main(void)
     mf_console_put_uint(mf_app_vector_bytes);
     mf_console_end();
 
-    status = mf_console_load(g_app_model_data, g_app_model_data_len, mf_app_arena, mf_app_arena_bytes, &model);
+    status = mf_app_model_open();
     if (status != MF_OK) {
         return 1;
     }
 
-    status = mf_input(model, 0, &input);
+    status = mf_app_model_input(0, &input);
     if (status != MF_OK) {
         mf_console_status("input", status);
         return 1;
@@ -165,16 +166,16 @@ int main(void)
         memcpy(input.data, &mf_app_vectors[vector * mf_app_vector_bytes], mf_app_vector_bytes);
         mf_app_mark();
         start = mfb_cycles();
-        status = mf_invoke(model);
+        status = mf_app_model_invoke();
         cycles = mfb_cycles() - start;
         mf_app_mark();
         if (status != MF_OK) {
             mf_console_status("invoke", status);
             return 1;
         }
-        for (o = 0; o < mf_output_count(model); o++) {
+        for (o = 0; o < mf_app_model_output_count(); o++) {
             mf_tensor_info output;
-            status = mf_output(model, o, &output);
+            status = mf_app_model_output(o, &output);
             if (status != MF_OK) {
                 mf_console_status("output", status);
                 return 1;
