@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcuforge.firmware import boards, codegen, features, qemu, toolchain
+from mcuforge import features
+from mcuforge.firmware import boards, codegen, qemu, toolchain
 from mcuforge.hostbuild import STRICT_C_FLAGS
 
 YES_WAV = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro" / "micro_speech" / "testdata" / "yes_1000ms.wav"

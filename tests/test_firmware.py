@@ -17,6 +17,7 @@ import pytest
 
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import boards, build, console, engine, flash, toolchain
+from mcuforge.firmware.prepared import prepared_image
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
 HELLO = SHARED_MODELS / "hello_world" / "hello_world_int8.tflite"
@@ -55,16 +56,27 @@ def test_real_board_memory_matches_the_datasheet(name):
 
 @pytest.mark.parametrize("name,kernels", [("qemu-m3", "portable"), ("rp2040-pico", "portable"), ("qemu-m4", "dsp"), ("qemu-m55", "dsp")])
 def test_cores_with_the_dsp_extension_link_the_dsp_kernels(name, kernels, tmp_path):
+    """Only the kernels of the model's ops are linked (hello_world: FULLY_CONNECTED), in the board's kernel set,
+    and a prepared image needs no flatbuffer reader or planner on the device."""
     image = build.build_image(HELLO, name, out_dir=tmp_path)
     info = subprocess.run(["arm-none-eabi-readelf", "--debug-dump=info", str(image.elf)], capture_output=True, text=True, check=True).stdout
     linked = set(re.findall(r"DW_AT_name\s*:.*?/firmware/(runtime/\S+\.c)$", info, re.M))
-    dsp = {f"runtime/kernels/dsp/{p.name}" for p in (engine.RUNTIME_DIR / "kernels" / "dsp").glob("*.c")}
-    assert dsp and "runtime/kernels/registry.c" in linked
+    kernel_files = {p for p in linked if p.startswith("runtime/kernels/") and p.count("/") >= 2}
     assert image.board.kernels == kernels
     if kernels == "dsp":
-        assert dsp <= linked and not {d.replace("dsp/", "") for d in dsp} & linked
+        assert "runtime/kernels/dsp/fully_connected.c" in linked and "runtime/kernels/fully_connected.c" not in linked
     else:
-        assert not dsp & linked
+        assert "runtime/kernels/fully_connected.c" in linked and not {p for p in linked if "/dsp/" in p}
+    assert not {p for p in kernel_files if re.search(r"/(conv|depthwise_conv|softmax|add|pooling)\.c$", p)}
+    assert "runtime/mf_prepared.c" in linked and "runtime/mf_flatbuffer.c" not in linked
+
+
+def test_an_interpreter_image_carries_the_tflite_byte_for_byte(tmp_path):
+    image = build.build_image(HELLO, "qemu-m4", out_dir=tmp_path, prepared=False)
+    assert image.size.model == HELLO.stat().st_size
+    symbols = _symbols(image.elf)
+    offset = symbols["g_app_model_data"] - image.board.flash.origin
+    assert image.bin.read_bytes()[offset : offset + image.size.model] == HELLO.read_bytes()
 
 
 def test_unknown_target_lists_the_boards():
@@ -78,7 +90,8 @@ def test_every_board_image_builds_and_fits(name, tmp_path):
     board = image.board
     for path in (image.elf, image.bin, image.hex, image.map):
         assert path.is_file() and path.stat().st_size > 0
-    assert image.size.model == HELLO.stat().st_size
+    prepared = prepared_image(HELLO.read_bytes(), board.kernels).data
+    assert image.size.model == len(prepared) < HELLO.stat().st_size
     assert image.size.text > image.size.model
     assert image.size.flash_used <= board.flash.size and image.size.ram_used <= board.ram.size
     # The vector table: initial SP at the top of the stack in RAM, reset handler (Thumb) in flash.
@@ -91,11 +104,11 @@ def test_every_board_image_builds_and_fits(name, tmp_path):
     assert reset == symbols["mfb_reset"] | 1
     assert board.flash.origin <= symbols["mfb_reset"] < board.flash.origin + board.flash.size
     assert symbols["mfb_vectors"] == board.flash.origin + table
-    # The model array is 16-byte aligned and holds the .tflite byte for byte.
+    # The model array is 16-byte aligned and holds the prepared image byte for byte.
     model_at = symbols["g_app_model_data"]
     assert model_at % 16 == 0
     offset = model_at - board.flash.origin
-    assert binary[offset : offset + image.size.model] == HELLO.read_bytes()
+    assert binary[offset : offset + image.size.model] == prepared
 
 
 @pytest.mark.parametrize("name", REAL_BOARDS)
@@ -103,7 +116,7 @@ def test_person_detect_fits_every_real_board(name, tmp_path):
     model = SHARED_MODELS / "person_detection" / "person_detect.tflite"
     image = build.build_image(model, name, out_dir=tmp_path)
     flash, ram = DATASHEET[name][1], DATASHEET[name][3]
-    assert model.stat().st_size < image.size.flash_used <= flash
+    assert len(prepared_image(model.read_bytes(), image.board.kernels).data) < image.size.flash_used <= flash
     assert image.size.arena + image.size.stack <= image.size.ram_used <= ram
 
 
@@ -164,7 +177,7 @@ def oversized_model(tmp_path_factory) -> Path:
 
 def test_fit_check_names_both_numbers_when_the_model_does_not_fit_flash(oversized_model, tmp_path):
     flash = DATASHEET["nrf52840dk"][1]
-    model_bytes = oversized_model.stat().st_size
+    model_bytes = len(prepared_image(oversized_model.read_bytes(), "dsp").data)  # what the image carries
     assert model_bytes > flash
     good = build.build_image(HELLO, "nrf52840dk", out_dir=tmp_path)
     big_name_elf = tmp_path / "big.elf"

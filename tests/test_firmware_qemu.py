@@ -166,9 +166,13 @@ def test_zoo_model(arch, target, zoo_models, tmp_path):
 
 
 def test_an_engine_error_on_the_device_fails_the_run_naming_it(tmp_path):
-    """The float hello_world loads on the host's TFLM but not in our int8 engine: the firmware says why."""
+    """The float hello_world loads on the host's TFLM but not in our int8 engine: the interpreter's firmware
+    says why on the device (a prepared build refuses it on the host, before anything is flashed)."""
     model = SHARED_MODELS / "hello_world" / "hello_world_float.tflite"
-    image = build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32), arena_bytes=4096)
+    with pytest.raises(MCUForgeError, match="FLOAT32"):
+        build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32))
+    image = build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32), arena_bytes=4096,
+                              prepared=False)
     with pytest.raises(MCUForgeError, match=r"hello_world_float failed on qemu-m4 \(QEMU mps2-an386\): load MF_ERR_UNSUPPORTED_TYPE op=0 .*name=FLOAT32"):
         qemu.run_qemu(image)
 
