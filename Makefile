@@ -18,7 +18,7 @@ help:
 	@echo "make run SPEC=specs/digits.yaml   the main job on any spec"
 	@echo "make test         run every test, slow ones included (what CI runs)"
 	@echo "make test-fast    skip tests marked slow"
-	@echo "make setup        create .venv, install mcuforge with dev extras and the Debian packages"
+	@echo "make setup        create .venv, install mcuforge with its dev, npu and voices extras and the Debian packages"
 	@echo "make train SPEC=specs/digits.yaml   train one spec"
 
 setup: apt-packages $(SETUP_STAMP)
@@ -42,7 +42,7 @@ $(SETUP_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "mcuforge needs Python 3.11; set PYTHON=python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,npu]'
+	$(BIN)/pip install -q -e '.[dev,npu,voices]'
 	touch $@
 
 demo: setup
