@@ -402,10 +402,13 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
 
 
 def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
-    """int16 features [n, 49, features] from int16 clips, by the device's extractor."""
+    """int16 features [n, 49, features] from int16 clips, by the device's extractor, in `workers` threads
+    (the C extractor runs without the GIL; each clip's features do not depend on the others)."""
     from mcuforge.firmware import features
 
-    return features.extract(clips, options.features, options.num_mfcc)
+    chunks = np.array_split(clips, max(1, min(options.workers, len(clips))))
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return np.concatenate(list(pool.map(lambda chunk: features.extract(chunk, options.features, options.num_mfcc), chunks)))
 
 
 def _extractor_digest() -> str:
