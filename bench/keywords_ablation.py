@@ -10,7 +10,7 @@ before issue 15). Every model is trained on a reduced protocol (speakers, takes 
 epochs given on the command line, no compression), quantized to int8 with 200
 representative samples and scored by the TFLM host interpreter on:
 
-- the real dev set (../shared/data/speech_commands_dev, 20 speakers): keywords recognized,
+- the real dev set (../shared/data/speech_commands_dev, 23 speaker ids): keywords recognized,
   other words rejected as `_unknown_`;
 - `_silence_` clips of the synthetic test split recognized as a keyword (false alarms);
 - the synthetic test split (speakers never heard in training): accuracy.
@@ -120,7 +120,7 @@ def table(rows: list[dict], args) -> str:
     lines = [
         f"Protocol: {args.speakers} speakers x {args.repetitions} takes per class, {args.epochs} epochs, no compression, "
         "int8 post-training quantization, TFLM host interpreter. Dev = ../shared/data/speech_commands_dev "
-        "(48 keyword clips, 108 other words, 20 speakers); half = the dev speakers not used by own-voice.",
+        "(48 keyword clips, 108 other words, 23 speaker ids); half = the dev speakers not used by own-voice.",
         "",
         "| row | what | dev keywords | dev unknown rejected | half keywords | half unknown rejected | silence false alarms | synthetic test | minutes |",
         "|---|---|---|---|---|---|---|---|---|",
