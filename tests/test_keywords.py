@@ -10,7 +10,7 @@ import pytest
 from mcuforge.errors import MCUForgeError
 from mcuforge import features
 from mcuforge.train import datasets
-from mcuforge.train.datasets import keywords, wav_folder
+from mcuforge.train.datasets import acoustics, keywords, voices, wav_folder
 
 # Seconds to build: 6 speakers (one each for val and test), one take per class.
 TINY = {"words": ["yes", "no"], "unknown_words": ["cat", "dog"], "speakers": 6, "repetitions": 1, "workers": 2}
@@ -127,7 +127,7 @@ def test_real_recordings_are_evaluated_separately(tmp_path, tiny_cache):
         ({"words": [True, "no"]}, r"data.options.words\[0\]: expected a string. Received: True"),
         ({"words": ["yes", "Yes!"]}, r"data.options.words: expected lower-case words .* Received: 'Yes!'"),
         ({"unknown_words": ["yes", "cat"]}, r"data.options.unknown_words: must not repeat keywords. Received: \['yes'\]"),
-        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival. Received: 'sapi'"),
+        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival, piper. Received: 'sapi'"),
         ({"snr_db_min": 20, "snr_db_max": 10}, r"data.options.snr_db_min: expected <= snr_db_max \(10.0\). Received: 20.0"),
         ({"speakers": 5, "val_share": 0.05}, r"data.options.val_share: 0.05 of 5 speakers holds out none"),
         ({"num_mfcc": 14}, r"data.options.num_mfcc: expected a value >= 1 and <= 13. Received: 14"),
@@ -199,3 +199,142 @@ def test_real_upstream_recordings_as_extra_eval(tmp_path, tiny_cache):
     with wave.open(str(testdata / "yes_1000ms.wav")) as wav:
         yes = np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.int16)
     np.testing.assert_array_equal(x[3, ..., 0], features.extract(yes, "mfcc", 10) * np.float32(features.SCALE))
+
+
+# --- neural voices, room and microphone, own recordings (issue 15) ---------------------
+
+# Three Piper speakers (one per split) in simulated rooms through random microphones.
+NEURAL = {
+    **TINY, "speakers": 3, "val_share": 0.34, "test_share": 0.34, "engines": ["piper"],
+    "room_probability": 1.0, "microphone_probability": 1.0,
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection or resolve a name fails the test."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    for name in ("connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_network_guard_refuses_connections(no_network):
+    import socket
+    import urllib.request
+
+    with pytest.raises(AssertionError, match="network access attempted"):
+        urllib.request.urlopen("http://localhost:9/", timeout=1)
+    with pytest.raises(AssertionError, match="network access attempted"):
+        socket.socket().connect(("127.0.0.1", 9))
+
+
+def test_neural_voices_in_rooms_are_offline_and_repeatable(no_network, tmp_path):
+    first = datasets.load("keywords", NEURAL, 0, tmp_path / "a")
+    again = datasets.load("keywords", NEURAL, 0, tmp_path / "b")
+    assert [s.split(":")[0] for s in first.notes["test_speakers"] + first.notes["val_speakers"]] == ["piper", "piper"]
+    assert first.x_train.shape == (4, 49, 10, 1)
+    for name in ("x_train", "y_train", "x_val", "x_test"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+    other = datasets.load("keywords", NEURAL, 1, tmp_path / "a")
+    assert not np.array_equal(first.x_train, other.x_train)
+
+
+def test_piper_speakers_say_the_word_in_their_own_voice(tmp_path):
+    """Two Piper speakers differ from each other; a speaker repeats itself exactly for a seed."""
+    low, high = keywords.Speaker("piper", "joe", -400, 1.0, 0.88), keywords.Speaker("piper", "joe", 400, 1.0, 1.12)
+    spoken_low = keywords.synthesize(low, ["yes", "seven"], tmp_path, 0)
+    assert keywords.synthesize(low, ["yes", "seven"], tmp_path, 0)["yes"].tobytes() == spoken_low["yes"].tobytes()
+    spoken_high = keywords.synthesize(high, ["yes", "seven"], tmp_path, 0)
+    # Each word is sound of a spoken word's length (0.2 to 1 s above -40 dB), not silence or a click.
+    for spoken in (spoken_low, spoken_high):
+        for pcm in spoken.values():
+            assert 0.2 * 16000 < len(keywords._trim(pcm)) < 16000 and np.abs(pcm).max() > 10000
+    # Four semitones up or down (and a shorter or longer vocal tract): the spectra's centroids are far apart.
+    def centroid(pcm):
+        power = np.abs(np.fft.rfft(pcm.astype(np.float64))) ** 2
+        return (np.fft.rfftfreq(len(pcm), 1 / 16000) * power).sum() / power.sum()
+
+    assert centroid(spoken_high["yes"]) > 1.2 * centroid(spoken_low["yes"])
+
+
+def test_piper_speaker_identities_stay_in_one_split():
+    options = datasets.parse_options("keywords", {"speakers": 300, "natural_share": 0.25, "neural_share": 0.3})
+    catalog = keywords.speaker_catalog(options, 0)
+    identities = {
+        split: {(s.voice, s.pitch, s.warp) for s in speakers if s.engine == "piper"} for split, speakers in catalog.items()
+    }
+    assert not identities["train"] & identities["val"] and not identities["train"] & identities["test"]
+    assert not identities["val"] & identities["test"]
+    # 90 Piper speakers in all, spread over the splits in proportion: 30 % of 45 test and 30 val speakers.
+    assert sum(len(v) for v in identities.values()) == 90
+    assert abs(len(identities["test"]) - 13.5) <= 1 and abs(len(identities["val"]) - 9) <= 1
+    assert keywords.speaker_catalog(options, 0) == catalog
+
+
+def test_vocal_tract_warp_moves_the_formant_not_the_harmonics():
+    rate = 22050
+    t = np.arange(rate) / rate
+    # A 200 Hz voice whose one formant is at 1000 Hz: harmonic h has amplitude peaking at h = 5.
+    voice = sum(np.exp(-((200 * h - 1000) / 300) ** 2) * np.sin(2 * np.pi * 200 * h * t) for h in range(1, 20))
+    spectrum = np.abs(np.fft.rfft(voices.warp_vocal_tract(voice.astype(np.float32), 1.2, rate)))
+    freqs = np.fft.rfftfreq(rate, 1 / rate)
+    assert freqs[spectrum.argmax()] == 1200  # the formant moved up by the factor, onto the 6th harmonic
+    power = spectrum**2  # 1 Hz bins: the harmonics keep nearly all the energy (within 10 Hz of 200 h)
+    near_harmonics = sum(power[200 * h - 10 : 200 * h + 11].sum() for h in range(1, 20))
+    assert near_harmonics > 0.95 * power[:4000].sum()
+    assert voices.warp_vocal_tract(voice, 1.0, rate) is voice
+
+
+def test_microphone_and_adc():
+    rng = np.random.default_rng(0)
+    hum = np.full(16000, 1000.0)  # DC: every capsule's high-pass removes it
+    assert np.abs(acoustics.microphone(hum, rng)[8000:]).max() < 1.0
+    loud = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000) * 40000
+    converted = acoustics.to_adc(loud, rng)  # beyond full scale: the converter saturates at both rails
+    assert converted.dtype == np.int16 and converted.max() == 32767 and converted.min() == -32768
+
+
+def test_room_impulse_response_starts_with_the_direct_path():
+    rir = acoustics.room_impulse_response(np.random.default_rng(0))
+    direct = int(np.abs(rir).argmax())
+    # Sound travels 0.3 to 3 m before the first arrival (plus the simulator's 40-sample fractional-delay filter).
+    assert 0.3 / 343 * 16000 < direct - 40 < 3.0 / 343 * 16000 + 1
+    assert np.abs(rir[direct:]).sum() > 2 * np.abs(rir[direct])  # reflections follow
+
+
+def test_own_recordings_join_training_only(tmp_path, tiny_cache):
+    own = tmp_path / "own"
+    _espeak_wav(own / "yes" / "me_nohash_0.wav", "yes", "en-gb+f3")
+    _espeak_wav(own / "no" / "me_nohash_0.wav", "no", "en-gb+f3")
+    _espeak_wav(own / "no" / "me_nohash_1.wav", "no", "en-gb+f3")
+    mixed = datasets.load("keywords", {**TINY, "real_train_dir": str(own), "real_train_copies": 3}, 0, tiny_cache)
+    tiny = datasets.load("keywords", TINY, 0, tiny_cache)
+    assert mixed.notes["own_recordings"] == 3
+    # 3 takes x 3 copies appended after the synthetic training set; val and test untouched.
+    np.testing.assert_array_equal(mixed.x_train[:16], tiny.x_train)
+    np.testing.assert_array_equal(mixed.y_train[16:], [3, 3, 3, 3, 3, 3, 2, 2, 2])
+    np.testing.assert_array_equal(mixed.x_test, tiny.x_test)
+    # The first copy of each take is the recording itself, through the device's extractor.
+    first_no = wav_folder.fit_clip(wav_folder.read_wav(own / "no" / "me_nohash_0.wav"))
+    np.testing.assert_array_equal(mixed.x_train[16, ..., 0], features.extract(first_no, "mfcc", 10) * np.float32(features.SCALE))
+    assert not np.array_equal(mixed.x_train[17], mixed.x_train[16])
+    with pytest.raises(MCUForgeError, match="real_train_dir: folder not found"):
+        datasets.load("keywords", {**TINY, "real_train_dir": str(tmp_path / "missing")}, 0, tiny_cache)
+
+
+def test_optional_real_eval_dir_may_be_absent(tmp_path, tiny_cache):
+    dataset = datasets.load("keywords", {**TINY, "real_eval_dir": str(tmp_path / "missing"), "real_eval_optional": True}, 0, tiny_cache)
+    assert dataset.extra_eval == {}
+
+
+def test_default_spec_scores_the_shared_dev_set_when_present():
+    from mcuforge.spec import load_spec
+
+    options = load_spec(Path(__file__).resolve().parents[1] / "specs" / "keywords.yaml").data.options
+    assert options["real_eval_dir"] == "../shared/data/speech_commands_dev" and options["real_eval_optional"] is True

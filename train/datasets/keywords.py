@@ -1,12 +1,16 @@
 """Keyword spotting in the style of Speech Commands, synthesized locally (nothing is downloaded).
 
 Speakers are voice combinations of espeak-ng (English accent x voice variant,
-each with its own pitch and speed) and of the more natural flite and festival
-voices (voice x pitch x tempo). Each speaker says every keyword `repetitions`
-times, each take augmented with sox (pitch, tempo, reverb), placed in a
-one-second 16 kHz clip with a random time shift and mixed with locally
-synthesized background noise at a random SNR. `_unknown_` takes are other
-words, `_silence_` clips are noise alone, so every class has the same count.
+each with its own pitch and speed), of the more natural flite and festival
+voices (voice x pitch x tempo) and of neural Piper voices (`voices`: voice x
+pitch x vocal-tract warp, each with its own rate and sampling noise). Each
+speaker says every keyword `repetitions` times, each take augmented with sox
+(pitch, tempo, optionally reverb), placed in a one-second 16 kHz clip with a
+random time shift, optionally reverberated in a simulated room, mixed with
+locally synthesized background noise at a random SNR and passed through a
+random microphone and the 16-bit converter (`acoustics`). `_unknown_` takes
+are other words, `_silence_` clips are noise alone, so every class has the
+same count. A user's own recordings (`real_train_dir`) join the training split.
 
 Train, validation and test speakers are disjoint voice combinations, so test
 accuracy measures generalization to voices never heard in training.
@@ -35,7 +39,8 @@ from mcuforge import features
 from mcuforge.artifacts import write_bytes_atomic
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import spec_field
-from mcuforge.train.datasets import CLASSIFICATION, Dataset
+from mcuforge.train.datasets import CLASSIFICATION, Dataset, acoustics, voices
+from mcuforge.train.datasets.wav_folder import read_speech_commands
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
@@ -46,7 +51,7 @@ UNKNOWN_WORDS = [
     "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
     "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward", "backward", "visual",
 ]
-ENGINES = ["espeak-ng", "flite", "festival"]
+ENGINES = ["espeak-ng", "flite", "festival", "piper"]
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 # espeak-ng's human-sounding voice variants (the robotic, whispering and croaking ones are left out).
 ESPEAK_VARIANTS = [
@@ -62,8 +67,14 @@ FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 # Speaker-level pitch shifts (cents) and tempo factors that turn one natural voice into several speakers.
 NATURAL_PITCHES = [-400, -250, -120, 0, 120, 250, 400]
 NATURAL_TEMPOS = [0.85, 0.95, 1.05, 1.15]
+# Piper speakers: voice x pitch shift (cents) x vocal-tract-length warp; rate and sampling noise drawn per speaker.
+PIPER_PITCHES = list(range(-500, 501, 100))
+PIPER_WARPS = [0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.16]
+PIPER_LENGTH_SCALES = (0.8, 1.3)
+PIPER_NOISE_SCALES = (0.4, 0.9)
+PIPER_NOISE_WS = (0.4, 1.0)
 # Bump when the synthesis changes in a way the options do not show, to invalidate caches.
-SYNTHESIS_VERSION = 1
+SYNTHESIS_VERSION = 2
 WORD_PATTERN = re.compile(r"^[a-z][a-z' ]{0,30}$")
 
 
@@ -74,6 +85,7 @@ class KeywordsOptions:
     engines: list[str] = spec_field(ENGINES, choices=ENGINES, help="speech synthesizers to draw speakers from")
     speakers: int = spec_field(300, min=3, max=2000, help="number of distinct voice combinations")
     natural_share: float = spec_field(0.3, min=0.0, max=1.0, help="share of speakers from flite/festival voices")
+    neural_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of speakers from Piper voices (engine piper; needs the voices extra)")
     val_share: float = spec_field(0.1, min_exclusive=0.0, max=0.4, help="share of speakers held out for validation")
     test_share: float = spec_field(0.15, min_exclusive=0.0, max=0.4, help="share of speakers held out for test")
     repetitions: int = spec_field(4, min=1, max=100, help="augmented takes per speaker and class")
@@ -82,11 +94,16 @@ class KeywordsOptions:
     pitch_cents: int = spec_field(150, min=0, max=1200, help="largest sox pitch shift per take")
     tempo_change: float = spec_field(0.12, min=0.0, max=0.5, help="largest relative sox tempo change per take")
     reverb_probability: float = spec_field(0.4, min=0.0, max=1.0, help="share of takes with sox reverb")
+    room_probability: float = spec_field(0.0, min=0.0, max=1.0, help="share of takes reverberated in a simulated room (voices extra)")
+    microphone_probability: float = spec_field(0.0, min=0.0, max=1.0, help="share of clips through a random microphone and channel")
     noise_probability: float = spec_field(0.85, min=0.0, max=1.0, help="share of takes mixed with background noise")
     snr_db_min: float = spec_field(0.0, min=-20.0, max=60.0, help="lowest speech-to-noise ratio")
     snr_db_max: float = spec_field(30.0, min=-20.0, max=60.0, help="highest speech-to-noise ratio")
     time_shift_ms: int = spec_field(100, min=0, max=500, help="largest random shift of the word in its clip")
     real_eval_dir: str | None = spec_field(None, help="folder of real recordings (Speech Commands layout), evaluated separately")
+    real_eval_optional: bool = spec_field(False, help="skip real_eval_dir when the folder is absent instead of failing")
+    real_train_dir: str | None = spec_field(None, help="your own recordings (Speech Commands layout), added to the training split")
+    real_train_copies: int = spec_field(4, min=1, max=100, help="augmented copies of each own recording in training (the first unchanged)")
     workers: int = spec_field(2, min=1, max=32, help="parallel synthesis threads (results do not depend on it)")
 
     def __post_init__(self):
@@ -130,16 +147,18 @@ OPTIONS = KeywordsOptions
 
 @dataclass(frozen=True)
 class Speaker:
-    """One voice combination: an engine's voice with its pitch and speed."""
+    """One voice combination: an engine's voice with its pitch, speed and (Piper) vocal-tract warp."""
 
     engine: str
     voice: str
-    pitch: int  # espeak-ng: -p 0..99; flite/festival: sox pitch shift in cents
-    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor
+    pitch: int  # espeak-ng: -p 0..99; flite/festival/piper: sox pitch shift in cents
+    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor; piper: VITS length_scale
+    warp: float = 1.0  # piper: vocal-tract-length factor
 
     @property
     def name(self) -> str:
-        return f"{self.engine}:{self.voice}:p{self.pitch}:s{self.speed:g}"
+        warp = f":w{self.warp:g}" if self.engine == "piper" else ""
+        return f"{self.engine}:{self.voice}:p{self.pitch}:s{self.speed:g}{warp}"
 
 
 def _digest(*parts) -> str:
@@ -166,11 +185,18 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
     if natural_voices:
         combos = [Speaker(e, v, p, s) for e, v in natural_voices for p in NATURAL_PITCHES for s in NATURAL_TEMPOS]
         families.append(("flite/festival", combos))
-    if len(families) == 2:
-        natural = round(options.speakers * options.natural_share)
-        wanted = [options.speakers - natural, natural]
-    else:
-        wanted = [options.speakers]
+    if "piper" in options.engines and (options.neural_share > 0 or not families):
+        neural = []
+        for voice in voices.PIPER_VOICES:
+            for pitch in PIPER_PITCHES:
+                for warp in PIPER_WARPS:
+                    voice_rng = np.random.default_rng(_stable_seed(seed, voice, pitch, warp))
+                    neural.append(Speaker("piper", voice, pitch, round(float(voice_rng.uniform(*PIPER_LENGTH_SCALES)), 3), warp))
+        families.append(("piper", neural))
+    # The first family takes the speakers that the other families' shares leave.
+    shares = {"flite/festival": options.natural_share, "piper": options.neural_share}
+    wanted = [round(options.speakers * shares[name]) for name, _ in families[1:]]
+    wanted.insert(0, options.speakers - sum(wanted))
     # Interleave the families in proportion, so every split mixes them like the whole.
     ranked = []
     for (family_name, family), count in zip(families, wanted):
@@ -211,11 +237,32 @@ def sox_to_pcm(wav_path: Path, effects: list[str]) -> np.ndarray:
     return np.frombuffer(_run(["sox", "-D", "-R", str(wav_path), *RAW, "-", *effects]), np.int16)
 
 
-def synthesize(speaker: Speaker, words: list[str], workdir: Path) -> dict[str, np.ndarray]:
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    """Float samples, peak-normalized, as a 16-bit mono WAV for sox."""
+    import wave
+
+    peak = np.abs(samples).max() or 1.0
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.round(samples * (29000 / peak)).astype("<i2").tobytes())
+
+
+def synthesize(speaker: Speaker, words: list[str], workdir: Path, seed: int) -> dict[str, np.ndarray]:
     """Each word as spoken by `speaker`: 16 kHz int16 PCM, untrimmed."""
     paths = {word: workdir / f"{i}.wav" for i, word in enumerate(words)}
     effects: list[str] = []
-    if speaker.engine == "espeak-ng":
+    if speaker.engine == "piper":
+        effects = ["pitch", str(speaker.pitch)]
+        rate = voices.sample_rate(speaker.voice)
+        rng = np.random.default_rng(_stable_seed(seed, speaker.name))
+        voice = voices.VoiceSession(speaker.voice, int(rng.integers(2**31)))
+        for word, path in paths.items():
+            noise_scale, noise_w = rng.uniform(*PIPER_NOISE_SCALES), rng.uniform(*PIPER_NOISE_WS)
+            samples = voice.speak(word, noise_scale, noise_w, speaker.speed, _run)
+            _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, rate), rate)
+    elif speaker.engine == "espeak-ng":
         for word, path in paths.items():
             path.write_bytes(_run(["espeak-ng", "-v", speaker.voice, "-p", str(speaker.pitch), "-s", str(speaker.speed), "--stdout", word]))
     else:
@@ -285,23 +332,39 @@ def _augment(word_pcm: np.ndarray, options: KeywordsOptions, rng: np.random.Gene
     shift = int(rng.integers(-options.time_shift_ms, options.time_shift_ms + 1)) * SAMPLE_RATE // 1000
     offset = int(np.clip((CLIP_SAMPLES - len(speech)) // 2 + shift, 0, CLIP_SAMPLES - len(speech)))
     clip[offset : offset + len(speech)] = speech
+    return _capture(clip, np.sqrt(np.mean(speech**2)), options, rng)
+
+
+def _capture(clip: np.ndarray, speech_rms: float, options: KeywordsOptions, rng: np.random.Generator) -> np.ndarray:
+    """A placed word (float, one second) as the device records it: room, background noise, microphone, ADC."""
+    if rng.random() < options.room_probability:
+        clip = acoustics.reverberate(clip, rng)
     if rng.random() < options.noise_probability:
-        speech_rms = np.sqrt(np.mean(speech**2))
         snr = rng.uniform(options.snr_db_min, options.snr_db_max)
-        clip += background_noise(rng) * speech_rms / 10 ** (snr / 20)
+        clip = clip + background_noise(rng) * speech_rms / 10 ** (snr / 20)
+    if rng.random() < options.microphone_probability:
+        clip = acoustics.microphone(clip, rng)
+        return acoustics.to_adc(clip, rng)
     return np.clip(np.round(clip), -32768, 32767).astype(np.int16)
 
 
-def _silence(rng: np.random.Generator) -> np.ndarray:
-    """A `_silence_` clip: background noise alone, from -75 to -20 dBFS RMS."""
+def _silence(options: KeywordsOptions, rng: np.random.Generator) -> np.ndarray:
+    """A `_silence_` clip: background noise alone, from -75 to -20 dBFS RMS (through a microphone when those are on)."""
+    noise = background_noise(rng)
+    if rng.random() < options.microphone_probability:
+        noise = acoustics.microphone(noise, rng)
+        noise = noise / (noise.std() + 1e-12)
     level = 32767 * 10 ** (rng.uniform(-75, -20) / 20)
-    return np.clip(np.round(background_noise(rng) * level), -32768, 32767).astype(np.int16)
+    return np.clip(np.round(noise * level), -32768, 32767).astype(np.int16)
 
 
 def _synthesis_options(options: KeywordsOptions) -> dict:
     """The options that shape the audio (not the features, the split or the thread count)."""
     fields = asdict(options)
-    for name in ("speakers", "natural_share", "val_share", "test_share", "features", "num_mfcc", "real_eval_dir", "workers", "engines"):
+    for name in (
+        "speakers", "natural_share", "neural_share", "val_share", "test_share", "features", "num_mfcc", "workers", "engines",
+        "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies",
+    ):
         fields.pop(name)
     return fields
 
@@ -321,7 +384,7 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
     clips, labels = [], []
     with tempfile.TemporaryDirectory(prefix="mcuforge-kws-") as tmp:
         workdir = Path(tmp)
-        spoken = synthesize(speaker, sorted(set(options.words) | set(unknown)), workdir)
+        spoken = synthesize(speaker, sorted(set(options.words) | set(unknown)), workdir, seed)
         for label, word in enumerate(options.words, start=2):
             for _ in range(options.repetitions):
                 clips.append(_augment(spoken[word], options, rng, workdir))
@@ -330,7 +393,7 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
             clips.append(_augment(spoken[word], options, rng, workdir))
             labels.append(1)
     for _ in range(options.repetitions):
-        clips.append(_silence(rng))
+        clips.append(_silence(options, rng))
         labels.append(0)
     result = np.stack(clips), np.array(labels, np.int64)
     buffer = io.BytesIO()
@@ -340,8 +403,11 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
 
 
 def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
-    """int16 features [n, 49, features] from int16 clips, by the device's extractor."""
-    return features.extract(clips, options.features, options.num_mfcc)
+    """int16 features [n, 49, features] from int16 clips, by the device's extractor, in `workers` threads
+    (the C extractor runs without the GIL; each clip's features do not depend on the others)."""
+    chunks = np.array_split(clips, max(1, min(options.workers, len(clips))))
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return np.concatenate(list(pool.map(lambda chunk: features.extract(chunk, options.features, options.num_mfcc), chunks)))
 
 
 def _extractor_digest() -> str:
@@ -356,14 +422,34 @@ def split_clips(options: KeywordsOptions, seed: int, cache_dir: Path, split: str
     return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
-def _to_float(features_int16: np.ndarray) -> np.ndarray:
+def own_recordings(options: KeywordsOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The user's takes from real_train_dir, each as recorded plus real_train_copies - 1 augmented copies.
+
+    A copy is shifted in time, then goes through the same capture chain as synthetic takes
+    (room, noise, microphone), so a few takes teach the voice without teaching one room.
+    """
+    recordings = read_speech_commands(Path(options.real_train_dir), options.class_names, "data.options.real_train_dir")
+    rng = np.random.default_rng(_stable_seed(seed, "own recordings"))
+    clips, labels = [], []
+    for take, label in zip(recordings.clips, recordings.labels):
+        clips.append(take)
+        labels.append(label)
+        for _ in range(options.real_train_copies - 1):
+            shift = int(rng.integers(-options.time_shift_ms, options.time_shift_ms + 1)) * SAMPLE_RATE // 1000
+            moved = np.roll(take.astype(np.float64), shift)
+            clips.append(_capture(moved, np.sqrt(np.mean(moved**2)), options, rng))
+            labels.append(label)
+    return np.stack(clips), np.array(labels, np.int64)
+
+
+def to_float(features_int16: np.ndarray) -> np.ndarray:
     return (features_int16.astype(np.float32) * np.float32(features.SCALE))[..., np.newaxis]
 
 
 def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
     """Synthesize (or reuse cached) clips, extract features, split by speaker."""
     catalog = speaker_catalog(options, seed)
-    shaping = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "workers")}
+    shaping = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "workers")}
     split_names = {split: [s.name for s in speakers] for split, speakers in catalog.items()}
     key = _digest(SYNTHESIS_VERSION, shaping, seed, split_names, _extractor_digest())
     path = Path(cache_dir) / "keywords" / "features" / f"{key}.npz"
@@ -379,19 +465,24 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
         np.savez(buffer, **arrays)
         write_bytes_atomic(path, buffer.getvalue())
     extra_eval = {}
-    if options.real_eval_dir is not None:
-        from mcuforge.train.datasets.wav_folder import read_speech_commands
-
+    if options.real_eval_dir is not None and (Path(options.real_eval_dir).is_dir() or not options.real_eval_optional):
         recordings = read_speech_commands(Path(options.real_eval_dir), options.class_names, "data.options.real_eval_dir")
-        extra_eval["real"] = (_to_float(clip_features(recordings.clips, options)), recordings.labels)
+        extra_eval["real"] = (to_float(clip_features(recordings.clips, options)), recordings.labels)
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    own_takes = 0
+    if options.real_train_dir is not None:
+        own_clips, own_labels = own_recordings(options, seed)
+        own_takes = len(own_labels) // options.real_train_copies
+        x_train = np.concatenate([x_train, clip_features(own_clips, options)])
+        y_train = np.concatenate([y_train, own_labels])
     return Dataset(
         name="keywords",
         task=CLASSIFICATION,
-        x_train=_to_float(arrays["x_train"]),
-        y_train=arrays["y_train"],
-        x_val=_to_float(arrays["x_val"]),
+        x_train=to_float(x_train),
+        y_train=y_train,
+        x_val=to_float(arrays["x_val"]),
         y_val=arrays["y_val"],
-        x_test=_to_float(arrays["x_test"]),
+        x_test=to_float(arrays["x_test"]),
         y_test=arrays["y_test"],
         class_names=options.class_names,
         extra_eval=extra_eval,
@@ -401,5 +492,6 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
             "speakers": {split: len(s) for split, s in catalog.items()},
             "test_speakers": [s.name for s in catalog["test"]],
             "val_speakers": [s.name for s in catalog["val"]],
+            "own_recordings": own_takes,
         },
     )
