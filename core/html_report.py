@@ -200,7 +200,24 @@ def _agreement_section(spec: Spec, layout: BuildLayout) -> str:
     return _table(
         ["samples", f"float Keras {ev.metric}", f"TFLM int8 {ev.metric}", "LiteRT outputs differing", "max difference", "predictions differing"],
         [[ev.samples, ev.float_keras, ev.tflm, f"{a.differing_elements} of {a.elements}", a.max_abs_difference, a.differing_predictions]],
-    ) + "<p>TFLM (reference kernels) is the reference; LiteRT's optimized kernels may round differently.</p>"
+    ) + "<p>TFLM (reference kernels) is the reference; LiteRT's optimized kernels may round differently.</p>" + "".join(
+        _extra_evaluation(name, extra, ev.metric) for name, extra in sorted(ev.extra.items())
+    )
+
+
+def _extra_evaluation(name: str, extra, metric: str) -> str:
+    """An extra evaluation set (e.g. real recordings): its totals, per-class accuracy and TFLM confusion matrix."""
+    parts = [
+        f"<h3>Extra evaluation set: {html.escape(name)}</h3>",
+        _table(["samples", f"float Keras {metric}", f"TFLM int8 {metric}"], [[extra.samples, extra.float_keras, extra.tflm]]),
+    ]
+    if extra.confusion_matrix:
+        parts.append(_table(["class", "clips", "TFLM int8 correct", "accuracy"],
+                            [[c, n, ok, f"{ok / n:.3f}"] for c, n, ok in extra.per_class()]))
+        parts.append("<p>Confusion matrix, TFLM int8 (rows: true class, columns: predicted):</p>")
+        parts.append(_table(["true \\ predicted", *extra.class_names],
+                            [[c, *row] for c, row in zip(extra.class_names, extra.confusion_matrix)]))
+    return "".join(parts)
 
 
 def _firmware_section(spec: Spec, layout: BuildLayout) -> str:

@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
 
         r = evaluate(load_spec(spec))
         typer.echo(f"{r.metric} on {r.samples} test samples: TFLM int8 {r.tflm:.4f}, float Keras {r.float_keras:.4f} (drop {r.drop:+.4f})")
-        for name, figures in r.extra.items():
-            typer.echo(f"{r.metric} on {figures['samples']} {name} samples: TFLM int8 {figures['tflm']:.4f}, float Keras {figures['float_keras']:.4f}")
+        for name, extra in r.extra.items():
+            typer.echo(f"{r.metric} on {extra.samples} {name} samples: TFLM int8 {extra.tflm:.4f}, float Keras {extra.float_keras:.4f}")
         for what, a in (("LiteRT", r.litert), ("LiteRT reference kernels", r.litert_reference)):
             predictions = "" if a.differing_predictions is None else f", {a.differing_predictions} predictions differ"
             typer.echo(f"{what} vs TFLM: {a.differing_elements} of {a.elements} outputs differ (max {a.max_abs_difference:g}){predictions}")

@@ -13,7 +13,7 @@ difference there points at the emulation rather than at rounding.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,22 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class ExtraEvaluation:
+    """An extra evaluation set (e.g. real recordings): its metric in TFLM int8 and float Keras, and for
+    classifiers the TFLM confusion matrix (rows: true class, columns: predicted) over `class_names`."""
+
+    samples: int
+    tflm: float
+    float_keras: float
+    class_names: list[str] = field(default_factory=list)
+    confusion_matrix: list[list[int]] = field(default_factory=list)
+
+    def per_class(self) -> list[tuple[str, int, int]]:
+        """(class, clips, clips the int8 model got right) for each class with clips."""
+        return [(name, sum(row), row[i]) for i, (name, row) in enumerate(zip(self.class_names, self.confusion_matrix)) if sum(row)]
+
+
+@dataclass(frozen=True)
 class EvaluateResult:
     model_path: str
     samples: int
@@ -47,7 +63,7 @@ class EvaluateResult:
     float_keras: float
     litert: Agreement  # LiteRT as users run it (optimized kernels, XNNPACK)
     litert_reference: Agreement  # LiteRT's reference kernels: close to TFLM's arithmetic
-    extra: dict[str, dict[str, float]]  # extra evaluation sets (e.g. real recordings): samples, tflm, float_keras
+    extra: dict[str, ExtraEvaluation]  # extra evaluation sets (e.g. real recordings), by name
 
     @property
     def drop(self) -> float:
@@ -130,10 +146,16 @@ def evaluate(spec: Spec, root: Path | str = "build", model_path: Path | None = N
 
     tflm, float_keras, raw, batch = score(dataset.x_test, dataset.y_test, "test")
     extra = {}
-    for name, (x, y) in dataset.extra_eval.items():
-        extra_tflm, extra_float, _, _ = score(x, y, name)
-        extra[name] = {"samples": len(x), "tflm": extra_tflm, "float_keras": extra_float}
     classifier = dataset.task != ANOMALY
+    for name, (x, y) in dataset.extra_eval.items():
+        extra_tflm, extra_float, extra_raw, _ = score(x, y, name)
+        matrix = []
+        if classifier:  # a positive output scale keeps the order: the raw argmax is the predicted class
+            from sklearn.metrics import confusion_matrix
+
+            predicted = np.argmax(extra_raw.reshape(len(x), -1), axis=-1)
+            matrix = confusion_matrix(y, predicted, labels=range(len(dataset.class_names))).tolist()
+        extra[name] = ExtraEvaluation(len(x), extra_tflm, extra_float, list(dataset.class_names) if classifier else [], matrix)
     result = EvaluateResult(
         model_path=str(model_path),
         samples=len(batch),
@@ -150,4 +172,6 @@ def evaluate(spec: Spec, root: Path | str = "build", model_path: Path | None = N
 
 def read_evaluation(path: Path | str) -> EvaluateResult:
     """An evaluation.json loaded back into its typed record."""
-    return parse_dataclass(EvaluateResult, json.loads(Path(path).read_text()), str(path))
+    result = parse_dataclass(EvaluateResult, json.loads(Path(path).read_text()), str(path))
+    extra = {name: parse_dataclass(ExtraEvaluation, record, f"{path}: extra.{name}") for name, record in result.extra.items()}
+    return replace(result, extra=extra)

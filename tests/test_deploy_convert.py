@@ -175,7 +175,8 @@ def test_digits_convert_evaluate_export_emulate_golden_report(digits_build, tmp_
 def test_evaluate_scores_extra_evaluation_sets(digits_build, monkeypatch):
     from mcuforge.deploy.convert import convert
     from mcuforge.deploy.emulate import emulate
-    from mcuforge.deploy.evaluate import evaluate
+    from mcuforge.deploy.evaluate import evaluate, read_evaluation
+    from mcuforge.html_report import write_html_report
     from mcuforge.train import trainer
 
     spec, root = digits_build
@@ -186,8 +187,19 @@ def test_evaluate_scores_extra_evaluation_sets(digits_build, monkeypatch):
     monkeypatch.setattr(trainer, "load_dataset", lambda loaded_spec: with_extra)
     result = evaluate(spec, root)
     expected = float(np.mean(emulate(model_path, x).raw.argmax(1) == y))
-    assert result.extra["recorded"]["samples"] == 30 and result.extra["recorded"]["tflm"] == expected
+    assert result.extra["recorded"].samples == 30 and result.extra["recorded"].tflm == expected
     assert json.loads((model_path.parent / "evaluation.json").read_text())["extra"]["recorded"]["tflm"] == expected
+    # The TFLM confusion matrix, from TFLM's own predictions counted here, loads back typed and reaches the report.
+    predicted = emulate(model_path, x).raw.argmax(1)
+    matrix = [[int(np.sum((y == t) & (predicted == p))) for p in range(10)] for t in range(10)]
+    assert result.extra["recorded"].confusion_matrix == matrix
+    assert read_evaluation(model_path.parent / "evaluation.json") == result
+    page = write_html_report(spec, root).read_text()
+    assert "Extra evaluation set: recorded" in page
+    for t in range(10):
+        clips, right = sum(matrix[t]), matrix[t][t]
+        if clips:
+            assert f"<td>{result.extra['recorded'].class_names[t]}</td><td>{clips}</td><td>{right}</td><td>{right / clips:.3f}</td>" in page
 
 
 def test_convert_stops_before_writing_when_the_target_is_too_small(digits_build, monkeypatch):
