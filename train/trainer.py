@@ -216,6 +216,7 @@ def train(spec: Spec, out_dir: Path | str, progress: Progress | None = None) -> 
     """Train the spec's model and write the stage's artifacts atomically to `out_dir`."""
     check_spec(spec)
     out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)  # an output path that cannot be made fails now, not after training
     dataset = load_dataset(spec)
     model = build_model(spec, dataset)
     started = time.perf_counter()
