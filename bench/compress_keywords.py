@@ -25,9 +25,10 @@ from mcuforge.compress.cli import render_table
 from mcuforge.compress.cluster import ClusterOptions, cluster
 from mcuforge.compress.common import Context
 from mcuforge.compress.pipeline import float_row, measure
+from mcuforge.config import to_dict
 from mcuforge.layout import KERAS_MODEL_FILE
 from mcuforge.results import StepRow
-from mcuforge.spec import load_spec, to_dict
+from mcuforge.spec import load_spec
 
 
 def _copy(model):

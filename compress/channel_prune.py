@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mcuforge.compress.common import CompressStep, Context, TrainingOptions, fine_tune
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train.profile import model_macs
 
 MAX_REMOVAL = 0.95

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcuforge.compress.common import CLUSTERS, SPARSITY, CompressStep, Context, TrainingOptions, fine_tune
-from mcuforge.spec import spec_field
+from mcuforge.config import spec_field
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 MAX_INDEX_BITS = 7  # the compressor's limit: wider indices save nothing over int8

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from mcuforge.config import spec_field
 from mcuforge.progress import Progress
-from mcuforge.spec import Spec, spec_field
+from mcuforge.spec import Spec
 from mcuforge.train.datasets import ANOMALY, Dataset
 
 
@@ -27,7 +28,7 @@ class CompressStep:
     takes_teacher: the step is applied to the teacher (the trained model, or its options' `teacher`),
     not to the model the earlier steps produced.
     preserves: what quantization-aware training after this step must keep (SPARSITY, CLUSTERS).
-    check: validates the step's options against the spec's model.arch when the spec loads.
+    check: validates the step's options against the spec's model.arch (parse_recipe, before any step runs).
     details: figures beside the common ones for the step's row, from the models before and after it.
     baseline: a comparison model trained without what the step adds (None when the options turn it off),
     reported as "<name> (<baseline_label>)" off the recipe's chain.

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcuforge.compress.common import CompressStep, Context, TrainingOptions, fine_tune
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train import zoo
 from mcuforge.train.datasets import ANOMALY, Dataset
 

@@ -25,11 +25,12 @@ from mcuforge.compress.common import CompressStep, Context
 from mcuforge.compress.distill import DISTILL, check_teacher
 from mcuforge.compress.prune import PRUNE
 from mcuforge.compress.quantize import QUANTIZE
+from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import KERAS_MODEL_FILE
 from mcuforge.progress import Progress
 from mcuforge.results import CompressResult, RecipeStep, StepRow
-from mcuforge.spec import CompressSpec, Spec, parse_dataclass, to_dict
+from mcuforge.spec import CompressSpec, Spec
 from mcuforge.train.datasets import ANOMALY
 
 PARETO_FILE = "pareto.png"
@@ -224,8 +225,9 @@ class _Prepared:
 
 
 def _prepare(spec: Spec, progress: Progress | None) -> tuple[_Prepared, Progress]:
-    from mcuforge.train.trainer import load_dataset
+    from mcuforge.train.trainer import check_spec, load_dataset
 
+    check_spec(spec)
     recipe = parse_recipe(spec.compress, spec.model.arch)
     if not recipe.steps:
         raise MCUForgeError("compress.steps is empty: list the steps to run, e.g. [distill, prune, quantize]")

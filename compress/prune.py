@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcuforge.compress.common import SPARSITY, CompressStep, Context, TrainingOptions, fine_tune
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 
 UNSTRUCTURED = "unstructured"
 TWO_FOUR = "2:4"

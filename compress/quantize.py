@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcuforge.compress.common import CLUSTERS, SPARSITY, CompressStep, Context, TrainingOptions, fine_tune
-from mcuforge.spec import spec_field
+from mcuforge.config import spec_field
 
 QAT = "qat"
 PTQ = "ptq"

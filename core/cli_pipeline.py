@@ -20,12 +20,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from mcuforge.html_report import write_html_report
-        from mcuforge.pipeline import run_pipeline
+        from mcuforge.pipeline import check_spec, run_pipeline
         from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
 
         console = Console(soft_wrap=True)  # one line per stage in a log, however long the path
         loaded = load_spec(spec)
+        check_spec(loaded)
         started = time.perf_counter()
 
         def show(outcome) -> None:

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from mcuforge.artifacts import write_text_atomic
+from mcuforge.config import to_dict
 from mcuforge.layout import BuildLayout
 from mcuforge.results import AcceleratorsResult, Artifact, CompressResult, DeployResult, FirmwareResult, TrainResult
-from mcuforge.spec import Spec, to_dict
+from mcuforge.spec import Spec
 
 SECTIONS = (
     ("spec", "Spec"),

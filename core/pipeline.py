@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mcuforge.config import to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import BuildLayout
 from mcuforge.progress import Progress
@@ -31,7 +32,7 @@ from mcuforge.results import (
     KerasModelArtifact,
     TrainResult,
 )
-from mcuforge.spec import Spec, to_dict
+from mcuforge.spec import Spec
 from mcuforge.stages import StageOutcome, run_stage
 
 DEFAULT_BOARD = "qemu-m4"
@@ -227,6 +228,15 @@ class PipelineResult:
         return self.layout.base
 
 
+def check_spec(spec: Spec) -> None:
+    """Every stage's own checks of its spec options (data set, model, compression recipe), before any stage runs."""
+    from mcuforge.compress.pipeline import parse_recipe
+    from mcuforge.train.trainer import check_spec as check_train_spec
+
+    check_train_spec(spec)
+    parse_recipe(spec.compress, spec.model.arch)
+
+
 def run_pipeline(
     spec: Spec,
     root: Path | str = "build",
@@ -237,6 +247,7 @@ def run_pipeline(
     stages: tuple[Stage, ...] = STAGES,
 ) -> PipelineResult:
     """Run `stages` for `spec` under `root`, calling `on_stage` after each one; `progress` shows the work inside them."""
+    check_spec(spec)
     run = Run(spec, spec.layout(root), board, vectors, progress or Progress.quiet())
     for stage in stages:
         if not stage.runs(spec):

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from mcuforge.artifacts import write_json_atomic
+from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE, KERAS_MODEL_FILE
-from mcuforge.spec import parse_dataclass, to_dict
 
 A = TypeVar("A", bound="Artifact")
 

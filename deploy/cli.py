@@ -23,8 +23,11 @@ def register(app: typer.Typer) -> None:
         """Convert the spec's trained (or compressed) model to build/<name>/deploy/model_int8.tflite."""
         from mcuforge.deploy.convert import convert
         from mcuforge.spec import load_spec
+        from mcuforge.train.trainer import check_spec
 
-        result = convert(load_spec(spec))
+        loaded = load_spec(spec)
+        check_spec(loaded)
+        result = convert(loaded)
         typer.echo(
             f"wrote {result.model_path} ({result.size} bytes, {result.quantization}, {result.io_type} I/O, "
             f"{'quantization-aware' if result.quantization_aware else 'calibrated'}; ops {', '.join(result.ops)}; "
@@ -72,8 +75,11 @@ def register(app: typer.Typer) -> None:
         """Score the converted model on the test split in TFLM, beside float Keras and LiteRT."""
         from mcuforge.deploy.evaluate import evaluate
         from mcuforge.spec import load_spec
+        from mcuforge.train.trainer import check_spec
 
-        r = evaluate(load_spec(spec))
+        loaded = load_spec(spec)
+        check_spec(loaded)
+        r = evaluate(loaded)
         typer.echo(f"{r.metric} on {r.samples} test samples: TFLM int8 {r.tflm:.4f}, float Keras {r.float_keras:.4f} (drop {r.drop:+.4f})")
         for name, extra in r.extra.items():
             typer.echo(f"{r.metric} on {extra.samples} {name} samples: TFLM int8 {extra.tflm:.4f}, float Keras {extra.float_keras:.4f}")

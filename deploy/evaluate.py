@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.artifacts import write_text_atomic
+from mcuforge.config import parse_dataclass
 from mcuforge.deploy.convert import source_model_path
 from mcuforge.deploy.tflite_model import read_tflite
 from mcuforge.deploy.tflm import Emulator, captured_stderr, dequantize, prepare_input
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE
 from mcuforge.results import DeployResult
-from mcuforge.spec import Spec, parse_dataclass
+from mcuforge.spec import Spec
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from mcuforge.config import parse_dataclass, spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import parse_dataclass, spec_field
 
 DEPLOY_DIR = Path(__file__).resolve().parent
 TARGETS_DIR = DEPLOY_DIR / "targets"

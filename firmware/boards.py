@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from mcuforge.config import parse_dataclass, spec_field
 from mcuforge.deploy.targets import Chip, MemoryRegion, load_chip
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.flash import FLASHERS
 from mcuforge.hostbuild import FIRMWARE_DIR
-from mcuforge.spec import parse_dataclass, spec_field
 
 BOARDS_DIR = FIRMWARE_DIR / "boards"
 

@@ -15,8 +15,10 @@ _MODEL = typer.Option(None, help="int8 .tflite [default: build/<spec name>/deplo
 def _spec_and_model(spec_path: Path, model: Optional[Path]):
     from mcuforge.layout import INT8_MODEL_FILE
     from mcuforge.spec import load_spec
+    from mcuforge.train.trainer import check_spec
 
     spec = load_spec(spec_path)
+    check_spec(spec)
     return spec, model or spec.layout().deploy / INT8_MODEL_FILE
 
 

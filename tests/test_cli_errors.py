@@ -57,7 +57,10 @@ def cases() -> list[tuple[str, list[str], str]]:
             (command, ["unknown_key.yaml"], "modle"),
             (command, ["list.yaml"], "expected a mapping"),
             (command, ["negative_epochs.yaml"], "train.epochs"),
+            (command, ["bad_data_option.yaml"], "data.options.noise"),
+            (command, ["unknown_arch.yaml"], "model.arch"),
         ]
+    found += [(command, ["bad_recipe.yaml"], "distill after prune") for command in ("compress", "run")]
     for command, extra in MODEL_COMMANDS.items():
         for model, names in (("missing.tflite", "missing.tflite"), ("corrupt.tflite", "corrupt.tflite"), ("truncated.tflite", "truncated.tflite")):
             found.append((command, [model, *extra], names))
@@ -69,6 +72,7 @@ def cases() -> list[tuple[str, list[str], str]]:
         found += [
             (f"demo {demo}", ["--spec", "missing.yaml", *extra], "missing.yaml"),
             (f"demo {demo}", ["--spec", "unknown_key.yaml", *extra], "modle"),
+            (f"demo {demo}", ["--spec", "bad_data_option.yaml", *extra], "data.options.noise"),
             (f"demo {demo}", ["--spec", spec, "--model", "missing.tflite", *extra], "missing.tflite"),
             (f"demo {demo}", ["--spec", spec, "--model", "corrupt.tflite", *extra], "not a TFLite model"),
         ]
@@ -109,6 +113,9 @@ def workdir(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("bad-input")
     (path / "unknown_key.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodle: {arch: tiny_cnn}\n")
+    (path / "bad_data_option.yaml").write_text("name: bad\ndata: {dataset: digits, options: {noise: 1}}\nmodel: {arch: tiny_cnn}\n")
+    (path / "unknown_arch.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodel: {arch: lenet}\n")
+    (path / "bad_recipe.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\ncompress: {steps: [prune, distill]}\n")
     (path / "list.yaml").write_text("- just\n- a list\n")
     (path / "negative_epochs.yaml").write_text("name: neg\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\ntrain: {epochs: -1}\n")
     (path / "hello.tflite").write_bytes(HELLO.read_bytes())

@@ -95,9 +95,11 @@ def _copy(model):
         ({"steps": ["distill"], "options": {"distill": {"temprature": 2}}}, r"compress\.options\.distill\.temprature: unknown key"),
     ],
 )
-def test_bad_recipes_fail_at_spec_load(compress, message):
+def test_bad_recipes_fail_the_up_front_check(compress, message):
+    from mcuforge.pipeline import check_spec
+
     with pytest.raises(MCUForgeError, match=message):
-        parse_spec(_digits_spec(**compress))
+        check_spec(parse_spec(_digits_spec(**compress)))
 
 
 def test_default_recipe_is_distill_prune_quantize():

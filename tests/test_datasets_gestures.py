@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mcuforge.config import to_dict
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import load_spec, parse_spec, to_dict
+from mcuforge.spec import load_spec, parse_spec
 from mcuforge.train import datasets
 from mcuforge.train.datasets import gestures
 

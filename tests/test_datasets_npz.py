@@ -140,10 +140,12 @@ def test_too_few_training_samples_to_carve_validation(tmp_path):
 
 def test_spec_options_are_validated():
     base = {"name": "mine", "data": {"dataset": "npz"}, "model": {"arch": "tiny_cnn"}}
+    from mcuforge.train.trainer import check_spec
+
     with pytest.raises(MCUForgeError, match="data.options.path: required key is missing"):
-        parse_spec(base)
+        check_spec(parse_spec(base))
     with pytest.raises(MCUForgeError, match="data.options.task: expected one of classification, anomaly"):
-        parse_spec({**base, "data": {"dataset": "npz", "options": {"path": "x.npz", "task": "regression"}}})
+        check_spec(parse_spec({**base, "data": {"dataset": "npz", "options": {"path": "x.npz", "task": "regression"}}}))
 
 
 def test_trains_on_a_users_file(tmp_path):

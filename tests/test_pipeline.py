@@ -100,6 +100,21 @@ def test_pipeline_runs_every_stage_reuses_them_and_reports(tmp_path):
     assert f"{evaluation['tflm']:.4f}" in parser.text["agreement"]
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"data": {"dataset": "digits", "options": {"noise": 1}}}, r"^data\.options\.noise: unknown key"),
+        ({"model": {"arch": "lenet"}}, r"^model\.arch: expected one of .*Received: 'lenet'$"),
+        ({"compress": {"steps": ["prune", "distill"]}}, r"^compress\.steps: distill after prune cannot work"),
+    ],
+)
+def test_a_bad_stage_option_stops_the_pipeline_before_any_stage_runs(tmp_path, change, message):
+    spec = parse_spec({**TINY, **change})
+    with pytest.raises(MCUForgeError, match=message):
+        run_pipeline(spec, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_before_any_stage_ran_says_so(tmp_path):
     page = write_html_report(parse_spec(TINY), tmp_path).read_text()
     parser = ReportParser()

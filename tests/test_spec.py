@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mcuforge.config import to_dict
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import load_spec, parse_spec, to_dict
+from mcuforge.pipeline import check_spec
+from mcuforge.spec import load_spec, parse_spec
 
 GOOD = {
     "name": "digits",
@@ -53,8 +55,9 @@ def test_good_spec_round_trips():
     ],
 )
 def test_bad_spec_is_named(path, value, message):
+    """Structure from parse_spec, the stages' options from the pipeline's up-front check."""
     with pytest.raises(MCUForgeError, match=message):
-        parse_spec(with_change(path, value))
+        check_spec(parse_spec(with_change(path, value)))
 
 
 def test_missing_required_key():
@@ -82,5 +85,6 @@ def test_every_shipped_spec_loads():
     assert specs, "specs/ is empty"
     for path in specs:
         spec = load_spec(path)
+        check_spec(spec)
         assert spec.name == path.stem
         assert yaml.safe_load(path.read_text())["name"] == spec.name

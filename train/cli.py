@@ -14,9 +14,11 @@ def register(app: typer.Typer) -> None:
     def data_command(spec: Path = typer.Argument(..., help="pipeline spec (YAML)")) -> None:
         """Print a summary of the spec's data set: shapes, classes, counts per split."""
         from mcuforge.spec import load_spec
-        from mcuforge.train.trainer import load_dataset
+        from mcuforge.train.trainer import check_spec, load_dataset
 
-        summary = load_dataset(load_spec(spec)).summary()
+        loaded = load_spec(spec)
+        check_spec(loaded)
+        summary = load_dataset(loaded).summary()
         typer.echo(json.dumps(summary, indent=2))
 
     @app.command("train")

@@ -13,13 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.artifacts import atomic_output_dir, data_cache_dir, write_json_atomic
+from mcuforge.config import to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.results import TrainResult
-from mcuforge.spec import Spec, to_dict
+from mcuforge.spec import Spec
 from mcuforge.train import datasets, zoo
 from mcuforge.train.datasets import ANOMALY, Dataset
 from mcuforge.train.profile import model_macs
+
+def check_spec(spec: Spec) -> None:
+    """Reject bad data-set options or an unknown model arch/option before any stage loads data or trains."""
+    datasets.parse_options(spec.data.dataset, spec.data.options)
+    zoo.check_arch(spec.model.arch, spec.model.options)
+
 
 def load_dataset(spec: Spec) -> Dataset:
     return datasets.load(spec.data.dataset, spec.data.options, spec.data.seed, data_cache_dir())
@@ -207,7 +214,9 @@ def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None) -
 
 def train(spec: Spec, out_dir: Path | str, progress: Progress | None = None) -> TrainResult:
     """Train the spec's model and write the stage's artifacts atomically to `out_dir`."""
+    check_spec(spec)
     out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)  # an output path that cannot be made fails now, not after training
     dataset = load_dataset(spec)
     model = build_model(spec, dataset)
     started = time.perf_counter()

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mcuforge.config import parse_dataclass
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import parse_dataclass
 
 CLASSIFICATION = "classification"
 ANOMALY = "anomaly"  # train on normal data only; y_test is 1 for anomalous; metric AUC

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcuforge.spec import spec_field
+from mcuforge.config import spec_field
 from mcuforge.train.datasets import CLASSIFICATION, Dataset
 
 

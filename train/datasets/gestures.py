@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train.datasets import CLASSIFICATION, Dataset
 
 SHARED_ENV = "MCUFORGE_SHARED"

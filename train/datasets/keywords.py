@@ -37,8 +37,8 @@ import numpy as np
 
 from mcuforge import features
 from mcuforge.artifacts import write_bytes_atomic
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train.datasets import CLASSIFICATION, Dataset, acoustics, voices
 from mcuforge.train.datasets.wav_folder import read_speech_commands
 

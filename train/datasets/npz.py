@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train.datasets import ANOMALY, CLASSIFICATION, Dataset
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train.datasets import ANOMALY, Dataset
 
 COUNTS_PER_G = 2000  # int16 sensor, +-16 g full scale

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge import features
+from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import spec_field
 from mcuforge.train.datasets import CLASSIFICATION, Dataset
 
 SAMPLE_RATE = 16000
