@@ -33,7 +33,8 @@ import numpy as np
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
 from mcuforge.artifacts import write_json_atomic
-from mcuforge.spec import load_spec, parse_spec, to_dict
+from mcuforge.config import to_dict
+from mcuforge.spec import load_spec, parse_spec
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands_dev"
 # Each row: (name, what it changes, option overrides on top of the spec's data options).
