@@ -177,6 +177,7 @@ def test_evaluate_scores_extra_evaluation_sets(digits_build, monkeypatch):
     from mcuforge.deploy.emulate import emulate
     from mcuforge.deploy.evaluate import evaluate, read_evaluation
     from mcuforge.html_report import write_html_report
+    from mcuforge.results import DeployResult
     from mcuforge.train import trainer
 
     spec, root = digits_build
@@ -194,6 +195,7 @@ def test_evaluate_scores_extra_evaluation_sets(digits_build, monkeypatch):
     matrix = [[int(np.sum((y == t) & (predicted == p))) for p in range(10)] for t in range(10)]
     assert result.extra["recorded"].confusion_matrix == matrix
     assert read_evaluation(model_path.parent / "evaluation.json") == result
+    DeployResult(source_model="train/model.h5").save(model_path.parent)  # what the deploy stage records beside them
     page = write_html_report(spec, root).read_text()
     assert "Extra evaluation set: recorded" in page
     for t in range(10):
