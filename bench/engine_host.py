@@ -1,6 +1,6 @@
 """Engine benchmarks: arena against TFLM's, Cortex-M4 code size, host instructions per inference.
 
-    .venv/bin/python bench/engine_host.py            # all three tables
+    .venv/bin/python bench/engine_host.py            # every table
     .venv/bin/python bench/engine_host.py --no-callgrind
 
 Arena: the engine's whole arena (state, tables, activations) against TFLM's on
@@ -11,7 +11,9 @@ Code size: `arm-none-eabi-size` (text + data) of every runtime object for
 Cortex-M4 (thumb, FPv4-SP), model data excluded, then of what one model's
 firmware compiles (the core and only that model's kernels); libgcc/libm helpers
 it calls (soft double arithmetic, frexp, round) are not objects of ours and are
-not counted.
+not counted. Linked: a program running one model through the prepared runner
+or the interpreter, linked with --gc-sections (linked_flash, also used by
+bench/engine_icount.py): the model data it carries and the code beside it.
 Instructions: valgrind's callgrind counting only inside mf_invoke (one
 inference, random input), the engine built at -O2 for the host (x86-64).
 """
