@@ -1,6 +1,6 @@
 """Engine benchmarks: arena against TFLM's, Cortex-M4 code size, host instructions per inference.
 
-    .venv/bin/python bench/engine_host.py            # all three tables
+    .venv/bin/python bench/engine_host.py            # every table
     .venv/bin/python bench/engine_host.py --no-callgrind
 
 Arena: the engine's whole arena (state, tables, activations) against TFLM's on
@@ -11,7 +11,9 @@ Code size: `arm-none-eabi-size` (text + data) of every runtime object for
 Cortex-M4 (thumb, FPv4-SP), model data excluded, then of what one model's
 firmware compiles (the core and only that model's kernels); libgcc/libm helpers
 it calls (soft double arithmetic, frexp, round) are not objects of ours and are
-not counted.
+not counted. Linked: a program running one model through the prepared runner
+or the interpreter, linked with --gc-sections (linked_flash, also used by
+bench/engine_icount.py): the model data it carries and the code beside it.
 Instructions: valgrind's callgrind counting only inside mf_invoke (one
 inference, random input), the engine built at -O2 for the host (x86-64).
 """
@@ -79,9 +81,9 @@ def code_size(optimization: str) -> dict[str, int]:
 
 
 CORE_SOURCES = ("mf_engine.c", "mf_flatbuffer.c", "mf_fixedpoint.c", "mf_names.c", "kernels/common.c", "kernels/affine.c")
-# What a prepared-model firmware compiles besides its kernels (the linker keeps only what the runner reaches).
-RUNNER_SOURCES = ("mf_prepared.c", "mf_engine.c", "mf_flatbuffer.c", "mf_fixedpoint.c", "kernels/common.c", "kernels/affine.c")
-_RUNNER_MAIN = r"""
+# Programs that run one model through each path, linked to measure what the device carries.
+_MAINS = {
+    True: r"""
 #include "mf_prepared.h"
 extern const uint32_t mf_model_image[];
 extern const size_t mf_model_image_bytes;
@@ -92,7 +94,20 @@ int main(void) {
     if (mf_prepared_input(&runner, 0, &in) != MF_OK || mf_prepared_invoke(&runner) != MF_OK) return 2;
     return mf_prepared_output(&runner, 0, &out) == MF_OK ? 0 : 3;
 }
-"""
+""",
+    False: r"""
+#include "mf_engine.h"
+extern const uint32_t mf_model_image[];
+extern const size_t mf_model_image_bytes;
+static uint8_t arena[1 << 16] __attribute__((aligned(16)));
+int main(void) {
+    mf_model *model; mf_tensor_info in, out;
+    if (mf_load((const uint8_t *)mf_model_image, mf_model_image_bytes, arena, sizeof arena, &model, NULL) != MF_OK) return 1;
+    if (mf_input(model, 0, &in) != MF_OK || mf_invoke(model) != MF_OK) return 2;
+    return mf_output(model, 0, &out) == MF_OK ? 0 : 3;
+}
+""",
+}
 
 
 def kernel_sources(ops: set[str]) -> tuple[list[str], list[Path]]:
@@ -125,37 +140,37 @@ def model_code_size(name: str, optimization: str, strip_names: bool) -> int:
         return sum(_object_size(source, optimization, extra, Path(tmp)) for source in sources)
 
 
-def prepared_flash(name: str, kernels: str) -> tuple[int, int, bool]:
-    """(image bytes, runner code bytes, soft-float double linked) of a prepared-model firmware for Cortex-M4 at -Os.
+def linked_flash(model: bytes, kernels: str, prepared: bool) -> tuple[int, int, bool]:
+    """(model data bytes, code bytes, soft-float double linked) of a firmware running `model` on Cortex-M4 at -Os.
 
-    The runner, the model's kernels of set `kernels` and the image are linked
-    with --gc-sections; code is the ELF's text + data less the image array.
+    prepared: the runner and the prepared image (model data = the image);
+    else the interpreter and the .tflite (mf_load at boot). The engine with the
+    model's kernels of set `kernels` is linked with --gc-sections; code is the
+    ELF's text + data less the model data array.
     """
-    from mcuforge.deploy.tflite_model import read_tflite
-    from mcuforge.firmware.engine import KERNELS_DIR
-    from mcuforge.firmware.prepared import prepared_source
+    from mcuforge.firmware.prepared import PreparedImage, image_source, kernel_list, prepared_image
 
-    model = (MODELS / name).read_bytes()
-    ops = {op.opcode for op in read_tflite(MODELS / name).main.operators}
-    lines, files = kernel_sources(ops)
-    variants = {p.name: p for p in (KERNELS_DIR / kernels).glob("*.c")} if kernels != "portable" else {}
-    source, _ = prepared_source(model, kernels)
+    data = prepared_image(model, kernels).data if prepared else model
+    lines, files = kernel_sources({m[1] for m in re.finditer(r"MF_KERNEL\(MF_OP_(\w+),", kernel_list(model))})
+    evals = re.compile(r"^mf_status \w+_eval\(", re.M)
+    needed = {f.name for f in files}
+    sources = [s for s in runtime_sources(kernels)
+               if s.name in needed or not evals.search((RUNTIME_DIR / "kernels" / s.name if s.parent != RUNTIME_DIR else s).read_text())]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "model_kernels.h").write_text("\n".join(lines) + "\n")
-        (tmp / "image.c").write_text(source)
-        (tmp / "main.c").write_text(_RUNNER_MAIN)
-        sources = [RUNTIME_DIR / s for s in RUNNER_SOURCES] + [variants.get(f.name, f) for f in files]
+        (tmp / "image.c").write_text(image_source(PreparedImage(data, 0)))
+        (tmp / "main.c").write_text(_MAINS[prepared])
         elf = tmp / "runner.elf"
         flags = ["-std=c99", "-Os", *CORTEX_M4, f"-DMF_KERNEL_LIST=\"{tmp / 'model_kernels.h'}\"", f"-I{RUNTIME_DIR}"]
         link = ["-Wl,--gc-sections", "-specs=nano.specs", "-specs=nosys.specs", "-nostartfiles", "-Wl,-e,main"]
         subprocess.run(["arm-none-eabi-gcc", *flags, *map(str, sources), str(tmp / "image.c"), str(tmp / "main.c"), *link,
                         "-o", str(elf), "-lm"], check=True)
-        text, data = (int(v) for v in subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
-                                                      text=True).stdout.splitlines()[1].split()[:2])
+        text, data_bytes = (int(v) for v in subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
+                                                           text=True).stdout.splitlines()[1].split()[:2])
         symbols = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], check=True, capture_output=True, text=True).stdout
         image = int(re.search(r"^\w+ (\w+) R mf_model_image$", symbols, re.M)[1], 16)
-        return image, text + data - image, "__aeabi_d" in symbols
+        return len(data), text + data_bytes - image, "__aeabi_d" in symbols
 
 
 def _object_size(source: Path, optimization: str, extra: list[str], tmp: Path) -> int:
@@ -204,13 +219,15 @@ def main() -> None:
         sizes_for = [model_code_size(name, "-Os", False), model_code_size(name, "-O2", False), model_code_size(name, "-Os", True)]
         print(f"{Path(name).stem:<26}{sizes_for[0]:>8}{sizes_for[1]:>8}{sizes_for[2]:>22}")
 
-    print("\nPrepared model for Cortex-M4 at -Os: image (model data) vs .tflite, runner code for the model's kernels")
-    print(f"{'model':<26}{'kernels':>9}{'.tflite':>9}{'image':>9}{'ratio':>7}{'code':>8}{'double':>8}")
+    print("\nLinked for Cortex-M4 at -Os: model data (prepared image or .tflite) and engine code for the model's kernels")
+    print(f"{'model':<26}{'path':>12}{'kernels':>9}{'.tflite':>9}{'data':>9}{'ratio':>7}{'code':>8}{'double':>8}")
     for name in TFLM_ARENA_32BIT:
-        for kernels in ("portable", "dsp"):
-            image, code, double = prepared_flash(name, kernels)
-            size = (MODELS / name).stat().st_size
-            print(f"{Path(name).stem:<26}{kernels:>9}{size:>9}{image:>9}{image / size:>7.2f}{code:>8}{'yes' if double else 'no':>8}")
+        model = (MODELS / name).read_bytes()
+        for prepared, kernels in ((p, k) for p in (True, False) for k in ("portable", "dsp")):
+            data, code, double = linked_flash(model, kernels, prepared)
+            path = "prepared" if prepared else "interpreter"
+            print(f"{Path(name).stem:<26}{path:>12}{kernels:>9}{len(model):>9}{data:>9}{data / len(model):>7.2f}{code:>8}"
+                  f"{'yes' if double else 'no':>8}")
 
     if not args.no_callgrind:
         print("\nHost instructions per inference (callgrind, inside mf_invoke, -O2)")
