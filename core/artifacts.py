@@ -23,10 +23,14 @@ def _umask() -> int:
     return current
 
 
+def cache_root() -> Path:
+    """Where mcuforge caches what is slow to make: $MCUFORGE_CACHE, else ~/.cache/mcuforge."""
+    return Path(os.environ.get("MCUFORGE_CACHE") or Path.home() / ".cache" / "mcuforge")
+
+
 def data_cache_dir() -> Path:
-    """Cache for synthesized data (clips, features): $MCUFORGE_CACHE/data, else ~/.cache/mcuforge/data."""
-    root = os.environ.get("MCUFORGE_CACHE") or Path.home() / ".cache" / "mcuforge"
-    return Path(root) / "data"
+    """Cache for synthesized data (clips, features)."""
+    return cache_root() / "data"
 
 
 def write_bytes_atomic(path: Path | str, data: bytes) -> Path:

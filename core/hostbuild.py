@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from mcuforge.artifacts import cache_root
 from mcuforge.errors import MCUForgeError
 
 # Where the C sources are: the firmware package's folder, found without importing the package.
@@ -27,9 +28,8 @@ SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-f
 
 
 def cache_dir() -> Path:
-    """Where host builds live: $MCUFORGE_CACHE, else ~/.cache/mcuforge."""
-    root = os.environ.get("MCUFORGE_CACHE") or Path.home() / ".cache" / "mcuforge"
-    return Path(root) / "host"
+    """Where host builds live."""
+    return cache_root() / "host"
 
 
 def build_shared_library(
