@@ -412,7 +412,7 @@ def say(text: str, voice: str = "en-us", pitch: int = 50, speed: int = 150, gap_
     if not words:
         raise MCUForgeError("--say: expected some words to speak. Received an empty text")
     with tempfile.TemporaryDirectory() as tmp:
-        spoken = synthesize(Speaker("espeak-ng", voice, pitch, speed), list(dict.fromkeys(words)), Path(tmp))
+        spoken = synthesize(Speaker("espeak-ng", voice, pitch, speed), list(dict.fromkeys(words)), Path(tmp), seed=0)
     pad, gap = np.zeros(SAMPLE_RATE // 2, np.int16), np.zeros(SAMPLE_RATE * gap_ms // 1000, np.int16)
     parts = [pad]
     for index, word in enumerate(words):
