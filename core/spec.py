@@ -88,6 +88,14 @@ def parse_spec(data: Any, source: str = "spec") -> Spec:
     return spec
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """Where and what the YAML error is, on one line (PyYAML's own message spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None)
+    return f"{where} ({problem})" if problem else where
+
+
 def load_spec(path: Path | str) -> Spec:
     """Read and validate a YAML spec file."""
     path = Path(path)
@@ -96,5 +104,5 @@ def load_spec(path: Path | str) -> Spec:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise MCUForgeError(f"{path}: not valid YAML ({exc})") from None
+        raise MCUForgeError(f"{path}: not valid YAML{_yaml_where(exc)}: fix the file's syntax") from None
     return parse_spec(data, str(path))

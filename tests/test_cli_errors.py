@@ -59,6 +59,7 @@ def cases() -> list[tuple[str, list[str], str]]:
             (command, ["negative_epochs.yaml"], "train.epochs"),
             (command, ["bad_data_option.yaml"], "data.options.noise"),
             (command, ["unknown_arch.yaml"], "model.arch"),
+            (command, ["not_yaml.yaml"], "not valid YAML at line 3, column 1"),
         ]
     found += [(command, ["bad_recipe.yaml"], "distill after prune") for command in ("compress", "run")]
     for command, extra in MODEL_COMMANDS.items():
@@ -117,6 +118,7 @@ def workdir(tmp_path_factory) -> Path:
     (path / "unknown_arch.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodel: {arch: lenet}\n")
     (path / "bad_recipe.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\ncompress: {steps: [prune, distill]}\n")
     (path / "list.yaml").write_text("- just\n- a list\n")
+    (path / "not_yaml.yaml").write_text("name: bad\ndata: [unclosed\n")
     (path / "negative_epochs.yaml").write_text("name: neg\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\ntrain: {epochs: -1}\n")
     (path / "hello.tflite").write_bytes(HELLO.read_bytes())
     (path / "corrupt.tflite").write_text("this is not a model at all, just text.....")
