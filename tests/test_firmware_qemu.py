@@ -239,3 +239,14 @@ def test_cli_run_reports_the_known_hello_world_result(tmp_path):
     assert "model hello_world_int8, input x.npy" in result.stdout
     assert re.search(r"^  vector 0: \[126\] .* emulated SysTick cycles at 20 MHz$", result.stdout, re.M)
     assert (tmp_path / "hello_world_int8.elf").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", [case[0] for case in ZOO_CASES])
+def test_prepared_zoo_images_link_no_soft_float_double(arch, zoo_models, tmp_path):
+    """Prepared images compute every multiplier on the host: no soft-float double routine is linked."""
+    import subprocess
+
+    image = build.build_image(zoo_models[arch], "qemu-m4", out_dir=tmp_path)
+    symbols = subprocess.run(["arm-none-eabi-nm", str(image.elf)], capture_output=True, text=True, check=True).stdout
+    assert "__aeabi_d" not in symbols

@@ -2,7 +2,8 @@
  * ADD, int8, with fused activation and broadcasting: TFLM's reference
  * (add_common.cc + integer_ops/add.h). Both inputs are lifted to a common
  * scale with 20 bits of headroom (left shift 20), added, then rescaled to the
- * output.
+ * output. Prepare computes the multipliers once, in integers (no soft-float),
+ * into the op-data record; eval only reads it.
  */
 #include "mf_broadcast.h"
 
@@ -15,14 +16,18 @@ typedef struct mf_add_params {
 
 enum { MF_ADD_LEFT_SHIFT = 20 };
 
-/* QuantizeMultiplierSmallerThanOneExp: TFLM aborts outside (0, 1); we refuse the model. */
-static mf_status mf_add_multiplier_below_one(double real, int32_t *multiplier, int *shift)
+/* QuantizeMultiplierSmallerThanOneExp of numerator / denominator (positive floats,
+ * the quotient formed as TFLM's double one): TFLM aborts outside (0, 1); we refuse the model. */
+static mf_status mf_add_multiplier_below_one(float numerator, float denominator, int32_t *multiplier, int *shift)
 {
-    if (!(real > 0.0 && real < 1.0)) {
+    mf_requant q;
+    if (!(numerator > 0.0f && numerator < denominator)) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
-    mf_quantize_multiplier(real, multiplier, shift);
-    return *shift <= 0 ? MF_OK : MF_ERR_UNSUPPORTED_PARAM; /* real rounded up to 1.0 */
+    q = mf_requant_of_scales(numerator, 1.0f, denominator);
+    *multiplier = q.multiplier;
+    *shift = -q.right;
+    return q.left == 0 ? MF_OK : MF_ERR_UNSUPPORTED_PARAM; /* the quotient rounded up to 1.0 */
 }
 
 static mf_status mf_add_compute_params(const mf_op *op, mf_add_params *p)
@@ -30,7 +35,8 @@ static mf_status mf_add_compute_params(const mf_op *op, mf_add_params *p)
     const mf_tensor *in1 = &op->inputs[0];
     const mf_tensor *in2 = &op->inputs[1];
     const mf_tensor *out = &op->outputs[0];
-    const double twice_max_input_scale = 2.0 * (double)(in1->scale > in2->scale ? in1->scale : in2->scale);
+    /* Doubling and scaling by 2^20 are exact in float, as in TFLM's doubles. */
+    const float twice_max_input_scale = 2.0f * (in1->scale > in2->scale ? in1->scale : in2->scale);
     mf_status status;
     if (!mf_int8_quantization_ok(in1) || !mf_int8_quantization_ok(in2) || !mf_int8_quantization_ok(out)) {
         return MF_ERR_UNSUPPORTED_PARAM;
@@ -38,12 +44,12 @@ static mf_status mf_add_compute_params(const mf_op *op, mf_add_params *p)
     p->input1_offset = -in1->zero_point;
     p->input2_offset = -in2->zero_point;
     p->output_offset = out->zero_point;
-    status = mf_add_multiplier_below_one((double)in1->scale / twice_max_input_scale, &p->input1_multiplier, &p->input1_shift);
+    status = mf_add_multiplier_below_one(in1->scale, twice_max_input_scale, &p->input1_multiplier, &p->input1_shift);
     if (status == MF_OK) {
-        status = mf_add_multiplier_below_one((double)in2->scale / twice_max_input_scale, &p->input2_multiplier, &p->input2_shift);
+        status = mf_add_multiplier_below_one(in2->scale, twice_max_input_scale, &p->input2_multiplier, &p->input2_shift);
     }
     if (status == MF_OK) {
-        status = mf_add_multiplier_below_one(twice_max_input_scale / ((double)(1 << MF_ADD_LEFT_SHIFT) * (double)out->scale),
+        status = mf_add_multiplier_below_one(twice_max_input_scale, (float)(1 << MF_ADD_LEFT_SHIFT) * out->scale,
                                              &p->output_multiplier, &p->output_shift);
     }
     if (status == MF_OK) {
@@ -55,6 +61,7 @@ static mf_status mf_add_compute_params(const mf_op *op, mf_add_params *p)
 mf_status mf_add_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     mf_add_params params;
+    mf_add_params *record;
     mf_broadcast bc;
     mf_status status;
     *scratch_bytes = 0;
@@ -73,7 +80,18 @@ mf_status mf_add_prepare(const mf_op *op, size_t *scratch_bytes)
         op->overlap->allowed = 1;
         op->overlap->gap = 0;
     }
-    return status != MF_OK ? status : mf_add_compute_params(op, &params);
+    if (status == MF_OK) {
+        status = mf_add_compute_params(op, &params);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    record = (mf_add_params *)mf_op_data(op, sizeof params);
+    if (record == NULL) {
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    *record = params;
+    return MF_OK;
 }
 
 mf_status mf_add_eval(const mf_op *op)
@@ -85,12 +103,10 @@ mf_status mf_add_eval(const mf_op *op)
     int32_t offset1 = 0;
     int32_t offset2 = 0;
     int32_t i;
-    mf_add_params p;
+    const mf_add_params *d = (const mf_add_params *)op->data;
+    const mf_add_params p = *d;
     mf_broadcast bc;
-    mf_status status = mf_broadcast_init(&op->inputs[0], &op->inputs[1], &op->outputs[0], &bc);
-    if (status == MF_OK) {
-        status = mf_add_compute_params(op, &p);
-    }
+    const mf_status status = mf_broadcast_init(&op->inputs[0], &op->inputs[1], &op->outputs[0], &bc);
     if (status != MF_OK) {
         return status;
     }

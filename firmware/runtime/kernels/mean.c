@@ -3,7 +3,9 @@
  * is requantized with the output multiplier folded with 1/count. The TFLM we
  * match takes this path even when input and output share scale and zero point
  * (older TFLM divided the raw sum, truncating, in that case; the tests pin it).
- * Sums are formed output by output, so no scratch buffer is needed.
+ * Sums are formed output by output, so no scratch buffer is needed. Prepare
+ * keeps the axis plan and the requantization in the op-data record (in
+ * integers: no soft-float); eval only reads it.
  */
 #include "mf_ops_common.h"
 
@@ -17,6 +19,13 @@ typedef struct mf_mean_plan {
     int32_t outputs;  /* product of kept dims */
     int32_t elements; /* product of reduced dims: values averaged per output */
 } mf_mean_plan;
+
+/* The op-data record. */
+typedef struct mf_mean_data {
+    mf_mean_plan plan;
+    int32_t multiplier; /* in_scale / out_scale / elements, TFLM's way */
+    int32_t shift;
+} mf_mean_data;
 
 /* Splits the input axes into kept and reduced ones; the axis tensor is checked. */
 static mf_status mf_mean_plan_build(const mf_op *op, mf_mean_plan *plan)
@@ -60,10 +69,12 @@ static mf_status mf_mean_plan_build(const mf_op *op, mf_mean_plan *plan)
 /* in_scale / out_scale / elements as a multiplier and shift: TFLM folds
  * 1/elements in by shifting floor(log2(elements)) bits (capped at 32 and at
  * 31 + shift) and dividing, truncating. elements > 0. */
-static mf_status mf_mean_requantization(const mf_op *op, int32_t elements, int32_t *multiplier, int *shift)
+static mf_status mf_mean_requantization(const mf_op *op, int32_t elements, int32_t *multiplier, int32_t *shift)
 {
     int bits = 31 - mf_count_leading_zeros((uint32_t)elements);
-    mf_quantize_multiplier((double)op->inputs[0].scale / (double)op->outputs[0].scale, multiplier, shift);
+    const mf_requant ratio = mf_requant_of_scales(op->inputs[0].scale, 1.0f, op->outputs[0].scale);
+    *multiplier = ratio.multiplier;
+    *shift = ratio.left - ratio.right;
     bits = bits < 31 + *shift ? bits : 31 + *shift;
     if (bits < 0 || *shift - bits > 31) {
         return MF_ERR_UNSUPPORTED_PARAM;
@@ -77,7 +88,8 @@ mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     const mf_tensor *in = &op->inputs[0];
     const mf_tensor *out = &op->outputs[0];
-    mf_mean_plan plan;
+    mf_mean_data d = {0};
+    mf_mean_data *record;
     mf_status status;
     *scratch_bytes = 0;
     if (op->input_count != 2 || op->output_count != 1) {
@@ -91,17 +103,23 @@ mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
     }
     status = mf_check_const_i32(&op->inputs[1], mf_tensor_flat_size(&op->inputs[1]));
     if (status == MF_OK) {
-        status = mf_mean_plan_build(op, &plan);
+        status = mf_mean_plan_build(op, &d.plan);
     }
-    if (status == MF_OK && plan.elements > 0) {
-        int32_t multiplier;
-        int shift;
-        status = mf_mean_requantization(op, plan.elements, &multiplier, &shift);
+    if (status == MF_OK && d.plan.elements > 0) {
+        status = mf_mean_requantization(op, d.plan.elements, &d.multiplier, &d.shift);
     }
     if (status != MF_OK) {
         return status;
     }
-    return plan.outputs == mf_tensor_flat_size(out) ? MF_OK : MF_ERR_BAD_MODEL;
+    if (d.plan.outputs != mf_tensor_flat_size(out)) {
+        return MF_ERR_BAD_MODEL;
+    }
+    record = (mf_mean_data *)mf_op_data(op, sizeof d);
+    if (record == NULL) {
+        return MF_ERR_ARENA_TOO_SMALL;
+    }
+    *record = d;
+    return MF_OK;
 }
 
 /* Sum of the raw int8 values reduced into output `o` (int32 wraps like TFLM's). */
@@ -137,25 +155,16 @@ mf_status mf_mean_eval(const mf_op *op)
     const mf_tensor *out = &op->outputs[0];
     const int8_t *src = (const int8_t *)in->data;
     int8_t *dst = (int8_t *)out->data;
-    int32_t multiplier;
-    int shift;
-    mf_mean_plan plan;
+    const mf_mean_data *d = (const mf_mean_data *)op->data;
     int32_t o;
-    mf_status status = mf_mean_plan_build(op, &plan);
-    if (status != MF_OK) {
-        return status;
-    }
-    if (plan.elements == 0) {
-        memset(dst, 0, (size_t)plan.outputs);
+    if (d->plan.elements == 0) {
+        memset(dst, 0, (size_t)d->plan.outputs);
         return MF_OK;
     }
-    status = mf_mean_requantization(op, plan.elements, &multiplier, &shift);
-    if (status != MF_OK) {
-        return status;
-    }
-    for (o = 0; o < plan.outputs; ++o) {
-        const int32_t shifted_sum = (int32_t)(uint32_t)((int64_t)mf_mean_sum(src, &plan, o) - (int64_t)in->zero_point * plan.elements);
-        const int32_t value = mf_wrap_add(mf_mul_by_quantized_multiplier(shifted_sum, multiplier, shift), out->zero_point);
+    for (o = 0; o < d->plan.outputs; ++o) {
+        const int32_t shifted_sum =
+            (int32_t)(uint32_t)((int64_t)mf_mean_sum(src, &d->plan, o) - (int64_t)in->zero_point * d->plan.elements);
+        const int32_t value = mf_wrap_add(mf_mul_by_quantized_multiplier(shifted_sum, d->multiplier, (int)d->shift), out->zero_point);
         dst[o] = (int8_t)mf_clamp_i32(value, INT8_MIN, INT8_MAX);
     }
     return MF_OK;
