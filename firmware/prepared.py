@@ -7,7 +7,8 @@ op sequence, op-data, arena offsets, constants, I/O descriptors, a format
 version and a checksum. A firmware links runtime/mf_prepared.c (no flatbuffer
 reader, no planner, no prepare) and gives it an arena of `arena_bytes`.
 
-    >>> source, arena_bytes = prepared_source(Path("model.tflite").read_bytes())   # doctest: +SKIP
+    >>> image = prepared_image(Path("model.tflite").read_bytes())   # doctest: +SKIP
+    >>> c_source = image_source(image)                                # the const image, image.arena_bytes
 """
 
 from __future__ import annotations
@@ -79,12 +80,6 @@ def image_source(image: PreparedImage, symbol: str = IMAGE_SYMBOL) -> str:
         f"const size_t {symbol}_bytes = {len(image.data)}u;\n"
         f"const size_t {symbol}_arena_bytes = {image.arena_bytes}u;\n"
     )
-
-
-def prepared_source(model: bytes, kernels: str = "dsp", symbol: str = IMAGE_SYMBOL, source: str = "model") -> tuple[str, int]:
-    """The C source of `model`'s prepared image (symbol, symbol_bytes, symbol_arena_bytes) and its arena bytes."""
-    image = prepared_image(model, kernels, source)
-    return image_source(image, symbol), image.arena_bytes
 
 
 def kernel_list(model: bytes) -> str:
