@@ -353,6 +353,9 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
     /* The schema keeps codes below 127 in the deprecated int8 field; the larger of the two wins. */
     *builtin = code > (int32_t)(int8_t)deprecated ? code : (int32_t)(int8_t)deprecated;
     *kernel = mf_find_kernel(*builtin);
+    if (*kernel == NULL) { /* a list of float32 kernels only: mf_float_check refuses other types */
+        *kernel = mf_find_kernel(MF_FLOAT_KERNEL(*builtin));
+    }
     if (*kernel == NULL) {
         if (fault != NULL) {
             fault->name = mf_op_name(*builtin);
@@ -391,6 +394,9 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
         if (status == MF_OK && outputs[i].is_constant) {
             status = MF_ERR_BAD_MODEL; /* an op may never write into the model */
         }
+    }
+    if (status == MF_OK && mf_kernel_code(*builtin, op) != *builtin) {
+        *kernel = mf_find_kernel(MF_FLOAT_KERNEL(*builtin));
     }
     return status;
 }
