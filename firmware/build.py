@@ -42,13 +42,15 @@ def _model_input(model_data: bytes, source: str):
 
 
 def _default_vectors(tensor, count: int = 1, seed: int = DEFAULT_VECTOR_SEED) -> np.ndarray:
-    """`count` seeded random samples spanning the input's whole integer range."""
+    """`count` seeded random samples spanning the input's whole integer range (float32: uniform in [-1, 1))."""
     rng = np.random.default_rng(seed)
     dtype = np.dtype(tensor.numpy_dtype)
-    if dtype.kind not in "iu":
-        raise MCUForgeError(f"input {tensor.name!r} is {dtype}: the firmware feeds integer (quantized) inputs only")
-    info = np.iinfo(dtype)
     shape = (count, *tensor.shape)
+    if dtype == np.float32:
+        return rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    if dtype.kind not in "iu":
+        raise MCUForgeError(f"input {tensor.name!r} is {dtype}: the firmware feeds integer or float32 inputs only")
+    info = np.iinfo(dtype)
     return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
 
 

@@ -88,11 +88,16 @@ def edited(model: bytes, edit: Callable) -> bytes:
     return bytes(builder.Output())
 
 
-def input_details(model: bytes) -> list[tuple[tuple[int, ...], np.dtype]]:
-    """(shape, dtype) of each model input, read by the TFLM interpreter."""
+def tflm_interpreter(model: bytes):
+    """TFLM's host interpreter of `model`; its default arena (10x the model) is too small for weightless models."""
     from tflite_micro.python.tflite_micro import runtime
 
-    interpreter = runtime.Interpreter.from_bytes(model)
+    return runtime.Interpreter.from_bytes(model, arena_size=max(10 * len(model), 1 << 18))
+
+
+def input_details(model: bytes) -> list[tuple[tuple[int, ...], np.dtype]]:
+    """(shape, dtype) of each model input, read by the TFLM interpreter."""
+    interpreter = tflm_interpreter(model)
     details = []
     index = 0
     while True:
@@ -118,9 +123,7 @@ def random_inputs(model: bytes, rng: np.random.Generator) -> list[np.ndarray]:
 
 def run_tflm(model: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Outputs of the TFLM host interpreter (reference kernels): the oracle."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(model)
+    interpreter = tflm_interpreter(model)
     for index, array in enumerate(inputs):
         interpreter.set_input(array, index)
     interpreter.invoke()
