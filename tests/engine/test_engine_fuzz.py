@@ -53,3 +53,40 @@ def test_sixty_seconds_of_mutants_do_not_crash(tmp_path):
     result = fuzz([*SEEDS, *one_op_seeds(tmp_path)], seconds=60, seed=20261124)
     assert result.iterations > 1000
     assert result.loaded > 0  # some mutants still load and run: the interpreter is exercised too
+
+
+def float_seeds(directory: Path) -> list[Path]:
+    """float32 models: the shared two, one-op models of the float kernels they lack, and magic_wand's prepared image."""
+    import numpy as np
+    from floatlib import Tensor, one_op_model
+
+    from mcuforge.firmware.prepared import prepared_image
+
+    weights = np.linspace(-1, 1, 12, dtype=np.float32)
+    models = {
+        "add.tflite": one_op_model("ADD", [Tensor((2, 1, 3)), Tensor((4, 1), weights[:4].reshape(4, 1))], Tensor((2, 4, 3)),
+                                   {"fusedActivationFunction": 1}),
+        "mul.tflite": one_op_model("MUL", [Tensor((1, 3, 4)), Tensor((1, 3, 4))], Tensor((1, 3, 4)), {"fusedActivationFunction": 3}),
+        "average_pool.tflite": one_op_model("AVERAGE_POOL_2D", [Tensor((1, 5, 4, 2))], Tensor((1, 3, 2, 2)),
+                                            {"padding": 0, "strideH": 2, "strideW": 2, "filterHeight": 3, "filterWidth": 2}),
+        "depthwise.tflite": one_op_model("DEPTHWISE_CONV_2D", [Tensor((1, 4, 4, 2)), Tensor((1, 2, 2, 4), weights[:16 - 4].repeat(2)[:16].reshape(1, 2, 2, 4)),
+                                                               Tensor((4,), weights[:4])], Tensor((1, 4, 4, 4)), {"depthMultiplier": 2}),
+        "quantize.tflite": one_op_model("QUANTIZE", [Tensor((2, 6))], Tensor((2, 6), dtype=np.int8, scale=0.05, zero_point=3)),
+        "dequantize.tflite": one_op_model("DEQUANTIZE", [Tensor((2, 6), dtype=np.int8, scale=0.05, zero_point=3)], Tensor((2, 6))),
+    }
+    for name, data in models.items():
+        (directory / name).write_bytes(data)
+    image = directory / "magic_wand.image"
+    image.write_bytes(prepared_image((MODELS / "magic_wand" / "magic_wand.tflite").read_bytes(), "portable").data)
+    shared = [MODELS / "magic_wand" / "magic_wand.tflite", MODELS / "hello_world" / "hello_world_float.tflite"]
+    return [*shared, *(directory / name for name in models), image]
+
+
+@pytest.mark.slow
+def test_float_models_and_their_mutants_run_clean(tmp_path):
+    """The float seeds as they are all load and run (the image opens); then 10 s of their mutants."""
+    seeds = float_seeds(tmp_path)
+    clean = fuzz(seeds, seconds=60, iterations=len(seeds))
+    assert clean.iterations == clean.loaded == len(seeds) and clean.invoked == len(seeds) - 1  # images are not invoked
+    result = fuzz(seeds, seconds=10, seed=20261128)
+    assert result.iterations > 1000 and result.invoked > 0

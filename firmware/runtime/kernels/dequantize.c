@@ -5,7 +5,7 @@ static mf_status dequantize_check(const mf_op *op)
 {
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *output = &op->outputs[0];
-    if (op->input_count != 1 || op->output_count != 1) {
+    if (op->input_count != 1 || op->output_count != 1 || input->rank < 0) { /* rank -1: an absent input */
         return MF_ERR_BAD_MODEL;
     }
     if (input->type != MF_INT8 || output->type != MF_FLOAT32) {
