@@ -110,15 +110,15 @@ int main(void) {
 }
 
 
-def kernel_sources(ops: set[str]) -> tuple[list[str], list[Path]]:
-    """The registry lines and kernel .c files that running `ops` needs (from kernels/mf_kernel_list.h)."""
-    lines, files = [], set()
-    for line in (RUNTIME_DIR / "kernels" / "mf_kernel_list.h").read_text().splitlines():
-        match = re.match(r"MF_KERNEL\(MF_OP_(\w+), (\w+),", line)
-        if match and match[1] in ops:
-            lines.append(line)
-            definition = re.compile(rf"^mf_status {match[2]}_eval\(", re.M)
-            files.update(p for p in (RUNTIME_DIR / "kernels").glob("*.c") if definition.search(p.read_text()))
+def kernel_sources(model: bytes) -> tuple[list[str], list[Path]]:
+    """The registry lines (prepared.kernel_list: float32 ops' own kernels included) and kernel .c files `model` needs."""
+    from mcuforge.firmware.prepared import kernel_list
+
+    lines, files = kernel_list(model).splitlines(), set()
+    for line in lines:
+        prefix = line.split(", ")[-2]  # MF_KERNEL(key, prefix, flags)
+        definition = re.compile(rf"^mf_status {prefix}_eval\(", re.M)
+        files.update(p for p in (RUNTIME_DIR / "kernels").glob("*.c") if definition.search(p.read_text()))
     return lines, sorted(files)
 
 
@@ -128,10 +128,7 @@ def model_code_size(name: str, optimization: str, strip_names: bool) -> int:
     The registry is built from a kernel list holding just the model's ops
     (-DMF_KERNEL_LIST), as TFLM builds an op resolver per application.
     """
-    from mcuforge.deploy.tflite_model import read_tflite
-
-    ops = {op.opcode for op in read_tflite(MODELS / name).main.operators}
-    lines, files = kernel_sources(ops)
+    lines, files = kernel_sources((MODELS / name).read_bytes())
     with tempfile.TemporaryDirectory() as tmp:
         kernel_list = Path(tmp) / "model_kernels.h"
         kernel_list.write_text("\n".join(lines) + "\n")
@@ -148,10 +145,10 @@ def linked_flash(model: bytes, kernels: str, prepared: bool) -> tuple[int, int, 
     model's kernels of set `kernels` is linked with --gc-sections; code is the
     ELF's text + data less the model data array.
     """
-    from mcuforge.firmware.prepared import PreparedImage, image_source, kernel_list, prepared_image
+    from mcuforge.firmware.prepared import PreparedImage, image_source, prepared_image
 
     data = prepared_image(model, kernels).data if prepared else model
-    lines, files = kernel_sources({m[1] for m in re.finditer(r"MF_KERNEL\(MF_OP_(\w+),", kernel_list(model))})
+    lines, files = kernel_sources(model)
     evals = re.compile(r"^mf_status \w+_eval\(", re.M)
     needed = {f.name for f in files}
     sources = [s for s in runtime_sources(kernels)

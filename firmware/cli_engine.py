@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-MODEL_ARG = typer.Argument(..., help="an int8 .tflite model")
+MODEL_ARG = typer.Argument(..., help="an int8 or float32 .tflite model")
 
 
 def register(app: typer.Typer) -> None:
-    engine_app = typer.Typer(help="Run models on mcuforge's own C99 int8 engine (host build).", no_args_is_help=True)
+    engine_app = typer.Typer(help="Run models on mcuforge's own C99 engine (int8 and float32, host build).", no_args_is_help=True)
     app.add_typer(engine_app, name="engine")
 
     @engine_app.command("run")

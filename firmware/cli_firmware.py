@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-_MODEL = typer.Argument(..., help="int8 .tflite model")
+_MODEL = typer.Argument(..., help="int8 or float32 .tflite model")
 _TARGET = typer.Option("qemu-m4", "--target", "-t", help="board: a firmware/boards/<name>.yaml (qemu-m3/m4/m7/m33/m55, stm32f746g-disco, nrf52840dk, rp2040-pico)")
 _INPUT = typer.Option(None, "--input", "-i", help=".npy of test vectors carried in the image [default: one seeded random sample]")
 _LABELS = typer.Option(None, help="class labels, one a line [default: labels.txt beside the model]")

@@ -69,7 +69,7 @@ def float_seeds(directory: Path) -> list[Path]:
         "mul.tflite": one_op_model("MUL", [Tensor((1, 3, 4)), Tensor((1, 3, 4))], Tensor((1, 3, 4)), {"fusedActivationFunction": 3}),
         "average_pool.tflite": one_op_model("AVERAGE_POOL_2D", [Tensor((1, 5, 4, 2))], Tensor((1, 3, 2, 2)),
                                             {"padding": 0, "strideH": 2, "strideW": 2, "filterHeight": 3, "filterWidth": 2}),
-        "depthwise.tflite": one_op_model("DEPTHWISE_CONV_2D", [Tensor((1, 4, 4, 2)), Tensor((1, 2, 2, 4), weights[:16 - 4].repeat(2)[:16].reshape(1, 2, 2, 4)),
+        "depthwise.tflite": one_op_model("DEPTHWISE_CONV_2D", [Tensor((1, 4, 4, 2)), Tensor((1, 2, 2, 4), weights[:8].repeat(2).reshape(1, 2, 2, 4)),
                                                                Tensor((4,), weights[:4])], Tensor((1, 4, 4, 4)), {"depthMultiplier": 2}),
         "quantize.tflite": one_op_model("QUANTIZE", [Tensor((2, 6))], Tensor((2, 6), dtype=np.int8, scale=0.05, zero_point=3)),
         "dequantize.tflite": one_op_model("DEQUANTIZE", [Tensor((2, 6), dtype=np.int8, scale=0.05, zero_point=3)], Tensor((2, 6))),
