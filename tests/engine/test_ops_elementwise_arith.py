@@ -143,18 +143,23 @@ def float_model(fn, shapes) -> bytes:
     return tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], function).convert()
 
 
-@pytest.mark.parametrize("op", ["ADD", "MUL", *UNARY_OPS])
+@pytest.mark.parametrize("op", UNARY_OPS)
 def test_float_variant_is_refused_at_load_naming_the_op(op):
-    """TFLM runs these ops in float too, but our engine is int8-only: load must fail, not compute."""
-    if op in ("ADD", "MUL"):
-        model = float_model(binary_fn(op, "none", None), [(2, 3), (2, 3)])
-    else:
-        model = float_model(unary_fn(op), [(2, 3)])
+    """TFLM runs these ops in float too, but our engine runs them in int8 only: load must fail, not compute."""
+    model = float_model(unary_fn(op), [(2, 3)])
     assert [o.opcode for o in parse_tflite(model).main.operators] == [op]
     with pytest.raises(EngineError) as refused:
         Engine(model)
     assert refused.value.status == "MF_ERR_UNSUPPORTED_TYPE"
     assert op in str(refused.value)
+
+
+@pytest.mark.parametrize("op", ["ADD", "MUL"])
+def test_float_variant_of_add_and_mul_runs_as_tflm(op):
+    """ADD and MUL have float32 kernels (kernels/elementwise_float.c): the converter's float op gives TFLM's bits."""
+    model = float_model(binary_fn(op, "none", None), [(2, 3), (2, 3)])
+    assert [o.opcode for o in parse_tflite(model).main.operators] == [op]
+    assert_matches_tflm(model, np.random.default_rng(3))
 
 
 def set_output_quantization(scale: float | None = None, zero_point: int | None = None):
