@@ -1,0 +1,114 @@
+"""Sparse filters in prepared images (kernels/mf_sparse.h): CONV_2D and FULLY_CONNECTED whose int8
+weights are 2:4 or unstructured sparse run from their encoding, bit for bit as TFLM on the model.
+
+Each case is a one-op model made by TensorFlow's converter from random shapes
+and random weights with a random 2:4 mask (two of every four along the input
+channels kept) or an unstructured one (about 70 % zeros). The image must hold
+the encoding the record names, without the dense filter (the flash it saves),
+and both kernel sets' images must equal TFLM on random inputs.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from oplib import convert_one_op, edited, random_inputs, run_tflm
+
+from mcuforge.deploy.tflite_model import parse_tflite
+from mcuforge.firmware.prepared import PreparedEngine, prepared_image
+
+# mf_prepared.h header words and descriptor sizes; mf_affine_data's `weights` field; mf_kernel.h formats.
+IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 10, 11, 13
+OP_WORDS, TENSOR_WORDS = 8, 12
+RECORD_WEIGHTS_FIELD = 24
+SPARSE_2_4, BITMAP = 2, 3
+
+
+def word(image: bytes, index: int) -> int:
+    return struct.unpack_from("<I", image, 4 * index)[0]
+
+
+def first_op_weights_format(image: bytes) -> int:
+    """The weights format in the first op's record."""
+    record = word(image, word(image, IMAGE_OPS) // 4 + 3)
+    return struct.unpack_from("<h", image, word(image, IMAGE_DATA) + record + RECORD_WEIGHTS_FIELD)[0]
+
+
+def tensor_stored(image: bytes, tensor: int) -> bool:
+    """Whether the image keeps tensor `tensor`'s bytes (its descriptor's place is not NONE)."""
+    return word(image, word(image, IMAGE_TENSORS) // 4 + tensor * TENSOR_WORDS + 10) & 0xFF != 0
+
+
+def sparse(rng: np.random.Generator, weights: np.ndarray, structure: str) -> np.ndarray:
+    """`weights` (input channels on axis -2, outputs on -1, as TF stores them) with a random mask:
+    2:4 keeps two of each four consecutive input channels, unstructured about 30 % (enough
+    weights per channel that a bitmap pays for its 4-byte channel start)."""
+    moved = np.moveaxis(weights, -1, 0)  # outputs first, input channels last: TFLite's order
+    groups = moved.reshape(*moved.shape[:-1], moved.shape[-1] // 4, 4)
+    if structure == "2:4":
+        keep = np.argsort(rng.random(groups.shape), axis=-1) < 2
+    else:
+        keep = rng.random(groups.shape) < 0.3
+    return np.moveaxis((groups * keep).reshape(moved.shape), 0, -1).astype(np.float32)
+
+
+def case(seed: int):
+    """A one-op model with sparse weights, its filter tensor index and its filter bytes."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1800 + seed)
+    structure = ["2:4", "unstructured"][seed % 2]
+    value_range = (float(-rng.uniform(0.5, 4.0)), float(rng.uniform(0.5, 4.0)))
+    if seed % 3 == 2:
+        depth, units, batch = 4 * int(rng.integers(4, 12)), int(rng.integers(2, 10)), int(rng.integers(1, 7))
+        weights = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(depth, units)), structure))
+        bias = tf.constant(rng.normal(0, 0.5, size=units).astype(np.float32))
+        model = convert_one_op(lambda x: tf.matmul(x, weights) + bias, [(batch, depth)], rng, "FULLY_CONNECTED",
+                               value_range=value_range)
+        size = depth * units
+    else:
+        k = 1 if seed % 3 == 0 else int(rng.integers(2, 4))
+        cin, cout = (4 if structure == "2:4" else 8) * int(rng.integers(1, 4)), int(rng.integers(2, 9))
+        h, w = int(rng.integers(k + 1, 9)), int(rng.integers(k + 1, 9))
+        stride, dilation = (int(rng.integers(1, 3)), 1) if seed % 4 < 2 else (1, int(rng.integers(1, 3)))
+        padding = ["SAME", "VALID"][seed % 5 == 0]
+        filters = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(k, k, cin, cout)), structure))
+        bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))
+        fn = lambda x: tf.nn.relu(tf.nn.conv2d(x, filters, stride, padding, dilations=dilation) + bias)  # noqa: E731
+        model = convert_one_op(fn, [(1 + seed % 2, h, w, cin)], rng, "CONV_2D", value_range=value_range)
+        size = k * k * cin * cout
+    return rng, structure, model, size
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_filters_run_from_their_encoding_as_tflm(seed):
+    rng, structure, model, filter_bytes = case(seed)
+    graph = parse_tflite(model).main
+    filter_tensor = graph.operators[0].inputs[1]
+    groups = np.frombuffer(graph.tensors[filter_tensor].data, np.int8).reshape(-1, 4)
+    two_four = bool(((groups != 0).sum(axis=1) <= 2).all())  # an unstructured mask may happen to be 2:4 too
+    assert two_four or structure == "unstructured"
+    for kernels in ("portable", "dsp"):
+        image = prepared_image(model, kernels).data
+        assert first_op_weights_format(image) == (SPARSE_2_4 if two_four else BITMAP)
+        assert not tensor_stored(image, filter_tensor)
+        with PreparedEngine.from_image(prepared_image(model, kernels), kernels) as engine:
+            for _ in range(2):
+                inputs = random_inputs(model, rng)
+                np.testing.assert_array_equal(engine.invoke(inputs)[0].astype(np.int32),
+                                              run_tflm(model, inputs)[0].astype(np.int32))
+    if two_four:  # two values and two 2-bit positions per group of four: 5/8 of the bytes
+        dense = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
+        assert len(dense) - len(image) >= 3 * filter_bytes // 8 - 16
+
+
+def with_zeros_filled(model: bytes, tensor: int) -> bytes:
+    """The model with every zero weight of `tensor` set to 1: the same op, a dense filter."""
+
+    def fill(tree) -> None:
+        buffer = tree.buffers[tree.subgraphs[0].tensors[tensor].buffer]
+        buffer.data = np.where(np.asarray(buffer.data) == 0, 1, np.asarray(buffer.data)).astype(np.uint8)
+
+    return edited(model, fill)
