@@ -17,6 +17,7 @@ import pytest
 from oplib import convert_one_op, edited, random_inputs, run_tflm
 
 from mcuforge.deploy.tflite_model import parse_tflite
+from mcuforge.firmware.engine import fuzz
 from mcuforge.firmware.prepared import PreparedEngine, prepared_image
 
 # mf_prepared.h header words and descriptor sizes; mf_affine_data's `weights` field; mf_kernel.h formats.
@@ -112,3 +113,65 @@ def with_zeros_filled(model: bytes, tensor: int) -> bytes:
         buffer.data = np.where(np.asarray(buffer.data) == 0, 1, np.asarray(buffer.data)).astype(np.uint8)
 
     return edited(model, fill)
+
+
+@pytest.mark.slow  # the sanitizer build
+def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
+    """Mutants of sparse one-op models go through the image writer (the encoders) and their images run
+    (the sparse kernels) under ASan/UBSan."""
+    seeds = []
+    for seed in (0, 1, 5):  # 2:4 pointwise conv, bitmap conv, bitmap fully connected
+        seeds.append(tmp_path / f"sparse_{seed}.tflite")
+        seeds[-1].write_bytes(case(seed)[2])
+    result = fuzz(seeds, seconds=15, seed=18)
+    assert result.iterations > 100 and result.loaded > 0
+
+
+def small_pruned_model(rng: np.random.Generator) -> bytes:
+    """A small CNN (5x5 conv, 1x1 conv, dense) whose 1x1 conv and dense layers hold 2:4 weights and whose
+    first conv has one input channel, so half of its weights zeroed at random: a bitmap if it pays."""
+    import tf_keras as keras
+
+    def layers(x):
+        first = keras.layers.Conv2D(8, 5, padding="same", activation="relu")
+        pointwise = keras.layers.Conv2D(16, 1, activation="relu")
+        dense = keras.layers.Dense(10)
+        y = dense(keras.layers.Flatten()(pointwise(first(x))))
+        for layer in (first, pointwise, dense):
+            kernel, bias = layer.get_weights()
+            mask = sparse(rng, np.ones_like(kernel), "2:4") if kernel.shape[-2] % 4 == 0 else rng.random(kernel.shape) < 0.5
+            layer.set_weights([kernel * mask, bias])
+        return y
+
+    from oplib import convert_keras
+
+    return convert_keras(layers, (1, 6, 6, 1), rng)
+
+
+@pytest.mark.slow  # one firmware build and QEMU run
+def test_small_pruned_model_on_qemu_equals_tflm(tmp_path):
+    """The prepared image of a pruned model (2:4 and bitmap layers) built into qemu-m4 firmware: every
+    output equal to TFLM's on the model, and the image smaller than the same model's with dense weights."""
+    from mcuforge.firmware import build, qemu
+
+    rng = np.random.default_rng(18)
+    model = small_pruned_model(rng)
+    graph = parse_tflite(model).main
+    formats = []
+    for kernels in ("dsp", "portable"):
+        image = prepared_image(model, kernels).data
+        dense = model
+        for op in graph.operators:
+            dense = with_zeros_filled(dense, op.inputs[1])
+        assert len(image) < len(prepared_image(dense, kernels).data)
+        stored = [tensor_stored(image, op.inputs[1]) for op in graph.operators if op.opcode != "RESHAPE"]
+        formats.append(stored)
+    assert formats[0] == [False, False, False] == formats[1]  # every filter left the image for its encoding
+    path = tmp_path / "pruned.tflite"
+    path.write_bytes(model)
+    vectors = np.random.default_rng(1).integers(-128, 128, size=(3, 1, 6, 6, 1)).astype(np.int8)
+    result = qemu.run_qemu(build.build_image(path, "qemu-m4", out_dir=tmp_path, inputs=vectors))
+    assert len(result.outputs) == len(vectors)
+    for got, vector in zip(result.outputs, vectors):
+        np.testing.assert_array_equal(got[0].reshape(-1).astype(np.int32),
+                                      run_tflm(model, [vector])[0].reshape(-1).astype(np.int32))

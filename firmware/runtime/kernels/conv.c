@@ -11,7 +11,7 @@ mf_status mf_conv_eval(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
     if (!mf_affine_reads_input(d, 1)) {
-        return mf_conv_sparse_eval(op); /* a sparse filter in the record */
+        return mf_conv_eval_sparse(op); /* a sparse filter in the record */
     }
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;

@@ -70,7 +70,7 @@ static void conv_sparse_window(const mf_op *op, const mf_affine_data *d, const m
     }
 }
 
-mf_status mf_conv_sparse_eval(const mf_op *op)
+mf_status mf_conv_eval_sparse(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
     const mf_requant *requant = mf_affine_table(op, d);

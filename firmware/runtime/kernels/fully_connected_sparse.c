@@ -2,7 +2,7 @@
  * only the stored weights are multiplied; outputs are the dense kernel's. */
 #include "mf_sparse.h"
 
-mf_status mf_fully_connected_sparse_eval(const mf_op *op)
+mf_status mf_fully_connected_eval_sparse(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
     const mf_requant *requant = mf_affine_table(op, d);

@@ -53,8 +53,9 @@ static inline int8_t mf_sparse_output(const mf_affine_data *d, const mf_requant 
     return mf_affine_output(d, requant[c * d->channel_step], acc);
 }
 
-/* The evals conv.c and fully_connected.c (and their DSP twins) hand a sparse filter to. */
-mf_status mf_conv_sparse_eval(const mf_op *op);
-mf_status mf_fully_connected_sparse_eval(const mf_op *op);
+/* The evals conv.c and fully_connected.c (and their DSP twins) hand a sparse filter to (named
+ * apart from kernel evals: linked with conv and fully connected, not registered). */
+mf_status mf_conv_eval_sparse(const mf_op *op);
+mf_status mf_fully_connected_eval_sparse(const mf_op *op);
 
 #endif /* MF_SPARSE_H */

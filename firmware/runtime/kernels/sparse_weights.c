@@ -185,43 +185,49 @@ int32_t mf_sparse_tap(const mf_affine_data *d, mf_sparse_cursor *cursor, const i
     return (int32_t)sum;
 }
 
-void mf_sparse24_pixels(const mf_op *op, const mf_affine_data *d, const mf_requant *requant, const int8_t *const x[4],
-                        int32_t count, int8_t *out)
+/* Two pixels, all channels: each positions byte (two groups) is decoded once for both. */
+static void sparse24_pair(const mf_op *op, const mf_affine_data *d, const mf_requant *requant, const int8_t *x0,
+                          const int8_t *x1, int32_t count, int8_t *out)
 {
     const int32_t *folded = (const int32_t *)(const void *)((const uint8_t *)d + d->weights_at);
-    const int8_t *values = (const int8_t *)sparse_weights(op, d);
+    const int8_t *v = (const int8_t *)sparse_weights(op, d);
     int32_t channels;
     int32_t k;
     int32_t c;
-    const int8_t *x0 = x[0];
-    const int8_t *x1 = count > 1 ? x[1] : x0, *x2 = count > 2 ? x[2] : x0, *x3 = count > 3 ? x[3] : x0;
-    const uint8_t *positions;
-    size_t row;
+    const uint8_t *p;
     sparse_shape(op, &channels, &k);
-    row = sparse_bitmap_row(k);
-    positions = (const uint8_t *)values + (size_t)channels * (size_t)(k / 2);
+    p = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
     for (c = 0; c < channels; ++c) {
-        const int8_t *v = values + (size_t)c * (size_t)(k / 2);
-        const uint8_t *p = positions + (size_t)c * row;
-        uint32_t a0 = (uint32_t)folded[c], a1 = a0, a2 = a0, a3 = a0;
-        int32_t base;
-        for (base = 0; base < k; base += 4) {
-            const uint32_t nibble = (uint32_t)p[base / 8] >> (base & 4);
-            const int32_t i0 = base + (int32_t)(nibble & 3u), i1 = base + (int32_t)(nibble >> 2 & 3u);
+        const uint8_t *end = p + k / 8;
+        const int8_t *a = x0, *b = x1;
+        uint32_t acc0 = (uint32_t)folded[c], acc1 = acc0;
+        for (; p < end; ++p, v += 4, a += 8, b += 8) { /* two groups */
+            const uint32_t bits = *p;
+            const uint32_t i0 = bits & 3u, i1 = bits >> 2 & 3u, i2 = 4u + (bits >> 4 & 3u), i3 = 4u + (bits >> 6);
+            const int32_t w0 = v[0], w1 = v[1], w2 = v[2], w3 = v[3];
+            acc0 += (uint32_t)(w0 * a[i0] + w1 * a[i1] + w2 * a[i2] + w3 * a[i3]);
+            acc1 += (uint32_t)(w0 * b[i0] + w1 * b[i1] + w2 * b[i2] + w3 * b[i3]);
+        }
+        if (k % 8 != 0) { /* a last lone group */
+            const uint32_t bits = *p++;
             const int32_t w0 = v[0], w1 = v[1];
             v += 2;
-            a0 += (uint32_t)(w0 * x0[i0] + w1 * x0[i1]);
-            a1 += (uint32_t)(w0 * x1[i0] + w1 * x1[i1]);
-            a2 += (uint32_t)(w0 * x2[i0] + w1 * x2[i1]);
-            a3 += (uint32_t)(w0 * x3[i0] + w1 * x3[i1]);
+            acc0 += (uint32_t)(w0 * a[bits & 3u] + w1 * a[bits >> 2 & 3u]);
+            acc1 += (uint32_t)(w0 * b[bits & 3u] + w1 * b[bits >> 2 & 3u]);
         }
-        {
-            const mf_requant q = requant[c * d->channel_step];
-            const int32_t acc[4] = {(int32_t)a0, (int32_t)a1, (int32_t)a2, (int32_t)a3};
-            int32_t i;
-            for (i = 0; i < count; ++i) {
-                out[(size_t)i * channels + c] = mf_affine_output(d, q, acc[i]);
-            }
+        out[c] = mf_affine_output(d, requant[c * d->channel_step], (int32_t)acc0);
+        if (count == 2) {
+            out[channels + c] = mf_affine_output(d, requant[c * d->channel_step], (int32_t)acc1);
         }
+    }
+}
+
+void mf_sparse24_pixels(const mf_op *op, const mf_affine_data *d, const mf_requant *requant, const int8_t *const x[4],
+                        int32_t count, int8_t *out)
+{
+    const int32_t channels = op->inputs[1].dims[0];
+    sparse24_pair(op, d, requant, x[0], count > 1 ? x[1] : x[0], count > 1 ? 2 : 1, out);
+    if (count > 2) {
+        sparse24_pair(op, d, requant, x[2], count > 3 ? x[3] : x[2], count - 2, out + 2 * (size_t)channels);
     }
 }
