@@ -1,6 +1,7 @@
 """Sparse weights on the device: the keywords DS-CNN dense int8 against 2:4 pruned, in flash and instructions.
 
-    .venv/bin/python bench/sparsity.py [--keras build/keywords/train/model.h5] [--json OUT.json]
+    .venv/bin/python bench/sparsity.py [--keras build/keywords/train/model.h5] [--spec specs/digits.yaml]
+        [--prune-epochs 6] [--json OUT.json]
 
 The DS-CNN of specs/keywords.yaml (49x10 MFCC, 12 outputs) is converted to
 int8 twice: as trained (or, without --keras, with seeded random weights) and
@@ -12,6 +13,12 @@ two of least magnitude become zero, the mask tfmot's prune step converges to.
 No fine-tuning here (the keywords data set is synthesized, which takes longer
 than this bench); accuracy after the prune step is what `mcuforge compress`
 reports for a spec with `prune: {pattern: "2:4"}`.
+
+With --spec, the same comparison with accuracy: the spec's trained model
+(trained first if build/ lacks it) as int8 against the prune step with
+`pattern: "2:4"` and with 50 % unstructured sparsity (bitmaps where they
+pay), each fine-tuned, then int8, all through the compress stage's
+own measurement (TFLM on the test split, engine image bytes).
 
 Per model: the prepared image (model flash on the device), instructions per
 inference on qemu-m4 (qemu-icount plugin, bench/firmware_icount.py) with the
@@ -116,9 +123,51 @@ def figures(path: Path) -> dict:
     }
 
 
+def spec_rows(spec_path: Path, epochs: int) -> dict:
+    """The spec's trained model and its 2:4 prune step, measured as the compress stage measures steps."""
+    from mcuforge.compress.common import Context
+    from mcuforge.compress.pipeline import measure as measure_step
+    from mcuforge.compress.prune import PruneOptions, prune
+    from mcuforge.config import to_dict
+    from mcuforge.layout import KERAS_MODEL_FILE
+    from mcuforge.spec import load_spec
+    from mcuforge.train.trainer import load_dataset, load_model, train
+
+    spec = load_spec(spec_path)
+    train_dir = spec.layout(REPO / "build").train
+    if not (train_dir / KERAS_MODEL_FILE).exists():
+        train(spec, train_dir)
+    context = Context(spec, load_dataset(spec))
+    out_dir = OUT / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load_model(train_dir / KERAS_MODEL_FILE)
+    rows = {"int8": measure_step(model, context, out_dir, "int8", "int8")}
+    pruned = prune(model, PruneOptions(pattern="2:4", epochs=epochs), context)
+    rows["prune 2:4"] = measure_step(pruned, context, out_dir, "prune 2:4", "prune_2_4")
+    pruned = prune(load_model(train_dir / KERAS_MODEL_FILE), PruneOptions(sparsity=0.5, epochs=epochs), context)
+    rows["prune 50 %"] = measure_step(pruned, context, out_dir, "prune 50 %", "prune_50")
+    record = {}
+    for name, row in rows.items():
+        path = out_dir / row.tflite
+        record[name] = {**to_dict(row), "dsp_instructions": measure(path, "prepared", "dsp", False).instructions,
+                        "portable_instructions": measure(path, "prepared", "portable", False).instructions}
+    return {"spec": str(spec_path), "prune_epochs": epochs, "rows": record}
+
+
+def print_spec(record: dict) -> None:
+    rows = record["rows"]
+    print(f"\n{record['spec']}: trained int8 against the prune step ({record['prune_epochs']} epochs) + int8")
+    print(f"{'':<12}{'accuracy':>10}{'.tflite B':>11}{'image B':>9}{'DSP insn':>12}{'portable insn':>15}")
+    for name, row in rows.items():
+        print(f"{name:<12}{row['metric']:>10.4f}{row['int8_bytes']:>11,}{row['image_bytes']:>9,}"
+              f"{row['dsp_instructions']:>12,}{row['portable_instructions']:>15,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keras", type=Path, help="trained keywords Keras model (default: seeded random weights)")
+    parser.add_argument("--spec", type=Path, help="also measure this spec's trained model against its 2:4 prune step")
+    parser.add_argument("--prune-epochs", type=int, default=6, help="fine-tuning epochs of the 2:4 prune step")
     parser.add_argument("--json", type=Path, default=JSON_OUT)
     args = parser.parse_args()
     model = keywords_model(args.keras)
@@ -139,6 +188,9 @@ def main() -> None:
                                  ("DSP instructions", sparse["dsp_instructions"] / dense["dsp_instructions"], INSTRUCTIONS_TARGET)]:
         if ratio > target:
             print(f"target missed: {label} {ratio:.3f}x > {target}x")
+    if args.spec is not None:
+        record["spec"] = spec_rows(args.spec, args.prune_epochs)
+        print_spec(record["spec"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_name(f".{args.json.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")

@@ -90,7 +90,8 @@ static mf_status affine_check_window(const mf_op *op, mf_affine_kind kind, const
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     if (kind == MF_AFFINE_CONV) {
-        if (filter->dims[3] < 1 || input->dims[3] % filter->dims[3] != 0 || channels % (input->dims[3] / filter->dims[3]) != 0) {
+        if (filter->dims[3] < 1 || input->dims[3] < filter->dims[3] || input->dims[3] % filter->dims[3] != 0 ||
+            channels % (input->dims[3] / filter->dims[3]) != 0) {
             return MF_ERR_UNSUPPORTED_PARAM;
         }
         per_group = channels / (input->dims[3] / filter->dims[3]);

@@ -47,6 +47,7 @@ static void conv_sparse_window(const mf_op *op, const mf_affine_data *d, const m
                 for (oc = 0; oc < out_c; ++oc) {
                     const int32_t group = oc / d->channels_per_group;
                     mf_sparse_cursor cursor = mf_sparse_channel(op, d, oc);
+                    int32_t tap = 0;
                     int32_t acc = 0;
                     int32_t fy;
                     for (fy = 0; fy < f_h; ++fy) {
@@ -57,7 +58,13 @@ static void conv_sparse_window(const mf_op *op, const mf_affine_data *d, const m
                             const int inside = in_y >= 0 && in_y < in_h && in_x >= 0 && in_x < in_w;
                             const int8_t *src =
                                 inside ? in + (((size_t)b * in_h + in_y) * in_w + in_x) * in_c + (size_t)group * f_c : NULL;
-                            acc = mf_sparse_tap(d, &cursor, src, f_c, acc);
+                            if (d->weights == MF_WEIGHTS_SPARSE_2_4) {
+                                acc = src != NULL ? mf_sparse24_tap(&cursor, tap * (f_c / 4), f_c / 4, src, d->input_offset, acc)
+                                                  : acc;
+                                ++tap;
+                            } else {
+                                acc = mf_bitmap_tap(d, &cursor, src, f_c, acc);
+                            }
                         }
                     }
                     if (bias != NULL) {

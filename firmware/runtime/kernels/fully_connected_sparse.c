@@ -13,7 +13,7 @@ mf_status mf_fully_connected_eval_sparse(const mf_op *op)
     const int32_t depth = op->inputs[1].dims[1];
     const int32_t batches = mf_tensor_flat_size(&op->inputs[0]) / depth;
     int32_t b;
-    if (d->bias_folded) { /* 2:4: four batches at a time */
+    if (d->bias_folded) { /* 2:4 (biases folded): four batches at a time; else a bitmap */
         for (b = 0; b < batches; b += 4) {
             const int32_t count = batches - b < 4 ? batches - b : 4;
             const int8_t *x[4];
@@ -29,7 +29,7 @@ mf_status mf_fully_connected_eval_sparse(const mf_op *op)
         int32_t u;
         for (u = 0; u < units; ++u) {
             mf_sparse_cursor cursor = mf_sparse_channel(op, d, u);
-            int32_t acc = mf_sparse_tap(d, &cursor, in + (size_t)b * depth, depth, 0);
+            int32_t acc = mf_bitmap_tap(d, &cursor, in + (size_t)b * depth, depth, 0);
             if (bias != NULL) {
                 acc = mf_wrap_add(acc, bias[u]);
             }

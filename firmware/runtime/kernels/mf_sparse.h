@@ -38,19 +38,41 @@ void mf_sparse24_pixels(const mf_op *op, const mf_affine_data *d, const mf_requa
 typedef struct mf_sparse_cursor {
     const int8_t *values; /* the next stored value */
     const uint8_t *bits;  /* the channel's positions (2:4) or bitmap */
-    int32_t k;            /* the next weight of the channel */
+    int32_t k;            /* bitmaps: the next weight of the channel */
 } mf_sparse_cursor;
 
 mf_sparse_cursor mf_sparse_channel(const mf_op *op, const mf_affine_data *d, int32_t c);
 
-/* Eval: acc plus the next n weights (n a multiple of 4 for 2:4) against
- * (x[i] + input offset); x NULL (a tap in the padding) skips them. */
-int32_t mf_sparse_tap(const mf_affine_data *d, mf_sparse_cursor *cursor, const int8_t *x, int32_t n, int32_t acc);
+/* Eval, bitmaps: acc plus the next n weights against (x[i] + input offset);
+ * x NULL (a tap in the padding) skips them. */
+int32_t mf_bitmap_tap(const mf_affine_data *d, mf_sparse_cursor *cursor, const int8_t *x, int32_t n, int32_t acc);
 
-/* Eval: channel c's output from its accumulator, requantized. */
-static inline int8_t mf_sparse_output(const mf_affine_data *d, const mf_requant *requant, int32_t c, int32_t acc)
+/* Eval, 2:4: acc plus `groups` groups of four of a channel from its group
+ * `first` on, against (x[i] + input offset). Inline: the hot loop of 2:4 convolutions. */
+static inline int32_t mf_sparse24_tap(const mf_sparse_cursor *channel, int32_t first, int32_t groups, const int8_t *x,
+                                      int32_t input_offset, int32_t acc)
 {
-    return mf_affine_output(d, requant[c * d->channel_step], acc);
+    const int8_t *v = channel->values + 2 * first;
+    const uint8_t *p = channel->bits + first / 2;
+    const uint8_t *end = channel->bits + (first + groups) / 2; /* the byte of the last group when it is alone */
+    uint32_t sum = (uint32_t)acc;
+    uint32_t bits;
+    if (first % 2 != 0) { /* a first group in the high nibble */
+        bits = (uint32_t)*p++ >> 4;
+        sum += (uint32_t)(v[0] * (x[bits & 3u] + input_offset) + v[1] * (x[bits >> 2] + input_offset));
+        v += 2;
+        x += 4;
+    }
+    for (; p < end; ++p, v += 4, x += 8) { /* two groups a byte */
+        bits = *p;
+        sum += (uint32_t)(v[0] * (x[bits & 3u] + input_offset) + v[1] * (x[bits >> 2 & 3u] + input_offset) +
+                          v[2] * (x[4u + (bits >> 4 & 3u)] + input_offset) + v[3] * (x[4u + (bits >> 6)] + input_offset));
+    }
+    if ((first + groups) % 2 != 0) { /* a last group in the low nibble */
+        bits = *p;
+        sum += (uint32_t)(v[0] * (x[bits & 3u] + input_offset) + v[1] * (x[bits >> 2 & 3u] + input_offset));
+    }
+    return (int32_t)sum;
 }
 
 /* The evals conv.c and fully_connected.c (and their DSP twins) hand a sparse filter to (named

@@ -155,33 +155,28 @@ mf_sparse_cursor mf_sparse_channel(const mf_op *op, const mf_affine_data *d, int
     return cursor;
 }
 
-int32_t mf_sparse_tap(const mf_affine_data *d, mf_sparse_cursor *cursor, const int8_t *x, int32_t n, int32_t acc)
+int32_t mf_bitmap_tap(const mf_affine_data *d, mf_sparse_cursor *cursor, const int8_t *x, int32_t n, int32_t acc)
 {
     const int32_t input_offset = d->input_offset;
+    const int32_t end = cursor->k + n;
+    const int8_t *v = cursor->values;
     uint32_t sum = (uint32_t)acc;
-    int32_t i;
-    if (d->weights == MF_WEIGHTS_SPARSE_2_4) {
-        if (x != NULL) {
-            for (i = 0; i < n / 4; ++i) {
-                const int32_t g = cursor->k / 4 + i;
-                const uint32_t nibble = (uint32_t)cursor->bits[g / 2] >> (4 * (g % 2));
-                sum += (uint32_t)(cursor->values[2 * i] * (x[4 * i + (int32_t)(nibble & 3u)] + input_offset));
-                sum += (uint32_t)(cursor->values[2 * i + 1] * (x[4 * i + (int32_t)(nibble >> 2 & 3u)] + input_offset));
+    int32_t k = cursor->k;
+    while (k < end) { /* a byte of the bitmap at a time, only its set bits visited */
+        const int32_t span = 8 - k % 8 < end - k ? 8 - k % 8 : end - k;
+        uint32_t bits = ((uint32_t)cursor->bits[k / 8] >> (k % 8)) & ((1u << span) - 1u);
+        const int8_t *window = x != NULL ? x + (k - cursor->k) : NULL;
+        while (bits != 0) {
+            if (window != NULL) {
+                sum += (uint32_t)(*v * (window[__builtin_ctz(bits)] + input_offset));
             }
+            ++v;
+            bits &= bits - 1u;
         }
-        cursor->values += n / 2;
-    } else {
-        for (i = 0; i < n; ++i) {
-            const int32_t k = cursor->k + i;
-            if (cursor->bits[k / 8] >> (k % 8) & 1u) {
-                if (x != NULL) {
-                    sum += (uint32_t)(*cursor->values * (x[i] + input_offset));
-                }
-                ++cursor->values;
-            }
-        }
+        k += span;
     }
-    cursor->k += n;
+    cursor->values = v;
+    cursor->k = end;
     return (int32_t)sum;
 }
 
