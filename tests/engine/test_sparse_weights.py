@@ -83,7 +83,7 @@ def case(seed: int):
     return rng, structure, model, size
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", [*range(6), 16])  # 16: a 2:4 window with dilation 1 (runs of taps)
 def test_sparse_filters_run_from_their_encoding_as_tflm(seed):
     rng, structure, model, filter_bytes = case(seed)
     graph = parse_tflite(model).main
