@@ -1,7 +1,8 @@
 /* Sparse filters of CONV_2D and FULLY_CONNECTED in prepared images: prepare
- * measures the int8 filter and, where an encoding is smaller than the dense
- * bytes, writes it into the op-data record (flash) and the image drops the
- * dense tensor; eval then multiplies only the stored (nonzero) weights. The
+ * measures the int8 filter and, where an encoding pays (2:4: always 5/8 of
+ * the bytes; a bitmap: at most half the dense bytes, as walking its bits is
+ * slower than the dense loops), writes it into the op-data record (flash) and
+ * the image drops the dense tensor; eval then multiplies only the stored (nonzero) weights. The
  * accumulation of the remaining products is exact in int32 and the
  * requantization unchanged, so outputs equal the dense kernel's.
  *
