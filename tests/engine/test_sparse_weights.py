@@ -6,7 +6,8 @@ and random weights with a random 2:4 mask (two of every four along the input
 channels kept) or an unstructured one (about 80 % zeros, filters large enough that a
 bitmap halves their bytes). The image must hold
 the encoding the record names, without the dense filter (the flash it saves),
-and both kernel sets' images must equal TFLM on random inputs.
+and both kernel sets' images must equal TFLM on random inputs; a flipped bit of
+the encoding must make the image fail to open (the checksum covers it).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import pytest
 from oplib import convert_one_op, edited, random_inputs, run_tflm
 
 from mcuforge.deploy.tflite_model import parse_tflite
-from mcuforge.firmware.engine import fuzz
-from mcuforge.firmware.prepared import PreparedEngine, prepared_image
+from mcuforge.firmware.engine import EngineError, fuzz
+from mcuforge.firmware.prepared import PreparedEngine, PreparedImage, prepared_image
 
 # mf_prepared.h header words and descriptor sizes; mf_affine_data's `weights` field; mf_kernel.h formats.
 IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 10, 11, 13
 OP_WORDS, TENSOR_WORDS = 8, 12
-RECORD_WEIGHTS_FIELD = 24
+RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
 SPARSE_2_4, BITMAP = 2, 3
 
 
@@ -105,6 +106,12 @@ def test_sparse_filters_run_from_their_encoding_as_tflm(seed):
                 inputs = random_inputs(model, rng)
                 np.testing.assert_array_equal(engine.invoke(inputs)[0].astype(np.int32),
                                               run_tflm(model, inputs)[0].astype(np.int32))
+    encoded = word(image, IMAGE_DATA) + word(image, word(image, IMAGE_OPS) // 4 + 3)
+    encoded += struct.unpack_from("<i", image, encoded + RECORD_WEIGHTS_AT_FIELD)[0]
+    corrupt = bytearray(image)
+    corrupt[encoded] ^= 0x10  # a stored weight or position: the checksum covers the encoding
+    with pytest.raises(EngineError, match="MF_ERR_BAD_MODEL"):
+        PreparedEngine.from_image(PreparedImage(bytes(corrupt), 0), "dsp")
     if two_four:  # two values and two 2-bit positions per group of four: 5/8 of the bytes
         dense = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
         assert len(dense) - len(image) >= 3 * filter_bytes // 8 - 16
