@@ -135,7 +135,7 @@ def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
     for seed in (0, 1, 5):  # 2:4 pointwise conv, bitmap conv, bitmap fully connected
         seeds.append(tmp_path / f"sparse_{seed}.tflite")
         seeds[-1].write_bytes(case(seed)[2])
-    result = fuzz(seeds, seconds=15, seed=18)
+    result = fuzz(seeds, seconds=10, seed=18)
     assert result.iterations > 100 and result.loaded > 0
 
 
