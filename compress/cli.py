@@ -16,6 +16,7 @@ _COLUMNS = (
     ("macs", "MACs", "{:,}".format),
     ("int8_bytes", "int8 B", "{:,}".format),
     ("compressed_bytes", "LUT B", "{:,}".format),
+    ("image_bytes", "engine image B", "{:,}".format),
     ("arena_bytes", "arena B", "{:,}".format),
 )
 

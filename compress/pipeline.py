@@ -110,6 +110,21 @@ def _score(data: bytes, raw: np.ndarray, context: Context) -> float:
     return float(scores[_metric_name(data_set.task)])
 
 
+def _engine_image_bytes(data: bytes, spec) -> int | None:
+    """Bytes of the engine's prepared image for the spec's target (sparse filters encoded, so pruning
+    shows in flash); None when the engine cannot prepare the model."""
+    from mcuforge.deploy.targets import load_chip, load_target
+    from mcuforge.firmware.engine import EngineError
+    from mcuforge.firmware.prepared import prepared_image
+
+    target = load_target(spec.deploy.target)
+    kernels = "dsp" if load_chip(target.chip, f"target {target.name}").dsp else "portable"
+    try:
+        return len(prepared_image(data, kernels).data)
+    except EngineError:
+        return None
+
+
 def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -> StepRow:
     """Convert `model` to int8, run it in TFLM on the test split, and size it; writes <file_stem>.tflite."""
     from mcuforge.deploy.convert import convert_model, is_quantization_aware, representative_sample
@@ -133,6 +148,7 @@ def measure(model, context: Context, out_dir: Path, step: str, file_stem: str) -
         int8_bytes=len(data),
         compressed_bytes=len(data),
         arena_bytes=report.arena_measured_bytes,
+        image_bytes=_engine_image_bytes(data, spec),
         tflite=path.name,
     )
     compressed = lut_compress(data)

@@ -32,6 +32,14 @@ class PruneOptions(TrainingOptions):
                 f"Received: {self.sparsity!r}"
             )
 
+    def check_pattern(self) -> None:
+        """2:4 fixes the sparsity at one half: another `sparsity` beside it would be silently ignored."""
+        if self.pattern == TWO_FOUR and self.sparsity != 0.5:
+            raise MCUForgeError(
+                f"compress.options.prune.sparsity: pattern 2:4 keeps two of every four weights (sparsity 0.5); "
+                f"received {self.sparsity!r}: drop sparsity or use pattern unstructured"
+            )
+
 
 def _supports_two_four(layer) -> bool:
     """tfmot's m-by-n sparsity covers Conv2D and Dense kernels, not depthwise ones."""
@@ -92,5 +100,6 @@ PRUNE = CompressStep(
         "quantize": "tfmot cannot prune a quantization-aware model (quantize after pruning keeps the zeros)",
     },
     preserves=SPARSITY,
+    check=lambda options, model_arch: options.check_pattern(),
     details=lambda before, after: {"layer_sparsity": layer_sparsity(after)},
 )

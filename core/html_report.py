@@ -147,8 +147,10 @@ def _compression_section(spec: Spec, layout: BuildLayout) -> str:
     compressed = _result(CompressResult, layout.compress)
     if compressed is None:
         return _missing("compression", "mcuforge compress SPEC") if spec.compress.steps else "<p>The spec has no compression steps.</p>"
-    header = ["step", compressed.metric, "parameters", "non-zero", "MACs", "int8 bytes", "compressed bytes", "arena bytes"]
-    rows = [[r.step, r.metric, r.parameters, r.nonzero_parameters, r.macs, r.model_bytes, r.compressed_bytes, r.arena_bytes]
+    header = ["step", compressed.metric, "parameters", "non-zero", "MACs", "int8 bytes", "compressed bytes", "engine image bytes",
+              "arena bytes"]
+    rows = [[r.step, r.metric, r.parameters, r.nonzero_parameters, r.macs, r.model_bytes, r.compressed_bytes, r.image_bytes,
+             r.arena_bytes]
             for r in compressed.rows]
     pareto = layout.compress / "pareto.png"
     return _table(header, rows) + (_image(pareto, "accuracy against flash") if pareto.is_file() else "")

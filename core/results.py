@@ -96,6 +96,7 @@ class StepRow:
     int8_bytes: int | None = None
     compressed_bytes: int | None = None
     arena_bytes: int | None = None
+    image_bytes: int | None = None  # the engine's prepared image (what its firmware flashes; sparse filters encoded)
     tflite: str | None = None
     compressed_tflite: str | None = None
     compressed_outputs_differing: int | None = None

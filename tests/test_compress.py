@@ -89,6 +89,7 @@ def _copy(model):
         ({"steps": ["prune"], "options": {"prune": {"sparsity": 1.0}}}, r"prune\.sparsity: expected a value >= 0 and < 1.*Received: 1\.0"),
         ({"steps": ["prune"], "options": {"prune": {"sparsity": -0.1}}}, r"prune\.sparsity: expected a value >= 0.*Received: -0\.1"),
         ({"steps": ["prune"], "options": {"prune": {"pattern": "4:8"}}}, r"prune\.pattern: expected one of unstructured, 2:4"),
+        ({"steps": ["prune"], "options": {"prune": {"pattern": "2:4", "sparsity": 0.7}}}, r"prune\.sparsity: pattern 2:4 keeps two of every four"),
         ({"steps": ["prune"], "options": {"cluster": {"clusters": 8}}}, r"compress\.options\.cluster: no step 'cluster'"),
         ({"steps": ["cluster"], "options": {"cluster": {"clusters": 1}}}, r"cluster\.clusters: expected a value >= 2"),
         ({"steps": ["distill"], "options": {"distill": {"arch": "autoencoder"}}}, r"distill\.arch: student 'autoencoder' and model\.arch 'tiny_cnn' do different tasks"),

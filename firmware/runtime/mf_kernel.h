@@ -119,6 +119,15 @@ enum {
     MF_OP_HARD_SWISH = 117
 };
 
+/* How an affine op's (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) filter is
+ * stored, resolved in prepare into its op-data record. */
+typedef enum mf_weights_format {
+    MF_WEIGHTS_INT8 = 0,       /* dense int8, the model's tensor */
+    MF_WEIGHTS_INT4 = 1,       /* packed int4, the model's tensor */
+    MF_WEIGHTS_SPARSE_2_4 = 2, /* prepared images: two int8 values and their 2-bit positions per group of four */
+    MF_WEIGHTS_BITMAP = 3      /* prepared images: a bitmap of the nonzero weights, then their int8 values */
+} mf_weights_format;
+
 /* Schema ActivationFunctionType values used by fused activations. */
 enum { MF_ACT_NONE = 0, MF_ACT_RELU = 1, MF_ACT_RELU_N1_TO_1 = 2, MF_ACT_RELU6 = 3 };
 /* Schema Padding values. */

@@ -6,6 +6,7 @@
 #include "mf_engine_internal.h"
 #include "mf_prepare.h"
 #include "mf_prepared.h"
+#include "kernels/mf_affine.h"
 
 typedef struct mf_writer {
     uint8_t *out; /* NULL: only measuring */
@@ -146,6 +147,32 @@ static uint32_t mf_activation_bytes(const mf_model *m)
     return (uint32_t)mf_round_up(end, 4u);
 }
 
+/* Whether some op's eval reads constant `tensor`: an affine op whose record
+ * holds its sparse filter (and folded biases) no longer reads those tensors. */
+static int mf_constant_read(const mf_model *m, int32_t tensor)
+{
+    uint32_t i;
+    for (i = 0; i < mf_model_op_count(m); ++i) {
+        mf_tensor inputs[MF_MAX_OP_TENSORS];
+        mf_tensor outputs[MF_MAX_OP_TENSORS];
+        int32_t indices[2 * MF_MAX_OP_TENSORS];
+        mf_op op;
+        int32_t builtin;
+        int32_t k;
+        if (mf_model_op(m, i, &op, inputs, outputs, &builtin, indices) != MF_OK) {
+            return 1;
+        }
+        for (k = 0; k < op.input_count; ++k) {
+            const int affine = builtin == MF_OP_CONV_2D || builtin == MF_OP_DEPTHWISE_CONV_2D || builtin == MF_OP_FULLY_CONNECTED;
+            if (indices[k] == tensor &&
+                (!affine || op.data == NULL || mf_affine_reads_input((const mf_affine_data *)op.data, k))) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* The tensors section; constants are written into the data section from layout->cursor on. */
 static mf_status mf_write_tensors(const mf_model *m, mf_writer *w, mf_layout *layout)
 {
@@ -160,7 +187,9 @@ static mf_status mf_write_tensors(const mf_model *m, mf_writer *w, mf_layout *la
         if (status != MF_OK) {
             return status;
         }
-        if (view.is_constant) {
+        if (view.is_constant && !mf_constant_read(m, (int32_t)t)) {
+            offset = 0; /* stored in a record instead (mf_sparse.h) */
+        } else if (view.is_constant) {
             layout->cursor = mf_round_up(layout->cursor, 8u);
             mf_put_bytes(w, layout->data + layout->cursor, view.data, mf_view_bytes(&view));
             where = MF_WHERE_CONSTANT;

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define MF_IMAGE_MAGIC 0x3150464Du /* "MFP1" */
-#define MF_IMAGE_VERSION 1u
+#define MF_IMAGE_VERSION 2u /* 2: sparse filters in affine op records (kernels/mf_sparse.h) */
 
 enum {
     MF_IMAGE_MAGIC_WORD, MF_IMAGE_VERSION_WORD, MF_IMAGE_BYTES, MF_IMAGE_CHECKSUM,

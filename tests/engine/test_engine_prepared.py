@@ -112,7 +112,7 @@ def test_reader_refuses_a_changed_byte_another_format_version_and_a_short_image(
     flipped = bytearray(image.data)
     flipped[len(flipped) // 2] ^= 1
     assert _refused(bytes(flipped)) == "MF_ERR_BAD_MODEL"
-    assert _refused(_resealed(_with_word(image.data, MF_IMAGE_VERSION_WORD, 2))) == "MF_ERR_BAD_MODEL"
+    assert _refused(_resealed(_with_word(image.data, MF_IMAGE_VERSION_WORD, 1))) == "MF_ERR_BAD_MODEL"
     assert _refused(image.data[:-8]) == "MF_ERR_BAD_MODEL"
 
 

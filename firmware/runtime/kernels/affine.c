@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mf_affine.h"
+#include "mf_sparse.h"
 
 /* Builtin option field ids of each kind (-1: not in its options table). */
 typedef struct affine_fields {
@@ -89,7 +90,8 @@ static mf_status affine_check_window(const mf_op *op, mf_affine_kind kind, const
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     if (kind == MF_AFFINE_CONV) {
-        if (filter->dims[3] < 1 || input->dims[3] % filter->dims[3] != 0 || channels % (input->dims[3] / filter->dims[3]) != 0) {
+        if (filter->dims[3] < 1 || input->dims[3] < filter->dims[3] || input->dims[3] % filter->dims[3] != 0 ||
+            channels % (input->dims[3] / filter->dims[3]) != 0) {
             return MF_ERR_UNSUPPORTED_PARAM;
         }
         per_group = channels / (input->dims[3] / filter->dims[3]);
@@ -216,15 +218,24 @@ mf_status mf_affine_store(const mf_op *op, mf_affine_kind kind, const mf_affine_
 {
     const size_t record = affine_record_bytes(kind);
     const int32_t count = head->table == MF_TABLE_SCRATCH ? 0 : head->channel_step ? head->channels : 1;
-    uint8_t *data = (uint8_t *)mf_op_data(op, record + (size_t)count * sizeof(mf_requant));
-    mf_requant *table = (mf_requant *)(void *)(data + record);
+    mf_affine_data full = *head;
+    /* In flash, a sparse filter goes into the record (mf_sparse.h) and the image drops the dense one. */
+    const size_t encoded = mf_op_data_in_flash(op) ? mf_sparse_plan(op, kind, &full) : 0;
+    uint8_t *data;
+    mf_requant *table;
     int32_t c;
+    full.weights_at = encoded != 0 ? (int32_t)(record + (size_t)count * sizeof(mf_requant)) : 0;
+    data = (uint8_t *)mf_op_data(op, record + (size_t)count * sizeof(mf_requant) + encoded);
     if (data == NULL) {
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    memcpy(data, head, record);
+    table = (mf_requant *)(void *)(data + record);
+    memcpy(data, &full, record);
     for (c = 0; c < count; ++c) {
         table[c] = affine_requant_at(op, c);
+    }
+    if (encoded != 0) {
+        mf_sparse_encode(op, &full, data + full.weights_at);
     }
     return MF_OK;
 }

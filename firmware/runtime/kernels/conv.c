@@ -1,6 +1,6 @@
 /* CONV_2D, int8 with per-channel (or per-tensor) int8 weights and int32 bias:
  * TFLM reference_integer_ops::ConvPerChannel, bit for bit. */
-#include "mf_affine.h"
+#include "mf_sparse.h"
 
 mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -10,6 +10,9 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 mf_status mf_conv_eval(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
+    if (!mf_affine_reads_input(d, 1)) {
+        return mf_conv_eval_sparse(op); /* a sparse filter in the record */
+    }
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
     /* The record's fields as locals: the compiler keeps them in registers across the output stores. */

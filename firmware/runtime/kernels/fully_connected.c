@@ -1,6 +1,6 @@
 /* FULLY_CONNECTED, int8 with per-tensor or per-channel int8 weights and int32 bias:
  * TFLM reference_integer_ops::FullyConnected, bit for bit. */
-#include "mf_affine.h"
+#include "mf_sparse.h"
 
 mf_status mf_fully_connected_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -10,6 +10,9 @@ mf_status mf_fully_connected_prepare(const mf_op *op, size_t *scratch_bytes)
 mf_status mf_fully_connected_eval(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
+    if (!mf_affine_reads_input(d, 1)) {
+        return mf_fully_connected_eval_sparse(op); /* a sparse filter in the record */
+    }
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
     const int32_t filter_offset = d->filter_offset, input_offset = d->input_offset; /* in registers */

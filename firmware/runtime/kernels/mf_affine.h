@@ -32,6 +32,9 @@ typedef struct mf_affine_data {
     int8_t variant;            /* the eval path prepare chose: 0 is the portable loop, others the kernel set's */
     int8_t channel_step;       /* 1: the table has one per output channel; 0: one for all */
     int16_t table;             /* bytes from the record's start to its requantization, or MF_TABLE_SCRATCH */
+    int16_t weights;           /* mf_weights_format of the filter */
+    int16_t bias_folded;       /* 1: the encoded weights start with each channel's bias + input offset x weight sum */
+    int32_t weights_at;        /* sparse formats: bytes from the record's start to the encoded weights (mf_sparse.h) */
     /* Conv and depthwise only: */
     int16_t channels_per_group; /* conv: output channels per filter group; depthwise: the depth multiplier */
     int16_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
@@ -69,6 +72,13 @@ const mf_requant *mf_affine_table(const mf_op *op, const mf_affine_data *data);
 
 /* Eval: the kernel's own scratch, after the table's. */
 void *mf_affine_scratch(const mf_op *op, const mf_affine_data *data);
+
+/* Whether eval reads input `k` (weights and bias may live in the record instead). */
+static inline int mf_affine_reads_input(const mf_affine_data *data, int32_t k)
+{
+    const int sparse = data->weights == MF_WEIGHTS_SPARSE_2_4 || data->weights == MF_WEIGHTS_BITMAP;
+    return !((k == 1 && sparse) || (k == 2 && data->bias_folded));
+}
 
 /* The int8 output value of an accumulator (bias included). */
 static inline int8_t mf_affine_output(const mf_affine_data *data, mf_requant q, int32_t acc)

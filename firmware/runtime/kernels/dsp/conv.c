@@ -37,6 +37,9 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 mf_status mf_conv_eval(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
+    if (!mf_affine_reads_input(d, 1)) {
+        return mf_conv_eval_sparse(op); /* a sparse filter in the record */
+    }
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *filter = &op->inputs[1];
     const mf_tensor *output = &op->outputs[0];

@@ -58,6 +58,9 @@ static void mfd_fc_rows(const int8_t *row0, const int8_t *row1, const int8_t *x,
 mf_status mf_fully_connected_eval(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
+    if (!mf_affine_reads_input(d, 1)) {
+        return mf_fully_connected_eval_sparse(op); /* a sparse filter in the record */
+    }
     const mf_tensor *filter = &op->inputs[1];
     const int32_t *bias = op->input_count == 3 ? (const int32_t *)op->inputs[2].data : NULL;
     const int8_t *in = (const int8_t *)op->inputs[0].data;

@@ -1,0 +1,84 @@
+/* Sparse filters of CONV_2D and FULLY_CONNECTED in prepared images: prepare
+ * measures the int8 filter and, where an encoding pays (2:4: always 5/8 of
+ * the bytes; a bitmap: at most half the dense bytes, as walking its bits is
+ * slower than the dense loops), writes it into the op-data record (flash) and
+ * the image drops the dense tensor; eval then multiplies only the stored (nonzero) weights. The
+ * accumulation of the remaining products is exact in int32 and the
+ * requantization unchanged, so outputs equal the dense kernel's.
+ *
+ * The filter is C output channels of K weights each ([C][K], K = depth for
+ * fully connected, f_h x f_w x f_c for conv). Encoded weights (at
+ * mf_affine_data.weights_at, 4-byte aligned):
+ *   bias_folded:  int32 bias[C] + input offset x sum of channel c's weights
+ *                 (fully connected and 1x1 conv: no offset per MAC)
+ *   2:4 (every group of four along the innermost axis holds at most two nonzeros):
+ *                 int8 values[C][K/2], then positions[C][ceil(K/8)]: group g's
+ *                 nibble at byte g/2 (low nibble for even g), first position in bits 0-1
+ *   bitmap:       uint32 first value of each channel [C], bitmap[C][ceil(K/8)]
+ *                 (bit k%8 of byte k/8: weight k is nonzero), then the nonzero values
+ */
+#ifndef MF_SPARSE_H
+#define MF_SPARSE_H
+
+#include "mf_affine.h"
+
+/* Prepare (records in flash): chooses head->weights and head->bias_folded;
+ * returns the encoded bytes, 0 for dense. */
+size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head);
+
+/* Prepare: writes the encoding mf_sparse_plan chose into `encoded`. */
+void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *encoded);
+
+/* Eval of a 2:4 filter with folded biases: up to four pixels (count 1 to 4)
+ * whose inputs start at x[i], outputs at out + i * C, every channel. Four at
+ * a time, so each channel's positions are decoded once for four pixels. */
+void mf_sparse24_pixels(const mf_op *op, const mf_affine_data *d, const mf_requant *requant, const int8_t *const x[4],
+                        int32_t count, int8_t *out);
+
+/* Eval: where channel c's encoded weights are read, from its first weight on. */
+typedef struct mf_sparse_cursor {
+    const int8_t *values; /* the next stored value */
+    const uint8_t *bits;  /* the channel's positions (2:4) or bitmap */
+    int32_t k;            /* bitmaps: the next weight of the channel */
+} mf_sparse_cursor;
+
+mf_sparse_cursor mf_sparse_channel(const mf_op *op, const mf_affine_data *d, int32_t c);
+
+/* Eval, bitmaps: acc plus the next n weights against (x[i] + input offset);
+ * x NULL (a tap in the padding) skips them. */
+int32_t mf_bitmap_tap(const mf_affine_data *d, mf_sparse_cursor *cursor, const int8_t *x, int32_t n, int32_t acc);
+
+/* Eval, 2:4: acc plus `groups` groups of four of a channel from its group
+ * `first` on, against (x[i] + input offset). Inline: the hot loop of 2:4 convolutions. */
+static inline int32_t mf_sparse24_tap(const mf_sparse_cursor *channel, int32_t first, int32_t groups, const int8_t *x,
+                                      int32_t input_offset, int32_t acc)
+{
+    const int8_t *v = channel->values + 2 * first;
+    const uint8_t *p = channel->bits + first / 2;
+    const uint8_t *end = channel->bits + (first + groups) / 2; /* the byte of the last group when it is alone */
+    uint32_t sum = (uint32_t)acc;
+    uint32_t bits;
+    if (first % 2 != 0) { /* a first group in the high nibble */
+        bits = (uint32_t)*p++ >> 4;
+        sum += (uint32_t)(v[0] * (x[bits & 3u] + input_offset) + v[1] * (x[bits >> 2] + input_offset));
+        v += 2;
+        x += 4;
+    }
+    for (; p < end; ++p, v += 4, x += 8) { /* two groups a byte */
+        bits = *p;
+        sum += (uint32_t)(v[0] * (x[bits & 3u] + input_offset) + v[1] * (x[bits >> 2 & 3u] + input_offset) +
+                          v[2] * (x[4u + (bits >> 4 & 3u)] + input_offset) + v[3] * (x[4u + (bits >> 6)] + input_offset));
+    }
+    if ((first + groups) % 2 != 0) { /* a last group in the low nibble */
+        bits = *p;
+        sum += (uint32_t)(v[0] * (x[bits & 3u] + input_offset) + v[1] * (x[bits >> 2 & 3u] + input_offset));
+    }
+    return (int32_t)sum;
+}
+
+/* The evals conv.c and fully_connected.c (and their DSP twins) hand a sparse filter to (named
+ * apart from kernel evals: linked with conv and fully connected, not registered). */
+mf_status mf_conv_eval_sparse(const mf_op *op);
+mf_status mf_fully_connected_eval_sparse(const mf_op *op);
+
+#endif /* MF_SPARSE_H */

@@ -1,0 +1,189 @@
+"""Sparse filters in prepared images (kernels/mf_sparse.h): CONV_2D and FULLY_CONNECTED whose int8
+weights are 2:4 or unstructured sparse run from their encoding, bit for bit as TFLM on the model.
+
+Each case is a one-op model made by TensorFlow's converter from random shapes
+and random weights with a random 2:4 mask (two of every four along the input
+channels kept) or an unstructured one (about 80 % zeros, filters large enough that a
+bitmap halves their bytes). The image must hold
+the encoding the record names, without the dense filter (the flash it saves),
+and both kernel sets' images must equal TFLM on random inputs; a flipped bit of
+the encoding must make the image fail to open (the checksum covers it).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from oplib import convert_one_op, edited, random_inputs, run_tflm
+
+from mcuforge.deploy.tflite_model import parse_tflite
+from mcuforge.firmware.engine import EngineError, fuzz
+from mcuforge.firmware.prepared import PreparedEngine, PreparedImage, prepared_image
+
+# mf_prepared.h header words and descriptor sizes; mf_affine_data's `weights` field; mf_kernel.h formats.
+IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 10, 11, 13
+OP_WORDS, TENSOR_WORDS = 8, 12
+RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
+SPARSE_2_4, BITMAP = 2, 3
+
+
+def word(image: bytes, index: int) -> int:
+    return struct.unpack_from("<I", image, 4 * index)[0]
+
+
+def first_op_weights_format(image: bytes) -> int:
+    """The weights format in the first op's record."""
+    record = word(image, word(image, IMAGE_OPS) // 4 + 3)
+    return struct.unpack_from("<h", image, word(image, IMAGE_DATA) + record + RECORD_WEIGHTS_FIELD)[0]
+
+
+def tensor_stored(image: bytes, tensor: int) -> bool:
+    """Whether the image keeps tensor `tensor`'s bytes (its descriptor's place is not NONE)."""
+    return word(image, word(image, IMAGE_TENSORS) // 4 + tensor * TENSOR_WORDS + 10) & 0xFF != 0
+
+
+def sparse(rng: np.random.Generator, weights: np.ndarray, structure: str, keep: float = 0.2) -> np.ndarray:
+    """`weights` (input channels on axis -2, outputs on -1, as TF stores them) with a random mask:
+    2:4 keeps two of each four consecutive input channels, unstructured a fraction `keep` of them."""
+    moved = np.moveaxis(weights, -1, 0)  # outputs first, input channels last: TFLite's order
+    groups = moved.reshape(*moved.shape[:-1], moved.shape[-1] // 4, 4)
+    if structure == "2:4":
+        mask = np.argsort(rng.random(groups.shape), axis=-1) < 2
+    else:
+        mask = rng.random(groups.shape) < keep
+        mask.reshape(-1, 4)[0, :3] = True  # three in one group: never 2:4 by chance
+    return np.moveaxis((groups * mask).reshape(moved.shape), 0, -1).astype(np.float32)
+
+
+def case(seed: int):
+    """A one-op model with sparse weights, its filter tensor index and its filter bytes."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1800 + seed)
+    structure = ["2:4", "unstructured"][seed % 2]
+    value_range = (float(-rng.uniform(0.5, 4.0)), float(rng.uniform(0.5, 4.0)))
+    if seed % 3 == 2:
+        depth, units, batch = 32 * int(rng.integers(1, 3)), int(rng.integers(2, 10)), int(rng.integers(1, 7))
+        weights = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(depth, units)), structure))
+        bias = tf.constant(rng.normal(0, 0.5, size=units).astype(np.float32))
+        model = convert_one_op(lambda x: tf.matmul(x, weights) + bias, [(batch, depth)], rng, "FULLY_CONNECTED",
+                               value_range=value_range)
+        size = depth * units
+    else:
+        k = 1 if seed % 3 == 0 else int(rng.integers(2, 4))
+        cin, cout = (4 if structure == "2:4" else 32 if k == 1 else 16) * int(rng.integers(1, 4)), int(rng.integers(2, 9))
+        h, w = int(rng.integers(k + 1, 9)), int(rng.integers(k + 1, 9))
+        stride, dilation = (int(rng.integers(1, 3)), 1) if seed % 4 < 2 else (1, int(rng.integers(1, 3)))
+        padding = ["SAME", "VALID"][seed % 5 == 0]
+        filters = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(k, k, cin, cout)), structure))
+        bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))
+        fn = lambda x: tf.nn.relu(tf.nn.conv2d(x, filters, stride, padding, dilations=dilation) + bias)  # noqa: E731
+        model = convert_one_op(fn, [(1 + seed % 2, h, w, cin)], rng, "CONV_2D", value_range=value_range)
+        size = k * k * cin * cout
+    return rng, structure, model, size
+
+
+@pytest.mark.parametrize("seed", [*range(6), 16])  # 16: a 2:4 window with dilation 1 (runs of taps)
+def test_sparse_filters_run_from_their_encoding_as_tflm(seed):
+    rng, structure, model, filter_bytes = case(seed)
+    graph = parse_tflite(model).main
+    filter_tensor = graph.operators[0].inputs[1]
+    groups = np.frombuffer(graph.tensors[filter_tensor].data, np.int8).reshape(-1, 4)
+    two_four = bool(((groups != 0).sum(axis=1) <= 2).all())
+    assert two_four == (structure == "2:4")
+    channels = graph.tensors[filter_tensor].shape[0]
+    per_channel = groups.size // channels
+    bitmap_bytes = channels * (4 + -(-per_channel // 8)) + int(np.count_nonzero(groups))
+    assert two_four or 2 * bitmap_bytes <= groups.size  # the case's shapes and keep make a bitmap pay
+    for kernels in ("portable", "dsp"):
+        image = prepared_image(model, kernels).data
+        assert first_op_weights_format(image) == (SPARSE_2_4 if two_four else BITMAP)
+        assert not tensor_stored(image, filter_tensor)
+        with PreparedEngine.from_image(prepared_image(model, kernels), kernels) as engine:
+            for _ in range(2):
+                inputs = random_inputs(model, rng)
+                np.testing.assert_array_equal(engine.invoke(inputs)[0].astype(np.int32),
+                                              run_tflm(model, inputs)[0].astype(np.int32))
+    encoded = word(image, IMAGE_DATA) + word(image, word(image, IMAGE_OPS) // 4 + 3)
+    encoded += struct.unpack_from("<i", image, encoded + RECORD_WEIGHTS_AT_FIELD)[0]
+    corrupt = bytearray(image)
+    corrupt[encoded] ^= 0x10  # a stored weight or position: the checksum covers the encoding
+    with pytest.raises(EngineError, match="MF_ERR_BAD_MODEL"):
+        PreparedEngine.from_image(PreparedImage(bytes(corrupt), 0), "dsp")
+    if two_four:  # two values and two 2-bit positions per group of four: 5/8 of the bytes
+        dense = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
+        assert len(dense) - len(image) >= 3 * filter_bytes // 8 - 16
+
+
+def with_zeros_filled(model: bytes, tensor: int) -> bytes:
+    """The model with every zero weight of `tensor` set to 1: the same op, a dense filter."""
+
+    def fill(tree) -> None:
+        buffer = tree.buffers[tree.subgraphs[0].tensors[tensor].buffer]
+        buffer.data = np.where(np.asarray(buffer.data) == 0, 1, np.asarray(buffer.data)).astype(np.uint8)
+
+    return edited(model, fill)
+
+
+@pytest.mark.slow  # the sanitizer build
+def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
+    """Mutants of sparse one-op models go through the image writer (the encoders) and their images run
+    (the sparse kernels) under ASan/UBSan."""
+    seeds = []
+    for seed in (0, 1, 5):  # 2:4 pointwise conv, bitmap conv, bitmap fully connected
+        seeds.append(tmp_path / f"sparse_{seed}.tflite")
+        seeds[-1].write_bytes(case(seed)[2])
+    result = fuzz(seeds, seconds=10, seed=18)
+    assert result.iterations > 100 and result.loaded > 0
+
+
+def small_pruned_model(rng: np.random.Generator) -> bytes:
+    """A small CNN (5x5 conv, 1x1 conv, dense) whose 1x1 conv and dense layers hold 2:4 weights and whose
+    first conv has one input channel, so 90 % of its weights zeroed at random: a bitmap."""
+    import tf_keras as keras
+
+    def layers(x):
+        first = keras.layers.Conv2D(8, 5, padding="same", activation="relu")
+        pointwise = keras.layers.Conv2D(16, 1, activation="relu")
+        dense = keras.layers.Dense(10)
+        y = dense(keras.layers.Flatten()(pointwise(first(x))))
+        for layer in (first, pointwise, dense):
+            kernel, bias = layer.get_weights()
+            mask = sparse(rng, np.ones_like(kernel), "2:4") if kernel.shape[-2] % 4 == 0 else rng.random(kernel.shape) < 0.1
+            layer.set_weights([kernel * mask, bias])
+        return y
+
+    from oplib import convert_keras
+
+    return convert_keras(layers, (1, 6, 6, 1), rng)
+
+
+@pytest.mark.slow  # one firmware build and QEMU run
+def test_small_pruned_model_on_qemu_equals_tflm(tmp_path):
+    """The prepared image of a pruned model (2:4 and bitmap layers) built into qemu-m4 firmware: every
+    output equal to TFLM's on the model, and the image smaller than the same model's with dense weights."""
+    from mcuforge.firmware import build, qemu
+
+    rng = np.random.default_rng(18)
+    model = small_pruned_model(rng)
+    graph = parse_tflite(model).main
+    formats = []
+    for kernels in ("dsp", "portable"):
+        image = prepared_image(model, kernels).data
+        dense = model
+        for op in graph.operators:
+            dense = with_zeros_filled(dense, op.inputs[1])
+        assert len(image) < len(prepared_image(dense, kernels).data)
+        stored = [tensor_stored(image, op.inputs[1]) for op in graph.operators if op.opcode != "RESHAPE"]
+        formats.append(stored)
+    assert formats[0] == [False, False, False] == formats[1]  # every filter left the image for its encoding
+    path = tmp_path / "pruned.tflite"
+    path.write_bytes(model)
+    vectors = np.random.default_rng(1).integers(-128, 128, size=(3, 1, 6, 6, 1)).astype(np.int8)
+    result = qemu.run_qemu(build.build_image(path, "qemu-m4", out_dir=tmp_path, inputs=vectors))
+    assert len(result.outputs) == len(vectors)
+    for got, vector in zip(result.outputs, vectors):
+        np.testing.assert_array_equal(got[0].reshape(-1).astype(np.int32),
+                                      run_tflm(model, [vector])[0].reshape(-1).astype(np.int32))
