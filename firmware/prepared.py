@@ -83,13 +83,20 @@ def image_source(image: PreparedImage, symbol: str = IMAGE_SYMBOL) -> str:
 
 
 def kernel_list(model: bytes) -> str:
-    """A kernel list (-DMF_KERNEL_LIST, format of kernels/mf_kernel_list.h) of just the model's ops, so a
-    firmware links only their eval functions (and no soft-float double: prepare is not linked)."""
+    """A kernel list (-DMF_KERNEL_LIST, format of kernels/mf_kernel_list.h) of just the kernels the model's ops
+    run, so a firmware links only their eval functions (and no soft-float double: prepare is not linked).
+    An op whose input 0 is float32 runs its MF_FLOAT_KERNEL line where the list has one (mf_kernel_code)."""
     from mcuforge.deploy.tflite_model import parse_tflite
 
-    ops = {op.opcode for op in parse_tflite(model, "model").main.operators}
     lines = (KERNELS_DIR / "mf_kernel_list.h").read_text().splitlines()
-    return "".join(f"{line}\n" for line in lines if (m := re.match(r"MF_KERNEL\(MF_OP_(\w+),", line)) and m[1] in ops)
+    keys = {m[1]: line for line in lines if (m := re.match(r"MF_KERNEL\((MF_OP_\w+|MF_FLOAT_KERNEL\(MF_OP_\w+\)),", line))}
+    graph = parse_tflite(model, "model").main
+    wanted = set()
+    for op in graph.operators:
+        first = graph.tensor(op.inputs[0]) if op.inputs else None
+        float_key = f"MF_FLOAT_KERNEL(MF_OP_{op.opcode})"
+        wanted.add(float_key if first is not None and first.dtype == "float32" and float_key in keys else f"MF_OP_{op.opcode}")
+    return "".join(f"{line}\n" for key, line in keys.items() if key in wanted)
 
 
 class PreparedEngine(Engine):

@@ -380,6 +380,9 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
         }
     }
     *kernel = mf_find_kernel(*builtin);
+    if (*kernel == NULL) { /* a list of float32 kernels only: mf_float_check refuses other types */
+        *kernel = mf_find_kernel(MF_FLOAT_KERNEL(*builtin));
+    }
     if (*kernel == NULL) {
         if (fault != NULL) {
             fault->name = mf_op_name(*builtin);
@@ -429,6 +432,9 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
         if (status == MF_OK && outputs[i].is_constant) {
             status = MF_ERR_BAD_MODEL; /* an op may never write into the model */
         }
+    }
+    if (status == MF_OK && mf_kernel_code(*builtin, op) != *builtin) {
+        *kernel = mf_find_kernel(MF_FLOAT_KERNEL(*builtin));
     }
     return status;
 }

@@ -143,6 +143,19 @@ enum { MF_PADDING_SAME = 0, MF_PADDING_VALID = 1 };
 /* The registry: the kernel for a builtin code, NULL if none. */
 const mf_kernel *mf_find_kernel(int32_t builtin_code);
 
+/* The registry key of an op's float32 kernel: its builtin code with this bit
+ * set (builtin codes stay below it). Prepared images store the key they run. */
+#define MF_FLOAT_KERNEL(code) ((code) | 0x10000)
+
+/* The key of the kernel that runs `op` of builtin `code`: the float32 kernel
+ * when input 0 is float32 and the list has one, else the builtin's own. */
+static inline int32_t mf_kernel_code(int32_t code, const mf_op *op)
+{
+    return op->input_count > 0 && op->inputs[0].type == MF_FLOAT32 && mf_find_kernel(MF_FLOAT_KERNEL(code)) != NULL
+               ? MF_FLOAT_KERNEL(code)
+               : code;
+}
+
 /* Options accessors (field = schema field id, in declaration order from 0). */
 int32_t mf_option_i32(const mf_options *options, int field, int32_t default_value);
 int32_t mf_option_u8(const mf_options *options, int field, int32_t default_value); /* ubyte/byte/bool/enum */

@@ -115,7 +115,7 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
             return status;
         }
         layout->cursor = mf_round_up(options_at + options_bytes, 4u);
-        mf_put32(w, (uint32_t)builtin);
+        mf_put32(w, (uint32_t)mf_kernel_code(builtin, &op)); /* the registry key: a float32 op's own kernel */
         mf_put32(w, (uint32_t)op.input_count);
         mf_put32(w, (uint32_t)op.output_count);
         mf_put32(w, (uint32_t)record_at);

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from oplib import run_tflm
+from oplib import edited, run_tflm
 
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import engine as eng
@@ -151,10 +151,17 @@ def test_reshape_output_shares_the_input_buffer():
     assert ctypes.string_at(target.data, 24) == values
 
 
-def test_float_model_is_refused_naming_the_type():
+def test_unsupported_type_is_refused_naming_the_type():
+    """hello_world_float with its activations retyped int16: no kernel runs int16 FULLY_CONNECTED."""
+
+    def to_int16(model):
+        for tensor in model.subgraphs[0].tensors:
+            if model.buffers[tensor.buffer].data is None:
+                tensor.type = 7  # INT16
+
     with pytest.raises(eng.EngineError) as caught:
-        eng.Engine((MODELS / "hello_world" / "hello_world_float.tflite").read_bytes())
-    assert caught.value.status == "MF_ERR_UNSUPPORTED_TYPE" and caught.value.fault_name == "FLOAT32"
+        eng.Engine(edited((MODELS / "hello_world" / "hello_world_float.tflite").read_bytes(), to_int16))
+    assert caught.value.status == "MF_ERR_UNSUPPORTED_TYPE" and caught.value.fault_name == "INT16"
 
 
 def test_arena_grows_to_what_the_engine_asks_for(monkeypatch):

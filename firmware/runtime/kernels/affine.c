@@ -126,6 +126,21 @@ static mf_status affine_check_window(const mf_op *op, mf_affine_kind kind, const
     return MF_OK;
 }
 
+mf_status mf_affine_window(const mf_op *op, mf_affine_kind kind, mf_affine_data *head)
+{
+    int32_t axis;
+    memset(head, 0, sizeof *head);
+    affine_channels(op, kind, &head->channels, &axis);
+    return affine_check_window(op, kind, &affine_options[kind], head);
+}
+
+int32_t mf_affine_activation(const mf_op *op, mf_affine_kind kind)
+{
+    return mf_option_u8(&op->options, affine_options[kind].activation, MF_ACT_NONE);
+}
+
+int mf_affine_weights_format_ok(const mf_op *op) { return mf_option_u8(&op->options, FC_WEIGHTS_FORMAT, 0) == 0; }
+
 /* Every per-channel filter scale is finite and not negative (mf_requant_of_scales' domain). */
 static int affine_scales_ok(const mf_tensor *filter)
 {

@@ -42,6 +42,17 @@ typedef struct mf_affine_data {
  * for conv and depthwise, the op's mf_overlap: the output is written row by row). */
 mf_status mf_affine_check(const mf_op *op, mf_affine_kind kind, mf_affine_data *head);
 
+/* Prepare, for kernels of other types (float32): the window of conv and depthwise
+ * alone (strides, dilations, padding, channels, the output shape, the mf_overlap),
+ * into a zeroed *head; no type or quantization check. */
+mf_status mf_affine_window(const mf_op *op, mf_affine_kind kind, mf_affine_data *head);
+
+/* The op's fused activation (schema ActivationFunctionType) from its kind's options. */
+int32_t mf_affine_activation(const mf_op *op, mf_affine_kind kind);
+
+/* FULLY_CONNECTED: weights in the default layout (weights_format DEFAULT), the only one run. */
+int mf_affine_weights_format_ok(const mf_op *op);
+
 /* Prepare: decides where the requantization goes, one per channel when the
  * weights are per channel or `per_channel` asks for it (the DSP loops index
  * it by channel); returns the scratch bytes that takes (kernel scratch goes after). */

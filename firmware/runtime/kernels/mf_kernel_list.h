@@ -29,3 +29,13 @@ MF_KERNEL(MF_OP_TRANSPOSE, mf_transpose, 0u)
 MF_KERNEL(MF_OP_LceQuantize, mf_lce_quantize, 0u)
 MF_KERNEL(MF_OP_LceBconv2d, mf_lce_bconv2d, 0u)
 MF_KERNEL(MF_OP_LceDequantize, mf_lce_dequantize, 0u)
+/* float32 kernels, chosen for ops whose input 0 is float32 (mf_kernel_code); QUANTIZE
+ * (float32 in), DEQUANTIZE (float32 out) and the shape ops above run every type. */
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_CONV_2D), mf_conv_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_DEPTHWISE_CONV_2D), mf_depthwise_conv_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_FULLY_CONNECTED), mf_fully_connected_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_AVERAGE_POOL_2D), mf_average_pool_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_MAX_POOL_2D), mf_max_pool_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_SOFTMAX), mf_softmax_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_ADD), mf_add_float, 0u)
+MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_MUL), mf_mul_float, 0u)

@@ -1,7 +1,7 @@
 /* AVERAGE_POOL_2D and MAX_POOL_2D on int8: TFLM reference_integer_ops::AveragePool / MaxPool. */
-#include "mf_kernel.h"
+#include "mf_pool.h"
 
-enum { OPT_PADDING = 0, OPT_STRIDE_W = 1, OPT_STRIDE_H = 2, OPT_FILTER_W = 3, OPT_FILTER_H = 4, OPT_ACTIVATION = 5 };
+enum { OPT_PADDING = 0, OPT_STRIDE_W = 1, OPT_STRIDE_H = 2, OPT_FILTER_W = 3, OPT_FILTER_H = 4 };
 
 /* The op-data record. */
 typedef struct pool_geometry {
@@ -10,16 +10,38 @@ typedef struct pool_geometry {
 
 static mf_status pool_check(const mf_op *op, pool_geometry *g)
 {
-    const mf_tensor *input = &op->inputs[0];
     const mf_tensor *output = &op->outputs[0];
-    const int32_t padding = mf_option_u8(&op->options, OPT_PADDING, MF_PADDING_SAME);
+    mf_pool_window window;
+    mf_status status;
     if (op->input_count != 1 || op->output_count != 1) {
         return MF_ERR_BAD_MODEL;
     }
-    if (input->type != MF_INT8 || output->type != MF_INT8) {
+    if (op->inputs[0].type != MF_INT8 || output->type != MF_INT8) {
         return MF_ERR_UNSUPPORTED_TYPE;
     }
-    if (input->rank != 4 || output->rank != 4 || output->quant_count != 1) {
+    if (output->quant_count != 1) {
+        return MF_ERR_UNSUPPORTED_PARAM;
+    }
+    status = mf_pool_window_check(op, &window);
+    if (status != MF_OK) {
+        return status;
+    }
+    g->stride_h = window.stride_h;
+    g->stride_w = window.stride_w;
+    g->filter_h = window.filter_h;
+    g->filter_w = window.filter_w;
+    g->pad_h = window.pad_h;
+    g->pad_w = window.pad_w;
+    return mf_activation_range_int8(mf_option_u8(&op->options, MF_POOL_ACTIVATION, MF_ACT_NONE), output, &g->act_min,
+                                    &g->act_max);
+}
+
+mf_status mf_pool_window_check(const mf_op *op, mf_pool_window *g)
+{
+    const mf_tensor *input = &op->inputs[0];
+    const mf_tensor *output = &op->outputs[0];
+    const int32_t padding = mf_option_u8(&op->options, OPT_PADDING, MF_PADDING_SAME);
+    if (input->rank != 4 || output->rank != 4) {
         return MF_ERR_UNSUPPORTED_PARAM;
     }
     g->stride_w = mf_option_i32(&op->options, OPT_STRIDE_W, 1);
@@ -37,8 +59,7 @@ static mf_status pool_check(const mf_op *op, pool_geometry *g)
     }
     g->pad_h = mf_conv_padding(g->stride_h, 1, input->dims[1], g->filter_h, output->dims[1]);
     g->pad_w = mf_conv_padding(g->stride_w, 1, input->dims[2], g->filter_w, output->dims[2]);
-    return mf_activation_range_int8(mf_option_u8(&op->options, OPT_ACTIVATION, MF_ACT_NONE), output, &g->act_min,
-                                    &g->act_max);
+    return MF_OK;
 }
 
 static mf_status pool_prepare(const mf_op *op, size_t *scratch_bytes)
