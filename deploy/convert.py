@@ -21,7 +21,8 @@ from mcuforge.artifacts import write_bytes_atomic, write_text_atomic
 from mcuforge.deploy.export import LABELS_FILE, arena_size
 from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import parse_tflite
-from mcuforge.deploy.tflm import ArenaUsage, Emulator, captured_stderr
+from mcuforge.deploy.lce import convert_keras, reference_emulator
+from mcuforge.deploy.tflm import ArenaUsage, captured_stderr
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE, KERAS_MODEL_FILE, BuildLayout
 from mcuforge.results import DeployResult
@@ -113,6 +114,7 @@ def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, 
     Without `source` and `out_dir`: the spec's model under `root` (see source_model_path) into build/<name>/deploy.
     """
     from mcuforge.train.trainer import load_dataset, load_model
+    from mcuforge.train.zoo import BINARY_ARCHS
 
     layout = spec.layout(root)
     target = load_target(spec.deploy.target)
@@ -120,16 +122,18 @@ def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, 
     out_dir = Path(out_dir) if out_dir is not None else layout.deploy
     model = load_model(source)
     dataset = load_dataset(spec)
-    qat = is_quantization_aware(model)
-    representative = None if qat else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
-    data = convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
+    binary = spec.model.arch in BINARY_ARCHS
+    qat = not binary and is_quantization_aware(model)
+    representative = None if qat or binary else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
+    # Binarized (Larq) models: LCE's converter, float I/O; the deployed file keeps its usual name.
+    data = convert_keras(model) if binary else convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
     tflite = parse_tflite(data, str(out_dir / INT8_MODEL_FILE))
-    usage = Emulator(tflite, data).arena_usage()
+    usage = reference_emulator(tflite, data).arena_usage()
     Fit(target, len(data), arena_size(usage)).check()
     info = {
         "source_model": str(source),
-        "quantization": spec.deploy.quantization,
-        "io_type": spec.deploy.io_type,
+        "quantization": "binary (Larq Compute Engine)" if binary else spec.deploy.quantization,
+        "io_type": "float32" if binary else spec.deploy.io_type,
         "quantization_aware": qat,
         "representative_samples": 0 if representative is None else len(representative),
         "size": len(data),

@@ -7,8 +7,15 @@ engine can, and LCE's own interpreter is the reference its outputs must equal.
 That interpreter runs in the side environment `make setup` creates (see
 lce_oracle.py), called in a subprocess.
 
-    data = convert_keras(model)          # bytes of the .tflite
-    outputs = run_lce(data, [batch])     # LCE's interpreter, one array per output
+LCE's interpreter runs the builtin float ops of such models (first and last
+layers) with TFLite's optimized kernels, whose summation order differs from
+TFLM's reference kernels in the last bits. The reference a device must equal
+bit for bit is therefore composed op by op (`reference_outputs`): LCE ops by
+LCE's interpreter, builtin ops by TFLM, each on the previous ops' outputs.
+
+    data = convert_keras(model)                 # bytes of the .tflite
+    outputs = run_lce(data, [batch])            # LCE's interpreter on the whole model
+    expected = reference_outputs(data, [batch]) # LCE ops by LCE, builtin ops by TFLM
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.deploy.tflite_model import TFLiteModel
+from mcuforge.deploy.tflm import ArenaUsage, Emulator
 from mcuforge.errors import MCUForgeError
 
 LCE_OPS = ("LceQuantize", "LceBconv2d", "LceDequantize", "LceBMaxPool2d")
@@ -75,14 +83,19 @@ def _side_python() -> Path:
     return python
 
 
-def run_lce(data: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Outputs of LCE's interpreter on `inputs` (one array per model input, batch dimension first)."""
+def run_lce(data: bytes, inputs: Sequence[np.ndarray], reference_bconv: bool = False) -> list[np.ndarray]:
+    """Outputs of LCE's interpreter, one array per model output, samples stacked on a leading axis.
+
+    `inputs`: one array per model input, a leading samples axis before the input's shape.
+    reference_bconv: LCE's reference LceBconv2d kernel instead of its default optimized one.
+    """
     with tempfile.TemporaryDirectory(prefix="mcuforge-lce-") as folder:
         work = Path(folder)
         (work / "model.tflite").write_bytes(data)
         np.savez(work / "inputs.npz", *inputs)
         command = [str(_side_python()), str(_ORACLE_SCRIPT), str(_interpreter_extension())]
         command += [str(work / "model.tflite"), str(work / "inputs.npz"), str(work / "outputs.npz")]
+        command += ["reference"] if reference_bconv else []
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -91,3 +104,83 @@ def run_lce(data: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
             return [outputs[f"arr_{i}"] for i in range(len(outputs.files))]
 
 
+
+
+def _one_op_models(data: bytes) -> list[tuple[bool, bytes, list[int], list[int]]]:
+    """Each op of the main graph as a model of its own: (is an LCE op, bytes, input tensors, output tensors)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    graph = tree.subgraphs[0]
+    codes = [code.customCode.decode() if code.customCode else "" for code in tree.operatorCodes]
+    constant = {i for i, t in enumerate(graph.tensors) if t.buffer > 0 and tree.buffers[t.buffer].data is not None}
+    pieces = []
+    for op in list(graph.operators):
+        inputs = [int(i) for i in op.inputs if i >= 0 and i not in constant]
+        graph.operators, graph.inputs, graph.outputs = [op], inputs, [int(i) for i in op.outputs]
+        builder = flatbuffers.Builder(len(data) + 1024)
+        builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
+        pieces.append((codes[op.opcodeIndex] in LCE_OPS, bytes(builder.Output()), inputs, graph.outputs))
+    return pieces
+
+
+def reference_outputs(data: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The model's outputs with each LCE op run by LCE's interpreter and each builtin op by TFLM.
+
+    Same arguments and result as run_lce. One LCE call per LCE op (all samples at once).
+    """
+    from mcuforge.deploy.tflite_model import parse_tflite
+    from tflite_micro.python.tflite_micro import runtime
+
+    graph = parse_tflite(data, "the binarized model").main
+    values = dict(zip(graph.inputs, inputs))
+    for is_lce, piece, op_inputs, op_outputs in _one_op_models(data):
+        arrays = [values[i] for i in op_inputs]
+        if is_lce:
+            results = run_lce(piece, arrays)
+        else:
+            interpreter = runtime.Interpreter.from_bytes(piece)
+            per_sample = []
+            for n in range(len(arrays[0])):
+                for index, array in enumerate(arrays):
+                    interpreter.set_input(array[n], index)
+                interpreter.invoke()
+                per_sample.append([np.array(interpreter.get_output(i), copy=True) for i in range(len(op_outputs))])
+            results = [np.stack([sample[i] for sample in per_sample]) for i in range(len(op_outputs))]
+        values.update(zip(op_outputs, results))
+    return [values[i] for i in graph.outputs]
+
+
+class LceEmulator(Emulator):
+    """Emulator for models with LCE ops, which TFLM cannot load (so TFLM's interpreter is never
+    created): outputs from reference_outputs, the arena from our engine (the one that runs them)."""
+
+    def __init__(self, model: TFLiteModel, data: bytes) -> None:  # noqa: super().__init__ would load TFLM
+        from mcuforge.firmware.engine import Engine
+
+        self.model = model
+        self._data = data
+        if len(model.main.inputs) != 1:
+            raise MCUForgeError(f"{model.source} has {len(model.main.inputs)} inputs; the emulator feeds single-input models only")
+        with Engine(data, source=str(model.source)) as engine:
+            self._arena = engine.arena_used
+
+    def invoke(self, sample: np.ndarray) -> list[np.ndarray]:
+        """One sample of the input's shape; every output, of its own shape."""
+        return [output[0] for output in reference_outputs(self._data, [sample[None]])]
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """A batch (leading axis); each output batched, as Emulator.run."""
+        shape = self.inputs[0].shape
+        outputs = reference_outputs(self._data, [batch.reshape(-1, *shape)])
+        return [np.concatenate(list(output)) for output in outputs]
+
+    def arena_usage(self) -> ArenaUsage:
+        """Our engine's arena (records and activations), as the head; no TFLM tail exists for these models."""
+        return ArenaUsage(total=self._arena, head=self._arena, tail=0)
+
+
+def reference_emulator(model: TFLiteModel, data: bytes) -> Emulator:
+    """The emulator that defines a model's expected outputs: TFLM, or LceEmulator for models with LCE ops."""
+    return LceEmulator(model, data) if lce_ops(model) else Emulator(model, data)

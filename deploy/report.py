@@ -19,7 +19,7 @@ from mcuforge.artifacts import write_json_atomic, write_text_atomic
 from mcuforge.deploy.export import arena_size
 from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import Operator, Subgraph, TFLiteModel, read_tflite
-from mcuforge.deploy.tflm import Emulator
+from mcuforge.deploy.lce import reference_emulator
 from mcuforge.errors import MCUForgeError
 
 
@@ -153,7 +153,7 @@ def build_report(model_path: Path | str, target: str | None = None) -> ModelRepo
     model = read_tflite(model_path)
     if target_spec is not None and target_spec.accelerator is not None:
         model.require_integer(f"target {target_spec.name}'s {target_spec.accelerator}")
-    usage = Emulator(model, model_path.read_bytes()).arena_usage()
+    usage = reference_emulator(model, model_path.read_bytes()).arena_usage()
     rows = layer_rows(model)
     needed = arena_size(usage)
     problems = Fit(target_spec, model.size, needed).problems() if target_spec else []

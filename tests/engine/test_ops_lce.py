@@ -3,8 +3,8 @@
 Random shapes, channel counts across word boundaries, strides, dilations, the
 padding modes (valid, same with one-padding, same with zero-padding and its
 correction), fused activations and the three output types (float, int8,
-bit-packed). The engine and its prepared image must equal LCE's outputs bit
-for bit (floats compared as their bits).
+bit-packed). The engine (portable and DSP kernels) and its prepared image must
+equal LCE's outputs bit for bit (floats compared as their bits).
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from lce_oplib import Bconv, bconv_model, dequantize_model, quantize_model
 from oplib import run_engine, run_prepared
 
 from mcuforge.deploy.lce import run_lce
+from mcuforge.firmware.engine import Engine
 
 
 def assert_matches_lce(model: bytes, inputs: list[np.ndarray]) -> None:
-    expected = run_lce(model, inputs)
-    for actual in (run_engine(model, inputs), run_prepared(model, inputs)):
+    expected = [output[0] for output in run_lce(model, [x[None] for x in inputs])]
+    with Engine(model, kernels="dsp") as engine:  # kernels/dsp/ on the host, its SIMD instructions as C
+        dsp = engine.invoke(list(inputs))
+    for actual in (run_engine(model, inputs), run_prepared(model, inputs), dsp):
         assert len(actual) == len(expected)
         for got, want in zip(actual, expected):
             assert got.shape == want.shape and got.dtype == want.dtype

@@ -299,16 +299,40 @@ static void bconv_apply_correction(const bconv_data *d, const mf_tensor *input, 
     }
 }
 
+/* The output transform of output channel `c` at output position `pixel`: a float or int8 value, or one
+ * bit of `*packed`, written out once its word is full. */
+static void bconv_output(const mf_op *op, const bconv_data *d, size_t pixel, int32_t c, int32_t accum, uint32_t *packed)
+{
+    const mf_tensor *output = &op->outputs[0];
+    if (d->output_kind == BCONV_OUT_BITPACKED) {
+        int32_t threshold;
+        memcpy(&threshold, (const uint8_t *)op->inputs[4].data + (size_t)c * sizeof threshold, sizeof threshold);
+        *packed |= (uint32_t)(accum > threshold) << (c % MF_BITPACK_WIDTH);
+        if ((c + 1) % MF_BITPACK_WIDTH == 0 || c + 1 == d->out_c) {
+            ((int32_t *)output->data)[pixel * (size_t)mf_bitpacked_words(d->out_c) + (size_t)(c / MF_BITPACK_WIDTH)] = (int32_t)*packed;
+            *packed = 0;
+        }
+    } else {
+        const float *multiplier = (const float *)(d + 1);
+        const int32_t x = mf_clamp_i32(accum * 2, d->clamp_min, d->clamp_max);
+        const float scaled = (float)x * multiplier[c];
+        const float y = scaled + multiplier[d->out_c + c];
+        if (d->output_kind == BCONV_OUT_FLOAT) {
+            ((float *)output->data)[pixel * d->out_c + c] = y;
+        } else {
+            const float r = roundf(y);
+            ((int8_t *)output->data)[pixel * d->out_c + c] = (int8_t)(r >= 127.0f ? 127 : (r > -128.0f ? (int32_t)r : -128));
+        }
+    }
+}
+
 mf_status mf_lce_bconv2d_eval(const mf_op *op)
 {
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *output = &op->outputs[0];
     const bconv_data *d = (const bconv_data *)op->data;
     const uint32_t *in = (const uint32_t *)input->data;
-    const float *multiplier = (const float *)(d + 1);
-    const float *bias = multiplier + d->out_c;
     const int32_t in_h = input->dims[1], in_w = input->dims[2], out_h = output->dims[1], out_w = output->dims[2];
-    const int32_t out_words = mf_bitpacked_words(d->out_c);
     int32_t b, oy, ox, c;
     for (b = 0; b < input->dims[0]; ++b) {
         for (oy = 0; oy < out_h; ++oy) {
@@ -330,31 +354,13 @@ mf_status mf_lce_bconv2d_eval(const mf_op *op)
                             }
                         }
                     }
-                    if (d->output_kind == BCONV_OUT_BITPACKED) {
-                        int32_t threshold;
-                        memcpy(&threshold, (const uint8_t *)op->inputs[4].data + (size_t)c * sizeof threshold, sizeof threshold);
-                        packed |= (uint32_t)(accum > threshold) << (c % MF_BITPACK_WIDTH);
-                        if ((c + 1) % MF_BITPACK_WIDTH == 0 || c + 1 == d->out_c) {
-                            ((int32_t *)output->data)[pixel * out_words + c / MF_BITPACK_WIDTH] = (int32_t)packed;
-                            packed = 0;
-                        }
-                    } else {
-                        const int32_t x = mf_clamp_i32(accum * 2, d->clamp_min, d->clamp_max);
-                        const float scaled = (float)x * multiplier[c];
-                        const float y = scaled + bias[c];
-                        if (d->output_kind == BCONV_OUT_FLOAT) {
-                            ((float *)output->data)[pixel * d->out_c + c] = y;
-                        } else {
-                            const float r = roundf(y);
-                            ((int8_t *)output->data)[pixel * d->out_c + c] = (int8_t)(r >= 127.0f ? 127 : (r > -128.0f ? (int32_t)r : -128));
-                        }
-                    }
+                    bconv_output(op, d, pixel, c, accum, &packed);
                 }
             }
         }
     }
     if (d->zero_correction) {
-        bconv_apply_correction(d, input, output, bias + d->out_c);
+        bconv_apply_correction(d, input, output, (const float *)(d + 1) + d->transform_floats);
     }
     return MF_OK;
 }
