@@ -15,7 +15,7 @@ SPEC ?= specs/digits.yaml
 DEMO_SPEC ?= specs/keywords.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup apt-packages demo run train test test-fast clean help
+.PHONY: setup apt-packages demo run train test test-fast clean help bench-binary
 
 help:
 	@echo "make demo         run the main job on the default spec, $(DEMO_SPEC) (installs what it needs)"
@@ -73,6 +73,10 @@ test: setup
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not hardware" $(PYTEST_ARGS)
+
+# Binarized networks: digits through `mcuforge run`, binary convolution speed on qemu-m4 (README "Binarized networks (Larq)").
+bench-binary: setup
+	nice -n 5 $(BIN)/python bench/binary.py
 
 clean:
 	rm -rf build

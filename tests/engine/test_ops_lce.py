@@ -3,8 +3,8 @@
 Random shapes, channel counts across word boundaries, strides, dilations, the
 padding modes (valid, same with one-padding, same with zero-padding and its
 correction), fused activations and the three output types (float, int8,
-bit-packed). The engine (portable and DSP kernels) and its prepared image must
-equal LCE's outputs bit for bit (floats compared as their bits).
+bit-packed). The engine and its prepared image, with the portable and the DSP
+kernels, must equal LCE's outputs bit for bit (floats compared as their bits).
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ from oplib import run_engine, run_prepared
 
 from mcuforge.deploy.lce import run_lce
 from mcuforge.firmware.engine import Engine
+from mcuforge.firmware.prepared import PreparedEngine, prepared_image
 
 
 def assert_matches_lce(model: bytes, inputs: list[np.ndarray]) -> None:
     expected = [output[0] for output in run_lce(model, [x[None] for x in inputs])]
     with Engine(model, kernels="dsp") as engine:  # kernels/dsp/ on the host, its SIMD instructions as C
         dsp = engine.invoke(list(inputs))
-    for actual in (run_engine(model, inputs), run_prepared(model, inputs), dsp):
+    with PreparedEngine.from_image(prepared_image(model, "dsp"), "dsp") as engine:
+        dsp_prepared = engine.invoke(list(inputs))
+    for actual in (run_engine(model, inputs), run_prepared(model, inputs), dsp, dsp_prepared):
         assert len(actual) == len(expected)
         for got, want in zip(actual, expected):
             assert got.shape == want.shape and got.dtype == want.dtype

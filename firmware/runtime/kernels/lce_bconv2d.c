@@ -161,17 +161,13 @@ static mf_status bconv_check(const mf_op *op, bconv_data *d)
 
 static float bconv_float_at(const mf_tensor *t, int32_t index)
 {
+    const uint32_t bits = mf_binary_word_at(t->data, (size_t)index);
     float value;
-    memcpy(&value, (const uint8_t *)t->data + (size_t)index * sizeof value, sizeof value);
+    memcpy(&value, &bits, sizeof value);
     return value;
 }
 
-static uint32_t bconv_word_at(const mf_tensor *t, size_t index)
-{
-    uint32_t value;
-    memcpy(&value, (const uint8_t *)t->data + index * sizeof value, sizeof value);
-    return value;
-}
+static uint32_t bconv_word_at(const mf_tensor *t, size_t index) { return mf_binary_word_at(t->data, index); }
 
 /* LCE's zero_padding_correction::CacheCorrectionValues: per (case, y, x, channel), minus the
  * multiplier times the sum of the filter taps (+1/-1 per channel) that stick out. */
@@ -305,8 +301,7 @@ static void bconv_output(const mf_op *op, const bconv_data *d, size_t pixel, int
 {
     const mf_tensor *output = &op->outputs[0];
     if (d->output_kind == BCONV_OUT_BITPACKED) {
-        int32_t threshold;
-        memcpy(&threshold, (const uint8_t *)op->inputs[4].data + (size_t)c * sizeof threshold, sizeof threshold);
+        const int32_t threshold = (int32_t)mf_binary_word_at(op->inputs[4].data, (size_t)c);
         *packed |= (uint32_t)(accum > threshold) << (c % MF_BITPACK_WIDTH);
         if ((c + 1) % MF_BITPACK_WIDTH == 0 || c + 1 == d->out_c) {
             ((int32_t *)output->data)[pixel * (size_t)mf_bitpacked_words(d->out_c) + (size_t)(c / MF_BITPACK_WIDTH)] = (int32_t)*packed;

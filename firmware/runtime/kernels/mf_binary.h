@@ -7,6 +7,7 @@
 #define MF_BINARY_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "mf_kernel.h"
 
@@ -22,6 +23,19 @@ static inline int32_t mf_popcount32(uint32_t x)
     x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
     x = (x + (x >> 4)) & 0x0F0F0F0Fu;
     return (int32_t)((x * 0x01010101u) >> 24);
+}
+
+/* A 32-bit word of constant data (weights, thresholds) with no alignment promise. GCC's builtin
+ * makes it one load: firmware is built -ffreestanding, where a plain memcpy is a call. */
+static inline uint32_t mf_binary_word_at(const void *data, size_t index)
+{
+    uint32_t value;
+#if defined(__GNUC__)
+    __builtin_memcpy(&value, (const uint8_t *)data + index * sizeof value, sizeof value);
+#else
+    memcpy(&value, (const uint8_t *)data + index * sizeof value, sizeof value);
+#endif
+    return value;
 }
 
 /* `packed` is `unpacked` bit-packed: the same rank and leading dimensions (each at least 1),
