@@ -4,9 +4,9 @@
  * instruction; this is the SWAR bit trick (counts per 2, then 4 bits) on two
  * words at once, whose nibble counts are added before one step to byte counts,
  * and USADA8 adds the four byte counts to the total in one instruction:
- * 10.5 instructions a word (the asm loop), no memory but the operands. (A 256-entry
- * byte table would cost four table loads and four adds a word, plus the byte
- * extractions, and 256 bytes of flash; bench/binary.py counts both.)
+ * 10.5 instructions a word (the asm loop), no memory but the operands. A
+ * 256-entry byte table compiles to 17 instructions a word, six of them loads,
+ * plus 256 bytes of flash (bench/binary.py counts both loops).
  */
 #ifndef MFD_BINARY_H
 #define MFD_BINARY_H
