@@ -116,13 +116,19 @@ def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, 
     from mcuforge.train.trainer import load_dataset, load_model
     from mcuforge.train.zoo import BINARY_ARCHS
 
+    binary = spec.model.arch in BINARY_ARCHS
+    if binary and (spec.deploy.io_type, spec.deploy.quantization) != ("float32", "int8"):
+        raise MCUForgeError(
+            f"deploy.io_type: {spec.model.arch} is converted by Larq Compute Engine with float32 input and output "
+            f"and no quantization choice. Received: io_type={spec.deploy.io_type}, quantization={spec.deploy.quantization}; "
+            "set io_type: float32"
+        )
     layout = spec.layout(root)
     target = load_target(spec.deploy.target)
     source = Path(source) if source is not None else source_model_path(spec, layout)
     out_dir = Path(out_dir) if out_dir is not None else layout.deploy
     model = load_model(source)
     dataset = load_dataset(spec)
-    binary = spec.model.arch in BINARY_ARCHS
     qat = not binary and is_quantization_aware(model)
     representative = None if qat or binary else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
     # Binarized (Larq) models: LCE's converter, float I/O; the deployed file keeps its usual name.

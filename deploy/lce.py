@@ -156,7 +156,7 @@ class LceEmulator(Emulator):
     """Emulator for models with LCE ops, which TFLM cannot load (so TFLM's interpreter is never
     created): outputs from reference_outputs, the arena from our engine (the one that runs them)."""
 
-    def __init__(self, model: TFLiteModel, data: bytes) -> None:  # noqa: super().__init__ would load TFLM
+    def __init__(self, model: TFLiteModel, data: bytes) -> None:  # not Emulator's: it would load TFLM
         from mcuforge.firmware.engine import Engine
 
         self.model = model

@@ -8,6 +8,9 @@ interpreter for the LCE ops, TFLM for the float first and last layers.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -77,3 +80,13 @@ def test_qemu_outputs_equal_the_reference(binary_model, tmp_path):
     assert len(result.outputs) == len(expected)
     for got, want in zip(result.outputs, expected):
         np.testing.assert_array_equal(np.asarray(got[0]).reshape(-1).view(np.int32), want.reshape(-1).view(np.int32))
+
+
+def test_convert_refuses_integer_io_for_binary_models(tmp_path):
+    from mcuforge.deploy.convert import convert
+    from mcuforge.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "specs" / "digits_binary.yaml")
+    spec = replace(spec, deploy=replace(spec.deploy, io_type="int8"))
+    with pytest.raises(MCUForgeError, match="deploy.io_type: binary_cnn is converted by Larq Compute Engine with float32"):
+        convert(spec, root=tmp_path)
