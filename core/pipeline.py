@@ -168,6 +168,12 @@ def _firmware(run: Run, directory: Path) -> FirmwareResult:
     )
 
 
+def _binary_archs() -> frozenset[str]:
+    from mcuforge.train.zoo import BINARY_ARCHS
+
+    return BINARY_ARCHS
+
+
 def _accelerators(run: Run, directory: Path) -> AcceleratorsResult:
     from mcuforge.artifacts import write_json_atomic
     from mcuforge.deploy.edgetpu import check_file
@@ -216,6 +222,7 @@ STAGES: tuple[Stage, ...] = (
         lambda run: run.layout.accelerators,
         lambda run: {"model": run.last(DeployResult).digest},
         _accelerators,
+        runs=lambda spec: spec.model.arch not in _binary_archs(),  # Edge TPU and Ethos-U cannot run LCE ops
     ),
 )
 

@@ -39,7 +39,7 @@ class ConvertResult:
     quantization_aware: bool
     size: int
     ops: tuple[str, ...]
-    arena: ArenaUsage
+    arena: ArenaUsage | None  # TFLM's; None for models with LCE ops, which TFLM cannot run
 
 
 def source_model_path(spec: Spec, layout: BuildLayout) -> Path:
@@ -134,8 +134,8 @@ def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, 
     # Binarized (Larq) models: LCE's converter, float I/O; the deployed file keeps its usual name.
     data = convert_keras(model) if binary else convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
     tflite = parse_tflite(data, str(out_dir / INT8_MODEL_FILE))
-    usage = reference_emulator(tflite, data).arena_usage()
-    Fit(target, len(data), arena_size(usage)).check()
+    usage = reference_emulator(tflite, data).arena_usage()  # None for LCE models: RAM is checked by the firmware build
+    Fit(target, len(data), arena_size(usage) if usage is not None else 0).check()
     info = {
         "source_model": str(source),
         "quantization": "binary (Larq Compute Engine)" if binary else spec.deploy.quantization,
@@ -144,7 +144,7 @@ def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, 
         "representative_samples": 0 if representative is None else len(representative),
         "size": len(data),
         "ops": list(tflite.op_names),
-        "arena": {"total": usage.total, "head": usage.head, "tail": usage.tail, "with_margin": arena_size(usage)},
+        "arena": None if usage is None else {"total": usage.total, "head": usage.head, "tail": usage.tail, "with_margin": arena_size(usage)},
         "target": target.name,
     }
     labels_path = write_text_atomic(out_dir / LABELS_FILE, "\n".join(dataset.class_names) + "\n") if dataset.class_names else None

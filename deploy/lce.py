@@ -154,17 +154,14 @@ def reference_outputs(data: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndar
 
 class LceEmulator(Emulator):
     """Emulator for models with LCE ops, which TFLM cannot load (so TFLM's interpreter is never
-    created): outputs from reference_outputs, the arena from our engine (the one that runs them)."""
+    created): outputs from reference_outputs. They have no TFLM arena: our engine's is measured by
+    `mcuforge engine stats` and checked against the board by the firmware build."""
 
     def __init__(self, model: TFLiteModel, data: bytes) -> None:  # not Emulator's: it would load TFLM
-        from mcuforge.firmware.engine import Engine
-
         self.model = model
         self._data = data
         if len(model.main.inputs) != 1:
             raise MCUForgeError(f"{model.source} has {len(model.main.inputs)} inputs; the emulator feeds single-input models only")
-        with Engine(data, source=str(model.source)) as engine:
-            self._arena = engine.arena_used
 
     def invoke(self, sample: np.ndarray) -> list[np.ndarray]:
         """One sample of the input's shape; every output, of its own shape."""
@@ -176,9 +173,9 @@ class LceEmulator(Emulator):
         outputs = reference_outputs(self._data, [batch.reshape(-1, *shape)])
         return [np.concatenate(list(output)) for output in outputs]
 
-    def arena_usage(self) -> ArenaUsage:
-        """Our engine's arena (records and activations), as the head; no TFLM tail exists for these models."""
-        return ArenaUsage(total=self._arena, head=self._arena, tail=0)
+    def arena_usage(self) -> ArenaUsage | None:
+        """None: TFLM cannot allocate these models (see the class docstring for our engine's arena)."""
+        return None
 
 
 def reference_emulator(model: TFLiteModel, data: bytes) -> Emulator:
