@@ -49,7 +49,7 @@ def needs_our_engine_message(model: TFLiteModel) -> str:
     """Why TFLite Micro cannot run this model, and what runs it instead."""
     return (
         f"the model uses Larq Compute Engine ops ({', '.join(lce_ops(model))}), which TFLite Micro cannot run: "
-        "build firmware with mcuforge's engine (`mcuforge firmware`, or `mcuforge run` on the spec)"
+        "build firmware with mcuforge's engine (`mcuforge firmware build`, or `mcuforge run` on the spec)"
     )
 
 
@@ -102,8 +102,6 @@ def run_lce(data: bytes, inputs: Sequence[np.ndarray], reference_bconv: bool = F
             raise MCUForgeError(f"LCE's interpreter failed on the model: {last}")
         with np.load(work / "outputs.npz") as outputs:
             return [outputs[f"arr_{i}"] for i in range(len(outputs.files))]
-
-
 
 
 def _one_op_models(data: bytes) -> list[tuple[bool, bytes, list[int], list[int]]]:
