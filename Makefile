@@ -5,23 +5,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SETUP_STAMP := $(VENV)/.setup-stamp
+# LCE's interpreter (the oracle for binarized models) is built against NumPy 1.x: it runs from this
+# side environment (NumPy only), loaded by deploy/lce_oracle.py in a subprocess.
+LCE_VENV := .venv-lce
+LCE_STAMP := $(LCE_VENV)/.setup-stamp
 APT_PACKAGES := gcc g++ make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
 	espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox valgrind
 SPEC ?= specs/digits.yaml
 DEMO_SPEC ?= specs/keywords.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup apt-packages demo run train test test-fast clean help
+.PHONY: setup apt-packages demo run train test test-fast clean help bench-binary
 
 help:
 	@echo "make demo         run the main job on the default spec, $(DEMO_SPEC) (installs what it needs)"
 	@echo "make run SPEC=specs/digits.yaml   the main job on any spec"
 	@echo "make test         run every test, slow ones included (what CI runs)"
 	@echo "make test-fast    skip tests marked slow"
-	@echo "make setup        create .venv, install mcuforge with its dev, npu and voices extras and the Debian packages"
+	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices and binary extras (and larq), .venv-lce and the Debian packages"
 	@echo "make train SPEC=specs/digits.yaml   train one spec"
 
-setup: apt-packages $(SETUP_STAMP)
+setup: apt-packages $(SETUP_STAMP) $(LCE_STAMP)
 
 # Installs only what is missing: a no-op in seconds when everything is there.
 apt-packages:
@@ -45,7 +49,14 @@ $(SETUP_STAMP): pyproject.toml
 	@echo "installing mcuforge and its Python packages into $(VENV) (a few minutes the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -qq --upgrade pip
-	@$(BIN)/pip install -qq -e '.[dev,npu,voices]'
+	@$(BIN)/pip install -qq -e '.[dev,npu,voices,binary]'
+	@$(BIN)/pip install -qq --no-deps 'larq==0.14.*'
+	@touch $@
+
+$(LCE_STAMP):
+	@echo "creating $(LCE_VENV), the side environment of LCE's interpreter (NumPy 1.x)"
+	@test -x $(LCE_VENV)/bin/python || $(PYTHON) -m venv $(LCE_VENV)
+	@$(LCE_VENV)/bin/pip install -qq 'numpy>=1.26,<2'
 	@touch $@
 
 demo: setup
@@ -62,6 +73,10 @@ test: setup
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not hardware" $(PYTEST_ARGS)
+
+# Binarized networks: digits through `mcuforge run`, binary convolution speed on qemu-m4 (README "Binarized networks (Larq)").
+bench-binary: setup
+	nice -n 5 $(BIN)/python bench/binary.py
 
 clean:
 	rm -rf build

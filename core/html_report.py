@@ -170,7 +170,8 @@ def _layers_section(spec: Spec, layout: BuildLayout) -> str:
     rows = [[r.index, r.op, " ".join("x".join(map(str, s)) for s in r.output_shapes), r.parameters, r.macs,
              r.weight_bytes, r.activation_bytes] for r in report.layers]
     totals = _table(["flash (model bytes)", "peak arena (TFLM)", "MACs", "parameters"],
-                    [[report.flash_bytes, report.arena_measured_bytes, report.macs, report.parameters]])
+                    [[report.flash_bytes, "n/a (LCE ops)" if report.arena_measured_bytes is None else report.arena_measured_bytes,
+                      report.macs, report.parameters]])
     return totals + _table(["#", "op", "output", "params", "MACs", "weight B", "activation B"], rows)
 
 
@@ -181,10 +182,9 @@ def _fit_section(spec: Spec, layout: BuildLayout) -> str:
     if report is None:
         return _missing("the model report", "mcuforge convert SPEC")
     target = load_target(spec.deploy.target)
-    bars = [
-        (f"{target.name} flash", {"model": report.flash_bytes}, target.flash_bytes),
-        (f"{target.name} RAM", {"tensor arena": report.arena_bytes}, target.ram_bytes),
-    ]
+    bars = [(f"{target.name} flash", {"model": report.flash_bytes}, target.flash_bytes)]
+    if report.arena_bytes is not None:  # None for LCE models: the firmware rows below give our engine's arena
+        bars.append((f"{target.name} RAM", {"tensor arena": report.arena_bytes}, target.ram_bytes))
     for run in _firmware_runs(layout):
         size = run.size
         bars.append((f"{run.board} firmware flash", {"model": size.model, "code and constants": size.flash_used - size.model}, size.flash_limit))

@@ -103,6 +103,7 @@ def _deploy(run: Run, directory: Path) -> DeployResult:
     from mcuforge.deploy.convert import convert
     from mcuforge.deploy.evaluate import evaluate
     from mcuforge.deploy.export import export
+    from mcuforge.deploy.lce import LCE_OPS
     from mcuforge.deploy.report import build_report, write_report
 
     source = run.keras_model()
@@ -110,7 +111,8 @@ def _deploy(run: Run, directory: Path) -> DeployResult:
     evaluate(run.spec, model_path=converted.model_path, source=source)
     result = DeployResult(source_model=str(source), labels=converted.labels_path.name if converted.labels_path else None)
     write_report(build_report(converted.model_path, run.spec.deploy.target), directory / Path(result.report).parent)
-    export(converted.model_path, directory / result.export, run.spec.name.replace("-", "_"), converted.labels_path)
+    if not set(converted.ops) & set(LCE_OPS):  # TFLM cannot run LCE's ops: no TFLM project for binarized models
+        export(converted.model_path, directory / result.export, run.spec.name.replace("-", "_"), converted.labels_path)
     return result
 
 
@@ -140,14 +142,15 @@ def _firmware(run: Run, directory: Path) -> FirmwareResult:
     from mcuforge.firmware.build import build_image
     from mcuforge.firmware.qemu import run_qemu
     from mcuforge.deploy.tflite_model import read_tflite
-    from mcuforge.deploy.tflm import Emulator, prepare_input
+    from mcuforge.deploy.lce import reference_emulator
+    from mcuforge.deploy.tflm import prepare_input
     from mcuforge.train.trainer import load_dataset
 
     model_path = run.int8_model()
     samples = load_dataset(run.spec).x_test[: run.vectors]
     image = build_image(model_path, run.board, directory, inputs=samples)
     ran = run_qemu(image)
-    emulator = Emulator(read_tflite(model_path), model_path.read_bytes())
+    emulator = reference_emulator(read_tflite(model_path), model_path.read_bytes())
     expected = emulator.run(prepare_input(samples, emulator.inputs[0], "the test split"))[0]
     problems = firmware_mismatches([outputs[0] for outputs in ran.outputs], expected)
     if problems:
@@ -163,6 +166,12 @@ def _firmware(run: Run, directory: Path) -> FirmwareResult:
         arena_used=ran.arena_used,
         size=FirmwareSize.of(image.size),
     )
+
+
+def _binary_archs() -> frozenset[str]:
+    from mcuforge.train.zoo import BINARY_ARCHS
+
+    return BINARY_ARCHS
 
 
 def _accelerators(run: Run, directory: Path) -> AcceleratorsResult:
@@ -213,6 +222,7 @@ STAGES: tuple[Stage, ...] = (
         lambda run: run.layout.accelerators,
         lambda run: {"model": run.last(DeployResult).digest},
         _accelerators,
+        runs=lambda spec: spec.model.arch not in _binary_archs(),  # Edge TPU and Ethos-U cannot run LCE ops
     ),
 )
 

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"wrote {result.model_path} ({result.size} bytes, {result.quantization}, {result.io_type} I/O, "
             f"{'quantization-aware' if result.quantization_aware else 'calibrated'}; ops {', '.join(result.ops)}; "
-            f"TFLM arena {result.arena.total} bytes)"
+            + (f"TFLM arena {result.arena.total} bytes)" if result.arena else "LCE ops: no TFLM arena, see `mcuforge engine stats`)")
         )
 
     @app.command("export")

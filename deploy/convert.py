@@ -21,7 +21,8 @@ from mcuforge.artifacts import write_bytes_atomic, write_text_atomic
 from mcuforge.deploy.export import LABELS_FILE, arena_size
 from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import parse_tflite
-from mcuforge.deploy.tflm import ArenaUsage, Emulator, captured_stderr
+from mcuforge.deploy.lce import convert_keras, reference_emulator
+from mcuforge.deploy.tflm import ArenaUsage, captured_stderr
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE, KERAS_MODEL_FILE, BuildLayout
 from mcuforge.results import DeployResult
@@ -38,7 +39,7 @@ class ConvertResult:
     quantization_aware: bool
     size: int
     ops: tuple[str, ...]
-    arena: ArenaUsage
+    arena: ArenaUsage | None  # TFLM's; None for models with LCE ops, which TFLM cannot run
 
 
 def source_model_path(spec: Spec, layout: BuildLayout) -> Path:
@@ -113,28 +114,37 @@ def convert(spec: Spec, root: Path | str = "build", source: Path | None = None, 
     Without `source` and `out_dir`: the spec's model under `root` (see source_model_path) into build/<name>/deploy.
     """
     from mcuforge.train.trainer import load_dataset, load_model
+    from mcuforge.train.zoo import BINARY_ARCHS
 
+    binary = spec.model.arch in BINARY_ARCHS
+    if binary and (spec.deploy.io_type, spec.deploy.quantization) != ("float32", "int8"):
+        raise MCUForgeError(
+            f"deploy.io_type: {spec.model.arch} is converted by Larq Compute Engine with float32 input and output "
+            f"and no quantization choice. Received: io_type={spec.deploy.io_type}, quantization={spec.deploy.quantization}; "
+            "set io_type: float32"
+        )
     layout = spec.layout(root)
     target = load_target(spec.deploy.target)
     source = Path(source) if source is not None else source_model_path(spec, layout)
     out_dir = Path(out_dir) if out_dir is not None else layout.deploy
     model = load_model(source)
     dataset = load_dataset(spec)
-    qat = is_quantization_aware(model)
-    representative = None if qat else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
-    data = convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
+    qat = not binary and is_quantization_aware(model)
+    representative = None if qat or binary else representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
+    # Binarized (Larq) models: LCE's converter, float I/O; the deployed file keeps its usual name.
+    data = convert_keras(model) if binary else convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
     tflite = parse_tflite(data, str(out_dir / INT8_MODEL_FILE))
-    usage = Emulator(tflite, data).arena_usage()
-    Fit(target, len(data), arena_size(usage)).check()
+    usage = reference_emulator(tflite, data).arena_usage()  # None for LCE models: RAM is checked by the firmware build
+    Fit(target, len(data), arena_size(usage) if usage is not None else 0).check()
     info = {
         "source_model": str(source),
-        "quantization": spec.deploy.quantization,
-        "io_type": spec.deploy.io_type,
+        "quantization": "binary (Larq Compute Engine)" if binary else spec.deploy.quantization,
+        "io_type": "float32" if binary else spec.deploy.io_type,
         "quantization_aware": qat,
         "representative_samples": 0 if representative is None else len(representative),
         "size": len(data),
         "ops": list(tflite.op_names),
-        "arena": {"total": usage.total, "head": usage.head, "tail": usage.tail, "with_margin": arena_size(usage)},
+        "arena": None if usage is None else {"total": usage.total, "head": usage.head, "tail": usage.tail, "with_margin": arena_size(usage)},
         "target": target.name,
     }
     labels_path = write_text_atomic(out_dir / LABELS_FILE, "\n".join(dataset.class_names) + "\n") if dataset.class_names else None

@@ -11,7 +11,8 @@ import numpy as np
 from mcuforge.artifacts import write_bytes_atomic
 from mcuforge.deploy.export import LABELS_FILE, read_labels
 from mcuforge.deploy.tflite_model import read_tflite
-from mcuforge.deploy.tflm import Emulator, dequantize, prepare_input
+from mcuforge.deploy.lce import reference_emulator
+from mcuforge.deploy.tflm import dequantize, prepare_input
 from mcuforge.errors import MCUForgeError
 
 
@@ -62,6 +63,7 @@ def emulate(
     k: int = 3,
 ) -> EmulateResult:
     """Run every sample of `inputs` through TFLM one by one; optionally save the raw output 0.
+    Models with Larq Compute Engine ops run in LCE's reference instead (deploy/lce.py).
 
     Integer inputs must have the model's input dtype; float inputs are quantized
     with its scale and zero point. Classifiers (a SOFTMAX last, or labels
@@ -70,7 +72,7 @@ def emulate(
     model_path = Path(model_path)
     model = read_tflite(model_path)
     array = load_array(inputs) if isinstance(inputs, (str, Path)) else np.asarray(inputs)
-    emulator = Emulator(model, model_path.read_bytes())
+    emulator = reference_emulator(model, model_path.read_bytes())
     batch = prepare_input(array, emulator.inputs[0])
     raw = emulator.run(batch)[0]
     values = dequantize(raw, emulator.outputs[0])

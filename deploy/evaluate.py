@@ -21,8 +21,9 @@ import numpy as np
 from mcuforge.artifacts import write_text_atomic
 from mcuforge.config import parse_dataclass
 from mcuforge.deploy.convert import source_model_path
-from mcuforge.deploy.tflite_model import read_tflite
-from mcuforge.deploy.tflm import Emulator, captured_stderr, dequantize, prepare_input
+from mcuforge.deploy.tflite_model import TFLiteModel, read_tflite
+from mcuforge.deploy.lce import lce_ops, reference_emulator, run_lce
+from mcuforge.deploy.tflm import captured_stderr, dequantize, prepare_input
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE
 from mcuforge.results import DeployResult
@@ -91,6 +92,15 @@ def litert_outputs(data: bytes, batch: np.ndarray, reference_kernels: bool = Fal
     return np.concatenate(results)
 
 
+def runtime_outputs(model: TFLiteModel, data: bytes, batch: np.ndarray, reference_kernels: bool = False) -> np.ndarray:
+    """Output 0 of LiteRT, or for models with Larq Compute Engine ops of LCE's interpreter (LiteRT's
+    runtime with LCE's kernels; reference_kernels then picks LCE's reference binary convolution)."""
+    if lce_ops(model):
+        shape = model.main.input_tensors[0].shape
+        return np.concatenate(list(run_lce(data, [batch.reshape(-1, *shape)], reference_bconv=reference_kernels)[0]))
+    return litert_outputs(data, batch, reference_kernels)
+
+
 def agreement(reference: np.ndarray, other: np.ndarray, classifier: bool = True) -> Agreement:
     """Compare two raw output batches; integers as int32 so that wrapping cannot hide a difference.
 
@@ -127,7 +137,7 @@ def evaluate(spec: Spec, root: Path | str = "build", model_path: Path | None = N
     model = read_tflite(model_path)
     data = model_path.read_bytes()
     dataset = load_dataset(spec)
-    emulator = Emulator(model, data)
+    emulator = reference_emulator(model, data)
     keras_model = load_model(source if source is not None else source_model_path(spec, layout))
     metric = "auc" if dataset.task == ANOMALY else "accuracy"
 
@@ -163,8 +173,8 @@ def evaluate(spec: Spec, root: Path | str = "build", model_path: Path | None = N
         metric=metric,
         tflm=tflm,
         float_keras=float_keras,
-        litert=agreement(raw, litert_outputs(data, batch), classifier),
-        litert_reference=agreement(raw, litert_outputs(data, batch, reference_kernels=True), classifier),
+        litert=agreement(raw, runtime_outputs(model, data, batch), classifier),
+        litert_reference=agreement(raw, runtime_outputs(model, data, batch, reference_kernels=True), classifier),
         extra=extra,
     )
     write_text_atomic(model_path.parent / DeployResult.evaluation, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")

@@ -28,6 +28,7 @@ from mcuforge.artifacts import atomic_output_dir
 from mcuforge.deploy.carray import array_declaration, array_definition, check_identifier, symbol_names
 from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import NUMPY_DTYPES, Tensor, TFLiteModel, read_tflite
+from mcuforge.deploy.lce import lce_ops, needs_our_engine_message
 from mcuforge.deploy.tflm import ArenaUsage, Emulator
 from mcuforge.errors import MCUForgeError
 
@@ -293,6 +294,8 @@ def export(
     if labels_path is None and (model_path.parent / LABELS_FILE).is_file():
         labels_path = model_path.parent / LABELS_FILE
     labels = read_labels(labels_path) if labels_path is not None else None
+    if lce_ops(model):
+        raise MCUForgeError(f"cannot export {model_path} for TFLite Micro: {needs_our_engine_message(model)}")
     usage = Emulator(model, data).arena_usage()
     if target_spec is not None:
         Fit(target_spec, len(data), arena_size(usage)).check()

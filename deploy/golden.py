@@ -18,7 +18,8 @@ import numpy as np
 from mcuforge.artifacts import atomic_output_dir
 from mcuforge.deploy.emulate import load_array, save_array
 from mcuforge.deploy.tflite_model import Tensor, read_tflite
-from mcuforge.deploy.tflm import Emulator, prepare_input
+from mcuforge.deploy.lce import reference_emulator
+from mcuforge.deploy.tflm import prepare_input
 from mcuforge.errors import MCUForgeError
 
 META_FILE = "golden.json"
@@ -64,7 +65,7 @@ def record(
     model_path = Path(model_path)
     model = read_tflite(model_path)
     data = model_path.read_bytes()
-    emulator = Emulator(model, data)
+    emulator = reference_emulator(model, data)
     tensor = emulator.inputs[0]
     if inputs is None:
         batch = random_inputs(tensor, count, seed)
@@ -97,7 +98,7 @@ def verify(model_path: Path | str, golden_dir: Path | str | None = None) -> Gold
             f"(sha256 {_sha256(data)[:16]}, recorded {meta['model_sha256'][:16]}); re-record if intended"
         )
     batch = load_array(golden_dir / INPUT_FILE)
-    outputs = Emulator(model, data).run(batch)
+    outputs = reference_emulator(model, data).run(batch)
     for i, actual in enumerate(outputs):
         expected = load_array(golden_dir / f"output_{i}.npy")
         if expected.shape != actual.shape or expected.dtype != actual.dtype:

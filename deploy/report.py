@@ -19,7 +19,7 @@ from mcuforge.artifacts import write_json_atomic, write_text_atomic
 from mcuforge.deploy.export import arena_size
 from mcuforge.deploy.targets import Fit, load_target
 from mcuforge.deploy.tflite_model import Operator, Subgraph, TFLiteModel, read_tflite
-from mcuforge.deploy.tflm import Emulator
+from mcuforge.deploy.lce import reference_emulator
 from mcuforge.errors import MCUForgeError
 
 
@@ -40,8 +40,8 @@ class ModelReport:
     model: str
     layers: list[LayerRow]
     flash_bytes: int
-    arena_measured_bytes: int
-    arena_bytes: int
+    arena_measured_bytes: int | None  # None for models with LCE ops, which TFLM cannot run
+    arena_bytes: int | None
     macs: int
     parameters: int
     weight_bytes: int
@@ -60,7 +60,9 @@ class ModelReport:
         ]
         totals = [
             f"- flash (model bytes): {self.flash_bytes:,}",
-            f"- peak arena (TFLM measured): {self.arena_measured_bytes:,}; with margin: {self.arena_bytes:,}",
+            f"- peak arena (TFLM measured): {self.arena_measured_bytes:,}; with margin: {self.arena_bytes:,}"
+            if self.arena_measured_bytes is not None
+            else "- peak arena: none in TFLM (LCE ops); our engine's: `mcuforge engine stats`",
             f"- MACs per inference: {self.macs:,}",
             f"- parameters: {self.parameters:,} ({self.weight_bytes:,} weight bytes)",
         ]
@@ -153,15 +155,15 @@ def build_report(model_path: Path | str, target: str | None = None) -> ModelRepo
     model = read_tflite(model_path)
     if target_spec is not None and target_spec.accelerator is not None:
         model.require_integer(f"target {target_spec.name}'s {target_spec.accelerator}")
-    usage = Emulator(model, model_path.read_bytes()).arena_usage()
+    usage = reference_emulator(model, model_path.read_bytes()).arena_usage()
     rows = layer_rows(model)
-    needed = arena_size(usage)
-    problems = Fit(target_spec, model.size, needed).problems() if target_spec else []
+    needed = arena_size(usage) if usage is not None else None
+    problems = Fit(target_spec, model.size, needed or 0).problems() if target_spec else []
     return ModelReport(
         model=str(model_path),
         layers=rows,
         flash_bytes=model.size,
-        arena_measured_bytes=usage.total,
+        arena_measured_bytes=usage.total if usage is not None else None,
         arena_bytes=needed,
         macs=sum(r.macs for r in rows),
         parameters=sum(r.parameters for r in rows),

@@ -7,6 +7,7 @@ Output directory (written atomically): `model.h5` (tfmot reloads it),
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def load_model(path: Path | str):
     path = Path(path)
     if not path.exists():
         raise MCUForgeError(f"model not found: {path}. Run `mcuforge train SPEC` first.")
+    if importlib.util.find_spec("larq") is not None:
+        import larq  # noqa: F401  (registers Larq's layers and quantizers, for binarized models)
     with tfmot.quantization.keras.quantize_scope(), tfmot.clustering.keras.cluster_scope():
         with tfmot.sparsity.keras.prune_scope():
             return tf_keras.models.load_model(path, compile=False)

@@ -150,6 +150,39 @@ def gesture_cnn(input_shape, num_classes, width=1.0, dropout: float = 0.1):
     return keras.Model(inputs, layers.Softmax(name="probabilities")(x), name="gesture_cnn")
 
 
+def binary_cnn(input_shape, num_classes, width=1.0, stem_stride: int = 1, dropout: float = 0.0):
+    """A binarized CNN (Larq): a float stem convolution, three binary 3x3 convolutions (ste_sign on
+    inputs and weights, "one" padding, strides 1, 2, 2) each with batch norm, a float classifier.
+
+    Converted by Larq Compute Engine's converter (deploy/lce.py): the binary layers become LceQuantize
+    and LceBconv2d, their batch norms fold into the binary convolutions' output transforms.
+    """
+    import larq
+
+    keras = _keras()
+    layers = keras.layers
+    _require_rank(input_shape, 3, "binary_cnn")
+    filters = _scaled(64, width)
+    inputs = keras.Input(shape=input_shape, name="features")
+    x = layers.Conv2D(_scaled(32, width), 3, strides=stem_stride, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    for i, strides in enumerate((1, 2, 2)):
+        x = larq.layers.QuantConv2D(
+            filters, 3, strides=strides, padding="same", pad_values=1.0, use_bias=False, input_quantizer="ste_sign",
+            kernel_quantizer="ste_sign", kernel_constraint="weight_clip", name=f"block{i}_bconv",
+        )(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+    x = layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, layers.Softmax(name="probabilities")(x), name="binary_cnn")
+
+
+# Architectures built from Larq's binary layers, converted by LCE's converter (float I/O, LCE ops).
+BINARY_ARCHS = frozenset({"binary_cnn"})
+
 ZOO: dict[str, Callable] = {
     "ds_cnn": ds_cnn,
     "mobilenet_v1": mobilenet_v1,
@@ -157,6 +190,7 @@ ZOO: dict[str, Callable] = {
     "autoencoder": autoencoder,
     "tiny_cnn": tiny_cnn,
     "gesture_cnn": gesture_cnn,
+    "binary_cnn": binary_cnn,
 }
 
 # Architectures that reconstruct their input (anomaly detection) instead of classifying.

@@ -27,8 +27,8 @@ enum { MODEL_VERSION = 0, MODEL_OPERATOR_CODES = 1, MODEL_SUBGRAPHS = 2, MODEL_B
 enum { SUBGRAPH_TENSORS = 0, SUBGRAPH_INPUTS = 1, SUBGRAPH_OUTPUTS = 2, SUBGRAPH_OPERATORS = 3 };
 enum { TENSOR_SHAPE = 0, TENSOR_TYPE = 1, TENSOR_BUFFER = 2, TENSOR_QUANTIZATION = 4 };
 enum { QUANT_SCALE = 2, QUANT_ZERO_POINT = 3, QUANT_DIMENSION = 6 };
-enum { OP_OPCODE_INDEX = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_BUILTIN_OPTIONS = 4 };
-enum { OPCODE_DEPRECATED_BUILTIN = 0, OPCODE_VERSION = 2, OPCODE_BUILTIN = 3 };
+enum { OP_OPCODE_INDEX = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_BUILTIN_OPTIONS = 4, OP_CUSTOM_OPTIONS = 5 };
+enum { OPCODE_DEPRECATED_BUILTIN = 0, OPCODE_CUSTOM_CODE = 1, OPCODE_VERSION = 2, OPCODE_BUILTIN = 3 };
 enum { BUFFER_DATA = 0, BUFFER_OFFSET = 1, BUFFER_SIZE = 2 };
 enum { BUILTIN_PLACEHOLDER_FOR_GREATER_OP_CODES = 127 };
 
@@ -317,6 +317,27 @@ static mf_status mf_op_tensors(const mf_model *m, size_t op, int field, int32_t 
     return MF_OK;
 }
 
+/* The code of a CUSTOM operator code's kernel, from its custom_code string;
+ * MF_ERR_UNSUPPORTED_OP naming the string (or CUSTOM) when none runs it. */
+static mf_status mf_custom_code(const mf_fb *fb, size_t opcode, int32_t *builtin, mf_fault *fault)
+{
+    mf_fb_vector name;
+    const mf_status status = mf_fb_vector_field(fb, opcode, OPCODE_CUSTOM_CODE, 1, &name);
+    if (status != MF_OK) {
+        return status;
+    }
+    *builtin = mf_custom_op_code(fb->base + name.data, name.count);
+    if (*builtin < 0) {
+        if (fault != NULL) {
+            /* Flatbuffer strings end with a NUL after their bytes: name the op by it when it is there. */
+            const int terminated = name.count != 0 && name.data + name.count < fb->size && fb->base[name.data + name.count] == '\0';
+            fault->name = terminated ? (const char *)(fb->base + name.data) : "CUSTOM";
+        }
+        return MF_ERR_UNSUPPORTED_OP;
+    }
+    return MF_OK;
+}
+
 /* The kernel, options and tensor views of operator `index`. */
 static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel **kernel, mf_op *op,
                              mf_tensor *inputs, mf_tensor *outputs, int32_t *builtin, mf_fault *fault)
@@ -352,6 +373,12 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
     }
     /* The schema keeps codes below 127 in the deprecated int8 field; the larger of the two wins. */
     *builtin = code > (int32_t)(int8_t)deprecated ? code : (int32_t)(int8_t)deprecated;
+    if (*builtin == MF_OP_CUSTOM) {
+        status = mf_custom_code(fb, opcode, builtin, fault);
+        if (status != MF_OK) {
+            return status;
+        }
+    }
     *kernel = mf_find_kernel(*builtin);
     if (*kernel == NULL) { /* a list of float32 kernels only: mf_float_check refuses other types */
         *kernel = mf_find_kernel(MF_FLOAT_KERNEL(*builtin));
@@ -378,6 +405,17 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
     op->options.base = fb->base;
     op->options.size = fb->size;
     op->options.table = pos;
+    op->options.custom = NULL;
+    op->options.custom_size = 0;
+    if (*builtin >= MF_OP_CUSTOM_FIRST) {
+        mf_fb_vector custom;
+        status = mf_fb_vector_field(fb, table, OP_CUSTOM_OPTIONS, 1, &custom);
+        if (status != MF_OK) {
+            return status;
+        }
+        op->options.custom = custom.count != 0 ? fb->base + custom.data : NULL;
+        op->options.custom_size = custom.count;
+    }
     op->inputs = inputs;
     op->input_count = (int32_t)in.count;
     op->outputs = outputs;

@@ -43,6 +43,8 @@ typedef struct mf_options {
     const uint8_t *base;
     size_t size;
     size_t table; /* 0: no options table */
+    const uint8_t *custom; /* custom ops: their custom_options bytes (a FlexBuffer), in place; else NULL */
+    size_t custom_size;
 } mf_options;
 
 /* Set by prepare when output 0 may share memory with input 0: the kernel never
@@ -127,6 +129,19 @@ typedef enum mf_weights_format {
     MF_WEIGHTS_SPARSE_2_4 = 2, /* prepared images: two int8 values and their 2-bit positions per group of four */
     MF_WEIGHTS_BITMAP = 3      /* prepared images: a bitmap of the nonzero weights, then their int8 values */
 } mf_weights_format;
+/* Custom ops with kernels get codes from MF_OP_CUSTOM_FIRST on, in the order
+ * of mf_custom_op_names (mf_names.c); the reader maps an operator code's
+ * custom_code string to them. Each name after MF_OP_ is the custom_code. */
+enum {
+    MF_OP_CUSTOM = 32,
+    MF_OP_CUSTOM_FIRST = 1000,
+    MF_OP_LceQuantize = MF_OP_CUSTOM_FIRST,
+    MF_OP_LceBconv2d = 1001,
+    MF_OP_LceDequantize = 1002
+};
+
+/* The code of the custom op named by `name` (`length` bytes, no NUL needed), -1 if none. */
+int32_t mf_custom_op_code(const uint8_t *name, size_t length);
 
 /* Schema ActivationFunctionType values used by fused activations. */
 enum { MF_ACT_NONE = 0, MF_ACT_RELU = 1, MF_ACT_RELU_N1_TO_1 = 2, MF_ACT_RELU6 = 3 };

@@ -6,7 +6,10 @@
  * strings with -DMF_STRIP_NAMES (as TFLM's TF_LITE_STRIP_ERROR_STRINGS): every
  * name is then "UNKNOWN" and mf_fault.op_index still locates the fault.
  */
+#include <string.h>
+
 #include "mf_engine.h"
+#include "mf_kernel.h"
 
 #ifndef MF_STRIP_NAMES
 /* NUL-separated, in code order: one string instead of a pointer table. */
@@ -67,6 +70,31 @@ static const char *mf_nth_name(const char *names, size_t names_size, int32_t ind
     return pos + 1 < names_size ? &names[pos] : "UNKNOWN";
 }
 
-const char *mf_op_name(int32_t builtin_code) { return mf_nth_name(mf_op_names, sizeof mf_op_names, builtin_code); }
+/* Custom ops with kernels, in code order from MF_OP_CUSTOM_FIRST. Kept with
+ * MF_STRIP_NAMES: loading a model needs them. */
+static const char mf_custom_op_names[] = "LceQuantize\0LceBconv2d\0LceDequantize\0";
+
+int32_t mf_custom_op_code(const uint8_t *name, size_t length)
+{
+    size_t pos = 0;
+    int32_t code = MF_OP_CUSTOM_FIRST;
+    while (pos + 1 < sizeof mf_custom_op_names) {
+        const size_t entry = strlen(&mf_custom_op_names[pos]);
+        if (entry == length && memcmp(&mf_custom_op_names[pos], name, length) == 0) {
+            return code;
+        }
+        pos += entry + 1;
+        ++code;
+    }
+    return -1;
+}
+
+const char *mf_op_name(int32_t builtin_code)
+{
+    if (builtin_code >= MF_OP_CUSTOM_FIRST) {
+        return mf_nth_name(mf_custom_op_names, sizeof mf_custom_op_names, builtin_code - MF_OP_CUSTOM_FIRST);
+    }
+    return mf_nth_name(mf_op_names, sizeof mf_op_names, builtin_code);
+}
 
 const char *mf_type_name(int32_t type) { return mf_nth_name(mf_type_names, sizeof mf_type_names, type); }

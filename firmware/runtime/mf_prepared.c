@@ -251,6 +251,8 @@ mf_status mf_prepared_invoke(const mf_prepared *runner)
         op.options.base = NULL;
         op.options.size = 0;
         op.options.table = 0;
+        op.options.custom = NULL; /* custom ops keep what they read from it in their record */
+        op.options.custom_size = 0;
         op.scratch = NULL;
         op.overlap = NULL;
         op.pool = NULL;

@@ -26,6 +26,9 @@ MF_KERNEL(MF_OP_RELU6, mf_relu6, 0u)
 MF_KERNEL(MF_OP_HARD_SWISH, mf_hard_swish, 0u)
 MF_KERNEL(MF_OP_STRIDED_SLICE, mf_strided_slice, 0u)
 MF_KERNEL(MF_OP_TRANSPOSE, mf_transpose, 0u)
+MF_KERNEL(MF_OP_LceQuantize, mf_lce_quantize, 0u)
+MF_KERNEL(MF_OP_LceBconv2d, mf_lce_bconv2d, 0u)
+MF_KERNEL(MF_OP_LceDequantize, mf_lce_dequantize, 0u)
 /* float32 kernels, chosen for ops whose input 0 is float32 (mf_kernel_code); QUANTIZE
  * (float32 in), DEQUANTIZE (float32 out) and the shape ops above run every type. */
 MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_CONV_2D), mf_conv_float, 0u)
