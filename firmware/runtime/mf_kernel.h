@@ -119,6 +119,15 @@ enum {
     MF_OP_HARD_SWISH = 117
 };
 
+/* How an op-data record's filter is stored (CONV_2D, DEPTHWISE_CONV_2D,
+ * FULLY_CONNECTED), resolved in prepare. */
+typedef enum mf_weights {
+    MF_WEIGHTS_INT8 = 0,      /* dense int8 */
+    MF_WEIGHTS_INT4 = 1,      /* dense INT4, packed two a byte, unpacked by the kernel as it reads */
+    MF_WEIGHTS_SPARSE_2_4 = 2,
+    MF_WEIGHTS_BITMAP = 3
+} mf_weights;
+
 /* Schema ActivationFunctionType values used by fused activations. */
 enum { MF_ACT_NONE = 0, MF_ACT_RELU = 1, MF_ACT_RELU_N1_TO_1 = 2, MF_ACT_RELU6 = 3 };
 /* Schema Padding values. */
@@ -134,8 +143,10 @@ float mf_option_f32(const mf_options *options, int field, float default_value);
 
 /* Element count of a view (1 for rank 0). */
 int32_t mf_tensor_flat_size(const mf_tensor *tensor);
-/* Bytes per element of a type, 0 for unsupported types. */
+/* Bytes per element of a type (INT4: 1, the byte a pair shares), 0 for unsupported types. */
 size_t mf_type_size(mf_dtype type);
+/* Bytes of `elements` values of a type (INT4: two a byte, rounded up). */
+size_t mf_type_bytes(mf_dtype type, size_t elements);
 /* Per-channel (or per-tensor when quant_count == 1) scale of channel c. */
 float mf_tensor_scale_at(const mf_tensor *tensor, int32_t channel);
 

@@ -32,6 +32,7 @@ typedef struct mf_affine_data {
     int8_t variant;            /* the eval path prepare chose: 0 is the portable loop, others the kernel set's */
     int8_t channel_step;       /* 1: the table has one per output channel; 0: one for all */
     int16_t table;             /* bytes from the record's start to its requantization, or MF_TABLE_SCRATCH */
+    int32_t weights;           /* mf_weights: how the filter is stored */
     /* Conv and depthwise only: */
     int16_t channels_per_group; /* conv: output channels per filter group; depthwise: the depth multiplier */
     int16_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
