@@ -120,10 +120,19 @@ class Tensor:
         return self.elements * self.numpy_dtype.itemsize
 
     def array(self) -> np.ndarray:
-        """The constant data as an array of the tensor's shape and dtype."""
+        """The constant data as an array of the tensor's shape and dtype (int4 values unpacked into int8)."""
         if not self.data:
             raise MCUForgeError(f"tensor {self.name!r} is not a constant: it has no data")
+        if self.dtype == "int4":
+            return unpack_int4(self.data, self.elements).reshape(self.shape)
         return np.frombuffer(self.data, dtype=self.numpy_dtype).reshape(self.shape)
+
+
+def unpack_int4(packed: bytes, count: int) -> np.ndarray:
+    """`count` int4 values packed two a byte, value 2k in byte k's low nibble (as TFLM unpacks them), as int8."""
+    nibbles = np.frombuffer(packed, np.uint8)
+    pairs = np.stack([nibbles & 0xF, nibbles >> 4], axis=1).reshape(-1)[:count].astype(np.int8)
+    return np.where(pairs > 7, pairs - 16, pairs).astype(np.int8)
 
 
 @dataclass(frozen=True)
