@@ -50,26 +50,9 @@ def test_converter_packs_4_bit_layers_as_int4_and_keeps_the_first_at_int8(int4_m
         assert values.min() >= -8 and values.max() <= 7 and len(np.unique(values)) > 8
 
 
-def _as_int8(model: bytes) -> bytes:
-    """The same model with every INT4 tensor stored as int8 (same values): what the arena is compared with."""
-    from engine.oplib import edited
-
-    from mcuforge.deploy.tflite_model import parse_tflite
-
-    graph = parse_tflite(model).main
-
-    def edit(tree):
-        for index, tensor in enumerate(tree.subgraphs[0].tensors):
-            if graph.tensors[index].dtype == "int4":
-                tree.buffers[tensor.buffer].data = graph.tensors[index].array().view(np.uint8).reshape(-1)
-                tensor.type = 9  # INT8
-
-    return edited(model, edit)
-
-
 def test_engine_equals_tflm_on_every_test_sample_in_the_int8_arena(int4_model, context):
+    from mcuforge.deploy.tflite_model import int4_as_int8, parse_tflite
     from mcuforge.deploy.tflm import Emulator, prepare_input
-    from mcuforge.deploy.tflite_model import parse_tflite
     from mcuforge.firmware.engine import Engine
     from mcuforge.firmware.prepared import PreparedEngine, prepared_image
 
@@ -81,7 +64,9 @@ def test_engine_equals_tflm_on_every_test_sample_in_the_int8_arena(int4_model, c
             for runner in (engine, prepared):
                 got = runner.invoke([sample.reshape(emulator.inputs[0].shape)])[0]
                 np.testing.assert_array_equal(got.reshape(-1).astype(np.int32), want.reshape(-1).astype(np.int32))
-        with Engine(_as_int8(int4_model)) as int8:
+        unpacked = int4_as_int8(int4_model)  # TFLM's own unpacking is the oracle for this copy
+        np.testing.assert_array_equal(_tflm(unpacked, context.dataset.x_test), expected)
+        with Engine(unpacked) as int8:
             assert engine.arena_used == int8.arena_used
 
 
