@@ -56,6 +56,19 @@ def targets(rows: dict[str, StepRow]) -> list[tuple[str, bool, str]]:
     ]
 
 
+def trained(spec, root: Path, console):
+    """(context, the spec's trained float model, <root>/<name>/bench/): trains first when the model is missing."""
+    from mcuforge.train.trainer import load_dataset, load_model, train
+
+    train_dir = spec.layout(root).train
+    if not (train_dir / KERAS_MODEL_FILE).exists():
+        console.log(f"training {spec.name} first ({spec.train.epochs} epochs)")
+        train(spec, train_dir)
+    out_dir = spec.build_dir(root) / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return Context(spec, load_dataset(spec)), load_model(train_dir / KERAS_MODEL_FILE), out_dir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=Path("specs/keywords.yaml"))
@@ -67,18 +80,8 @@ def main() -> None:
 
     from rich.console import Console
 
-    from mcuforge.train.trainer import load_dataset, load_model, train
-
     console = Console(width=120)
-    spec = load_spec(args.spec)
-    train_dir = spec.layout(args.root).train
-    if not (train_dir / KERAS_MODEL_FILE).exists():
-        console.log(f"training {spec.name} first ({spec.train.epochs} epochs)")
-        train(spec, train_dir)
-    context = Context(spec, load_dataset(spec))
-    model = load_model(train_dir / KERAS_MODEL_FILE)
-    out_dir = spec.build_dir(args.root) / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    context, model, out_dir = trained(load_spec(args.spec), args.root, console)
 
     rows = {"float": float_row(model, context), "int8": measure(model, context, out_dir, "int8", "0_int8")}
     console.log("channel pruning to half the MACs")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mcuforge.artifacts import write_bytes_atomic, write_json_atomic, write_text_atomic
 from mcuforge.deploy.carray import array_declaration, array_definition, check_identifier
-from mcuforge.deploy.tflite_model import read_tflite
+from mcuforge.deploy.tflite_model import int4_as_int8, read_tflite
 from mcuforge.errors import MCUForgeError
 
 ACCELERATORS = (
@@ -158,18 +158,24 @@ def compile_for_npu(model_path: Path | str, out_dir: Path | str, accelerator: st
     is unknown or Vela fails (its last error line is quoted).
     """
     model_path = Path(model_path)
-    read_tflite(model_path)  # a corrupt or missing file fails here, with its name, before Vela's traceback
+    model = read_tflite(model_path)  # a corrupt or missing file fails here, with its name, before Vela's traceback
     system_config, memory_mode = _FAMILY_CONFIG[family(accelerator)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".vela.") as staging:
+        source = model_path
+        if any(t.dtype == "int4" for g in model.subgraphs for t in g.tensors):
+            # Vela 5.2 crashes on INT4 tensors (SIGFPE): it gets the same values as int8, then encodes weights its own way.
+            source = Path(staging) / "int8" / model_path.name
+            source.parent.mkdir()
+            source.write_bytes(int4_as_int8(model_path.read_bytes()))
         command = vela_command() + [
             "--config", "Arm/vela.ini",
             "--accelerator-config", accelerator,
             "--system-config", system_config,
             "--memory-mode", memory_mode,
             "--output-dir", staging,
-            str(model_path),
+            str(source),
         ]  # fmt: skip
         try:
             run = subprocess.run(command, capture_output=True, text=True, timeout=VELA_TIMEOUT_S)

@@ -120,10 +120,37 @@ class Tensor:
         return self.elements * self.numpy_dtype.itemsize
 
     def array(self) -> np.ndarray:
-        """The constant data as an array of the tensor's shape and dtype."""
+        """The constant data as an array of the tensor's shape and dtype (int4 values unpacked into int8)."""
         if not self.data:
             raise MCUForgeError(f"tensor {self.name!r} is not a constant: it has no data")
+        if self.dtype == "int4":
+            return unpack_int4(self.data, self.elements).reshape(self.shape)
         return np.frombuffer(self.data, dtype=self.numpy_dtype).reshape(self.shape)
+
+
+def int4_as_int8(data: bytes) -> bytes:
+    """The same model with every constant INT4 tensor stored as int8 (the same values), for tools that cannot read INT4."""
+    import flatbuffers
+
+    schema = _schema()
+    tree = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    for graph in tree.subgraphs or []:
+        for tensor in graph.tensors or []:
+            buffer = tree.buffers[tensor.buffer]
+            if tensor.type == schema.TensorType.INT4 and buffer.data is not None and len(buffer.data) > 0:
+                count = int(np.prod(tensor.shape, dtype=np.int64))
+                buffer.data = unpack_int4(np.asarray(buffer.data, np.uint8).tobytes(), count).view(np.uint8)
+                tensor.type = schema.TensorType.INT8
+    builder = flatbuffers.Builder(len(data) * 2 + 1024)
+    builder.Finish(tree.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def unpack_int4(packed: bytes, count: int) -> np.ndarray:
+    """`count` int4 values packed two a byte, value 2k in byte k's low nibble (as TFLM unpacks them), as int8."""
+    nibbles = np.frombuffer(packed, np.uint8)
+    pairs = np.stack([nibbles & 0xF, nibbles >> 4], axis=1).reshape(-1)[:count].astype(np.int8)
+    return np.where(pairs > 7, pairs - 16, pairs).astype(np.int8)
 
 
 @dataclass(frozen=True)

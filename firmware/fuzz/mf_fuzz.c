@@ -43,7 +43,8 @@ static uint32_t fuzz_next(uint32_t *state)
 
 static void fuzz_mutate(uint8_t *data, size_t *size, uint32_t *rng)
 {
-    static const uint32_t words[] = {0u, 1u, 2u, 4u, 0x7Fu, 0x80u, 0xFFu, 0x7FFFu, 0xFFFFu, 0x7FFFFFFFu, 0x80000000u,
+    /* 17: TensorType INT4, so int8 tensors turn into packed ones of half the bytes their shape says. */
+    static const uint32_t words[] = {0u, 1u, 2u, 4u, 17u, 0x7Fu, 0x80u, 0xFFu, 0x7FFFu, 0xFFFFu, 0x7FFFFFFFu, 0x80000000u,
                                      0xFFFFFFFFu, 0xFFFFFFFEu, 0x10000u};
     const uint32_t count = 1 + fuzz_next(rng) % 4;
     uint32_t n;

@@ -107,9 +107,15 @@ size_t mf_type_size(mf_dtype type)
     case MF_UINT8:
     case MF_INT8:
     case MF_BOOL:
+    case MF_INT4:
         return 1;
     }
     return 0;
+}
+
+size_t mf_type_bytes(mf_dtype type, size_t elements)
+{
+    return type == MF_INT4 ? elements / 2u + elements % 2u : elements * mf_type_size(type);
 }
 
 int32_t mf_tensor_flat_size(const mf_tensor *tensor)
@@ -174,7 +180,7 @@ static mf_status mf_read_shape(const mf_fb *fb, size_t table, mf_tensor *view, s
             return MF_ERR_BAD_MODEL;
         }
     }
-    *bytes = (size_t)elements * elem_size;
+    *bytes = mf_type_bytes(view->type, (size_t)elements);
     return MF_OK;
 }
 
@@ -570,6 +576,8 @@ static mf_status mf_storage_bytes(const mf_model *m, uint32_t t, size_t *bytes)
     }
     if (status == MF_OK && data != NULL) {
         *bytes = 0;
+    } else if (status == MF_OK && view.type == MF_INT4) {
+        status = MF_ERR_UNSUPPORTED_TYPE; /* INT4 is for constant weights: no kernel reads or writes INT4 activations */
     }
     return status;
 }
@@ -767,6 +775,9 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
         mf_tensor_offsets(m)[t] = MF_NO_STORAGE;
         status = mf_storage_bytes(m, t, &bytes);
         sizes[t] = (uint32_t)bytes;
+        if (status == MF_ERR_UNSUPPORTED_TYPE) {
+            mf_set_fault(fault, -1, (int32_t)t, mf_type_name(MF_INT4));
+        }
     }
     if (status != MF_OK) {
         return status;

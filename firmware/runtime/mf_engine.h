@@ -40,7 +40,8 @@ typedef enum mf_dtype {
     MF_INT64 = 4,
     MF_BOOL = 6,
     MF_INT16 = 7,
-    MF_INT8 = 9
+    MF_INT8 = 9,
+    MF_INT4 = 17 /* two values a byte, low nibble first: constant weights only */
 } mf_dtype;
 
 /* The loaded model; it lives at the start of the caller's arena. */

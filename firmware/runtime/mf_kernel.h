@@ -171,8 +171,10 @@ float mf_option_f32(const mf_options *options, int field, float default_value);
 
 /* Element count of a view (1 for rank 0). */
 int32_t mf_tensor_flat_size(const mf_tensor *tensor);
-/* Bytes per element of a type, 0 for unsupported types. */
+/* Bytes per element of a type (INT4: 1, the byte a pair shares), 0 for unsupported types. */
 size_t mf_type_size(mf_dtype type);
+/* Bytes of `elements` values of a type (INT4: two a byte, rounded up). */
+size_t mf_type_bytes(mf_dtype type, size_t elements);
 /* Per-channel (or per-tensor when quant_count == 1) scale of channel c. */
 float mf_tensor_scale_at(const mf_tensor *tensor, int32_t channel);
 

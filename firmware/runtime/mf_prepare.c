@@ -75,7 +75,7 @@ static mf_status mf_options_copy(const mf_options *options, mf_writer *w, size_t
 }
 
 /* Bytes of a tensor's data. */
-static size_t mf_view_bytes(const mf_tensor *view) { return (size_t)mf_tensor_flat_size(view) * mf_type_size(view->type); }
+static size_t mf_view_bytes(const mf_tensor *view) { return mf_type_bytes(view->type, (size_t)mf_tensor_flat_size(view)); }
 
 /* The data section's layout is computed as it is written: records and
  * options in op order, then constants (8-byte aligned) in tensor order. */

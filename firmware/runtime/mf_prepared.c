@@ -56,18 +56,21 @@ static mf_status mf_check_tensor(const uint8_t *image, uint32_t index)
     const uint32_t rank = mf_word(image, base + 1);
     const uint32_t where = mf_word(image, base + 10) & 0xFFu;
     const uint32_t offset = mf_word(image, base + 11);
-    const size_t elem = mf_type_size((mf_dtype)mf_word(image, base));
-    uint64_t bytes = elem;
+    const mf_dtype type = (mf_dtype)mf_word(image, base);
+    const size_t elem = mf_type_size(type);
+    uint64_t elements = 1;
+    uint64_t bytes;
     uint32_t d;
     if (elem == 0 || rank > MF_MAX_DIMS) {
         return MF_ERR_BAD_MODEL;
     }
     for (d = 0; d < rank; ++d) {
-        bytes *= mf_word(image, base + 2 + d);
-        if (mf_word(image, base + 2 + d) > 0x7FFFFFFFu || bytes > 0x7FFFFFFFu) {
+        elements *= mf_word(image, base + 2 + d);
+        if (mf_word(image, base + 2 + d) > 0x7FFFFFFFu || elements > 0x7FFFFFFFu / elem) {
             return MF_ERR_BAD_MODEL;
         }
     }
+    bytes = mf_type_bytes(type, (size_t)elements);
     if (where == MF_WHERE_ARENA) {
         return (uint64_t)offset + bytes <= mf_word(image, MF_IMAGE_ARENA_BYTES) && offset % 4u == 0 ? MF_OK : MF_ERR_BAD_MODEL;
     }
@@ -310,7 +313,7 @@ static mf_status mf_prepared_io(const mf_prepared *r, size_t index, size_t first
     info->type = view.type;
     info->scale = view.scale;
     info->zero_point = view.zero_point;
-    info->bytes = (size_t)mf_tensor_flat_size(&view) * mf_type_size(view.type);
+    info->bytes = mf_type_bytes(view.type, (size_t)mf_tensor_flat_size(&view));
     return MF_OK;
 }
 

@@ -32,16 +32,22 @@ def test_real_models_run_clean_under_sanitizers():
 
 
 def one_op_seeds(directory: Path) -> list[Path]:
-    """Models for the kernels the shared models lack: MAX_POOL_2D, and QUANTIZE/DEQUANTIZE around a FULLY_CONNECTED."""
+    """Models for the kernels the shared models lack: MAX_POOL_2D, QUANTIZE/DEQUANTIZE around a FULLY_CONNECTED,
+    and INT4 weights (a FULLY_CONNECTED of odd size, a DEPTHWISE_CONV_2D)."""
     import numpy as np
     import tensorflow as tf
     from oplib import convert
+    from test_ops_int4 import with_int4_filter
 
     rng = np.random.default_rng(12)
     weights = tf.constant(rng.normal(size=(6, 3)).astype(np.float32))
+    filters = tf.constant(rng.normal(size=(3, 3, 2, 1)).astype(np.float32))
+    depthwise = lambda x: tf.nn.depthwise_conv2d(x, filters, [1, 1, 1, 1], "SAME")  # noqa: E731
     models = {
         "max_pool.tflite": convert(lambda x: tf.nn.max_pool2d(x, 2, 2, "SAME"), [(1, 5, 5, 2)], rng),
         "float_io.tflite": convert(lambda x: tf.matmul(x, weights), [(1, 6)], rng, io_type="float32"),
+        "fc_int4.tflite": with_int4_filter(convert(lambda x: tf.matmul(x, weights[:5]), [(1, 5)], rng), rng),
+        "depthwise_int4.tflite": with_int4_filter(convert(depthwise, [(1, 5, 5, 2)], rng), rng),
     }
     for name, data in models.items():
         (directory / name).write_bytes(data)

@@ -37,7 +37,7 @@ static mf_status affine_check_tensors(const mf_op *op, mf_affine_kind kind)
     if (op->input_count < 2 || op->input_count > 3 || op->output_count != 1) {
         return MF_ERR_BAD_MODEL;
     }
-    if (input->type != MF_INT8 || filter->type != MF_INT8 || output->type != MF_INT8) {
+    if (input->type != MF_INT8 || (filter->type != MF_INT8 && filter->type != MF_INT4) || output->type != MF_INT8) {
         return MF_ERR_UNSUPPORTED_TYPE;
     }
     if (kind == MF_AFFINE_FULLY_CONNECTED) {
@@ -187,6 +187,7 @@ mf_status mf_affine_check(const mf_op *op, mf_affine_kind kind, mf_affine_data *
         }
     }
     affine_channels(op, kind, &head->channels, &axis);
+    head->weights = filter->type == MF_INT4 ? MF_WEIGHTS_INT4 : MF_WEIGHTS_INT8;
     head->input_offset = -input->zero_point;
     head->output_zero_point = output->zero_point;
     status = mf_activation_range_int8(mf_option_u8(&op->options, f->activation, MF_ACT_NONE), output, &act_min, &act_max);

@@ -1,18 +1,26 @@
 /* CONV_2D, int8 with per-channel (or per-tensor) int8 weights and int32 bias:
  * TFLM reference_integer_ops::ConvPerChannel, bit for bit. */
 #include "mf_sparse.h"
+#include "mf_int4.h"
+
+#ifndef MF_CONV_WEIGHT /* conv_int4.c compiles the loop below again with INT4 weights */
+#define MF_CONV_WEIGHT(w, index) ((int32_t)(w)[index])
+#define MF_CONV_EVAL mf_conv_eval
 
 mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes);
 }
+#endif
 
-mf_status mf_conv_eval(const mf_op *op)
+mf_status MF_CONV_EVAL(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
+#ifndef MF_CONV_INT4
     if (!mf_affine_reads_input(d, 1)) {
         return mf_conv_eval_sparse(op); /* a sparse filter in the record */
     }
+#endif
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
     /* The record's fields as locals: the compiler keeps them in registers across the output stores. */
@@ -31,6 +39,11 @@ mf_status mf_conv_eval(const mf_op *op)
     const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
     int32_t oc;
     int32_t b;
+#ifndef MF_CONV_INT4
+    if (d->weights == MF_WEIGHTS_INT4) {
+        return mf_conv_int4_eval(op);
+    }
+#endif
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {
@@ -53,15 +66,15 @@ mf_status mf_conv_eval(const mf_op *op)
                         for (fx = 0; fx < f_w; ++fx) {
                             const int32_t in_x = in_x0 + dilation_w * fx;
                             const int8_t *src;
-                            const int8_t *wt;
+                            size_t wt;
                             int32_t c;
                             if (in_x < 0 || in_x >= in_w) {
                                 continue;
                             }
                             src = in + (((size_t)b * in_h + in_y) * in_w + in_x) * in_c + (size_t)group * f_c;
-                            wt = w + (((size_t)oc * f_h + fy) * f_w + fx) * f_c;
+                            wt = (((size_t)oc * f_h + fy) * f_w + fx) * f_c;
                             for (c = 0; c < f_c; ++c) {
-                                acc = mf_wrap_add(acc, (int32_t)wt[c] * ((int32_t)src[c] + input_offset));
+                                acc = mf_wrap_add(acc, MF_CONV_WEIGHT(w, wt + c) * ((int32_t)src[c] + input_offset));
                             }
                         }
                     }

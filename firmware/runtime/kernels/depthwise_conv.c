@@ -1,13 +1,18 @@
 /* DEPTHWISE_CONV_2D, int8 with per-channel int8 weights and int32 bias:
  * TFLM reference_integer_ops::DepthwiseConvPerChannel, bit for bit. */
-#include "mf_affine.h"
+#include "mf_int4.h"
+
+#ifndef MF_DEPTHWISE_WEIGHT /* depthwise_conv_int4.c compiles the loop below again with INT4 weights */
+#define MF_DEPTHWISE_WEIGHT(w, index) ((int32_t)(w)[index])
+#define MF_DEPTHWISE_EVAL mf_depthwise_conv_eval
 
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     return mf_affine_prepare(op, MF_AFFINE_DEPTHWISE, scratch_bytes);
 }
+#endif
 
-mf_status mf_depthwise_conv_eval(const mf_op *op)
+mf_status MF_DEPTHWISE_EVAL(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
     const mf_requant *requant = mf_affine_table(op, d);
@@ -28,6 +33,11 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
     int32_t oc;
     int32_t b;
+#ifndef MF_DEPTHWISE_INT4
+    if (d->weights == MF_WEIGHTS_INT4) {
+        return mf_depthwise_conv_int4_eval(op);
+    }
+#endif
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {
@@ -54,7 +64,7 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
                                 continue;
                             }
                             value = in[(((size_t)b * in_h + in_y) * in_w + in_x) * in_c + ic];
-                            acc = mf_wrap_add(acc, (int32_t)w[((size_t)fy * f_w + fx) * out_c + oc] * (value + input_offset));
+                            acc = mf_wrap_add(acc, MF_DEPTHWISE_WEIGHT(w, ((size_t)fy * f_w + fx) * out_c + oc) * (value + input_offset));
                         }
                     }
                     if (bias != NULL) {

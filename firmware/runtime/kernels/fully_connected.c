@@ -1,18 +1,26 @@
 /* FULLY_CONNECTED, int8 with per-tensor or per-channel int8 weights and int32 bias:
  * TFLM reference_integer_ops::FullyConnected, bit for bit. */
 #include "mf_sparse.h"
+#include "mf_int4.h"
+
+#ifndef MF_FC_WEIGHT /* fully_connected_int4.c compiles the loop below again with INT4 weights */
+#define MF_FC_WEIGHT(w, index) ((int32_t)(w)[index])
+#define MF_FC_EVAL mf_fully_connected_eval
 
 mf_status mf_fully_connected_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     return mf_affine_prepare(op, MF_AFFINE_FULLY_CONNECTED, scratch_bytes);
 }
+#endif
 
-mf_status mf_fully_connected_eval(const mf_op *op)
+mf_status MF_FC_EVAL(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
+#ifndef MF_FC_INT4
     if (!mf_affine_reads_input(d, 1)) {
         return mf_fully_connected_eval_sparse(op); /* a sparse filter in the record */
     }
+#endif
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
     const int32_t filter_offset = d->filter_offset, input_offset = d->input_offset; /* in registers */
@@ -25,15 +33,20 @@ mf_status mf_fully_connected_eval(const mf_op *op)
     const int32_t depth = filter->dims[1];
     const int32_t batches = mf_tensor_flat_size(&op->inputs[0]) / depth;
     int32_t u;
+#ifndef MF_FC_INT4
+    if (d->weights == MF_WEIGHTS_INT4) {
+        return mf_fully_connected_int4_eval(op);
+    }
+#endif
     for (u = 0; u < units; ++u) {
         int32_t b;
         for (b = 0; b < batches; ++b) {
             const int8_t *x = in + (size_t)b * depth;
-            const int8_t *row = w + (size_t)u * depth;
+            const size_t row = (size_t)u * depth;
             int32_t acc = 0;
             int32_t k;
             for (k = 0; k < depth; ++k) {
-                acc = mf_wrap_add(acc, ((int32_t)row[k] + filter_offset) * ((int32_t)x[k] + input_offset));
+                acc = mf_wrap_add(acc, (MF_FC_WEIGHT(w, row + k) + filter_offset) * ((int32_t)x[k] + input_offset));
             }
             if (bias != NULL) {
                 acc = mf_wrap_add(acc, bias[u]);

@@ -27,7 +27,8 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
     size_t i;
     int is_two_four = inner % 4 == 0;
     sparse_shape(op, &channels, &k);
-    if (kind == MF_AFFINE_DEPTHWISE || w == NULL || filter->zero_point != 0 || channels < 1 || k < 1) {
+    if (kind == MF_AFFINE_DEPTHWISE || head->weights != MF_WEIGHTS_INT8 || w == NULL || filter->zero_point != 0 || channels < 1 ||
+        k < 1) { /* INT4 filters stay packed */
         return 0;
     }
     dense = (size_t)channels * (size_t)k;

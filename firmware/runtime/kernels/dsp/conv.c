@@ -25,8 +25,8 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     if (status != MF_OK) {
         return status;
     }
-    if (!mfd_int8_offset_ok(op->inputs[0].zero_point)) {
-        return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes);
+    if (!mfd_int8_offset_ok(op->inputs[0].zero_point) || head.weights != MF_WEIGHTS_INT8) {
+        return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes); /* INT4 weights: the portable INT4 loop */
     }
     head.variant = CONV_GEMM;
     *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 1) +

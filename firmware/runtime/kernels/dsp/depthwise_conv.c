@@ -36,7 +36,9 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     if (status != MF_OK) {
         return status;
     }
-    if (mfd_int8_offset_ok(op->inputs[0].zero_point) && op->inputs[0].dims[3] == 1) {
+    if (head.weights != MF_WEIGHTS_INT8) {
+        return mf_affine_prepare(op, MF_AFFINE_DEPTHWISE, scratch_bytes); /* INT4 weights: the portable INT4 loop */
+    } else if (mfd_int8_offset_ok(op->inputs[0].zero_point) && op->inputs[0].dims[3] == 1) {
         head.variant = DW_ONE_INPUT_CHANNEL;
         *scratch_bytes = (((size_t)head.channels * (size_t)taps + 3u) & ~(size_t)3u) + mfd_columns_bytes(taps);
     } else if (mfd_int8_offset_ok(op->inputs[0].zero_point) && head.channels_per_group == 1) {

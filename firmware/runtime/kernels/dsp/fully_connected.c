@@ -24,7 +24,8 @@ mf_status mf_fully_connected_prepare(const mf_op *op, size_t *scratch_bytes)
     if (status != MF_OK) {
         return status;
     }
-    if (mfd_int8_offset_ok(op->inputs[0].zero_point) && mfd_int8_offset_ok(op->inputs[1].zero_point)) {
+    if (mfd_int8_offset_ok(op->inputs[0].zero_point) && mfd_int8_offset_ok(op->inputs[1].zero_point) &&
+        head.weights == MF_WEIGHTS_INT8) { /* INT4 weights: the portable INT4 loop */
         head.variant = FC_PAIRS;
     }
     *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_FULLY_CONNECTED, &head, 0);
