@@ -1,1 +1,0 @@
-"""train/search/: neural architecture search under the deploy target's flash, RAM and latency budgets."""
