@@ -19,7 +19,7 @@ import numpy as np
 
 from mcuforge.deploy.targets import load_chip, load_target
 from mcuforge.errors import MCUForgeError
-from mcuforge.train.search.latency import latency_model, op_macs
+from mcuforge.search.latency import latency_model, op_macs
 
 # The QEMU board that measures each core the deploy targets name. QEMU emulates
 # no Cortex-M0+: its firmware runs the portable kernels, measured on the M3 (Thumb-2,
