@@ -11,7 +11,7 @@ SPEC ?= specs/digits.yaml
 DEMO_SPEC ?= specs/keywords.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup apt-packages demo run train test test-fast clean help
+.PHONY: setup apt-packages demo run train test test-fast clean help search-cost-model
 
 help:
 	@echo "make demo         run the main job on the default spec, $(DEMO_SPEC) (installs what it needs)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-fast    skip tests marked slow"
 	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices and search extras and the Debian packages"
 	@echo "make train SPEC=specs/digits.yaml   train one spec"
+	@echo "make search-cost-model   refit the search's latency model on QEMU counts (after an engine change)"
 
 setup: apt-packages $(SETUP_STAMP)
 
@@ -56,6 +57,9 @@ run: setup
 
 train: setup
 	$(BIN)/mcuforge train $(SPEC)
+
+search-cost-model: setup
+	$(BIN)/python bench/search_cost_model.py
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -21,9 +21,9 @@ from mcuforge.deploy.targets import load_chip, load_target
 from mcuforge.errors import MCUForgeError
 from mcuforge.search.latency import latency_model, op_macs
 
-# The QEMU board that measures each core the deploy targets name. QEMU emulates
-# no Cortex-M0+: its firmware runs the portable kernels, measured on the M3 (Thumb-2,
-# so M0+ counts, Thumb-1 only, are higher by a factor the model does not know).
+# The QEMU board that measures each core. QEMU emulates no Cortex-M0+: its code
+# (Armv6-M, compiled with -mcpu=cortex-m0plus) runs as is on qemu-m3's Cortex-M3
+# (firmware.boards.Board.compiled_for), so the counts are the M0+ code's.
 QEMU_BOARD_OF_CPU = {
     "cortex-m0plus": "qemu-m3",
     "cortex-m3": "qemu-m3",
@@ -70,7 +70,7 @@ def tflite_cost(model: bytes, target: str, source: str = "candidate") -> Candida
     from mcuforge.firmware.prepared import prepared_image
 
     core = target_core(target)
-    instructions = latency_model(core.qemu_board, core.kernels).instructions(model, source)
+    instructions = latency_model(core.cpu, core.kernels).instructions(model, source)
     image = prepared_image(model, core.kernels, source)
     return CandidateCost(len(image.data), image.arena_bytes, instructions, sum(macs for _, macs in op_macs(model, source)))
 

@@ -1,13 +1,18 @@
-"""Instructions per inference from a per-op cost model fitted on QEMU counts, one per measuring board.
+"""Instructions per inference from a per-op cost model fitted on QEMU counts, one per core.
 
 Each op of the int8 graph costs a + b*MACs + c*output elements + d*input
-elements + e*patch elements (CONV_2D's im2col columns), with coefficients per
-op kind: the op code, and for DEPTHWISE_CONV_2D the loop the DSP kernels choose
+elements + e*output pixels + f*window taps (the taps of the convolutions'
+windows that land inside the input, summed over output pixels) + g*patch
+elements (CONV_2D's im2col columns) + h*pairing MACs (the DSP CONV_2D computes
+pixels and channels in pairs, an odd one twice) + i*channel taps (inside taps
+x output channels: the portable kernels' per-tap loop) + j*inside MACs (the
+MACs of inside taps, all the portable kernels compute), with coefficients per op kind: the op code, and for DEPTHWISE_CONV_2D the loop the DSP kernels choose
 (3x3, one input channel, general). bench/search_cost_model.py measures each op
 of random DS-CNN/MobileNet-style candidates under QEMU (qemu-icount plugin),
 fits the coefficients by least squares and writes them, with the digest of the
 engine sources they were measured on and the model's error on held-out
-candidates, to latency_model.json beside this module: a clean clone predicts
+candidates, per core (the -mcpu the firmware is compiled for), to
+latency_model.json beside this module: a clean clone predicts
 offline and deterministically, and an engine change asks for a refit instead
 of predicting from stale counts.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,7 +31,8 @@ import numpy as np
 from mcuforge.errors import MCUForgeError
 
 COEFFICIENTS_FILE = Path(__file__).resolve().with_name("latency_model.json")
-FEATURES = ("op", "macs", "output_elements", "input_elements", "patch_elements")
+FEATURES = ("op", "macs", "output_elements", "input_elements", "output_pixels", "window_taps", "patch_elements", "pairing_macs",
+            "channel_taps", "inside_macs")
 REFIT = "refit with `make search-cost-model` (python bench/search_cost_model.py, a few minutes per core)"
 
 
@@ -46,6 +53,18 @@ def _depthwise_kind(filter_shape: tuple[int, ...], input_channels: int, options)
     return "DEPTHWISE_CONV_2D:3x3" if filter_shape[1:3] == (3, 3) and not dilated else "DEPTHWISE_CONV_2D:general"
 
 
+def _inside_taps(in_size, out_size, kernel, options) -> int:
+    """Window taps inside the input, summed over the output (TFLite SAME padding puts the odd pad after)."""
+    same = options.padding == 0  # tflite Padding.SAME
+    counts = []
+    for axis, name in enumerate(("H", "W")):
+        stride, dilation = getattr(options, f"stride{name}"), getattr(options, f"dilation{name}Factor", 1)
+        extent = (kernel[axis] - 1) * dilation + 1
+        pad = max((out_size[axis] - 1) * stride + extent - in_size[axis], 0) // 2 if same else 0
+        counts.append(sum(0 <= o * stride - pad + f * dilation < in_size[axis] for o in range(out_size[axis]) for f in range(kernel[axis])))
+    return counts[0] * counts[1]
+
+
 def op_features(model: bytes, source: str = "model") -> list[OpFeatures]:
     """The cost model's view of every op of the main graph, in execution order."""
     from mcuforge.deploy.tflite_model import parse_tflite
@@ -57,18 +76,26 @@ def op_features(model: bytes, source: str = "model") -> list[OpFeatures]:
         output = graph.tensors[op.outputs[0]]
         out_elements = output.elements
         in_elements = inputs[0].elements if inputs else 0
-        kind, macs, patch = op.opcode, 0, 0
+        kind, macs, pixels, taps, patch, pairing, inside_macs = op.opcode, 0, 0, 0, 0, 0, 0
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            filter_shape = inputs[1].shape  # CONV_2D: (out channels, kh, kw, in channels per group); depthwise: (1, kh, kw, channels)
+            out_h, out_w, out_c = output.shape[1:]
+            pixels = out_h * out_w
+            taps = _inside_taps(inputs[0].shape[1:3], (out_h, out_w), filter_shape[1:3], op.options)
         if op.opcode == "CONV_2D":
-            filter_shape = inputs[1].shape  # (out channels, kh, kw, in channels per group)
-            patch = out_elements // output.shape[-1] * int(np.prod(filter_shape[1:]))
-            macs = patch * filter_shape[0]
+            per_pixel = int(np.prod(filter_shape[1:]))
+            patch = pixels * per_pixel
+            macs = patch * out_c
+            pairing = out_h * (out_w + out_w % 2) * (out_c + out_c % 2) * per_pixel - macs
+            inside_macs = taps * filter_shape[3] * out_c
         elif op.opcode == "DEPTHWISE_CONV_2D":
-            filter_shape = inputs[1].shape  # (1, kh, kw, channels)
-            macs = out_elements * filter_shape[1] * filter_shape[2]
+            macs = pixels * filter_shape[1] * filter_shape[2] * out_c
+            inside_macs = taps * out_c
             kind = _depthwise_kind(filter_shape, inputs[0].shape[-1], op.options)
         elif op.opcode == "FULLY_CONNECTED":
             macs = out_elements * inputs[1].shape[-1]
-        result.append(OpFeatures(kind, macs, (1, macs, out_elements, in_elements, patch)))
+        channel_taps = taps * output.shape[-1] if taps else 0
+        result.append(OpFeatures(kind, macs, (1, macs, out_elements, in_elements, pixels, taps, patch, pairing, channel_taps, inside_macs)))
     return result
 
 
@@ -89,8 +116,9 @@ def engine_digest(kernels: str) -> str:
 
 @dataclass(frozen=True)
 class LatencyModel:
-    """Fitted per-op coefficients for one measuring board and kernel set."""
+    """Fitted per-op coefficients for one core, measured on one QEMU board with one kernel set."""
 
+    cpu: str
     board: str
     kernels: str
     engine_digest: str
@@ -101,7 +129,7 @@ class LatencyModel:
         missing = sorted({op.kind for op in ops} - set(self.coefficients))
         if missing:
             raise MCUForgeError(
-                f"{source}: op {missing[0]} has no fitted cost on {self.board} ({self.kernels} kernels; fitted: "
+                f"{source}: op {missing[0]} has no fitted cost on {self.cpu} ({self.kernels} kernels; fitted: "
                 f"{', '.join(sorted(self.coefficients))}): use those ops, or add the op to bench/search_cost_model.py's candidates and {REFIT}"
             )
         return [float(np.dot(self.coefficients[op.kind], op.values)) for op in ops]
@@ -111,12 +139,13 @@ class LatencyModel:
         return int(round(sum(self.op_instructions(op_features(model, source), source))))
 
 
-def fit(board: str, kernels: str, samples: list[tuple[list[OpFeatures], list[int]]]) -> LatencyModel:
+def fit(cpu: str, board: str, kernels: str, samples: list[tuple[list[OpFeatures], list[int]]]) -> LatencyModel:
     """Least-squares coefficients per op kind from measured per-op instructions.
 
     samples: per candidate, its ops and their measured instructions. Rows are
-    weighted by 1/measured, so the fit minimizes relative error per op rather
-    than letting the largest ops decide every coefficient.
+    weighted by 1/sqrt(measured): between plain least squares, where the largest
+    ops decide every coefficient, and relative error, where tiny ops count as
+    much as the ones that make up the total (the lower error on held-out totals).
     """
     rows: dict[str, tuple[list, list]] = {}
     for ops, measured in samples:
@@ -127,40 +156,43 @@ def fit(board: str, kernels: str, samples: list[tuple[list[OpFeatures], list[int
     coefficients = {}
     for kind, (features, counts) in sorted(rows.items()):
         x, y = np.asarray(features, dtype=np.float64), np.asarray(counts, dtype=np.float64)
-        weight = 1.0 / np.maximum(y, 1.0)
+        weight = 1.0 / np.sqrt(np.maximum(y, 1.0))
         solution, *_ = np.linalg.lstsq(x * weight[:, None], y * weight, rcond=None)
         coefficients[kind] = tuple(round(float(c), 6) for c in solution)
-    return LatencyModel(board, kernels, engine_digest(kernels), coefficients)
+    return LatencyModel(cpu, board, kernels, engine_digest(kernels), coefficients)
 
 
 @lru_cache(maxsize=None)
 def _stored() -> dict:
+    """The stored cores' entries; none when the file is missing or was fitted on other FEATURES."""
     if not COEFFICIENTS_FILE.is_file():
         return {}
-    return json.loads(COEFFICIENTS_FILE.read_text())["boards"]
+    stored = json.loads(COEFFICIENTS_FILE.read_text())
+    return stored["cores"] if tuple(stored["features"]) == FEATURES else {}
 
 
-def latency_model(board: str, kernels: str) -> LatencyModel:
-    """The stored model of `board` with `kernels`; MCUForgeError when there is none or the engine changed since."""
-    entry = _stored().get(board)
+def latency_model(cpu: str, kernels: str) -> LatencyModel:
+    """The stored model of `cpu` with `kernels`; MCUForgeError when there is none or the engine changed since."""
+    entry = _stored().get(cpu)
     if entry is None or entry["kernels"] != kernels:
-        raise MCUForgeError(f"no latency model for {board} with {kernels} kernels in {COEFFICIENTS_FILE.name}: {REFIT}")
+        raise MCUForgeError(f"no latency model for {cpu} with {kernels} kernels in {COEFFICIENTS_FILE.name}: {REFIT}")
     current = engine_digest(kernels)
     if entry["engine_digest"] != current:
         raise MCUForgeError(
-            f"the latency model of {board} was fitted on engine sources {entry['engine_digest']}, these are {current}: {REFIT}"
+            f"the latency model of {cpu} was fitted on engine sources {entry['engine_digest']}, these are {current}: {REFIT}"
         )
     coefficients = {kind: tuple(values) for kind, values in entry["coefficients"].items()}
-    return LatencyModel(board, kernels, current, coefficients)
+    return LatencyModel(cpu, entry["board"], kernels, current, coefficients)
 
 
 def store(model: LatencyModel, report: dict) -> None:
-    """Write `model` (with `report`: its measured error) into latency_model.json, keeping the other boards' entries."""
+    """Write `model` (with `report`: its measured error) into latency_model.json, keeping the other cores' entries."""
     from mcuforge.artifacts import write_text_atomic
 
-    boards = dict(_stored())
-    boards[model.board] = {"kernels": model.kernels, "engine_digest": model.engine_digest,
-                           "coefficients": {kind: list(values) for kind, values in model.coefficients.items()}, **report}
-    text = json.dumps({"features": list(FEATURES), "boards": dict(sorted(boards.items()))}, indent=1) + "\n"
+    cores = dict(_stored())
+    cores[model.cpu] = {"board": model.board, "kernels": model.kernels, "engine_digest": model.engine_digest,
+                        "coefficients": {kind: list(values) for kind, values in model.coefficients.items()}, **report}
+    text = json.dumps({"features": list(FEATURES), "cores": dict(sorted(cores.items()))}, indent=1) + "\n"
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m[1].split()) + "]", text)  # a list on one line
     write_text_atomic(COEFFICIENTS_FILE, text)
     _stored.cache_clear()
