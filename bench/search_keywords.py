@@ -28,6 +28,7 @@ from pathlib import Path
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
 from mcuforge.artifacts import write_json_atomic
+from mcuforge.progress import Progress
 from mcuforge.spec import SearchSpec, load_spec
 
 
@@ -84,7 +85,7 @@ def main() -> None:
     )
     layout = spec.layout(args.root)
     started = time.perf_counter()
-    searched = search(spec, layout.search_result, layout.search)
+    searched = search(spec, layout.search_result, layout.search, Progress.to())
     wall = time.perf_counter() - started
     hand_spec = dataclasses.replace(spec, name=f"{spec.name}-hand", search=None)
     chosen_spec = dataclasses.replace(with_chosen_model(spec, searched), name=f"{spec.name}-chosen", search=None)

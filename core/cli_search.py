@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     def search_command(
         spec: Path = typer.Argument(..., help="pipeline spec (YAML); without a search section the default search runs"),
         workers: Optional[int] = typer.Option(None, min=1, max=64, help="processes on this machine sharing the study"),
-        storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared with other machines [default: build/<name>/search/study.journal]"),
+        storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared with other machines (default: the journal file build/<name>/search/study.journal)"),
         trials: Optional[int] = typer.Option(None, min=1, help="trials in the study, counting finished ones (resumed runs continue)"),
         minutes: Optional[float] = typer.Option(None, min=0.01, help="wall-clock limit of this run"),
         root: Path = typer.Option(Path("build"), help="where build/<name>/ lives"),
