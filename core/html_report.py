@@ -140,7 +140,7 @@ def _search_section(spec: Spec, layout: BuildLayout) -> str:
     counts = (
         f"<p>Study {html.escape(searched.study)}: {searched.trials} trials ({searched.complete} complete, {searched.pruned} pruned, "
         f"{searched.rejected} over budget, {searched.failed} failed); chosen: trial {searched.chosen_trial}. "
-        "Accuracy is the int8 model's through TFLM on the validation split; costs are measured on the target before training.</p>"
+        "Accuracy is the int8 model's through TFLM on the validation split; flash and arena are measured and instructions predicted by the cost model fitted on QEMU counts, before training.</p>"
     )
     front = [row for row in json.loads((layout.search_result / searched.front_json).read_text()) if row["on_front"]]
     rows = [[row["number"], row["architecture"], row["accuracy"], row["instructions"], row["arena_bytes"], row["flash_bytes"]]
