@@ -1,20 +1,20 @@
 """Instructions per inference from a per-op cost model fitted on QEMU counts, one per core.
 
-Each op of the int8 graph costs a + b*MACs + c*output elements + d*input
-elements + e*output pixels + f*window taps (the taps of the convolutions'
-windows that land inside the input, summed over output pixels) + g*patch
-elements (CONV_2D's im2col columns) + h*pairing MACs (the DSP CONV_2D computes
-pixels and channels in pairs, an odd one twice) + i*channel taps (inside taps
-x output channels: the portable kernels' per-tap loop) + j*inside MACs (the
-MACs of inside taps, all the portable kernels compute), with coefficients per op kind: the op code, and for DEPTHWISE_CONV_2D the loop the DSP kernels choose
-(3x3, one input channel, general). bench/search_cost_model.py measures each op
-of random DS-CNN/MobileNet-style candidates under QEMU (qemu-icount plugin),
-fits the coefficients by least squares and writes them, with the digest of the
-engine sources they were measured on and the model's error on held-out
-candidates, per core (the -mcpu the firmware is compiled for), to
-latency_model.json beside this module: a clean clone predicts
-offline and deterministically, and an engine change asks for a refit instead
-of predicting from stale counts.
+Each op of the int8 graph costs a linear sum of FEATURES (a constant; MACs;
+output and input elements; output pixels; window taps inside the input, summed
+over output pixels; CONV_2D's im2col patch elements; the MACs the DSP CONV_2D
+adds by computing pixels and channels in pairs, an odd one twice; inside taps x
+output channels, the portable kernels' per-tap loop; the MACs of inside taps),
+with coefficients per op kind: the op code, and for DEPTHWISE_CONV_2D the loop
+the DSP kernels choose (3x3, one input channel, general).
+
+bench/search_cost_model.py counts each op of random DS-CNN/MobileNet-style
+candidates under QEMU (qemu-icount plugin), fits the coefficients by least
+squares and writes them per core (the -mcpu the firmware is compiled for) to
+latency_model.json beside this module, with the digest of the engine sources
+they were measured on and the error on held-out candidates: a clean clone
+predicts offline and deterministically, and an engine change asks for a refit
+instead of predicting from stale counts.
 """
 
 from __future__ import annotations
