@@ -15,15 +15,16 @@ SPEC ?= specs/digits.yaml
 DEMO_SPEC ?= specs/keywords.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup apt-packages demo run train test test-fast clean help bench-binary
+.PHONY: setup apt-packages demo run train test test-fast clean help bench-binary search-cost-model
 
 help:
 	@echo "make demo         run the main job on the default spec, $(DEMO_SPEC) (installs what it needs)"
 	@echo "make run SPEC=specs/digits.yaml   the main job on any spec"
 	@echo "make test         run every test, slow ones included (what CI runs)"
 	@echo "make test-fast    skip tests marked slow"
-	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices and binary extras (and larq), .venv-lce and the Debian packages"
+	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices, binary and search extras (and larq), .venv-lce and the Debian packages"
 	@echo "make train SPEC=specs/digits.yaml   train one spec"
+	@echo "make search-cost-model   refit the search's latency model on QEMU counts (after an engine change)"
 
 setup: apt-packages $(SETUP_STAMP) $(LCE_STAMP)
 
@@ -49,7 +50,7 @@ $(SETUP_STAMP): pyproject.toml
 	@echo "installing mcuforge and its Python packages into $(VENV) (a few minutes the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -qq --upgrade pip
-	@$(BIN)/pip install -qq -e '.[dev,npu,voices,binary]'
+	@$(BIN)/pip install -qq -e '.[dev,npu,voices,binary,search]'
 	@$(BIN)/pip install -qq --no-deps 'larq==0.14.*'
 	@touch $@
 
@@ -67,6 +68,9 @@ run: setup
 
 train: setup
 	$(BIN)/mcuforge train $(SPEC)
+
+search-cost-model: setup
+	$(BIN)/python bench/search_cost_model.py
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_host import linked_flash  # noqa: E402
 from firmware_icount import REPO, SHARED_MODELS, instructions_per_inference, plugin  # noqa: E402
 
+from mcuforge.search.latency import op_macs  # noqa: E402
+
 TARGET = "qemu-m4"
 OUT = REPO / "build" / "bench" / "engine"
 JSON_OUT = REPO / "build" / "bench" / "engine.json"
@@ -90,24 +92,6 @@ def zoo_model(arch: str, shape, classes: int, width: float, options: dict) -> Pa
     return path
 
 
-def op_macs(model_path: Path) -> list[tuple[str, int]]:
-    """Each operator's name and multiply-accumulates (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED; 0 for others)."""
-    from mcuforge.deploy.tflite_model import parse_tflite
-
-    graph = parse_tflite(model_path.read_bytes(), str(model_path)).main
-    result = []
-    for op in graph.operators:
-        name = op.opcode
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            out = int(np.prod(graph.tensors[op.outputs[0]].shape))
-            weights = graph.tensors[op.inputs[1]].shape
-            per_output = int(np.prod(weights[1:])) if name != "DEPTHWISE_CONV_2D" else int(np.prod(weights[1:3]))
-            result.append((name, out * per_output))
-        else:
-            result.append((name, 0))
-    return result
-
-
 def eval_call_address(elf: Path, function: str) -> int:
     """The address of the one indirect call in `function`: the call of each op's eval."""
     listing = subprocess.run(["arm-none-eabi-objdump", "-d", f"--disassemble={function}", str(elf)], capture_output=True, text=True, check=True).stdout
@@ -140,7 +124,7 @@ def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count
     arena = run_qemu(image, timeout=600).arena_used
     ops = []
     if breakdown:
-        macs = op_macs(model_path)
+        macs = op_macs(model_path.read_bytes(), str(model_path))
         counts = per_op_instructions(image, INVOKE_FUNCTION[path], instructions, len(macs))
         ops = [(name, m, c) for (name, m), c in zip(macs, counts)]
     return Count(instructions, arena, ops)
@@ -150,7 +134,7 @@ def model_figures(model_path: Path) -> dict:
     """The JSON record of one model: MACs, .tflite bytes, and per path what the issue asks for."""
     model = model_path.read_bytes()
     record = {"model": model_path.stem, "tflite": str(model_path), "tflite_bytes": len(model),
-              "macs": sum(m for _, m in op_macs(model_path))}
+              "macs": sum(m for _, m in op_macs(model_path.read_bytes(), str(model_path)))}
     for path, prepared in PATHS.items():
         portable = measure(model_path, path, "portable", False)
         dsp = measure(model_path, path, "dsp", False)
@@ -203,7 +187,7 @@ def print_breakdown(model_path: Path) -> None:
 
 def per_mac_aim(model_path: Path) -> float:
     """The DSP instructions-per-MAC aim: dense models (every MAC in FULLY_CONNECTED) have the lower one."""
-    dense = all(name == "FULLY_CONNECTED" for name, macs in op_macs(model_path) if macs)
+    dense = all(name == "FULLY_CONNECTED" for name, macs in op_macs(model_path.read_bytes(), str(model_path)) if macs)
     return PER_MAC_AIM["dense" if dense else "conv"]
 
 

@@ -20,12 +20,13 @@ import yaml
 from mcuforge.artifacts import write_text_atomic
 from mcuforge.config import to_dict
 from mcuforge.layout import BuildLayout
-from mcuforge.results import AcceleratorsResult, Artifact, CompressResult, DeployResult, FirmwareResult, TrainResult
+from mcuforge.results import AcceleratorsResult, Artifact, CompressResult, DeployResult, FirmwareResult, SearchResult, TrainResult
 from mcuforge.spec import Spec
 
 SECTIONS = (
     ("spec", "Spec"),
     ("data", "Data"),
+    ("search", "Architecture search"),
     ("training", "Training"),
     ("compression", "Compression"),
     ("layers", "Per-layer profile"),
@@ -128,6 +129,24 @@ def _data_section(spec: Spec, layout: BuildLayout) -> str:
     return f"<p>{html.escape(summary['name'])}: {html.escape(summary['task'])}, input {summary['input_shape']}</p>" + _table(
         ["split", "samples", "input", "per class"], rows
     )
+
+
+def _search_section(spec: Spec, layout: BuildLayout) -> str:
+    if spec.search is None:
+        return "<p>The spec has no search section: the model section is trained as written.</p>"
+    searched = _result(SearchResult, layout.search_result)
+    if searched is None:
+        return _missing("architecture search", f"mcuforge search {spec.name}")
+    counts = (
+        f"<p>Study {html.escape(searched.study)}: {searched.trials} trials ({searched.complete} complete, {searched.pruned} pruned, "
+        f"{searched.rejected} over budget, {searched.failed} failed); chosen: trial {searched.chosen_trial}. "
+        "Accuracy is the int8 model's through TFLM on the validation split; flash and arena are measured and instructions predicted by the cost model fitted on QEMU counts, before training.</p>"
+    )
+    front = [row for row in json.loads((layout.search_result / searched.front_json).read_text()) if row["on_front"]]
+    rows = [[row["number"], row["architecture"], row["accuracy"], row["instructions"], row["arena_bytes"], row["flash_bytes"]]
+            for row in sorted(front, key=lambda row: row["instructions"])]
+    table = _table(["trial", "architecture", "int8 val accuracy", "instructions", "arena bytes", "flash bytes"], rows)
+    return counts + table + _image(layout.search_result / searched.plot, "accuracy against instructions, arena and flash")
 
 
 def _training_section(spec: Spec, layout: BuildLayout) -> str:
@@ -257,6 +276,7 @@ def _accelerators_section(spec: Spec, layout: BuildLayout) -> str:
 _RENDERERS = {
     "spec": _spec_section,
     "data": _data_section,
+    "search": _search_section,
     "training": _training_section,
     "compression": _compression_section,
     "layers": _layers_section,

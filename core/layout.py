@@ -19,7 +19,7 @@ REPORT_FILE = "report.html"
 
 @dataclass(frozen=True)
 class BuildLayout:
-    """The directory tree of one spec's build: build/<name>/{train,compress,deploy,firmware/<board>,accelerators}."""
+    """The directory tree of one spec's build: build/<name>/{search,train,compress,deploy,firmware/<board>,accelerators}."""
 
     root: Path
     name: str
@@ -35,6 +35,16 @@ class BuildLayout:
     @property
     def train(self) -> Path:
         return self.base / "train"
+
+    @property
+    def search(self) -> Path:
+        """Where an architecture search keeps its study (a journal file by default) beside its result."""
+        return self.base / "search"
+
+    @property
+    def search_result(self) -> Path:
+        """The search stage's output: the front, its plots and the chosen model section."""
+        return self.search / "result"
 
     @property
     def compress(self) -> Path:

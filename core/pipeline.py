@@ -1,6 +1,6 @@
 """The main job: every stage of the pipeline on one spec, reusing what did not change.
 
-train -> compress -> deploy (convert, evaluate, model report, C arrays) ->
+[search ->] train -> compress -> deploy (convert, evaluate, model report, C arrays) ->
 firmware (build for an emulated board, run the test vectors in QEMU, compare
 with TFLM) -> accelerators (Edge TPU check, Ethos-U estimate) -> report.html.
 Each stage is keyed by the spec sections it reads and the digests of its
@@ -30,6 +30,7 @@ from mcuforge.results import (
     FirmwareResult,
     FirmwareSize,
     KerasModelArtifact,
+    SearchResult,
     TrainResult,
 )
 from mcuforge.spec import Spec
@@ -85,6 +86,20 @@ class Stage:
     key: Callable[[Run], dict[str, Any]]
     action: Callable[[Run, Path], Artifact]
     runs: Callable[[Spec], bool] = lambda spec: True
+    # the spec the later stages run (architecture search replaces the model section)
+    updates_spec: Callable[[Spec, Artifact], Spec] = lambda spec, result: spec
+
+
+def _search(run: Run, directory: Path) -> SearchResult:
+    from mcuforge.search.stage import search
+
+    return search(run.spec, directory, run.layout.search, progress=run.progress)
+
+
+def _with_chosen_model(spec: Spec, result: SearchResult) -> Spec:
+    from mcuforge.search.stage import with_chosen_model
+
+    return with_chosen_model(spec, result)
 
 
 def _train(run: Run, directory: Path) -> TrainResult:
@@ -188,6 +203,15 @@ def _accelerators(run: Run, directory: Path) -> AcceleratorsResult:
 
 STAGES: tuple[Stage, ...] = (
     Stage(
+        "search",
+        SearchResult,
+        lambda run: run.layout.search_result,
+        lambda run: {k: run.sections[k] for k in ("data", "train", "deploy", "search")},
+        _search,
+        runs=lambda spec: spec.search is not None,
+        updates_spec=_with_chosen_model,
+    ),
+    Stage(
         "train",
         TrainResult,
         lambda run: run.layout.train,
@@ -271,5 +295,6 @@ def run_pipeline(
             on_run=lambda stage=stage: run.progress.line(f"{stage.name}: running"),
         )
         run.outcomes.append(outcome)
+        run.spec = stage.updates_spec(run.spec, outcome.result)
         on_stage(outcome)
     return PipelineResult(spec, run.layout, run.outcomes)

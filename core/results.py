@@ -20,6 +20,7 @@ from mcuforge.artifacts import write_json_atomic
 from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE, KERAS_MODEL_FILE
+from mcuforge.spec import ModelSpec
 
 A = TypeVar("A", bound="Artifact")
 
@@ -193,3 +194,34 @@ class AcceleratorsResult(Artifact):
     FILE: ClassVar[str] = "accelerators.json"
     edgetpu_check: str = "edgetpu_check.json"
     npu: str = "npu.json"
+
+
+@dataclass(frozen=True)
+class SearchResult(Artifact):
+    """An architecture search: its study, trial counts, and the chosen candidate's model section and measured costs.
+
+    The train stage builds `chosen_model` in place of the spec's model section.
+    Costs are the target's (flash and arena in bytes, instructions per inference);
+    `accuracy` is the int8 model's through TFLM on the validation split.
+    """
+
+    FILE: ClassVar[str] = "search.json"
+    study: str
+    storage: str
+    trials: int
+    complete: int
+    pruned: int  # stopped early by the pruner
+    rejected: int  # over a budget: never trained
+    failed: int
+    seconds: float
+    chosen_trial: int
+    chosen_model: ModelSpec
+    accuracy: float
+    flash_bytes: int
+    arena_bytes: int
+    instructions: int
+    table: str = "front.md"
+    front_csv: str = "front.csv"
+    front_json: str = "front.json"
+    plot: str = "front.png"
+    fragment: str = "chosen.yaml"

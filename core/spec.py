@@ -62,6 +62,55 @@ class DeploySpec:
     representative_samples: int = spec_field(200, min=1, max=100000)
 
 
+OBJECTIVES = ("accuracy", "instructions", "arena", "flash")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices architecture search draws from; a candidate has `blocks` blocks, each with its own choices."""
+
+    blocks: list[int] = spec_field([1, 2, 3, 4], min=1, max=16, help="how many depthwise-separable blocks")
+    channels: list[int] = spec_field([8, 16, 32, 64], min=1, max=1024, help="channels of the stem and of each block")
+    kernels: list[int] = spec_field([3, 5], min=1, max=15, help="depthwise kernel size of each block")
+    strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of each block")
+    stem_strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of the first convolution")
+
+    def __post_init__(self):
+        for name in ("blocks", "channels", "kernels", "strides", "stem_strides"):
+            if not getattr(self, name):
+                raise MCUForgeError(f"search.space.{name}: the list is empty, so no candidate exists: give at least one value")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """Architecture search: the family, its space, objectives, budgets, how long, and how to pick the winner."""
+
+    family: str = spec_field("ds_cnn", choices=("ds_cnn", "mobilenet"), help="ds_cnn: 10x4 stem kernel; mobilenet: 3x3")
+    space: SearchSpace = spec_field(SearchSpace())
+    objectives: list[str] = spec_field(["accuracy", "instructions"], choices=OBJECTIVES, help="what the front trades off")
+    max_flash_bytes: int | None = spec_field(None, min=1, help="model flash budget [default: the deploy target's flash]")
+    max_arena_bytes: int | None = spec_field(None, min=1, help="tensor arena budget [default: the deploy target's RAM]")
+    max_instructions: int | None = spec_field(None, min=1, help="optional latency budget, instructions per inference")
+    trials: int | None = spec_field(20, min=1, help="trials in the study, across workers and resumed runs")
+    minutes: float | None = spec_field(None, min_exclusive=0.0, help="wall-clock limit of one search run")
+    epochs: int = spec_field(3, min=1, max=1000, help="training epochs of each candidate")
+    seed: int = spec_field(0, min=0, help="the sampler's seed")
+    sampler: str = spec_field("nsga2", choices=("nsga2", "tpe"))
+    pruner: str = spec_field("successive_halving", choices=("successive_halving", "hyperband", "none"))
+    select: str = spec_field("most_accurate", choices=("most_accurate", "fastest_within"), help="how the final model is picked")
+    within_points: float = spec_field(1.0, min=0.0, max=100.0, help="fastest_within: accuracy points below the best allowed")
+    workers: int = spec_field(1, min=1, max=64, help="processes on this machine sharing the study")
+    storage: str | None = spec_field(None, help="an Optuna storage URL [default: a journal file in build/<name>/search/]")
+
+    def __post_init__(self):
+        if "accuracy" not in self.objectives:
+            raise MCUForgeError(f"search.objectives: accuracy must be one of them. Received: {self.objectives}")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise MCUForgeError(f"search.objectives: each objective once. Received: {self.objectives}")
+        if self.trials is None and self.minutes is None:
+            raise MCUForgeError("search: give trials, minutes or both, or the search never ends")
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str = spec_field(help="lower-case identifier; outputs go to build/<name>/")
@@ -70,6 +119,7 @@ class Spec:
     train: TrainSpec = spec_field(TrainSpec())
     compress: CompressSpec = spec_field(CompressSpec())
     deploy: DeploySpec = spec_field(DeploySpec())
+    search: SearchSpec | None = spec_field(None, help="architecture search before training (mcuforge search)")
 
     def layout(self, root: Path | str = "build") -> BuildLayout:
         return BuildLayout.of(self.name, root)

@@ -7,6 +7,7 @@ flashed, and its C support files.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import yaml
@@ -59,6 +60,16 @@ class Board:
     def kernels(self) -> str:
         """The engine's kernel set for this core: "dsp" where the chip has the DSP extension."""
         return "dsp" if self.silicon.dsp else "portable"
+
+    def compiled_for(self, cpu: str) -> Board:
+        """This board with its code compiled for `cpu`, an instruction set its core executes as is: Cortex-M0+
+        (Armv6-M) code on qemu-m3's Cortex-M3 counts the instructions an M0+ runs, which QEMU does not emulate."""
+        silicon = dataclasses.replace(self.silicon, cpu=cpu)
+        object.__setattr__(silicon, "name", self.silicon.name)
+        board = dataclasses.replace(self)
+        for name, value in (("name", self.name), ("silicon", silicon)):
+            object.__setattr__(board, name, value)
+        return board
 
     @property
     def cflags(self) -> list[str]:

@@ -65,6 +65,7 @@ def build_image(
     kernels: str | None = None,
     name: str | None = None,
     prepared: bool = True,
+    cpu: str | None = None,
 ) -> FirmwareImage:
     """Build `<out_dir>/<model name>.elf` (+ .bin, .hex, .map, and .uf2 for UF2 boards) for `target`.
 
@@ -80,10 +81,11 @@ def build_image(
     prepared model (firmware/prepared.py), run without a flatbuffer reader, planner
     or prepare; False links the interpreter, which loads the .tflite at boot.
     Either way only the kernels of the model's ops are linked.
+    cpu: compile for this -mcpu instead of the board's core (Board.compiled_for).
     Raises MCUForgeError with both numbers when the image does not fit the
     board; the previous image is then left as it was.
     """
-    board = load_board(target)
+    board = load_board(target) if cpu is None else load_board(target).compiled_for(cpu)
     model_path = Path(model_path)
     if not model_path.is_file():
         raise MCUForgeError(f"model {model_path} not found: pass a .tflite file (mcuforge convert writes one)")

@@ -20,7 +20,7 @@ from mcuforge.cli import app
 
 MCUFORGE = Path(sys.executable).parent / "mcuforge"
 HELLO = SHARED / "models" / "tflite-micro" / "hello_world" / "hello_world_int8.tflite"
-SPEC_COMMANDS = ("compress", "convert", "data", "evaluate", "run", "train")
+SPEC_COMMANDS = ("compress", "convert", "data", "evaluate", "run", "search", "train")
 MODEL_COMMANDS = {
     "edgetpu check": [],
     "edgetpu compile": ["--out", "out"],
@@ -62,6 +62,13 @@ def cases() -> list[tuple[str, list[str], str]]:
             (command, ["not_yaml.yaml"], "not valid YAML at line 3, column 1"),
         ]
     found += [(command, ["bad_recipe.yaml"], "distill after prune") for command in ("compress", "run")]
+    found += [
+        ("search", ["empty_space.yaml"], "search.space.channels: the list is empty"),
+        ("search", ["unknown_objective.yaml"], "search.objectives: expected one of accuracy, instructions, arena, flash. Received: 'speed'"),
+        # the smallest candidate's measured cost, before anything trains
+        ("search", ["no_candidate_fits.yaml"], "no candidate fits the budget: the smallest (stem 4s2, 4k3s2) needs flash"),
+        ("run", ["no_candidate_fits.yaml"], "max_arena_bytes"),
+    ]
     for command, extra in MODEL_COMMANDS.items():
         for model, names in (("missing.tflite", "missing.tflite"), ("corrupt.tflite", "corrupt.tflite"), ("truncated.tflite", "truncated.tflite")):
             found.append((command, [model, *extra], names))
@@ -117,6 +124,11 @@ def workdir(tmp_path_factory) -> Path:
     (path / "bad_data_option.yaml").write_text("name: bad\ndata: {dataset: digits, options: {noise: 1}}\nmodel: {arch: tiny_cnn}\n")
     (path / "unknown_arch.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodel: {arch: lenet}\n")
     (path / "bad_recipe.yaml").write_text("name: bad\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\ncompress: {steps: [prune, distill]}\n")
+    search = "name: bad\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\nsearch: "
+    (path / "empty_space.yaml").write_text(search + "{space: {channels: []}}\n")
+    (path / "unknown_objective.yaml").write_text(search + "{objectives: [accuracy, speed]}\n")
+    tiny_space = "{blocks: [1], channels: [4], kernels: [3], strides: [2], stem_strides: [2]}"
+    (path / "no_candidate_fits.yaml").write_text(search + f"{{space: {tiny_space}, max_arena_bytes: 16}}\n")
     (path / "list.yaml").write_text("- just\n- a list\n")
     (path / "not_yaml.yaml").write_text("name: bad\ndata: [unclosed\n")
     (path / "negative_epochs.yaml").write_text("name: neg\ndata: {dataset: digits}\nmodel: {arch: tiny_cnn}\ntrain: {epochs: -1}\n")

@@ -194,8 +194,11 @@ def plot_history(history: dict[str, list[float]], path: Path) -> None:
     plt.close(fig)
 
 
-def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None) -> dict[str, list[float]]:
-    """Compile and fit `model` on the data set per the spec's train section; returns the history."""
+def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None, callbacks: tuple = ()) -> dict[str, list[float]]:
+    """Compile and fit `model` on the data set per the spec's train section; returns the history.
+
+    `callbacks`: extra Keras callbacks (architecture search reports each epoch's validation score through one).
+    """
     import tf_keras
 
     tf_keras.utils.set_random_seed(spec.train.seed)
@@ -210,7 +213,7 @@ def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None) -
         batch_size=spec.train.batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[progress_callback(progress, "train epoch", spec.train.epochs)] if progress else [],
+        callbacks=([progress_callback(progress, "train epoch", spec.train.epochs)] if progress else []) + list(callbacks),
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 

@@ -1,0 +1,135 @@
+"""Architecture search against the spec's hand-made model: int8 through TFLM on the test split.
+
+Runs on demand (keywords: the search trains dozens of candidates, then two final models;
+an hour or more on two shared cores):
+
+    nice .venv/bin/python bench/search_keywords.py [--spec specs/keywords.yaml] [--target cortex-m4-256k]
+        [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--root build/bench-search]
+
+The search uses the spec's `search:` section, or the default one (DS-CNN family for
+keywords) when it has none; --trials/--minutes/--search-epochs/--workers override it.
+Then the spec's hand-made model and the chosen one are trained the same way (the
+spec's train section: same data, same epochs), converted to int8 like deploy does,
+and scored by the TFLM host interpreter on the test split (for keywords: speakers
+never heard in training). Costs are measured for both the same way the search
+measures candidates (prepared image and arena from the host engine), with instructions
+per inference counted under QEMU (the target core's board and kernels; Cortex-M0+ code
+on qemu-m3, as the cost model's fit does).
+Targets (issue 16): the chosen model at least as accurate with <= 0.5x the
+instructions and no more arena or flash, or >= 1 point more accurate at no more
+cost in any of the three. Writes <root>/<name>/search_bench.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
+from mcuforge.artifacts import write_json_atomic
+from mcuforge.progress import Progress
+from mcuforge.spec import SearchSpec, load_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from firmware_icount import instructions_per_inference  # noqa: E402
+
+
+def measured(spec, root: Path) -> dict:
+    """Train and deploy `spec`'s model (reused when unchanged): its int8 TFLM test accuracy, and its costs on
+    the target measured on the int8 model (prepared image and arena from the host engine, instructions per
+    inference counted under QEMU by qemu-icount: the hand-made models have ops the search's cost model was
+    not fitted on)."""
+    from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.prepared import prepared_image
+    from mcuforge.pipeline import STAGES, run_pipeline
+    from mcuforge.search.costs import target_core
+
+    stages = tuple(stage for stage in STAGES if stage.name in ("train", "deploy"))
+    deployed = run_pipeline(spec, root, stages=stages).stages[1]
+    evaluation = json.loads((deployed.directory / deployed.result.evaluation).read_text())
+    model_path = deployed.directory / deployed.result.model
+    core = target_core(spec.deploy.target)
+    image = prepared_image(model_path.read_bytes(), core.kernels, str(model_path))
+    firmware = build_image(model_path, core.qemu_board, out_dir=root / spec.name / "icount", kernels=core.kernels, cpu=core.cpu)
+    return {
+        "arch": spec.model.arch,
+        "options": spec.model.options,
+        "test_accuracy_int8": evaluation["tflm"],
+        "instructions": instructions_per_inference(firmware),
+        "arena_bytes": image.arena_bytes,
+        "flash_bytes": len(image.data),
+    }
+
+
+def verdict(hand: dict, chosen: dict) -> str:
+    """Which of issue 16's two targets the chosen model meets, or by how much it misses the first."""
+    costs = ("instructions", "arena_bytes", "flash_bytes")
+    gain = 100 * (chosen["test_accuracy_int8"] - hand["test_accuracy_int8"])
+    ratio = chosen["instructions"] / hand["instructions"]
+    no_more_memory = all(chosen[c] <= hand[c] for c in costs[1:])
+    if gain >= 0 and ratio <= 0.5 and no_more_memory:
+        return f"met: {gain:+.1f} points at {ratio:.2f}x the instructions, no more arena or flash"
+    if gain >= 1 and ratio <= 1 and no_more_memory:
+        return f"met: {gain:+.1f} points at no more cost ({ratio:.2f}x the instructions)"
+    over = [c for c in costs[1:] if chosen[c] > hand[c]]
+    return f"missed: {gain:+.1f} points at {ratio:.2f}x the instructions" + (f", more {' and '.join(over)}" if over else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="specs/keywords.yaml")
+    parser.add_argument("--target", help="deploy target [default: the spec's]")
+    parser.add_argument("--trials", type=int)
+    parser.add_argument("--minutes", type=float)
+    parser.add_argument("--search-epochs", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--root", type=Path, default=Path("build/bench-search"))
+    args = parser.parse_args()
+
+    from mcuforge.search.stage import search, with_chosen_model
+
+    spec = load_spec(args.spec)
+    if args.target:
+        spec = dataclasses.replace(spec, deploy=dataclasses.replace(spec.deploy, target=args.target))
+    given = {"trials": args.trials, "minutes": args.minutes, "epochs": args.search_epochs, "workers": args.workers}
+    spec = dataclasses.replace(
+        spec, search=dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
+    )
+    layout = spec.layout(args.root)
+    started = time.perf_counter()
+    searched = search(spec, layout.search_result, layout.search, Progress.to())
+    wall = time.perf_counter() - started
+    hand_spec = dataclasses.replace(spec, name=f"{spec.name}-hand", search=None)
+    chosen_spec = dataclasses.replace(with_chosen_model(spec, searched), name=f"{spec.name}-chosen", search=None)
+    hand, chosen = measured(hand_spec, args.root), measured(chosen_spec, args.root)
+    record = {
+        "spec": args.spec,
+        "target": spec.deploy.target,
+        "search": dataclasses.asdict(spec.search),
+        "search_wall_seconds": round(wall, 1),
+        "trials": searched.trials,
+        "complete": searched.complete,
+        "pruned": searched.pruned,
+        "rejected": searched.rejected,
+        "failed": searched.failed,
+        "final_epochs": spec.train.epochs,
+        "hand": hand,
+        "chosen": chosen,
+        "verdict": verdict(hand, chosen),
+    }
+    write_json_atomic(layout.base / "search_bench.json", record)
+    print(f"{args.spec} on {spec.deploy.target}: search {wall / 60:.1f} min, {searched.trials} trials "
+          f"({searched.complete} complete, {searched.pruned} pruned, {searched.rejected} over budget, {searched.failed} failed)")
+    print("| model | int8 test accuracy (TFLM) | instructions | arena B | flash B |")
+    print("|---|---:|---:|---:|---:|")
+    for name, row in (("hand-made " + hand["arch"], hand), ("searched", chosen)):
+        print(f"| {name} | {row['test_accuracy_int8']:.4f} | {row['instructions']:,} | {row['arena_bytes']:,} | {row['flash_bytes']:,} |")
+    print(record["verdict"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""What a candidate architecture costs on the deploy target, measured before it is trained.
+
+Flash and RAM are exact: the candidate is converted to int8 by the project's
+converter (random weights change neither sizes nor instruction counts) and
+prepared by the host build of the engine the firmware links, with the kernel
+set of the target's core; flash is the prepared image the firmware carries,
+RAM the planner's arena, DSP scratch included. Instructions per inference come
+from the per-op cost model fitted on QEMU counts of that core (latency.py).
+
+    >>> cost = candidate_cost(model, representative, "cortex-m4-256k")   # doctest: +SKIP
+    >>> cost.flash_bytes, cost.arena_bytes, cost.instructions, cost.macs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcuforge.deploy.targets import load_chip, load_target
+from mcuforge.errors import MCUForgeError
+from mcuforge.search.latency import latency_model, op_macs
+
+# The QEMU board that measures each core. QEMU emulates no Cortex-M0+: its code
+# (Armv6-M, compiled with -mcpu=cortex-m0plus) runs as is on qemu-m3's Cortex-M3
+# (firmware.boards.Board.compiled_for), so the counts are the M0+ code's.
+QEMU_BOARD_OF_CPU = {
+    "cortex-m0plus": "qemu-m3",
+    "cortex-m3": "qemu-m3",
+    "cortex-m4": "qemu-m4",
+    "cortex-m7": "qemu-m7",
+    "cortex-m33": "qemu-m33",
+    "cortex-m55": "qemu-m55",
+}
+
+
+@dataclass(frozen=True)
+class TargetCore:
+    """The core a deploy target's firmware runs on: its engine kernel set and the QEMU board that measures it."""
+
+    target: str
+    cpu: str
+    kernels: str  # "dsp" on cores with the DSP extension (M4, M7, M33, M55), else "portable"
+    qemu_board: str
+
+
+@dataclass(frozen=True)
+class CandidateCost:
+    """A candidate's costs on a target, known before training."""
+
+    flash_bytes: int  # model data the prepared firmware image carries (what `mcuforge firmware build` links for the model)
+    arena_bytes: int  # the engine planner's peak arena, DSP scratch included (exact, from the host build of the engine)
+    instructions: int  # per inference on the target's core, from the fitted per-op cost model
+    macs: int
+
+
+def target_core(target: str) -> TargetCore:
+    """The core deploy target `target` runs our engine on; MCUForgeError for unknown targets or cores."""
+    stated = load_target(target)
+    if stated.cpu not in QEMU_BOARD_OF_CPU:
+        raise MCUForgeError(
+            f"target {target!r}: core {stated.cpu} has no cost model (cores: {', '.join(QEMU_BOARD_OF_CPU)}); choose a target with one of these cores"
+        )
+    chip = load_chip(stated.chip, f"target {target}")
+    return TargetCore(target, stated.cpu, "dsp" if chip.dsp else "portable", QEMU_BOARD_OF_CPU[stated.cpu])
+
+
+def tflite_cost(model: bytes, target: str, source: str = "candidate") -> CandidateCost:
+    """The costs of an int8 .tflite on `target` (see candidate_cost)."""
+    from mcuforge.firmware.prepared import prepared_image
+
+    core = target_core(target)
+    instructions = latency_model(core.cpu, core.kernels).instructions(model, source)
+    image = prepared_image(model, core.kernels, source)
+    return CandidateCost(len(image.data), image.arena_bytes, instructions, sum(macs for _, macs in op_macs(model, source)))
+
+
+def candidate_cost(model, representative: np.ndarray, target: str) -> CandidateCost:
+    """The costs on `target` of tf_keras `model` (trained or not) as the firmware would run it as int8.
+
+    representative: a few input samples to calibrate the int8 conversion
+    (any values of the input's shape: ranges change no size or count).
+    Raises MCUForgeError for an unknown target, a core without a cost model,
+    or an op the converter, the engine or the cost model does not take.
+    """
+    from mcuforge.deploy.convert import convert_model
+
+    return tflite_cost(convert_model(model, representative), target, model.name)

@@ -1,0 +1,95 @@
+"""The search space: what a candidate is, how a trial draws one, and the model section that builds it.
+
+Every candidate is a zoo `separable_cnn` (a stem convolution, then depthwise-separable
+blocks with their own channels, kernel and stride); the family fixes the stem kernel.
+A trial always draws choices for the largest block count and uses the first `blocks`
+of them, so the space is the same for every trial (NSGA-II crosses parents over
+parameters both have).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcuforge.spec import ModelSpec, SearchSpace, SearchSpec
+
+ARCH = "separable_cnn"
+STEM_KERNEL = {"ds_cnn": [10, 4], "mobilenet": [3, 3]}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One architecture of the space."""
+
+    stem_channels: int
+    stem_stride: int
+    channels: tuple[int, ...]
+    kernels: tuple[int, ...]
+    strides: tuple[int, ...]
+
+    def model_spec(self, family: str) -> ModelSpec:
+        """The spec's model section that trains this candidate (what chosen.yaml holds)."""
+        return ModelSpec(
+            arch=ARCH,
+            width=1.0,
+            options={
+                "stem_channels": self.stem_channels,
+                "stem_kernel": list(STEM_KERNEL[family]),
+                "stem_stride": self.stem_stride,
+                "channels": list(self.channels),
+                "kernels": list(self.kernels),
+                "strides": list(self.strides),
+            },
+        )
+
+    def describe(self) -> str:
+        """Short and unique, for tables: the stem's channels and stride, then each block's channels, kernel and stride.
+
+        >>> Candidate(16, 2, (32, 8), (3, 5), (1, 2)).describe()
+        'stem 16s2, 32k3s1 8k5s2'
+        """
+        blocks = " ".join(f"{c}k{k}s{s}" for c, k, s in zip(self.channels, self.kernels, self.strides))
+        return f"stem {self.stem_channels}s{self.stem_stride}, {blocks}"
+
+
+def suggest(trial, space: SearchSpace) -> Candidate:
+    """Draw a candidate through an Optuna trial (its parameters are stored in the study)."""
+    blocks = trial.suggest_categorical("blocks", space.blocks)
+    per_block = [
+        (
+            trial.suggest_categorical(f"channels_{i}", space.channels),
+            trial.suggest_categorical(f"kernel_{i}", space.kernels),
+            trial.suggest_categorical(f"stride_{i}", space.strides),
+        )
+        for i in range(max(space.blocks))
+    ][:blocks]
+    return Candidate(
+        stem_channels=trial.suggest_categorical("stem_channels", space.channels),
+        stem_stride=trial.suggest_categorical("stem_stride", space.stem_strides),
+        channels=tuple(c for c, _, _ in per_block),
+        kernels=tuple(k for _, k, _ in per_block),
+        strides=tuple(s for _, _, s in per_block),
+    )
+
+
+def smallest(space: SearchSpace) -> Candidate:
+    """The cheapest candidate in flash, RAM and instructions: fewest, narrowest, smallest-kernel, most-strided blocks."""
+    blocks = min(space.blocks)
+    return Candidate(
+        stem_channels=min(space.channels),
+        stem_stride=max(space.stem_strides),
+        channels=(min(space.channels),) * blocks,
+        kernels=(min(space.kernels),) * blocks,
+        strides=(max(space.strides),) * blocks,
+    )
+
+
+def build(candidate: Candidate, search: SearchSpec, input_shape, num_classes: int, seed: int):
+    """The candidate as an untrained tf_keras model, initialized from `seed`."""
+    import tf_keras
+
+    from mcuforge.train import zoo
+
+    model = candidate.model_spec(search.family)
+    tf_keras.utils.set_random_seed(seed)
+    return zoo.build(model.arch, input_shape, num_classes, model.width, **model.options)

@@ -1,0 +1,78 @@
+"""The search stage: check the spec can have a candidate at all, run the study, write the front, return the choice."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+from mcuforge.config import parse_dataclass
+from mcuforge.errors import MCUForgeError
+from mcuforge.progress import Progress
+from mcuforge.results import SearchResult
+from mcuforge.spec import ModelSpec, Spec
+
+
+def check_smallest_fits(spec: Spec) -> None:
+    """Before anything trains: the data set must be a classifier's, and the space's cheapest candidate within budget."""
+    from mcuforge.deploy.convert import representative_sample
+    from mcuforge.train.datasets import ANOMALY
+    from mcuforge.search import space
+    from mcuforge.search.costs import candidate_cost
+    from mcuforge.search.study import Budgets
+    from mcuforge.train.trainer import load_dataset
+
+    dataset = load_dataset(spec)
+    if dataset.task == ANOMALY:
+        raise MCUForgeError(f"search: {spec.data.dataset} is an anomaly data set; architecture search scores classifiers only")
+    smallest = space.smallest(spec.search.space)
+    model = space.build(smallest, spec.search, dataset.input_shape, dataset.num_classes, spec.train.seed)
+    representative = representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
+    cost = candidate_cost(model, representative, spec.deploy.target)
+    over = Budgets.of(spec).exceeded(cost)
+    if over:
+        raise MCUForgeError(
+            f"search: no candidate fits the budget: the smallest ({smallest.describe()}) needs flash {cost.flash_bytes} B, "
+            f"arena {cost.arena_bytes} B and {cost.instructions} instructions ({'; '.join(over)}): "
+            "raise search.max_flash_bytes, max_arena_bytes or max_instructions, or allow smaller choices in search.space"
+        )
+
+
+def search(spec: Spec, directory: Path, study_directory: Path, progress: Progress | None = None) -> SearchResult:
+    """Run (or resume) the spec's search with its study in `study_directory`; write the front into `directory`."""
+    from mcuforge.search.front import choose, trial_rows, write_front
+    from mcuforge.search.study import open_study, run_search, storage_description, study_name
+
+    if spec.search is None:
+        raise MCUForgeError(f"spec {spec.name!r} has no search section: add one (see specs/digits_search.yaml)")
+    progress = progress or Progress.quiet()
+    started = time.perf_counter()
+    check_smallest_fits(spec)
+    run_search(spec, study_directory, progress)
+    study, _ = open_study(spec, study_directory)
+    rows = trial_rows(study)
+    chosen = choose(rows, spec.search)
+    model = parse_dataclass(ModelSpec, chosen.model, "chosen model")
+    result = SearchResult(
+        study=study_name(spec),
+        storage=storage_description(spec.search, study_directory),
+        trials=len(rows),
+        complete=sum(row.state == "complete" for row in rows),
+        pruned=sum(row.state == "pruned" for row in rows),
+        rejected=sum(row.state == "rejected" for row in rows),
+        failed=sum(row.state == "failed" for row in rows),
+        seconds=round(time.perf_counter() - started, 1),
+        chosen_trial=chosen.number,
+        chosen_model=model,
+        accuracy=chosen.accuracy,
+        flash_bytes=chosen.flash_bytes,
+        arena_bytes=chosen.arena_bytes,
+        instructions=chosen.instructions,
+    )
+    write_front(rows, chosen, model, result.study, Path(directory), result)
+    return result
+
+
+def with_chosen_model(spec: Spec, result: SearchResult) -> Spec:
+    """The spec the later stages run: its model section replaced by the search's choice."""
+    return dataclasses.replace(spec, model=result.chosen_model)

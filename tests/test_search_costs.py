@@ -1,0 +1,143 @@
+"""A search candidate's costs against the firmware actually built and counted under QEMU.
+
+Oracles: the linked ELF's model array (arm-none-eabi-nm) and the arena the
+firmware reports on qemu-m4 for flash and RAM; MACs written out by hand from
+the architecture; fresh qemu-icount counts of candidates the cost model was not
+fitted on (bench/search_cost_model.py draws its candidates from a seeded
+random space; these are written here) for instructions per inference.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from mcuforge.errors import MCUForgeError
+from mcuforge.search import latency
+from mcuforge.search.costs import candidate_cost, tflite_cost
+
+sys.path.insert(0, str(REPO / "bench"))
+from firmware_icount import instructions_per_inference  # noqa: E402
+
+# The accuracy bench/search_cost_model.py measured on its held-out candidates (README: Search: candidate costs).
+TOLERANCE = 0.10
+
+
+def _candidate(input_shape, stem_kernel, stem_stride, stem_channels, blocks, classes):
+    """A DS-CNN-style tf_keras model with seeded random weights, and a representative sample."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    layers = tf_keras.layers
+    inputs = tf_keras.Input(shape=input_shape)
+    x = layers.Conv2D(stem_channels, stem_kernel, strides=stem_stride, padding="same", activation="relu")(inputs)
+    for kernel, stride, channels in blocks:
+        x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", activation="relu")(x)
+        x = layers.Conv2D(channels, 1, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = tf_keras.Model(inputs, layers.Softmax()(layers.Dense(classes)(x)), name="tiny")
+    return model, np.random.default_rng(1).normal(size=(4, *input_shape)).astype(np.float32)
+
+
+# digits 8x8: stem 3x3/1 to 8 channels (8*8*8*9 MACs), depthwise 3x3/2 (4*4*8*9), pointwise to 16 (4*4*16*8), dense 16 -> 10.
+DIGITS = ((8, 8, 1), 3, 1, 8, [(3, 2, 16)], 10)
+DIGITS_MACS = 8 * 8 * 8 * 9 + 4 * 4 * 8 * 9 + 4 * 4 * 16 * 8 + 16 * 10
+# keywords 49x10: stem 10x4/2 to 12 channels (25x5), depthwise 5x5 + pointwise to 20, depthwise 3x3/2 (13x3) + pointwise to 16.
+KEYWORDS = ((49, 10, 1), (10, 4), 2, 12, [(5, 1, 20), (3, 2, 16)], 12)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """Each candidate's model, representative sample and int8 .tflite path."""
+    from mcuforge.deploy.convert import convert_model
+
+    out = tmp_path_factory.mktemp("candidates")
+    result = {}
+    for name, arch in (("digits", DIGITS), ("keywords", KEYWORDS)):
+        model, representative = _candidate(*arch)
+        path = out / f"{name}.tflite"
+        path.write_bytes(convert_model(model, representative))
+        result[name] = (model, representative, path)
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(converted, tmp_path_factory):
+    """Firmware images, built once per (candidate, QEMU board, -mcpu)."""
+    from mcuforge.firmware.build import build_image
+
+    out = tmp_path_factory.mktemp("firmware")
+    cache = {}
+
+    def image(name: str, board: str, cpu: str | None = None):
+        if (name, board, cpu) not in cache:
+            cache[name, board, cpu] = build_image(converted[name][2], board, out_dir=out / f"{board}-{cpu}", name=name, cpu=cpu)
+        return cache[name, board, cpu]
+
+    return image
+
+
+def _symbol_size(elf, symbol: str) -> int:
+    listing = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True).stdout
+    return int(re.search(rf"^[0-9a-f]+ ([0-9a-f]+) \w {symbol}$", listing, re.M)[1], 16)
+
+
+@pytest.mark.slow
+def test_flash_arena_and_macs_equal_the_built_firmware(converted, built):
+    from mcuforge.firmware.qemu import run_qemu
+
+    model, representative, path = converted["digits"]
+    cost = candidate_cost(model, representative, "cortex-m4-256k")
+    image = built("digits", "qemu-m4")
+    run = run_qemu(image)
+    assert run.done and not run.error
+    assert cost.flash_bytes == _symbol_size(image.elf, "g_app_model_data")
+    assert cost.arena_bytes == run.arena_used == _symbol_size(image.elf, "mf_app_arena")
+    assert cost.macs == DIGITS_MACS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, target, board, cpu", [
+    ("digits", "cortex-m4-256k", "qemu-m4", None),
+    ("keywords", "cortex-m4-256k", "qemu-m4", None),
+    ("keywords", "cortex-m0plus-264k", "qemu-m3", "cortex-m0plus"),  # QEMU has no M0+: its Armv6-M code on the M3
+])
+def test_instructions_within_tolerance_of_a_fresh_qemu_count(converted, built, name, target, board, cpu):
+    predicted = tflite_cost(converted[name][2].read_bytes(), target).instructions
+    measured = instructions_per_inference(built(name, board, cpu))
+    assert abs(predicted / measured - 1) <= TOLERANCE, (predicted, measured)
+
+
+@pytest.mark.slow
+def test_cortex_m0plus_is_measured_as_armv6m_code_on_the_m3(built):
+    image = built("keywords", "qemu-m3", "cortex-m0plus")  # built above for the count
+    attributes = subprocess.run(["arm-none-eabi-readelf", "-A", str(image.elf)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"Tag_CPU_arch: v6S-M$", attributes, re.M)
+    assert image.board.qemu_machine == "mps2-an385"
+
+
+def test_unknown_target_is_one_clear_error(converted):
+    with pytest.raises(MCUForgeError, match="unknown target 'cortex-m9'.*cortex-m4-256k"):
+        tflite_cost(converted["digits"][2].read_bytes(), "cortex-m9")
+
+
+def test_op_without_a_fitted_cost_is_named():
+    import tf_keras
+
+    inputs = tf_keras.Input(shape=(8, 8, 1))
+    x = tf_keras.layers.MaxPooling2D(2)(tf_keras.layers.Conv2D(4, 3, padding="same")(inputs))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3)(tf_keras.layers.Flatten()(x)))
+    representative = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+    with pytest.raises(MCUForgeError, match="op MAX_POOL_2D has no fitted cost on cortex-m4.*make search-cost-model"):
+        candidate_cost(model, representative, "cortex-m4-256k")
+
+
+def test_engine_sources_changed_since_the_fit_asks_for_a_refit(converted, monkeypatch):
+    monkeypatch.setattr(latency, "engine_digest", lambda kernels: "0" * 16)
+    with pytest.raises(MCUForgeError, match="fitted on engine sources [0-9a-f]{16}, these are 0{16}: refit with `make search-cost-model`"):
+        tflite_cost(converted["digits"][2].read_bytes(), "cortex-m4-256k")
