@@ -163,7 +163,8 @@ static int mf_constant_read(const mf_model *m, int32_t tensor)
             return 1;
         }
         for (k = 0; k < op.input_count; ++k) {
-            const int affine = builtin == MF_OP_CONV_2D || builtin == MF_OP_DEPTHWISE_CONV_2D || builtin == MF_OP_FULLY_CONNECTED;
+            const int32_t kernel = mf_kernel_code(builtin, &op); /* float32 kernels keep records of their own */
+            const int affine = kernel == MF_OP_CONV_2D || kernel == MF_OP_DEPTHWISE_CONV_2D || kernel == MF_OP_FULLY_CONNECTED;
             if (indices[k] == tensor &&
                 (!affine || op.data == NULL || mf_affine_reads_input((const mf_affine_data *)op.data, k))) {
                 return 1;
