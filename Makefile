@@ -18,7 +18,7 @@ help:
 	@echo "make run SPEC=specs/digits.yaml   the main job on any spec"
 	@echo "make test         run every test, slow ones included (what CI runs)"
 	@echo "make test-fast    skip tests marked slow"
-	@echo "make setup        create .venv, install mcuforge with its dev, npu and voices extras and the Debian packages"
+	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices and federated extras and the Debian packages"
 	@echo "make train SPEC=specs/digits.yaml   train one spec"
 
 setup: apt-packages $(SETUP_STAMP)
@@ -45,7 +45,7 @@ $(SETUP_STAMP): pyproject.toml
 	@echo "installing mcuforge and its Python packages into $(VENV) (a few minutes the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -qq --upgrade pip
-	@$(BIN)/pip install -qq -e '.[dev,npu,voices]'
+	@$(BIN)/pip install -qq -e '.[dev,npu,voices,federated]'
 	@touch $@
 
 demo: setup

@@ -93,6 +93,12 @@ def _train(run: Run, directory: Path) -> TrainResult:
     return train(run.spec, directory, progress=run.progress)
 
 
+def _federate(run: Run, directory: Path) -> TrainResult:
+    from mcuforge.train.federated.run import federate
+
+    return federate(run.spec, directory, run.layout.root, progress=run.progress)
+
+
 def _compress(run: Run, directory: Path) -> CompressResult:
     from mcuforge.compress.pipeline import compress_model
 
@@ -184,6 +190,15 @@ STAGES: tuple[Stage, ...] = (
         lambda run: run.layout.train,
         lambda run: {k: run.sections[k] for k in ("data", "model", "train")},
         _train,
+        runs=lambda spec: spec.federated is None,
+    ),
+    Stage(
+        "federate",
+        TrainResult,
+        lambda run: run.layout.stage("federate"),
+        lambda run: {k: run.sections[k] for k in ("data", "model", "train", "federated", "deploy")},
+        _federate,
+        runs=lambda spec: spec.federated is not None,
     ),
     Stage(
         "compress",

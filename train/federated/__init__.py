@@ -1,0 +1,1 @@
+"""Federated training on Flower: clients are devices with their own data (see run.federate)."""
