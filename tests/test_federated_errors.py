@@ -29,7 +29,6 @@ def federate(tmp_path, spec: dict, root: Path):
                                                          "test_faulty_windows": 10}},
           "model": {"arch": "autoencoder"}}, "federated training needs a classifier data set"),
         ({"federated": {"clients": 3, "min_clients": 4}}, "federated.min_clients: expected at most the 3 clients. Received: 4"),
-        ({"federated": {"fraction": 0.0}}, "federated.fraction: expected a value > 0.0"),
     ],
 )
 def test_unrunnable_specs_fail_with_one_error_line(tmp_path, change, complaint):
@@ -38,6 +37,11 @@ def test_unrunnable_specs_fail_with_one_error_line(tmp_path, change, complaint):
     assert ran.returncode == 2, ran.stderr[-2000:]
     errors = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and complaint in errors[0], ran.stderr[-2000:]
+
+
+def test_a_bad_federated_field_is_named():
+    with pytest.raises(MCUForgeError, match=r"federated\.fraction: expected a value > 0\.0 and <= 1\.0\. Received: 0\.0"):
+        parse_spec({"name": "fed", "data": {"dataset": "digits"}, "model": {"arch": "tiny_cnn"}, "federated": {"fraction": 0.0}})
 
 
 def test_a_build_root_too_long_for_rays_sockets_is_refused_with_the_fix(tmp_path):
