@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,18 +68,11 @@ def _server_evaluation(model, dataset):
     return evaluate
 
 
-def int8_test_accuracy(spec: Spec, model_path: Path) -> float:
-    """The federated model converted to int8 and scored on the test split in TFLM (deploy's own path)."""
-    from mcuforge.deploy.convert import convert
-    from mcuforge.deploy.evaluate import evaluate
-
-    with tempfile.TemporaryDirectory(prefix="mcuforge-fed-int8-") as tmp:
-        converted = convert(spec, source=model_path, out_dir=Path(tmp))
-        return float(evaluate(spec, model_path=converted.model_path, source=model_path).tflm)
-
-
 def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None = None):
     """Run the federated rounds in Flower's simulation engine; returns (final model, dataset, strategy, client count, seconds)."""
+    from mcuforge.train.trainer import build_model, check_spec, load_dataset
+
+    check_spec(spec)
     root = Path(root)
     os.environ.update(offline_environment(root))
     import ray
@@ -88,9 +81,7 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
     from mcuforge.train.federated.apps import client_app, server_app
     from mcuforge.train.federated.partition import client_partitions
     from mcuforge.train.federated.strategy import FleetStrategy
-    from mcuforge.train.trainer import build_model, check_spec, load_dataset
 
-    check_spec(spec)
     settings = spec.federated
     dataset = load_dataset(spec)
     clients = len(client_partitions(spec, dataset))
@@ -136,8 +127,18 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
     return model, dataset, strategy, clients, seconds
 
 
-def federate(spec: Spec, out_dir: Path | str, root: Path | str = "build", progress: Progress | None = None) -> TrainResult:
-    """Train the spec's model across its clients and write the stage's artifacts atomically to `out_dir`."""
+def federate(
+    spec: Spec,
+    out_dir: Path | str,
+    int8_accuracy: Callable[[Spec, Path], float],
+    root: Path | str = "build",
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train the spec's model across its clients and write the stage's artifacts atomically to `out_dir`.
+
+    `int8_accuracy(spec, keras_model_path)` scores the model's int8 conversion on the test split in
+    TFLM: deploy's path, handed in by the caller (the train stage does not import deploy).
+    """
     from mcuforge.train.federated.plots import plot_rounds
     from mcuforge.train.trainer import float_tflite_bytes, model_metrics, save_model
 
@@ -148,13 +149,13 @@ def federate(spec: Spec, out_dir: Path | str, root: Path | str = "build", progre
     float_model = float_tflite_bytes(model)
     with atomic_output_dir(out_dir) as staging:
         save_model(model, staging / KERAS_MODEL_FILE)
-        int8_accuracy = int8_test_accuracy(spec, staging / KERAS_MODEL_FILE)
+        int8_test_accuracy = int8_accuracy(spec, staging / KERAS_MODEL_FILE)
         metrics = model_metrics(spec, dataset, model, len(float_model), seconds, spec.federated.rounds * spec.federated.local_epochs)
         metrics["federated"] = {
             "clients": clients,
             "rounds": rounds,
             "uploaded_bytes": int(sum(sum(r["uploaded_bytes"] or []) for r in rounds)),
-            "int8_test_accuracy": int8_accuracy,
+            "int8_test_accuracy": int8_test_accuracy,
             "wall_seconds": round(seconds, 2),
         }
         result = TrainResult(metrics)

@@ -17,13 +17,14 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, help="output directory [default: build/<name>/federate]"),
     ) -> None:
         """Train across the spec's clients (Flower simulation); write model, metrics.json, rounds.json and federated.png."""
+        from mcuforge.pipeline import int8_test_accuracy
         from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
         from mcuforge.train.federated.run import federate, with_federated
 
         loaded = with_federated(load_spec(spec))
         directory = out or loaded.layout(root).stage("federate")
-        result = federate(loaded, directory, root, progress=Progress.to())
+        result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to())
         summary = result.metrics["federated"]
         typer.echo(json.dumps({
             "clients": summary["clients"],
