@@ -70,7 +70,7 @@ def test_the_server_averages_plain_and_compressed_updates_weighted_by_samples():
     server.records = [RoundRecord(1, sampled=3)]
     int8 = []
     for c, (w, n) in enumerate(zip(local, examples)):
-        tensors, _ = compression.encode_update([a - g for a, g in zip(w, global_weights)], "int8", 0.1, None)
+        tensors, _ = compression.encode_update([a - g for a, g in zip(w, global_weights)], "int8", 0.1, None, [False, False])
         int8.append(result(Parameters(tensors, compression.INT8), n, c))
     aggregated, _ = server.aggregate_fit(1, int8, [])
     for got, want in zip(parameters_to_ndarrays(aggregated), expected):

@@ -81,7 +81,9 @@ class DeviceClient(Client):
         residual = None
         if RESIDUAL_RECORD in self.context.state:
             residual = [a.numpy() for a in self.context.state[RESIDUAL_RECORD].values()]
-        tensors, residual = compression.encode_update(delta, settings.compression, settings.topk_fraction, residual)
+        statistics = {id(v) for v in model.non_trainable_weights}
+        exact = [id(v) in statistics for v in model.weights]
+        tensors, residual = compression.encode_update(delta, settings.compression, settings.topk_fraction, residual, exact)
         if residual is not None:
             self.context.state[RESIDUAL_RECORD] = ArrayRecord(residual)
         parameters = Parameters(tensors, compression.TENSOR_TYPES[settings.compression])

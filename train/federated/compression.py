@@ -5,7 +5,8 @@ global weights) compressed instead of its float32 weights:
 
 - `int8`: each tensor as int8 values times one float32 scale (max |value| / 127): 1 byte a value.
 - `topk`: each tensor's largest-magnitude `fraction` of values, as uint16/uint32
-  indices plus int8 values and a scale. What a client leaves out (and the int8
+  indices plus int8 values and a scale.
+- batch-norm statistics: float32 in both (small, and a rounded variance can turn negative). What a client leaves out (and the int8
   rounding) is its error-feedback residual, added to its next update so nothing
   is lost for good; the residual stays on the client (in its Flower context state).
 
@@ -20,7 +21,9 @@ import numpy as np
 FLOAT = "numpy.ndarray"  # Flower's own tensor type: np.save bytes of full float32 weights
 INT8 = "mcuforge.int8-delta"
 TOPK = "mcuforge.topk-int8-delta"
-TENSOR_TYPES = {"none": FLOAT, "int8": INT8, "topk": TOPK}
+TENSOR_TYPES = {"none": FLOAT, "int8": INT8, "topk": TOPK}  # the Parameters' tensor_type per federated.compression
+INT8_TAG, TOPK_TAG = "int8", "topk"
+_RAW, _INT8, _TOPK = 0, 1, 2  # the first byte of each encoded tensor
 _SCALE = np.dtype("<f4")
 _COUNT = np.dtype("<u4")
 
@@ -66,16 +69,36 @@ def decode_topk(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def encode_update(delta: list[np.ndarray], method: str, fraction: float, residual: list[np.ndarray] | None) -> tuple[list[bytes], list[np.ndarray] | None]:
-    """A compressed update's tensors and the client's new residual (top-k only; None otherwise)."""
-    if method == "int8":
-        return [encode_int8(d) for d in delta], None
-    if method != "topk":
+def encode_update(
+    delta: list[np.ndarray], method: str, fraction: float, residual: list[np.ndarray] | None, exact: list[bool]
+) -> tuple[list[bytes], list[np.ndarray] | None]:
+    """A compressed update's tensors and the client's new residual (top-k only; None otherwise).
+
+    Tensors flagged `exact` (batch-norm statistics: a variance rounded or half-updated can turn
+    negative) go as float32. Each tensor starts with one byte naming its encoding.
+    """
+    if method not in (INT8_TAG, TOPK_TAG):
         raise ValueError(f"no delta encoding {method!r}: plain updates send full weights")
     corrected = [d + r for d, r in zip(delta, residual)] if residual is not None else delta
-    tensors = [encode_topk(c, fraction) for c in corrected]
-    sent = [decode_topk(t, c.shape) for t, c in zip(tensors, corrected)]
+    tensors = []
+    for values, keep_exact in zip(corrected, exact):
+        if keep_exact:
+            tensors.append(bytes([_RAW]) + values.astype(_SCALE).tobytes())
+        elif method == INT8_TAG:
+            tensors.append(bytes([_INT8]) + encode_int8(values))
+        else:
+            tensors.append(bytes([_TOPK]) + encode_topk(values, fraction))
+    if method != TOPK_TAG:
+        return tensors, None
+    sent = [_decode_tensor(t, c.shape) for t, c in zip(tensors, corrected)]
     return tensors, [c - s for c, s in zip(corrected, sent)]
+
+
+def _decode_tensor(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    kind, payload = data[0], data[1:]
+    if kind == _RAW:
+        return np.frombuffer(payload, _SCALE).astype(np.float32).reshape(shape)
+    return (decode_int8 if kind == _INT8 else decode_topk)(payload, shape)
 
 
 def decode_update(tensors: list[bytes], tensor_type: str, global_weights: list[np.ndarray]) -> list[np.ndarray]:
@@ -84,5 +107,4 @@ def decode_update(tensors: list[bytes], tensor_type: str, global_weights: list[n
 
     if tensor_type == FLOAT:
         return [bytes_to_ndarray(t).astype(np.float32) - g for t, g in zip(tensors, global_weights)]
-    decode = {INT8: decode_int8, TOPK: decode_topk}[tensor_type]
-    return [decode(t, g.shape) for t, g in zip(tensors, global_weights)]
+    return [_decode_tensor(t, g.shape) for t, g in zip(tensors, global_weights)]
