@@ -5,10 +5,11 @@ global weights) compressed instead of its float32 weights:
 
 - `int8`: each tensor as int8 values times one float32 scale (max |value| / 127): 1 byte a value.
 - `topk`: each tensor's largest-magnitude `fraction` of values, as uint16/uint32
-  indices plus int8 values and a scale.
-- batch-norm statistics: float32 in both (small, and a rounded variance can turn negative). What a client leaves out (and the int8
+  indices plus int8 values and a scale. What a client leaves out (and the int8
   rounding) is its error-feedback residual, added to its next update so nothing
   is lost for good; the residual stays on the client (in its Flower context state).
+- batch-norm statistics go as float32 in both (small, and a rounded or
+  half-updated variance can turn negative).
 
 Plain (`none`) updates go as Flower's own float32 ndarrays of the full weights,
 the format SecAgg+ masks. A tensor's shape is not sent: the server knows the model.
@@ -22,7 +23,6 @@ FLOAT = "numpy.ndarray"  # Flower's own tensor type: np.save bytes of full float
 INT8 = "mcuforge.int8-delta"
 TOPK = "mcuforge.topk-int8-delta"
 TENSOR_TYPES = {"none": FLOAT, "int8": INT8, "topk": TOPK}  # the Parameters' tensor_type per federated.compression
-INT8_TAG, TOPK_TAG = "int8", "topk"
 _RAW, _INT8, _TOPK = 0, 1, 2  # the first byte of each encoded tensor
 _SCALE = np.dtype("<f4")
 _COUNT = np.dtype("<u4")
@@ -77,18 +77,18 @@ def encode_update(
     Tensors flagged `exact` (batch-norm statistics: a variance rounded or half-updated can turn
     negative) go as float32. Each tensor starts with one byte naming its encoding.
     """
-    if method not in (INT8_TAG, TOPK_TAG):
+    if method not in ("int8", "topk"):
         raise ValueError(f"no delta encoding {method!r}: plain updates send full weights")
     corrected = [d + r for d, r in zip(delta, residual)] if residual is not None else delta
     tensors = []
     for values, keep_exact in zip(corrected, exact):
         if keep_exact:
             tensors.append(bytes([_RAW]) + values.astype(_SCALE).tobytes())
-        elif method == INT8_TAG:
+        elif method == "int8":
             tensors.append(bytes([_INT8]) + encode_int8(values))
         else:
             tensors.append(bytes([_TOPK]) + encode_topk(values, fraction))
-    if method != TOPK_TAG:
+    if method != "topk":
         return tensors, None
     sent = [_decode_tensor(t, c.shape) for t, c in zip(tensors, corrected)]
     return tensors, [c - s for c, s in zip(corrected, sent)]
