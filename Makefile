@@ -22,7 +22,7 @@ help:
 	@echo "make run SPEC=specs/digits.yaml   the main job on any spec"
 	@echo "make test         run every test, slow ones included (what CI runs)"
 	@echo "make test-fast    skip tests marked slow"
-	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices, binary and search extras (and larq), .venv-lce and the Debian packages"
+	@echo "make setup        create .venv, install mcuforge with its dev, npu, voices, binary, search and federated extras (and larq), .venv-lce and the Debian packages"
 	@echo "make train SPEC=specs/digits.yaml   train one spec"
 	@echo "make search-cost-model   refit the search's latency model on QEMU counts (after an engine change)"
 

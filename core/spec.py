@@ -112,6 +112,28 @@ class SearchSpec:
 
 
 @dataclass(frozen=True)
+class FederatedSpec:
+    """Federated training (train/federated): present, it replaces central training in `mcuforge run`."""
+
+    rounds: int = spec_field(10, min=1, max=10000)
+    clients: int = spec_field(10, min=2, max=10000, help="Dirichlet-split clients (digits, gestures); keywords: one per training speaker")
+    alpha: float = spec_field(0.5, min_exclusive=0.0, max=1000.0, help="Dirichlet label-skew concentration: small is more non-IID")
+    fraction: float = spec_field(1.0, min_exclusive=0.0, max=1.0, help="share of clients sampled per round")
+    local_epochs: int = spec_field(1, min=1, max=1000, help="epochs over its own data each sampled client trains per round")
+    strategy: str = spec_field("fedavg", choices=("fedavg", "fedprox"))
+    proximal_mu: float = spec_field(0.01, min=0.0, max=100.0, help="FedProx proximal-term weight")
+    min_clients: int = spec_field(1, min=1, help="fewest answering clients a round aggregates; fewer keeps the model")
+    dropout: float = spec_field(0.0, min=0.0, max=1.0, help="chance a sampled client fails before reporting")
+    crash: bool = spec_field(False, help="a dropped client ends its process (a device losing power) instead of raising")
+    stragglers: float = spec_field(0.0, min=0.0, max=1.0, help="chance a sampled client is slow by straggler_seconds")
+    straggler_seconds: float = spec_field(5.0, min=0.0, max=3600.0)
+    round_timeout: float | None = spec_field(None, min_exclusive=0.0, help="seconds a round waits for clients (stragglers beyond it are dropped)")
+    compression: str = spec_field("none", choices=("none", "int8", "topk"), help="how clients encode their updates")
+    topk_fraction: float = spec_field(0.1, min_exclusive=0.0, max=1.0, help="share of update values top-k keeps")
+    client_cpus: float = spec_field(1.0, min_exclusive=0.0, max=64.0, help="CPUs Ray reserves per simulated client")
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str = spec_field(help="lower-case identifier; outputs go to build/<name>/")
     data: DataSpec = spec_field()
@@ -120,6 +142,7 @@ class Spec:
     compress: CompressSpec = spec_field(CompressSpec())
     deploy: DeploySpec = spec_field(DeploySpec())
     search: SearchSpec | None = spec_field(None, help="architecture search before training (mcuforge search)")
+    federated: FederatedSpec | None = spec_field(None, help="train across clients with Flower instead of centrally")
 
     def layout(self, root: Path | str = "build") -> BuildLayout:
         return BuildLayout.of(self.name, root)

@@ -218,6 +218,23 @@ def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None, c
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
+def model_metrics(spec: Spec, dataset: Dataset, model, float_model_bytes: int, seconds: float, epochs: int) -> dict:
+    """A trained model's metrics record (a TrainResult's metrics): what it is, its size and cost, its scores."""
+    return {
+        "spec": spec.name,
+        "task": dataset.task,
+        "arch": spec.model.arch,
+        "input_shape": list(dataset.input_shape),
+        "classes": dataset.class_names,
+        "parameters": int(model.count_params()),
+        "macs": model_macs(model),
+        "float_model_bytes": float_model_bytes,
+        "training_seconds": round(seconds, 2),
+        "epochs": epochs,
+        **evaluate_keras(model, dataset),
+    }
+
+
 def train(spec: Spec, out_dir: Path | str, progress: Progress | None = None) -> TrainResult:
     """Train the spec's model and write the stage's artifacts atomically to `out_dir`."""
     check_spec(spec)
@@ -229,19 +246,7 @@ def train(spec: Spec, out_dir: Path | str, progress: Progress | None = None) -> 
     history = fit(model, spec, dataset, progress)
     seconds = time.perf_counter() - started
     float_model = float_tflite_bytes(model)
-    result = TrainResult({
-        "spec": spec.name,
-        "task": dataset.task,
-        "arch": spec.model.arch,
-        "input_shape": list(dataset.input_shape),
-        "classes": dataset.class_names,
-        "parameters": int(model.count_params()),
-        "macs": model_macs(model),
-        "float_model_bytes": len(float_model),
-        "training_seconds": round(seconds, 2),
-        "epochs": spec.train.epochs,
-        **evaluate_keras(model, dataset),
-    })
+    result = TrainResult(model_metrics(spec, dataset, model, len(float_model), seconds, spec.train.epochs))
     with atomic_output_dir(out_dir) as staging:
         save_model(model, staging / result.model)
         (staging / "model_float.tflite").write_bytes(float_model)

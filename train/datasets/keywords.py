@@ -422,6 +422,20 @@ def split_clips(options: KeywordsOptions, seed: int, cache_dir: Path, split: str
     return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
+def train_speaker_ids(options: KeywordsOptions, seed: int, train_samples: int) -> np.ndarray:
+    """The speaker of each training sample (an index into the catalog's train speakers), in `load`'s order.
+
+    Every speaker contributes `repetitions` takes per class, one speaker after
+    another; the user's own recordings (`real_train_dir`), appended last, are one more speaker.
+    """
+    speakers = len(speaker_catalog(options, seed)["train"])
+    per_speaker = options.repetitions * len(options.class_names)
+    ids = np.repeat(np.arange(speakers), per_speaker)
+    if train_samples < len(ids):
+        raise MCUForgeError(f"{train_samples} keyword training samples for {speakers} speakers of {per_speaker} takes each")
+    return np.concatenate([ids, np.full(train_samples - len(ids), speakers)])
+
+
 def own_recordings(options: KeywordsOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The user's takes from real_train_dir, each as recorded plus real_train_copies - 1 augmented copies.
 

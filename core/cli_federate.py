@@ -1,0 +1,37 @@
+"""`mcuforge federate`: the spec's model trained across a simulated fleet with Flower."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("federate")
+    def federate_command(
+        spec: Path = typer.Argument(..., help="pipeline spec (YAML); without a federated: section, its defaults"),
+        root: Path = typer.Option(Path("build"), help="build root: Flower's home and Ray's session directory go under it"),
+        out: Optional[Path] = typer.Option(None, help="output directory [default: build/<name>/federate]"),
+    ) -> None:
+        """Train across the spec's clients (Flower simulation); write model, metrics.json, rounds.json and federated.png."""
+        from mcuforge.pipeline import int8_test_accuracy
+        from mcuforge.progress import Progress
+        from mcuforge.spec import load_spec
+        from mcuforge.train.federated.run import federate, with_federated
+
+        loaded = with_federated(load_spec(spec))
+        directory = out or loaded.layout(root).stage("federate")
+        result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to())
+        summary = result.metrics["federated"]
+        typer.echo(json.dumps({
+            "clients": summary["clients"],
+            "rounds": len(summary["rounds"]),
+            "float_test_accuracy": result.metrics["test"]["accuracy"],
+            "int8_test_accuracy_tflm": summary["int8_test_accuracy"],
+            "uploaded_bytes": summary["uploaded_bytes"],
+            "wall_seconds": summary["wall_seconds"],
+        }, indent=2))
+        typer.echo(f"wrote {directory}")

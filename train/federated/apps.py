@@ -1,0 +1,103 @@
+"""The Flower apps: a ClientApp that is one device training on its own data, and the ServerApp.
+
+The same apps run under the simulation engine (run.py) and as a deployment
+(SuperLink and SuperNodes). A client finds its data from its partition id
+(node config `partition-id`): the data set is loaded and split the same way in
+every process (deterministic from the seed), so no data crosses process
+boundaries, only the spec.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+from flwr.client import Client, ClientApp
+from flwr.common import (
+    ArrayRecord,
+    Code,
+    Context,
+    FitIns,
+    FitRes,
+    Parameters,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.server import ServerApp, ServerAppComponents, ServerConfig
+
+from mcuforge.config import parse_dataclass, to_dict
+from mcuforge.spec import Spec
+from mcuforge.train.federated import compression, faults
+from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer
+
+RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
+
+
+@lru_cache(maxsize=2)
+def _client_side(spec_json: str):
+    """The data set, its client split and a model with its local trainer, once per process for a spec."""
+    from mcuforge.train.federated.partition import client_partitions
+    from mcuforge.train.trainer import build_model, load_dataset
+
+    spec = parse_dataclass(Spec, json.loads(spec_json))
+    dataset = load_dataset(spec)
+    model = build_model(spec, dataset)
+    return spec, dataset, client_partitions(spec, dataset), model, LocalTrainer(model, spec.train.learning_rate)
+
+
+def spec_json(spec: Spec) -> str:
+    return json.dumps(to_dict(spec), sort_keys=True)
+
+
+class DeviceClient(Client):
+    """One device: trains the global model on its own samples and uploads its (compressed) update."""
+
+    def __init__(self, spec_text: str, context: Context):
+        self.spec_text = spec_text
+        self.context = context
+        self.client = int(context.node_config["partition-id"])
+
+    def fit(self, ins: FitIns) -> FitRes:
+        spec, dataset, partitions, model, trainer = _client_side(self.spec_text)
+        settings = spec.federated
+        server_round = int(ins.config["round"])
+        what = faults.fate(spec.train.seed, server_round, self.client, settings.dropout, settings.stragglers)
+        faults.act(what, self.client, server_round, settings.straggler_seconds, settings.crash)
+        indices = partitions[self.client]
+        global_weights = parameters_to_ndarrays(ins.parameters)
+        model.set_weights(global_weights)
+        mu = settings.proximal_mu if settings.strategy == "fedprox" else 0.0
+        loss = trainer.fit(
+            dataset.x_train[indices], dataset.y_train[indices], settings.local_epochs, spec.train.batch_size, mu,
+            seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
+        )
+        local = model.get_weights()
+        metrics = {"loss": loss, "client": self.client}
+        if settings.compression == "none":
+            return FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(local), len(indices), metrics)
+        delta = [(w - g).astype(np.float32) for w, g in zip(local, global_weights)]
+        residual = None
+        if RESIDUAL_RECORD in self.context.state:
+            residual = [a.numpy() for a in self.context.state[RESIDUAL_RECORD].values()]
+        statistics = {id(v) for v in model.non_trainable_weights}
+        exact = [id(v) in statistics for v in model.weights]
+        tensors, residual = compression.encode_update(delta, settings.compression, settings.topk_fraction, residual, exact)
+        if residual is not None:
+            self.context.state[RESIDUAL_RECORD] = ArrayRecord(residual)
+        parameters = Parameters(tensors, compression.TENSOR_TYPES[settings.compression])
+        return FitRes(Status(Code.OK, "ok"), parameters, len(indices), metrics)
+
+
+def client_app(spec: Spec) -> ClientApp:
+    """The ClientApp for `spec`: each node is the client named by its `partition-id`."""
+    text = spec_json(spec)
+    return ClientApp(client_fn=lambda context: DeviceClient(text, context))
+
+
+def server_app(spec: Spec, strategy: FleetStrategy) -> ServerApp:
+    """The ServerApp running `spec.federated.rounds` rounds of `strategy`."""
+    settings = spec.federated
+    config = ServerConfig(num_rounds=settings.rounds, round_timeout=settings.round_timeout)
+    return ServerApp(server_fn=lambda context: ServerAppComponents(strategy=strategy, config=config))

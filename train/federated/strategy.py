@@ -1,0 +1,181 @@
+"""FedAvg and FedProx: the client's local training and the server's aggregation.
+
+Local training (`LocalTrainer`) minimizes the task loss plus FedProx's proximal
+term mu/2 * ||w - w_global||^2 (mu = 0 is FedAvg), so a client on skewed data
+cannot pull the model far from the global one. The server (`FleetStrategy`)
+samples a fraction of the clients, decodes whatever encoding each update came
+in (see compression), averages the updates weighted by sample count, and
+records per round what it saw: sampled, answered and failed clients, the
+serialized bytes each client uploaded, and the server-side test score.
+A round with fewer answers than `min_clients` keeps the previous model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.common import FitIns, FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.client_manager import ClientManager
+from flwr.server.client_proxy import ClientProxy
+from flwr.server.strategy import FedAvg
+
+from mcuforge.spec import FederatedSpec
+from mcuforge.train.federated.compression import decode_update
+
+
+class LocalTrainer:
+    """A client's local training for one model, traced once per process and reused every round.
+
+    `fit` minimizes the task loss plus mu/2 * ||w - w_anchor||^2 from the model's current
+    (global) weights, with a fresh Adam each round (its moments and step count zeroed), then
+    sets the batch-norm statistics to the client's own data's.
+    """
+
+    def __init__(self, model, learning_rate: float):
+        import tensorflow as tf
+        import tf_keras
+
+        self.model = model
+        trainable = model.trainable_weights
+        self.anchor = [tf.Variable(v, trainable=False) for v in trainable]
+        self.mu = tf.Variable(0.0, trainable=False)
+        self.optimizer = tf_keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(trainable)
+        loss_fn = tf_keras.losses.SparseCategoricalCrossentropy()
+
+        @tf.function(reduce_retracing=True)
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+                proximal = tf.add_n([tf.reduce_sum(tf.square(v - a)) for v, a in zip(trainable, self.anchor)])
+                total = loss + (self.mu / 2.0) * proximal
+            self.optimizer.apply_gradients(zip(tape.gradient(total, trainable), trainable))
+            return loss
+
+        self.step = step
+
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, mu: float, seed: int) -> float:
+        """Train in place from the current weights; returns the last epoch's mean loss."""
+        for anchor, v in zip(self.anchor, self.model.trainable_weights):
+            anchor.assign(v)
+        for v in self.optimizer.variables:
+            v.assign(np.zeros(v.shape, v.dtype.as_numpy_dtype))
+        self.mu.assign(mu)
+        rng = np.random.default_rng(seed)
+        loss = 0.0
+        for _ in range(epochs):
+            batches = np.array_split(rng.permutation(len(x)), max(1, int(np.ceil(len(x) / batch_size))))
+            loss = float(np.mean([float(self.step(x[batch], y[batch])) for batch in batches]))
+        self._own_batch_statistics(x)
+        return loss
+
+    def _own_batch_statistics(self, x: np.ndarray) -> None:
+        """Set every batch-norm layer's moving mean and variance to this client's data's statistics.
+
+        A client's few local steps move the moving averages (momentum 0.99) only a few percent
+        from the global ones, so after many rounds the server's model would still normalize
+        with its initial statistics and predict one class; the server averages these instead.
+        """
+        import tf_keras
+
+        norms = [layer for layer in self.model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)]
+        if not norms:
+            return
+        momenta = [layer.momentum for layer in norms]
+        for layer in norms:
+            layer.momentum = 0.0
+        self.model(x, training=True)  # eager: reads momentum 0, so moving statistics := this batch's
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+
+
+def uploaded_bytes(fit_res: FitRes) -> int:
+    """The serialized size of what a client sent: its FitRes as the record Flower puts on the wire."""
+    from flwr.common.serde import recorddict_to_proto
+    from flwr.compat.common.recorddict_compat import fitres_to_recorddict
+
+    return recorddict_to_proto(fitres_to_recorddict(fit_res, keep_input=True)).ByteSize()
+
+
+def failure_reason(failure) -> str:
+    """A client failure in one line: the last line of the client's exception, or its error status."""
+    if isinstance(failure, BaseException):
+        lines = [line.strip() for line in str(failure).strip().splitlines() if line.strip()]
+        return lines[-1] if lines else type(failure).__name__
+    return failure[1].status.message
+
+
+@dataclass
+class RoundRecord:
+    """What the server saw in one round."""
+
+    round: int
+    sampled: int
+    answered: int = 0
+    failed: int = 0
+    aggregated: bool = False
+    clients: list[int] = field(default_factory=list)  # the partition ids that answered
+    uploaded_bytes: list[int] | None = None
+    errors: list[str] = field(default_factory=list)
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    seconds: float = 0.0
+
+
+class FleetStrategy(FedAvg):
+    """FedAvg/FedProx over compressed or plain updates, recording each round (see the module docstring)."""
+
+    def __init__(self, settings: FederatedSpec, clients: int, initial_weights: list[np.ndarray], evaluate_fn, on_round=lambda record: None):
+        super().__init__(
+            fraction_fit=settings.fraction,
+            fraction_evaluate=0.0,
+            min_fit_clients=max(1, round(settings.fraction * clients)),
+            min_available_clients=clients,
+            evaluate_fn=evaluate_fn,
+            accept_failures=True,
+            initial_parameters=ndarrays_to_parameters(initial_weights),
+        )
+        self.settings = settings
+        self.global_weights = [np.asarray(w, np.float32) for w in initial_weights]
+        self.records: list[RoundRecord] = []
+        self.on_round = on_round
+        self._started = time.perf_counter()
+
+    def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
+        self.global_weights = parameters_to_ndarrays(parameters)
+        self._started = time.perf_counter()
+        chosen = super().configure_fit(server_round, parameters, client_manager)
+        config: dict[str, Scalar] = {"round": server_round}
+        self.records.append(RoundRecord(server_round, len(chosen)))
+        return [(client, FitIns(ins.parameters, {**ins.config, **config})) for client, ins in chosen]
+
+    def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]], failures) -> tuple[Parameters | None, dict[str, Scalar]]:
+        record = self.records[-1]
+        record.answered, record.failed = len(results), len(failures)
+        record.errors = sorted({failure_reason(f) for f in failures})
+        record.clients = sorted(int(res.metrics["client"]) for _, res in results)
+        record.uploaded_bytes = sorted(uploaded_bytes(res) for _, res in results)
+        if len(results) < self.settings.min_clients:
+            return None, {}
+        total = sum(res.num_examples for _, res in results)
+        mean_update = [np.zeros_like(g) for g in self.global_weights]
+        for _, res in results:
+            update = decode_update(res.parameters.tensors, res.parameters.tensor_type, self.global_weights)
+            for acc, u in zip(mean_update, update):
+                acc += u * (res.num_examples / total)
+        record.aggregated = True
+        self.global_weights = [g + u for g, u in zip(self.global_weights, mean_update)]
+        return ndarrays_to_parameters(self.global_weights), {}
+
+    def evaluate(self, server_round: int, parameters: Parameters):
+        evaluated = super().evaluate(server_round, parameters)
+        if server_round > 0 and self.records:
+            record = self.records[-1]
+            if evaluated is not None:
+                record.test_loss, metrics = evaluated
+                record.test_accuracy = float(metrics["accuracy"])
+            record.seconds = time.perf_counter() - self._started
+            self.on_round(record)
+        return evaluated
