@@ -15,6 +15,9 @@ def register(app: typer.Typer) -> None:
         spec: Path = typer.Argument(..., help="pipeline spec (YAML); without a federated: section, its defaults"),
         root: Path = typer.Option(Path("build"), help="build root: Flower's home and Ray's session directory go under it"),
         out: Optional[Path] = typer.Option(None, help="output directory [default: build/<name>/federate]"),
+        deployment: bool = typer.Option(
+            False, "--deployment", help="run through a local SuperLink and one SuperNode per client (processes on 127.0.0.1) instead of the simulation"
+        ),
     ) -> None:
         """Train across the spec's clients (Flower simulation); write model, metrics.json, rounds.json and federated.png."""
         from mcuforge.progress import Progress
@@ -23,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
         loaded = with_federated(load_spec(spec))
         directory = out or loaded.layout(root).stage("federate")
-        result = federate(loaded, directory, root, progress=Progress.to())
+        result = federate(loaded, directory, root, progress=Progress.to(), deployment=deployment)
         summary = result.metrics["federated"]
         typer.echo(json.dumps({
             "clients": summary["clients"],
