@@ -135,8 +135,9 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
     Path(os.environ["RAY_TMPDIR"]).mkdir(parents=True, exist_ok=True)
     backend = {
         "init_args": {"num_cpus": os.cpu_count() or 1, "_temp_dir": os.environ["RAY_TMPDIR"], "log_to_driver": False},
-        # Flower hands these to Ray's actor options: a client process that dies is restarted, not lost to the pool.
-        "client_resources": {"num_cpus": settings.client_cpus, "num_gpus": 0.0, "max_restarts": -1},
+        # Flower hands these to Ray's actor options: a client process that dies is restarted, not lost to the
+        # pool, and a job that was waiting on that process is retried once (a device that crashes still fails).
+        "client_resources": {"num_cpus": settings.client_cpus, "num_gpus": 0.0, "max_restarts": -1, "max_task_retries": 1},
     }
     started = time.perf_counter()
     flower_log = logging.getLogger("flwr")

@@ -79,6 +79,7 @@ class RoundRecord:
     answered: int = 0
     failed: int = 0
     aggregated: bool = False
+    clients: list[int] = field(default_factory=list)  # the partition ids that answered
     uploaded_bytes: list[int] | None = None
     errors: list[str] = field(default_factory=list)
     test_loss: float | None = None
@@ -117,6 +118,7 @@ class FleetStrategy(FedAvg):
         record = self.records[-1]
         record.answered, record.failed = len(results), len(failures)
         record.errors = sorted({failure_reason(f) for f in failures})
+        record.clients = sorted(int(res.metrics["client"]) for _, res in results)
         record.uploaded_bytes = sorted(uploaded_bytes(res) for _, res in results)
         if len(results) < self.settings.min_clients:
             return None, {}
