@@ -55,6 +55,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        sections = [a for a in args if dataclasses.is_dataclass(a)]
+        if isinstance(value, dict) and len(sections) == 1:
+            return _coerce(value, sections[0], where)  # an optional section: its own field's error, not "a mapping or null"
         for arg in args:
             if arg is type(None):
                 continue

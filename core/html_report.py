@@ -27,6 +27,7 @@ SECTIONS = (
     ("spec", "Spec"),
     ("data", "Data"),
     ("training", "Training"),
+    ("federated", "Federated training"),
     ("compression", "Compression"),
     ("layers", "Per-layer profile"),
     ("fit", "Target fit"),
@@ -131,6 +132,8 @@ def _data_section(spec: Spec, layout: BuildLayout) -> str:
 
 
 def _training_section(spec: Spec, layout: BuildLayout) -> str:
+    if spec.federated is not None:
+        return '<p>Trained across devices instead: see <a href="#federated">Federated training</a>.</p>'
     trained = _result(TrainResult, layout.train)
     if trained is None:
         return _missing("training", f"mcuforge train {spec.name}")
@@ -252,10 +255,32 @@ def _accelerators_section(spec: Spec, layout: BuildLayout) -> str:
     )
 
 
+def _federated_section(spec: Spec, layout: BuildLayout) -> str:
+    if spec.federated is None:
+        return "<p>Trained centrally (the spec has no <code>federated:</code> section).</p>"
+    directory = layout.stage("federate")
+    trained = _result(TrainResult, directory)
+    if trained is None:
+        return _missing("federated training", f"mcuforge federate {spec.name}")
+    metrics, fed, settings = trained.metrics, trained.metrics["federated"], spec.federated
+    facts = _table(
+        ["clients", "per round", "strategy", "updates", "dropout", "uploaded bytes", "wall seconds", "float test accuracy", "int8 test accuracy (TFLM)"],
+        [[fed["clients"], f"{settings.fraction:.0%}", settings.strategy, settings.compression, f"{settings.dropout:.0%}",
+          fed["uploaded_bytes"], fed["wall_seconds"], metrics["test"]["accuracy"], fed["int8_test_accuracy"]]],
+    )
+    rounds = _table(
+        ["round", "sampled", "answered", "failed", "aggregated", "uploaded bytes", "test accuracy"],
+        [[r["round"], r["sampled"], r["answered"], r["failed"], "yes" if r["aggregated"] else "no (too few answers)",
+          sum(r["uploaded_bytes"] or []), r["test_accuracy"]] for r in fed["rounds"]],
+    )
+    return facts + _image(directory / "federated.png", "accuracy and uploaded bytes per round") + rounds
+
+
 _RENDERERS = {
     "spec": _spec_section,
     "data": _data_section,
     "training": _training_section,
+    "federated": _federated_section,
     "compression": _compression_section,
     "layers": _layers_section,
     "fit": _fit_section,
