@@ -85,3 +85,30 @@ def test_personalize_scores_each_client_on_its_own_held_out_samples(tmp_path):
     loaded = PersonalizationResult.load(tmp_path)
     assert loaded == result and isinstance(loaded.clients[0], ClientGain)
     assert loaded.mean_gain == pytest.approx((gains[0].gain + gains[1].gain) / 2)
+
+
+def test_report_shows_each_clients_gain_and_the_plot(tmp_path):
+    import re
+
+    from mcuforge.config import parse_dataclass
+    from mcuforge.html_report import write_html_report
+    from mcuforge.spec import Spec
+    from mcuforge.train.federated.personalize import plot_gains
+
+    spec = parse_dataclass(Spec, {
+        "name": "fedreport", "data": {"dataset": "digits"}, "model": {"arch": "tiny_cnn"},
+        "federated": {"clients": 2, "personalization": {"steps": 7, "held_out": 0.25}},
+    })
+    gains = [ClientGain(0, 30, 10, 0.5, 0.8), ClientGain(1, 20, 7, 0.75, 0.625)]
+    directory = spec.layout(tmp_path).stage("federate")
+    directory.mkdir(parents=True)
+    result = PersonalizationResult(steps=7, learning_rate=0.01, held_out_fraction=0.25, clients=gains)
+    result.save(directory)
+    plot_gains(gains, directory / result.plot)
+
+    page = write_html_report(spec, tmp_path).read_text()
+    section = re.search(r'<section id="personalization">(.*?)</section>', page).group(1)
+    assert "Mean gain +8.8 points over 2 clients" in section  # (30 - 12.5) / 2
+    assert "<td>0</td><td>30</td><td>10</td><td>0.5000</td><td>0.8000</td><td>+30.0</td>" in section
+    assert "<td>1</td><td>20</td><td>7</td><td>0.7500</td><td>0.6250</td><td>-12.5</td>" in section
+    assert section.count('src="data:image/png;base64,') == 1
