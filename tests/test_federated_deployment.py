@@ -26,13 +26,13 @@ SPEC = {
 def test_two_supernodes_on_loopback_aggregate_the_fedavg_model_and_leave_no_process():
     from federated_oracle import client_fits, fedavg
 
-    from mcuforge.train.federated.deployment import deploy
+    from mcuforge.train.federated.deployment import Deployment, deploy
     from mcuforge.train.trainer import build_model, load_dataset
 
     spec = parse_dataclass(Spec, SPEC)
     root = Path(tempfile.mkdtemp(prefix="mf", dir="/tmp")) / "build"
     try:
-        model, _, strategy, clients, _ = deploy(spec, root, timeout=420)
+        model, _, strategy, clients, _ = deploy(spec, root, where=Deployment(timeout=420))
         assert _descendants(os.getpid()) == []  # SuperLink, SuperNodes, their SuperExecs and app processes
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)

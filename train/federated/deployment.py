@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -263,8 +263,22 @@ def _serve(grid, context) -> None:
     write_json_atomic(out / ROUNDS_FILE, [asdict(record) for record in strategy.records])
 
 
-def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = None, timeout: float = 3600.0):
-    """Run the federated rounds on a local SuperLink with one SuperNode per client; returns what run.simulate returns."""
+@dataclass(frozen=True)
+class Deployment:
+    """Where a deployment runs: a local SuperLink with one SuperNode per client (superlink None), or an
+    existing SuperLink at `superlink` (host:port), over TLS when `root_certificates` names its CA."""
+
+    superlink: str | None = None
+    root_certificates: Path | None = None
+    timeout: float = 3600.0  # seconds the run may take
+
+
+def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = None, where: Deployment = Deployment()):
+    """Run the federated rounds through a SuperLink and SuperNodes (see Deployment); returns what run.simulate returns.
+
+    On an existing SuperLink the ServerApp writes its outputs on the SuperLink's
+    machine: run this there (or where `root` is shared with it).
+    """
     from mcuforge.train.federated.apps import spec_json
     from mcuforge.train.federated.run import check_aggregated, fleet
     from mcuforge.train.federated.strategy import RoundRecord
@@ -281,11 +295,20 @@ def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = N
     run_config = work / "run_config.toml"
     run_config.write_text(f"spec = {json.dumps(spec_json(spec))}\nout = {json.dumps(str(out.resolve()))}\n")
     progress = progress or Progress.quiet()
-    progress.line(f"deployment: a SuperLink and {clients} SuperNodes on {LOOPBACK} (logs in {work / 'logs'})")
+    if where.superlink is None:
+        link = local_fleet(home, work / "logs", clients, env)
+        progress.line(f"deployment: a SuperLink and {clients} SuperNodes on {LOOPBACK} (logs in {work / 'logs'})")
+    else:
+        link = contextlib.nullcontext(where.superlink)
+        (work / "logs").mkdir(parents=True)
+        progress.line(
+            f"deployment: submitting to the SuperLink at {where.superlink} ({'TLS' if where.root_certificates else 'insecure'}); "
+            f"it needs {clients} SuperNodes with partition-id 0..{clients - 1}"
+        )
     started = time.perf_counter()
-    with local_fleet(home, work / "logs", clients, env) as address:
-        write_connection(home, address)
-        run_id = submit(app_dir, run_config, env, work / "logs", timeout)
+    with link as address:
+        write_connection(home, address, insecure=where.root_certificates is None, root_certificates=where.root_certificates)
+        run_id = submit(app_dir, run_config, env, work / "logs", where.timeout)
     seconds = time.perf_counter() - started
     records = [RoundRecord(**record) for record in json.loads((out / ROUNDS_FILE).read_text())]
     check_aggregated(records, spec.federated)

@@ -156,21 +156,21 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
 
 
 def federate(
-    spec: Spec, out_dir: Path | str, root: Path | str = "build", progress: Progress | None = None, deployment: bool = False
+    spec: Spec, out_dir: Path | str, root: Path | str = "build", progress: Progress | None = None, deployment=None
 ) -> TrainResult:
     """Train the spec's model across its clients and write the stage's artifacts atomically to `out_dir`.
 
-    `deployment` runs the rounds through a local SuperLink and SuperNodes (deployment.deploy) instead of the simulation.
+    `deployment` (a deployment.Deployment) runs the rounds through a SuperLink and SuperNodes instead of the simulation.
     """
     from mcuforge.train.federated.plots import plot_rounds
     from mcuforge.train.trainer import float_tflite_bytes, model_metrics, save_model
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if deployment:
+    if deployment is not None:
         from mcuforge.train.federated.deployment import deploy
 
-        model, dataset, strategy, clients, seconds = deploy(spec, root, progress)
+        model, dataset, strategy, clients, seconds = deploy(spec, root, progress, deployment)
     else:
         model, dataset, strategy, clients, seconds = simulate(spec, root, progress)
     rounds = [asdict(record) for record in strategy.records]
