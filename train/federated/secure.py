@@ -16,8 +16,8 @@ records, never from the exit status.)
 
 Masking works on integers: a client clips each weighted value to
 [-clipping_range, clipping_range] and rounds it stochastically to one of
-QUANTIZATION_RANGE levels. A value beyond the clipping range would be silently
-clipped, so the client refuses to send it instead; `aggregation_error_bound`
+QUANTIZATION_RANGE levels. A weight beyond the clipping range could be clipped
+silently, so the client refuses to send one instead; `aggregation_error_bound`
 states how far the dequantized mean can be from the exact FedAvg mean.
 """
 
