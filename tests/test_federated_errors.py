@@ -59,3 +59,9 @@ def test_a_spec_without_a_federated_section_federates_with_the_defaults():
     assert with_federated(spec).federated.rounds == 10
     declared = parse_spec({"name": "fed", "data": {"dataset": "digits"}, "model": {"arch": "tiny_cnn"}, "federated": {"rounds": 3}})
     assert with_federated(declared) is declared
+
+
+def test_flower_telemetry_is_off_whichever_module_imports_flower_first():
+    code = "import mcuforge.train.federated.strategy; from flwr.supercore import telemetry; print(telemetry.FLWR_TELEMETRY_ENABLED)"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
+    assert ran.stdout.split() == ["0"], ran.stderr[-2000:]

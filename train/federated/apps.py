@@ -31,14 +31,14 @@ from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.spec import Spec
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.secure import client_mods, server_workflow
-from mcuforge.train.federated.strategy import FleetStrategy, local_fit
+from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
 
 
 @lru_cache(maxsize=2)
 def _client_side(spec_json: str):
-    """The data set, its client split and a model to train, once per process for a spec."""
+    """The data set, its client split and a model with its local trainer, once per process for a spec."""
     from mcuforge.train.federated.partition import client_partitions
     from mcuforge.train.federated.personalize import training_partitions
     from mcuforge.train.trainer import build_model, load_dataset
@@ -46,7 +46,8 @@ def _client_side(spec_json: str):
     spec = parse_dataclass(Spec, json.loads(spec_json))
     dataset = load_dataset(spec)
     partitions = training_partitions(spec, client_partitions(spec, dataset))
-    return spec, dataset, partitions, build_model(spec, dataset)
+    model = build_model(spec, dataset)
+    return spec, dataset, partitions, model, LocalTrainer(model, spec.train.learning_rate)
 
 
 def spec_json(spec: Spec) -> str:
@@ -62,7 +63,7 @@ class DeviceClient(Client):
         self.client = int(context.node_config["partition-id"])
 
     def fit(self, ins: FitIns) -> FitRes:
-        spec, dataset, partitions, model = _client_side(self.spec_text)
+        spec, dataset, partitions, model, trainer = _client_side(self.spec_text)
         settings = spec.federated
         server_round = int(ins.config["round"])
         what = faults.fate(spec.train.seed, server_round, self.client, settings.dropout, settings.stragglers)
@@ -71,9 +72,9 @@ class DeviceClient(Client):
         global_weights = parameters_to_ndarrays(ins.parameters)
         model.set_weights(global_weights)
         mu = settings.proximal_mu if settings.strategy == "fedprox" else 0.0
-        loss = local_fit(
-            model, dataset.x_train[indices], dataset.y_train[indices], settings.local_epochs,
-            spec.train.batch_size, spec.train.learning_rate, mu, seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
+        loss = trainer.fit(
+            dataset.x_train[indices], dataset.y_train[indices], settings.local_epochs, spec.train.batch_size, mu,
+            seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
         )
         local = model.get_weights()
         metrics = {"loss": loss, "client": self.client}

@@ -28,6 +28,7 @@ from mcuforge.layout import KERAS_MODEL_FILE
 from mcuforge.progress import Progress
 from mcuforge.results import TrainResult
 from mcuforge.spec import Spec
+from mcuforge.train.federated import NO_TELEMETRY
 
 # Ray's socket paths (session directory + ~60 characters) must fit in 107 bytes.
 RAY_TEMP_MAX_CHARS = 45
@@ -43,19 +44,14 @@ def with_federated(spec: Spec) -> Spec:
 
 
 def offline_environment(root: Path) -> dict[str, str]:
-    """The environment that keeps Flower and Ray local: set before flwr is first imported (it reads it then)."""
+    """The environment that keeps Flower and Ray local and under `root` (for this process and the ones it starts)."""
     ray_temp = (root / ".ray").resolve()
     if len(str(ray_temp)) > RAY_TEMP_MAX_CHARS:
         raise MCUForgeError(
             f"the build root {root.resolve()} is too long for Ray's socket paths "
             f"(its session directory {ray_temp} must be at most {RAY_TEMP_MAX_CHARS} characters): pass a shorter --root"
         )
-    return {
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_HOME": str((root / ".flwr").resolve()),
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_TMPDIR": str(ray_temp),
-    }
+    return {**NO_TELEMETRY, "FLWR_HOME": str((root / ".flwr").resolve()), "RAY_TMPDIR": str(ray_temp)}
 
 
 def _server_evaluation(model, dataset):

@@ -1,6 +1,6 @@
 """FedAvg and FedProx: the client's local training and the server's aggregation.
 
-Local training (`local_fit`) minimizes the task loss plus FedProx's proximal
+Local training (`LocalTrainer`) minimizes the task loss plus FedProx's proximal
 term mu/2 * ||w - w_global||^2 (mu = 0 is FedAvg), so a client on skewed data
 cannot pull the model far from the global one. The server (`FleetStrategy`)
 samples a fraction of the clients, decodes whatever encoding each update came
@@ -25,33 +25,49 @@ from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated.compression import decode_update
 
 
-def local_fit(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, learning_rate: float, mu: float, seed: int) -> float:
-    """Train `model` in place on one client's data from its current (global) weights; returns the last epoch's mean loss."""
-    import tensorflow as tf
-    import tf_keras
+class LocalTrainer:
+    """A client's local training for one model, traced once per process and reused every round.
 
-    anchor = [tf.constant(w) for w in model.get_weights()]
-    trainable = model.trainable_weights
-    anchor_of = {id(v): a for v, a in zip(model.weights, anchor)}
-    optimizer = tf_keras.optimizers.Adam(learning_rate)
-    loss_fn = tf_keras.losses.SparseCategoricalCrossentropy()
+    `fit` minimizes the task loss plus mu/2 * ||w - w_anchor||^2 from the model's current
+    (global) weights, with a fresh Adam each round (its moments and step count zeroed).
+    """
 
-    @tf.function
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=True))
-            proximal = tf.add_n([tf.reduce_sum(tf.square(v - anchor_of[id(v)])) for v in trainable])
-            total = loss + (mu / 2.0) * proximal
-        optimizer.apply_gradients(zip(tape.gradient(total, trainable), trainable))
+    def __init__(self, model, learning_rate: float):
+        import tensorflow as tf
+        import tf_keras
+
+        self.model = model
+        trainable = model.trainable_weights
+        self.anchor = [tf.Variable(v, trainable=False) for v in trainable]
+        self.mu = tf.Variable(0.0, trainable=False)
+        self.optimizer = tf_keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(trainable)
+        loss_fn = tf_keras.losses.SparseCategoricalCrossentropy()
+
+        @tf.function(reduce_retracing=True)
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+                proximal = tf.add_n([tf.reduce_sum(tf.square(v - a)) for v, a in zip(trainable, self.anchor)])
+                total = loss + (self.mu / 2.0) * proximal
+            self.optimizer.apply_gradients(zip(tape.gradient(total, trainable), trainable))
+            return loss
+
+        self.step = step
+
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, mu: float, seed: int) -> float:
+        """Train in place from the current weights; returns the last epoch's mean loss."""
+        for anchor, v in zip(self.anchor, self.model.trainable_weights):
+            anchor.assign(v)
+        for v in self.optimizer.variables:
+            v.assign(np.zeros(v.shape, v.dtype.as_numpy_dtype))
+        self.mu.assign(mu)
+        rng = np.random.default_rng(seed)
+        loss = 0.0
+        for _ in range(epochs):
+            batches = np.array_split(rng.permutation(len(x)), max(1, int(np.ceil(len(x) / batch_size))))
+            loss = float(np.mean([float(self.step(x[batch], y[batch])) for batch in batches]))
         return loss
-
-    rng = np.random.default_rng(seed)
-    loss = 0.0
-    for _ in range(epochs):
-        order = rng.permutation(len(x))
-        losses = [float(step(x[batch], y[batch])) for batch in np.array_split(order, max(1, int(np.ceil(len(x) / batch_size))))]
-        loss = float(np.mean(losses))
-    return loss
 
 
 def uploaded_bytes(fit_res: FitRes) -> int:
