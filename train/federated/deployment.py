@@ -3,8 +3,8 @@
 In simulation one process (and Ray) plays every device. Here the SuperLink
 (server side) and each SuperNode (one per device) are separate processes that
 talk over the network; `flwr run` packs a Flower App (a pyproject.toml naming
-the two apps, written under the stage directory) into a FAB and submits it with
-the spec as run config. The SuperLink then starts the ServerApp and each
+the two apps, written under FLWR_HOME/runs/<name>/) into a FAB and submits it
+with the spec as run config. The SuperLink then starts the ServerApp and each
 SuperNode the ClientApp in subprocesses; the ServerApp writes the run's
 outputs. Locally all of it runs on 127.0.0.1 without TLS; the README gives the
 commands for a SuperLink and SuperNodes on several machines with TLS.
