@@ -38,7 +38,7 @@ VARIANTS = {
 
 
 def central_row(spec: Spec, epochs: int, directory: Path) -> dict:
-    from mcuforge.train.federated.run import int8_test_accuracy
+    from mcuforge.pipeline import int8_test_accuracy
     from mcuforge.train.trainer import train
 
     central = replace(spec, train=replace(spec.train, epochs=epochs), federated=None)
@@ -53,10 +53,11 @@ def central_row(spec: Spec, epochs: int, directory: Path) -> dict:
 
 
 def federated_row(spec: Spec, directory: Path, root: Path) -> dict:
+    from mcuforge.pipeline import int8_test_accuracy
     from mcuforge.train.federated.run import federate
 
     started = time.perf_counter()
-    result = federate(spec, directory, root)
+    result = federate(spec, directory, int8_test_accuracy, root)
     fed = result.metrics["federated"]
     return {
         "float_accuracy": result.metrics["test"]["accuracy"],

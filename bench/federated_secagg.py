@@ -28,11 +28,12 @@ from mcuforge.spec import FederatedSpec, PersonalizationSpec, SecureAggregationS
 
 
 def run(spec, directory: Path, root: Path) -> dict:
+    from mcuforge.pipeline import int8_test_accuracy
     from mcuforge.train.federated.run import federate
     from mcuforge.train.trainer import load_model
 
     started = time.perf_counter()
-    result = federate(spec, directory, root)
+    result = federate(spec, directory, int8_test_accuracy, root)
     fed = result.metrics["federated"]
     personal = PersonalizationResult.load(directory)
     return {

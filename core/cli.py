@@ -17,7 +17,7 @@ from mcuforge.tf_logs import StderrFilter, quiet_python_logs
 
 COMMAND_MODULES = (
     "mcuforge.train.cli",
-    "mcuforge.train.federated.cli",
+    "mcuforge.cli_federate",
     "mcuforge.compress.cli",
     "mcuforge.deploy.cli",
     "mcuforge.deploy.cli_edge",

@@ -93,10 +93,22 @@ def _train(run: Run, directory: Path) -> TrainResult:
     return train(run.spec, directory, progress=run.progress)
 
 
+def int8_test_accuracy(spec: Spec, keras_model: Path) -> float:
+    """`keras_model` converted to int8 and scored on the test split in TFLM, in a scratch directory (deploy's own path)."""
+    import tempfile
+
+    from mcuforge.deploy.convert import convert
+    from mcuforge.deploy.evaluate import evaluate
+
+    with tempfile.TemporaryDirectory(prefix="mcuforge-int8-") as scratch:
+        converted = convert(spec, source=keras_model, out_dir=Path(scratch))
+        return float(evaluate(spec, model_path=converted.model_path, source=keras_model).tflm)
+
+
 def _federate(run: Run, directory: Path) -> TrainResult:
     from mcuforge.train.federated.run import federate
 
-    return federate(run.spec, directory, run.layout.root, progress=run.progress)
+    return federate(run.spec, directory, int8_test_accuracy, run.layout.root, progress=run.progress)
 
 
 def _compress(run: Run, directory: Path) -> CompressResult:

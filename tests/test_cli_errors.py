@@ -20,7 +20,7 @@ from mcuforge.cli import app
 
 MCUFORGE = Path(sys.executable).parent / "mcuforge"
 HELLO = SHARED / "models" / "tflite-micro" / "hello_world" / "hello_world_int8.tflite"
-SPEC_COMMANDS = ("compress", "convert", "data", "evaluate", "run", "train")
+SPEC_COMMANDS = ("compress", "convert", "data", "evaluate", "federate", "run", "train")
 MODEL_COMMANDS = {
     "edgetpu check": [],
     "edgetpu compile": ["--out", "out"],

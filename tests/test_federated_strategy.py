@@ -84,3 +84,18 @@ def test_a_round_with_too_few_answers_keeps_the_model():
     kept, _ = server.aggregate_fit(1, [result(ndarrays_to_parameters([np.ones((2, 2), np.float32)]), 5, 0)], [RuntimeError("x")])
     assert kept is None and not server.records[0].aggregated  # Flower keeps the previous parameters on None
     assert server.records[0].errors == ["x"] and server.records[0].failed == 1
+
+
+def test_local_training_leaves_the_clients_own_batch_norm_statistics():
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.layers.Input((4,)), tf_keras.layers.BatchNormalization(),
+                                 tf_keras.layers.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(40, 4)).astype(np.float32)  # far from the initial statistics (0, 1)
+    LocalTrainer(model, learning_rate=0.01).fit(x, rng.integers(0, 3, 40), epochs=1, batch_size=16, mu=0.0, seed=0)
+    norm = model.layers[0]
+    np.testing.assert_allclose(norm.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), x.var(axis=0), rtol=1e-4)
+    assert norm.momentum == 0.99  # restored for later training

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,16 +68,6 @@ def _server_evaluation(model, dataset):
     return evaluate
 
 
-def int8_test_accuracy(spec: Spec, model_path: Path) -> float:
-    """The federated model converted to int8 and scored on the test split in TFLM (deploy's own path)."""
-    from mcuforge.deploy.convert import convert
-    from mcuforge.deploy.evaluate import evaluate
-
-    with tempfile.TemporaryDirectory(prefix="mcuforge-fed-int8-") as tmp:
-        converted = convert(spec, source=model_path, out_dir=Path(tmp))
-        return float(evaluate(spec, model_path=converted.model_path, source=model_path).tflm)
-
-
 def fleet(spec: Spec, progress: Progress | None = None):
     """What the server side of `spec`'s run needs: (data set, model to train, strategy, client count)."""
     from mcuforge.train.federated.partition import client_partitions
@@ -119,6 +109,9 @@ def check_aggregated(records, settings) -> None:
 
 def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None = None):
     """Run the federated rounds in Flower's simulation engine; returns (final model, dataset, strategy, client count, seconds)."""
+    from mcuforge.train.trainer import check_spec
+
+    check_spec(spec)
     root = Path(root)
     os.environ.update(offline_environment(root))
     import ray
@@ -152,10 +145,17 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
 
 
 def federate(
-    spec: Spec, out_dir: Path | str, root: Path | str = "build", progress: Progress | None = None, deployment=None
+    spec: Spec,
+    out_dir: Path | str,
+    int8_accuracy: Callable[[Spec, Path], float],
+    root: Path | str = "build",
+    progress: Progress | None = None,
+    deployment=None,
 ) -> TrainResult:
     """Train the spec's model across its clients and write the stage's artifacts atomically to `out_dir`.
 
+    `int8_accuracy(spec, keras_model_path)` scores the model's int8 conversion on the test split in
+    TFLM: deploy's path, handed in by the caller (the train stage does not import deploy).
     `deployment` (a deployment.Deployment) runs the rounds through a SuperLink and SuperNodes instead of the simulation.
     """
     from mcuforge.train.federated.plots import plot_rounds
@@ -173,13 +173,13 @@ def federate(
     float_model = float_tflite_bytes(model)
     with atomic_output_dir(out_dir) as staging:
         save_model(model, staging / KERAS_MODEL_FILE)
-        int8_accuracy = int8_test_accuracy(spec, staging / KERAS_MODEL_FILE)
+        int8_test_accuracy = int8_accuracy(spec, staging / KERAS_MODEL_FILE)
         metrics = model_metrics(spec, dataset, model, len(float_model), seconds, spec.federated.rounds * spec.federated.local_epochs)
         metrics["federated"] = {
             "clients": clients,
             "rounds": rounds,
             "uploaded_bytes": int(sum(sum(r["uploaded_bytes"] or []) for r in rounds)),
-            "int8_test_accuracy": int8_accuracy,
+            "int8_test_accuracy": int8_test_accuracy,
             "wall_seconds": round(seconds, 2),
         }
         result = TrainResult(metrics)

@@ -29,7 +29,8 @@ class LocalTrainer:
     """A client's local training for one model, traced once per process and reused every round.
 
     `fit` minimizes the task loss plus mu/2 * ||w - w_anchor||^2 from the model's current
-    (global) weights, with a fresh Adam each round (its moments and step count zeroed).
+    (global) weights, with a fresh Adam each round (its moments and step count zeroed), then
+    sets the batch-norm statistics to the client's own data's.
     """
 
     def __init__(self, model, learning_rate: float):
@@ -67,7 +68,27 @@ class LocalTrainer:
         for _ in range(epochs):
             batches = np.array_split(rng.permutation(len(x)), max(1, int(np.ceil(len(x) / batch_size))))
             loss = float(np.mean([float(self.step(x[batch], y[batch])) for batch in batches]))
+        self._own_batch_statistics(x)
         return loss
+
+    def _own_batch_statistics(self, x: np.ndarray) -> None:
+        """Set every batch-norm layer's moving mean and variance to this client's data's statistics.
+
+        A client's few local steps move the moving averages (momentum 0.99) only a few percent
+        from the global ones, so after many rounds the server's model would still normalize
+        with its initial statistics and predict one class; the server averages these instead.
+        """
+        import tf_keras
+
+        norms = [layer for layer in self.model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)]
+        if not norms:
+            return
+        momenta = [layer.momentum for layer in norms]
+        for layer in norms:
+            layer.momentum = 0.0
+        self.model(x, training=True)  # eager: reads momentum 0, so moving statistics := this batch's
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 def uploaded_bytes(fit_res: FitRes) -> int:

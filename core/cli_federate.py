@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train across the spec's clients (Flower simulation, or SuperLink and SuperNodes); write model, metrics.json, rounds.json and federated.png."""
         from mcuforge.errors import MCUForgeError
+        from mcuforge.pipeline import int8_test_accuracy
         from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
         from mcuforge.train.federated.run import federate, with_federated
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
             where = Deployment(superlink, root_certificates)
         elif superlink or root_certificates:
             raise MCUForgeError("--superlink and --root-certificates apply to --deployment: add --deployment")
-        result = federate(loaded, directory, root, progress=Progress.to(), deployment=where)
+        result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to(), deployment=where)
         summary = result.metrics["federated"]
         typer.echo(json.dumps({
             "clients": summary["clients"],
