@@ -66,3 +66,28 @@ def test_free_ports_are_bindable_and_the_app_names_the_deployed_apps(tmp_path):
     from flwr.serverapp import ServerApp
 
     assert isinstance(module.server, ServerApp) and isinstance(module.client, ClientApp)
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--superlink", "127.0.0.1:9093"], "--superlink and --root-certificates apply to --deployment"),
+        (["--deployment", "--root-certificates", "missing-ca.crt"], "--root-certificates: no file missing-ca.crt"),
+    ],
+)
+def test_deployment_options_without_their_mode_or_file_are_one_error_line(tmp_path, args, names):
+    import subprocess
+    import sys
+
+    import yaml
+
+    spec = tmp_path / "fedlink.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    ran = subprocess.run(
+        [str(Path(sys.executable).parent / "mcuforge"), "federate", str(spec), *args],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert ran.returncode == 2
+    lines = ran.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {names}"), ran.stderr
+    assert not (tmp_path / "build").exists()  # refused before anything ran
