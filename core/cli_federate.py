@@ -15,8 +15,16 @@ def register(app: typer.Typer) -> None:
         spec: Path = typer.Argument(..., help="pipeline spec (YAML); without a federated: section, its defaults"),
         root: Path = typer.Option(Path("build"), help="build root: Flower's home and Ray's session directory go under it"),
         out: Optional[Path] = typer.Option(None, help="output directory [default: build/<name>/federate]"),
+        deployment: bool = typer.Option(
+            False, "--deployment", help="run through a local SuperLink and one SuperNode per client (processes on 127.0.0.1) instead of the simulation"
+        ),
+        superlink: Optional[str] = typer.Option(
+            None, help="with --deployment: submit to this running SuperLink (host:port; run on its machine) instead of starting one"
+        ),
+        root_certificates: Optional[Path] = typer.Option(None, help="with --superlink: the CA certificate of its TLS (else insecure)"),
     ) -> None:
-        """Train across the spec's clients (Flower simulation); write model, metrics.json, rounds.json and federated.png."""
+        """Train across the spec's clients (Flower simulation, or SuperLink and SuperNodes); write model, metrics.json, rounds.json and federated.png."""
+        from mcuforge.errors import MCUForgeError
         from mcuforge.pipeline import int8_test_accuracy
         from mcuforge.progress import Progress
         from mcuforge.spec import load_spec
@@ -24,7 +32,16 @@ def register(app: typer.Typer) -> None:
 
         loaded = with_federated(load_spec(spec))
         directory = out or loaded.layout(root).stage("federate")
-        result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to())
+        where = None
+        if root_certificates is not None and not root_certificates.is_file():
+            raise MCUForgeError(f"--root-certificates: no file {root_certificates}; pass the SuperLink's CA certificate (PEM)")
+        if deployment:
+            from mcuforge.train.federated.deployment import Deployment
+
+            where = Deployment(superlink, root_certificates)
+        elif superlink or root_certificates:
+            raise MCUForgeError("--superlink and --root-certificates apply to --deployment: add --deployment")
+        result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to(), deployment=where)
         summary = result.metrics["federated"]
         typer.echo(json.dumps({
             "clients": summary["clients"],

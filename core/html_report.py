@@ -20,7 +20,16 @@ import yaml
 from mcuforge.artifacts import write_text_atomic
 from mcuforge.config import to_dict
 from mcuforge.layout import BuildLayout
-from mcuforge.results import AcceleratorsResult, Artifact, CompressResult, DeployResult, FirmwareResult, SearchResult, TrainResult
+from mcuforge.results import (
+    AcceleratorsResult,
+    Artifact,
+    CompressResult,
+    DeployResult,
+    FirmwareResult,
+    PersonalizationResult,
+    SearchResult,
+    TrainResult,
+)
 from mcuforge.spec import Spec
 
 SECTIONS = (
@@ -29,6 +38,7 @@ SECTIONS = (
     ("search", "Architecture search"),
     ("training", "Training"),
     ("federated", "Federated training"),
+    ("personalization", "Personalization"),
     ("compression", "Compression"),
     ("layers", "Per-layer profile"),
     ("fit", "Target fit"),
@@ -297,12 +307,33 @@ def _federated_section(spec: Spec, layout: BuildLayout) -> str:
     return facts + _image(directory / "federated.png", "accuracy and uploaded bytes per round") + rounds
 
 
+def _personalization_section(spec: Spec, layout: BuildLayout) -> str:
+    if spec.federated is None or spec.federated.personalization is None:
+        return "<p>Not asked for (no <code>federated.personalization:</code> section).</p>"
+    directory = layout.stage("federate")
+    personal = _result(PersonalizationResult, directory)
+    if personal is None:
+        return _missing("personalization", f"mcuforge federate {spec.name}")
+    intro = (
+        f"<p>Each client fine-tuned the classifier head of the federated model for {personal.steps} steps on its own "
+        f"data; both models scored on the {personal.held_out_fraction:.0%} of its samples it never trained on. "
+        f"Mean gain {100 * personal.mean_gain:+.1f} points over {len(personal.clients)} clients.</p>"
+    )
+    rows = [
+        [c.client, c.train_samples, c.held_out_samples, c.global_accuracy, c.personalized_accuracy, f"{100 * c.gain:+.1f}"]
+        for c in personal.clients
+    ]
+    table = _table(["client", "trained on", "held out", "global accuracy", "personalized accuracy", "gain (points)"], rows)
+    return intro + _image(directory / personal.plot, "held-out accuracy gain per client") + table
+
+
 _RENDERERS = {
     "spec": _spec_section,
     "data": _data_section,
     "search": _search_section,
     "training": _training_section,
     "federated": _federated_section,
+    "personalization": _personalization_section,
     "compression": _compression_section,
     "layers": _layers_section,
     "fit": _fit_section,

@@ -225,3 +225,34 @@ class SearchResult(Artifact):
     front_json: str = "front.json"
     plot: str = "front.png"
     fragment: str = "chosen.yaml"
+
+
+@dataclass(frozen=True)
+class ClientGain:
+    """Held-out accuracy of the global and the personalized model on one federated client's own data."""
+
+    client: int
+    train_samples: int
+    held_out_samples: int
+    global_accuracy: float
+    personalized_accuracy: float
+
+    @property
+    def gain(self) -> float:
+        return self.personalized_accuracy - self.global_accuracy
+
+
+@dataclass(frozen=True)
+class PersonalizationResult(Artifact):
+    """Per-client fine-tuning of the federated model's head (train/federated/personalize.py), beside its model."""
+
+    FILE: ClassVar[str] = "personalization.json"
+    steps: int
+    learning_rate: float
+    held_out_fraction: float
+    clients: list[ClientGain]
+    plot: str = "personalization.png"
+
+    @property
+    def mean_gain(self) -> float:
+        return sum(c.gain for c in self.clients) / len(self.clients)

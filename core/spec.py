@@ -112,6 +112,24 @@ class SearchSpec:
 
 
 @dataclass(frozen=True)
+class SecureAggregationSpec:
+    """Flower's SecAgg+ (train/federated/secure.py): the server sees only the sum of the clients' weights."""
+
+    shares: int = spec_field(3, min=3, help="neighbours each client secret-shares its mask seeds with (itself included)")
+    threshold: int = spec_field(2, min=2, help="shares that recover a dropped client's masks: below shares, a round tolerates shares - threshold dropouts among neighbours")
+    clipping_range: float = spec_field(8.0, min_exclusive=0.0, help="weights are clipped to +-this before quantization; a client refuses to send one beyond it")
+
+
+@dataclass(frozen=True)
+class PersonalizationSpec:
+    """After federated training each client fine-tunes the classifier head (train/federated/personalize.py)."""
+
+    steps: int = spec_field(20, min=1, max=100000, help="head-only training steps (one batch each) per client")
+    learning_rate: float = spec_field(0.01, min_exclusive=0.0, max=10.0)
+    held_out: float = spec_field(0.2, min_exclusive=0.0, max=0.9, help="share of each client's samples kept out of all training, to score global vs personalized")
+
+
+@dataclass(frozen=True)
 class FederatedSpec:
     """Federated training (train/federated): present, it replaces central training in `mcuforge run`."""
 
@@ -131,6 +149,8 @@ class FederatedSpec:
     compression: str = spec_field("none", choices=("none", "int8", "topk"), help="how clients encode their updates")
     topk_fraction: float = spec_field(0.1, min_exclusive=0.0, max=1.0, help="share of update values top-k keeps")
     client_cpus: float = spec_field(1.0, min_exclusive=0.0, max=64.0, help="CPUs Ray reserves per simulated client")
+    secure_aggregation: SecureAggregationSpec | None = spec_field(None, help="SecAgg+: the server sees only the sum of the updates")
+    personalization: PersonalizationSpec | None = spec_field(None, help="each client fine-tunes the head on its own data afterwards")
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ from flwr.common import (
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
-from flwr.server import ServerApp, ServerAppComponents, ServerConfig
+from flwr.server import LegacyContext, ServerApp, ServerConfig
 
 from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.spec import Spec
 from mcuforge.train.federated import compression, faults
+from mcuforge.train.federated.secure import client_mods, server_workflow
 from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
@@ -39,12 +40,14 @@ RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in it
 def _client_side(spec_json: str):
     """The data set, its client split and a model with its local trainer, once per process for a spec."""
     from mcuforge.train.federated.partition import client_partitions
+    from mcuforge.train.federated.personalize import training_partitions
     from mcuforge.train.trainer import build_model, load_dataset
 
     spec = parse_dataclass(Spec, json.loads(spec_json))
     dataset = load_dataset(spec)
+    partitions = training_partitions(spec, client_partitions(spec, dataset))
     model = build_model(spec, dataset)
-    return spec, dataset, client_partitions(spec, dataset), model, LocalTrainer(model, spec.train.learning_rate)
+    return spec, dataset, partitions, model, LocalTrainer(model, spec.train.learning_rate)
 
 
 def spec_json(spec: Spec) -> str:
@@ -93,11 +96,24 @@ class DeviceClient(Client):
 def client_app(spec: Spec) -> ClientApp:
     """The ClientApp for `spec`: each node is the client named by its `partition-id`."""
     text = spec_json(spec)
-    return ClientApp(client_fn=lambda context: DeviceClient(text, context))
+    return ClientApp(client_fn=lambda context: DeviceClient(text, context), mods=client_mods(spec))
+
+
+def serve(grid, context: Context, spec: Spec, strategy: FleetStrategy) -> None:
+    """Run `spec.federated.rounds` rounds of `strategy` on `grid`: plain or SecAgg+ (secure.server_workflow)."""
+    settings = spec.federated
+    partitions = _client_side(spec_json(spec))[2]
+    config = ServerConfig(num_rounds=settings.rounds, round_timeout=settings.round_timeout)
+    legacy = LegacyContext(context=context, config=config, strategy=strategy)
+    server_workflow(spec, max_weight=max(len(p) for p in partitions))(grid, legacy)
 
 
 def server_app(spec: Spec, strategy: FleetStrategy) -> ServerApp:
     """The ServerApp running `spec.federated.rounds` rounds of `strategy`."""
-    settings = spec.federated
-    config = ServerConfig(num_rounds=settings.rounds, round_timeout=settings.round_timeout)
-    return ServerApp(server_fn=lambda context: ServerAppComponents(strategy=strategy, config=config))
+    app = ServerApp()
+
+    @app.main()
+    def main(grid, context: Context) -> None:
+        serve(grid, context, spec, strategy)
+
+    return app

@@ -68,25 +68,20 @@ def _server_evaluation(model, dataset):
     return evaluate
 
 
-def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None = None):
-    """Run the federated rounds in Flower's simulation engine; returns (final model, dataset, strategy, client count, seconds)."""
+def fleet(spec: Spec, progress: Progress | None = None):
+    """What the server side of `spec`'s run needs: (data set, model to train, strategy, client count)."""
+    from mcuforge.train.federated.partition import client_partitions
+    from mcuforge.train.federated.secure import check_secure
+    from mcuforge.train.federated.strategy import FleetStrategy
     from mcuforge.train.trainer import build_model, check_spec, load_dataset
 
     check_spec(spec)
-    root = Path(root)
-    os.environ.update(offline_environment(root))
-    import ray
-    from flwr.simulation import run_simulation
-
-    from mcuforge.train.federated.apps import client_app, server_app
-    from mcuforge.train.federated.partition import client_partitions
-    from mcuforge.train.federated.strategy import FleetStrategy
-
     settings = spec.federated
     dataset = load_dataset(spec)
     clients = len(client_partitions(spec, dataset))
     if settings.min_clients > clients:
         raise MCUForgeError(f"federated.min_clients: expected at most the {clients} clients. Received: {settings.min_clients}")
+    check_secure(spec, clients)
     model = build_model(spec, dataset)
     model.compile(loss="sparse_categorical_crossentropy")
     progress = progress or Progress.quiet()
@@ -99,6 +94,33 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
         )
 
     strategy = FleetStrategy(settings, clients, model.get_weights(), _server_evaluation(model, dataset), on_round=show)
+    return dataset, model, strategy, clients
+
+
+def check_aggregated(records, settings) -> None:
+    """Fail unless some round really aggregated: Flower exits 0 even when every fit failed."""
+    if not any(record.aggregated for record in records):
+        errors = sorted({e for record in records for e in record.errors})
+        raise MCUForgeError(
+            f"no federated round aggregated ({len(records)} rounds, every one below federated.min_clients="
+            f"{settings.min_clients} answers; client errors: {'; '.join(errors) or 'none'}): lower dropout or min_clients"
+        )
+
+
+def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None = None):
+    """Run the federated rounds in Flower's simulation engine; returns (final model, dataset, strategy, client count, seconds)."""
+    from mcuforge.train.trainer import check_spec
+
+    check_spec(spec)
+    root = Path(root)
+    os.environ.update(offline_environment(root))
+    import ray
+    from flwr.simulation import run_simulation
+
+    from mcuforge.train.federated.apps import client_app, server_app
+
+    settings = spec.federated
+    dataset, model, strategy, clients = fleet(spec, progress)
     Path(os.environ["RAY_TMPDIR"]).mkdir(parents=True, exist_ok=True)
     backend = {
         "init_args": {"num_cpus": os.cpu_count() or 1, "_temp_dir": os.environ["RAY_TMPDIR"], "log_to_driver": False},
@@ -117,12 +139,7 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
         if ray.is_initialized():
             ray.shutdown()
     seconds = time.perf_counter() - started
-    if not any(record.aggregated for record in strategy.records):
-        errors = sorted({e for record in strategy.records for e in record.errors})
-        raise MCUForgeError(
-            f"no federated round aggregated ({len(strategy.records)} rounds, every one below federated.min_clients="
-            f"{settings.min_clients} answers; client errors: {'; '.join(errors) or 'none'}): lower dropout or min_clients"
-        )
+    check_aggregated(strategy.records, settings)
     model.set_weights(strategy.global_weights)
     return model, dataset, strategy, clients, seconds
 
@@ -133,18 +150,25 @@ def federate(
     int8_accuracy: Callable[[Spec, Path], float],
     root: Path | str = "build",
     progress: Progress | None = None,
+    deployment=None,
 ) -> TrainResult:
     """Train the spec's model across its clients and write the stage's artifacts atomically to `out_dir`.
 
     `int8_accuracy(spec, keras_model_path)` scores the model's int8 conversion on the test split in
     TFLM: deploy's path, handed in by the caller (the train stage does not import deploy).
+    `deployment` (a deployment.Deployment) runs the rounds through a SuperLink and SuperNodes instead of the simulation.
     """
     from mcuforge.train.federated.plots import plot_rounds
     from mcuforge.train.trainer import float_tflite_bytes, model_metrics, save_model
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    model, dataset, strategy, clients, seconds = simulate(spec, root, progress)
+    if deployment is not None:
+        from mcuforge.train.federated.deployment import deploy
+
+        model, dataset, strategy, clients, seconds = deploy(spec, root, progress, deployment)
+    else:
+        model, dataset, strategy, clients, seconds = simulate(spec, root, progress)
     rounds = [asdict(record) for record in strategy.records]
     float_model = float_tflite_bytes(model)
     with atomic_output_dir(out_dir) as staging:
@@ -164,4 +188,8 @@ def federate(
         write_json_atomic(staging / "rounds.json", rounds)
         write_json_atomic(staging / "spec.json", to_dict(spec))
         plot_rounds(rounds, staging / "federated.png")
+        if spec.federated.personalization is not None:
+            from mcuforge.train.federated.personalize import write_personalization
+
+            write_personalization(spec, model, dataset, staging)
     return result
