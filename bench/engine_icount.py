@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_host import linked_flash  # noqa: E402
 from firmware_icount import REPO, SHARED_MODELS, instructions_per_inference, plugin  # noqa: E402
 
-from mcuforge.search.latency import op_macs  # noqa: E402
+from mcuforge.firmware.latency_model import op_macs  # noqa: E402
 
 TARGET = "qemu-m4"
 OUT = REPO / "build" / "bench" / "engine"

@@ -6,12 +6,12 @@ Random DS-CNN/MobileNet-style candidates (seeded: input shape, stem kernel and
 stride, 1-4 depthwise-separable blocks with their kernel, stride and channels)
 are converted to int8 with seeded random weights (instruction counts do not
 depend on the weights), built for each core's QEMU board with its kernel set
-(mcuforge.search.costs.QEMU_BOARD_OF_CPU; Cortex-M0+ code on qemu-m3), and
+(mcuforge.firmware.candidate_cost.QEMU_BOARD_OF_CPU; Cortex-M0+ code on qemu-m3), and
 counted per op with the qemu-icount plugin (bench/engine_icount.py's
 breakdown: consecutive marks on the call of each op's eval). The per-op
 coefficients are fitted on the training candidates
-(mcuforge.search.latency.fit) and written to
-search/latency_model.json with the engine digest and the error of the
+(mcuforge.firmware.latency_model.fit) and written to
+firmware/latency_model.json with the engine digest and the error of the
 predicted totals against the measured ones, on the training and on the
 held-out candidates, which the table also prints.
 """
@@ -122,7 +122,7 @@ def measure(model_path: Path, cpu: str, board: str, kernels: str) -> list[int]:
     """
     from mcuforge.artifacts import write_text_atomic
     from mcuforge.firmware.build import build_image
-    from mcuforge.search.latency import engine_digest, op_features
+    from mcuforge.firmware.latency_model import engine_digest, op_features
 
     record = OUT / cpu / f"{model_path.stem}.{engine_digest(kernels)}.json"
     if record.exists():
@@ -146,8 +146,8 @@ def summary(errors: list[float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from mcuforge.firmware.boards import load_board
-    from mcuforge.search.costs import QEMU_BOARD_OF_CPU
-    from mcuforge.search.latency import fit, op_features, store
+    from mcuforge.firmware.candidate_cost import QEMU_BOARD_OF_CPU
+    from mcuforge.firmware.latency_model import fit, op_features, store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", nargs="+", default=list(QEMU_BOARD_OF_CPU), choices=list(QEMU_BOARD_OF_CPU), metavar="CPU",

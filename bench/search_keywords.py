@@ -46,7 +46,7 @@ def measured(spec, root: Path) -> dict:
     from mcuforge.firmware.build import build_image
     from mcuforge.firmware.prepared import prepared_image
     from mcuforge.pipeline import STAGES, run_pipeline
-    from mcuforge.search.costs import target_core
+    from mcuforge.firmware.candidate_cost import target_core
 
     stages = tuple(stage for stage in STAGES if stage.name in ("train", "deploy"))
     deployed = run_pipeline(spec, root, stages=stages).stages[1]
@@ -90,7 +90,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("build/bench-search"))
     args = parser.parse_args()
 
-    from mcuforge.search.stage import search, with_chosen_model
+    from mcuforge.pipeline import search_target
+    from mcuforge.train.search.stage import search, with_chosen_model
 
     spec = load_spec(args.spec)
     if args.target:
@@ -101,7 +102,7 @@ def main() -> None:
     )
     layout = spec.layout(args.root)
     started = time.perf_counter()
-    searched = search(spec, layout.search_result, layout.search, Progress.to())
+    searched = search(spec, layout.search_result, layout.search, search_target(spec), Progress.to())
     wall = time.perf_counter() - started
     hand_spec = dataclasses.replace(spec, name=f"{spec.name}-hand", search=None)
     chosen_spec = dataclasses.replace(with_chosen_model(spec, searched), name=f"{spec.name}-chosen", search=None)

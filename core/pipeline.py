@@ -35,6 +35,7 @@ from mcuforge.results import (
 )
 from mcuforge.spec import Spec
 from mcuforge.stages import StageOutcome, run_stage
+from mcuforge.train.search.target import DeployTarget
 
 DEFAULT_BOARD = "qemu-m4"
 FIRMWARE_VECTORS = 16
@@ -90,14 +91,34 @@ class Stage:
     updates_spec: Callable[[Spec, Artifact], Spec] = lambda spec, result: spec
 
 
-def _search(run: Run, directory: Path) -> SearchResult:
-    from mcuforge.search.stage import search
+def search_target(spec: Spec) -> DeployTarget:
+    """The spec's deploy target as the search needs it: deploy's conversion and TFLM, firmware's engine costs."""
+    from functools import partial
 
-    return search(run.spec, directory, run.layout.search, progress=run.progress)
+    from mcuforge.deploy.convert import representative_sample
+    from mcuforge.deploy.evaluate import int8_accuracy
+    from mcuforge.deploy.targets import load_target
+    from mcuforge.firmware.candidate_cost import candidate_cost
+
+    deploy = spec.deploy
+    target = load_target(deploy.target)
+    return DeployTarget(
+        flash_bytes=target.flash_bytes,
+        ram_bytes=target.ram_bytes,
+        candidate_cost=partial(candidate_cost, target=deploy.target),
+        int8_accuracy=partial(int8_accuracy, quantization=deploy.quantization, io_type=deploy.io_type),
+        representative_sample=partial(representative_sample, count=deploy.representative_samples, seed=spec.data.seed),
+    )
+
+
+def _search(run: Run, directory: Path) -> SearchResult:
+    from mcuforge.train.search.stage import search
+
+    return search(run.spec, directory, run.layout.search, search_target(run.spec), progress=run.progress)
 
 
 def _with_chosen_model(spec: Spec, result: SearchResult) -> Spec:
-    from mcuforge.search.stage import with_chosen_model
+    from mcuforge.train.search.stage import with_chosen_model
 
     return with_chosen_model(spec, result)
 

@@ -20,10 +20,10 @@ import numpy as np
 
 from mcuforge.artifacts import write_text_atomic
 from mcuforge.config import parse_dataclass
-from mcuforge.deploy.convert import source_model_path
-from mcuforge.deploy.tflite_model import TFLiteModel, read_tflite
+from mcuforge.deploy.convert import convert_model, source_model_path
 from mcuforge.deploy.lce import lce_ops, reference_emulator, run_lce
-from mcuforge.deploy.tflm import captured_stderr, dequantize, prepare_input
+from mcuforge.deploy.tflite_model import TFLiteModel, parse_tflite, read_tflite
+from mcuforge.deploy.tflm import Emulator, captured_stderr, dequantize, prepare_input
 from mcuforge.errors import MCUForgeError
 from mcuforge.layout import INT8_MODEL_FILE
 from mcuforge.results import DeployResult
@@ -179,6 +179,16 @@ def evaluate(spec: Spec, root: Path | str = "build", model_path: Path | None = N
     )
     write_text_atomic(model_path.parent / DeployResult.evaluation, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
     return result
+
+
+def int8_accuracy(model, representative: np.ndarray, x: np.ndarray, y: np.ndarray, quantization: str = "int8",
+                  io_type: str = "int8") -> float:
+    """Classifier `model` converted to int8 as deploy converts it, its accuracy on (x, y) through TFLM (scores search candidates)."""
+    data = convert_model(model, representative, quantization, io_type)
+    emulator = Emulator(parse_tflite(data, "candidate"), data)
+    raw = emulator.run(prepare_input(x, emulator.inputs[0], "the validation split"))[0]
+    # a positive output scale keeps the order: the raw argmax is the predicted class
+    return float(np.mean(np.argmax(raw.reshape(len(x), -1), axis=-1) == y))
 
 
 def read_evaluation(path: Path | str) -> EvaluateResult:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = "mcuforge"
-STAGES = ("mcuforge.train", "mcuforge.search", "mcuforge.compress", "mcuforge.deploy", "mcuforge.firmware")
+STAGES = ("mcuforge.train", "mcuforge.compress", "mcuforge.deploy", "mcuforge.firmware")
 ORCHESTRATION = ("cli", "pipeline", "html_report")  # core modules named so (cli_*, too) may import the stages
 
 

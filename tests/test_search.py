@@ -5,12 +5,13 @@ import pytest
 import yaml
 
 from mcuforge.errors import MCUForgeError
+from mcuforge.pipeline import search_target
 from mcuforge.spec import SearchSpace, SearchSpec, parse_spec
 from mcuforge.train import zoo
-from mcuforge.search import space
-from mcuforge.search.costs import CandidateCost
-from mcuforge.search.front import TrialRow, choose, fragment
-from mcuforge.search.study import Budgets
+from mcuforge.train.search import space
+from mcuforge.train.search.front import TrialRow, choose, fragment
+from mcuforge.train.search.study import Budgets
+from mcuforge.train.search.target import CandidateCost
 
 
 def conv(kh, kw, cin, cout):
@@ -92,7 +93,7 @@ def test_bad_search_sections_are_named(search, message):
 
 def test_budgets_default_to_the_target_and_name_each_excess():
     spec = parse_spec({**SPEC, "deploy": {"target": "cortex-m0plus-264k"}, "search": {"max_instructions": 1000}})
-    budgets = Budgets.of(spec)
+    budgets = Budgets.of(spec.search, search_target(spec))
     # deploy/chips.yaml: the RP2040 has 2 MB of QSPI flash and 264 KB of SRAM
     assert (budgets.flash_bytes, budgets.arena_bytes) == (2 * 1024 * 1024, 264 * 1024)
     assert budgets.exceeded(CandidateCost(100, 200, 1000, 10)) == []

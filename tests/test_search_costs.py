@@ -18,8 +18,8 @@ import pytest
 
 from conftest import REPO
 from mcuforge.errors import MCUForgeError
-from mcuforge.search import latency
-from mcuforge.search.costs import candidate_cost, tflite_cost
+from mcuforge.firmware import latency_model
+from mcuforge.firmware.candidate_cost import candidate_cost, tflite_cost
 
 sys.path.insert(0, str(REPO / "bench"))
 from firmware_icount import instructions_per_inference  # noqa: E402
@@ -138,6 +138,6 @@ def test_op_without_a_fitted_cost_is_named():
 
 
 def test_engine_sources_changed_since_the_fit_asks_for_a_refit(converted, monkeypatch):
-    monkeypatch.setattr(latency, "engine_digest", lambda kernels: "0" * 16)
+    monkeypatch.setattr(latency_model, "engine_digest", lambda kernels: "0" * 16)
     with pytest.raises(MCUForgeError, match="fitted on engine sources [0-9a-f]{16}, these are 0{16}: refit with `make search-cost-model`"):
         tflite_cost(converted["digits"][2].read_bytes(), "cortex-m4-256k")

@@ -14,7 +14,7 @@ from mcuforge.pipeline import STAGES, run_pipeline
 from mcuforge.results import FirmwareResult, SearchResult
 from mcuforge.spec import parse_spec
 from mcuforge.train import trainer
-from mcuforge.search.study import open_study
+from mcuforge.train.search.study import open_study
 
 MCUFORGE = Path(sys.executable).parent / "mcuforge"
 TINY = {

@@ -1,9 +1,9 @@
 """The Optuna study: where it lives, how a trial scores a candidate, and the worker processes that share it.
 
-Each trial draws a candidate, measures its costs on the deploy target
-(costs.candidate_cost) and rejects it untrained when it is over a budget; otherwise
-it trains for `search.epochs`, reporting the float validation accuracy after each
-epoch, and is scored as int8 through TFLM on the validation split.
+Each trial draws a candidate, measures its costs on the deploy target (the
+DeployTarget the orchestration hands in) and rejects it untrained when it is over
+a budget; otherwise it trains for `search.epochs`, reporting the float validation
+accuracy after each epoch, and is scored as int8 through TFLM on the validation split.
 
 Optuna's pruners need a single objective (Trial.report is not supported in
 multi-objective studies), so each trial's per-epoch scores go to a companion
@@ -33,8 +33,8 @@ from mcuforge.config import to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.spec import SearchSpec, Spec
-from mcuforge.search import space
-from mcuforge.search.costs import CandidateCost, candidate_cost
+from mcuforge.train.search import space
+from mcuforge.train.search.target import CandidateCost, DeployTarget
 
 JOURNAL_FILE = "study.journal"
 COST_OBJECTIVES = {"instructions": "instructions", "arena": "arena_bytes", "flash": "flash_bytes"}
@@ -51,11 +51,7 @@ class Budgets:
     instructions: int | None
 
     @classmethod
-    def of(cls, spec: Spec) -> Budgets:
-        from mcuforge.deploy.targets import load_target
-
-        target = load_target(spec.deploy.target)
-        search = spec.search
+    def of(cls, search: SearchSpec, target: DeployTarget) -> Budgets:
         return cls(search.max_flash_bytes or target.flash_bytes, search.max_arena_bytes or target.ram_bytes, search.max_instructions)
 
     def exceeded(self, cost: CandidateCost) -> list[str]:
@@ -158,17 +154,17 @@ def finished(study) -> int:
 class Objective:
     """Scores one trial's candidate: costs, then (within budget) brief training with pruning, then int8 accuracy."""
 
-    def __init__(self, spec: Spec, storage, progress: Progress) -> None:
-        from mcuforge.deploy.convert import representative_sample
+    def __init__(self, spec: Spec, target: DeployTarget, storage, progress: Progress) -> None:
         from mcuforge.train.trainer import load_dataset
 
         self.spec = spec
         self.search = spec.search
+        self.target = target
         self.storage = storage
         self.progress = progress
         self.dataset = load_dataset(spec)
-        self.representative = representative_sample(self.dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
-        self.budgets = Budgets.of(spec)
+        self.representative = target.representative_sample(self.dataset.x_train)
+        self.budgets = Budgets.of(spec.search, target)
         self.train_spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=self.search.epochs))
 
     def __call__(self, trial) -> list[float]:
@@ -189,7 +185,7 @@ class Objective:
                 raise optuna.TrialPruned(f"same architecture as trial {earlier.number}")
             return list(earlier.values)
         model = space.build(candidate, self.search, self.dataset.input_shape, self.dataset.num_classes, self.spec.train.seed)
-        cost = candidate_cost(model, self.representative, self.spec.deploy.target)
+        cost = self.target.candidate_cost(model, self.representative)
         for key, value in dataclasses.asdict(cost).items():
             trial.set_user_attr(key, value)
         over = self.budgets.exceeded(cost)
@@ -249,20 +245,7 @@ class Objective:
             )
             raise optuna.TrialPruned(f"pruned after {pruned_after[0]} epochs")
         epochs.tell(shadow, history["val_accuracy"][-1])
-        return int8_accuracy(model, self.representative, self.spec, self.dataset.x_val, self.dataset.y_val)
-
-
-def int8_accuracy(model, representative: np.ndarray, spec: Spec, x: np.ndarray, y: np.ndarray) -> float:
-    """The model converted to int8 as deploy converts it, its accuracy on (x, y) through TFLM."""
-    from mcuforge.deploy.convert import convert_model
-    from mcuforge.deploy.tflite_model import parse_tflite
-    from mcuforge.deploy.tflm import Emulator, prepare_input
-
-    data = convert_model(model, representative, spec.deploy.quantization, spec.deploy.io_type)
-    emulator = Emulator(parse_tflite(data, "candidate"), data)
-    raw = emulator.run(prepare_input(x, emulator.inputs[0], "the validation split"))[0]
-    # a positive output scale keeps the order: the raw argmax is the predicted class
-    return float(np.mean(np.argmax(raw.reshape(len(x), -1), axis=-1) == y))
+        return self.target.int8_accuracy(model, self.representative, self.dataset.x_val, self.dataset.y_val)
 
 
 def trials_to_run(spec: Spec, study, worker: int, workers: int) -> int | None:
@@ -273,7 +256,8 @@ def trials_to_run(spec: Spec, study, worker: int, workers: int) -> int | None:
     return remaining // workers + (1 if worker < remaining % workers else 0)
 
 
-def run_worker(spec: Spec, directory: Path, worker: int, workers: int, deadline: float | None, progress: Progress) -> None:
+def run_worker(spec: Spec, directory: Path, target: DeployTarget, worker: int, workers: int, deadline: float | None,
+               progress: Progress) -> None:
     """One process's share of the search, until its trials are done or the wall-clock deadline passes."""
     study, storage = open_study(spec, directory, worker)
     count = trials_to_run(spec, study, worker, workers)
@@ -282,11 +266,11 @@ def run_worker(spec: Spec, directory: Path, worker: int, workers: int, deadline:
     timeout = None if deadline is None else max(0.0, deadline - time.time())
     if timeout == 0.0:
         return
-    objective = Objective(spec, storage, progress)
+    objective = Objective(spec, target, storage, progress)
     study.optimize(objective, n_trials=count, timeout=timeout, catch=(MCUForgeError,))  # a candidate the converter or TFLM refuses fails alone
 
 
-def _worker_process(spec: Spec, directory: str, worker: int, workers: int, deadline: float | None) -> None:
+def _worker_process(spec: Spec, directory: str, target: DeployTarget, worker: int, workers: int, deadline: float | None) -> None:
     """Entry point of a spawned worker: quiet TensorFlow, lines prefixed with the worker."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from mcuforge.tf_logs import quiet_python_logs
@@ -298,22 +282,22 @@ def _worker_process(spec: Spec, directory: str, worker: int, workers: int, deadl
         def line(self, text: str) -> None:
             super().line(f"worker {worker}: {text}")
 
-    run_worker(spec, Path(directory), worker, workers, deadline, Prefixed(sys.stderr, False))
+    run_worker(spec, Path(directory), target, worker, workers, deadline, Prefixed(sys.stderr, False))
 
 
-def run_search(spec: Spec, directory: Path, progress: Progress) -> None:
+def run_search(spec: Spec, directory: Path, target: DeployTarget, progress: Progress) -> None:
     """Run the spec's search with `search.workers` processes (in this process when one)."""
     search = spec.search
     deadline = None if search.minutes is None else time.time() + 60 * search.minutes
     if search.workers == 1:
-        run_worker(spec, directory, 0, 1, deadline, progress)
+        run_worker(spec, directory, target, 0, 1, deadline, progress)
         return
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
     open_study(spec, directory)  # created once here, so the workers join it instead of racing to create it
     processes = [
-        context.Process(target=_worker_process, args=(spec, str(directory), worker, search.workers, deadline))
+        context.Process(target=_worker_process, args=(spec, str(directory), target, worker, search.workers, deadline))
         for worker in range(search.workers)
     ]
     for process in processes:

@@ -5,7 +5,7 @@ converter (random weights change neither sizes nor instruction counts) and
 prepared by the host build of the engine the firmware links, with the kernel
 set of the target's core; flash is the prepared image the firmware carries,
 RAM the planner's arena, DSP scratch included. Instructions per inference come
-from the per-op cost model fitted on QEMU counts of that core (latency.py).
+from the per-op cost model fitted on QEMU counts of that core (latency_model.py).
 
     >>> cost = candidate_cost(model, representative, "cortex-m4-256k")   # doctest: +SKIP
     >>> cost.flash_bytes, cost.arena_bytes, cost.instructions, cost.macs
@@ -19,7 +19,8 @@ import numpy as np
 
 from mcuforge.deploy.targets import load_chip, load_target
 from mcuforge.errors import MCUForgeError
-from mcuforge.search.latency import latency_model, op_macs
+from mcuforge.firmware.latency_model import latency_model, op_macs
+from mcuforge.train.search.target import CandidateCost
 
 # The QEMU board that measures each core. QEMU emulates no Cortex-M0+: its code
 # (Armv6-M, compiled with -mcpu=cortex-m0plus) runs as is on qemu-m3's Cortex-M3
@@ -42,16 +43,6 @@ class TargetCore:
     cpu: str
     kernels: str  # "dsp" on cores with the DSP extension (M4, M7, M33, M55), else "portable"
     qemu_board: str
-
-
-@dataclass(frozen=True)
-class CandidateCost:
-    """A candidate's costs on a target, known before training."""
-
-    flash_bytes: int  # model data the prepared firmware image carries (what `mcuforge firmware build` links for the model)
-    arena_bytes: int  # the engine planner's peak arena, DSP scratch included (exact, from the host build of the engine)
-    instructions: int  # per inference on the target's core, from the fitted per-op cost model
-    macs: int
 
 
 def target_core(target: str) -> TargetCore:

@@ -11,15 +11,14 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.results import SearchResult
 from mcuforge.spec import ModelSpec, Spec
+from mcuforge.train.search.target import DeployTarget
 
 
-def check_smallest_fits(spec: Spec) -> None:
+def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
     """Before anything trains: the data set must be a classifier's, and the space's cheapest candidate within budget."""
-    from mcuforge.deploy.convert import representative_sample
     from mcuforge.train.datasets import ANOMALY
-    from mcuforge.search import space
-    from mcuforge.search.costs import candidate_cost
-    from mcuforge.search.study import Budgets
+    from mcuforge.train.search import space
+    from mcuforge.train.search.study import Budgets
     from mcuforge.train.trainer import load_dataset
 
     dataset = load_dataset(spec)
@@ -27,9 +26,8 @@ def check_smallest_fits(spec: Spec) -> None:
         raise MCUForgeError(f"search: {spec.data.dataset} is an anomaly data set; architecture search scores classifiers only")
     smallest = space.smallest(spec.search.space)
     model = space.build(smallest, spec.search, dataset.input_shape, dataset.num_classes, spec.train.seed)
-    representative = representative_sample(dataset.x_train, spec.deploy.representative_samples, spec.data.seed)
-    cost = candidate_cost(model, representative, spec.deploy.target)
-    over = Budgets.of(spec).exceeded(cost)
+    cost = target.candidate_cost(model, target.representative_sample(dataset.x_train))
+    over = Budgets.of(spec.search, target).exceeded(cost)
     if over:
         raise MCUForgeError(
             f"search: no candidate fits the budget: the smallest ({smallest.describe()}) needs flash {cost.flash_bytes} B, "
@@ -38,17 +36,17 @@ def check_smallest_fits(spec: Spec) -> None:
         )
 
 
-def search(spec: Spec, directory: Path, study_directory: Path, progress: Progress | None = None) -> SearchResult:
-    """Run (or resume) the spec's search with its study in `study_directory`; write the front into `directory`."""
-    from mcuforge.search.front import choose, trial_rows, write_front
-    from mcuforge.search.study import open_study, run_search, storage_description, study_name
+def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTarget, progress: Progress | None = None) -> SearchResult:
+    """Run (or resume) the spec's search on `target` with its study in `study_directory`; write the front into `directory`."""
+    from mcuforge.train.search.front import choose, trial_rows, write_front
+    from mcuforge.train.search.study import open_study, run_search, storage_description, study_name
 
     if spec.search is None:
         raise MCUForgeError(f"spec {spec.name!r} has no search section: add one (see specs/digits_search.yaml)")
     progress = progress or Progress.quiet()
     started = time.perf_counter()
-    check_smallest_fits(spec)
-    run_search(spec, study_directory, progress)
+    check_smallest_fits(spec, target)
+    run_search(spec, study_directory, target, progress)
     study, _ = open_study(spec, study_directory)
     rows = trial_rows(study)
     chosen = choose(rows, spec.search)
