@@ -50,7 +50,7 @@ $(SETUP_STAMP): pyproject.toml
 	@echo "installing mcuforge and its Python packages into $(VENV) (a few minutes the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -qq --upgrade pip
-	@$(BIN)/pip install -qq -e '.[dev,npu,voices,binary,search,federated]'
+	@$(BIN)/pip install -qq --no-warn-conflicts -e '.[dev,npu,voices,binary,search,federated]'
 	@$(BIN)/pip install -qq --no-deps 'larq==0.14.*'
 	@touch $@
 
