@@ -166,14 +166,22 @@ def test_zoo_model(arch, target, zoo_models, tmp_path):
 
 
 def test_an_engine_error_on_the_device_fails_the_run_naming_it(tmp_path):
-    """The float hello_world loads on the host's TFLM but not in our int8 engine: the interpreter's firmware
-    says why on the device (a prepared build refuses it on the host, before anything is flashed)."""
-    model = SHARED_MODELS / "hello_world" / "hello_world_float.tflite"
-    with pytest.raises(MCUForgeError, match="FLOAT32"):
-        build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32))
-    image = build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=np.array([[1.5]], np.float32), arena_bytes=4096,
-                              prepared=False)
-    with pytest.raises(MCUForgeError, match=r"hello_world_float failed on qemu-m4 \(QEMU mps2-an386\): load MF_ERR_UNSUPPORTED_TYPE op=0 .*name=FLOAT32"):
+    """hello_world_float with its activations retyped int16 (no kernel of ours runs int16): the interpreter's
+    firmware says why on the device (a prepared build refuses it on the host, before anything is flashed)."""
+    from engine.oplib import edited
+
+    def to_int16(tree):
+        for tensor in tree.subgraphs[0].tensors:
+            if tree.buffers[tensor.buffer].data is None:
+                tensor.type = 7  # INT16
+
+    model = tmp_path / "hello_world_int16.tflite"
+    model.write_bytes(edited((SHARED_MODELS / "hello_world" / "hello_world_float.tflite").read_bytes(), to_int16))
+    inputs = np.array([[1]], np.int16)
+    with pytest.raises(MCUForgeError, match="INT16"):
+        build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=inputs)
+    image = build.build_image(model, "qemu-m4", out_dir=tmp_path, inputs=inputs, arena_bytes=4096, prepared=False)
+    with pytest.raises(MCUForgeError, match=r"hello_world_int16 failed on qemu-m4 \(QEMU mps2-an386\): load MF_ERR_UNSUPPORTED_TYPE op=0 .*name=INT16"):
         qemu.run_qemu(image)
 
 
