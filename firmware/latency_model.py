@@ -104,12 +104,18 @@ def op_macs(model: bytes, source: str = "model") -> list[tuple[str, int]]:
     return [(op.kind.split(":")[0], op.macs) for op in op_features(model, source)]
 
 
+# Engine sources a prepared image never links: they read the .tflite and write the image on the host,
+# so editing them cannot change an instruction count (tests/test_firmware.py checks the ELF).
+HOST_ONLY_SOURCES = frozenset({"mf_flatbuffer.c", "mf_flexbuffer.c", "mf_prepare.c"})
+
+
 def engine_digest(kernels: str) -> str:
-    """A digest of the engine sources a firmware with kernel set `kernels` compiles (the counts depend on them)."""
+    """A digest of the engine sources a prepared firmware with kernel set `kernels` links (the counts depend on them)."""
     from mcuforge.firmware.engine import RUNTIME_DIR, runtime_sources
 
+    linked = (path for path in runtime_sources(kernels) if path.name not in HOST_ONLY_SOURCES)
     digest = hashlib.sha256()
-    for path in sorted({*runtime_sources(kernels), *RUNTIME_DIR.rglob("*.h")}):
+    for path in sorted({*linked, *RUNTIME_DIR.rglob("*.h")}):
         digest.update(str(path.relative_to(RUNTIME_DIR)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.firmware import boards, build, console, engine, flash, toolchain
+from mcuforge.firmware import boards, build, console, engine, flash, latency_model, toolchain
 from mcuforge.firmware.prepared import prepared_image
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
@@ -68,7 +68,7 @@ def test_cores_with_the_dsp_extension_link_the_dsp_kernels(name, kernels, tmp_pa
     else:
         assert "runtime/kernels/fully_connected.c" in linked and not {p for p in linked if "/dsp/" in p}
     assert not {p for p in kernel_files if re.search(r"/(conv|depthwise_conv|softmax|add|pooling)\.c$", p)}
-    assert "runtime/mf_prepared.c" in linked and "runtime/mf_flatbuffer.c" not in linked
+    assert "runtime/mf_prepared.c" in linked and not linked & {f"runtime/{name}" for name in latency_model.HOST_ONLY_SOURCES}
 
 
 def test_an_interpreter_image_carries_the_tflite_byte_for_byte(tmp_path):

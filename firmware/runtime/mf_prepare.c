@@ -158,13 +158,15 @@ static int mf_constant_read(const mf_model *m, int32_t tensor)
         int32_t indices[2 * MF_MAX_OP_TENSORS];
         mf_op op;
         int32_t builtin;
+        int32_t kernel;
+        int affine;
         int32_t k;
         if (mf_model_op(m, i, &op, inputs, outputs, &builtin, indices) != MF_OK) {
             return 1;
         }
+        kernel = mf_kernel_code(builtin, &op); /* float32 kernels keep records of their own */
+        affine = kernel == MF_OP_CONV_2D || kernel == MF_OP_DEPTHWISE_CONV_2D || kernel == MF_OP_FULLY_CONNECTED;
         for (k = 0; k < op.input_count; ++k) {
-            const int32_t kernel = mf_kernel_code(builtin, &op); /* float32 kernels keep records of their own */
-            const int affine = kernel == MF_OP_CONV_2D || kernel == MF_OP_DEPTHWISE_CONV_2D || kernel == MF_OP_FULLY_CONNECTED;
             if (indices[k] == tensor &&
                 (!affine || op.data == NULL || mf_affine_reads_input((const mf_affine_data *)op.data, k))) {
                 return 1;
