@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from firmware_icount import REPO, instructions_per_inference  # noqa: E402
+from firmware_icount import REPO  # noqa: E402
+
+from mcuforge.firmware.icount import instructions_per_inference  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "engine"))  # lce_oplib: LCE op models written with the schema
 TARGET = "qemu-m4"

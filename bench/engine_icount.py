@@ -34,7 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_host import linked_flash  # noqa: E402
-from firmware_icount import REPO, SHARED_MODELS, instructions_per_inference, plugin  # noqa: E402
+from firmware_icount import REPO, SHARED_MODELS  # noqa: E402
+
+from mcuforge.firmware.icount import instructions_per_inference, plugin  # noqa: E402
 
 from mcuforge.firmware.latency_model import op_macs  # noqa: E402
 

@@ -5,7 +5,8 @@
 What the figures mean. QEMU is not cycle accurate: it translates guest code to
 host code and has no pipeline, cache, flash wait-state or bus model. The count
 here is exact and repeatable, though: the qemu-icount TCG plugin
-(/work/shared/tools/qemu-icount, built into build/qemu-icount/) counts every
+(/work/shared/tools/qemu-icount, built into build/qemu-icount/ by
+mcuforge.firmware.icount) counts every
 guest instruction executed between the two calls to mf_app_mark() around
 mf_invoke(), so the figure is the engine's instructions per inference on that
 core's instruction set (Thumb-2 with or without DSP/FPU/MVE as the board's
@@ -22,15 +23,11 @@ read from the linker's map file.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MODELS = REPO.parent / "shared" / "models" / "tflite-micro"
-PLUGIN_SOURCE = REPO.parent / "shared" / "tools" / "qemu-icount" / "count.c"
-PLUGIN = REPO / "build" / "qemu-icount" / "libcount.so"
 DEFAULT_MODELS = [
     SHARED_MODELS / "hello_world" / "hello_world_int8.tflite",
     SHARED_MODELS / "micro_speech" / "micro_speech_quantized.tflite",
@@ -38,38 +35,6 @@ DEFAULT_MODELS = [
 ]
 QEMU_TARGETS = ["qemu-m3", "qemu-m4", "qemu-m7", "qemu-m33", "qemu-m55"]
 REAL_TARGETS = ["stm32f746g-disco", "nrf52840dk", "rp2040-pico"]
-_MARK = re.compile(r"^MARK (\d+) total=(\d+) delta=(\d+)", re.M)
-
-
-def plugin() -> Path:
-    """The counting plugin, compiled into build/ (never beside the shared source) when missing or stale."""
-    if not PLUGIN.exists() or PLUGIN.stat().st_mtime < PLUGIN_SOURCE.stat().st_mtime:
-        PLUGIN.parent.mkdir(parents=True, exist_ok=True)
-        tmp = PLUGIN.with_suffix(".tmp.so")
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(tmp), str(PLUGIN_SOURCE)], check=True)
-        tmp.replace(PLUGIN)
-    return PLUGIN
-
-
-def mark_address(elf: Path) -> int:
-    symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"^([0-9a-f]+) T mf_app_mark$", symbols, re.M)
-    if match is None:
-        raise SystemExit(f"{elf} has no mf_app_mark symbol")
-    return int(match[1], 16)
-
-
-def instructions_per_inference(image, timeout: float = 600) -> int:
-    """Instructions between the marks around the first mf_invoke (mark 0 -> mark 1)."""
-    from mcuforge.firmware.console import parse_run
-    from mcuforge.firmware.qemu import qemu_command
-
-    extra = ["-plugin", f"{plugin()},mark=0x{mark_address(image.elf):x}", "-d", "plugin"]
-    proc = subprocess.run(qemu_command(image, extra), capture_output=True, text=True, timeout=timeout)
-    marks = {int(m[1]): int(m[3]) for m in _MARK.finditer(proc.stderr)}
-    if proc.returncode != 0 or not parse_run(proc.stdout).done or 1 not in marks:
-        raise SystemExit(f"{image.elf} on {image.board.name}: run failed (status {proc.returncode}): {proc.stdout[-400:]} {proc.stderr[-400:]}")
-    return marks[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mcuforge.errors import MCUForgeError
     from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.icount import instructions_per_inference
     from mcuforge.firmware.qemu import run_qemu
 
     header = f"{'model':<24} {'target':<17} {'insns/inference':>16} {'SysTick':>11} {'flash B':>10} {'flash %':>8} {'RAM B':>9} {'RAM %':>6} {'arena B':>8}"

@@ -28,7 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_icount import INVOKE_FUNCTION, per_op_instructions  # noqa: E402
-from firmware_icount import REPO, instructions_per_inference  # noqa: E402
+from firmware_icount import REPO  # noqa: E402
+
+from mcuforge.firmware.icount import instructions_per_inference  # noqa: E402
 
 OUT = REPO / "build" / "bench" / "search_cost_model"
 # Inputs of the project's data sets: keywords (49 frames x 10 MFCC, and shorter), digits 8x8, small images.

@@ -4,10 +4,12 @@ Runs on demand (keywords: the search trains dozens of candidates, then two final
 an hour or more on two shared cores):
 
     nice .venv/bin/python bench/search_keywords.py [--spec specs/keywords.yaml] [--target cortex-m4-256k]
-        [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--root build/bench-search]
+        [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--select within_reference] [--root build/bench-search]
 
 The search uses the spec's `search:` section, or the default one (DS-CNN family for
-keywords) when it has none; --trials/--minutes/--search-epochs/--workers override it.
+keywords) when it has none; --trials/--minutes/--search-epochs/--workers override it, and
+--select (default within_reference: the most accurate candidate whose instructions, arena
+and flash are each no more than the hand-made model's) picks the model.
 Then the spec's hand-made model and the chosen one are trained the same way (the
 spec's train section: same data, same epochs), converted to int8 like deploy does,
 and scored by the TFLM host interpreter on the test split (for keywords: speakers
@@ -25,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -34,34 +35,26 @@ from mcuforge.artifacts import write_json_atomic
 from mcuforge.progress import Progress
 from mcuforge.spec import SearchSpec, load_spec
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from firmware_icount import instructions_per_inference  # noqa: E402
-
 
 def measured(spec, root: Path) -> dict:
     """Train and deploy `spec`'s model (reused when unchanged): its int8 TFLM test accuracy, and its costs on
     the target measured on the int8 model (prepared image and arena from the host engine, instructions per
     inference counted under QEMU by qemu-icount: the hand-made models have ops the search's cost model was
     not fitted on)."""
-    from mcuforge.firmware.build import build_image
-    from mcuforge.firmware.prepared import prepared_image
+    from mcuforge.firmware.candidate_cost import measured_cost
     from mcuforge.pipeline import STAGES, run_pipeline
-    from mcuforge.firmware.candidate_cost import target_core
 
     stages = tuple(stage for stage in STAGES if stage.name in ("train", "deploy"))
     deployed = run_pipeline(spec, root, stages=stages).stages[1]
     evaluation = json.loads((deployed.directory / deployed.result.evaluation).read_text())
-    model_path = deployed.directory / deployed.result.model
-    core = target_core(spec.deploy.target)
-    image = prepared_image(model_path.read_bytes(), core.kernels, str(model_path))
-    firmware = build_image(model_path, core.qemu_board, out_dir=root / spec.name / "icount", kernels=core.kernels, cpu=core.cpu)
+    cost = measured_cost(deployed.directory / deployed.result.model, spec.deploy.target, root / spec.name / "icount")
     return {
         "arch": spec.model.arch,
         "options": spec.model.options,
         "test_accuracy_int8": evaluation["tflm"],
-        "instructions": instructions_per_inference(firmware),
-        "arena_bytes": image.arena_bytes,
-        "flash_bytes": len(image.data),
+        "instructions": cost.instructions,
+        "arena_bytes": cost.arena_bytes,
+        "flash_bytes": cost.flash_bytes,
     }
 
 
@@ -87,6 +80,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float)
     parser.add_argument("--search-epochs", type=int)
     parser.add_argument("--workers", type=int)
+    parser.add_argument("--select", default="within_reference", help="the search's selection rule [default: within_reference, "
+                        "the most accurate candidate costing no more than the hand-made model]")
     parser.add_argument("--root", type=Path, default=Path("build/bench-search"))
     args = parser.parse_args()
 
@@ -96,7 +91,7 @@ def main() -> None:
     spec = load_spec(args.spec)
     if args.target:
         spec = dataclasses.replace(spec, deploy=dataclasses.replace(spec.deploy, target=args.target))
-    given = {"trials": args.trials, "minutes": args.minutes, "epochs": args.search_epochs, "workers": args.workers}
+    given = {"trials": args.trials, "minutes": args.minutes, "epochs": args.search_epochs, "workers": args.workers, "select": args.select}
     spec = dataclasses.replace(
         spec, search=dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
     )
@@ -118,6 +113,10 @@ def main() -> None:
         "rejected": searched.rejected,
         "failed": searched.failed,
         "final_epochs": spec.train.epochs,
+        "chosen_in_search": {"accuracy_val_int8": searched.accuracy, "instructions_predicted": searched.instructions,
+                             "arena_bytes": searched.arena_bytes, "flash_bytes": searched.flash_bytes},
+        "reference_bound": {"instructions": searched.reference_instructions, "arena_bytes": searched.reference_arena_bytes,
+                            "flash_bytes": searched.reference_flash_bytes},
         "hand": hand,
         "chosen": chosen,
         "verdict": verdict(hand, chosen),

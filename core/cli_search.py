@@ -44,4 +44,9 @@ def register(app: typer.Typer) -> None:
             f"chosen: trial {result.chosen_trial}, int8 val accuracy {result.accuracy:.4f}, {result.instructions} instructions, "
             f"arena {result.arena_bytes} B, flash {result.flash_bytes} B"
         )
+        if result.reference_instructions is not None:
+            console.print(
+                f"within the spec's own model ({loaded.model.arch}): {result.reference_instructions} instructions, "
+                f"arena {result.reference_arena_bytes} B, flash {result.reference_flash_bytes} B"
+            )
         console.print(f"front: {outcome.directory / result.table}  chosen model section: {outcome.directory / result.fragment}")

@@ -98,7 +98,7 @@ def search_target(spec: Spec) -> DeployTarget:
     from mcuforge.deploy.convert import representative_sample
     from mcuforge.deploy.evaluate import int8_accuracy
     from mcuforge.deploy.targets import load_target
-    from mcuforge.firmware.candidate_cost import candidate_cost
+    from mcuforge.firmware.candidate_cost import candidate_cost, reference_cost
 
     deploy = spec.deploy
     target = load_target(deploy.target)
@@ -108,6 +108,7 @@ def search_target(spec: Spec) -> DeployTarget:
         candidate_cost=partial(candidate_cost, target=deploy.target),
         int8_accuracy=partial(int8_accuracy, quantization=deploy.quantization, io_type=deploy.io_type),
         representative_sample=partial(representative_sample, count=deploy.representative_samples, seed=spec.data.seed),
+        reference_cost=partial(reference_cost, target=deploy.target),
     )
 
 

@@ -220,6 +220,10 @@ class SearchResult(Artifact):
     flash_bytes: int
     arena_bytes: int
     instructions: int
+    # select within_reference: the spec's own (hand-made) model's measured costs, which bound the choice
+    reference_instructions: int | None = None
+    reference_arena_bytes: int | None = None
+    reference_flash_bytes: int | None = None
     table: str = "front.md"
     front_csv: str = "front.csv"
     front_json: str = "front.json"

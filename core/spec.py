@@ -97,7 +97,8 @@ class SearchSpec:
     seed: int = spec_field(0, min=0, help="the sampler's seed")
     sampler: str = spec_field("nsga2", choices=("nsga2", "tpe"))
     pruner: str = spec_field("successive_halving", choices=("successive_halving", "hyperband", "none"))
-    select: str = spec_field("most_accurate", choices=("most_accurate", "fastest_within"), help="how the final model is picked")
+    select: str = spec_field("most_accurate", choices=("most_accurate", "fastest_within", "within_reference"),
+                             help="how the final model is picked; within_reference: the most accurate costing no more than the spec's own model")
     within_points: float = spec_field(1.0, min=0.0, max=100.0, help="fastest_within: accuracy points below the best allowed")
     workers: int = spec_field(1, min=1, max=64, help="processes on this machine sharing the study")
     storage: str | None = spec_field(None, help="an Optuna storage URL [default: a journal file in build/<name>/search/]")

@@ -14,6 +14,7 @@ from the per-op cost model fitted on QEMU counts of that core (latency_model.py)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -77,3 +78,30 @@ def candidate_cost(model, representative: np.ndarray, target: str) -> CandidateC
     from mcuforge.deploy.convert import convert_model
 
     return tflite_cost(convert_model(model, representative), target, model.name)
+
+
+def measured_cost(model_path: Path, target: str, out_dir: Path) -> CandidateCost:
+    """The costs on `target` of the int8 .tflite at `model_path`, all measured: the prepared image and arena as
+    tflite_cost, instructions per inference counted under QEMU on the firmware built into `out_dir`
+    (the target core's kernels and -mcpu, on its QEMU board)."""
+    from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.icount import instructions_per_inference
+    from mcuforge.firmware.prepared import prepared_image
+
+    core = target_core(target)
+    model = Path(model_path).read_bytes()
+    image = prepared_image(model, core.kernels, str(model_path))
+    firmware = build_image(model_path, core.qemu_board, out_dir=out_dir, kernels=core.kernels, cpu=core.cpu)
+    macs = sum(count for _, count in op_macs(model, str(model_path)))
+    return CandidateCost(len(image.data), image.arena_bytes, instructions_per_inference(firmware), macs)
+
+
+def reference_cost(model, representative: np.ndarray, directory: Path, target: str) -> CandidateCost:
+    """measured_cost of tf_keras `model` converted to int8 as candidate_cost does (reference.tflite and its
+    firmware are written into `directory`)."""
+    from mcuforge.artifacts import write_bytes_atomic
+    from mcuforge.deploy.convert import convert_model
+
+    path = Path(directory) / "reference.tflite"
+    write_bytes_atomic(path, convert_model(model, representative))
+    return measured_cost(path, target, Path(directory) / "reference_firmware")

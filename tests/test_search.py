@@ -115,3 +115,25 @@ def test_selection_rules():
     assert choose(rows, SearchSpec(select="fastest_within", within_points=5.0)).number == 2
     with pytest.raises(MCUForgeError, match="no trial completed"):
         choose([row(0, 0.9, 1, on_front=False)], SearchSpec())
+
+
+def costed(number, accuracy, instructions, arena, flash, state="complete"):
+    return TrialRow(number, state, "", instructions, arena, flash, 1, accuracy, accuracy, "", False, {})
+
+
+def test_within_reference_takes_the_most_accurate_trial_costing_no_more_than_the_reference_in_each():
+    reference = CandidateCost(flash_bytes=1000, arena_bytes=500, instructions=10_000, macs=1)
+    rows = [
+        costed(0, 0.99, 20_000, 400, 900),  # over in instructions
+        costed(1, 0.98, 9_000, 600, 900),  # over in arena
+        costed(2, 0.97, 9_000, 400, 1001),  # over in flash
+        costed(3, 0.99, 9_000, 400, 900, state="pruned"),  # not scored to the end
+        costed(4, 0.95, 10_000, 500, 1000),  # at the bound in all three: within
+        costed(5, 0.95, 8_000, 300, 700),  # as accurate and cheaper: the pick
+        costed(6, 0.90, 1_000, 100, 100),
+    ]
+    rule = SearchSpec(select="within_reference")
+    assert choose(rows, rule, reference).number == 5  # off the front (on_front False) is eligible too
+    assert choose(rows[:5], rule, reference).number == 4
+    with pytest.raises(MCUForgeError, match="no complete trial costs no more than the spec's own model \\(10000 instructions, arena 500 B, flash 1000 B"):
+        choose(rows[:4], rule, reference)

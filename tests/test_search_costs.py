@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import latency_model
 from mcuforge.firmware.candidate_cost import candidate_cost, tflite_cost
-
-sys.path.insert(0, str(REPO / "bench"))
-from firmware_icount import instructions_per_inference  # noqa: E402
+from mcuforge.firmware.icount import instructions_per_inference
 
 # The accuracy bench/search_cost_model.py measured on its held-out candidates (README: Search: candidate costs).
 TOLERANCE = 0.10
@@ -119,6 +115,32 @@ def test_cortex_m0plus_is_measured_as_armv6m_code_on_the_m3(built):
     attributes = subprocess.run(["arm-none-eabi-readelf", "-A", str(image.elf)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Tag_CPU_arch: v6S-M$", attributes, re.M)
     assert image.board.qemu_machine == "mps2-an385"
+
+
+@pytest.mark.slow
+def test_the_reference_is_the_specs_own_model_measured_on_its_built_firmware(tmp_path, monkeypatch):
+    from mcuforge.firmware import build
+    from mcuforge.firmware.boards import load_board
+    from mcuforge.firmware.qemu import run_qemu
+    from mcuforge.pipeline import search_target
+    from mcuforge.spec import parse_spec
+    from mcuforge.train.search.stage import reference_cost
+
+    images = []
+    real_build = build.build_image
+    monkeypatch.setattr(build, "build_image", lambda *args, **kwargs: images.append(real_build(*args, **kwargs)) or images[-1])
+    spec = parse_spec({"name": "x", "data": {"dataset": "digits"}, "model": {"arch": "tiny_cnn"}, "search": {}})
+    cost = reference_cost(spec, search_target(spec), tmp_path)
+    # tiny_cnn on 8x8 digits: conv 3x3 1->16 (same), conv 3x3/2 16->32, dense 4*4*32 -> 10
+    assert cost.macs == 8 * 8 * 16 * 9 + 4 * 4 * 32 * 9 * 16 + 4 * 4 * 32 * 10
+    [image] = images
+    assert image.board.name == "qemu-m4"  # cortex-m4-256k's core
+    run = run_qemu(image)
+    assert run.done and not run.error
+    assert cost.flash_bytes == _symbol_size(image.elf, "g_app_model_data")
+    assert cost.arena_bytes == run.arena_used == _symbol_size(image.elf, "mf_app_arena")
+    # The firmware's own SysTick under QEMU -icount ticks clock_hz / 1e9 per instruction (firmware/qemu.py)
+    assert cost.instructions * load_board("qemu-m4").clock_hz / 1e9 == pytest.approx(run.cycles[0], rel=0.01)
 
 
 def test_unknown_target_is_one_clear_error(converted):

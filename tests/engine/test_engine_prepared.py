@@ -145,7 +145,7 @@ def qemu_prepared_run(model: bytes, x: np.ndarray, tmp_path: Path, target: str =
                       plugin: Path | None = None) -> tuple[list[int], int | None]:
     """A firmware of the runner, the model's kernels of the board's set and its image, built with the
     toolchain settings of mcuforge.firmware.build and run under QEMU: the first output, and with the
-    qemu-icount `plugin` (bench/firmware_icount.plugin()) the instructions of the inference."""
+    qemu-icount `plugin` (mcuforge.firmware.icount.plugin()) the instructions of the inference."""
     import subprocess
 
     from mcuforge.firmware import boards, codegen, qemu, toolchain

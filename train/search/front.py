@@ -19,6 +19,7 @@ import yaml
 from mcuforge.artifacts import write_bytes_atomic, write_text_atomic
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import ModelSpec, SearchSpec
+from mcuforge.train.search.target import CandidateCost
 
 COSTS = ("instructions", "arena_bytes", "flash_bytes")
 
@@ -26,7 +27,7 @@ COSTS = ("instructions", "arena_bytes", "flash_bytes")
 @dataclass(frozen=True)
 class TrialRow:
     number: int
-    state: str  # complete, pruned (stopped early), rejected (over a budget, never trained), failed, running
+    state: str  # complete, pruned (stopped early), rejected (over a budget, never trained), failed, running, waiting (a retry queued)
     architecture: str
     instructions: int | None
     arena_bytes: int | None
@@ -47,11 +48,16 @@ def _state(trial) -> str:
     return {
         optuna.trial.TrialState.COMPLETE: "complete",
         optuna.trial.TrialState.FAIL: "failed",
+        optuna.trial.TrialState.WAITING: "waiting",
     }.get(trial.state, "running")
 
 
-def _note(trial) -> str:
+def _note(trial, retried_as: int | None) -> str:
     attrs = trial.user_attrs
+    if retried_as is not None:
+        return f"{trial.system_attrs.get('fail_reason', 'its worker stopped (no heartbeat)')}; retried as trial {retried_as}"
+    if trial.system_attrs.get("retry_history"):
+        return f"retry of trial {trial.system_attrs['retry_history'][-1]}"
     if "rejected" in attrs:
         return f"over budget: {attrs['rejected']}"
     if "pruned_after_epochs" in attrs:
@@ -63,7 +69,10 @@ def _note(trial) -> str:
 
 def trial_rows(study) -> list[TrialRow]:
     """Every trial of the study, in order; the front is Optuna's (non-dominated complete trials)."""
+    from mcuforge.train.search.study import retries
+
     front = {trial.number for trial in study.best_trials}
+    retried_as = retries(study)
     rows = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -78,7 +87,7 @@ def trial_rows(study) -> list[TrialRow]:
                 macs=attrs.get("macs"),
                 accuracy=attrs.get("accuracy"),
                 val_float_accuracy=attrs.get("val_float_accuracy"),
-                note=_note(trial),
+                note=_note(trial, retried_as.get(trial.number)),
                 on_front=trial.number in front and "same_as" not in attrs,
                 model=attrs.get("model", {}),
             )
@@ -86,9 +95,24 @@ def trial_rows(study) -> list[TrialRow]:
     return rows
 
 
-def choose(rows: list[TrialRow], search: SearchSpec) -> TrialRow:
-    """The front's pick: the most accurate (fewest instructions on a tie), or the fewest instructions within
-    `within_points` accuracy points of the best."""
+def _within(row: TrialRow, reference: CandidateCost) -> bool:
+    return all(getattr(row, cost) <= getattr(reference, cost) for cost in COSTS)
+
+
+def choose(rows: list[TrialRow], search: SearchSpec, reference: CandidateCost | None = None) -> TrialRow:
+    """The pick: the front's most accurate (fewest instructions on a tie), or its fewest instructions within
+    `within_points` accuracy points of the best; or (within_reference) the most accurate complete trial whose
+    instructions, arena and flash are each no more than the `reference` model's. With the front over fewer
+    objectives than the three costs, that trial need not be on the front, so every complete trial is eligible."""
+    if search.select == "within_reference":
+        eligible = [row for row in rows if row.state == "complete" and _within(row, reference)]
+        if not eligible:
+            raise MCUForgeError(
+                f"search: no complete trial costs no more than the spec's own model ({reference.instructions} instructions, "
+                f"arena {reference.arena_bytes} B, flash {reference.flash_bytes} B; see front.csv): raise search.trials, "
+                "allow smaller choices in search.space, or choose search.select most_accurate or fastest_within"
+            )
+        return min(eligible, key=lambda row: (-row.accuracy, row.instructions, row.number))
     front = [row for row in rows if row.on_front]
     if not front:
         raise MCUForgeError(
@@ -102,7 +126,7 @@ def choose(rows: list[TrialRow], search: SearchSpec) -> TrialRow:
     return min(front, key=lambda row: (-row.accuracy, row.instructions, row.number))
 
 
-def _markdown(rows: list[TrialRow], chosen: TrialRow) -> str:
+def _markdown(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost | None, reference_name: str) -> str:
     lines = [
         "| trial | architecture (stem, then channels k kernel s stride per block) | int8 val accuracy | instructions | arena B | flash B | |",
         "|---:|---|---:|---:|---:|---:|---|",
@@ -112,7 +136,17 @@ def _markdown(rows: list[TrialRow], chosen: TrialRow) -> str:
         lines.append(
             f"| {row.number} | {row.architecture} | {row.accuracy:.4f} | {row.instructions:,} | {row.arena_bytes:,} | {row.flash_bytes:,} | {mark} |"
         )
-    counts = {state: sum(r.state == state for r in rows) for state in ("complete", "pruned", "rejected", "failed", "running")}
+    if reference is not None:
+        lines.append(
+            f"| reference | the spec's own model ({reference_name}), instructions counted under QEMU | (not trained) | "
+            f"{reference.instructions:,} | {reference.arena_bytes:,} | {reference.flash_bytes:,} | bound of the choice |"
+        )
+        if not chosen.on_front:
+            lines.append(
+                f"| {chosen.number} | {chosen.architecture} | {chosen.accuracy:.4f} | {chosen.instructions:,} | "
+                f"{chosen.arena_bytes:,} | {chosen.flash_bytes:,} | chosen (off the front) |"
+            )
+    counts = {state: sum(r.state == state for r in rows) for state in ("complete", "pruned", "rejected", "failed", "running", "waiting")}
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     return "\n".join(lines) + f"\n\n{len(rows)} trials: {summary}.\n"
 
@@ -127,7 +161,7 @@ def _csv(rows: list[TrialRow]) -> str:
     return out.getvalue()
 
 
-def _plot(rows: list[TrialRow], chosen: TrialRow) -> bytes:
+def _plot(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost | None, reference_name: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,6 +175,8 @@ def _plot(rows: list[TrialRow], chosen: TrialRow) -> bytes:
         ax.scatter([getattr(r, cost) for r in complete], [r.accuracy for r in complete], s=14, color="0.6", label="trials")
         ax.scatter([getattr(r, cost) for r in front], [r.accuracy for r in front], s=24, color="C0", label="Pareto front")
         ax.scatter([getattr(chosen, cost)], [chosen.accuracy], s=90, marker="*", color="C3", label="chosen")
+        if reference is not None:
+            ax.axvline(getattr(reference, cost), color="C2", linestyle="--", label=f"{reference_name} (bound)")
         ax.set_xscale("log")
         ax.set_xlabel(labels[cost])
         ax.grid(alpha=0.3)
@@ -159,10 +195,12 @@ def fragment(model: ModelSpec, study: str, trial: int) -> str:
     return header + yaml.safe_dump({"model": asdict(model)}, sort_keys=False)
 
 
-def write_front(rows: list[TrialRow], chosen: TrialRow, model: ModelSpec, study: str, directory: Path, files) -> None:
-    """Write the table, plot and fragment named by `files` (a SearchResult) into `directory`."""
+def write_front(rows: list[TrialRow], chosen: TrialRow, model: ModelSpec, study: str, directory: Path, files,
+                reference: CandidateCost | None = None, reference_name: str = "") -> None:
+    """Write the table, plot and fragment named by `files` (a SearchResult) into `directory`; `reference` (the
+    spec's own model, named `reference_name`) is drawn as the bound of a within_reference choice."""
     write_text_atomic(directory / files.front_csv, _csv(rows))
     write_text_atomic(directory / files.front_json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    write_text_atomic(directory / files.table, _markdown(rows, chosen))
-    write_bytes_atomic(directory / files.plot, _plot(rows, chosen))
+    write_text_atomic(directory / files.table, _markdown(rows, chosen, reference, reference_name))
+    write_bytes_atomic(directory / files.plot, _plot(rows, chosen, reference, reference_name))
     write_text_atomic(directory / files.fragment, fragment(model, study, chosen.number))

@@ -11,11 +11,14 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.results import SearchResult
 from mcuforge.spec import ModelSpec, Spec
-from mcuforge.train.search.target import DeployTarget
+from mcuforge.train.search.target import CandidateCost, DeployTarget
 
 
 def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
-    """Before anything trains: the data set must be a classifier's, and the space's cheapest candidate within budget."""
+    """Before anything trains: the data set must be a classifier's, and the space's cheapest candidate within budget.
+
+    (With select within_reference the spec's own model is measured before that too: reference_cost.)
+    """
     from mcuforge.train.datasets import ANOMALY
     from mcuforge.train.search import space
     from mcuforge.train.search.study import Budgets
@@ -36,6 +39,20 @@ def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
         )
 
 
+def reference_cost(spec: Spec, target: DeployTarget, directory: Path) -> CandidateCost:
+    """The spec's own model section (the hand-made model the search should beat), untrained, measured on the target
+    as the firmware runs it: prepared image, planner arena and instructions counted under QEMU (in `directory`)."""
+    import tf_keras
+
+    from mcuforge.train import zoo
+    from mcuforge.train.trainer import load_dataset
+
+    dataset = load_dataset(spec)
+    tf_keras.utils.set_random_seed(spec.train.seed)
+    model = zoo.build(spec.model.arch, dataset.input_shape, dataset.num_classes, spec.model.width, **spec.model.options)
+    return target.reference_cost(model, target.representative_sample(dataset.x_train), directory)
+
+
 def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTarget, progress: Progress | None = None) -> SearchResult:
     """Run (or resume) the spec's search on `target` with its study in `study_directory`; write the front into `directory`."""
     from mcuforge.train.search.front import choose, trial_rows, write_front
@@ -46,10 +63,17 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
     progress = progress or Progress.quiet()
     started = time.perf_counter()
     check_smallest_fits(spec, target)
+    reference = None
+    if spec.search.select == "within_reference":
+        reference = reference_cost(spec, target, Path(study_directory) / "reference")
+        progress.line(
+            f"reference {spec.model.arch}: {reference.instructions} instructions (QEMU), arena {reference.arena_bytes} B, "
+            f"flash {reference.flash_bytes} B: the choice may cost no more"
+        )
     run_search(spec, study_directory, target, progress)
     study, _ = open_study(spec, study_directory)
     rows = trial_rows(study)
-    chosen = choose(rows, spec.search)
+    chosen = choose(rows, spec.search, reference)
     model = parse_dataclass(ModelSpec, chosen.model, "chosen model")
     result = SearchResult(
         study=study_name(spec),
@@ -66,8 +90,11 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
         flash_bytes=chosen.flash_bytes,
         arena_bytes=chosen.arena_bytes,
         instructions=chosen.instructions,
+        reference_instructions=reference and reference.instructions,
+        reference_arena_bytes=reference and reference.arena_bytes,
+        reference_flash_bytes=reference and reference.flash_bytes,
     )
-    write_front(rows, chosen, model, result.study, Path(directory), result)
+    write_front(rows, chosen, model, result.study, Path(directory), result, reference, spec.model.arch)
     return result
 
 

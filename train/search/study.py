@@ -14,6 +14,13 @@ cost: one companion study per power of two of the first cost objective
 ("<study>-epochs-<log2 cost>"). All live in the same storage: workers on this
 machine or others share them, and a search run again with the same study name
 resumes with every finished trial kept.
+
+A worker killed mid-trial leaves that trial RUNNING. Such a trial is failed and
+retried (the same parameters, queued for the next worker): at once when it ran on
+this machine and its process is gone, and in a database storage also through
+Optuna's heartbeat (a trial whose worker stopped beating for GRACE_SECONDS, from
+any machine). The failed one then no longer counts toward the trial budget; its
+retry does.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ from mcuforge.train.search import space
 from mcuforge.train.search.target import CandidateCost, DeployTarget
 
 JOURNAL_FILE = "study.journal"
+HEARTBEAT_SECONDS = 20  # how often a worker on a database storage marks its running trial alive
+GRACE_SECONDS = 120  # a database-storage trial with no heartbeat for this long is failed and retried
+MAX_RETRIES = 1
 COST_OBJECTIVES = {"instructions": "instructions", "arena": "arena_bytes", "flash": "flash_bytes"}
 # The search settings that change what a trial does: a change starts a new study.
 RUN_SETTINGS = ("trials", "minutes", "select", "within_points", "workers", "storage")
@@ -74,11 +84,14 @@ def study_name(spec: Spec) -> str:
 
 
 def storage_of(search: SearchSpec, directory: Path):
-    """The study's storage: the spec's URL, else a journal file in `directory` (safe for several processes)."""
+    """The study's storage: the spec's database URL (with Optuna's heartbeat), else a journal file in `directory`
+    (safe for several processes on one machine)."""
     import optuna
 
     if search.storage:
-        return search.storage
+        return optuna.storages.RDBStorage(
+            search.storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, heartbeat_stale_trial_callback=retry_trial
+        )
     directory.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(directory / JOURNAL_FILE)))
 
@@ -125,9 +138,61 @@ def open_study(spec: Spec, directory: Path, worker: int = 0):
     storage = storage_of(search, directory)
     name = study_name(spec)
     study = optuna.create_study(storage=storage, study_name=name, directions=directions(search), load_if_exists=True)
+    retry_dead_workers_trials(study)
     seed = search.seed + 1000 * worker + len(study.get_trials(deepcopy=False))
     study.sampler = _sampler(search, seed)
     return study, storage
+
+
+def process_identity(pid: int) -> str | None:
+    """This machine's name, `pid` and its start time (from /proc): a pid reused by a later process differs.
+    None when no such process runs."""
+    try:
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]  # field 22, starttime
+    except (OSError, IndexError):
+        return None
+    return f"{socket.gethostname()}:{pid}:{start}"
+
+
+def retry_trial(study, trial) -> None:
+    """Queue a failed trial again: a WAITING trial with its parameters, which the next trial of any worker runs
+    (once: a candidate that kills its worker twice stays failed). Optuna's heartbeat calls this too."""
+    import optuna
+
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRIES:
+        return
+    # user attributes are not carried over: the retry's are its own run's
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+                                        system_attrs={"retry_history": history}))
+
+
+def retry_dead_workers_trials(study) -> list[int]:
+    """Fail and retry (retry_trial) each RUNNING trial whose worker ran on this machine and is gone (killed
+    mid-trial); the numbers of the trials failed."""
+    import optuna
+
+    host = f"{socket.gethostname()}:"
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        process = trial.user_attrs.get("process", "")
+        if not process.startswith(host) or process_identity(int(process.split(":")[1])) == process:
+            continue  # another machine's (the heartbeat's job), or alive
+        try:
+            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"its worker ({trial.user_attrs['worker']}) died mid-trial")
+            if not study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        retry_trial(study, study._storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
+def retries(study) -> dict[int, int]:
+    """{failed trial: the trial that retried it} for trials whose worker died (retry_trial)."""
+    return {trial.system_attrs["retry_history"][-1]: trial.number for trial in study.get_trials(deepcopy=False)
+            if trial.system_attrs.get("retry_history")}
 
 
 def cost_class(search: SearchSpec, cost: CandidateCost) -> int:
@@ -145,10 +210,11 @@ def epochs_study(spec: Spec, storage, cost: CandidateCost):
 
 
 def finished(study) -> int:
+    """Trials that count toward the budget: every finished one but those failed with their worker and retried."""
     import optuna
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    return len(study.get_trials(deepcopy=False, states=states))
+    return len({trial.number for trial in study.get_trials(deepcopy=False, states=states)} - set(retries(study)))
 
 
 class Objective:
@@ -172,6 +238,7 @@ class Objective:
 
         started = time.perf_counter()
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which machine and process ran it
+        trial.set_user_attr("process", process_identity(os.getpid()))  # to tell, after a crash, whether it still runs
         candidate = space.suggest(trial, self.search.space)
         trial.set_user_attr("architecture", candidate.describe())
         trial.set_user_attr("model", to_dict(candidate.model_spec(self.search.family)))

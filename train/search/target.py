@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,3 +37,6 @@ class DeployTarget:
     int8_accuracy: Callable[[Any, np.ndarray, np.ndarray, np.ndarray], float]
     # training inputs -> the inputs that calibrate the int8 conversion
     representative_sample: Callable[[np.ndarray], np.ndarray]
+    # (tf_keras model, representative inputs, scratch directory) -> its costs all measured (instructions counted under
+    # QEMU): the spec's hand-made model, whose ops the candidates' cost model may not cover
+    reference_cost: Callable[[Any, np.ndarray, Path], CandidateCost]
