@@ -224,6 +224,7 @@ class SearchResult(Artifact):
     reference_instructions: int | None = None
     reference_arena_bytes: int | None = None
     reference_flash_bytes: int | None = None
+    chosen_num_mfcc: int | None = None  # search.space.num_mfcc: the keyword features' coefficients the model was chosen with
     table: str = "front.md"
     front_csv: str = "front.csv"
     front_json: str = "front.json"

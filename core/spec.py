@@ -74,10 +74,11 @@ class SearchSpace:
     kernels: list[int] = spec_field([3, 5], min=1, max=15, help="depthwise kernel size of each block")
     strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of each block")
     stem_strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of the first convolution")
+    num_mfcc: list[int] | None = spec_field(None, min=1, max=13, help="keywords and wav_folder MFCC features: coefficients per frame [default: data.options.num_mfcc, not searched]")
 
     def __post_init__(self):
-        for name in ("blocks", "channels", "kernels", "strides", "stem_strides"):
-            if not getattr(self, name):
+        for name in ("blocks", "channels", "kernels", "strides", "stem_strides", "num_mfcc"):
+            if getattr(self, name) == []:
                 raise MCUForgeError(f"search.space.{name}: the list is empty, so no candidate exists: give at least one value")
 
 

@@ -38,6 +38,7 @@ class TrialRow:
     note: str  # why it was rejected or pruned, or which trial it repeats
     on_front: bool
     model: dict
+    num_mfcc: int | None = None  # the keyword features' coefficients, when the space searches them
 
 
 def _state(trial) -> str:
@@ -90,6 +91,7 @@ def trial_rows(study) -> list[TrialRow]:
                 note=_note(trial, retried_as.get(trial.number)),
                 on_front=trial.number in front and "same_as" not in attrs,
                 model=attrs.get("model", {}),
+                num_mfcc=attrs.get("num_mfcc"),
             )
         )
     return rows
@@ -189,10 +191,15 @@ def _plot(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost | Non
     return out.getvalue()
 
 
-def fragment(model: ModelSpec, study: str, trial: int) -> str:
-    """The chosen model section as YAML to paste into a spec (or kept by `mcuforge run` with the search section)."""
+def fragment(model: ModelSpec, study: str, trial: int, num_mfcc: int | None = None) -> str:
+    """The chosen model section as YAML to paste into a spec (or kept by `mcuforge run` with the search section);
+    with searched features, also the data option they need."""
     header = f"# Chosen by architecture search (study {study}, trial {trial}).\n"
-    return header + yaml.safe_dump({"model": asdict(model)}, sort_keys=False)
+    chosen = {"model": asdict(model)}
+    if num_mfcc is not None:
+        header += "# Merge data.options.num_mfcc into the spec's data section.\n"
+        chosen["data"] = {"options": {"num_mfcc": num_mfcc}}
+    return header + yaml.safe_dump(chosen, sort_keys=False)
 
 
 def write_front(rows: list[TrialRow], chosen: TrialRow, model: ModelSpec, study: str, directory: Path, files,
@@ -203,4 +210,4 @@ def write_front(rows: list[TrialRow], chosen: TrialRow, model: ModelSpec, study:
     write_text_atomic(directory / files.front_json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     write_text_atomic(directory / files.table, _markdown(rows, chosen, reference, reference_name))
     write_bytes_atomic(directory / files.plot, _plot(rows, chosen, reference, reference_name))
-    write_text_atomic(directory / files.fragment, fragment(model, study, chosen.number))
+    write_text_atomic(directory / files.fragment, fragment(model, study, chosen.number, chosen.num_mfcc))

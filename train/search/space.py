@@ -1,4 +1,4 @@
-"""The search space: what a candidate is, how a trial draws one, and the model section that builds it.
+"""The search space: what a candidate is, how a trial draws one, and the model (and data) section that builds it.
 
 Every candidate is a zoo `separable_cnn` (a stem convolution, then depthwise-separable
 blocks with their own channels, kernel and stride); the family fixes the stem kernel.
@@ -9,9 +9,10 @@ parameters both have).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from mcuforge.spec import ModelSpec, SearchSpace, SearchSpec
+from mcuforge.spec import DataSpec, ModelSpec, SearchSpace, SearchSpec
 
 ARCH = "separable_cnn"
 STEM_KERNEL = {"ds_cnn": [10, 4], "mobilenet": [3, 3]}
@@ -26,6 +27,7 @@ class Candidate:
     channels: tuple[int, ...]
     kernels: tuple[int, ...]
     strides: tuple[int, ...]
+    num_mfcc: int | None = None  # keyword features: coefficients per frame (None: the data section's)
 
     def model_spec(self, family: str) -> ModelSpec:
         """The spec's model section that trains this candidate (what chosen.yaml holds)."""
@@ -47,9 +49,12 @@ class Candidate:
 
         >>> Candidate(16, 2, (32, 8), (3, 5), (1, 2)).describe()
         'stem 16s2, 32k3s1 8k5s2'
+        >>> Candidate(16, 2, (32,), (3,), (1,), num_mfcc=5).describe()
+        'mfcc 5, stem 16s2, 32k3s1'
         """
         blocks = " ".join(f"{c}k{k}s{s}" for c, k, s in zip(self.channels, self.kernels, self.strides))
-        return f"stem {self.stem_channels}s{self.stem_stride}, {blocks}"
+        features = "" if self.num_mfcc is None else f"mfcc {self.num_mfcc}, "
+        return f"{features}stem {self.stem_channels}s{self.stem_stride}, {blocks}"
 
 
 def suggest(trial, space: SearchSpace) -> Candidate:
@@ -69,7 +74,15 @@ def suggest(trial, space: SearchSpace) -> Candidate:
         channels=tuple(c for c, _, _ in per_block),
         kernels=tuple(k for _, k, _ in per_block),
         strides=tuple(s for _, _, s in per_block),
+        num_mfcc=trial.suggest_categorical("num_mfcc", space.num_mfcc) if space.num_mfcc else None,
     )
+
+
+def data_with(data: DataSpec, num_mfcc: int | None) -> DataSpec:
+    """The data section a candidate trains on: `data` with its features' coefficients (None: as it is)."""
+    if num_mfcc is None:
+        return data
+    return dataclasses.replace(data, options={**data.options, "num_mfcc": num_mfcc})
 
 
 def smallest(space: SearchSpace) -> Candidate:
@@ -81,6 +94,7 @@ def smallest(space: SearchSpace) -> Candidate:
         channels=(min(space.channels),) * blocks,
         kernels=(min(space.kernels),) * blocks,
         strides=(max(space.strides),) * blocks,
+        num_mfcc=min(space.num_mfcc) if space.num_mfcc else None,
     )
 
 

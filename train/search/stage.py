@@ -24,10 +24,17 @@ def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
     from mcuforge.train.search.study import Budgets
     from mcuforge.train.trainer import load_dataset
 
+    smallest = space.smallest(spec.search.space)
     dataset = load_dataset(spec)
     if dataset.task == ANOMALY:
         raise MCUForgeError(f"search: {spec.data.dataset} is an anomaly data set; architecture search scores classifiers only")
-    smallest = space.smallest(spec.search.space)
+    if smallest.num_mfcc is not None:
+        if not str(dataset.notes.get("features", "")).startswith("mfcc"):
+            raise MCUForgeError(
+                f"search.space.num_mfcc: {spec.data.dataset} with these options has no MFCC features to choose coefficients of: "
+                "remove num_mfcc from the space (it applies to keywords and wav_folder with features: mfcc)"
+            )
+        dataset = load_dataset(dataclasses.replace(spec, data=space.data_with(spec.data, smallest.num_mfcc)))
     model = space.build(smallest, spec.search, dataset.input_shape, dataset.num_classes, spec.train.seed)
     cost = target.candidate_cost(model, target.representative_sample(dataset.x_train))
     over = Budgets.of(spec.search, target).exceeded(cost)
@@ -93,11 +100,14 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
         reference_instructions=reference and reference.instructions,
         reference_arena_bytes=reference and reference.arena_bytes,
         reference_flash_bytes=reference and reference.flash_bytes,
+        chosen_num_mfcc=chosen.num_mfcc,
     )
     write_front(rows, chosen, model, result.study, Path(directory), result, reference, spec.model.arch)
     return result
 
 
 def with_chosen_model(spec: Spec, result: SearchResult) -> Spec:
-    """The spec the later stages run: its model section replaced by the search's choice."""
-    return dataclasses.replace(spec, model=result.chosen_model)
+    """The spec the later stages run: its model section (and searched data option) replaced by the search's choice."""
+    from mcuforge.train.search.space import data_with
+
+    return dataclasses.replace(spec, model=result.chosen_model, data=data_with(spec.data, result.chosen_num_mfcc))

@@ -79,6 +79,7 @@ class Budgets:
 def study_name(spec: Spec) -> str:
     """The spec's name and a digest of everything a trial depends on (data, training, target, space, objectives)."""
     search = {k: v for k, v in to_dict(spec.search).items() if k not in RUN_SETTINGS}
+    search["space"] = {k: v for k, v in search["space"].items() if v is not None}  # an unsearched option leaves names as they were
     key = {"data": to_dict(spec.data), "train": to_dict(spec.train), "deploy": to_dict(spec.deploy), "search": search}
     return f"{spec.name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]}"
 
@@ -221,15 +222,12 @@ class Objective:
     """Scores one trial's candidate: costs, then (within budget) brief training with pruning, then int8 accuracy."""
 
     def __init__(self, spec: Spec, target: DeployTarget, storage, progress: Progress) -> None:
-        from mcuforge.train.trainer import load_dataset
-
         self.spec = spec
         self.search = spec.search
         self.target = target
         self.storage = storage
         self.progress = progress
-        self.dataset = load_dataset(spec)
-        self.representative = target.representative_sample(self.dataset.x_train)
+        self.data: dict[int | None, tuple] = {}  # num_mfcc -> (dataset, representative inputs)
         self.budgets = Budgets.of(spec.search, target)
         self.train_spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=self.search.epochs))
 
@@ -242,6 +240,8 @@ class Objective:
         candidate = space.suggest(trial, self.search.space)
         trial.set_user_attr("architecture", candidate.describe())
         trial.set_user_attr("model", to_dict(candidate.model_spec(self.search.family)))
+        if candidate.num_mfcc is not None:
+            trial.set_user_attr("num_mfcc", candidate.num_mfcc)
         earlier = self._same_architecture(trial.study, candidate.describe())
         if earlier is not None:  # parameters unused by fewer blocks: the same model, already scored
             for key in ("rejected", "pruned_after_epochs", *COST_OBJECTIVES.values(), "macs", "accuracy", "val_float_accuracy"):
@@ -251,8 +251,9 @@ class Objective:
             if earlier.state == optuna.trial.TrialState.PRUNED:
                 raise optuna.TrialPruned(f"same architecture as trial {earlier.number}")
             return list(earlier.values)
-        model = space.build(candidate, self.search, self.dataset.input_shape, self.dataset.num_classes, self.spec.train.seed)
-        cost = self.target.candidate_cost(model, self.representative)
+        dataset, representative = self._data(candidate)
+        model = space.build(candidate, self.search, dataset.input_shape, dataset.num_classes, self.spec.train.seed)
+        cost = self.target.candidate_cost(model, representative)
         for key, value in dataclasses.asdict(cost).items():
             trial.set_user_attr(key, value)
         over = self.budgets.exceeded(cost)
@@ -260,7 +261,7 @@ class Objective:
             trial.set_user_attr("rejected", "; ".join(over))
             self.progress.line(f"trial {trial.number}: {candidate.describe()}: rejected untrained ({'; '.join(over)})")
             raise optuna.TrialPruned("over budget: " + "; ".join(over))
-        accuracy = self._train_and_score(trial, model, epochs_study(self.spec, self.storage, cost))
+        accuracy = self._train_and_score(trial, model, dataset, representative, epochs_study(self.spec, self.storage, cost))
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
         self.progress.line(
@@ -269,6 +270,15 @@ class Objective:
         )
         values = {"accuracy": accuracy, **{name: getattr(cost, field) for name, field in COST_OBJECTIVES.items()}}
         return [float(values[objective]) for objective in self.search.objectives]
+
+    def _data(self, candidate: space.Candidate) -> tuple:
+        """The data set the candidate trains on (its features' coefficients) and its representative inputs, loaded once."""
+        from mcuforge.train.trainer import load_dataset
+
+        if candidate.num_mfcc not in self.data:
+            dataset = load_dataset(dataclasses.replace(self.spec, data=space.data_with(self.spec.data, candidate.num_mfcc)))
+            self.data[candidate.num_mfcc] = dataset, self.target.representative_sample(dataset.x_train)
+        return self.data[candidate.num_mfcc]
 
     def _same_architecture(self, study, architecture: str):
         import optuna
@@ -279,7 +289,7 @@ class Objective:
                 return earlier
         return None
 
-    def _train_and_score(self, trial, model, epochs) -> float:
+    def _train_and_score(self, trial, model, dataset, representative, epochs) -> float:
         """Fit with the pruner watching each epoch's float validation accuracy; the int8 TFLM validation accuracy."""
         import optuna
         import tf_keras
@@ -298,7 +308,7 @@ class Objective:
                     self.model.stop_training = True
 
         try:
-            history = fit(model, self.train_spec, self.dataset, callbacks=(ReportEpochs(),))
+            history = fit(model, self.train_spec, dataset, callbacks=(ReportEpochs(),))
         except BaseException:
             epochs.tell(shadow, state=optuna.trial.TrialState.FAIL)
             raise
@@ -312,7 +322,7 @@ class Objective:
             )
             raise optuna.TrialPruned(f"pruned after {pruned_after[0]} epochs")
         epochs.tell(shadow, history["val_accuracy"][-1])
-        return self.target.int8_accuracy(model, self.representative, self.dataset.x_val, self.dataset.y_val)
+        return self.target.int8_accuracy(model, representative, dataset.x_val, dataset.y_val)
 
 
 def trials_to_run(spec: Spec, study, worker: int, workers: int) -> int | None:

@@ -1,0 +1,57 @@
+"""Searching the keyword features' MFCC coefficients with the architecture: a trial trains on the features it draws,
+and the chosen count reaches the data section the later stages run."""
+
+import optuna
+import pytest
+import yaml
+
+from mcuforge.errors import MCUForgeError
+from mcuforge.pipeline import search_target
+from mcuforge.progress import Progress
+from mcuforge.spec import parse_spec
+from mcuforge.train.search.front import fragment
+from mcuforge.train.search.stage import check_smallest_fits
+from mcuforge.train.search.study import Objective, directions
+
+# Seconds to build (tests/test_keywords.py): 6 speakers, one take per class; 4 classes (2 words, silence, unknown).
+TINY = {"words": ["yes", "no"], "unknown_words": ["cat", "dog"], "speakers": 6, "repetitions": 1, "workers": 2}
+SPACE = {"blocks": [1], "channels": [4], "kernels": [3], "strides": [2], "stem_strides": [2], "num_mfcc": [5, 10]}
+SPEC = {
+    "name": "search-mfcc",
+    "data": {"dataset": "keywords", "options": TINY},
+    "model": {"arch": "ds_cnn"},
+    "train": {"epochs": 1, "batch_size": 16},
+    "search": {"family": "mobilenet", "space": SPACE, "epochs": 1, "trials": 1, "pruner": "none"},
+}
+
+
+@pytest.mark.slow
+def test_a_trial_trains_on_the_mfcc_coefficients_it_draws():
+    spec = parse_spec(SPEC)
+    study = optuna.create_study(directions=directions(spec.search))
+    study.enqueue_trial({"num_mfcc": 5})  # every other choice has one value
+    study.optimize(Objective(spec, search_target(spec), None, Progress.quiet()), n_trials=1)
+    [trial] = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.system_attrs
+    assert trial.user_attrs["num_mfcc"] == 5 and trial.user_attrs["architecture"] == "mfcc 5, stem 4s2, 4k3s2"
+    # 49x5 features: stem 3x3/2 to 4 channels (25x3), depthwise 3x3/2 (13x2), pointwise 4 -> 4, dense 4 -> 4 classes
+    assert trial.user_attrs["macs"] == 25 * 3 * 4 * 9 + 13 * 2 * 4 * 9 + 13 * 2 * 4 * 4 + 4 * 4
+
+
+def test_the_chosen_coefficients_reach_the_spec_the_later_stages_run():
+    from mcuforge.results import SearchResult
+    from mcuforge.train.search.stage import with_chosen_model
+
+    spec = parse_spec(SPEC)
+    model = parse_spec({**SPEC, "model": {"arch": "separable_cnn", "options": {"stem_channels": 4}}}).model
+    result = SearchResult("study", "storage", 1, 1, 0, 0, 0, 1.0, 0, model, 0.5, 1, 1, 1, chosen_num_mfcc=5)
+    chosen = with_chosen_model(spec, result)
+    assert chosen.data.options == {**TINY, "num_mfcc": 5} and chosen.model == model
+    pasted = yaml.safe_load(fragment(model, "study", 0, num_mfcc=5))
+    assert pasted["data"] == {"options": {"num_mfcc": 5}} and pasted["model"]["options"] == {"stem_channels": 4}
+
+
+def test_num_mfcc_on_data_without_mfcc_features_is_named_before_training():
+    spec = parse_spec({**SPEC, "data": {"dataset": "digits"}, "model": {"arch": "tiny_cnn"}})
+    with pytest.raises(MCUForgeError, match="search.space.num_mfcc: digits with these options has no MFCC features"):
+        check_smallest_fits(spec, search_target(spec))
