@@ -85,7 +85,8 @@ def real_scores(predicted: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def run_row(base: dict, name: str, overrides: dict, args, halves: tuple[Path, Path]) -> dict:
-    from mcuforge.deploy.convert import convert, deploy_dir, MODEL_FILE
+    from mcuforge.deploy.convert import convert
+    from mcuforge.layout import INT8_MODEL_FILE
     from mcuforge.train.datasets import parse_options
     from mcuforge.train.datasets.keywords import clip_features, to_float
     from mcuforge.train.datasets.wav_folder import read_speech_commands
@@ -100,9 +101,10 @@ def run_row(base: dict, name: str, overrides: dict, args, halves: tuple[Path, Pa
     started = time.perf_counter()
     dataset = load_dataset(spec)
     synthesis_seconds = time.perf_counter() - started
-    train(spec, spec.build_dir(args.root) / "train")
+    layout = spec.layout(args.root)
+    train(spec, layout.train)
     convert(spec, args.root)
-    model_path = deploy_dir(spec, args.root) / MODEL_FILE
+    model_path = layout.deploy / INT8_MODEL_FILE
     options = parse_options("keywords", data)
     row = {"name": name, "options": overrides, "synthesis_seconds": round(synthesis_seconds, 1),
            "total_seconds": round(time.perf_counter() - started, 1), "train_clips": len(dataset.y_train)}

@@ -300,6 +300,18 @@ def test_microphone_and_adc():
     assert converted.dtype == np.int16 and converted.max() == 32767 and converted.min() == -32768
 
 
+def test_clean_takes_keep_a_microphone_noise_floor(tmp_path):
+    """Without background noise, room or microphone a word still sits on a recording chain's hiss:
+    the quietest 10 ms of every take lies between -95 and -55 dBFS, never digital silence."""
+    clean = {"noise_probability": 0.0, "room_probability": 0.0, "reverb_probability": 0.0, "microphone_probability": 0.0}
+    options = datasets.parse_options("keywords", {**TINY, **clean})
+    speaker = keywords.speaker_catalog(options, 0)["train"][0]
+    clips, labels = keywords.speaker_clips(speaker, options, 0, tmp_path)
+    frames = clips[labels >= 1].astype(np.float64).reshape(int((labels >= 1).sum()), -1, 160)
+    quietest_dbfs = 20 * np.log10(np.sqrt((frames**2).mean(axis=2)).min(axis=1) / 32768)
+    assert (quietest_dbfs > -95).all() and (quietest_dbfs < -55).all()
+
+
 def test_room_impulse_response_starts_with_the_direct_path():
     rir = acoustics.room_impulse_response(np.random.default_rng(0))
     direct = int(np.abs(rir).argmax())

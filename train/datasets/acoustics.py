@@ -5,7 +5,8 @@ time (hence wall absorption) and source/microphone positions, so the direct-to-r
 ratio varies the way it does for a phone or a board on a desk. The microphone and channel
 stage band-limits (cheap MEMS capsules roll off below a few hundred Hz, some chains above
 a few kHz), tilts the response, sets the recording gain (sometimes clipping) and
-quantizes to 16 bits like the device's ADC. All randomness comes from the caller's rng.
+quantizes to 16 bits like the device's ADC, over the chain's own
+noise floor. All randomness comes from the caller's rng.
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def microphone(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     tilt_db = rng.uniform(-6, 6)
     bright = sosfilt(butter(1, 1000, "highpass", fs=SAMPLE_RATE, output="sos"), out)
     return out + (10 ** (tilt_db / 20) - 1) * bright
+
+
+# Every capsule, preamplifier and converter hisses: white noise at this RMS level (dBFS) under
+# every take, so no clip has the digital silence that no microphone records.
+SELF_NOISE_DBFS = (-90.0, -60.0)
+
+
+def self_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of the recording chain's own noise floor, at a random level in SELF_NOISE_DBFS."""
+    return rng.normal(size=n) * 32767 * 10 ** (rng.uniform(*SELF_NOISE_DBFS) / 20)
 
 
 CLIPPING_PROBABILITY = 0.1

@@ -8,7 +8,8 @@ speaker says every keyword `repetitions` times, each take augmented with sox
 (pitch, tempo, optionally reverb), placed in a one-second 16 kHz clip with a
 random time shift, optionally reverberated in a simulated room, mixed with
 locally synthesized background noise at a random SNR and passed through a
-random microphone and the 16-bit converter (`acoustics`). `_unknown_` takes
+random microphone and the 16-bit converter over its own noise floor
+(`acoustics`). `_unknown_` takes
 are other words, `_silence_` clips are noise alone, so every class has the
 same count. A user's own recordings (`real_train_dir`) join the training split.
 
@@ -74,7 +75,7 @@ PIPER_LENGTH_SCALES = (0.8, 1.3)
 PIPER_NOISE_SCALES = (0.4, 0.9)
 PIPER_NOISE_WS = (0.4, 1.0)
 # Bump when the synthesis changes in a way the options do not show, to invalidate caches.
-SYNTHESIS_VERSION = 2
+SYNTHESIS_VERSION = 3
 WORD_PATTERN = re.compile(r"^[a-z][a-z' ]{0,30}$")
 
 
@@ -336,14 +337,17 @@ def _augment(word_pcm: np.ndarray, options: KeywordsOptions, rng: np.random.Gene
 
 
 def _capture(clip: np.ndarray, speech_rms: float, options: KeywordsOptions, rng: np.random.Generator) -> np.ndarray:
-    """A placed word (float, one second) as the device records it: room, background noise, microphone, ADC."""
+    """A placed word (float, one second) as the device records it: room, background noise, microphone, noise floor, ADC."""
     if rng.random() < options.room_probability:
         clip = acoustics.reverberate(clip, rng)
     if rng.random() < options.noise_probability:
         snr = rng.uniform(options.snr_db_min, options.snr_db_max)
         clip = clip + background_noise(rng) * speech_rms / 10 ** (snr / 20)
-    if rng.random() < options.microphone_probability:
+    through_microphone = rng.random() < options.microphone_probability
+    if through_microphone:
         clip = acoustics.microphone(clip, rng)
+    clip = clip + acoustics.self_noise(len(clip), rng)
+    if through_microphone:
         return acoustics.to_adc(clip, rng)
     return np.clip(np.round(clip), -32768, 32767).astype(np.int16)
 
