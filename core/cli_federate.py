@@ -42,12 +42,12 @@ def register(app: typer.Typer) -> None:
         elif superlink or root_certificates:
             raise MCUForgeError("--superlink and --root-certificates apply to --deployment: add --deployment")
         result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to(), deployment=where)
-        summary = result.metrics["federated"]
+        summary, metric = result.metrics["federated"], result.metric_name
         typer.echo(json.dumps({
             "clients": summary["clients"],
             "rounds": len(summary["rounds"]),
-            "float_test_accuracy": result.metrics["test"]["accuracy"],
-            "int8_test_accuracy_tflm": summary["int8_test_accuracy"],
+            f"float_test_{metric}": result.metrics["test"][metric],
+            f"int8_test_{metric}_tflm": summary[f"int8_test_{metric}"],
             "uploaded_bytes": summary["uploaded_bytes"],
             "wall_seconds": summary["wall_seconds"],
         }, indent=2))
