@@ -109,3 +109,68 @@ def test_a_machine_trains_the_autoencoder_to_reconstruct_its_own_windows(tmp_pat
     (trained, count), *_ = client_fits(spec, 1, 1, initial)
     assert count == len(own) == 10
     assert error(trained) < 0.1 * error(initial)
+
+
+STRAGGLER_SEED, STRAGGLERS = 0, 0.34  # seed 0 makes client 0 (of 3) the straggler of round 1: checked below
+ROUND_TIMEOUT = 30.0  # above a client's start-up (Ray worker importing TensorFlow) and two tiny fits
+
+
+@pytest.mark.slow
+def test_a_straggler_past_the_round_timeout_is_left_out_and_the_round_aggregates_the_others():
+    """End to end on a three-machine fleet: the round closes at round_timeout with the two clients that answered.
+
+    (The straggler answers after the deadline, whenever its start-up ends: its reply is left out, though the
+    simulation still waits for it before shutting down.)
+    """
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+    from federated_oracle import client_fits, fedavg
+
+    from mcuforge.train.federated.faults import STRAGGLE, fate
+    from mcuforge.train.trainer import build_model, load_dataset, load_model
+
+    late = {c for c in range(3) if fate(STRAGGLER_SEED, 1, c, 0.0, STRAGGLERS) == STRAGGLE}
+    assert late == {0}
+    fleet = {**FLEET, "machines": 3, "train_windows": 30, "test_normal_windows": 20, "test_faulty_windows": 20}
+    spec = {
+        "name": "fedlate",
+        "data": {"dataset": "vibration", "seed": 0, "options": fleet},
+        "model": {"arch": "autoencoder", "width": 0.25, "options": {"hidden_layers": 1}},
+        "train": {"batch_size": 8, "learning_rate": 0.01, "seed": STRAGGLER_SEED},
+        "deploy": {"representative_samples": 20},
+        "compress": {"steps": []},
+        "federated": {"rounds": 1, "min_clients": 2, "stragglers": STRAGGLERS, "straggler_seconds": ROUND_TIMEOUT + 5,
+                      "round_timeout": ROUND_TIMEOUT},
+    }
+    # Ray's socket paths live under the build root and must stay short: not under pytest's tmp_path.
+    root = Path(tempfile.mkdtemp(prefix="mf", dir="/tmp")) / "build"
+    root.mkdir()
+    try:
+        (root / "fedlate.yaml").write_text(yaml.safe_dump(spec))
+        ran = subprocess.run(
+            [str(Path(sys.executable).parent / "mcuforge"), "federate", str(root / "fedlate.yaml"), "--root", str(root)],
+            capture_output=True, text=True, timeout=500,
+        )
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        out = root / "fedlate" / "federate"
+        (record,) = json.loads((out / "rounds.json").read_text())
+        federated = load_model(out / "model.h5").get_weights()
+        metrics = json.loads((out / "metrics.json").read_text())
+    finally:
+        shutil.rmtree(root.parent, ignore_errors=True)
+    assert record["sampled"] == 3 and record["answered"] == 2 and record["failed"] == 0
+    assert record["clients"] == [1, 2] and record["aggregated"]
+    assert 0.0 <= record["test_accuracy"] <= 1.0 and 0.0 <= metrics["federated"]["int8_test_auc"] <= 1.0  # ROC AUCs
+
+    parsed = parse_spec({**spec, "federated": {**spec["federated"], "stragglers": 0.0}})
+    answers = client_fits(parsed, 3, 1, build_model(parsed, load_dataset(parsed)).get_weights())[1:]  # machines 1 and 2
+    expected = fedavg(answers)
+    peak = max(float(np.max(np.abs(w))) for w in expected)
+    # The server averages in float32 (a difference, a weighted sum of two, an addition): a few float32 roundings.
+    assert max(float(np.max(np.abs(f - e))) for f, e in zip(federated, expected)) <= 4 * float(np.finfo(np.float32).eps) * peak
