@@ -85,6 +85,18 @@ def test_federated_vibration_without_a_fleet_names_the_option(tmp_path):
         client_partitions(spec, load("vibration", spec.data.options, 0, tmp_path))
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"machines": 41}, r"data.options.machines: expected at most train_windows \(40\)"),
+        ({"load_min": 0.8, "load_max": 0.5}, r"data.options.load_max: expected >= load_min \(0.8\)\. Received: 0.5"),
+    ],
+)
+def test_a_fleet_the_data_set_cannot_hold_names_the_option(options, message):
+    with pytest.raises(MCUForgeError, match=message):
+        parse_options("vibration", {**FLEET, **options})
+
+
 def test_a_machine_trains_the_autoencoder_to_reconstruct_its_own_windows(tmp_path):
     from federated_oracle import client_fits
 
