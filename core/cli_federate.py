@@ -21,7 +21,11 @@ def register(app: typer.Typer) -> None:
         superlink: Optional[str] = typer.Option(
             None, help="with --deployment: submit to this running SuperLink (host:port; run on its machine) instead of starting one"
         ),
-        root_certificates: Optional[Path] = typer.Option(None, help="with --superlink: the CA certificate of its TLS (else insecure)"),
+        root_certificates: Optional[Path] = typer.Option(
+            None, help="with --deployment: the CA certificate of the SuperLink's TLS (else insecure)"
+        ),
+        ssl_certfile: Optional[Path] = typer.Option(None, help="with --deployment: the local SuperLink's TLS certificate (for 127.0.0.1, signed by the CA)"),
+        ssl_keyfile: Optional[Path] = typer.Option(None, help="with --deployment: the local SuperLink's TLS private key"),
     ) -> None:
         """Train across the spec's clients (Flower simulation, or SuperLink and SuperNodes); write model, metrics.json, rounds.json and federated.png."""
         from mcuforge.errors import MCUForgeError
@@ -33,21 +37,26 @@ def register(app: typer.Typer) -> None:
         loaded = with_federated(load_spec(spec))
         directory = out or loaded.layout(root).stage("federate")
         where = None
-        if root_certificates is not None and not root_certificates.is_file():
-            raise MCUForgeError(f"--root-certificates: no file {root_certificates}; pass the SuperLink's CA certificate (PEM)")
+        tls_files = {"--root-certificates": root_certificates, "--ssl-certfile": ssl_certfile, "--ssl-keyfile": ssl_keyfile}
+        for flag, path in tls_files.items():
+            if path is not None and not path.is_file():
+                raise MCUForgeError(f"{flag}: no file {path}; pass a PEM file")
         if deployment:
             from mcuforge.train.federated.deployment import Deployment
 
-            where = Deployment(superlink, root_certificates)
-        elif superlink or root_certificates:
-            raise MCUForgeError("--superlink and --root-certificates apply to --deployment: add --deployment")
+            where = Deployment(superlink, root_certificates, certificate=ssl_certfile, key=ssl_keyfile)
+            where.local_tls()  # an incomplete set of TLS files is refused before anything runs
+        elif superlink or any(tls_files.values()):
+            raise MCUForgeError(
+                "--superlink and --root-certificates apply to --deployment (so do --ssl-certfile and --ssl-keyfile): add --deployment"
+            )
         result = federate(loaded, directory, int8_test_accuracy, root, progress=Progress.to(), deployment=where)
-        summary = result.metrics["federated"]
+        summary, metric = result.metrics["federated"], result.metric_name
         typer.echo(json.dumps({
             "clients": summary["clients"],
             "rounds": len(summary["rounds"]),
-            "float_test_accuracy": result.metrics["test"]["accuracy"],
-            "int8_test_accuracy_tflm": summary["int8_test_accuracy"],
+            f"float_test_{metric}": result.metrics["test"][metric],
+            f"int8_test_{metric}_tflm": summary[f"int8_test_{metric}"],
             "uploaded_bytes": summary["uploaded_bytes"],
             "wall_seconds": summary["wall_seconds"],
         }, indent=2))

@@ -293,14 +293,14 @@ def _federated_section(spec: Spec, layout: BuildLayout) -> str:
     trained = _result(TrainResult, directory)
     if trained is None:
         return _missing("federated training", f"mcuforge federate {spec.name}")
-    metrics, fed, settings = trained.metrics, trained.metrics["federated"], spec.federated
+    metrics, fed, settings, metric = trained.metrics, trained.metrics["federated"], spec.federated, trained.metric_name
     facts = _table(
-        ["clients", "per round", "strategy", "updates", "dropout", "uploaded bytes", "wall seconds", "float test accuracy", "int8 test accuracy (TFLM)"],
+        ["clients", "per round", "strategy", "updates", "dropout", "uploaded bytes", "wall seconds", f"float test {metric}", f"int8 test {metric} (TFLM)"],
         [[fed["clients"], f"{settings.fraction:.0%}", settings.strategy, settings.compression, f"{settings.dropout:.0%}",
-          fed["uploaded_bytes"], fed["wall_seconds"], metrics["test"]["accuracy"], fed["int8_test_accuracy"]]],
+          fed["uploaded_bytes"], fed["wall_seconds"], metrics["test"][metric], fed[f"int8_test_{metric}"]]],
     )
     rounds = _table(
-        ["round", "sampled", "answered", "failed", "aggregated", "uploaded bytes", "test accuracy"],
+        ["round", "sampled", "answered", "failed", "aggregated", "uploaded bytes", f"test {metric}"],
         [[r["round"], r["sampled"], r["answered"], r["failed"], "yes" if r["aggregated"] else "no (too few answers)",
           sum(r["uploaded_bytes"] or []), r["test_accuracy"]] for r in fed["rounds"]],
     )

@@ -136,7 +136,7 @@ class FederatedSpec:
     """Federated training (train/federated): present, it replaces central training in `mcuforge run`."""
 
     rounds: int = spec_field(10, min=1, max=10000)
-    clients: int = spec_field(10, min=2, max=10000, help="Dirichlet-split clients (digits, gestures); keywords: one per training speaker")
+    clients: int = spec_field(10, min=2, max=10000, help="Dirichlet-split clients (digits, gestures); keywords: one per training speaker; vibration: one per machine")
     alpha: float = spec_field(0.5, min_exclusive=0.0, max=1000.0, help="Dirichlet label-skew concentration: small is more non-IID")
     fraction: float = spec_field(1.0, min_exclusive=0.0, max=1.0, help="share of clients sampled per round")
     local_epochs: int = spec_field(1, min=1, max=1000, help="epochs over its own data each sampled client trains per round")

@@ -51,6 +51,95 @@ def test_two_supernodes_on_loopback_aggregate_the_fedavg_model_and_leave_no_proc
     assert max(float(np.max(np.abs(d - i))) for d, i in zip(deployed, initial)) > 100 * tolerance  # it trained
 
 
+def write_tls(directory: Path):
+    """A self-signed CA and a server certificate it signed for 127.0.0.1, as PEM files: (ca, certificate, key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject, issuer, public_key, signing_key, extensions):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcuforge test CA")])
+    ca = certificate(ca_name, ca_name, ca_key.public_key(), ca_key, [(x509.BasicConstraints(ca=True, path_length=None), True)])
+    server = certificate(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), ca_name, server_key.public_key(), ca_key,
+        [(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), False),
+         (x509.BasicConstraints(ca=False, path_length=None), True)],
+    )
+    paths = directory / "ca.crt", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(server_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
+
+
+SECURE_CLIPPING = 8.0
+
+
+@pytest.mark.slow
+def test_secagg_over_tls_on_three_supernodes_aggregates_the_fedavg_model_within_its_quantization_bound():
+    """SecAgg+ through a SuperLink (TLS, our own CA) and three SuperNodes that trust only that CA.
+
+    flwr 1.42 exits 0 even when every SecAgg+ fit fails, so the round is judged from the model: it must be
+    the clients' FedAvg within SecAgg+'s quantization bound, and not bit-equal to it (it was quantized).
+    """
+    from federated_oracle import client_fits, fedavg
+
+    from mcuforge.train.federated.deployment import Deployment, deploy
+    from mcuforge.train.federated.partition import client_partitions
+    from mcuforge.train.federated.secure import aggregation_error_bound
+    from mcuforge.train.trainer import build_model, load_dataset
+
+    secure = {**SPEC, "name": "fedtls", "federated": {
+        **SPEC["federated"], "clients": 3, "secure_aggregation": {"shares": 3, "threshold": 2, "clipping_range": SECURE_CLIPPING}}}
+    spec = parse_dataclass(Spec, secure)
+    scratch = Path(tempfile.mkdtemp(prefix="mf", dir="/tmp"))
+    root = scratch / "build"
+    try:
+        ca, certificate, key = write_tls(scratch)
+        model, _, strategy, clients, _ = deploy(
+            spec, root, where=Deployment(root_certificates=ca, certificate=certificate, key=key, timeout=420))
+        assert _descendants(os.getpid()) == []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    (record,) = strategy.records
+    assert clients == 3 and record.aggregated and record.clients == [0, 1, 2] and record.failed == 0
+
+    dataset = load_dataset(spec)
+    answers = client_fits(spec, 3, 1, build_model(spec, dataset).get_weights())
+    expected = fedavg(answers)
+    peak = max(float(np.max(np.abs(w))) for weights, _ in answers for w in weights)
+    assert peak <= SECURE_CLIPPING
+    max_weight = max(len(p) for p in client_partitions(spec, dataset))
+    bound = aggregation_error_bound([count for _, count in answers], max_weight, SECURE_CLIPPING, peak)
+    error = max(float(np.max(np.abs(d - e))) for d, e in zip(model.get_weights(), expected))
+    assert 0 < error <= bound, (error, bound)
+
+
+def test_a_local_tls_superlink_needs_its_ca_certificate_and_key(tmp_path):
+    from mcuforge.errors import MCUForgeError
+    from mcuforge.train.federated.deployment import Deployment
+
+    assert Deployment().local_tls() is None
+    assert Deployment(superlink="server.example:9093", root_certificates=tmp_path / "ca.crt").local_tls() is None
+    with pytest.raises(MCUForgeError, match=r"needs its CA \(--root-certificates\), certificate .* pass all three"):
+        Deployment(root_certificates=tmp_path / "ca.crt").local_tls()
+
+
 def test_free_ports_are_bindable_and_the_app_names_the_deployed_apps(tmp_path):
     import socket
     import tomllib
@@ -73,6 +162,8 @@ def test_free_ports_are_bindable_and_the_app_names_the_deployed_apps(tmp_path):
     [
         (["--superlink", "127.0.0.1:9093"], "--superlink and --root-certificates apply to --deployment"),
         (["--deployment", "--root-certificates", "missing-ca.crt"], "--root-certificates: no file missing-ca.crt"),
+        (["--deployment", "--root-certificates", "fedlink.yaml"], "a local SuperLink over TLS needs its CA (--root-certificates), certificate"),
+        (["--ssl-certfile", "fedlink.yaml"], "--superlink and --root-certificates apply to --deployment (so do --ssl-certfile"),
     ],
 )
 def test_deployment_options_without_their_mode_or_file_are_one_error_line(tmp_path, args, names):

@@ -17,6 +17,12 @@ physics of rotating machinery predicts:
 Train and val hold normal windows only; test holds normal and faulty windows
 (`y_test` 1 = faulty), so the metric is the ROC AUC of an anomaly score.
 
+By default every window comes from a fresh machine of the population. With
+`machines` set, every window comes from one machine of a fleet (`fleet`): each
+machine runs in its own slice of the shaft-speed range under its own load, the
+training windows in one block per machine (`train_machine_ids`), as federated
+training needs them (one client per machine).
+
 Features (`window_features`) are Welch-averaged log2 band powers per axis, in
 integer arithmetic only (Q15 Hann window and DFT tables, int64 powers, a
 piecewise-linear log2), so firmware can compute them bit for bit later.
@@ -25,7 +31,7 @@ piecewise-linear log2), so firmware can compute them bit for bit later.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +93,11 @@ class VibrationOptions:
     faults: list[str] = spec_field(list(FAULTS), choices=FAULTS, help="fault kinds in the test split")
     severity_min: float = spec_field(0.5, min=0.0, max=10.0, help="weakest test fault, x nominal amplitude")
     severity_max: float = spec_field(1.5, min=0.0, max=10.0, help="strongest test fault, x nominal amplitude")
+    machines: int = spec_field(
+        0, min=0, max=10000, help="a fleet of this many machines, each in its own shaft-speed slice and load (0: a fresh machine per window)"
+    )
+    load_min: float = spec_field(0.3, min=0.0, max=2.0, help="lightest machine load of the fleet, x rated load")
+    load_max: float = spec_field(1.0, min=0.0, max=2.0, help="heaviest machine load of the fleet, x rated load")
 
     def __post_init__(self) -> None:
         if self.bands > self.segment // 2:
@@ -100,6 +111,13 @@ class VibrationOptions:
         if self.severity_max < self.severity_min:
             raise MCUForgeError(
                 f"data.options.severity_max: expected >= severity_min ({self.severity_min}). Received: {self.severity_max}"
+            )
+        if self.load_max < self.load_min:
+            raise MCUForgeError(f"data.options.load_max: expected >= load_min ({self.load_min}). Received: {self.load_max}")
+        if self.machines > self.train_windows:
+            raise MCUForgeError(
+                f"data.options.machines: expected at most train_windows ({self.train_windows}), one window per machine at least. "
+                f"Received: {self.machines}"
             )
         if not self.faults:
             raise MCUForgeError(f"data.options.faults: expected at least one of {', '.join(FAULTS)}. Received: []")
@@ -155,6 +173,39 @@ def random_machine(options: VibrationOptions, rng: np.random.Generator) -> Machi
         structural_g=u(0.01, 0.02),
         noise_g=options.noise_g * u(0.8, 1.2),
     )
+
+
+@dataclass(frozen=True)
+class FleetMachine:
+    """A machine of a fleet: its healthy state, the shaft speeds it runs at and its load."""
+
+    healthy: Machine  # broadband forces already scaled by the load
+    shaft_hz_range: tuple[float, float]
+    load: float  # x rated load
+
+    def running(self, rng: np.random.Generator) -> Machine:
+        """The machine during one window: a nominal shaft speed drawn from its range."""
+        return replace(self.healthy, shaft_hz=rng.uniform(*self.shaft_hz_range))
+
+
+def fleet(options: VibrationOptions, seed: int) -> list[FleetMachine]:
+    """The `machines` machines of the fleet: machine m runs in the m-th of `machines` equal slices of
+    [shaft_hz_min, shaft_hz_max], under a load drawn from [load_min, load_max]; the broadband forces
+    that excite the housing resonance grow with the load (the population's amplitudes are at rated load)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF1EE7]))
+    width = (options.shaft_hz_max - options.shaft_hz_min) / max(options.machines, 1)
+    machines = []
+    for m in range(options.machines):
+        load = rng.uniform(options.load_min, options.load_max)
+        healthy = random_machine(options, rng)
+        low = options.shaft_hz_min + m * width
+        machines.append(FleetMachine(replace(healthy, structural_g=healthy.structural_g * load), (low, low + width), load))
+    return machines
+
+
+def train_machine_ids(options: VibrationOptions) -> np.ndarray:
+    """The fleet machine of each training window, in `load`'s order: one block of windows per machine."""
+    return np.arange(options.train_windows) * options.machines // options.train_windows
 
 
 # Fault amplitudes at severity 1 (g). Bearing impacts are the peak of the housing's ringing.
@@ -345,12 +396,20 @@ def window_features(counts: np.ndarray, segment: int, bands: int) -> np.ndarray:
 
 
 def _windows(
-    options: VibrationOptions, count: int, rng: np.random.Generator, fault: str | None = None
+    options: VibrationOptions,
+    count: int,
+    rng: np.random.Generator,
+    fault: str | None = None,
+    machines: list[FleetMachine] | None = None,
+    ids: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`count` independent windows (a fresh machine each) as int16 counts [count, window, 2]."""
+    """`count` independent windows as int16 counts [count, window, 2]: a fresh machine each, or with
+    `machines`, fleet machine `ids[i]` (drawn at random when `ids` is None) for window i."""
+    if machines and ids is None:
+        ids = rng.integers(len(machines), size=count)
     out = np.empty((count, options.window, 2), dtype=np.int16)
     for i in range(count):
-        machine = random_machine(options, rng)
+        machine = machines[ids[i]].running(rng) if machines else random_machine(options, rng)
         severity = rng.uniform(options.severity_min, options.severity_max) if fault else 1.0
         out[i] = to_counts(simulate(machine, options.window, options.sample_rate_hz, rng, fault, severity))
     return out
@@ -360,16 +419,27 @@ def _features(options: VibrationOptions, counts: np.ndarray) -> np.ndarray:
     return window_features(counts, options.segment, options.bands)
 
 
+def _streams(seed: int, faults: int) -> list[np.random.Generator]:
+    """The data set's random streams: train, val, test normal, then one per fault."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0x5EB1]).spawn(3 + faults)]
+
+
+def train_counts(options: VibrationOptions, seed: int) -> np.ndarray:
+    """The training windows as the sensor recorded them (int16 counts [windows, window, 2]), in `load`'s order."""
+    machines = fleet(options, seed)
+    return _windows(options, options.train_windows, _streams(seed, len(options.faults))[0], None, machines, train_machine_ids(options))
+
+
 def load(options: VibrationOptions, seed: int, cache_dir: Path) -> Dataset:
     """Normal windows for train and val; normal then faulty windows (in blocks per fault) for test."""
-    streams = np.random.SeedSequence([seed, 0x5EB1]).spawn(3 + len(options.faults))
-    rng = [np.random.default_rng(s) for s in streams]
-    x_train = _features(options, _windows(options, options.train_windows, rng[0]))
-    x_val = _features(options, _windows(options, options.val_windows, rng[1]))
+    rng = _streams(seed, len(options.faults))
+    machines = fleet(options, seed)
+    x_train = _features(options, train_counts(options, seed))
+    x_val = _features(options, _windows(options, options.val_windows, rng[1], None, machines))
     per_fault = np.full(len(options.faults), options.test_faulty_windows // len(options.faults))
     per_fault[: options.test_faulty_windows % len(options.faults)] += 1
-    blocks = [("normal", _windows(options, options.test_normal_windows, rng[2]))]
-    blocks += [(f, _windows(options, int(k), r, f)) for f, k, r in zip(options.faults, per_fault, rng[3:])]
+    blocks = [("normal", _windows(options, options.test_normal_windows, rng[2], None, machines))]
+    blocks += [(f, _windows(options, int(k), r, f, machines)) for f, k, r in zip(options.faults, per_fault, rng[3:])]
     x_test = np.concatenate([_features(options, counts) for _, counts in blocks])
     y_test = np.concatenate([np.full(len(counts), int(name != "normal")) for name, counts in blocks])
     layout, start = [], 0

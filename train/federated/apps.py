@@ -29,7 +29,9 @@ from flwr.server import LegacyContext, ServerApp, ServerConfig
 
 from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.spec import Spec
+from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
+from mcuforge.train.federated.reconstruction import ReconstructionTrainer
 from mcuforge.train.federated.secure import client_mods, server_workflow
 from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer
 
@@ -47,7 +49,8 @@ def _client_side(spec_json: str):
     dataset = load_dataset(spec)
     partitions = training_partitions(spec, client_partitions(spec, dataset))
     model = build_model(spec, dataset)
-    return spec, dataset, partitions, model, LocalTrainer(model, spec.train.learning_rate)
+    trainer = ReconstructionTrainer if dataset.task == ANOMALY else LocalTrainer
+    return spec, dataset, partitions, model, trainer(model, spec.train.learning_rate)
 
 
 def spec_json(spec: Spec) -> str:
@@ -72,8 +75,10 @@ class DeviceClient(Client):
         global_weights = parameters_to_ndarrays(ins.parameters)
         model.set_weights(global_weights)
         mu = settings.proximal_mu if settings.strategy == "fedprox" else 0.0
+        x = dataset.x_train[indices]
+        targets = x if dataset.task == ANOMALY else dataset.y_train[indices]  # an autoencoder reconstructs its input
         loss = trainer.fit(
-            dataset.x_train[indices], dataset.y_train[indices], settings.local_epochs, spec.train.batch_size, mu,
+            x, targets, settings.local_epochs, spec.train.batch_size, mu,
             seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
         )
         local = model.get_weights()
@@ -99,13 +104,34 @@ def client_app(spec: Spec) -> ClientApp:
     return ClientApp(client_fn=lambda context: DeviceClient(text, context), mods=client_mods(spec))
 
 
+class RoundDeadline:
+    """A Grid whose exchanges wait at most `timeout` seconds for replies when the caller sets no limit.
+
+    flwr 1.42's DefaultWorkflow ignores ServerConfig.round_timeout: its fit round waits for
+    every sampled client, so one straggler stalls the whole run. Through this grid a round
+    ends at the deadline with the replies that came; a late client's update is left out.
+    """
+
+    def __init__(self, grid, timeout: float | None):
+        self.grid = grid
+        self.timeout = timeout
+
+    def send_and_receive(self, messages, *, timeout: float | None = None):
+        return self.grid.send_and_receive(messages, timeout=self.timeout if timeout is None else timeout)
+
+    def __getattr__(self, name: str):
+        return getattr(self.grid, name)
+
+
 def serve(grid, context: Context, spec: Spec, strategy: FleetStrategy) -> None:
-    """Run `spec.federated.rounds` rounds of `strategy` on `grid`: plain or SecAgg+ (secure.server_workflow)."""
+    """Run `spec.federated.rounds` rounds of `strategy` on `grid`: plain or SecAgg+ (secure.server_workflow),
+    each round closing after `round_timeout` seconds with the clients that answered by then."""
     settings = spec.federated
     partitions = _client_side(spec_json(spec))[2]
     config = ServerConfig(num_rounds=settings.rounds, round_timeout=settings.round_timeout)
     legacy = LegacyContext(context=context, config=config, strategy=strategy)
-    server_workflow(spec, max_weight=max(len(p) for p in partitions))(grid, legacy)
+    workflow = server_workflow(spec, max_weight=max(len(p) for p in partitions))
+    workflow(RoundDeadline(grid, settings.round_timeout), legacy)
 
 
 def server_app(spec: Spec, strategy: FleetStrategy) -> ServerApp:

@@ -6,8 +6,10 @@ talk over the network; `flwr run` packs a Flower App (a pyproject.toml naming
 the two apps, written under FLWR_HOME/runs/<name>/) into a FAB and submits it
 with the spec as run config. The SuperLink then starts the ServerApp and each
 SuperNode the ClientApp in subprocesses; the ServerApp writes the run's
-outputs. Locally all of it runs on 127.0.0.1 without TLS; the README gives the
-commands for a SuperLink and SuperNodes on several machines with TLS.
+outputs. Locally all of it runs on 127.0.0.1, without TLS or with the
+certificates given (Deployment.certificate, .key and their CA
+root_certificates); the README gives the commands for a SuperLink and
+SuperNodes on several machines with TLS.
 
 Nothing is installed or downloaded at run time: the SuperLink runs with
 `--disable-runtime-dependency-installation` (no `uv sync`), SuperNodes keep
@@ -110,13 +112,27 @@ def _wait_listening(port: int, process: subprocess.Popen, log: Path, timeout: fl
     raise MCUForgeError(f"the SuperLink did not listen on {LOOPBACK}:{port} within {timeout:.0f} s: see {log}")
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """The TLS files (PEM) of a local SuperLink: the CA, and the certificate it signed for LOOPBACK with its key."""
+
+    ca: Path
+    certificate: Path
+    key: Path
+
+
 @contextlib.contextmanager
-def local_fleet(home: Path, logs: Path, supernodes: int, env: dict[str, str]) -> Iterator[str]:
-    """A SuperLink and `supernodes` SuperNodes on loopback (insecure); yields the SuperLink's address.
+def local_fleet(home: Path, logs: Path, supernodes: int, env: dict[str, str], tls: ServerTLS | None = None) -> Iterator[str]:
+    """A SuperLink and `supernodes` SuperNodes on loopback (insecure, or over `tls`); yields the SuperLink's address.
 
     SuperNode i gets node config `partition-id=i`: it is client i of the spec's
     split. Every process (and what it started) is stopped on exit, whatever happened.
     """
+    if tls is None:
+        link_security, node_security = ["--insecure"], ["--insecure"]
+    else:
+        link_security = ["--ssl-ca-certfile", str(tls.ca), "--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)]
+        node_security = ["--root-certificates", str(tls.ca)]
     logs.mkdir(parents=True, exist_ok=True)
     port = free_port()
     address = f"{LOOPBACK}:{port}"
@@ -128,13 +144,13 @@ def local_fleet(home: Path, logs: Path, supernodes: int, env: dict[str, str]) ->
 
     try:
         start("superlink", [
-            "flower-superlink", "--insecure", "--host", LOOPBACK, "--port", str(port),
+            "flower-superlink", *link_security, "--host", LOOPBACK, "--port", str(port),
             "--disable-runtime-dependency-installation",
         ])
         _wait_listening(port, processes[0], logs / "superlink.log")
         for client in range(supernodes):
             start(f"supernode-{client}", [
-                "flower-supernode", "--insecure", "--superlink", address,
+                "flower-supernode", *node_security, "--superlink", address,
                 "--host", LOOPBACK, "--port", str(free_port()),
                 "--node-config", f"partition-id={client} num-partitions={supernodes}",
             ])
@@ -266,11 +282,28 @@ def _serve(grid, context) -> None:
 @dataclass(frozen=True)
 class Deployment:
     """Where a deployment runs: a local SuperLink with one SuperNode per client (superlink None), or an
-    existing SuperLink at `superlink` (host:port), over TLS when `root_certificates` names its CA."""
+    existing SuperLink at `superlink` (host:port), over TLS when `root_certificates` names its CA.
+    A local SuperLink runs TLS with `certificate` and `key` (signed by that CA for 127.0.0.1)."""
 
     superlink: str | None = None
     root_certificates: Path | None = None
     timeout: float = 3600.0  # seconds the run may take
+    certificate: Path | None = None
+    key: Path | None = None
+
+    def local_tls(self) -> ServerTLS | None:
+        """The local SuperLink's TLS files, or None for an insecure one; refuses an incomplete set."""
+        given = (self.root_certificates, self.certificate, self.key)
+        if self.superlink is not None and (self.certificate or self.key):
+            raise MCUForgeError("--ssl-certfile and --ssl-keyfile are the local SuperLink's: drop them with --superlink")
+        if self.superlink is not None or given == (None, None, None):
+            return None
+        if None in given:
+            raise MCUForgeError(
+                "a local SuperLink over TLS needs its CA (--root-certificates), certificate (--ssl-certfile) and key "
+                "(--ssl-keyfile): pass all three, or none for an insecure one"
+            )
+        return ServerTLS(*given)
 
 
 def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = None, where: Deployment = Deployment()):
@@ -283,6 +316,7 @@ def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = N
     from mcuforge.train.federated.run import check_aggregated, fleet
     from mcuforge.train.federated.strategy import RoundRecord
 
+    tls = where.local_tls()
     root = Path(root)
     env = flower_environment(root)
     home = Path(env["FLWR_HOME"])
@@ -296,8 +330,10 @@ def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = N
     run_config.write_text(f"spec = {json.dumps(spec_json(spec))}\nout = {json.dumps(str(out.resolve()))}\n")
     progress = progress or Progress.quiet()
     if where.superlink is None:
-        link = local_fleet(home, work / "logs", clients, env)
-        progress.line(f"deployment: a SuperLink and {clients} SuperNodes on {LOOPBACK} (logs in {work / 'logs'})")
+        link = local_fleet(home, work / "logs", clients, env, tls)
+        progress.line(
+            f"deployment: a SuperLink and {clients} SuperNodes on {LOOPBACK} ({'TLS' if tls else 'insecure'}; logs in {work / 'logs'})"
+        )
     else:
         link = contextlib.nullcontext(where.superlink)
         (work / "logs").mkdir(parents=True)

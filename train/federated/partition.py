@@ -1,7 +1,8 @@
 """Which training samples each federated client (device) holds: deterministic from the data seed.
 
 Keywords: one client per training speaker (each voice is one device, natural
-non-IID). Digits and gestures (and any other classifier data): a Dirichlet
+non-IID). Vibration: one client per machine of the data set's fleet (its own
+shaft-speed range and load). Digits and gestures (and any other classifier data): a Dirichlet
 label skew, each class's samples shared among the clients in proportions drawn
 from Dirichlet(alpha), so a small alpha gives each client a few classes.
 """
@@ -47,10 +48,20 @@ def client_partitions(spec: Spec, dataset: Dataset) -> list[np.ndarray]:
     """The training-sample indices of every client of `spec`'s federated run."""
     from mcuforge.train import datasets
 
+    if dataset.name == "vibration":
+        from mcuforge.train.datasets.vibration import train_machine_ids
+
+        options = datasets.parse_options(spec.data.dataset, spec.data.options)
+        if options.machines == 0:
+            raise MCUForgeError(
+                "data.options.machines: federated training needs a classifier data set or a vibration fleet "
+                "(one client per machine). Received: 0; set machines"
+            )
+        return group_split(train_machine_ids(options))
     if dataset.task == ANOMALY:
         raise MCUForgeError(
             f"data.dataset {dataset.name!r}: federated training needs a classifier data set "
-            "(digits, keywords, gestures, npz or wav_folder)"
+            "(digits, keywords, gestures, npz or wav_folder) or vibration"
         )
     if dataset.name == "keywords":
         from mcuforge.train.datasets.keywords import train_speaker_ids

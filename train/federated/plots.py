@@ -1,11 +1,11 @@
-"""The federated run's figure: server-side test accuracy and uploaded bytes per round."""
+"""The federated run's figure: server-side test score (accuracy or AUC) and uploaded bytes per round."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def plot_rounds(rounds: list[dict], path: Path) -> None:
+def plot_rounds(rounds: list[dict], path: Path, metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -15,7 +15,7 @@ def plot_rounds(rounds: list[dict], path: Path) -> None:
     fig, (accuracy, uplink) = plt.subplots(1, 2, figsize=(10, 3.5))
     accuracy.plot(numbers, [r["test_accuracy"] for r in rounds], marker="o")
     accuracy.set_xlabel("round")
-    accuracy.set_ylabel("test accuracy (server, float)")
+    accuracy.set_ylabel(f"test {metric} (server, float)")
     uplink.bar(numbers, [sum(r["uploaded_bytes"] or []) / 1024 for r in rounds])
     uplink.set_xlabel("round")
     uplink.set_ylabel("uploaded KiB (all clients)")

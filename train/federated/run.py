@@ -3,7 +3,8 @@
 Output directory (written atomically), as the train stage's plus the rounds:
 `model.h5`, `model_float.tflite`, `metrics.json` (a TrainResult whose metrics
 hold a `federated` record: per-round accuracy and uploaded bytes, clients,
-wall time, and the int8 model's test accuracy in TFLM), `rounds.json`,
+wall time, and the int8 model's test score in TFLM, `int8_test_<metric_name>`;
+an anomaly detector's rounds record their ROC AUC as test_accuracy), `rounds.json`,
 `spec.json` and `federated.png` (accuracy and bytes per round).
 
 Nothing reaches the internet: Flower's telemetry is off, its home and Ray's
@@ -55,21 +56,31 @@ def offline_environment(root: Path) -> dict[str, str]:
 
 
 def _server_evaluation(model, dataset):
+    """The server's score of each round's model on the test split: (loss, {"accuracy": the task's metric}).
+
+    For an anomaly detector the loss is the mean reconstruction error and the
+    metric (recorded as the round's test_accuracy) is the ROC AUC.
+    """
+
     def evaluate(server_round: int, weights: list[np.ndarray], config: dict):
-        from mcuforge.train.trainer import score_predictions
+        from mcuforge.train.datasets import ANOMALY
+        from mcuforge.train.trainer import anomaly_scores, score_predictions
 
         model.set_weights(weights)
         predictions = model.predict(dataset.x_test, batch_size=256, verbose=0)
+        scores = score_predictions(dataset.task, predictions, dataset.x_test, dataset.y_test, dataset.class_names)
+        if dataset.task == ANOMALY:
+            return float(np.mean(anomaly_scores(predictions, dataset.x_test))), {"accuracy": scores["auc"]}
         eps = 1e-7
         loss = float(-np.mean(np.log(np.clip(predictions[np.arange(len(predictions)), dataset.y_test], eps, 1.0))))
-        accuracy = score_predictions(dataset.task, predictions, dataset.x_test, dataset.y_test, dataset.class_names)["accuracy"]
-        return loss, {"accuracy": accuracy}
+        return loss, {"accuracy": scores["accuracy"]}
 
     return evaluate
 
 
 def fleet(spec: Spec, progress: Progress | None = None):
     """What the server side of `spec`'s run needs: (data set, model to train, strategy, client count)."""
+    from mcuforge.train.datasets import ANOMALY
     from mcuforge.train.federated.partition import client_partitions
     from mcuforge.train.federated.secure import check_secure
     from mcuforge.train.federated.strategy import FleetStrategy
@@ -82,15 +93,21 @@ def fleet(spec: Spec, progress: Progress | None = None):
     if settings.min_clients > clients:
         raise MCUForgeError(f"federated.min_clients: expected at most the {clients} clients. Received: {settings.min_clients}")
     check_secure(spec, clients)
+    anomaly = dataset.task == ANOMALY
+    if anomaly and settings.personalization is not None:
+        raise MCUForgeError(
+            "federated.personalization: fine-tunes a classifier head; an anomaly detector has none: drop personalization"
+        )
     model = build_model(spec, dataset)
-    model.compile(loss="sparse_categorical_crossentropy")
+    model.compile(loss="mse" if anomaly else "sparse_categorical_crossentropy")
     progress = progress or Progress.quiet()
+    metric = "AUC" if anomaly else "accuracy"
 
     def show(record) -> None:
         sent = sum(record.uploaded_bytes or [])
         progress.line(
             f"round {record.round}: {record.answered}/{record.sampled} clients answered, "
-            f"{sent} bytes up, test accuracy {record.test_accuracy:.4f}"
+            f"{sent} bytes up, test {metric} {record.test_accuracy:.4f}"
         )
 
     strategy = FleetStrategy(settings, clients, model.get_weights(), _server_evaluation(model, dataset), on_round=show)
@@ -155,7 +172,7 @@ def federate(
     """Train the spec's model across its clients and write the stage's artifacts atomically to `out_dir`.
 
     `int8_accuracy(spec, keras_model_path)` scores the model's int8 conversion on the test split in
-    TFLM: deploy's path, handed in by the caller (the train stage does not import deploy).
+    TFLM (accuracy, or ROC AUC for an anomaly detector): deploy's path, handed in by the caller (the train stage does not import deploy).
     `deployment` (a deployment.Deployment) runs the rounds through a SuperLink and SuperNodes instead of the simulation.
     """
     from mcuforge.train.federated.plots import plot_rounds
@@ -173,13 +190,13 @@ def federate(
     float_model = float_tflite_bytes(model)
     with atomic_output_dir(out_dir) as staging:
         save_model(model, staging / KERAS_MODEL_FILE)
-        int8_test_accuracy = int8_accuracy(spec, staging / KERAS_MODEL_FILE)
+        int8_test_score = int8_accuracy(spec, staging / KERAS_MODEL_FILE)
         metrics = model_metrics(spec, dataset, model, len(float_model), seconds, spec.federated.rounds * spec.federated.local_epochs)
         metrics["federated"] = {
             "clients": clients,
             "rounds": rounds,
             "uploaded_bytes": int(sum(sum(r["uploaded_bytes"] or []) for r in rounds)),
-            "int8_test_accuracy": int8_test_accuracy,
+            f"int8_test_{TrainResult(metrics).metric_name}": int8_test_score,
             "wall_seconds": round(seconds, 2),
         }
         result = TrainResult(metrics)
@@ -187,7 +204,7 @@ def federate(
         result.save(staging)
         write_json_atomic(staging / "rounds.json", rounds)
         write_json_atomic(staging / "spec.json", to_dict(spec))
-        plot_rounds(rounds, staging / "federated.png")
+        plot_rounds(rounds, staging / "federated.png", result.metric_name)
         if spec.federated.personalization is not None:
             from mcuforge.train.federated.personalize import write_personalization
 
