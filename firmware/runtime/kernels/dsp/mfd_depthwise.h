@@ -149,22 +149,21 @@ static inline void mfd_dw3x3_pack(const int8_t *w, int32_t out_c, mfd_dw3x3_taps
 #define MFD_DW3X3_ROW(row, weights, next)                                       \
     "ldrd %[lo], %[hi], [%[" row "]], #" next "\n\t"                          \
     "ldrd %[w01], %[w12], [%[t], #" weights "]\n\t"
-#define MFD_DW3X3_S1_MACS                                   \
-    "smlad %[a0], %[lo], %[w01], %[a0]\n\t"                \
-    "smlatb %[a1], %[lo], %[w01], %[a1]\n\t"               \
+/* from: the accumulators' starting value (the bias on the first filter row, then a0 and a1 themselves). */
+#define MFD_DW3X3_S1_MACS(from0, from1)                     \
+    "smlad %[a0], %[lo], %[w01], %[" from0 "]\n\t"         \
+    "smlatb %[a1], %[lo], %[w01], %[" from1 "]\n\t"        \
     "smlabt %[a0], %[hi], %[w12], %[a0]\n\t"               \
     "smlad %[a1], %[hi], %[w12], %[a1]\n\t"
-#define MFD_DW3X3_S2_MACS(row)                              \
-    "smlad %[a0], %[lo], %[w01], %[a0]\n\t"                \
-    "smlad %[a1], %[hi], %[w01], %[a1]\n\t"                \
+#define MFD_DW3X3_S2_MACS(row, from0, from1)                \
+    "smlad %[a0], %[lo], %[w01], %[" from0 "]\n\t"         \
+    "smlad %[a1], %[hi], %[w01], %[" from1 "]\n\t"         \
     "smlabt %[a0], %[hi], %[w12], %[a0]\n\t"               \
     "ldr %[lo], [%[" row "]]\n\t"                          \
     "smlabt %[a1], %[lo], %[w12], %[a1]\n\t"
-/* One pair per iteration: the accumulators start at the bias, `rows` runs the three filter rows, one store. */
+/* One pair per iteration: `rows` runs the three filter rows (the first adding to the bias), one store. */
 #define MFD_DW3X3_LOOP(rows)                                                                                      \
-    __asm__ volatile("1:\n\t"                                                                                   \
-                     "mov %[a0], %[bias]\n\t"                                                                   \
-                     "mov %[a1], %[bias]\n\t" rows "strd %[a0], %[a1], [%[acc]], #8\n\t"                      \
+    __asm__ volatile("1:\n\t" rows "strd %[a0], %[a1], [%[acc]], #8\n\t"                                        \
                      "subs %[n], %[n], #1\n\t"                                                                  \
                      "bne 1b"                                                                                     \
                      : [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [acc] "+r"(acc), [n] "+r"(pairs), [lo] "=&r"(lo), \
@@ -177,11 +176,12 @@ static inline void mfd_dw3x3_pairs(const int16_t *r0, const int16_t *r1, const i
     uint32_t lo, hi, w01, w12;
     int32_t a0, a1;
     if (stride == 1) {
-        MFD_DW3X3_LOOP(MFD_DW3X3_ROW("r0", "0", "4") MFD_DW3X3_S1_MACS MFD_DW3X3_ROW("r1", "8", "4") MFD_DW3X3_S1_MACS
-                           MFD_DW3X3_ROW("r2", "16", "4") MFD_DW3X3_S1_MACS);
+        MFD_DW3X3_LOOP(MFD_DW3X3_ROW("r0", "0", "4") MFD_DW3X3_S1_MACS("bias", "bias") MFD_DW3X3_ROW("r1", "8", "4")
+                           MFD_DW3X3_S1_MACS("a0", "a1") MFD_DW3X3_ROW("r2", "16", "4") MFD_DW3X3_S1_MACS("a0", "a1"));
     } else {
-        MFD_DW3X3_LOOP(MFD_DW3X3_ROW("r0", "0", "8") MFD_DW3X3_S2_MACS("r0") MFD_DW3X3_ROW("r1", "8", "8")
-                           MFD_DW3X3_S2_MACS("r1") MFD_DW3X3_ROW("r2", "16", "8") MFD_DW3X3_S2_MACS("r2"));
+        MFD_DW3X3_LOOP(MFD_DW3X3_ROW("r0", "0", "8") MFD_DW3X3_S2_MACS("r0", "bias", "bias") MFD_DW3X3_ROW("r1", "8", "8")
+                           MFD_DW3X3_S2_MACS("r1", "a0", "a1") MFD_DW3X3_ROW("r2", "16", "8")
+                           MFD_DW3X3_S2_MACS("r2", "a0", "a1"));
     }
 }
 #undef MFD_DW3X3_LOOP
@@ -235,8 +235,14 @@ static inline void mfd_dw3x3_channel_row(const mfd_dw3x3 *p, const mfd_dw3x3_tap
             acc[ox] = mfd_smlabt(mfd_read32(rows[fy] + column + 2), taps[fy].w12, mfd_smlad(mfd_read32(rows[fy] + column), taps[fy].w01, acc[ox]));
         }
     }
-    for (ox = 0; ox < out_w; ++ox, out += out_c) {
-        out[0] = mfd_output_of(acc[ox], &q, o);
+    if (o.act_min == INT8_MIN && o.act_max == INT8_MAX) { /* no activation, or one the int8 range covers: SSAT alone */
+        for (ox = 0; ox < out_w; ++ox, out += out_c) {
+            out[0] = (int8_t)mfd_sat8(mf_wrap_add(mfd_requantize(acc[ox], &q), o.zero_point));
+        }
+    } else {
+        for (ox = 0; ox < out_w; ++ox, out += out_c) {
+            out[0] = mfd_output_of(acc[ox], &q, o);
+        }
     }
 }
 
