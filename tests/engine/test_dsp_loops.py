@@ -117,6 +117,17 @@ def _random_layer(rng):
     return in_c, multiplier, in_h, in_w, stride, pad, max(out_h, 1), max(out_w, 1)
 
 
+def _random_weights(rng, channels: int, case: int):
+    """Weights, bias, requantization, offsets and an activation range (full on odd cases) for `channels` outputs."""
+    w = rng.integers(-127, 128, size=(3, 3, channels), dtype=np.int8)
+    bias = rng.integers(-5000, 5000, size=channels, dtype=np.int32)
+    multipliers = rng.integers(1 << 30, 1 << 31, size=channels).astype(np.int32)
+    shifts = rng.integers(-12, 2, size=channels).astype(np.int32)
+    input_offset, zero_point = int(rng.integers(-127, 128)), int(rng.integers(-128, 128))
+    act_min, act_max = (-128, 127) if case % 2 else (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))
+    return w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max
+
+
 def test_depthwise3x3_layers_equal_the_reference_on_random_shapes(probe):
     rng = np.random.default_rng(5)
     i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
@@ -129,12 +140,7 @@ def test_depthwise3x3_layers_equal_the_reference_on_random_shapes(probe):
         in_c, multiplier, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
         channels = in_c * multiplier
         x = rng.integers(-128, 128, size=(in_h, in_w, in_c), dtype=np.int8)
-        w = rng.integers(-127, 128, size=(3, 3, channels), dtype=np.int8)
-        bias = rng.integers(-5000, 5000, size=channels, dtype=np.int32)
-        multipliers = rng.integers(1 << 30, 1 << 31, size=channels).astype(np.int32)
-        shifts = rng.integers(-12, 2, size=channels).astype(np.int32)
-        input_offset, zero_point = int(rng.integers(-127, 128)), int(rng.integers(-128, 128))
-        act_min, act_max = (-128, 127) if case % 2 else (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))
+        w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max = _random_weights(rng, channels, case)
         want = reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min,
                                       act_max, (out_h, out_w), multiplier)
         got = np.zeros((out_h, out_w, channels), np.int8)
@@ -148,6 +154,28 @@ def test_depthwise3x3_layers_equal_the_reference_on_random_shapes(probe):
                           scratch.ctypes.data)
         assert np.array_equal(got, want), f"case {case}: {(in_c, multiplier, in_h, in_w, stride, pad)}"
         assert (scratch[scratch_bytes // 2:] == 0x5A5A).all(), f"case {case}: the loops wrote past their scratch"
+
+
+def test_depthwise3x3_nhwc_rows_equal_the_reference_on_random_shapes(probe):
+    """The NHWC loops narrow layers take (multiplier 1)."""
+    rng = np.random.default_rng(6)
+    i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
+    i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
+    probe.probe_dw3x3_nhwc.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
+                                       ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
+    for case in range(40):
+        channels, _, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
+        in_w = min(in_w, 12)
+        out_w = max((in_w + 2 * pad[1] - 3) // stride[1] + 1, 1)
+        x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
+        w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max = _random_weights(rng, channels, case)
+        want = reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min,
+                                      act_max, (out_h, out_w))
+        got = np.zeros((out_h, out_w, channels), np.int8)
+        requant = ctypes.create_string_buffer(8 * channels)
+        probe.probe_dw3x3_nhwc(x, in_h, in_w, channels, w, bias, multipliers, shifts, np.array([*stride, *pad], np.int32),
+                               np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, requant)
+        assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride, pad)}"
 
 
 # (input shape, stride, padding): the 3 x 3 loops' interior and every kind of border, channels in fours and not.

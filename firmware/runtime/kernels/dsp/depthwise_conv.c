@@ -4,7 +4,9 @@
  *
  * 3 x 3 filters without dilation, any stride and depth multiplier, run the
  * channel-major loops of mfd_depthwise.h (scratch: their ring of input rows,
- * at most MFD_DW_RING_MAX bytes; wider layers take the next path). Other
+ * at most MFD_DW_RING_MAX bytes; wider layers take the next path), but
+ * outputs narrower than MFD_DW_MIN_WIDTH with multiplier 1 the NHWC loops of
+ * mfd_depthwise_nhwc.h. Other
  * filters with depth multiplier 1: weights and inputs are contiguous along
  * the channels, so four channels come in one word: SXTB16/SXTAB16 widen them
  * to int16 lanes (the input offset added on the way) and SMLABB/SMLATT
@@ -16,6 +18,7 @@
  * op-data record. */
 #include "dsp_affine.h"
 #include "mfd_depthwise.h"
+#include "mfd_depthwise_nhwc.h"
 #include "mfd_gemm.h"
 
 #define mf_depthwise_conv_prepare mfd_depthwise_conv_prepare_reference
@@ -24,10 +27,12 @@
 #undef mf_depthwise_conv_prepare
 #undef mf_depthwise_conv_eval
 
-enum { DW_PORTABLE = 0, DW_CHANNELS = 1, DW_ONE_INPUT_CHANNEL = 2, DW_3X3 = 3 };
+enum { DW_PORTABLE = 0, DW_CHANNELS = 1, DW_ONE_INPUT_CHANNEL = 2, DW_3X3 = 3, DW_3X3_NHWC = 4 };
 
 /* The largest ring of the 3 x 3 loops: the scratch buffer is shared by all ops and counts in the arena. */
 #define MFD_DW_RING_MAX 4096u
+/* Narrower 3 x 3 layers with multiplier 1 take the NHWC loops (mfd_depthwise_nhwc.h). */
+#define MFD_DW_MIN_WIDTH 6
 
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -52,7 +57,10 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
         ring = mfd_dw3x3_scratch_bytes(&geometry);
     }
     if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
-        ring <= MFD_DW_RING_MAX) {
+        head.channels_per_group == 1 && op->outputs[0].dims[2] < MFD_DW_MIN_WIDTH) {
+        head.variant = DW_3X3_NHWC; /* row by row: the overlap mf_affine_check set holds */
+    } else if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
+               ring <= MFD_DW_RING_MAX) {
         head.variant = DW_3X3;
         *scratch_bytes = ring;
         if (op->overlap != NULL) {
@@ -236,6 +244,20 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     requant = dsp_requant_table(op, d);
     if (d->variant == DW_ONE_INPUT_CHANNEL) {
         return mfd_depthwise_as_conv(op, d, requant);
+    }
+    if (d->variant == DW_3X3_NHWC) {
+        const mfd_dw3x3_nhwc layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
+                                      d->pad_w, input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+        for (b = 0; b < batches; ++b) {
+            mfd_dw3x3_nhwc batch = layer;
+            int32_t oy;
+            batch.in = in + (size_t)b * in_h * in_w * in_c;
+            /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+            for (oy = 0; oy < out_h; ++oy) {
+                mfd_dw3x3_nhwc_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
+            }
+        }
+        return MF_OK;
     }
     if (d->variant == DW_3X3) {
         const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->channels_per_group, out_h, out_w,
