@@ -4,6 +4,8 @@
 #include "mf_prepared.h"
 
 #define MF_IMAGE_NO_STORAGE 0xFFFFFFFFu
+
+typedef char mf_view_copies_six_dims[MF_MAX_DIMS == 6 ? 1 : -1]; /* mf_prepared_view's unrolled copy */
 #define MF_MAX_IMAGE_OUTPUTS 4
 
 /* Word `word` of the image (8-byte aligned: every word is aligned). A plain
@@ -194,7 +196,6 @@ static void mf_prepared_view(const mf_prepared *r, int32_t index, mf_tensor *vie
     const uint8_t *image = r->image;
     const uint32_t *words;
     uint32_t where;
-    uint32_t d;
     view->data = NULL;
     view->is_constant = 0;
     view->quant_dim = 0;
@@ -210,9 +211,13 @@ static void mf_prepared_view(const mf_prepared *r, int32_t index, mf_tensor *vie
     words = (const uint32_t *)(const void *)(image + mf_word(image, MF_IMAGE_TENSORS)) + (uint32_t)index * MF_TENSOR_WORDS;
     view->type = (mf_dtype)words[0];
     view->rank = (int32_t)words[1];
-    for (d = 0; d < MF_MAX_DIMS; ++d) { /* the writer stores 0 past the rank */
-        view->dims[d] = (int32_t)words[2 + d];
-    }
+    /* The writer stores 0 past the rank; unrolled: this runs for every tensor of every op. */
+    view->dims[0] = (int32_t)words[2];
+    view->dims[1] = (int32_t)words[3];
+    view->dims[2] = (int32_t)words[4];
+    view->dims[3] = (int32_t)words[5];
+    view->dims[4] = (int32_t)words[6];
+    view->dims[5] = (int32_t)words[7];
     view->zero_point = (int32_t)words[8];
     {
         union {

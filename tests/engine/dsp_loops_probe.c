@@ -1,6 +1,9 @@
 /* Exported wrappers so the tests can call the DSP inner loops (kernels/dsp/mfd_*.h) directly, built for the
  * host with the C stand-ins of the SIMD instructions. */
+#include <string.h>
+
 #include "kernels/dsp/mfd_depthwise.h"
+#include "kernels/dsp/mfd_depthwise_nhwc.h"
 
 static mfd_requant probe_requant(int32_t multiplier, int32_t shift)
 {
@@ -17,12 +20,57 @@ int32_t probe_requantize(int32_t acc, int32_t multiplier, int32_t shift)
     return mfd_requantize(acc, &q);
 }
 
-/* A whole 3 x 3 depthwise layer (one batch) through mfd_dw3x3_row; requant: `channels` records of scratch. */
-void probe_dw3x3(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels, const int8_t *weights,
-                 const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
-                 const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant)
+/* A layer's shape: geometry is stride_h, stride_w, pad_h, pad_w. */
+static mfd_dw3x3 probe_dw3x3_shape(int32_t in_c, int32_t multiplier, int32_t out_h, int32_t out_w, const int32_t *geometry)
 {
     mfd_dw3x3 layer;
+    memset(&layer, 0, sizeof layer);
+    layer.in_c = in_c;
+    layer.multiplier = multiplier;
+    layer.out_h = out_h;
+    layer.out_w = out_w;
+    layer.stride_h = geometry[0];
+    layer.stride_w = geometry[1];
+    layer.pad_h = geometry[2];
+    layer.pad_w = geometry[3];
+    return layer;
+}
+
+/* A whole 3 x 3 depthwise layer (one batch) through mfd_dw3x3_layer; requant: `channels` records of
+ * scratch (channels = in_c x multiplier); scratch: mfd_dw3x3_scratch_bytes. */
+void probe_dw3x3(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c, int32_t multiplier, const int8_t *weights,
+                 const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
+                 const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant, void *scratch)
+{
+    mfd_dw3x3 layer = probe_dw3x3_shape(in_c, multiplier, out_h, out_w, geometry);
+    int32_t c;
+    for (c = 0; c < in_c * multiplier; ++c) {
+        requant[c] = probe_requant(multipliers[c], shifts[c]);
+    }
+    layer.in = in;
+    layer.weights = weights;
+    layer.bias = bias;
+    layer.requant = requant;
+    layer.in_h = in_h;
+    layer.in_w = in_w;
+    layer.input_offset = quant[0];
+    layer.out = mfd_out_for(quant[1], quant[2], quant[3]);
+    mfd_dw3x3_layer(&layer, out, scratch);
+}
+
+/* The scratch bytes mfd_dw3x3_layer needs. */
+size_t probe_dw3x3_scratch_bytes(int32_t in_c, int32_t multiplier, int32_t out_h, int32_t out_w, const int32_t *geometry)
+{
+    const mfd_dw3x3 layer = probe_dw3x3_shape(in_c, multiplier, out_h, out_w, geometry);
+    return mfd_dw3x3_scratch_bytes(&layer);
+}
+
+/* The same layer, multiplier 1, through the NHWC loops (mfd_dw3x3_nhwc_row), row by row. */
+void probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels, const int8_t *weights,
+                      const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
+                      const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant)
+{
+    mfd_dw3x3_nhwc layer;
     int32_t c;
     int32_t oy;
     for (c = 0; c < channels; ++c) {
@@ -42,6 +90,6 @@ void probe_dw3x3(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels,
     layer.input_offset = quant[0];
     layer.out = mfd_out_for(quant[1], quant[2], quant[3]);
     for (oy = 0; oy < out_h; ++oy) {
-        mfd_dw3x3_row(&layer, oy, out_w, out + (size_t)oy * out_w * channels);
+        mfd_dw3x3_nhwc_row(&layer, oy, out_w, out + (size_t)oy * out_w * channels);
     }
 }

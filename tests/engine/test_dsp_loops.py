@@ -81,12 +81,15 @@ def test_requantize_equals_tflm_for_every_shift_and_extreme_accumulators(probe):
                 assert probe.probe_requantize(acc, multiplier, shift) == want, (acc, multiplier, shift)
 
 
-def reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min, act_max, out_shape):
-    """Depthwise 3 x 3, multiplier 1: taps outside the input skipped, as TFLM's reference kernel does."""
-    in_h, in_w, channels = x.shape
+def reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min, act_max, out_shape,
+                           multiplier=1):
+    """Depthwise 3 x 3: output channel c reads input channel c // multiplier; taps outside the input skipped, as
+    TFLM's reference kernel does."""
+    in_h, in_w, in_c = x.shape
+    channels = in_c * multiplier
     out_h, out_w = out_shape
     out = np.zeros((out_h, out_w, channels), np.int8)
-    xs = x.astype(np.int64) + input_offset
+    xs = np.repeat(x.astype(np.int64) + input_offset, multiplier, axis=2)
     for oy in range(out_h):
         for ox in range(out_w):
             acc = bias.astype(np.int64).copy()
@@ -96,42 +99,82 @@ def reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_o
                     if 0 <= iy < in_h and 0 <= ix < in_w:
                         acc += w[fy, fx].astype(np.int64) * xs[iy, ix]
             for c in range(channels):
-                value = tflm_requantize(int(acc[c]), int(multipliers[c]), int(shifts[c])) + zero_point
+                value = tflm_requantize(_wrap32(int(acc[c])), int(multipliers[c]), int(shifts[c])) + zero_point
                 out[oy, ox, c] = min(max(value, act_min), act_max)
     return out
 
 
 def _random_layer(rng):
-    channels = int(rng.choice([1, 3, 4, 5, 8, 11, 16]))
+    in_c = int(rng.choice([1, 3, 4, 5, 8, 11, 16]))
+    multiplier = int(rng.choice([1, 1, 2, 3]))
     in_h, in_w = (int(v) for v in rng.integers(1, 9, size=2))
+    if rng.random() < 0.3:  # rows too wide for whole planes in the ring: bands of output rows
+        in_h, in_w = int(rng.integers(6, 12)), int(rng.integers(40, 80))
     stride = tuple(int(v) for v in rng.integers(1, 4, size=2))
     pad = tuple(int(v) for v in rng.integers(0, 3, size=2))
     out_h = (in_h + 2 * pad[0] - 3) // stride[0] + 1
     out_w = (in_w + 2 * pad[1] - 3) // stride[1] + 1
-    return channels, in_h, in_w, stride, pad, max(out_h, 1), max(out_w, 1)
+    return in_c, multiplier, in_h, in_w, stride, pad, max(out_h, 1), max(out_w, 1)
 
 
-def test_depthwise3x3_rows_equal_the_reference_on_random_shapes(probe):
+def _random_weights(rng, channels: int, case: int):
+    """Weights, bias, requantization, offsets and an activation range (full on odd cases) for `channels` outputs."""
+    w = rng.integers(-127, 128, size=(3, 3, channels), dtype=np.int8)
+    bias = rng.integers(-5000, 5000, size=channels, dtype=np.int32)
+    multipliers = rng.integers(1 << 30, 1 << 31, size=channels).astype(np.int32)
+    shifts = rng.integers(-12, 2, size=channels).astype(np.int32)
+    input_offset, zero_point = int(rng.integers(-127, 128)), int(rng.integers(-128, 128))
+    act_min, act_max = (-128, 127) if case % 2 else (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))
+    return w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max
+
+
+def test_depthwise3x3_layers_equal_the_reference_on_random_shapes(probe):
     rng = np.random.default_rng(5)
     i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
     i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
-    probe.probe_dw3x3.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
-                                  ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
-    for case in range(60):
-        channels, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
+    probe.probe_dw3x3.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32,
+                                  i32, i32, ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p, ctypes.c_void_p]
+    probe.probe_dw3x3_scratch_bytes.argtypes = [ctypes.c_int32] * 4 + [i32]
+    probe.probe_dw3x3_scratch_bytes.restype = ctypes.c_size_t
+    for case in range(80):
+        in_c, multiplier, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
+        channels = in_c * multiplier
+        x = rng.integers(-128, 128, size=(in_h, in_w, in_c), dtype=np.int8)
+        w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max = _random_weights(rng, channels, case)
+        want = reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min,
+                                      act_max, (out_h, out_w), multiplier)
+        got = np.zeros((out_h, out_w, channels), np.int8)
+        requant = ctypes.create_string_buffer(8 * channels)
+        # The scratch with a guard zone after it, which the loops must leave alone.
+        geometry = np.array([*stride, *pad], np.int32)
+        scratch_bytes = probe.probe_dw3x3_scratch_bytes(in_c, multiplier, out_h, out_w, geometry)
+        scratch = np.full(scratch_bytes // 2 + 16, 0x5A5A, np.uint16)
+        probe.probe_dw3x3(x, in_h, in_w, in_c, multiplier, w, bias, multipliers, shifts, geometry,
+                          np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, requant,
+                          scratch.ctypes.data)
+        assert np.array_equal(got, want), f"case {case}: {(in_c, multiplier, in_h, in_w, stride, pad)}"
+        assert (scratch[scratch_bytes // 2:] == 0x5A5A).all(), f"case {case}: the loops wrote past their scratch"
+
+
+def test_depthwise3x3_nhwc_rows_equal_the_reference_on_random_shapes(probe):
+    """The NHWC loops narrow layers take (multiplier 1)."""
+    rng = np.random.default_rng(6)
+    i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
+    i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
+    probe.probe_dw3x3_nhwc.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
+                                       ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
+    for case in range(40):
+        channels, _, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
+        in_w = min(in_w, 12)
+        out_w = max((in_w + 2 * pad[1] - 3) // stride[1] + 1, 1)
         x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
-        w = rng.integers(-127, 128, size=(3, 3, channels), dtype=np.int8)
-        bias = rng.integers(-5000, 5000, size=channels, dtype=np.int32)
-        multipliers = rng.integers(1 << 30, 1 << 31, size=channels).astype(np.int32)
-        shifts = rng.integers(-12, 2, size=channels).astype(np.int32)
-        input_offset, zero_point = int(rng.integers(-127, 128)), int(rng.integers(-128, 128))
-        act_min, act_max = (-128, 127) if case % 2 else (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))
+        w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max = _random_weights(rng, channels, case)
         want = reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min,
                                       act_max, (out_h, out_w))
         got = np.zeros((out_h, out_w, channels), np.int8)
-        scratch = ctypes.create_string_buffer(8 * channels)
-        probe.probe_dw3x3(x, in_h, in_w, channels, w, bias, multipliers, shifts, np.array([*stride, *pad], np.int32),
-                          np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, scratch)
+        requant = ctypes.create_string_buffer(8 * channels)
+        probe.probe_dw3x3_nhwc(x, in_h, in_w, channels, w, bias, multipliers, shifts, np.array([*stride, *pad], np.int32),
+                               np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, requant)
         assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride, pad)}"
 
 

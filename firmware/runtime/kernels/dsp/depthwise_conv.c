@@ -2,20 +2,23 @@
  * portable kernel's output (it replaces kernels/depthwise_conv.c in such
  * builds and shares its prologue).
  *
- * 3 x 3 filters with depth multiplier 1 and no dilation run the loops of
- * mfd_depthwise.h. Other filters with depth multiplier 1: weights and inputs
- * are contiguous along the channels, so four channels come in one word:
- * SXTB16/SXTAB16 widen them to int16
- * lanes (the input offset added on the way) and SMLABB/SMLATT accumulate
- * each lane into its own channel; taps outside the input are skipped, as the
- * reference does. One input channel (any multiplier: micro_speech, the first
- * layer of person_detect) is a convolution with one input channel: the
- * weights, transposed into the scratch buffer, run through mfd_gemm.h.
- * Other multipliers run the portable loop. Scratch: for one input channel,
- * the transposed weights and two columns; the per-channel requantization is
- * in the op-data record. */
+ * 3 x 3 filters without dilation, any stride and depth multiplier, run the
+ * channel-major loops of mfd_depthwise.h (scratch: their ring of input rows,
+ * at most MFD_DW_RING_MAX bytes; wider layers take the next path), but
+ * outputs narrower than MFD_DW_MIN_WIDTH with multiplier 1 the NHWC loops of
+ * mfd_depthwise_nhwc.h. Other
+ * filters with depth multiplier 1: weights and inputs are contiguous along
+ * the channels, so four channels come in one word: SXTB16/SXTAB16 widen them
+ * to int16 lanes (the input offset added on the way) and SMLABB/SMLATT
+ * accumulate each lane into its own channel; taps outside the input are
+ * skipped, as the reference does. One input channel (any multiplier:
+ * micro_speech) is a convolution with one input channel: the weights,
+ * transposed into the scratch buffer, run through mfd_gemm.h. Other
+ * multipliers run the portable loop. The per-channel requantization is in the
+ * op-data record. */
 #include "dsp_affine.h"
 #include "mfd_depthwise.h"
+#include "mfd_depthwise_nhwc.h"
 #include "mfd_gemm.h"
 
 #define mf_depthwise_conv_prepare mfd_depthwise_conv_prepare_reference
@@ -24,7 +27,12 @@
 #undef mf_depthwise_conv_prepare
 #undef mf_depthwise_conv_eval
 
-enum { DW_PORTABLE = 0, DW_CHANNELS = 1, DW_ONE_INPUT_CHANNEL = 2, DW_3X3 = 3 };
+enum { DW_PORTABLE = 0, DW_CHANNELS = 1, DW_ONE_INPUT_CHANNEL = 2, DW_3X3 = 3, DW_3X3_NHWC = 4 };
+
+/* The largest ring of the 3 x 3 loops: the scratch buffer is shared by all ops and counts in the arena. */
+#define MFD_DW_RING_MAX 4096u
+/* Narrower 3 x 3 layers with multiplier 1 take the NHWC loops (mfd_depthwise_nhwc.h). */
+#define MFD_DW_MIN_WIDTH 6
 
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -32,18 +40,37 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     const int32_t taps = filter->dims[1] * filter->dims[2];
     mf_affine_data head;
     const mf_status status = mf_affine_check(op, MF_AFFINE_DEPTHWISE, &head);
+    size_t ring = MFD_DW_RING_MAX + 1u;
     *scratch_bytes = 0;
     if (status != MF_OK) {
         return status;
     }
-    if (head.weights != MF_WEIGHTS_INT8) {
+    if (head.weights != MF_WEIGHTS_INT8 || !mfd_int8_offset_ok(op->inputs[0].zero_point)) {
         return mf_affine_prepare(op, MF_AFFINE_DEPTHWISE, scratch_bytes); /* INT4 weights: the portable INT4 loop */
-    } else if (mfd_int8_offset_ok(op->inputs[0].zero_point) && op->inputs[0].dims[3] == 1) {
+    }
+    /* A width past 1024 outputs never fits the ring (and keeps its size arithmetic in int32). */
+    if (op->outputs[0].dims[2] <= 1024) {
+        const mfd_dw3x3 geometry = {NULL, NULL, NULL, NULL, op->inputs[0].dims[1], op->inputs[0].dims[2],
+                                    op->inputs[0].dims[3], head.channels_per_group, op->outputs[0].dims[1],
+                                    op->outputs[0].dims[2], head.stride_h, head.stride_w, head.pad_h, head.pad_w, 0,
+                                    mfd_out_for(0, INT8_MIN, INT8_MAX)};
+        ring = mfd_dw3x3_scratch_bytes(&geometry);
+    }
+    if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
+        head.channels_per_group == 1 && op->outputs[0].dims[2] < MFD_DW_MIN_WIDTH) {
+        head.variant = DW_3X3_NHWC; /* row by row: the overlap mf_affine_check set holds */
+    } else if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
+               ring <= MFD_DW_RING_MAX) {
+        head.variant = DW_3X3;
+        *scratch_bytes = ring;
+        if (op->overlap != NULL) {
+            op->overlap->allowed = 0; /* channel group by channel group: the output is not written row by row */
+        }
+    } else if (op->inputs[0].dims[3] == 1) {
         head.variant = DW_ONE_INPUT_CHANNEL;
         *scratch_bytes = (((size_t)head.channels * (size_t)taps + 3u) & ~(size_t)3u) + mfd_columns_bytes(taps);
-    } else if (mfd_int8_offset_ok(op->inputs[0].zero_point) && head.channels_per_group == 1) {
-        const int three_by_three = filter->dims[1] == 3 && filter->dims[2] == 3;
-        head.variant = three_by_three && head.dilation_h == 1 && head.dilation_w == 1 ? DW_3X3 : DW_CHANNELS;
+    } else if (head.channels_per_group == 1) {
+        head.variant = DW_CHANNELS;
     } else {
         return mf_affine_prepare(op, MF_AFFINE_DEPTHWISE, scratch_bytes);
     }
@@ -218,17 +245,28 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
     if (d->variant == DW_ONE_INPUT_CHANNEL) {
         return mfd_depthwise_as_conv(op, d, requant);
     }
-    if (d->variant == DW_3X3) {
-        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h, d->pad_w,
-                                 input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+    if (d->variant == DW_3X3_NHWC) {
+        const mfd_dw3x3_nhwc layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
+                                      d->pad_w, input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
         for (b = 0; b < batches; ++b) {
-            mfd_dw3x3 batch = layer;
+            mfd_dw3x3_nhwc batch = layer;
             int32_t oy;
             batch.in = in + (size_t)b * in_h * in_w * in_c;
             /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
             for (oy = 0; oy < out_h; ++oy) {
-                mfd_dw3x3_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
+                mfd_dw3x3_nhwc_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
             }
+        }
+        return MF_OK;
+    }
+    if (d->variant == DW_3X3) {
+        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->channels_per_group, out_h, out_w,
+                                 d->stride_h, d->stride_w, d->pad_h, d->pad_w, input_offset,
+                                 mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+        for (b = 0; b < batches; ++b) {
+            mfd_dw3x3 batch = layer;
+            batch.in = in + (size_t)b * in_h * in_w * in_c;
+            mfd_dw3x3_layer(&batch, out + (size_t)b * out_h * out_w * out_c, mf_affine_scratch(op, d));
         }
         return MF_OK;
     }

@@ -1,310 +1,294 @@
 /*
- * Depthwise 3 x 3 convolution with depth multiplier 1 and no dilation (the
- * depthwise layers of MobileNet, DS-CNN and the like), any stride, for the DSP
- * kernels.
+ * Depthwise 3 x 3 convolution without dilation (the depthwise layers of
+ * MobileNet, DS-CNN and the like, and person_detect's first layer: one input
+ * channel, depth multiplier 8), any stride and multiplier, for the DSP kernels.
  *
- * Four channels come in one word of input and one of weights (NHWC and
- * 1 x 3 x 3 x C keep channels adjacent): SXTB16/SXTAB16 widen them to int16
- * lanes (the input offset added on the way), SMLABB/SMLATT accumulate each
- * lane into its own channel. An interior pixel runs its nine taps unrolled,
- * three loads from one row pointer each; a border pixel runs the same tap step
- * over the taps inside the input only, as the reference skips the others, so
- * the edges cost about what the interior costs per tap. Accumulation is modulo
- * 2^32 like the reference's, so the order of the taps does not change a bit.
+ * Channel-major, as TinyEngine does it: NHWC keeps a pixel's channels
+ * adjacent, so SIMD over NHWC multiplies one tap of four channels per step
+ * (one MAC per instruction, plus unpacking). Here four input channels at a
+ * time are copied, row by row, into a ring of three rows per channel of int16
+ * (input offset added, padding columns zero), so a channel's horizontal taps
+ * sit side by side: one SMLAD does two taps of one output, and with the
+ * weights of a filter row packed as (w0, w1) and (w1, w2) two adjacent
+ * outputs at stride 1 take four multiply instructions and two loads per
+ * filter row (six MACs). Rows outside the input are zero rows, so border
+ * pixels run the interior loop. Accumulation is modulo 2^32 like the
+ * reference's, so the order of the taps does not change a bit.
+ *
+ * Order: channel group by channel group, each group's output rows top to
+ * bottom; the output must not share memory with the input (prepare says so).
  */
 #ifndef MFD_DEPTHWISE_H
 #define MFD_DEPTHWISE_H
 
 #include "mfd_dsp.h"
 
-/* One batch of a 3 x 3, multiplier-1 depthwise layer, in plain numbers. */
+/* Input channels copied into the ring at a time. */
+#define MFD_DW_GROUP 4
+
+/* One batch of a 3 x 3 depthwise layer, in plain numbers. */
 typedef struct mfd_dw3x3 {
-    const int8_t *in;           /* in_h x in_w x channels */
-    const int8_t *weights;      /* 3 x 3 x channels */
-    const int32_t *bias;        /* channels, or NULL */
-    const mfd_requant *requant; /* channels */
-    int32_t in_h, in_w, channels;
+    const int8_t *in;           /* in_h x in_w x in_c */
+    const int8_t *weights;      /* 3 x 3 x out_c */
+    const int32_t *bias;        /* out_c, or NULL */
+    const mfd_requant *requant; /* out_c */
+    int32_t in_h, in_w, in_c, multiplier, out_h, out_w;
     int32_t stride_h, stride_w, pad_h, pad_w;
     int32_t input_offset; /* -input zero point, within int8 (mfd_int8_offset_ok) */
     mfd_out out;
 } mfd_dw3x3;
 
-/* Four channels' accumulators (channels c..c+3). */
-typedef struct mfd_acc4 {
-    int32_t a0, a1, a2, a3;
-} mfd_acc4;
+/* int16 values in one ring row of one channel: every column an output reads, plus one (the pair loads). */
+static inline int32_t mfd_dw3x3_row_length(int32_t out_w, int32_t stride_w) { return ((out_w - 1) * stride_w + 5) & ~1; }
 
-/* acc += w * (x + offset), channel by channel, for one input word x and weight word w. */
-static inline mfd_acc4 mfd_dw_tap(mfd_acc4 acc, uint32_t x, uint32_t w, uint32_t offsets)
+/* Ring rows per input row: one per channel of a group. */
+static inline int32_t mfd_dw3x3_planes(int32_t in_c) { return in_c < MFD_DW_GROUP ? in_c : MFD_DW_GROUP; }
+
+/* The ring holds whole input planes of a group when they fit in MFD_DW_RING_AIM bytes (small layers: each
+ * output channel's weights are then packed once), else as many rows as fit, at least three. */
+#define MFD_DW_RING_AIM 2048
+#define MFD_DW_MAX_SLOTS 64
+
+/* Ring rows per channel (slots): the padded input rows the layer reads, as many as fit, from 3 to MFD_DW_MAX_SLOTS. */
+static inline int32_t mfd_dw3x3_slots(const mfd_dw3x3 *p)
 {
-    const uint32_t w_even = mfd_sxtb16(w), w_odd = mfd_sxtb16_ror8(w);
-    const uint32_t x_even = mfd_sxtab16(offsets, x), x_odd = mfd_sxtab16_ror8(offsets, x);
-    acc.a0 = mfd_smlabb(w_even, x_even, acc.a0);
-    acc.a2 = mfd_smlatt(w_even, x_even, acc.a2);
-    acc.a1 = mfd_smlabb(w_odd, x_odd, acc.a1);
-    acc.a3 = mfd_smlatt(w_odd, x_odd, acc.a3);
-    return acc;
+    const int64_t needed = (int64_t)(p->out_h - 1) * p->stride_h + 3;
+    const int64_t row_bytes = (int64_t)mfd_dw3x3_planes(p->in_c) * mfd_dw3x3_row_length(p->out_w, p->stride_w) * 2;
+    int64_t fit = (MFD_DW_RING_AIM - (int64_t)p->out_w * 4) / row_bytes;
+    fit = fit < 3 ? 3 : (fit > MFD_DW_MAX_SLOTS ? MFD_DW_MAX_SLOTS : fit);
+    return (int32_t)(needed < fit ? needed : fit);
 }
 
-/* Three horizontal taps, `c` bytes apart in the input and in the weights. */
-static inline mfd_acc4 mfd_dw_row3(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t c, uint32_t offsets)
+/* The kernel's scratch: the ring, then a row of int32 accumulators. */
+static inline size_t mfd_dw3x3_scratch_bytes(const mfd_dw3x3 *p)
 {
-    acc = mfd_dw_tap(acc, mfd_read32(s), mfd_read32(w), offsets);
-    acc = mfd_dw_tap(acc, mfd_read32(s + c), mfd_read32(w + c), offsets);
-    return mfd_dw_tap(acc, mfd_read32(s + 2 * c), mfd_read32(w + 2 * c), offsets);
+    return (size_t)mfd_dw3x3_slots(p) * (size_t)mfd_dw3x3_planes(p->in_c) *
+               (size_t)mfd_dw3x3_row_length(p->out_w, p->stride_w) * sizeof(int16_t) +
+           (size_t)p->out_w * sizeof(int32_t);
 }
 
-/* acc += the nine products w * x (no input offset: see mfd_dw_interior) of channels c..c+3 of an interior
- * pixel: s, its top-left input tap; w, the weights of tap (0, 0); input rows `row` bytes apart, taps and
- * weight taps `c` bytes apart. On a DSP core one asm block of twelve registers (four accumulators, four
- * operands, four temporaries) and no spill: the compiler, given the unrolled C, keeps the nine tap
- * addresses and spills them. */
+/* Input row `in_row` (in_w x in_c) channels c0..c0+planes-1, offset added, into `planes` ring rows of
+ * `length` from column pad_w on (columns up to `length` only; the others stay zero). */
+static inline void mfd_dw3x3_fill(const mfd_dw3x3 *p, const int8_t *in_row, int32_t c0, int32_t planes, int16_t *dst,
+                                  int32_t length)
+{
+    const uint32_t offsets = mfd_dup16(p->input_offset);
+    const int32_t in_c = p->in_c;
+    const int32_t columns = p->in_w < length - p->pad_w ? p->in_w : length - p->pad_w;
+    const int8_t *src = in_row + c0;
+    int16_t *row = dst + p->pad_w;
+    int32_t x = 0;
+    int32_t j;
+    if (planes == MFD_DW_GROUP) {
+        int16_t *r0 = row, *r1 = row + length, *r2 = row + 2 * length, *r3 = row + 3 * length;
+        for (; x + 1 < columns; x += 2, src += 2 * in_c) {
+            const uint32_t a = mfd_read32(src), b = mfd_read32(src + in_c);
+            const uint32_t a_even = mfd_sxtab16(offsets, a), b_even = mfd_sxtab16(offsets, b);
+            const uint32_t a_odd = mfd_sxtab16_ror8(offsets, a), b_odd = mfd_sxtab16_ror8(offsets, b);
+            mfd_write32(r0 + x, mfd_pack_bottoms(a_even, b_even));
+            mfd_write32(r1 + x, mfd_pack_bottoms(a_odd, b_odd));
+            mfd_write32(r2 + x, mfd_pack_tops(a_even, b_even));
+            mfd_write32(r3 + x, mfd_pack_tops(a_odd, b_odd));
+        }
+    } else if (in_c == 1) {
+        for (; x + 3 < columns; x += 4, src += 4) {
+            const uint32_t a = mfd_read32(src);
+            const uint32_t even = mfd_sxtab16(offsets, a), odd = mfd_sxtab16_ror8(offsets, a);
+            mfd_write32(row + x, mfd_pack_bottoms(even, odd));
+            mfd_write32(row + x + 2, mfd_pack_tops(even, odd));
+        }
+    }
+    for (; x < columns; ++x, src += in_c) {
+        for (j = 0; j < planes; ++j) {
+            row[(size_t)j * length + x] = (int16_t)(src[j] + p->input_offset);
+        }
+    }
+}
+
+/* Padded input rows [first, end) (input row = padded - pad_h) of channels c0.. into their ring slots
+ * (row % slots); rows outside the input are zero rows. */
+static inline void mfd_dw3x3_fill_rows(const mfd_dw3x3 *p, int32_t first, int32_t end, int32_t c0, int32_t planes,
+                                       int16_t *ring, int32_t slots, int32_t length)
+{
+    const int32_t slot_values = mfd_dw3x3_planes(p->in_c) * length;
+    int32_t padded;
+    for (padded = first; padded < end; ++padded) {
+        const int32_t in_y = padded - p->pad_h;
+        int16_t *dst = ring + (size_t)(padded % slots) * slot_values;
+        if (in_y >= 0 && in_y < p->in_h) {
+            mfd_dw3x3_fill(p, p->in + (size_t)in_y * p->in_w * p->in_c, c0, planes, dst, length);
+        } else {
+            int32_t j;
+            for (j = 0; j < planes * length; ++j) {
+                dst[j] = 0;
+            }
+        }
+    }
+}
+
+/* One output channel's filter rows, packed: (w0, w1) and (w1, w2) of each. */
+typedef struct mfd_dw3x3_taps {
+    uint32_t w01, w12;
+} mfd_dw3x3_taps;
+
+static inline void mfd_dw3x3_pack(const int8_t *w, int32_t out_c, mfd_dw3x3_taps taps[3])
+{
+    int32_t fy;
+    for (fy = 0; fy < 3; ++fy) {
+        const uint32_t w0 = (uint32_t)(int32_t)w[(size_t)(3 * fy) * out_c], w1 = (uint32_t)(int32_t)w[(size_t)(3 * fy + 1) * out_c];
+        const uint32_t w2 = (uint32_t)(int32_t)w[(size_t)(3 * fy + 2) * out_c];
+        taps[fy].w01 = mfd_pack_bottoms(w0, w1);
+        taps[fy].w12 = mfd_pack_bottoms(w1, w2);
+    }
+}
+
+/* acc[0 .. 2 * pairs) = bias + all three filter rows, outputs in pairs at stride 1 or 2, from ring rows r0..r2
+ * (4-byte aligned: an even column of a ring row). On a DSP core one asm loop of thirteen registers, the
+ * weights read with LDRD each pair (the compiler, given the C, spills them and the accumulators). */
 #if defined(MFD_ASM_LOOPS)
-static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
+#define MFD_DW3X3_ROW(row, weights, next)                                       \
+    "ldrd %[lo], %[hi], [%[" row "]], #" next "\n\t"                          \
+    "ldrd %[w01], %[w12], [%[t], #" weights "]\n\t"
+/* from: the accumulators' starting value (the bias on the first filter row, then a0 and a1 themselves). */
+#define MFD_DW3X3_S1_MACS(from0, from1)                     \
+    "smlad %[a0], %[lo], %[w01], %[" from0 "]\n\t"         \
+    "smlatb %[a1], %[lo], %[w01], %[" from1 "]\n\t"        \
+    "smlabt %[a0], %[hi], %[w12], %[a0]\n\t"               \
+    "smlad %[a1], %[hi], %[w12], %[a1]\n\t"
+#define MFD_DW3X3_S2_MACS(row, from0, from1)                \
+    "smlad %[a0], %[lo], %[w01], %[" from0 "]\n\t"         \
+    "smlad %[a1], %[hi], %[w01], %[" from1 "]\n\t"         \
+    "smlabt %[a0], %[hi], %[w12], %[a0]\n\t"               \
+    "ldr %[lo], [%[" row "]]\n\t"                          \
+    "smlabt %[a1], %[lo], %[w12], %[a1]\n\t"
+/* One pair per iteration: `rows` runs the three filter rows (the first adding to the bias), one store. */
+#define MFD_DW3X3_LOOP(rows)                                                                                      \
+    __asm__ volatile("1:\n\t" rows "strd %[a0], %[a1], [%[acc]], #8\n\t"                                        \
+                     "subs %[n], %[n], #1\n\t"                                                                  \
+                     "bne 1b"                                                                                     \
+                     : [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [acc] "+r"(acc), [n] "+r"(pairs), [lo] "=&r"(lo), \
+                       [hi] "=&r"(hi), [w01] "=&r"(w01), [w12] "=&r"(w12), [a0] "=&r"(a0), [a1] "=&r"(a1)          \
+                     : [t] "r"(t), [bias] "r"(bias)                                                               \
+                     : "cc", "memory")
+static inline void mfd_dw3x3_pairs(const int16_t *r0, const int16_t *r1, const int16_t *r2, const mfd_dw3x3_taps *t,
+                                   int32_t bias, int32_t stride, int32_t pairs, int32_t *acc)
 {
-    uint32_t x, k, xe, ke;
-    __asm__(
-            "ldr %[x], [%[s]]\n\t"
-            "ldr %[k], [%[w]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "ldr %[x], [%[s], %[c]]\n\t"
-            "ldr %[k], [%[w], %[c]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "add %[s], %[s], %[row]\n\t"
-            "add %[w], %[w], %[c], lsl #1\n\t"
-            "add %[w], %[w], %[c]\n\t"
-            "ldr %[x], [%[s]]\n\t"
-            "ldr %[k], [%[w]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "ldr %[x], [%[s], %[c]]\n\t"
-            "ldr %[k], [%[w], %[c]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "add %[s], %[s], %[row]\n\t"
-            "add %[w], %[w], %[c], lsl #1\n\t"
-            "add %[w], %[w], %[c]\n\t"
-            "ldr %[x], [%[s]]\n\t"
-            "ldr %[k], [%[w]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "ldr %[x], [%[s], %[c]]\n\t"
-            "ldr %[k], [%[w], %[c]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
-            "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
-            "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
-            "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]"
-            : [a0] "+r"(acc.a0), [a1] "+r"(acc.a1), [a2] "+r"(acc.a2), [a3] "+r"(acc.a3), [s] "+r"(s), [w] "+r"(w),
-              [x] "=&r"(x), [k] "=&r"(k), [xe] "=&r"(xe), [ke] "=&r"(ke)
-            : [row] "r"(row), [c] "r"(c)
-            : "memory");
-    return acc;
+    uint32_t lo, hi, w01, w12;
+    int32_t a0, a1;
+    if (stride == 1) {
+        MFD_DW3X3_LOOP(MFD_DW3X3_ROW("r0", "0", "4") MFD_DW3X3_S1_MACS("bias", "bias") MFD_DW3X3_ROW("r1", "8", "4")
+                           MFD_DW3X3_S1_MACS("a0", "a1") MFD_DW3X3_ROW("r2", "16", "4") MFD_DW3X3_S1_MACS("a0", "a1"));
+    } else {
+        MFD_DW3X3_LOOP(MFD_DW3X3_ROW("r0", "0", "8") MFD_DW3X3_S2_MACS("r0", "bias", "bias") MFD_DW3X3_ROW("r1", "8", "8")
+                           MFD_DW3X3_S2_MACS("r1", "a0", "a1") MFD_DW3X3_ROW("r2", "16", "8")
+                           MFD_DW3X3_S2_MACS("r2", "a0", "a1"));
+    }
 }
+#undef MFD_DW3X3_LOOP
+#undef MFD_DW3X3_ROW
+#undef MFD_DW3X3_S1_MACS
+#undef MFD_DW3X3_S2_MACS
 #else
-static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
+static inline void mfd_dw3x3_pairs(const int16_t *r0, const int16_t *r1, const int16_t *r2, const mfd_dw3x3_taps *t,
+                                   int32_t bias, int32_t stride, int32_t pairs, int32_t *acc)
 {
-    acc = mfd_dw_row3(acc, s, w, c, 0);
-    acc = mfd_dw_row3(acc, s + row, w + 3 * c, c, 0);
-    return mfd_dw_row3(acc, s + 2 * row, w + 6 * c, c, 0);
+    const int16_t *const rows[3] = {r0, r1, r2};
+    int32_t fy, i;
+    for (i = 0; i < 2 * pairs; ++i) {
+        acc[i] = bias;
+    }
+    for (fy = 0; fy < 3; ++fy) {
+        const uint32_t w01 = t[fy].w01, w12 = t[fy].w12;
+        const int16_t *r = rows[fy];
+        for (i = 0; i < pairs; ++i, r += 2 * stride) {
+            const uint32_t lo = mfd_read32(r), hi = mfd_read32(r + 2);
+            if (stride == 1) {
+                acc[2 * i] = mfd_smlabt(hi, w12, mfd_smlad(lo, w01, acc[2 * i]));
+                acc[2 * i + 1] = mfd_smlad(hi, w12, mfd_smlatb(lo, w01, acc[2 * i + 1]));
+            } else {
+                acc[2 * i] = mfd_smlabt(hi, w12, mfd_smlad(lo, w01, acc[2 * i]));
+                acc[2 * i + 1] = mfd_smlabt(mfd_read32(r + 4), w12, mfd_smlad(hi, w01, acc[2 * i + 1]));
+            }
+        }
+    }
 }
 #endif
 
-static inline mfd_acc4 mfd_dw_bias4(const int32_t *bias, int32_t c)
+/* One output row of one channel: rows[fy] + plane are its ring rows, out its first output (outputs out_c
+ * apart); acc: out_w int32 of scratch. Strides 1 and 2 run in pairs, others (and an odd last output) one by one. */
+static inline void mfd_dw3x3_channel_row(const mfd_dw3x3 *p, const mfd_dw3x3_taps taps[3], int32_t bias, mfd_requant q,
+                                         const int16_t *const rows[3], int32_t plane, int8_t *out, int32_t out_c,
+                                         int32_t *acc)
 {
-    mfd_acc4 acc = {0, 0, 0, 0};
-    if (bias != NULL) {
-        acc.a0 = bias[c];
-        acc.a1 = bias[c + 1];
-        acc.a2 = bias[c + 2];
-        acc.a3 = bias[c + 3];
-    }
-    return acc;
-}
-
-/* Channels c..c+3 of an output pixel, in one store. */
-static inline void mfd_dw_store4(const mfd_requant *q, mfd_out o, mfd_acc4 acc, int8_t *out)
-{
-    mfd_write32(out, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, &q[0], &q[1], &q[2], &q[3], o));
-}
-
-/* Channels in fours of `pixels` interior output pixels in a row (src: the first one's input tap (0, 0);
- * out: its output), quad by quad: the input offset's share of the nine taps (offset * sum of the weights)
- * goes into the starting accumulator once per quad, so the taps multiply the raw input. */
-static inline void mfd_dw_interior(const mfd_dw3x3 *p, const int8_t *src, int32_t pixels, int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels, quads = channels & ~3;
-    const int32_t step = p->stride_w * channels;
-    const uint32_t offsets = mfd_dup16(p->input_offset);
     const mfd_out o = p->out;
-    const int8_t *w = p->weights;
-    int32_t c;
-    for (c = 0; c < quads; c += 4) {
-        mfd_acc4 start = mfd_dw_bias4(p->bias, c);
-        const int8_t *s = src + c;
-        int8_t *dst = out + c;
-        int32_t tap, i;
-        for (tap = 0; tap < 9; ++tap) {
-            start = mfd_dw_tap(start, 0, mfd_read32(w + (size_t)tap * channels + c), offsets);
-        }
-        for (i = 0; i < pixels; ++i, s += step, dst += channels) {
-            mfd_dw_store4(p->requant + c, o, mfd_dw_taps9(start, s, w + c, row, channels), dst);
-        }
+    const int32_t out_w = p->out_w, stride = p->stride_w;
+    int32_t ox = 0;
+    if (stride <= 2 && out_w >= 2) {
+        ox = out_w & ~1;
+        mfd_dw3x3_pairs(rows[0] + plane, rows[1] + plane, rows[2] + plane, taps, bias, stride, out_w >> 1, acc);
     }
-}
-
-/* Channels in fours of a border pixel whose taps inside the input are rows [fy0, fy1) x columns [fx0, fx1);
- * src: the input pixel of tap (fy0, fx0). */
-static inline void mfd_dw_border(const mfd_dw3x3 *p, const int8_t *src, int32_t fy0, int32_t fy1, int32_t fx0,
-                                 int32_t fx1, int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels, quads = channels & ~3;
-    const uint32_t offsets = mfd_dup16(p->input_offset);
-    const mfd_out o = p->out;
-    int32_t c;
-    for (c = 0; c < quads; c += 4) {
-        mfd_acc4 acc = mfd_dw_bias4(p->bias, c);
+    for (; ox < out_w; ++ox) {
+        const int32_t column = plane + ox * stride;
         int32_t fy;
-        for (fy = fy0; fy < fy1; ++fy) {
-            const int8_t *s = src + (size_t)(fy - fy0) * row + c;
-            const int8_t *w = p->weights + (size_t)(fy * 3 + fx0) * channels + c;
-            int32_t fx;
-            for (fx = fx0; fx < fx1; ++fx, s += channels, w += channels) {
-                acc = mfd_dw_tap(acc, mfd_read32(s), mfd_read32(w), offsets);
-            }
+        acc[ox] = bias;
+        for (fy = 0; fy < 3; ++fy) {
+            acc[ox] = mfd_smlabt(mfd_read32(rows[fy] + column + 2), taps[fy].w12, mfd_smlad(mfd_read32(rows[fy] + column), taps[fy].w01, acc[ox]));
         }
-        mfd_dw_store4(p->requant + c, o, acc, out + c);
+    }
+    if (o.act_min == INT8_MIN && o.act_max == INT8_MAX) { /* no activation, or one the int8 range covers: SSAT alone */
+        for (ox = 0; ox < out_w; ++ox, out += out_c) {
+            out[0] = (int8_t)mfd_sat8(mf_wrap_add(mfd_requantize(acc[ox], &q), o.zero_point));
+        }
+    } else {
+        for (ox = 0; ox < out_w; ++ox, out += out_c) {
+            out[0] = mfd_output_of(acc[ox], &q, o);
+        }
     }
 }
 
-/* The channels after the last four, one at a time (valid taps and src as for mfd_dw_border). */
-static inline void mfd_dw_leftover(const mfd_dw3x3 *p, const int8_t *src, int32_t fy0, int32_t fy1, int32_t fx0,
-                                   int32_t fx1, int8_t *out)
+/* The whole batch: out (out_h x out_w x in_c * multiplier); scratch: mfd_dw3x3_scratch_bytes, 4-byte aligned.
+ * Channel group by channel group, in bands of output rows whose input rows all fit in the ring: each band's
+ * new rows are copied in, then each output channel's weights are packed once for the band. */
+static inline void mfd_dw3x3_layer(const mfd_dw3x3 *p, int8_t *out, void *scratch)
 {
-    const int32_t channels = p->channels, row = p->in_w * channels;
-    int32_t c;
-    for (c = channels & ~3; c < channels; ++c) {
-        int32_t acc = p->bias != NULL ? p->bias[c] : 0;
-        int32_t fy;
-        for (fy = fy0; fy < fy1; ++fy) {
-            int32_t fx;
-            for (fx = fx0; fx < fx1; ++fx) {
-                const int32_t x = src[(size_t)(fy - fy0) * row + (size_t)(fx - fx0) * channels + c];
-                acc = mf_wrap_add(acc, p->weights[(size_t)(fy * 3 + fx) * channels + c] * (x + p->input_offset));
+    const int32_t length = mfd_dw3x3_row_length(p->out_w, p->stride_w);
+    const int32_t slots = mfd_dw3x3_slots(p);
+    const int32_t slot_values = mfd_dw3x3_planes(p->in_c) * length;
+    const int32_t band = (slots - 3) / p->stride_h + 1; /* output rows per band */
+    const int32_t out_c = p->in_c * p->multiplier;
+    int16_t *ring = (int16_t *)scratch;
+    int32_t *acc = (int32_t *)(void *)(ring + slots * slot_values); /* length is even */
+    int32_t c0;
+    int32_t j;
+    for (j = 0; j < slots * slot_values; ++j) {
+        ring[j] = 0; /* the padding columns stay zero from here on */
+    }
+    for (c0 = 0; c0 < p->in_c; c0 += MFD_DW_GROUP) {
+        const int32_t planes = p->in_c - c0 < MFD_DW_GROUP ? p->in_c - c0 : MFD_DW_GROUP;
+        int32_t filled = 0; /* padded rows below this are in the ring (or were skipped) */
+        int32_t oy0;
+        for (oy0 = 0; oy0 < p->out_h; oy0 += band) {
+            const int32_t rows_out = p->out_h - oy0 < band ? p->out_h - oy0 : band;
+            const int32_t top = oy0 * p->stride_h, end = (oy0 + rows_out - 1) * p->stride_h + 3;
+            int32_t oc;
+            mfd_dw3x3_fill_rows(p, filled > top ? filled : top, end, c0, planes, ring, slots, length);
+            filled = end;
+            for (oc = c0 * p->multiplier; oc < (c0 + planes) * p->multiplier; ++oc) {
+                const int32_t plane = (oc / p->multiplier - c0) * length;
+                const int32_t bias = p->bias != NULL ? p->bias[oc] : 0;
+                mfd_dw3x3_taps taps[3];
+                int32_t oy;
+                mfd_dw3x3_pack(p->weights + oc, out_c, taps);
+                for (oy = oy0; oy < oy0 + rows_out; ++oy) {
+                    const int16_t *rows[3];
+                    for (j = 0; j < 3; ++j) {
+                        rows[j] = ring + (size_t)((oy * p->stride_h + j) % slots) * slot_values;
+                    }
+                    mfd_dw3x3_channel_row(p, taps, bias, p->requant[oc], rows, plane,
+                                          out + (size_t)oy * p->out_w * out_c + oc, out_c, acc);
+                }
             }
         }
-        out[c] = mfd_output_of(acc, &p->requant[c], p->out);
-    }
-}
-
-/* The taps [*first, *end) of a 3-tap filter axis starting at input coordinate `start` that land inside [0, size). */
-static inline void mfd_dw_valid(int32_t start, int32_t size, int32_t *first, int32_t *end)
-{
-    const int32_t last = size - start < 3 ? size - start : 3;
-    *first = start < 0 ? (-start < 3 ? -start : 3) : 0;
-    *end = last > *first ? last : *first;
-}
-
-/* Output row oy (out_w pixels of `channels`) of a 3 x 3 depthwise layer: the interior pixels (all nine taps
- * inside the input), [ox0, ox1), as one run; the border ones one by one. */
-static inline void mfd_dw3x3_row(const mfd_dw3x3 *p, int32_t oy, int32_t out_w, int8_t *out_row)
-{
-    const int32_t channels = p->channels;
-    const int32_t in_y0 = oy * p->stride_h - p->pad_h;
-    const int32_t last_x0 = p->in_w - 3 + p->pad_w; /* interior: 0 <= ox * stride_w - pad_w <= in_w - 3 */
-    int32_t fy0, fy1, ox, ox0 = out_w, ox1 = out_w;
-    mfd_dw_valid(in_y0, p->in_h, &fy0, &fy1);
-    if (fy1 - fy0 == 3 && last_x0 >= 0) {
-        ox0 = (p->pad_w + p->stride_w - 1) / p->stride_w;
-        ox1 = last_x0 / p->stride_w + 1;
-        ox1 = ox1 < out_w ? ox1 : out_w;
-        ox0 = ox0 < ox1 ? ox0 : ox1;
-    }
-    for (ox = 0; ox < out_w; ++ox) {
-        const int32_t in_x0 = ox * p->stride_w - p->pad_w;
-        int8_t *out = out_row + (size_t)ox * channels;
-        const int8_t *src = p->in;
-        int32_t fx0, fx1;
-        if (ox == ox0 && ox0 < ox1) {
-            src += ((size_t)in_y0 * p->in_w + (size_t)in_x0) * channels;
-            mfd_dw_interior(p, src, ox1 - ox0, out);
-            for (; ox < ox1; ++ox, src += (size_t)p->stride_w * channels, out += channels) {
-                mfd_dw_leftover(p, src, 0, 3, 0, 3, out);
-            }
-            --ox;
-            continue;
-        }
-        mfd_dw_valid(in_x0, p->in_w, &fx0, &fx1);
-        if (fy0 < fy1 && fx0 < fx1) {
-            src += ((size_t)(in_y0 + fy0) * p->in_w + (size_t)(in_x0 + fx0)) * channels;
-        }
-        mfd_dw_border(p, src, fy0, fy1, fx0, fx1, out);
-        mfd_dw_leftover(p, src, fy0, fy1, fx0, fx1, out);
     }
 }
 

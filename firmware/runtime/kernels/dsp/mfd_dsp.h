@@ -77,6 +77,21 @@ static inline uint32_t mfd_sxtab16_ror8(uint32_t a, uint32_t x)
 static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc) { return __smlad((int16x2_t)a, (int16x2_t)b, acc); }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+static inline int32_t mfd_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __smlabt((int32_t)a, (int32_t)b, acc); }
+static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
+/* (a.bottom, b.bottom) and (a.top, b.top) as (bottom, top) lanes: PKHBT and PKHTB. */
+static inline uint32_t mfd_pack_bottoms(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline uint32_t mfd_pack_tops(uint32_t a, uint32_t b)
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 /* The high word of a * b + (high:low), one SMLAL (GCC may otherwise build the 64-bit sum from UMULL and MLAs). */
 static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32_t low)
 {
@@ -116,6 +131,10 @@ static inline int32_t mfd_smlad(uint32_t a, uint32_t b, int32_t acc)
 }
 static inline int32_t mfd_smlabb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 0)); }
 static inline int32_t mfd_smlatt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 1)); }
+static inline int32_t mfd_smlabt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 1)); }
+static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 0)); }
+static inline uint32_t mfd_pack_bottoms(uint32_t a, uint32_t b) { return (a & 0xFFFFu) | (b << 16); }
+static inline uint32_t mfd_pack_tops(uint32_t a, uint32_t b) { return (a >> 16) | (b & 0xFFFF0000u); }
 static inline int32_t mfd_smlal_high(int32_t a, int32_t b, uint32_t high, uint32_t low)
 {
     return (int32_t)(((int64_t)a * b + (int64_t)((uint64_t)high << 32 | low)) >> 32);
@@ -146,8 +165,9 @@ static inline uint32_t mfd_min8(uint32_t a, uint32_t b)
  * lanes; any other (no valid int8 model has one) takes the portable loop. */
 static inline int mfd_int8_offset_ok(int32_t zero_point) { return zero_point >= INT8_MIN && zero_point <= INT8_MAX; }
 
-/* An int16 value in both lanes (the offsets added by mfd_sxtab16). */
+/* An int16 value in both lanes (the offsets added by mfd_sxtab16), and back. */
 static inline uint32_t mfd_dup16(int32_t v) { return ((uint32_t)v & 0xFFFFu) * 0x00010001u; }
+static inline int32_t mfd_lane_value(uint32_t lanes) { return (int32_t)(int16_t)(uint16_t)lanes; }
 
 /* One channel's output scale as TFLM's QuantizeMultiplier gives it, its
  * shift split once into the left shift before and the right shift after the
