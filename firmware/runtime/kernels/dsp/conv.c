@@ -7,6 +7,7 @@
  * columns; the per-channel requantization is in the op-data record. */
 #include "dsp_affine.h"
 #include "mfd_gemm.h"
+#include "mfd_sparse24.h"
 
 #define mf_conv_prepare mfd_conv_prepare_reference
 #define mf_conv_eval mfd_conv_eval_reference
@@ -21,6 +22,7 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     const mf_tensor *filter = &op->inputs[1];
     mf_affine_data head;
     const mf_status status = mf_affine_check(op, MF_AFFINE_CONV, &head);
+    size_t columns, sparse_column;
     *scratch_bytes = 0;
     if (status != MF_OK) {
         return status;
@@ -29,8 +31,9 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
         return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes); /* INT4 weights: the portable INT4 loop */
     }
     head.variant = CONV_GEMM;
-    *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 1) +
-                     mfd_columns_bytes(filter->dims[1] * filter->dims[2] * filter->dims[3]);
+    columns = mfd_columns_bytes(filter->dims[1] * filter->dims[2] * filter->dims[3]);
+    sparse_column = mfd_sparse24_scratch(op, &head); /* dsp/conv_sparse.c's, in place of the columns */
+    *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 1) + (sparse_column > columns ? sparse_column : columns);
     return mf_affine_store(op, MF_AFFINE_CONV, &head);
 }
 
