@@ -93,6 +93,25 @@ def test_depthwise_conv_2d_int4(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_depthwise_conv_2d_int4_dsp_channel_fours(seed):
+    """Depthwise shapes for the DSP INT4 loop (dsp/depthwise_conv_int4.c: four channels a halfword of
+    weights): 3x3 over 8 channels, SAME (taps in the padding skipped); 3x3 over 12, stride 2, VALID; and 6
+    channels (not in fours: the portable loop)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(500 + seed)
+    cin, stride, padding = ((8, 1, "SAME"), (12, 2, "VALID"), (6, 1, "SAME"))[seed]
+    h, w = int(rng.integers(3, 8)), int(rng.integers(3, 9))
+    filters = tf.constant(rng.normal(0, 0.5, size=(3, 3, cin, 1)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=cin).astype(np.float32))
+    fn = lambda x: activation("relu6")(  # noqa: E731
+        tf.nn.depthwise_conv2d(x, filters, [1, stride, stride, 1], padding) + bias
+    )
+    model = convert_one_op(fn, [(1, h, w, cin)], rng, "DEPTHWISE_CONV_2D", value_range=value_range(rng))
+    assert_int4_matches_tflm(model, rng)
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_fully_connected_int4(seed):
     import tensorflow as tf
 

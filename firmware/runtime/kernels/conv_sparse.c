@@ -35,14 +35,6 @@ static void conv_sparse_pointwise(const mf_op *op, const mf_affine_data *d, conv
     }
 }
 
-/* The taps t of one axis with origin + dilation * t inside [0, size): [*first, *end). */
-static void conv_inside(int32_t origin, int32_t dilation, int32_t size, int32_t taps, int32_t *first, int32_t *end)
-{
-    *first = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
-    *end = origin >= size ? 0 : (size - origin - 1) / dilation + 1;
-    *end = *end < taps ? *end : taps;
-}
-
 /* Channel oc's accumulator at one output pixel whose window starts at input (b, y0, x0): taps in the
  * padding skipped as the dense kernel skips them. 2:4 filters visit only the taps inside, a whole
  * filter row at once where its taps are contiguous in the input. */
@@ -57,8 +49,8 @@ static int32_t conv_sparse_acc(const mf_op *op, const mf_affine_data *d, int32_t
     mf_sparse_cursor cursor = mf_sparse_channel(op, d, oc);
     int32_t fy0, fy1, fx0, fx1, fy, fx;
     int32_t acc = 0;
-    conv_inside(y0, d->dilation_h, in_h, f_h, &fy0, &fy1);
-    conv_inside(x0, d->dilation_w, in_w, f_w, &fx0, &fx1);
+    mf_taps_inside(y0, d->dilation_h, in_h, f_h, &fy0, &fy1);
+    mf_taps_inside(x0, d->dilation_w, in_w, f_w, &fx0, &fx1);
     if (d->weights != MF_WEIGHTS_SPARSE_2_4) { /* a bitmap is read in order, the padding's bits too */
         for (fy = 0; fy < f_h; ++fy) {
             for (fx = 0; fx < f_w; ++fx) {
