@@ -92,10 +92,16 @@ static void conv_int4_row(const mfd_patch *p, const mf_op *op, const mfd_requant
                 int32_t acc[4];
                 conv_int4_block((const uint8_t *)filter + (size_t)oc * total / 2, (const uint8_t *)filter + (size_t)oc1 * total / 2,
                                 (const uint32_t *)(const void *)col0, (const uint32_t *)(const void *)second, runs, acc);
-                acc[0] = mf_wrap_add(mf_wrap_add(acc[0] >> 4, conv_int4_tail(filter, oc, total, col0)), bias0);
-                acc[1] = mf_wrap_add(mf_wrap_add(acc[1] >> 4, conv_int4_tail(filter, oc, total, second)), bias0);
-                acc[2] = mf_wrap_add(mf_wrap_add(acc[2] >> 4, conv_int4_tail(filter, oc1, total, col0)), bias1);
-                acc[3] = mf_wrap_add(mf_wrap_add(acc[3] >> 4, conv_int4_tail(filter, oc1, total, second)), bias1);
+                acc[0] = mf_wrap_add(acc[0] >> 4, bias0);
+                acc[1] = mf_wrap_add(acc[1] >> 4, bias0);
+                acc[2] = mf_wrap_add(acc[2] >> 4, bias1);
+                acc[3] = mf_wrap_add(acc[3] >> 4, bias1);
+                if (total % 8 != 0) {
+                    acc[0] = mf_wrap_add(acc[0], conv_int4_tail(filter, oc, total, col0));
+                    acc[1] = mf_wrap_add(acc[1], conv_int4_tail(filter, oc, total, second));
+                    acc[2] = mf_wrap_add(acc[2], conv_int4_tail(filter, oc1, total, col0));
+                    acc[3] = mf_wrap_add(acc[3], conv_int4_tail(filter, oc1, total, second));
+                }
                 mfd_store_2x2(acc, requant, oc, oc1, pair, o, out0, out_c);
             }
         }
