@@ -182,4 +182,27 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
     return s;
 }
 
+/* acc plus one channel's k weights (values v, positions pos) . one row of inputs x (int8, offset folded
+ * into the bias): each input picked by its position and multiplied by its weight's lane (SMLAxB), no
+ * column; a fully connected layer's single row leaves no pixels to share the position decode with. */
+static inline int32_t mfd_sparse24_row(const int8_t *x, const int8_t *v, const uint8_t *pos, int32_t k, int32_t acc)
+{
+    const uint8_t *end = pos + k / 8;
+    for (; pos < end; ++pos, v += 4, x += 8) {
+        const uint32_t bits = *pos;
+        const uint32_t w = mfd_read32(v);
+        const uint32_t w_even = mfd_sxtb16(w), w_odd = mfd_sxtb16_ror8(w); /* (v0, v2), (v1, v3) */
+        acc = mfd_smlabb(w_even, (uint32_t)(int32_t)x[bits & 3u], acc);
+        acc = mfd_smlabb(w_odd, (uint32_t)(int32_t)x[bits >> 2 & 3u], acc);
+        acc = mfd_smlatb(w_even, (uint32_t)(int32_t)x[4u + (bits >> 4 & 3u)], acc);
+        acc = mfd_smlatb(w_odd, (uint32_t)(int32_t)x[4u + (bits >> 6)], acc);
+    }
+    if (k % 8 != 0) { /* a last lone group */
+        const uint32_t bits = *pos;
+        acc = mf_wrap_add(acc, v[0] * x[bits & 3u]);
+        acc = mf_wrap_add(acc, v[1] * x[bits >> 2 & 3u]);
+    }
+    return acc;
+}
+
 #endif /* MFD_SPARSE24_H */
