@@ -15,8 +15,8 @@ FULLY_CONNECTED: INT4 ones packed two a byte); .tflite and prepared image
 bytes; the arena TFLM measures (it unpacks INT4 filters into its arena) and
 ours (the prepared image's activations and kernel scratch, from the qemu-m4
 firmware's report); instructions per inference on qemu-m4 (prepared image,
-DSP kernels, and portable kernels). INT4 filters run the portable INT4 loops
-in both kernel sets: the DSP figures compare those with the int8 SIMD loops. Writes
+DSP kernels, and portable kernels): each kernel set runs INT4 filters through
+its own INT4 loops (the DSP ones: kernels/dsp/*_int4.c). Writes
 <root>/<name>/bench/int4.json and the .tflite files.
 """
 

@@ -64,6 +64,22 @@ def test_conv_2d_int4(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_conv_2d_int4_dsp_weight_words(seed):
+    """Filter depths for the DSP INT4 loop (dsp/conv_int4.c: eight weights a word): whole words only (1x1
+    over 16 channels), words and a tail (3x3 over 4: 36 values), and an odd depth (rows not on a byte: the
+    portable loop), with odd output widths and channel counts."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(400 + seed)
+    k, cin = ((1, 16), (3, 4), (1, 13))[seed]
+    cout, h, w = int(rng.integers(2, 10)), int(rng.integers(k + 1, 7)), int(rng.integers(k + 1, 8))
+    filters = tf.constant(rng.normal(0, 0.5, size=(k, k, cin, cout)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))
+    fn = lambda x: activation("relu")(tf.nn.conv2d(x, filters, 1, "SAME") + bias)  # noqa: E731
+    assert_int4_matches_tflm(convert_one_op(fn, [(1, h, w, cin)], rng, "CONV_2D", value_range=value_range(rng)), rng)
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_depthwise_conv_2d_int4(seed):
     import tensorflow as tf
 
@@ -74,6 +90,25 @@ def test_depthwise_conv_2d_int4(seed):
         tf.nn.depthwise_conv2d(x, filters, [1, stride, stride, 1], padding, dilations=[dilation, dilation])
     )
     assert_int4_matches_tflm(convert_one_op(fn, [shape], rng, "DEPTHWISE_CONV_2D", value_range=value_range(rng)), rng)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_depthwise_conv_2d_int4_dsp_channel_fours(seed):
+    """Depthwise shapes for the DSP INT4 loop (dsp/depthwise_conv_int4.c: four channels a halfword of
+    weights): 3x3 over 8 channels, SAME (taps in the padding skipped); 3x3 over 12, stride 2, VALID; and 6
+    channels (not in fours: the portable loop)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(500 + seed)
+    cin, stride, padding = ((8, 1, "SAME"), (12, 2, "VALID"), (6, 1, "SAME"))[seed]
+    h, w = int(rng.integers(3, 8)), int(rng.integers(3, 9))
+    filters = tf.constant(rng.normal(0, 0.5, size=(3, 3, cin, 1)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=cin).astype(np.float32))
+    fn = lambda x: activation("relu6")(  # noqa: E731
+        tf.nn.depthwise_conv2d(x, filters, [1, stride, stride, 1], padding) + bias
+    )
+    model = convert_one_op(fn, [(1, h, w, cin)], rng, "DEPTHWISE_CONV_2D", value_range=value_range(rng))
+    assert_int4_matches_tflm(model, rng)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -117,6 +117,49 @@ def test_sparse_filters_run_from_their_encoding_as_tflm(seed):
         assert len(dense) - len(image) >= 3 * filter_bytes // 8 - 16
 
 
+def assert_dsp_two_four_equals_tflm(model: bytes, rng: np.random.Generator) -> None:
+    """The DSP image of a one-op model holds its filter in 2:4 and gives TFLM's outputs on random inputs."""
+    image = prepared_image(model, "dsp")
+    assert first_op_weights_format(image.data) == SPARSE_2_4
+    with PreparedEngine.from_image(image, "dsp") as engine:
+        for _ in range(3):
+            inputs = random_inputs(model, rng)
+            np.testing.assert_array_equal(engine.invoke(inputs)[0].astype(np.int32),
+                                          run_tflm(model, inputs)[0].astype(np.int32))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dsp_pointwise_two_four_equals_tflm(seed):
+    """The DSP 2:4 1x1 loop (kernels/dsp/mfd_sparse24.h: four pixels a pass, two groups a positions byte):
+    pixel counts that leave one to three pixels over, input depths with a lone last group (4 mod 8),
+    strides and batches, against TFLM."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1850 + seed)
+    cin, cout = 4 * int(rng.integers(1, 8)), int(rng.integers(1, 12))
+    h, w, stride, batch = int(rng.integers(1, 6)), int(rng.integers(1, 8)), int(rng.integers(1, 3)), 1 + seed % 2
+    filters = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(1, 1, cin, cout)), "2:4"))
+    bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))
+    fn = lambda x: tf.nn.conv2d(x, filters, stride, "VALID") + bias  # noqa: E731
+    model = convert_one_op(fn, [(batch, h, w, cin)], rng, "CONV_2D", value_range=(-3.0, 2.0))
+    assert_dsp_two_four_equals_tflm(model, rng)
+
+
+@pytest.mark.parametrize("depth, batch", [(12, 1), (36, 3)])
+def test_dsp_fully_connected_two_four_equals_tflm(depth, batch):
+    """The DSP 2:4 fully connected loop (mfd_sparse24_row: a row at a time, inputs picked by position) with a
+    lone last group (depth 4 mod 8) and several batches, against TFLM."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1870 + depth)
+    units = int(rng.integers(2, 9))
+    weights = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(depth, units)), "2:4"))
+    bias = tf.constant(rng.normal(0, 0.5, size=units).astype(np.float32))
+    model = convert_one_op(lambda x: tf.matmul(x, weights) + bias, [(batch, depth)], rng, "FULLY_CONNECTED",
+                           value_range=(-2.0, 3.0))
+    assert_dsp_two_four_equals_tflm(model, rng)
+
+
 def with_zeros_filled(model: bytes, tensor: int) -> bytes:
     """The model with every zero weight of `tensor` set to 1: the same op, a dense filter."""
 

@@ -2,8 +2,18 @@
  * stored weights are multiplied; outputs are the dense kernel's (conv.c). */
 #include "mf_sparse.h"
 
-/* 1x1 filters (biases folded): four output pixels at a time. */
-static void conv_sparse_pointwise(const mf_op *op, const mf_affine_data *d, const mf_requant *requant)
+/* A pass over up to four output pixels of a 1x1 2:4 filter (count 1 to 4, inputs x[i], outputs at out + i * C). */
+typedef void conv_sparse_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4], int32_t count,
+                              int8_t *out);
+
+static void conv_sparse_portable_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4], int32_t count,
+                                      int8_t *out)
+{
+    mf_sparse24_pixels(op, d, mf_affine_table(op, d), x, count, out);
+}
+
+/* 1x1 filters (biases folded): four output pixels a pass. */
+static void conv_sparse_pointwise(const mf_op *op, const mf_affine_data *d, conv_sparse_pass *pass)
 {
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *output = &op->outputs[0];
@@ -19,18 +29,10 @@ static void conv_sparse_pointwise(const mf_op *op, const mf_affine_data *d, cons
         const int32_t ox = p % out_w, oy = p / out_w % out_h, b = p / (out_w * out_h);
         x[p - first] = in + (((size_t)b * in_h + (size_t)oy * d->stride_h) * in_w + (size_t)ox * d->stride_w) * in_c;
         if (p - first == 3 || p == pixels - 1) {
-            mf_sparse24_pixels(op, d, requant, x, p - first + 1, out + (size_t)first * out_c);
+            pass(op, d, x, p - first + 1, out + (size_t)first * out_c);
             first = p + 1;
         }
     }
-}
-
-/* The taps t of one axis with origin + dilation * t inside [0, size): [*first, *end). */
-static void conv_inside(int32_t origin, int32_t dilation, int32_t size, int32_t taps, int32_t *first, int32_t *end)
-{
-    *first = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
-    *end = origin >= size ? 0 : (size - origin - 1) / dilation + 1;
-    *end = *end < taps ? *end : taps;
 }
 
 /* Channel oc's accumulator at one output pixel whose window starts at input (b, y0, x0): taps in the
@@ -47,8 +49,8 @@ static int32_t conv_sparse_acc(const mf_op *op, const mf_affine_data *d, int32_t
     mf_sparse_cursor cursor = mf_sparse_channel(op, d, oc);
     int32_t fy0, fy1, fx0, fx1, fy, fx;
     int32_t acc = 0;
-    conv_inside(y0, d->dilation_h, in_h, f_h, &fy0, &fy1);
-    conv_inside(x0, d->dilation_w, in_w, f_w, &fx0, &fx1);
+    mf_taps_inside(y0, d->dilation_h, in_h, f_h, &fy0, &fy1);
+    mf_taps_inside(x0, d->dilation_w, in_w, f_w, &fx0, &fx1);
     if (d->weights != MF_WEIGHTS_SPARSE_2_4) { /* a bitmap is read in order, the padding's bits too */
         for (fy = 0; fy < f_h; ++fy) {
             for (fx = 0; fx < f_w; ++fx) {
@@ -108,11 +110,10 @@ static void conv_sparse_window(const mf_op *op, const mf_affine_data *d, const m
 mf_status mf_conv_eval_sparse(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-    const mf_requant *requant = mf_affine_table(op, d);
     if (d->bias_folded) {
-        conv_sparse_pointwise(op, d, requant);
+        conv_sparse_pointwise(op, d, conv_sparse_portable_pass);
     } else {
-        conv_sparse_window(op, d, requant);
+        conv_sparse_window(op, d, mf_affine_table(op, d));
     }
     return MF_OK;
 }

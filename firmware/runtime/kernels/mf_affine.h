@@ -80,6 +80,15 @@ static inline int mf_affine_reads_input(const mf_affine_data *data, int32_t k)
     return !((k == 1 && sparse) || (k == 2 && data->bias_folded));
 }
 
+/* The taps t of one window axis with origin + dilation * t inside [0, size): [*first, *end). */
+static inline void mf_taps_inside(int32_t origin, int32_t dilation, int32_t size, int32_t taps, int32_t *first,
+                                  int32_t *end)
+{
+    *first = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
+    *end = origin >= size ? 0 : (size - origin - 1) / dilation + 1;
+    *end = *end < taps ? *end : taps;
+}
+
 /* The int8 output value of an accumulator (bias included). */
 static inline int8_t mf_affine_output(const mf_affine_data *data, mf_requant q, int32_t acc)
 {

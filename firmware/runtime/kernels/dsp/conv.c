@@ -7,6 +7,7 @@
  * columns; the per-channel requantization is in the op-data record. */
 #include "dsp_affine.h"
 #include "mfd_gemm.h"
+#include "mfd_sparse24.h"
 
 #define mf_conv_prepare mfd_conv_prepare_reference
 #define mf_conv_eval mfd_conv_eval_reference
@@ -21,16 +22,18 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     const mf_tensor *filter = &op->inputs[1];
     mf_affine_data head;
     const mf_status status = mf_affine_check(op, MF_AFFINE_CONV, &head);
+    size_t columns, sparse_column;
     *scratch_bytes = 0;
     if (status != MF_OK) {
         return status;
     }
-    if (!mfd_int8_offset_ok(op->inputs[0].zero_point) || head.weights != MF_WEIGHTS_INT8) {
-        return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes); /* INT4 weights: the portable INT4 loop */
+    if (!mfd_int8_offset_ok(op->inputs[0].zero_point)) {
+        return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes);
     }
-    head.variant = CONV_GEMM;
-    *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 1) +
-                     mfd_columns_bytes(filter->dims[1] * filter->dims[2] * filter->dims[3]);
+    head.variant = CONV_GEMM; /* INT4 weights too: dsp/conv_int4.c's loop reads the same columns */
+    columns = mfd_columns_bytes(filter->dims[1] * filter->dims[2] * filter->dims[3]);
+    sparse_column = mfd_sparse24_scratch(op, &head); /* dsp/conv_sparse.c's, in place of the columns */
+    *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 1) + (sparse_column > columns ? sparse_column : columns);
     return mf_affine_store(op, MF_AFFINE_CONV, &head);
 }
 
@@ -51,8 +54,8 @@ mf_status mf_conv_eval(const mf_op *op)
     int16_t *columns;
     mfd_patch patch;
     int32_t b;
-    if (d->variant == CONV_PORTABLE) {
-        return mfd_conv_eval_reference(op);
+    if (d->variant == CONV_PORTABLE || d->weights == MF_WEIGHTS_INT4) {
+        return mfd_conv_eval_reference(op); /* INT4: on to mf_conv_int4_eval */
     }
     requant = dsp_requant_table(op, d);
     columns = (int16_t *)mf_affine_scratch(op, d);

@@ -220,6 +220,27 @@ static inline void mfd_block_2x2(const int8_t *row0, const int8_t *row1, const i
 /* Bytes of two columns of `values`, the second starting 4-byte aligned. */
 static inline size_t mfd_columns_bytes(int32_t values) { return 2u * (size_t)((values + 1) & ~1) * sizeof(int16_t); }
 
+/* A 2 x 2 block's outputs (acc: channel oc at pixels 0 and 1, then oc1; oc1 == oc: one channel; pair 0: one
+ * pixel) into the pixels at out0 and out0 + out_c: a pair of channels of both pixels requantized and clamped
+ * as one word (mfd_outputs4), stored as two halfwords. */
+static inline void mfd_store_2x2(const int32_t acc[4], const mfd_requant *requant, int32_t oc, int32_t oc1, int pair,
+                                 mfd_out o, int8_t *out0, int32_t out_c)
+{
+    if (oc1 != oc) {
+        const uint32_t v = mfd_outputs4(acc[0], acc[2], acc[1], acc[3], &requant[oc], &requant[oc1], &requant[oc],
+                                        &requant[oc1], o);
+        mfd_write16(out0 + oc, (uint16_t)v);
+        if (pair) {
+            mfd_write16(out0 + out_c + oc, (uint16_t)(v >> 16));
+        }
+    } else {
+        out0[oc] = mfd_output_of(acc[0], &requant[oc], o);
+        if (pair) {
+            out0[out_c + oc] = mfd_output_of(acc[1], &requant[oc], o);
+        }
+    }
+}
+
 /*
  * One output row of a convolution whose weights are rows of `total` int8
  * (out_c rows, or per_group rows per group of f_c input channels): pixel
@@ -253,19 +274,7 @@ static inline void mfd_conv_row(const mfd_patch *p, const int8_t *weights, const
                 acc[2] = acc[3] = bias != NULL ? bias[oc1] : 0;
                 mfd_block_2x2(weights + (size_t)oc * total, weights + (size_t)oc1 * total, col0, pair ? col1 : col0,
                               total, acc);
-                if (oc1 != oc) {
-                    const uint32_t v = mfd_outputs4(acc[0], acc[2], acc[1], acc[3], &requant[oc], &requant[oc1],
-                                                    &requant[oc], &requant[oc1], o);
-                    mfd_write16(out0 + oc, (uint16_t)v);
-                    if (pair) {
-                        mfd_write16(out0 + out_c + oc, (uint16_t)(v >> 16));
-                    }
-                } else {
-                    out0[oc] = mfd_output_of(acc[0], &requant[oc], o);
-                    if (pair) {
-                        out0[out_c + oc] = mfd_output_of(acc[1], &requant[oc], o);
-                    }
-                }
+                mfd_store_2x2(acc, requant, oc, oc1, pair, o, out0, out_c);
             }
         }
     }
