@@ -18,15 +18,6 @@
 #include "../mf_sparse.h"
 #include "mfd_dsp.h"
 
-/* acc + bottom (or top) lane of a times bottom (or top) lane of b. */
-#if defined(__ARM_FEATURE_DSP)
-static inline int32_t mfd_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __smlabt((int32_t)a, (int32_t)b, acc); }
-static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
-#else
-static inline int32_t mfd_smlabt(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 0) * mfd_lane(b, 1)); }
-static inline int32_t mfd_smlatb(uint32_t a, uint32_t b, int32_t acc) { return mf_wrap_add(acc, mfd_lane(a, 1) * mfd_lane(b, 0)); }
-#endif
-
 /* Scratch bytes of the column of k inputs of four pixels. */
 static inline size_t mfd_sparse24_column_bytes(int32_t k) { return 8u * (size_t)k; }
 
