@@ -72,7 +72,7 @@ def fleet(spec: Spec, progress: Progress | None = None):
     """What the server side of `spec`'s run needs: (data set, model to train, strategy, client count)."""
     from mcuforge.train.federated.partition import client_partitions
     from mcuforge.train.federated.secure import check_secure
-    from mcuforge.train.federated.strategy import FleetStrategy
+    from mcuforge.train.federated.strategy import FleetStrategy, batch_statistics
     from mcuforge.train.trainer import build_model, check_spec, load_dataset
 
     check_spec(spec)
@@ -93,7 +93,10 @@ def fleet(spec: Spec, progress: Progress | None = None):
             f"{sent} bytes up, test accuracy {record.test_accuracy:.4f}"
         )
 
-    strategy = FleetStrategy(settings, clients, model.get_weights(), _server_evaluation(model, dataset), on_round=show)
+    strategy = FleetStrategy(
+        settings, clients, model.get_weights(), _server_evaluation(model, dataset),
+        seed=spec.train.seed, statistics=batch_statistics(model), on_round=show,
+    )
     return dataset, model, strategy, clients
 
 
