@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flwr.common import Code, Context, FitRes, Parameters, RecordDict, Status, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.client_manager import SimpleClientManager
-from flwr.server.strategy import FedAvgM, FedYogi
+from flwr.server.strategy import FedAdam, FedAvgM, FedYogi
 
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated import compression
@@ -139,6 +139,20 @@ def test_server_optimizers_step_as_flowers_fedavgm_and_fedyogi(ours, flowers):
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(mine[-1][0], mine[0][0])  # the rounds moved the model
+
+
+def test_fedadam_moments_follow_flowers_fedadam():
+    # Flower's FedAdam scales its step by a bias correction Reddi et al.'s FedAdam has not; the moments
+    # are the same (each round's mean update is the mean of the same seeded local steps in both runs).
+    initial = [np.ones((3, 2), np.float32), np.zeros(2, np.float32)]
+    ours = strategy(initial, server_optimizer="adam", server_learning_rate=0.05, server_momentum=0.8)
+    theirs = FedAdam(initial_parameters=ndarrays_to_parameters(initial), eta=0.05, beta_1=0.8, beta_2=0.99, tau=1e-3)
+    fedopt_rounds(ours, 3, 3, [5, 10, 20])
+    fedopt_rounds(theirs, 3, 3, [5, 10, 20])
+    for mine, flowers in [(ours.optimizer.first, theirs.m_t), (ours.optimizer.second, theirs.v_t)]:
+        for a, b in zip(mine, flowers):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)
+    assert np.all(ours.optimizer.second[0] > 0)
 
 
 def test_batch_norm_statistics_take_the_plain_mean_under_a_server_optimizer():
