@@ -12,8 +12,8 @@ KEY=VALUE federated settings ("" is the base). Printed per configuration: the
 float validation accuracy and cross-entropy (what to choose by: the loss still
 ranks models whose accuracy ties on a small split), the int8 test accuracy in TFLM
 (what to report, never to choose by), wall time, and whether the clients
-sampled per round are the ones of the first configuration (same seed, so they
-must be). --seed changes train.seed (the data split and test set stay): run the
+sampled in the rounds both ran are the ones of the first configuration (same
+seed, so they must be). --seed changes train.seed (the data split and test set stay): run the
 sweep with a few seeds when one seed's validation split cannot tell the
 configurations apart. Writes <root>/<name>/bench/sweep-seed<seed>.json.
 """
@@ -62,7 +62,7 @@ def main() -> None:
         row = {"settings": change, **federated_row(variant, out / f"run{number}", args.root)}
         row["val_loss"] = validation_loss(variant, out / f"run{number}")
         rows.append(row)
-        same = row["sampled_clients"] == rows[0]["sampled_clients"]
+        same = all(a == b for a, b in zip(row["sampled_clients"], rows[0]["sampled_clients"]))  # the rounds both ran
         print(f"{configuration or 'base'}: val {row['val_accuracy']:.4f} (loss {row['val_loss']:.4f}), int8 test {row['int8_accuracy']:.4f}, "
               f"float test {row['float_accuracy']:.4f}, {row['wall_seconds']} s, sampled as the first: {same}", flush=True)
     write_json_atomic(out.parent / f"sweep-seed{spec.train.seed}.json", {"base": to_dict(spec.federated), "seed": spec.train.seed, "rows": rows})
