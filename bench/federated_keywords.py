@@ -32,10 +32,10 @@ from mcuforge.config import to_dict
 from mcuforge.spec import FederatedSpec, Spec, load_spec
 
 VARIANTS = {
-    "FedAvg, float32 updates": {},
-    "FedAvg, int8 updates": {"compression": "int8"},
-    "FedAvg, top-k 10 % int8 updates": {"compression": "topk", "topk_fraction": 0.1},
-    "FedAvg, 30 % dropout": {"dropout": 0.3},
+    "float32 updates": {},
+    "int8 updates": {"compression": "int8"},
+    "top-k 10 % int8 updates": {"compression": "topk", "topk_fraction": 0.1},
+    "30 % dropout": {"dropout": 0.3},
 }
 
 
@@ -90,9 +90,9 @@ def federated_row(spec: Spec, directory: Path, root: Path) -> dict:
 
 def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
     """(target, met, measured); accuracy points are percentage points of int8 test accuracy."""
-    central, plain = rows["central"], rows["FedAvg, float32 updates"]
-    compressed = rows["FedAvg, top-k 10 % int8 updates"]
-    dropout = rows["FedAvg, 30 % dropout"]
+    central, plain = rows["central"], rows["float32 updates"]
+    compressed = rows["top-k 10 % int8 updates"]
+    dropout = rows["30 % dropout"]
     gap = 100 * (central["int8_accuracy"] - plain["int8_accuracy"])
     # Bytes per upload: the dropout run sends fewer uploads, the compressed one smaller ones.
     per_upload = lambda row: row["uploaded_bytes"] / row["uploads"]  # noqa: E731
@@ -150,7 +150,7 @@ def main() -> None:
     print("central", rows["central"], flush=True)
     for name, change in VARIANTS.items():
         variant = replace(spec, federated=replace(settings, **change))
-        rows[name] = federated_row(variant, out / name.split(",")[1].strip().replace(" ", "_").replace("%", "pct"), args.root)
+        rows[name] = federated_row(variant, out / name.replace(" ", "_").replace("%", "pct"), args.root)
         print(name, rows[name], flush=True)
 
     print(f"\n| configuration | int8 test accuracy (TFLM) | float test accuracy | float val accuracy | uploaded bytes | wall time (s) |")
