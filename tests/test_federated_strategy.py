@@ -7,6 +7,7 @@ from flwr.common import Code, Context, FitRes, Parameters, RecordDict, Status, n
 from flwr.server.client_manager import SimpleClientManager
 from flwr.server.strategy import FedAdam, FedAvgM, FedYogi
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated import compression
 from mcuforge.train.federated.apps import DeviceClient
@@ -201,3 +202,13 @@ def test_the_sampled_clients_follow_seed_and_round_not_node_ids_or_arrival_order
     assert all(len(set(s)) == clients // 2 and set(s) <= set(range(clients)) for s in first)
     assert len({tuple(s) for s in first}) > 1  # rounds sample different clients
     assert sampled_per_round(1, rng.integers(1, 2**62, clients), range(clients)) != first
+
+
+def test_two_nodes_holding_one_partition_are_refused():
+    manager = SimpleClientManager()
+    for node_id, partition in [(101, 0), (102, 1), (103, 1)]:
+        manager.register(Node(node_id, partition))
+    server = FleetStrategy(FederatedSpec(fraction=0.5), clients=3, initial_weights=[np.zeros(2, np.float32)],
+                           evaluate_fn=None, seed=0, statistics=[False])
+    with pytest.raises(MCUForgeError, match=r"same partition \(\[0, 1, 1\]\)"):
+        server.configure_fit(1, ndarrays_to_parameters([np.zeros(2, np.float32)]), manager)

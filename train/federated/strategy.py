@@ -23,6 +23,7 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated.compression import decode_update
 
@@ -230,7 +231,11 @@ class FleetStrategy(FedAvg):
             if proxy.node_id not in self.partition_of:
                 answer = proxy.get_properties(GetPropertiesIns({}), timeout=self.settings.round_timeout, group_id=server_round)
                 self.partition_of[proxy.node_id] = int(answer.properties[PARTITION_PROPERTY])
-        return {self.partition_of[proxy.node_id]: proxy for proxy in proxies}
+        by_partition = {self.partition_of[proxy.node_id]: proxy for proxy in proxies}
+        if len(by_partition) < len(proxies):
+            held = sorted(self.partition_of[proxy.node_id] for proxy in proxies)
+            raise MCUForgeError(f"two nodes hold the same partition ({held}): give each SuperNode its own partition-id")
+        return by_partition
 
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]], failures) -> tuple[Parameters | None, dict[str, Scalar]]:
         record = self.records[-1]
