@@ -4,12 +4,13 @@ Runs on demand (each configuration is a Flower simulation: minutes to an hour on
 
     .venv/bin/python bench/federated_keywords.py [--spec specs/keywords.yaml] [--rounds 40]
         [--local-epochs 2] [--fraction 0.1] [--data-option speakers=80 ...] [--root build]
+        [--set server_optimizer=yogi --set server_learning_rate=0.01 ...]
 
 Keywords: one client per training speaker. Other classifier specs (digits) use
 the Dirichlet split of their `federated:` section (or its defaults).
 Rows: central training for rounds x fraction x local epochs epochs (as many
 passes over each sample as the federated runs make on average); federated
-FedAvg with plain float32 updates; int8 updates; top-k (10 %) int8 updates with
+FedAvg (or the server optimizer and strategy given with --set) with plain float32 updates; int8 updates; top-k (10 %) int8 updates with
 error feedback; plain updates with 30 % of the sampled clients dropping out.
 Accuracy is the int8 model through TFLM on the test split. The issue's targets
 are checked and every miss printed with its gap. Writes
@@ -27,14 +28,29 @@ import yaml
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
 from mcuforge.artifacts import write_json_atomic
+from mcuforge.config import to_dict
 from mcuforge.spec import FederatedSpec, Spec, load_spec
 
 VARIANTS = {
-    "FedAvg, float32 updates": {},
-    "FedAvg, int8 updates": {"compression": "int8"},
-    "FedAvg, top-k 10 % int8 updates": {"compression": "topk", "topk_fraction": 0.1},
-    "FedAvg, 30 % dropout": {"dropout": 0.3},
+    "float32 updates": {},
+    "int8 updates": {"compression": "int8"},
+    "top-k 10 % int8 updates": {"compression": "topk", "topk_fraction": 0.1},
+    "30 % dropout": {"dropout": 0.3},
 }
+
+
+def federated_settings(items: list[str]) -> dict:
+    """KEY=VALUE federated settings (YAML values) as a mapping, checked against the spec's section."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(FederatedSpec)}
+    settings = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        if key not in known:
+            raise SystemExit(f"error: --set {key}: not a federated setting; expected one of {', '.join(sorted(known))}")
+        settings[key] = yaml.safe_load(value)
+    return settings
 
 
 def central_row(spec: Spec, epochs: int, directory: Path) -> dict:
@@ -46,6 +62,7 @@ def central_row(spec: Spec, epochs: int, directory: Path) -> dict:
     result = train(central, directory)
     return {
         "float_accuracy": result.metrics["test"]["accuracy"],
+        "val_accuracy": result.metrics["val"]["accuracy"],
         "int8_accuracy": int8_test_accuracy(central, directory / result.model),
         "uploaded_bytes": None,
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -61,19 +78,21 @@ def federated_row(spec: Spec, directory: Path, root: Path) -> dict:
     fed = result.metrics["federated"]
     return {
         "float_accuracy": result.metrics["test"]["accuracy"],
+        "val_accuracy": result.metrics["val"]["accuracy"],
         "int8_accuracy": fed["int8_test_accuracy"],
         "uploaded_bytes": fed["uploaded_bytes"],
         "uploads": sum(r["answered"] for r in fed["rounds"]),
         "clients": fed["clients"],
+        "sampled_clients": [r["sampled_clients"] for r in fed["rounds"]],
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
 
 
 def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
     """(target, met, measured); accuracy points are percentage points of int8 test accuracy."""
-    central, plain = rows["central"], rows["FedAvg, float32 updates"]
-    compressed = rows["FedAvg, top-k 10 % int8 updates"]
-    dropout = rows["FedAvg, 30 % dropout"]
+    central, plain = rows["central"], rows["float32 updates"]
+    compressed = rows["top-k 10 % int8 updates"]
+    dropout = rows["30 % dropout"]
     gap = 100 * (central["int8_accuracy"] - plain["int8_accuracy"])
     # Bytes per upload: the dropout run sends fewer uploads, the compressed one smaller ones.
     per_upload = lambda row: row["uploaded_bytes"] / row["uploads"]  # noqa: E731
@@ -88,8 +107,8 @@ def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options that define the benchmarked fleet (shared with federated_sweep.py)."""
     parser.add_argument("--spec", type=Path, default=Path("specs/keywords.yaml"))
     parser.add_argument("--root", type=Path, default=Path("build"))
     parser.add_argument("--rounds", type=int, default=40)
@@ -97,42 +116,54 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                         help="override a data option (YAML value), e.g. speakers=80 for a reduced keywords run")
-    args = parser.parse_args()
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a federated setting for every federated run (YAML value), e.g. server_optimizer=yogi")
 
+
+def fleet_spec(args: argparse.Namespace) -> Spec:
+    """The spec with the fleet's data options and federated settings: FedAvg, no faults, float32 updates, then --set."""
     spec = load_spec(args.spec)
     options = dict(spec.data.options)
     for item in args.data_option:
         key, value = item.split("=", 1)
         options[key] = yaml.safe_load(value)
-    base = spec.federated or FederatedSpec()
-    settings = replace(
-        base, rounds=args.rounds, local_epochs=args.local_epochs, fraction=args.fraction, min_clients=1,
-        strategy="fedavg", dropout=0.0, stragglers=0.0, compression="none",
+    plain = replace(
+        spec.federated or FederatedSpec(), rounds=args.rounds, local_epochs=args.local_epochs, fraction=args.fraction,
+        min_clients=1, strategy="fedavg", dropout=0.0, stragglers=0.0, compression="none",
     )
-    spec = replace(spec, data=replace(spec.data, options=options), federated=settings)
+    return replace(spec, data=replace(spec.data, options=options), federated=replace(plain, **federated_settings(args.set)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    fleet_arguments(parser)
+    args = parser.parse_args()
+
+    spec = fleet_spec(args)
+    settings, options = spec.federated, spec.data.options
     out = spec.layout(args.root).stage("bench")
     central_epochs = max(1, round(args.rounds * args.fraction * args.local_epochs))
-    print(f"{spec.name}: data options {options}")
+    print(f"{spec.name}: data options {options}; federated {to_dict(settings)}")
     print(f"{args.rounds} rounds, {args.fraction:.0%} of clients per round, {args.local_epochs} local epochs; central: {central_epochs} epochs")
 
     rows = {"central": central_row(spec, central_epochs, out / "central")}
     print("central", rows["central"], flush=True)
     for name, change in VARIANTS.items():
         variant = replace(spec, federated=replace(settings, **change))
-        rows[name] = federated_row(variant, out / name.split(",")[1].strip().replace(" ", "_").replace("%", "pct"), args.root)
+        rows[name] = federated_row(variant, out / name.replace(" ", "_").replace("%", "pct"), args.root)
         print(name, rows[name], flush=True)
 
-    print(f"\n| configuration | int8 test accuracy (TFLM) | float test accuracy | uploaded bytes | wall time (s) |")
-    print("|---|---|---|---|---|")
+    print(f"\n| configuration | int8 test accuracy (TFLM) | float test accuracy | float val accuracy | uploaded bytes | wall time (s) |")
+    print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         sent = "" if row["uploaded_bytes"] is None else f"{row['uploaded_bytes']:,} ({row['uploads']} uploads)"
-        print(f"| {name} | {row['int8_accuracy']:.4f} | {row['float_accuracy']:.4f} | {sent} | {row['wall_seconds']} |")
+        print(f"| {name} | {row['int8_accuracy']:.4f} | {row['float_accuracy']:.4f} | {row['val_accuracy']:.4f} | {sent} | {row['wall_seconds']} |")
     checks = targets(rows)
     for target, met, measured in checks:
         print(f"{'met ' if met else 'MISS'} {target}: {measured}")
     write_json_atomic(out / "federated.json", {
         "spec": spec.name, "data_options": options, "rounds": args.rounds, "fraction": args.fraction,
-        "local_epochs": args.local_epochs, "central_epochs": central_epochs, "rows": rows,
+        "local_epochs": args.local_epochs, "central_epochs": central_epochs, "settings": to_dict(settings), "rows": rows,
         "targets": [{"target": t, "met": m, "measured": v} for t, m, v in checks],
     })
 

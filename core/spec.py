@@ -142,6 +142,12 @@ class FederatedSpec:
     local_epochs: int = spec_field(1, min=1, max=1000, help="epochs over its own data each sampled client trains per round")
     strategy: str = spec_field("fedavg", choices=("fedavg", "fedprox"))
     proximal_mu: float = spec_field(0.01, min=0.0, max=100.0, help="FedProx proximal-term weight")
+    server_optimizer: str = spec_field(
+        "sgd", choices=("sgd", "adam", "yogi"),
+        help="how the server applies the clients' mean update: sgd (FedAvg; FedAvgM with server_momentum), adam or yogi (FedOpt)",
+    )
+    server_learning_rate: float = spec_field(1.0, min_exclusive=0.0, max=100.0, help="server step size (sgd 1 with momentum 0: FedAvg)")
+    server_momentum: float = spec_field(0.0, min=0.0, max=0.999, help="sgd's server momentum; adam's and yogi's beta1")
     min_clients: int = spec_field(1, min=1, help="fewest answering clients a round aggregates; fewer keeps the model")
     dropout: float = spec_field(0.0, min=0.0, max=1.0, help="chance a sampled client fails before reporting")
     crash: bool = spec_field(False, help="a dropped client ends its process (a device losing power) instead of raising")

@@ -61,6 +61,7 @@ def test_rounds_aggregate_the_clients_that_answered_though_dropouts_kill_their_p
         # Every client was sampled; the crashed ones (their processes ended) failed, every other one answered,
         # also in the rounds after a process died.
         assert record["sampled"] == CLIENTS
+        assert record["sampled_clients"] == list(range(CLIENTS))  # each node told the server its partition id
         assert record["clients"] == sorted(set(range(CLIENTS)) - dropped(record["round"]))
         assert record["failed"] == len(dropped(record["round"]))
         assert record["aggregated"]

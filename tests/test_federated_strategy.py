@@ -1,11 +1,16 @@
-"""FedAvg/FedProx without a simulation: the proximal term in local training, the server's weighted average."""
+"""FedAvg/FedProx/FedOpt without a simulation: the proximal term in local training, the server's weighted
+average and server optimizers, the seeded choice of clients."""
 
 import numpy as np
 import pytest
-from flwr.common import Code, FitRes, Parameters, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common import Code, Context, FitRes, Parameters, RecordDict, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.server.client_manager import SimpleClientManager
+from flwr.server.strategy import FedAdam, FedAvgM, FedYogi
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated import compression
+from mcuforge.train.federated.apps import DeviceClient
 from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer, RoundRecord
 
 
@@ -49,7 +54,8 @@ def result(parameters, examples, client):
 
 
 def strategy(weights, **settings):
-    return FleetStrategy(FederatedSpec(**settings), clients=3, initial_weights=weights, evaluate_fn=None)
+    return FleetStrategy(FederatedSpec(**settings), clients=3, initial_weights=weights, evaluate_fn=None,
+                         seed=0, statistics=[False] * len(weights))
 
 
 def test_the_server_averages_plain_and_compressed_updates_weighted_by_samples():
@@ -99,3 +105,110 @@ def test_local_training_leaves_the_clients_own_batch_norm_statistics():
     np.testing.assert_allclose(norm.moving_mean.numpy(), x.mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(norm.moving_variance.numpy(), x.var(axis=0), rtol=1e-4)
     assert norm.momentum == 0.99  # restored for later training
+
+
+def fedopt_rounds(server, rounds, clients, examples):
+    """The global weights after each of `rounds` rounds in which `clients` answer with random local weights.
+
+    `server` is a FleetStrategy or one of Flower's own strategies; the local weights come from the round's
+    global weights plus a seeded random step, so both see the same rounds.
+    """
+    rng = np.random.default_rng(3)
+    weights = [np.ones((3, 2), np.float32), np.zeros(2, np.float32)]
+    history = []
+    for server_round in range(1, rounds + 1):
+        if isinstance(server, FleetStrategy):
+            server.records.append(RoundRecord(server_round, sampled=clients))
+        answers = [result(ndarrays_to_parameters([w + rng.normal(0, 0.1, w.shape).astype(np.float32) for w in weights]), n, c)
+                   for c, n in zip(range(clients), examples)]
+        weights = parameters_to_ndarrays(server.aggregate_fit(server_round, answers, [])[0])
+        history.append(weights)
+    return history
+
+
+@pytest.mark.parametrize("ours, flowers", [
+    ({"server_optimizer": "sgd", "server_learning_rate": 0.7, "server_momentum": 0.9},
+     lambda initial: FedAvgM(initial_parameters=initial, server_learning_rate=0.7, server_momentum=0.9)),
+    ({"server_optimizer": "yogi", "server_learning_rate": 0.05, "server_momentum": 0.8},
+     lambda initial: FedYogi(initial_parameters=initial, eta=0.05, beta_1=0.8, beta_2=0.99, tau=1e-3)),
+])
+def test_server_optimizers_step_as_flowers_fedavgm_and_fedyogi(ours, flowers):
+    initial = [np.ones((3, 2), np.float32), np.zeros(2, np.float32)]
+    mine = fedopt_rounds(strategy(initial, **ours), 3, 3, [5, 10, 20])
+    theirs = fedopt_rounds(flowers(ndarrays_to_parameters(initial)), 3, 3, [5, 10, 20])
+    for got, want in zip(mine, theirs):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(mine[-1][0], mine[0][0])  # the rounds moved the model
+
+
+def test_fedadam_moments_follow_flowers_fedadam():
+    # Flower's FedAdam scales its step by a bias correction Reddi et al.'s FedAdam has not; the moments
+    # are the same (each round's mean update is the mean of the same seeded local steps in both runs).
+    initial = [np.ones((3, 2), np.float32), np.zeros(2, np.float32)]
+    ours = strategy(initial, server_optimizer="adam", server_learning_rate=0.05, server_momentum=0.8)
+    theirs = FedAdam(initial_parameters=ndarrays_to_parameters(initial), eta=0.05, beta_1=0.8, beta_2=0.99, tau=1e-3)
+    fedopt_rounds(ours, 3, 3, [5, 10, 20])
+    fedopt_rounds(theirs, 3, 3, [5, 10, 20])
+    for mine, flowers in [(ours.optimizer.first, theirs.m_t), (ours.optimizer.second, theirs.v_t)]:
+        for a, b in zip(mine, flowers):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-9)
+    assert np.all(ours.optimizer.second[0] > 0)
+
+
+def test_batch_norm_statistics_take_the_plain_mean_under_a_server_optimizer():
+    initial = [np.ones(2, np.float32), np.ones(2, np.float32)]
+    server = FleetStrategy(FederatedSpec(server_optimizer="yogi", server_learning_rate=0.1, server_momentum=0.9), clients=2, initial_weights=initial,
+                           evaluate_fn=None, seed=0, statistics=[False, True])
+    server.records = [RoundRecord(1, sampled=2)]
+    local = [[np.full(2, 3.0, np.float32), np.full(2, 3.0, np.float32)], [np.full(2, 5.0, np.float32), np.full(2, 5.0, np.float32)]]
+    aggregated = parameters_to_ndarrays(server.aggregate_fit(1, [result(ndarrays_to_parameters(w), 1, c) for c, w in enumerate(local)], [])[0])
+    np.testing.assert_allclose(aggregated[1], [4.0, 4.0])  # a moving variance stepped by Yogi could turn negative
+    # Yogi's first step from zero moments: lr * 0.1 u / (0.1 |u| + tau), nearly lr * sign(u) (u = 3 here).
+    np.testing.assert_allclose(aggregated[0], [1.1, 1.1], rtol=1e-3)
+
+
+class Node:
+    """A connected node as the server sees it: a random node id, and a device client that says which data it holds."""
+
+    def __init__(self, node_id: int, partition: int):
+        self.cid, self.node_id = str(node_id), node_id
+        context = Context(run_id=0, node_id=node_id, node_config={"partition-id": partition}, state=RecordDict(), run_config={})
+        self.client = DeviceClient("{}", context)
+
+    def get_properties(self, ins, timeout, group_id):
+        return self.client.get_properties(ins)
+
+
+def sampled_per_round(seed, node_ids, arrival_order, rounds=5):
+    manager = SimpleClientManager()
+    for partition in arrival_order:
+        manager.register(Node(int(node_ids[partition]), partition))
+    server = FleetStrategy(FederatedSpec(fraction=0.5), clients=len(node_ids), initial_weights=[np.zeros(2, np.float32)],
+                           evaluate_fn=None, seed=seed, statistics=[False])
+    for server_round in range(1, rounds + 1):
+        chosen = server.configure_fit(server_round, ndarrays_to_parameters([np.zeros(2, np.float32)]), manager)
+        assert sorted(proxy.client.client for proxy, _ in chosen) == server.records[-1].sampled_clients
+        assert all(ins.config["round"] == server_round for _, ins in chosen)
+    return [record.sampled_clients for record in server.records]
+
+
+def test_the_sampled_clients_follow_seed_and_round_not_node_ids_or_arrival_order():
+    clients = 8
+    rng = np.random.default_rng(11)  # Flower gives nodes random 64-bit ids
+    first = sampled_per_round(0, rng.integers(1, 2**62, clients), range(clients))
+    again = sampled_per_round(0, rng.integers(1, 2**62, clients), reversed(range(clients)))
+    assert first == again
+    assert all(len(set(s)) == clients // 2 and set(s) <= set(range(clients)) for s in first)
+    assert len({tuple(s) for s in first}) > 1  # rounds sample different clients
+    assert sampled_per_round(1, rng.integers(1, 2**62, clients), range(clients)) != first
+
+
+def test_two_nodes_holding_one_partition_are_refused():
+    manager = SimpleClientManager()
+    for node_id, partition in [(101, 0), (102, 1), (103, 1)]:
+        manager.register(Node(node_id, partition))
+    server = FleetStrategy(FederatedSpec(fraction=0.5), clients=3, initial_weights=[np.zeros(2, np.float32)],
+                           evaluate_fn=None, seed=0, statistics=[False])
+    with pytest.raises(MCUForgeError, match=r"same partition \(\[0, 1, 1\]\)"):
+        server.configure_fit(1, ndarrays_to_parameters([np.zeros(2, np.float32)]), manager)

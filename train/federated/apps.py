@@ -20,6 +20,8 @@ from flwr.common import (
     Context,
     FitIns,
     FitRes,
+    GetPropertiesIns,
+    GetPropertiesRes,
     Parameters,
     Status,
     ndarrays_to_parameters,
@@ -33,7 +35,7 @@ from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.reconstruction import ReconstructionTrainer
 from mcuforge.train.federated.secure import client_mods, server_workflow
-from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer
+from mcuforge.train.federated.strategy import PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
 
@@ -65,6 +67,10 @@ class DeviceClient(Client):
         self.context = context
         self.client = int(context.node_config["partition-id"])
 
+    def get_properties(self, ins: GetPropertiesIns) -> GetPropertiesRes:
+        """Which partition this node holds: the server samples by partition id, not by node id."""
+        return GetPropertiesRes(Status(Code.OK, "ok"), {PARTITION_PROPERTY: self.client})
+
     def fit(self, ins: FitIns) -> FitRes:
         spec, dataset, partitions, model, trainer = _client_side(self.spec_text)
         settings = spec.federated
@@ -89,8 +95,7 @@ class DeviceClient(Client):
         residual = None
         if RESIDUAL_RECORD in self.context.state:
             residual = [a.numpy() for a in self.context.state[RESIDUAL_RECORD].values()]
-        statistics = {id(v) for v in model.non_trainable_weights}
-        exact = [id(v) in statistics for v in model.weights]
+        exact = batch_statistics(model)
         tensors, residual = compression.encode_update(delta, settings.compression, settings.topk_fraction, residual, exact)
         if residual is not None:
             self.context.state[RESIDUAL_RECORD] = ArrayRecord(residual)

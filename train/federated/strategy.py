@@ -1,12 +1,14 @@
-"""FedAvg and FedProx: the client's local training and the server's aggregation.
+"""FedAvg, FedProx and FedOpt: the client's local training and the server's aggregation.
 
 Local training (`LocalTrainer`) minimizes the task loss plus FedProx's proximal
 term mu/2 * ||w - w_global||^2 (mu = 0 is FedAvg), so a client on skewed data
 cannot pull the model far from the global one. The server (`FleetStrategy`)
-samples a fraction of the clients, decodes whatever encoding each update came
-in (see compression), averages the updates weighted by sample count, and
-records per round what it saw: sampled, answered and failed clients, the
-serialized bytes each client uploaded, and the server-side test score.
+samples a fraction of the clients (seeded, by partition id: `sample_partitions`),
+decodes whatever encoding each update came in (see compression), averages the
+updates weighted by sample count, applies the mean with its server optimizer
+(`ServerOptimizer`: FedAvg, FedAvgM, FedAdam, FedYogi), and records per round
+what it saw: sampled, answered and failed clients, the serialized bytes each
+client uploaded, and the server-side test score.
 A round with fewer answers than `min_clients` keeps the previous model.
 """
 
@@ -16,13 +18,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.common import FitIns, FitRes, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common import FitIns, FitRes, GetPropertiesIns, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated.compression import decode_update
+
+PARTITION_PROPERTY = "partition-id"  # what a client answers get_properties with: which data it holds
+SECOND_MOMENT_DECAY, FEDOPT_TAU = 0.99, 1e-3  # Reddi et al. 2021's second-moment decay and adaptivity
 
 
 class LocalTrainer:
@@ -117,6 +123,7 @@ class RoundRecord:
     failed: int = 0
     aggregated: bool = False
     clients: list[int] = field(default_factory=list)  # the partition ids that answered
+    sampled_clients: list[int] = field(default_factory=list)  # the partition ids sampled
     uploaded_bytes: list[int] | None = None
     errors: list[str] = field(default_factory=list)
     test_loss: float | None = None
@@ -124,10 +131,71 @@ class RoundRecord:
     seconds: float = 0.0
 
 
-class FleetStrategy(FedAvg):
-    """FedAvg/FedProx over compressed or plain updates, recording each round (see the module docstring)."""
+def batch_statistics(model) -> list[bool]:
+    """Which of `model.get_weights()` are batch-norm statistics (averaged, never stepped or rounded)."""
+    statistics = {id(v) for v in model.non_trainable_weights}
+    return [id(v) in statistics for v in model.weights]
 
-    def __init__(self, settings: FederatedSpec, clients: int, initial_weights: list[np.ndarray], evaluate_fn, on_round=lambda record: None):
+
+def sample_partitions(seed: int, server_round: int, partitions: list[int], count: int) -> list[int]:
+    """The `count` partition ids a round samples: a function of (seed, round, the available ids) only.
+
+    Flower's sampler draws from Python's unseeded `random` over random node ids;
+    this one does not see node ids or the order the clients connected in.
+    """
+    rng = np.random.default_rng([seed, server_round, 0x5A3])
+    return sorted(int(p) for p in rng.choice(sorted(partitions), size=count, replace=False))
+
+
+class ServerOptimizer:
+    """Steps the global weights along the clients' mean update (the negated pseudo-gradient, Reddi et al. 2021).
+
+    sgd: m = momentum * m + u, w += lr * m (FedAvgM, Hsu et al. 2019; lr 1, momentum 0 is FedAvg).
+    adam, yogi: m = b1 * m + (1 - b1) * u, v tracks u^2 (Adam's average, or Yogi's additive
+    step that grows v slowly), w += lr * m / (sqrt(v) + tau); a per-weight step that keeps
+    moving weights the clients' skewed updates keep cancelling out.
+    Batch-norm statistics are averages of the clients' data, not parameters: they take the mean.
+    """
+
+    def __init__(self, kind: str, learning_rate: float, momentum: float, statistics: list[bool]):
+        self.kind, self.learning_rate, self.momentum = kind, learning_rate, momentum
+        self.statistics = statistics
+        self.first: list[np.ndarray] | None = None
+        self.second: list[np.ndarray] | None = None
+
+    def step(self, weights: list[np.ndarray], update: list[np.ndarray]) -> list[np.ndarray]:
+        if self.first is None:
+            self.first = [np.zeros_like(u) for u in update]
+            self.second = [np.zeros_like(u) for u in update]
+        stepped = []
+        for i, (w, u) in enumerate(zip(weights, update)):
+            if self.statistics[i]:
+                stepped.append(w + u)
+                continue
+            if self.kind == "sgd":
+                self.first[i] = self.momentum * self.first[i] + u
+                stepped.append(w + self.learning_rate * self.first[i])
+                continue
+            self.first[i] = self.momentum * self.first[i] + (1 - self.momentum) * u
+            square = u * u
+            if self.kind == "adam":
+                self.second[i] = SECOND_MOMENT_DECAY * self.second[i] + (1 - SECOND_MOMENT_DECAY) * square
+            else:
+                self.second[i] = self.second[i] - (1 - SECOND_MOMENT_DECAY) * square * np.sign(self.second[i] - square)
+            stepped.append(w + self.learning_rate * self.first[i] / (np.sqrt(self.second[i]) + FEDOPT_TAU))
+        return [s.astype(np.float32) for s in stepped]
+
+
+class FleetStrategy(FedAvg):
+    """FedAvg/FedProx/FedOpt over compressed or plain updates, recording each round (see the module docstring).
+
+    `seed` seeds the sampling; `statistics` marks the batch-norm statistics among the weights (batch_statistics).
+    """
+
+    def __init__(
+        self, settings: FederatedSpec, clients: int, initial_weights: list[np.ndarray], evaluate_fn,
+        *, seed: int, statistics: list[bool], on_round=lambda record: None,
+    ):
         super().__init__(
             fraction_fit=settings.fraction,
             fraction_evaluate=0.0,
@@ -138,6 +206,9 @@ class FleetStrategy(FedAvg):
             initial_parameters=ndarrays_to_parameters(initial_weights),
         )
         self.settings = settings
+        self.seed = seed
+        self.optimizer = ServerOptimizer(settings.server_optimizer, settings.server_learning_rate, settings.server_momentum, statistics)
+        self.partition_of: dict[int, int] = {}  # node id -> the partition id its client reported
         self.global_weights = [np.asarray(w, np.float32) for w in initial_weights]
         self.records: list[RoundRecord] = []
         self.on_round = on_round
@@ -146,10 +217,25 @@ class FleetStrategy(FedAvg):
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         self.global_weights = parameters_to_ndarrays(parameters)
         self._started = time.perf_counter()
-        chosen = super().configure_fit(server_round, parameters, client_manager)
+        client_manager.wait_for(self.min_available_clients)
+        by_partition = self._partitions(list(client_manager.all().values()), server_round)
+        count, _ = self.num_fit_clients(len(by_partition))
+        sampled = sample_partitions(self.seed, server_round, list(by_partition), count)
         config: dict[str, Scalar] = {"round": server_round}
-        self.records.append(RoundRecord(server_round, len(chosen)))
-        return [(client, FitIns(ins.parameters, {**ins.config, **config})) for client, ins in chosen]
+        self.records.append(RoundRecord(server_round, len(sampled), sampled_clients=sampled))
+        return [(by_partition[p], FitIns(parameters, config)) for p in sampled]
+
+    def _partitions(self, proxies: list[ClientProxy], server_round: int) -> dict[int, ClientProxy]:
+        """The available clients by partition id, asking each node once which partition it holds."""
+        for proxy in proxies:
+            if proxy.node_id not in self.partition_of:
+                answer = proxy.get_properties(GetPropertiesIns({}), timeout=self.settings.round_timeout, group_id=server_round)
+                self.partition_of[proxy.node_id] = int(answer.properties[PARTITION_PROPERTY])
+        by_partition = {self.partition_of[proxy.node_id]: proxy for proxy in proxies}
+        if len(by_partition) < len(proxies):
+            held = sorted(self.partition_of[proxy.node_id] for proxy in proxies)
+            raise MCUForgeError(f"two nodes hold the same partition ({held}): give each SuperNode its own partition-id")
+        return by_partition
 
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]], failures) -> tuple[Parameters | None, dict[str, Scalar]]:
         record = self.records[-1]
@@ -166,7 +252,7 @@ class FleetStrategy(FedAvg):
             for acc, u in zip(mean_update, update):
                 acc += u * (res.num_examples / total)
         record.aggregated = True
-        self.global_weights = [g + u for g, u in zip(self.global_weights, mean_update)]
+        self.global_weights = self.optimizer.step(self.global_weights, mean_update)
         return ndarrays_to_parameters(self.global_weights), {}
 
     def evaluate(self, server_round: int, parameters: Parameters):
