@@ -79,9 +79,10 @@ def test_secagg_gives_plain_fedavg_within_its_quantization_bound_and_stops_beyon
 
     spec = parse_dataclass(Spec, spec_dict(secure_aggregation=SECURE))
     dataset = load_dataset(spec)
-    answers = client_fits(spec, CLIENTS, 1, build_model(spec, dataset).get_weights())
+    start = build_model(spec, dataset)
+    answers = client_fits(spec, CLIENTS, 1, start)
     assert len(answers) == 2
-    expected = fedavg(answers)
+    expected = fedavg(answers, start)
     secure = load_model(out / "model.h5").get_weights()
     peak = max(float(np.max(np.abs(w))) for weights, _ in answers for w in weights)
     assert peak <= CLIPPING  # nothing was clipped: the bound below is all the difference there can be

@@ -11,7 +11,7 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated import compression
 from mcuforge.train.federated.apps import DeviceClient
-from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer, RoundRecord
+from mcuforge.train.federated.strategy import FleetStrategy, LocalTrainer, RoundRecord, variance_means
 
 
 def tiny_model():
@@ -55,7 +55,7 @@ def result(parameters, examples, client):
 
 def strategy(weights, **settings):
     return FleetStrategy(FederatedSpec(**settings), clients=3, initial_weights=weights, evaluate_fn=None,
-                         seed=0, statistics=[False] * len(weights))
+                         seed=0, statistics=[False] * len(weights), variances={})
 
 
 def test_the_server_averages_plain_and_compressed_updates_weighted_by_samples():
@@ -156,16 +156,39 @@ def test_fedadam_moments_follow_flowers_fedadam():
     assert np.all(ours.optimizer.second[0] > 0)
 
 
-def test_batch_norm_statistics_take_the_plain_mean_under_a_server_optimizer():
-    initial = [np.ones(2, np.float32), np.ones(2, np.float32)]
+def test_batch_norm_statistics_pool_the_clients_data_under_a_server_optimizer():
+    """Weights [kernel, moving mean, moving variance]: the server's mean and variance are those of all the
+    clients' data together (numpy over the concatenation), not the mean of their variances."""
+    rng = np.random.default_rng(3)
+    data = [rng.normal(3.0, 1.0, size=(20, 2)), rng.normal(5.0, 1.5, size=(60, 2))]  # two machines far apart
+    initial = [np.ones(2, np.float32), np.zeros(2, np.float32), np.ones(2, np.float32)]
     server = FleetStrategy(FederatedSpec(server_optimizer="yogi", server_learning_rate=0.1, server_momentum=0.9), clients=2, initial_weights=initial,
-                           evaluate_fn=None, seed=0, statistics=[False, True])
+                           evaluate_fn=None, seed=0, statistics=[False, True, True], variances={2: 1})
     server.records = [RoundRecord(1, sampled=2)]
-    local = [[np.full(2, 3.0, np.float32), np.full(2, 3.0, np.float32)], [np.full(2, 5.0, np.float32), np.full(2, 5.0, np.float32)]]
-    aggregated = parameters_to_ndarrays(server.aggregate_fit(1, [result(ndarrays_to_parameters(w), 1, c) for c, w in enumerate(local)], [])[0])
-    np.testing.assert_allclose(aggregated[1], [4.0, 4.0])  # a moving variance stepped by Yogi could turn negative
-    # Yogi's first step from zero moments: lr * 0.1 u / (0.1 |u| + tau), nearly lr * sign(u) (u = 3 here).
+    # What a client sends: its kernel, its data's mean, and var + mean^2 in the variance's place.
+    sent = [[np.full(2, 3.0, np.float32), x.mean(0).astype(np.float32), (x.var(0) + x.mean(0) ** 2).astype(np.float32)] for x in data]
+    results = [result(ndarrays_to_parameters(w), len(x), c) for c, (w, x) in enumerate(zip(sent, data))]
+    aggregated = parameters_to_ndarrays(server.aggregate_fit(1, results, [])[0])
+    everything = np.concatenate(data)
+    np.testing.assert_allclose(aggregated[1], everything.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(aggregated[2], everything.var(0), rtol=1e-4)  # Yogi never steps a statistic
+    # The spread between the machines counts: means 3 and 5 at weights 1/4, 3/4 add 0.75 to the mean of the variances.
+    assert np.all(aggregated[2] > np.average([x.var(0) for x in data], axis=0, weights=[len(x) for x in data]) + 0.5)
+    # Yogi's first step from zero moments: lr * 0.1 u / (0.1 |u| + tau), nearly lr * sign(u) (u = 2 here).
     np.testing.assert_allclose(aggregated[0], [1.1, 1.1], rtol=1e-3)
+
+
+def test_each_moving_variance_is_paired_with_its_own_layers_mean():
+    import tf_keras
+
+    inputs = tf_keras.Input((4,))
+    x = tf_keras.layers.Dense(3, name="d")(inputs)
+    x = tf_keras.layers.BatchNormalization(name="first")(x)
+    x = tf_keras.layers.BatchNormalization(name="second", center=False)(x)
+    model = tf_keras.Model(inputs, x)
+    names = [v.name for v in model.weights]
+    pairs = {names[v]: names[m] for v, m in variance_means(model).items()}
+    assert pairs == {"second/moving_variance:0": "second/moving_mean:0", "first/moving_variance:0": "first/moving_mean:0"}
 
 
 class Node:
@@ -185,7 +208,7 @@ def sampled_per_round(seed, node_ids, arrival_order, rounds=5):
     for partition in arrival_order:
         manager.register(Node(int(node_ids[partition]), partition))
     server = FleetStrategy(FederatedSpec(fraction=0.5), clients=len(node_ids), initial_weights=[np.zeros(2, np.float32)],
-                           evaluate_fn=None, seed=seed, statistics=[False])
+                           evaluate_fn=None, seed=seed, statistics=[False], variances={})
     for server_round in range(1, rounds + 1):
         chosen = server.configure_fit(server_round, ndarrays_to_parameters([np.zeros(2, np.float32)]), manager)
         assert sorted(proxy.client.client for proxy, _ in chosen) == server.records[-1].sampled_clients
@@ -209,6 +232,6 @@ def test_two_nodes_holding_one_partition_are_refused():
     for node_id, partition in [(101, 0), (102, 1), (103, 1)]:
         manager.register(Node(node_id, partition))
     server = FleetStrategy(FederatedSpec(fraction=0.5), clients=3, initial_weights=[np.zeros(2, np.float32)],
-                           evaluate_fn=None, seed=0, statistics=[False])
+                           evaluate_fn=None, seed=0, statistics=[False], variances={})
     with pytest.raises(MCUForgeError, match=r"same partition \(\[0, 1, 1\]\)"):
         server.configure_fit(1, ndarrays_to_parameters([np.zeros(2, np.float32)]), manager)

@@ -118,7 +118,7 @@ def test_a_machine_trains_the_autoencoder_to_reconstruct_its_own_windows(tmp_pat
         model.set_weights(weights)
         return float(np.mean((model.predict(own, verbose=0).astype(np.float64) - own) ** 2))
 
-    (trained, count), *_ = client_fits(spec, 1, 1, initial)
+    (trained, count), *_ = client_fits(spec, 1, 1, model)
     assert count == len(own) == 10
     assert error(trained) < 0.1 * error(initial)
 
@@ -181,8 +181,9 @@ def test_a_straggler_past_the_round_timeout_is_left_out_and_the_round_aggregates
     assert 0.0 <= record["test_accuracy"] <= 1.0 and 0.0 <= metrics["federated"]["int8_test_auc"] <= 1.0  # ROC AUCs
 
     parsed = parse_spec({**spec, "federated": {**spec["federated"], "stragglers": 0.0}})
-    answers = client_fits(parsed, 3, 1, build_model(parsed, load_dataset(parsed)).get_weights())[1:]  # machines 1 and 2
-    expected = fedavg(answers)
+    start = build_model(parsed, load_dataset(parsed))
+    answers = client_fits(parsed, 3, 1, start)[1:]  # machines 1 and 2
+    expected = fedavg(answers, start)
     peak = max(float(np.max(np.abs(w))) for w in expected)
     # The server averages in float32 (a difference, a weighted sum of two, an addition): a few float32 roundings.
     assert max(float(np.max(np.abs(f - e))) for f, e in zip(federated, expected)) <= 4 * float(np.finfo(np.float32).eps) * peak

@@ -35,7 +35,9 @@ from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.reconstruction import ReconstructionTrainer
 from mcuforge.train.federated.secure import client_mods, server_workflow
-from mcuforge.train.federated.strategy import PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics
+from mcuforge.train.federated.strategy import (
+    PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics, second_moments, variance_means,
+)
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
 
@@ -87,7 +89,7 @@ class DeviceClient(Client):
             x, targets, settings.local_epochs, spec.train.batch_size, mu,
             seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
         )
-        local = model.get_weights()
+        local = second_moments(model.get_weights(), variance_means(model))
         metrics = {"loss": loss, "client": self.client}
         if settings.compression == "none":
             return FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(local), len(indices), metrics)

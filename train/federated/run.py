@@ -83,7 +83,7 @@ def fleet(spec: Spec, progress: Progress | None = None):
     from mcuforge.train.datasets import ANOMALY
     from mcuforge.train.federated.partition import client_partitions
     from mcuforge.train.federated.secure import check_secure
-    from mcuforge.train.federated.strategy import FleetStrategy, batch_statistics
+    from mcuforge.train.federated.strategy import FleetStrategy, batch_statistics, variance_means
     from mcuforge.train.trainer import build_model, check_spec, load_dataset
 
     check_spec(spec)
@@ -112,7 +112,7 @@ def fleet(spec: Spec, progress: Progress | None = None):
 
     strategy = FleetStrategy(
         settings, clients, model.get_weights(), _server_evaluation(model, dataset),
-        seed=spec.train.seed, statistics=batch_statistics(model), on_round=show,
+        seed=spec.train.seed, statistics=batch_statistics(model), variances=variance_means(model), on_round=show,
     )
     return dataset, model, strategy, clients
 

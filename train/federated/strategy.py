@@ -137,6 +137,37 @@ def batch_statistics(model) -> list[bool]:
     return [id(v) in statistics for v in model.weights]
 
 
+def variance_means(model) -> dict[int, int]:
+    """Each batch-norm moving variance's index among `model.get_weights()`, mapped to its moving mean's."""
+    import tf_keras
+
+    index = {id(v): i for i, v in enumerate(model.weights)}
+    norms = [m for m in model.submodules if isinstance(m, tf_keras.layers.BatchNormalization)]
+    return {index[id(norm.moving_variance)]: index[id(norm.moving_mean)] for norm in norms}
+
+
+def second_moments(weights: list[np.ndarray], variances: dict[int, int]) -> list[np.ndarray]:
+    """A client's weights with each moving variance replaced by its data's second moment, var + mean^2.
+
+    Averaging variances leaves out how far the clients' means lie apart (machines at other speeds,
+    voices at other pitches); averaging second moments and then subtracting the averaged mean's
+    square (`pooled_variances`) gives the variance of all the clients' data together, and it is
+    still a weighted mean, so plain, compressed and secure aggregation all carry it.
+    """
+    moments = list(weights)
+    for variance, mean in variances.items():
+        moments[variance] = (weights[variance] + np.square(weights[mean])).astype(np.float32)
+    return moments
+
+
+def pooled_variances(weights: list[np.ndarray], variances: dict[int, int]) -> list[np.ndarray]:
+    """Aggregated weights whose variance slots hold averaged second moments, back to variances."""
+    pooled = list(weights)
+    for variance, mean in variances.items():
+        pooled[variance] = np.maximum(weights[variance] - np.square(weights[mean]), 0.0).astype(np.float32)
+    return pooled
+
+
 def sample_partitions(seed: int, server_round: int, partitions: list[int], count: int) -> list[int]:
     """The `count` partition ids a round samples: a function of (seed, round, the available ids) only.
 
@@ -189,12 +220,13 @@ class ServerOptimizer:
 class FleetStrategy(FedAvg):
     """FedAvg/FedProx/FedOpt over compressed or plain updates, recording each round (see the module docstring).
 
-    `seed` seeds the sampling; `statistics` marks the batch-norm statistics among the weights (batch_statistics).
+    `seed` seeds the sampling; `statistics` marks the batch-norm statistics among the weights (batch_statistics);
+    `variances` pairs each moving variance with its mean (variance_means): clients send second moments there.
     """
 
     def __init__(
         self, settings: FederatedSpec, clients: int, initial_weights: list[np.ndarray], evaluate_fn,
-        *, seed: int, statistics: list[bool], on_round=lambda record: None,
+        *, seed: int, statistics: list[bool], variances: dict[int, int], on_round=lambda record: None,
     ):
         super().__init__(
             fraction_fit=settings.fraction,
@@ -207,6 +239,7 @@ class FleetStrategy(FedAvg):
         )
         self.settings = settings
         self.seed = seed
+        self.variances = variances
         self.optimizer = ServerOptimizer(settings.server_optimizer, settings.server_learning_rate, settings.server_momentum, statistics)
         self.partition_of: dict[int, int] = {}  # node id -> the partition id its client reported
         self.global_weights = [np.asarray(w, np.float32) for w in initial_weights]
@@ -252,7 +285,7 @@ class FleetStrategy(FedAvg):
             for acc, u in zip(mean_update, update):
                 acc += u * (res.num_examples / total)
         record.aggregated = True
-        self.global_weights = self.optimizer.step(self.global_weights, mean_update)
+        self.global_weights = pooled_variances(self.optimizer.step(self.global_weights, mean_update), self.variances)
         return ndarrays_to_parameters(self.global_weights), {}
 
     def evaluate(self, server_round: int, parameters: Parameters):
