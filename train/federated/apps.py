@@ -33,7 +33,6 @@ from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.spec import Spec
 from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
-from mcuforge.train.federated.reconstruction import ReconstructionTrainer
 from mcuforge.train.federated.secure import client_mods, server_workflow
 from mcuforge.train.federated.strategy import (
     PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics, second_moments, variance_means,
@@ -53,8 +52,8 @@ def _client_side(spec_json: str):
     dataset = load_dataset(spec)
     partitions = training_partitions(spec, client_partitions(spec, dataset))
     model = build_model(spec, dataset)
-    trainer = ReconstructionTrainer if dataset.task == ANOMALY else LocalTrainer
-    return spec, dataset, partitions, model, trainer(model, spec.train.learning_rate)
+    trainer = LocalTrainer(model, spec.train.learning_rate, reconstruction=dataset.task == ANOMALY)
+    return spec, dataset, partitions, model, trainer
 
 
 def spec_json(spec: Spec) -> str:

@@ -36,10 +36,12 @@ class LocalTrainer:
 
     `fit` minimizes the task loss plus mu/2 * ||w - w_anchor||^2 from the model's current
     (global) weights, with a fresh Adam each round (its moments and step count zeroed), then
-    sets the batch-norm statistics to the client's own data's.
+    sets the batch-norm statistics to the client's own data's. The task loss is a classifier's
+    cross-entropy, or with `reconstruction` an autoencoder's mean squared error (an anomaly
+    detector learns to reproduce its own healthy windows: call fit(x, x, ...)).
     """
 
-    def __init__(self, model, learning_rate: float):
+    def __init__(self, model, learning_rate: float, reconstruction: bool = False):
         import tensorflow as tf
         import tf_keras
 
@@ -49,7 +51,7 @@ class LocalTrainer:
         self.mu = tf.Variable(0.0, trainable=False)
         self.optimizer = tf_keras.optimizers.Adam(learning_rate)
         self.optimizer.build(trainable)
-        loss_fn = tf_keras.losses.SparseCategoricalCrossentropy()
+        loss_fn = tf_keras.losses.MeanSquaredError() if reconstruction else tf_keras.losses.SparseCategoricalCrossentropy()
 
         @tf.function(reduce_retracing=True)
         def step(xb, yb):
