@@ -81,19 +81,16 @@ def candidate_cost(model, representative: np.ndarray, target: str) -> CandidateC
 
 
 def measured_cost(model_path: Path, target: str, out_dir: Path) -> CandidateCost:
-    """The costs on `target` of the int8 .tflite at `model_path`, all measured: the prepared image and arena as
-    tflite_cost, instructions per inference counted under QEMU on the firmware built into `out_dir`
-    (the target core's kernels and -mcpu, on its QEMU board)."""
+    """The costs on `target` of the int8 .tflite at `model_path`, all measured on the firmware built into `out_dir`
+    (the target core's kernels and -mcpu, on its QEMU board): its prepared image and arena, as tflite_cost
+    measures them, and instructions per inference counted under QEMU."""
     from mcuforge.firmware.build import build_image
     from mcuforge.firmware.icount import instructions_per_inference
-    from mcuforge.firmware.prepared import prepared_image
 
     core = target_core(target)
-    model = Path(model_path).read_bytes()
-    image = prepared_image(model, core.kernels, str(model_path))
     firmware = build_image(model_path, core.qemu_board, out_dir=out_dir, kernels=core.kernels, cpu=core.cpu)
-    macs = sum(count for _, count in op_macs(model, str(model_path)))
-    return CandidateCost(len(image.data), image.arena_bytes, instructions_per_inference(firmware), macs)
+    macs = sum(count for _, count in op_macs(Path(model_path).read_bytes(), str(model_path)))
+    return CandidateCost(firmware.size.model, firmware.size.arena, instructions_per_inference(firmware), macs)
 
 
 def reference_cost(model, representative: np.ndarray, directory: Path, target: str) -> CandidateCost:
