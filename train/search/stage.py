@@ -49,14 +49,10 @@ def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
 def reference_cost(spec: Spec, target: DeployTarget, directory: Path) -> CandidateCost:
     """The spec's own model section (the hand-made model the search should beat), untrained, measured on the target
     as the firmware runs it: prepared image, planner arena and instructions counted under QEMU (in `directory`)."""
-    import tf_keras
-
-    from mcuforge.train import zoo
-    from mcuforge.train.trainer import load_dataset
+    from mcuforge.train.trainer import build_model, load_dataset
 
     dataset = load_dataset(spec)
-    tf_keras.utils.set_random_seed(spec.train.seed)
-    model = zoo.build(spec.model.arch, dataset.input_shape, dataset.num_classes, spec.model.width, **spec.model.options)
+    model = build_model(spec, dataset)
     return target.reference_cost(model, target.representative_sample(dataset.x_train), directory)
 
 
