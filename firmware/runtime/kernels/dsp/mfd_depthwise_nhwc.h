@@ -48,132 +48,126 @@ static inline mfd_acc4 mfd_dw_tap(mfd_acc4 acc, uint32_t x, uint32_t w, uint32_t
     return acc;
 }
 
-/* Three horizontal taps, `c` bytes apart in the input and in the weights. */
-static inline mfd_acc4 mfd_dw_row3(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t c, uint32_t offsets)
+/* The nine taps' weights of four channels (w: tap 0's), widened once for a run of pixels: word 2t holds tap t's
+ * channels c and c + 2 as int16 lanes, word 2t + 1 channels c + 1 and c + 3 (one LDRD a tap). */
+static inline void mfd_dw_widen9(const int8_t *w, int32_t channels, uint32_t wide[18])
 {
-    acc = mfd_dw_tap(acc, mfd_read32(s), mfd_read32(w), offsets);
-    acc = mfd_dw_tap(acc, mfd_read32(s + c), mfd_read32(w + c), offsets);
-    return mfd_dw_tap(acc, mfd_read32(s + 2 * c), mfd_read32(w + 2 * c), offsets);
+    int32_t tap;
+    for (tap = 0; tap < 9; ++tap) {
+        const uint32_t k = mfd_read32(w + (size_t)tap * channels);
+        wide[2 * tap] = mfd_sxtb16(k);
+        wide[2 * tap + 1] = mfd_sxtb16_ror8(k);
+    }
 }
 
-/* acc += the nine products w * x (no input offset: see mfd_dw_interior) of channels c..c+3 of an interior
- * pixel: s, its top-left input tap; w, the weights of tap (0, 0); input rows `row` bytes apart, taps and
- * weight taps `c` bytes apart. On a DSP core one asm block of twelve registers (four accumulators, four
- * operands, four temporaries) and no spill: the compiler, given the unrolled C, keeps the nine tap
- * addresses and spills them. */
+/* acc += the nine products w * (x + offset) of channels c..c+3 of an interior pixel: s, its top-left input
+ * tap, input rows `row` bytes apart and taps `c` bytes apart; wide, the widened weights (mfd_dw_widen9);
+ * offsets, the input offset in both int16 lanes (SXTAB16 adds it while widening the input). On a DSP core
+ * one asm block of thirteen registers and no spill: eight instructions a tap (one LDR, one LDRD, two
+ * SXTAB16, four multiplies). */
 #if defined(MFD_ASM_LOOPS)
-static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
+static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_t wide[18], int32_t row, int32_t c,
+                                    uint32_t offsets)
 {
-    uint32_t x, k, xe, ke;
+    uint32_t x, xe, ke, ko;
     __asm__(
             "ldr %[x], [%[s]]\n\t"
-            "ldr %[k], [%[w]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #0]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c]]\n\t"
-            "ldr %[k], [%[w], %[c]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #8]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #16]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "add %[s], %[s], %[row]\n\t"
-            "add %[w], %[w], %[c], lsl #1\n\t"
-            "add %[w], %[w], %[c]\n\t"
             "ldr %[x], [%[s]]\n\t"
-            "ldr %[k], [%[w]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #24]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c]]\n\t"
-            "ldr %[k], [%[w], %[c]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #32]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #40]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "add %[s], %[s], %[row]\n\t"
-            "add %[w], %[w], %[c], lsl #1\n\t"
-            "add %[w], %[w], %[c]\n\t"
             "ldr %[x], [%[s]]\n\t"
-            "ldr %[k], [%[w]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #48]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c]]\n\t"
-            "ldr %[k], [%[w], %[c]]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #56]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]\n\t"
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldr %[k], [%[w], %[c], lsl #1]\n\t"
-            "sxtb16 %[xe], %[x]\n\t"
-            "sxtb16 %[x], %[x], ror #8\n\t"
-            "sxtb16 %[ke], %[k]\n\t"
-            "sxtb16 %[k], %[k], ror #8\n\t"
+            "ldrd %[ke], %[ko], [%[w], #64]\n\t"
+            "sxtab16 %[xe], %[offsets], %[x]\n\t"
+            "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
             "smlatt %[a2], %[ke], %[xe], %[a2]\n\t"
-            "smlabb %[a1], %[k], %[x], %[a1]\n\t"
-            "smlatt %[a3], %[k], %[x], %[a3]"
-            : [a0] "+r"(acc.a0), [a1] "+r"(acc.a1), [a2] "+r"(acc.a2), [a3] "+r"(acc.a3), [s] "+r"(s), [w] "+r"(w),
-              [x] "=&r"(x), [k] "=&r"(k), [xe] "=&r"(xe), [ke] "=&r"(ke)
-            : [row] "r"(row), [c] "r"(c)
+            "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
+            "smlatt %[a3], %[ko], %[x], %[a3]"
+            : [a0] "+r"(acc.a0), [a1] "+r"(acc.a1), [a2] "+r"(acc.a2), [a3] "+r"(acc.a3), [s] "+r"(s), [x] "=&r"(x),
+              [xe] "=&r"(xe), [ke] "=&r"(ke), [ko] "=&r"(ko)
+            : [w] "r"(wide), [row] "r"(row), [c] "r"(c), [offsets] "r"(offsets)
             : "memory");
     return acc;
 }
 #else
-static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const int8_t *w, int32_t row, int32_t c)
+static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_t wide[18], int32_t row, int32_t c,
+                                    uint32_t offsets)
 {
-    acc = mfd_dw_row3(acc, s, w, c, 0);
-    acc = mfd_dw_row3(acc, s + row, w + 3 * c, c, 0);
-    return mfd_dw_row3(acc, s + 2 * row, w + 6 * c, c, 0);
+    int32_t fy, fx;
+    for (fy = 0; fy < 3; ++fy, s += row) {
+        for (fx = 0; fx < 3; ++fx) {
+            const uint32_t x = mfd_read32(s + (size_t)fx * c);
+            const uint32_t x_even = mfd_sxtab16(offsets, x), x_odd = mfd_sxtab16_ror8(offsets, x);
+            const uint32_t *k = wide + 2 * (fy * 3 + fx);
+            acc.a0 = mfd_smlabb(k[0], x_even, acc.a0);
+            acc.a2 = mfd_smlatt(k[0], x_even, acc.a2);
+            acc.a1 = mfd_smlabb(k[1], x_odd, acc.a1);
+            acc.a3 = mfd_smlatt(k[1], x_odd, acc.a3);
+        }
+    }
+    return acc;
 }
 #endif
 
@@ -196,26 +190,23 @@ static inline void mfd_dw_store4(const mfd_requant *q, mfd_out o, mfd_acc4 acc, 
 }
 
 /* Channels in fours of `pixels` interior output pixels in a row (src: the first one's input tap (0, 0);
- * out: its output), quad by quad: the input offset's share of the nine taps (offset * sum of the weights)
- * goes into the starting accumulator once per quad, so the taps multiply the raw input. */
+ * out: its output), quad by quad, the quad's weights widened once for the run. */
 static inline void mfd_dw_interior(const mfd_dw3x3_nhwc *p, const int8_t *src, int32_t pixels, int8_t *out)
 {
     const int32_t channels = p->channels, row = p->in_w * channels, quads = channels & ~3;
     const int32_t step = p->stride_w * channels;
     const uint32_t offsets = mfd_dup16(p->input_offset);
     const mfd_out o = p->out;
-    const int8_t *w = p->weights;
     int32_t c;
     for (c = 0; c < quads; c += 4) {
-        mfd_acc4 start = mfd_dw_bias4(p->bias, c);
+        const mfd_acc4 start = mfd_dw_bias4(p->bias, c);
         const int8_t *s = src + c;
         int8_t *dst = out + c;
-        int32_t tap, i;
-        for (tap = 0; tap < 9; ++tap) {
-            start = mfd_dw_tap(start, 0, mfd_read32(w + (size_t)tap * channels + c), offsets);
-        }
+        uint32_t wide[18];
+        int32_t i;
+        mfd_dw_widen9(p->weights + c, channels, wide);
         for (i = 0; i < pixels; ++i, s += step, dst += channels) {
-            mfd_dw_store4(p->requant + c, o, mfd_dw_taps9(start, s, w + c, row, channels), dst);
+            mfd_dw_store4(p->requant + c, o, mfd_dw_taps9(start, s, wide, row, channels, offsets), dst);
         }
     }
 }
