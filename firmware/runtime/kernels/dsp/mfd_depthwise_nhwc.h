@@ -8,10 +8,11 @@
  * Four channels come in one word of input and one of weights (NHWC and
  * 1 x 3 x 3 x C keep channels adjacent): SXTB16/SXTAB16 widen them to int16
  * lanes (the input offset added on the way), SMLABB/SMLATT accumulate each
- * lane into its own channel. An interior pixel runs its nine taps unrolled,
- * three loads from one row pointer each; a border pixel runs the same tap step
- * over the taps inside the input only, as the reference skips the others, so
- * the edges cost about what the interior costs per tap. Accumulation is modulo
+ * lane into its own channel. A run of interior pixels widens each quad's nine
+ * weight words once and then runs its nine taps unrolled, eight instructions a
+ * tap (an input load, a weight LDRD, two SXTAB16, four multiplies); a border
+ * pixel runs the ten-instruction tap step (weights widened in place) over the
+ * taps inside the input only, as the reference skips the others. Accumulation is modulo
  * 2^32 like the reference's, so the order of the taps does not change a bit.
  */
 #ifndef MFD_DEPTHWISE_NHWC_H
