@@ -63,15 +63,16 @@ def test_conv_2d_int4(seed):
     assert_int4_matches_tflm(convert_one_op(fn, [shape], rng, "CONV_2D", value_range=value_range(rng)), rng)
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(4))
 def test_conv_2d_int4_dsp_weight_words(seed):
     """Filter depths for the DSP INT4 loop (dsp/conv_int4.c: eight weights a word): whole words only (1x1
-    over 16 channels), words and a tail (3x3 over 4: 36 values), and an odd depth (rows not on a byte: the
-    portable loop), with odd output widths and channel counts."""
+    over 16 channels), words and a tail (3x3 over 4: 36 values), an odd depth (every other row starts
+    mid-byte) and one input channel (3x3 over 1: 9 values, a first layer's), with odd output widths and
+    channel counts."""
     import tensorflow as tf
 
     rng = np.random.default_rng(400 + seed)
-    k, cin = ((1, 16), (3, 4), (1, 13))[seed]
+    k, cin = ((1, 16), (3, 4), (1, 13), (3, 1))[seed]
     cout, h, w = int(rng.integers(2, 10)), int(rng.integers(k + 1, 7)), int(rng.integers(k + 1, 8))
     filters = tf.constant(rng.normal(0, 0.5, size=(k, k, cin, cout)).astype(np.float32))
     bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))

@@ -5,9 +5,10 @@
  * added, zeros in the padding, in the scratch dsp/conv.c planned), each run
  * of eight values then reordered in place into the lane pairs mfd_int4.h
  * unpacks a weight word into; each pair of output channels is a 2 x 2 block
- * of 16-times dot products, eight weights a word, read in place. Filters
- * whose rows do not start on a byte (an odd number of values) or hold more
- * than MFD_INT4_MAX_VALUES take the portable loop. */
+ * of 16-times dot products, eight weights a word, read in place (a row that
+ * starts mid-byte, an odd number of values after an odd row, is shifted by a
+ * nibble as it is read). Filters whose rows hold more than
+ * MFD_INT4_MAX_VALUES take the portable loop. */
 #include "dsp_affine.h"
 #include "mfd_int4.h"
 #include "../mf_int4.h"
@@ -33,15 +34,40 @@ static void conv_int4_reorder(int16_t *column, int32_t runs)
     }
 }
 
-/* acc[2 r + c] = 16 x (row r . column c) over `runs` runs of eight (rows: packed weights, byte aligned). */
-static void conv_int4_block(const uint8_t *row0, const uint8_t *row1, const uint32_t *col0, const uint32_t *col1,
-                            int32_t runs, int32_t acc[4])
+/* A packed filter row: its first byte, and whether its first value is that byte's high nibble. */
+typedef struct conv_int4_row_at {
+    const uint8_t *bytes;
+    int odd;
+} conv_int4_row_at;
+
+/* Channel oc's row of a filter of `total` values a channel. */
+static conv_int4_row_at conv_int4_row_of(const int8_t *filter, int32_t oc, int32_t total)
+{
+    const size_t nibble = (size_t)oc * (size_t)total;
+    conv_int4_row_at row;
+    row.bytes = (const uint8_t *)filter + nibble / 2;
+    row.odd = (int)(nibble & 1u);
+    return row;
+}
+
+/* Values 8r..8r+7 of the row as one word of eight nibbles (value 2k in byte k's low nibble): a row starting
+ * mid-byte takes the nibble after the word's four bytes in (that byte holds value 8r + 7, inside the row). */
+static uint32_t conv_int4_word(conv_int4_row_at row, int32_t r)
+{
+    const uint32_t word = mfd_read32(row.bytes + 4 * r);
+    return row.odd ? word >> 4 | (uint32_t)row.bytes[4 * r + 4] << 28 : word;
+}
+
+/* acc[2 r + c] = 16 x (row r . column c) over `runs` runs of eight (rows: packed weights). Inlined twice,
+ * with rows that all start on a byte (even filter depths: no nibble test per word) and without. */
+static inline void conv_int4_block(conv_int4_row_at row0, conv_int4_row_at row1, const uint32_t *col0,
+                                   const uint32_t *col1, int32_t runs, int32_t acc[4])
 {
     int32_t r;
     acc[0] = acc[1] = acc[2] = acc[3] = 0;
-    for (r = 0; r < runs; ++r, row0 += 4, row1 += 4, col0 += 4, col1 += 4) {
-        const mfd_int4_lanes w0 = mfd_int4_unpack(mfd_read32(row0));
-        const mfd_int4_lanes w1 = mfd_int4_unpack(mfd_read32(row1));
+    for (r = 0; r < runs; ++r, col0 += 4, col1 += 4) {
+        const mfd_int4_lanes w0 = mfd_int4_unpack(conv_int4_word(row0, r));
+        const mfd_int4_lanes w1 = mfd_int4_unpack(conv_int4_word(row1, r));
         acc[0] = mfd_int4_dot8(w0, col0, acc[0]);
         acc[1] = mfd_int4_dot8(w0, col1, acc[1]);
         acc[2] = mfd_int4_dot8(w1, col0, acc[2]);
@@ -90,8 +116,15 @@ static void conv_int4_row(const mfd_patch *p, const mf_op *op, const mfd_requant
                 const int32_t oc1 = oc + 1 < end ? oc + 1 : oc;
                 const int32_t bias0 = bias != NULL ? bias[oc] : 0, bias1 = bias != NULL ? bias[oc1] : 0;
                 int32_t acc[4];
-                conv_int4_block((const uint8_t *)filter + (size_t)oc * total / 2, (const uint8_t *)filter + (size_t)oc1 * total / 2,
-                                (const uint32_t *)(const void *)col0, (const uint32_t *)(const void *)second, runs, acc);
+                conv_int4_row_at row0 = conv_int4_row_of(filter, oc, total), row1 = conv_int4_row_of(filter, oc1, total);
+                if (total % 2 == 0) {
+                    row0.odd = row1.odd = 0;
+                    conv_int4_block(row0, row1, (const uint32_t *)(const void *)col0,
+                                    (const uint32_t *)(const void *)second, runs, acc);
+                } else {
+                    conv_int4_block(row0, row1, (const uint32_t *)(const void *)col0,
+                                    (const uint32_t *)(const void *)second, runs, acc);
+                }
                 acc[0] = mf_wrap_add(acc[0] >> 4, bias0);
                 acc[1] = mf_wrap_add(acc[1] >> 4, bias0);
                 acc[2] = mf_wrap_add(acc[2] >> 4, bias1);
@@ -120,7 +153,7 @@ mf_status mf_conv_int4_eval(const mf_op *op)
     int16_t *columns;
     mfd_patch patch;
     int32_t b;
-    if (d->variant != CONV_GEMM || total % 2 != 0 || total > MFD_INT4_MAX_VALUES) {
+    if (d->variant != CONV_GEMM || total > MFD_INT4_MAX_VALUES) {
         return mfd_conv_int4_eval_reference(op);
     }
     requant = dsp_requant_table(op, d);
