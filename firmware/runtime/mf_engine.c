@@ -51,6 +51,7 @@ typedef struct mf_plan_entry {
     int16_t root;    /* tensor whose buffer this one shares (itself unless aliased) */
     int16_t order;   /* placement order (indices of roots, sorted) */
     int16_t overlap; /* input root this (output) buffer may overlap, -1 if none */
+    int16_t exact;   /* ...only when input offset - output offset == gap */
     int32_t gap;     /* ...when input offset - output offset >= gap (see mf_overlap) */
 } mf_plan_entry;
 
@@ -479,6 +480,7 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         plan[t].order = -1;
         plan[t].overlap = -1;
         plan[t].gap = 0;
+        plan[t].exact = 0;
     }
     for (i = 0; i < m->inputs.count && status == MF_OK; ++i) {
         const int32_t tensor = mf_index_at(m, &m->inputs, i);
@@ -501,7 +503,7 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         mf_tensor inputs[MF_MAX_OP_TENSORS];
         mf_tensor outputs[MF_MAX_OUTPUTS];
         size_t scratch = 0;
-        mf_overlap overlap = {0, 0};
+        mf_overlap overlap = {0, 0, 0};
         fault->op_index = (int32_t)i;
         status = mf_op_views(m, i, &kernel, &op, inputs, outputs, &builtin, fault);
         op.overlap = &overlap;
@@ -541,6 +543,7 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
             if (plan[target].root == target) {
                 plan[target].overlap = plan[mf_index_at(m, &in, 0)].root;
                 plan[target].gap = overlap.gap;
+                plan[target].exact = (int16_t)(overlap.exact != 0);
             }
         }
         for (k = 0; k < in.count; ++k) {
@@ -594,10 +597,10 @@ static int mf_fits(const mf_plan_entry *plan, const uint32_t *sizes, int16_t b, 
     }
     /* An op's input and output that meet only at that op may share bytes the kernel allows. */
     if (pb->overlap == o && po->last == pb->first) {
-        return (int64_t)o_offset - (int64_t)offset >= pb->gap;
+        return pb->exact ? (int64_t)o_offset - (int64_t)offset == pb->gap : (int64_t)o_offset - (int64_t)offset >= pb->gap;
     }
     if (po->overlap == b && pb->last == po->first) {
-        return (int64_t)offset - (int64_t)o_offset >= po->gap;
+        return po->exact ? (int64_t)offset - (int64_t)o_offset == po->gap : (int64_t)offset - (int64_t)o_offset >= po->gap;
     }
     return 0;
 }
@@ -793,6 +796,7 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
     plan[slots - 1].root = (int16_t)(slots - 1);
     plan[slots - 1].overlap = -1; /* the scratch buffer shares bytes with nothing */
     plan[slots - 1].gap = 0;
+    plan[slots - 1].exact = 0;
     sizes[slots - 1] = scratch_bytes;
     mf_tensor_offsets(m)[slots - 1] = MF_NO_STORAGE;
     for (t = 0; t < slots; ++t) {
