@@ -128,7 +128,7 @@ def test_channel_major_depthwise_replaces_its_input_in_place_and_still_matches_t
     model = depthwise_model(case, seed=9)
     image = prepared_image(model, "dsp")
     words = np.frombuffer(image.data, "<u4")  # mf_prepared.h: header, then tensors of 12 words (offset last)
-    tensors, io, input_count = words[11] // 4, words[12] // 4, words[8]
+    tensors, io, input_count = words[10] // 4, words[11] // 4, words[7]
     offset_of = lambda index: words[tensors + 12 * index + 11]  # noqa: E731
     assert offset_of(words[io]) == offset_of(words[io + input_count])
     rng = np.random.default_rng(10)

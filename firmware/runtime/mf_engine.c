@@ -1,9 +1,9 @@
 /*
  * The engine: model validation, memory planning and the interpreter.
  *
- * Arena layout after mf_load: [mf_model][tensor offsets][op-data ends]
- * [op-data records][activations]. One 32-bit offset per tensor and one per op
- * is kept, plus the records the kernels' prepare filled (mf_op_data); kernels
+ * Arena layout after mf_load: [mf_model][tensor offsets][scratch offsets]
+ * [op-data ends][op-data records][activations]. One 32-bit offset per tensor
+ * and two per op are kept, plus the records the kernels' prepare filled (mf_op_data); kernels
  * get tensor views rebuilt from the (validated) flatbuffer for each op, so
  * shapes and weights stay in the model. Planning scratch lives where the
  * activations will go, so it costs nothing once loading is done; records are
@@ -68,13 +68,15 @@ typedef struct mf_op_data_pool {
 static size_t mf_align_up(size_t n) { return (n + MF_ALIGN - 1u) & ~(size_t)(MF_ALIGN - 1u); }
 
 /* After mf_model in the arena: per tensor, its offset into the activations or
- * MF_NO_STORAGE, then the offset of the kernels' shared scratch buffer; then
- * per op, the bytes from its op-data record to the activations (0: none). */
+ * MF_NO_STORAGE; per op, the offset of its scratch buffer in the activations
+ * (MF_NO_STORAGE: none), then the bytes from its op-data record to the
+ * activations (0: none). */
 static uint32_t *mf_tensor_offsets(const mf_model *m)
 {
     return (uint32_t *)(void *)((uint8_t *)(uintptr_t)m + mf_align_up(sizeof(mf_model)));
 }
-static uint32_t *mf_op_data_ends(const mf_model *m) { return mf_tensor_offsets(m) + m->tensors.count + 1u; }
+static uint32_t *mf_scratch_offsets(const mf_model *m) { return mf_tensor_offsets(m) + m->tensors.count; }
+static uint32_t *mf_op_data_ends(const mf_model *m) { return mf_scratch_offsets(m) + m->operators.count; }
 
 int mf_op_data_in_flash(const mf_op *op) { return op->pool != NULL && op->pool->in_flash; }
 
@@ -465,7 +467,8 @@ static void mf_touch(mf_plan_entry *plan, int32_t tensor, int16_t op)
 
 /* Lifetimes of every buffer from the graph, following reshape-like aliases;
  * prepares every op, its records from `pool` (when they do not fit, the other
- * ops are still prepared so that pool->needed and the plan give the arena needed). */
+ * ops are still prepared so that pool->needed and the plan give the arena needed);
+ * scratch_bytes[i]: the scratch buffer op i asked for. */
 static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *scratch_bytes, mf_op_data_pool *pool,
                               mf_fault *fault)
 {
@@ -525,9 +528,7 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         if (scratch > 0x7FFFFFFFu) {
             return MF_ERR_UNSUPPORTED_PARAM;
         }
-        if (scratch > *scratch_bytes) {
-            *scratch_bytes = (uint32_t)scratch;
-        }
+        scratch_bytes[i] = (uint32_t)scratch;
         mf_fb_vector_table(fb, &m->operators, i, &table);
         mf_op_tensors(m, table, OP_INPUTS, -1, &in);
         mf_op_tensors(m, table, OP_OUTPUTS, 0, &out);
@@ -685,6 +686,42 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
     return MF_OK;
 }
 
+/*
+ * Each op's scratch buffer, once the tensors are placed: the lowest offset
+ * (0 or the end of a buffer) free of every buffer live during that op only,
+ * so a scratch buffer fills a hole of its op (TFLM's scratch buffers live as
+ * long as their op too). Offsets go into scratch_offsets; raises *peak.
+ */
+static void mf_place_scratch(const mf_model *m, const mf_plan_entry *plan, const uint32_t *sizes,
+                             const uint32_t *scratch_bytes, int16_t count, size_t *peak)
+{
+    uint32_t i;
+    for (i = 0; i < m->operators.count; ++i) {
+        const size_t bytes = mf_align_up(scratch_bytes[i]);
+        size_t best = (size_t)-1;
+        int16_t j;
+        int16_t k;
+        for (j = -1; j < count && bytes > 0; ++j) {
+            const int16_t c = j < 0 ? -1 : plan[j].order;
+            const size_t candidate = c < 0 ? 0 : mf_tensor_offsets(m)[c] + mf_align_up(sizes[c]);
+            int free = candidate < best;
+            for (k = 0; k < count && free; ++k) {
+                const int16_t o = plan[k].order;
+                const size_t o_offset = mf_tensor_offsets(m)[o];
+                free = plan[o].first > (int32_t)i || plan[o].last < (int32_t)i || candidate + bytes <= o_offset ||
+                       o_offset + mf_align_up(sizes[o]) <= candidate;
+            }
+            if (free) {
+                best = candidate;
+            }
+        }
+        mf_scratch_offsets(m)[i] = bytes > 0 ? (uint32_t)best : MF_NO_STORAGE;
+        if (bytes > 0 && best + bytes > *peak) {
+            *peak = best + bytes;
+        }
+    }
+}
+
 static mf_status mf_read_graph(mf_model *m)
 {
     const mf_fb *fb = &m->fb;
@@ -744,20 +781,21 @@ static mf_status mf_read_graph(mf_model *m)
 }
 
 /*
- * Plans every tensor's storage in `work` (the arena after the tables). The
- * planning records sit where activations will go, so the arena needed is the
- * larger of the two; on success tensor_offsets and arena_used are final.
+ * Plans every tensor's storage and every op's scratch in `work` (the arena
+ * after the tables). The planning records sit where activations will go, so
+ * the arena needed is the larger of the two; on success tensor_offsets,
+ * scratch_offsets and arena_used are final.
  */
 static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, mf_fault *fault)
 {
-    const uint32_t slots = m->tensors.count + 1u; /* every tensor, then the shared scratch buffer */
+    const uint32_t slots = m->tensors.count;
     const size_t plan_bytes = mf_align_up(slots * sizeof(mf_plan_entry));
-    const size_t planning_bytes = plan_bytes + slots * sizeof(uint32_t);
+    const size_t planning_bytes = plan_bytes + (slots + m->operators.count) * sizeof(uint32_t);
     const size_t header = (size_t)(work - (uint8_t *)m);
     mf_plan_entry *plan = (mf_plan_entry *)(void *)work;
     uint32_t *sizes = (uint32_t *)(void *)(work + plan_bytes);
+    uint32_t *scratch_bytes = sizes + slots; /* per op */
     mf_op_data_pool pool;
-    uint32_t scratch_bytes = 0; /* the largest kernel scratch buffer, shared by all ops */
     size_t peak = 0;
     int16_t count = 0;
     uint32_t t;
@@ -772,7 +810,7 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
     pool.needed = 0;
     pool.current = 0;
     pool.in_flash = in_flash;
-    status = mf_lifetimes(m, plan, &scratch_bytes, &pool, fault);
+    status = mf_lifetimes(m, plan, scratch_bytes, &pool, fault);
     for (t = 0; t < m->tensors.count && status == MF_OK; ++t) {
         size_t bytes = 0;
         mf_tensor_offsets(m)[t] = MF_NO_STORAGE;
@@ -791,27 +829,23 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
             sizes[root] = sizes[t];
         }
     }
-    plan[slots - 1].first = 0;
-    plan[slots - 1].last = (int16_t)m->operators.count;
-    plan[slots - 1].root = (int16_t)(slots - 1);
-    plan[slots - 1].overlap = -1; /* the scratch buffer shares bytes with nothing */
-    plan[slots - 1].gap = 0;
-    plan[slots - 1].exact = 0;
-    sizes[slots - 1] = scratch_bytes;
-    mf_tensor_offsets(m)[slots - 1] = MF_NO_STORAGE;
     for (t = 0; t < slots; ++t) {
         if (plan[t].root == (int16_t)t && plan[t].last >= plan[t].first && sizes[t] > 0) {
             plan[count++].order = (int16_t)t;
         }
     }
     /* Four strategies (two tie-break orders, with or without keeping overlap
-     * partners together); the smallest plan wins and is placed again. */
+     * partners together), each followed by the ops' scratch; the smallest
+     * plan wins and is placed again. */
     {
         unsigned strategy;
         unsigned best_strategy = 0;
         size_t best_peak = (size_t)-1;
         for (strategy = 0; strategy < 4 && status == MF_OK; ++strategy) {
             status = mf_place(m, plan, sizes, count, strategy, &peak);
+            if (status == MF_OK) {
+                mf_place_scratch(m, plan, sizes, scratch_bytes, count, &peak);
+            }
             if (status == MF_OK && peak < best_peak) {
                 best_peak = peak;
                 best_strategy = strategy;
@@ -819,6 +853,9 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
         }
         if (status == MF_OK) {
             status = mf_place(m, plan, sizes, count, best_strategy, &peak);
+        }
+        if (status == MF_OK) {
+            mf_place_scratch(m, plan, sizes, scratch_bytes, count, &peak);
         }
     }
     if (status != MF_OK) {
@@ -874,8 +911,8 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
     if (status != MF_OK) {
         return status;
     }
-    header = mf_align_up(sizeof(mf_model)) + mf_align_up((m->tensors.count + 1u) * sizeof(uint32_t)) +
-             m->operators.count * sizeof(uint32_t);
+    header = mf_align_up(sizeof(mf_model)) + mf_align_up(m->tensors.count * sizeof(uint32_t)) +
+             2u * m->operators.count * sizeof(uint32_t);
     if (header > usable) {
         fault->arena_needed = header + (size_t)(start - (uint8_t *)arena);
         return MF_ERR_ARENA_TOO_SMALL;
@@ -909,30 +946,24 @@ uint32_t mf_model_op_count(const mf_model *model) { return model->operators.coun
 
 uint32_t mf_model_tensor_count(const mf_model *model) { return model->tensors.count; }
 
-uint32_t mf_model_scratch_bytes(const mf_model *model)
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
 {
     uint8_t none;
     mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0}; /* no room: prepare stops at its record, scratch known */
-    uint32_t scratch = 0;
-    uint32_t i;
-    for (i = 0; i < model->operators.count; ++i) {
-        const mf_kernel *kernel;
-        mf_op op;
-        int32_t builtin;
-        mf_tensor inputs[MF_MAX_OP_TENSORS];
-        mf_tensor outputs[MF_MAX_OUTPUTS];
-        size_t bytes = 0;
-        if (mf_op_views(model, i, &kernel, &op, inputs, outputs, &builtin, NULL) == MF_OK) {
-            op.pool = &pool;
-            pool.current = 0;
-            kernel->prepare(&op, &bytes);
-        }
-        scratch = bytes > scratch ? (uint32_t)bytes : scratch;
+    const mf_kernel *kernel;
+    mf_op op;
+    int32_t builtin;
+    mf_tensor inputs[MF_MAX_OP_TENSORS];
+    mf_tensor outputs[MF_MAX_OUTPUTS];
+    size_t bytes = 0;
+    if (mf_op_views(model, index, &kernel, &op, inputs, outputs, &builtin, NULL) == MF_OK) {
+        op.pool = &pool;
+        kernel->prepare(&op, &bytes);
     }
-    return scratch;
+    return (uint32_t)bytes;
 }
 
-uint32_t mf_model_scratch_offset(const mf_model *model) { return mf_tensor_offsets(model)[model->tensors.count]; }
+uint32_t mf_model_scratch_offset(const mf_model *model, uint32_t index) { return mf_scratch_offsets(model)[index]; }
 
 int32_t mf_model_io_tensor(const mf_model *model, int output, uint32_t index)
 {
@@ -1009,8 +1040,8 @@ mf_status mf_invoke(mf_model *model)
         if (status != MF_OK) {
             return status;
         }
-        if (mf_tensor_offsets(model)[model->tensors.count] != MF_NO_STORAGE) {
-            op.scratch = model->activations + mf_tensor_offsets(model)[model->tensors.count];
+        if (mf_scratch_offsets(model)[i] != MF_NO_STORAGE) {
+            op.scratch = model->activations + mf_scratch_offsets(model)[i];
         }
         if (mf_op_data_ends(model)[i] != 0) {
             op.data = model->activations - mf_op_data_ends(model)[i];
