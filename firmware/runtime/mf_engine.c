@@ -6,9 +6,9 @@
  * and two per op are kept, plus the records the kernels' prepare filled (mf_op_data); kernels
  * get tensor views rebuilt from the (validated) flatbuffer for each op, so
  * shapes and weights stay in the model. Planning scratch lives where the
- * activations will go, so it costs nothing once loading is done; records are
- * taken from the arena's top during planning, then moved down below the
- * activations.
+ * records and activations will go, so it costs nothing once loading is done:
+ * prepare runs twice, once to plan (its records measured, not kept), then
+ * again to write the records where planning was.
  */
 #include <string.h>
 
@@ -465,9 +465,32 @@ static void mf_touch(mf_plan_entry *plan, int32_t tensor, int16_t op)
     }
 }
 
+/* Runs op `index`'s prepare, its record from `pool`; *scratch: the scratch it asks for, *kernel: its kernel,
+ * *constant_input: whether its input 0 is a constant. */
+static mf_status mf_prepare_op(const mf_model *m, uint32_t index, mf_op_data_pool *pool, mf_overlap *overlap,
+                               size_t *scratch, const mf_kernel **kernel, int *constant_input, mf_fault *fault)
+{
+    mf_op op;
+    int32_t builtin;
+    mf_tensor inputs[MF_MAX_OP_TENSORS];
+    mf_tensor outputs[MF_MAX_OUTPUTS];
+    mf_status status = mf_op_views(m, index, kernel, &op, inputs, outputs, &builtin, fault);
+    *scratch = 0;
+    op.overlap = overlap;
+    op.pool = pool;
+    pool->current = 0;
+    if (status == MF_OK) {
+        status = (*kernel)->prepare(&op, scratch);
+        *constant_input = op.input_count > 0 && inputs[0].is_constant;
+    }
+    if (status == MF_ERR_UNSUPPORTED_TYPE && fault != NULL && fault->name[0] == '\0') {
+        fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
+    }
+    return status;
+}
+
 /* Lifetimes of every buffer from the graph, following reshape-like aliases;
- * prepares every op, its records from `pool` (when they do not fit, the other
- * ops are still prepared so that pool->needed and the plan give the arena needed);
+ * prepares every op, its records measured in `pool` (which has no room);
  * scratch_bytes[i]: the scratch buffer op i asked for. */
 static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *scratch_bytes, mf_op_data_pool *pool,
                               mf_fault *fault)
@@ -500,29 +523,16 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         mf_fb_vector in;
         mf_fb_vector out;
         uint32_t k;
-        const mf_kernel *kernel;
-        mf_op op;
-        int32_t builtin;
-        mf_tensor inputs[MF_MAX_OP_TENSORS];
-        mf_tensor outputs[MF_MAX_OUTPUTS];
         size_t scratch = 0;
+        const mf_kernel *kernel = NULL;
+        int constant_input = 0;
         mf_overlap overlap = {0, 0, 0};
         fault->op_index = (int32_t)i;
-        status = mf_op_views(m, i, &kernel, &op, inputs, outputs, &builtin, fault);
-        op.overlap = &overlap;
-        op.pool = pool;
-        pool->current = 0;
-        if (status == MF_OK) {
-            status = kernel->prepare(&op, &scratch);
-        }
+        status = mf_prepare_op(m, i, pool, &overlap, &scratch, &kernel, &constant_input, fault);
         if (status == MF_ERR_ARENA_TOO_SMALL && (size_t)(pool->end - pool->top) < pool->needed) {
-            status = MF_OK; /* its record did not fit: mf_plan reports the arena needed */
+            status = MF_OK; /* its record is only measured here: mf_write_records writes it */
         }
-        mf_op_data_ends(m)[i] = pool->current;
         if (status != MF_OK) {
-            if (status == MF_ERR_UNSUPPORTED_TYPE && fault->name[0] == '\0') {
-                fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
-            }
             return status;
         }
         if (scratch > 0x7FFFFFFFu) {
@@ -532,14 +542,14 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         mf_fb_vector_table(fb, &m->operators, i, &table);
         mf_op_tensors(m, table, OP_INPUTS, -1, &in);
         mf_op_tensors(m, table, OP_OUTPUTS, 0, &out);
-        if ((kernel->flags & MF_KERNEL_ALIAS) != 0 && in.count > 0 && out.count > 0 && !inputs[0].is_constant) {
+        if ((kernel->flags & MF_KERNEL_ALIAS) != 0 && in.count > 0 && out.count > 0 && !constant_input) {
             const int32_t source = mf_index_at(m, &in, 0);
             const int32_t target = mf_index_at(m, &out, 0);
             if (source >= 0 && plan[target].root == target && plan[target].first == INT16_MAX) {
                 plan[target].root = plan[source].root;
             }
         }
-        if (overlap.allowed && in.count > 0 && out.count > 0 && !inputs[0].is_constant) {
+        if (overlap.allowed && in.count > 0 && out.count > 0 && !constant_input) {
             const int32_t target = mf_index_at(m, &out, 0);
             if (plan[target].root == target) {
                 plan[target].overlap = plan[mf_index_at(m, &in, 0)].root;
@@ -632,6 +642,7 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
 {
     const int later_first = (strategy & 1u) != 0;
     const int prefer_pairs = (strategy & 2u) != 0;
+    const int outputs_first = (strategy & 4u) != 0;
     int16_t i;
     int16_t j;
     *peak = 0;
@@ -648,6 +659,20 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
             --j;
         }
         plan[j + 1].order = key;
+    }
+    /* Optionally an output that may overlap its (larger) input comes right before it, so the input is placed
+     * where the output's overlap allows (mf_overlap's gap above it) before other buffers take those bytes. */
+    for (i = 0; i < count && outputs_first; ++i) {
+        const int16_t b = plan[i].order;
+        for (j = 0; j < i && plan[j].order != plan[b].overlap; ++j) {
+        }
+        if (j < i) {
+            int16_t k;
+            for (k = i; k > j; --k) {
+                plan[k].order = plan[k - 1].order;
+            }
+            plan[j].order = b;
+        }
     }
     for (i = 0; i < count; ++i) {
         const int16_t b = plan[i].order;
@@ -780,11 +805,30 @@ static mf_status mf_read_graph(mf_model *m)
     return MF_OK;
 }
 
+/* Prepares every op again, its record taken from `pool` (room for them all, below the activations). */
+static mf_status mf_write_records(const mf_model *m, mf_op_data_pool *pool, mf_fault *fault)
+{
+    uint32_t i;
+    for (i = 0; i < m->operators.count; ++i) {
+        size_t scratch;
+        const mf_kernel *kernel;
+        int constant_input;
+        const mf_status status = mf_prepare_op(m, i, pool, NULL, &scratch, &kernel, &constant_input, fault);
+        if (status != MF_OK) {
+            fault->op_index = (int32_t)i;
+            return status;
+        }
+        mf_op_data_ends(m)[i] = pool->current;
+    }
+    return MF_OK;
+}
+
 /*
  * Plans every tensor's storage and every op's scratch in `work` (the arena
  * after the tables). The planning records sit where activations will go, so
- * the arena needed is the larger of the two; on success tensor_offsets,
- * scratch_offsets and arena_used are final.
+ * the arena needed is the larger of them and the records and activations;
+ * on success tensor_offsets, scratch_offsets, the records and arena_used are
+ * final.
  */
 static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, mf_fault *fault)
 {
@@ -804,8 +848,8 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
         fault->arena_needed = header + planning_bytes;
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    pool.floor = work + planning_bytes;
-    pool.end = work + (work_size & ~(size_t)(MF_ALIGN - 1u));
+    pool.floor = work + planning_bytes; /* no room: records are measured only */
+    pool.end = pool.floor;
     pool.top = pool.end;
     pool.needed = 0;
     pool.current = 0;
@@ -834,14 +878,15 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
             plan[count++].order = (int16_t)t;
         }
     }
-    /* Four strategies (two tie-break orders, with or without keeping overlap
-     * partners together), each followed by the ops' scratch; the smallest
-     * plan wins and is placed again. */
+    /* Eight strategies (two tie-break orders, with or without keeping overlap
+     * partners together, outputs that may overlap their input placed by size
+     * or right before it), each followed by the ops' scratch; the smallest plan wins and is
+     * placed again. */
     {
         unsigned strategy;
         unsigned best_strategy = 0;
         size_t best_peak = (size_t)-1;
-        for (strategy = 0; strategy < 4 && status == MF_OK; ++strategy) {
+        for (strategy = 0; strategy < 8 && status == MF_OK; ++strategy) {
             status = mf_place(m, plan, sizes, count, strategy, &peak);
             if (status == MF_OK) {
                 mf_place_scratch(m, plan, sizes, scratch_bytes, count, &peak);
@@ -866,14 +911,17 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
             mf_tensor_offsets(m)[t] = mf_tensor_offsets(m)[plan[t].root];
         }
     }
-    m->arena_used = header + pool.needed + (peak > planning_bytes ? peak : planning_bytes);
-    if ((size_t)(pool.end - pool.top) < pool.needed || pool.needed + peak > work_size) {
+    m->arena_used = header + (pool.needed + peak > planning_bytes ? pool.needed + peak : planning_bytes);
+    if (pool.needed + peak > work_size) {
         fault->arena_needed = m->arena_used;
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    memmove(work, pool.top, pool.needed);
-    m->activations = work + pool.needed;
-    return MF_OK;
+    pool.floor = work;
+    pool.end = work + pool.needed;
+    pool.top = pool.end;
+    status = mf_write_records(m, &pool, fault);
+    m->activations = pool.end;
+    return status;
 }
 
 /* mf_load, the records prepared for the interpreter's arena or (in_flash) for a prepared image. */
@@ -950,16 +998,10 @@ uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
 {
     uint8_t none;
     mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0}; /* no room: prepare stops at its record, scratch known */
+    size_t bytes;
     const mf_kernel *kernel;
-    mf_op op;
-    int32_t builtin;
-    mf_tensor inputs[MF_MAX_OP_TENSORS];
-    mf_tensor outputs[MF_MAX_OUTPUTS];
-    size_t bytes = 0;
-    if (mf_op_views(model, index, &kernel, &op, inputs, outputs, &builtin, NULL) == MF_OK) {
-        op.pool = &pool;
-        kernel->prepare(&op, &bytes);
-    }
+    int constant_input;
+    (void)mf_prepare_op(model, index, &pool, NULL, &bytes, &kernel, &constant_input, NULL);
     return (uint32_t)bytes;
 }
 
