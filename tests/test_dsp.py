@@ -113,6 +113,31 @@ def test_dsp_kernels_on_the_host_match_tflm(make, case):
             assert_equal_as_int32(engine.invoke(inputs)[0], run_tflm(model, inputs)[0], f"trial {trial}")
 
 
+# 3 x 3 depthwise layers whose ring holds a few rows only (bands of output rows), in two channel groups.
+IN_PLACE_DEPTHWISE_CASES = [
+    ((1, 16, 40, 6), 3, 3, 1, 1, 1, "SAME", "relu6"),
+    ((1, 24, 40, 6), 3, 3, 1, 2, 1, "SAME", "none"),
+]
+
+
+@pytest.mark.parametrize("case", IN_PLACE_DEPTHWISE_CASES)
+def test_channel_major_depthwise_replaces_its_input_in_place_and_still_matches_tflm(case):
+    """In the prepared image the output tensor sits at the input's arena offset; outputs are still TFLM's."""
+    from mcuforge.firmware.prepared import PreparedEngine, prepared_image
+
+    model = depthwise_model(case, seed=9)
+    image = prepared_image(model, "dsp")
+    words = np.frombuffer(image.data, "<u4")  # mf_prepared.h: header, then tensors of 12 words (offset last)
+    tensors, io, input_count = words[10] // 4, words[11] // 4, words[7]
+    offset_of = lambda index: words[tensors + 12 * index + 11]  # noqa: E731
+    assert offset_of(words[io]) == offset_of(words[io + input_count])
+    rng = np.random.default_rng(10)
+    with PreparedEngine.from_image(image, "dsp") as engine:
+        for trial in range(2):
+            inputs = random_inputs(model, rng)
+            assert_equal_as_int32(engine.invoke(inputs)[0], run_tflm(model, inputs)[0], f"trial {trial}")
+
+
 @pytest.mark.parametrize("target", ["qemu-m4", "qemu-m33"])
 @pytest.mark.parametrize("make, case", ALL_CASES)
 def test_dsp_kernels_on_emulated_cores_match_tflm(make, case, target, tmp_path):

@@ -1,14 +1,14 @@
 /*
  * The engine: model validation, memory planning and the interpreter.
  *
- * Arena layout after mf_load: [mf_model][tensor offsets][op-data ends]
- * [op-data records][activations]. One 32-bit offset per tensor and one per op
- * is kept, plus the records the kernels' prepare filled (mf_op_data); kernels
+ * Arena layout after mf_load: [mf_model][tensor offsets][scratch offsets]
+ * [op-data ends][op-data records][activations]. One 32-bit offset per tensor
+ * and two per op are kept, plus the records the kernels' prepare filled (mf_op_data); kernels
  * get tensor views rebuilt from the (validated) flatbuffer for each op, so
  * shapes and weights stay in the model. Planning scratch lives where the
- * activations will go, so it costs nothing once loading is done; records are
- * taken from the arena's top during planning, then moved down below the
- * activations.
+ * records and activations will go, so it costs nothing once loading is done:
+ * prepare runs twice, once to plan (its records measured, not kept), then
+ * again to write the records where planning was.
  */
 #include <string.h>
 
@@ -51,6 +51,7 @@ typedef struct mf_plan_entry {
     int16_t root;    /* tensor whose buffer this one shares (itself unless aliased) */
     int16_t order;   /* placement order (indices of roots, sorted) */
     int16_t overlap; /* input root this (output) buffer may overlap, -1 if none */
+    int16_t exact;   /* ...only when input offset - output offset == gap */
     int32_t gap;     /* ...when input offset - output offset >= gap (see mf_overlap) */
 } mf_plan_entry;
 
@@ -67,13 +68,15 @@ typedef struct mf_op_data_pool {
 static size_t mf_align_up(size_t n) { return (n + MF_ALIGN - 1u) & ~(size_t)(MF_ALIGN - 1u); }
 
 /* After mf_model in the arena: per tensor, its offset into the activations or
- * MF_NO_STORAGE, then the offset of the kernels' shared scratch buffer; then
- * per op, the bytes from its op-data record to the activations (0: none). */
+ * MF_NO_STORAGE; per op, the offset of its scratch buffer in the activations
+ * (MF_NO_STORAGE: none), then the bytes from its op-data record to the
+ * activations (0: none). */
 static uint32_t *mf_tensor_offsets(const mf_model *m)
 {
     return (uint32_t *)(void *)((uint8_t *)(uintptr_t)m + mf_align_up(sizeof(mf_model)));
 }
-static uint32_t *mf_op_data_ends(const mf_model *m) { return mf_tensor_offsets(m) + m->tensors.count + 1u; }
+static uint32_t *mf_scratch_offsets(const mf_model *m) { return mf_tensor_offsets(m) + m->tensors.count; }
+static uint32_t *mf_op_data_ends(const mf_model *m) { return mf_scratch_offsets(m) + m->operators.count; }
 
 int mf_op_data_in_flash(const mf_op *op) { return op->pool != NULL && op->pool->in_flash; }
 
@@ -462,9 +465,33 @@ static void mf_touch(mf_plan_entry *plan, int32_t tensor, int16_t op)
     }
 }
 
+/* Runs op `index`'s prepare, its record from `pool`; *scratch: the scratch it asks for, *kernel: its kernel,
+ * *constant_input: whether its input 0 is a constant. */
+static mf_status mf_prepare_op(const mf_model *m, uint32_t index, mf_op_data_pool *pool, mf_overlap *overlap,
+                               size_t *scratch, const mf_kernel **kernel, int *constant_input, mf_fault *fault)
+{
+    mf_op op;
+    int32_t builtin;
+    mf_tensor inputs[MF_MAX_OP_TENSORS];
+    mf_tensor outputs[MF_MAX_OUTPUTS];
+    mf_status status = mf_op_views(m, index, kernel, &op, inputs, outputs, &builtin, fault);
+    *scratch = 0;
+    op.overlap = overlap;
+    op.pool = pool;
+    pool->current = 0;
+    if (status == MF_OK) {
+        status = (*kernel)->prepare(&op, scratch);
+        *constant_input = op.input_count > 0 && inputs[0].is_constant;
+    }
+    if (status == MF_ERR_UNSUPPORTED_TYPE && fault != NULL && fault->name[0] == '\0') {
+        fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
+    }
+    return status;
+}
+
 /* Lifetimes of every buffer from the graph, following reshape-like aliases;
- * prepares every op, its records from `pool` (when they do not fit, the other
- * ops are still prepared so that pool->needed and the plan give the arena needed). */
+ * prepares every op, its records measured in `pool` (which has no room);
+ * scratch_bytes[i]: the scratch buffer op i asked for. */
 static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *scratch_bytes, mf_op_data_pool *pool,
                               mf_fault *fault)
 {
@@ -479,6 +506,7 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         plan[t].order = -1;
         plan[t].overlap = -1;
         plan[t].gap = 0;
+        plan[t].exact = 0;
     }
     for (i = 0; i < m->inputs.count && status == MF_OK; ++i) {
         const int32_t tensor = mf_index_at(m, &m->inputs, i);
@@ -495,52 +523,38 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         mf_fb_vector in;
         mf_fb_vector out;
         uint32_t k;
-        const mf_kernel *kernel;
-        mf_op op;
-        int32_t builtin;
-        mf_tensor inputs[MF_MAX_OP_TENSORS];
-        mf_tensor outputs[MF_MAX_OUTPUTS];
         size_t scratch = 0;
-        mf_overlap overlap = {0, 0};
+        const mf_kernel *kernel = NULL;
+        int constant_input = 0;
+        mf_overlap overlap = {0, 0, 0};
         fault->op_index = (int32_t)i;
-        status = mf_op_views(m, i, &kernel, &op, inputs, outputs, &builtin, fault);
-        op.overlap = &overlap;
-        op.pool = pool;
-        pool->current = 0;
-        if (status == MF_OK) {
-            status = kernel->prepare(&op, &scratch);
-        }
+        status = mf_prepare_op(m, i, pool, &overlap, &scratch, &kernel, &constant_input, fault);
         if (status == MF_ERR_ARENA_TOO_SMALL && (size_t)(pool->end - pool->top) < pool->needed) {
-            status = MF_OK; /* its record did not fit: mf_plan reports the arena needed */
+            status = MF_OK; /* its record is only measured here: mf_write_records writes it */
         }
-        mf_op_data_ends(m)[i] = pool->current;
         if (status != MF_OK) {
-            if (status == MF_ERR_UNSUPPORTED_TYPE && fault->name[0] == '\0') {
-                fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
-            }
             return status;
         }
         if (scratch > 0x7FFFFFFFu) {
             return MF_ERR_UNSUPPORTED_PARAM;
         }
-        if (scratch > *scratch_bytes) {
-            *scratch_bytes = (uint32_t)scratch;
-        }
+        scratch_bytes[i] = (uint32_t)scratch;
         mf_fb_vector_table(fb, &m->operators, i, &table);
         mf_op_tensors(m, table, OP_INPUTS, -1, &in);
         mf_op_tensors(m, table, OP_OUTPUTS, 0, &out);
-        if ((kernel->flags & MF_KERNEL_ALIAS) != 0 && in.count > 0 && out.count > 0 && !inputs[0].is_constant) {
+        if ((kernel->flags & MF_KERNEL_ALIAS) != 0 && in.count > 0 && out.count > 0 && !constant_input) {
             const int32_t source = mf_index_at(m, &in, 0);
             const int32_t target = mf_index_at(m, &out, 0);
             if (source >= 0 && plan[target].root == target && plan[target].first == INT16_MAX) {
                 plan[target].root = plan[source].root;
             }
         }
-        if (overlap.allowed && in.count > 0 && out.count > 0 && !inputs[0].is_constant) {
+        if (overlap.allowed && in.count > 0 && out.count > 0 && !constant_input) {
             const int32_t target = mf_index_at(m, &out, 0);
             if (plan[target].root == target) {
                 plan[target].overlap = plan[mf_index_at(m, &in, 0)].root;
                 plan[target].gap = overlap.gap;
+                plan[target].exact = (int16_t)(overlap.exact != 0);
             }
         }
         for (k = 0; k < in.count; ++k) {
@@ -594,10 +608,10 @@ static int mf_fits(const mf_plan_entry *plan, const uint32_t *sizes, int16_t b, 
     }
     /* An op's input and output that meet only at that op may share bytes the kernel allows. */
     if (pb->overlap == o && po->last == pb->first) {
-        return (int64_t)o_offset - (int64_t)offset >= pb->gap;
+        return pb->exact ? (int64_t)o_offset - (int64_t)offset == pb->gap : (int64_t)o_offset - (int64_t)offset >= pb->gap;
     }
     if (po->overlap == b && pb->last == po->first) {
-        return (int64_t)offset - (int64_t)o_offset >= po->gap;
+        return po->exact ? (int64_t)offset - (int64_t)o_offset == po->gap : (int64_t)offset - (int64_t)o_offset >= po->gap;
     }
     return 0;
 }
@@ -628,6 +642,7 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
 {
     const int later_first = (strategy & 1u) != 0;
     const int prefer_pairs = (strategy & 2u) != 0;
+    const int outputs_first = (strategy & 4u) != 0;
     int16_t i;
     int16_t j;
     *peak = 0;
@@ -644,6 +659,20 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
             --j;
         }
         plan[j + 1].order = key;
+    }
+    /* Optionally an output that may overlap its (larger) input comes right before it, so the input is placed
+     * where the output's overlap allows (mf_overlap's gap above it) before other buffers take those bytes. */
+    for (i = 0; i < count && outputs_first; ++i) {
+        const int16_t b = plan[i].order;
+        for (j = 0; j < i && plan[j].order != plan[b].overlap; ++j) {
+        }
+        if (j < i) {
+            int16_t k;
+            for (k = i; k > j; --k) {
+                plan[k].order = plan[k - 1].order;
+            }
+            plan[j].order = b;
+        }
     }
     for (i = 0; i < count; ++i) {
         const int16_t b = plan[i].order;
@@ -680,6 +709,42 @@ static mf_status mf_place(const mf_model *m, mf_plan_entry *plan, const uint32_t
         }
     }
     return MF_OK;
+}
+
+/*
+ * Each op's scratch buffer, once the tensors are placed: the lowest offset
+ * (0 or the end of a buffer) free of every buffer live during that op only,
+ * so a scratch buffer fills a hole of its op (TFLM's scratch buffers live as
+ * long as their op too). Offsets go into scratch_offsets; raises *peak.
+ */
+static void mf_place_scratch(const mf_model *m, const mf_plan_entry *plan, const uint32_t *sizes,
+                             const uint32_t *scratch_bytes, int16_t count, size_t *peak)
+{
+    uint32_t i;
+    for (i = 0; i < m->operators.count; ++i) {
+        const size_t bytes = mf_align_up(scratch_bytes[i]);
+        size_t best = (size_t)-1;
+        int16_t j;
+        int16_t k;
+        for (j = -1; j < count && bytes > 0; ++j) {
+            const int16_t c = j < 0 ? -1 : plan[j].order;
+            const size_t candidate = c < 0 ? 0 : mf_tensor_offsets(m)[c] + mf_align_up(sizes[c]);
+            int free = candidate < best;
+            for (k = 0; k < count && free; ++k) {
+                const int16_t o = plan[k].order;
+                const size_t o_offset = mf_tensor_offsets(m)[o];
+                free = plan[o].first > (int32_t)i || plan[o].last < (int32_t)i || candidate + bytes <= o_offset ||
+                       o_offset + mf_align_up(sizes[o]) <= candidate;
+            }
+            if (free) {
+                best = candidate;
+            }
+        }
+        mf_scratch_offsets(m)[i] = bytes > 0 ? (uint32_t)best : MF_NO_STORAGE;
+        if (bytes > 0 && best + bytes > *peak) {
+            *peak = best + bytes;
+        }
+    }
 }
 
 static mf_status mf_read_graph(mf_model *m)
@@ -740,21 +805,41 @@ static mf_status mf_read_graph(mf_model *m)
     return MF_OK;
 }
 
+/* Prepares every op again, its record taken from `pool` (room for them all, below the activations). */
+static mf_status mf_write_records(const mf_model *m, mf_op_data_pool *pool, mf_fault *fault)
+{
+    uint32_t i;
+    for (i = 0; i < m->operators.count; ++i) {
+        size_t scratch;
+        const mf_kernel *kernel;
+        int constant_input;
+        const mf_status status = mf_prepare_op(m, i, pool, NULL, &scratch, &kernel, &constant_input, fault);
+        if (status != MF_OK) {
+            fault->op_index = (int32_t)i;
+            return status;
+        }
+        mf_op_data_ends(m)[i] = pool->current;
+    }
+    return MF_OK;
+}
+
 /*
- * Plans every tensor's storage in `work` (the arena after the tables). The
- * planning records sit where activations will go, so the arena needed is the
- * larger of the two; on success tensor_offsets and arena_used are final.
+ * Plans every tensor's storage and every op's scratch in `work` (the arena
+ * after the tables). The planning records sit where activations will go, so
+ * the arena needed is the larger of them and the records and activations;
+ * on success tensor_offsets, scratch_offsets, the records and arena_used are
+ * final.
  */
 static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, mf_fault *fault)
 {
-    const uint32_t slots = m->tensors.count + 1u; /* every tensor, then the shared scratch buffer */
+    const uint32_t slots = m->tensors.count;
     const size_t plan_bytes = mf_align_up(slots * sizeof(mf_plan_entry));
-    const size_t planning_bytes = plan_bytes + slots * sizeof(uint32_t);
+    const size_t planning_bytes = plan_bytes + (slots + m->operators.count) * sizeof(uint32_t);
     const size_t header = (size_t)(work - (uint8_t *)m);
     mf_plan_entry *plan = (mf_plan_entry *)(void *)work;
     uint32_t *sizes = (uint32_t *)(void *)(work + plan_bytes);
+    uint32_t *scratch_bytes = sizes + slots; /* per op */
     mf_op_data_pool pool;
-    uint32_t scratch_bytes = 0; /* the largest kernel scratch buffer, shared by all ops */
     size_t peak = 0;
     int16_t count = 0;
     uint32_t t;
@@ -763,13 +848,13 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
         fault->arena_needed = header + planning_bytes;
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    pool.floor = work + planning_bytes;
-    pool.end = work + (work_size & ~(size_t)(MF_ALIGN - 1u));
+    pool.floor = work + planning_bytes; /* no room: records are measured only */
+    pool.end = pool.floor;
     pool.top = pool.end;
     pool.needed = 0;
     pool.current = 0;
     pool.in_flash = in_flash;
-    status = mf_lifetimes(m, plan, &scratch_bytes, &pool, fault);
+    status = mf_lifetimes(m, plan, scratch_bytes, &pool, fault);
     for (t = 0; t < m->tensors.count && status == MF_OK; ++t) {
         size_t bytes = 0;
         mf_tensor_offsets(m)[t] = MF_NO_STORAGE;
@@ -788,26 +873,24 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
             sizes[root] = sizes[t];
         }
     }
-    plan[slots - 1].first = 0;
-    plan[slots - 1].last = (int16_t)m->operators.count;
-    plan[slots - 1].root = (int16_t)(slots - 1);
-    plan[slots - 1].overlap = -1; /* the scratch buffer shares bytes with nothing */
-    plan[slots - 1].gap = 0;
-    sizes[slots - 1] = scratch_bytes;
-    mf_tensor_offsets(m)[slots - 1] = MF_NO_STORAGE;
     for (t = 0; t < slots; ++t) {
         if (plan[t].root == (int16_t)t && plan[t].last >= plan[t].first && sizes[t] > 0) {
             plan[count++].order = (int16_t)t;
         }
     }
-    /* Four strategies (two tie-break orders, with or without keeping overlap
-     * partners together); the smallest plan wins and is placed again. */
+    /* Eight strategies (two tie-break orders, with or without keeping overlap
+     * partners together, outputs that may overlap their input placed by size
+     * or right before it), each followed by the ops' scratch; the smallest plan wins and is
+     * placed again. */
     {
         unsigned strategy;
         unsigned best_strategy = 0;
         size_t best_peak = (size_t)-1;
-        for (strategy = 0; strategy < 4 && status == MF_OK; ++strategy) {
+        for (strategy = 0; strategy < 8 && status == MF_OK; ++strategy) {
             status = mf_place(m, plan, sizes, count, strategy, &peak);
+            if (status == MF_OK) {
+                mf_place_scratch(m, plan, sizes, scratch_bytes, count, &peak);
+            }
             if (status == MF_OK && peak < best_peak) {
                 best_peak = peak;
                 best_strategy = strategy;
@@ -815,6 +898,9 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
         }
         if (status == MF_OK) {
             status = mf_place(m, plan, sizes, count, best_strategy, &peak);
+        }
+        if (status == MF_OK) {
+            mf_place_scratch(m, plan, sizes, scratch_bytes, count, &peak);
         }
     }
     if (status != MF_OK) {
@@ -825,14 +911,17 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
             mf_tensor_offsets(m)[t] = mf_tensor_offsets(m)[plan[t].root];
         }
     }
-    m->arena_used = header + pool.needed + (peak > planning_bytes ? peak : planning_bytes);
-    if ((size_t)(pool.end - pool.top) < pool.needed || pool.needed + peak > work_size) {
+    m->arena_used = header + (pool.needed + peak > planning_bytes ? pool.needed + peak : planning_bytes);
+    if (pool.needed + peak > work_size) {
         fault->arena_needed = m->arena_used;
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    memmove(work, pool.top, pool.needed);
-    m->activations = work + pool.needed;
-    return MF_OK;
+    pool.floor = work;
+    pool.end = work + pool.needed;
+    pool.top = pool.end;
+    status = mf_write_records(m, &pool, fault);
+    m->activations = pool.end;
+    return status;
 }
 
 /* mf_load, the records prepared for the interpreter's arena or (in_flash) for a prepared image. */
@@ -870,8 +959,8 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
     if (status != MF_OK) {
         return status;
     }
-    header = mf_align_up(sizeof(mf_model)) + mf_align_up((m->tensors.count + 1u) * sizeof(uint32_t)) +
-             m->operators.count * sizeof(uint32_t);
+    header = mf_align_up(sizeof(mf_model)) + mf_align_up(m->tensors.count * sizeof(uint32_t)) +
+             2u * m->operators.count * sizeof(uint32_t);
     if (header > usable) {
         fault->arena_needed = header + (size_t)(start - (uint8_t *)arena);
         return MF_ERR_ARENA_TOO_SMALL;
@@ -905,30 +994,18 @@ uint32_t mf_model_op_count(const mf_model *model) { return model->operators.coun
 
 uint32_t mf_model_tensor_count(const mf_model *model) { return model->tensors.count; }
 
-uint32_t mf_model_scratch_bytes(const mf_model *model)
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
 {
     uint8_t none;
     mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0}; /* no room: prepare stops at its record, scratch known */
-    uint32_t scratch = 0;
-    uint32_t i;
-    for (i = 0; i < model->operators.count; ++i) {
-        const mf_kernel *kernel;
-        mf_op op;
-        int32_t builtin;
-        mf_tensor inputs[MF_MAX_OP_TENSORS];
-        mf_tensor outputs[MF_MAX_OUTPUTS];
-        size_t bytes = 0;
-        if (mf_op_views(model, i, &kernel, &op, inputs, outputs, &builtin, NULL) == MF_OK) {
-            op.pool = &pool;
-            pool.current = 0;
-            kernel->prepare(&op, &bytes);
-        }
-        scratch = bytes > scratch ? (uint32_t)bytes : scratch;
-    }
-    return scratch;
+    size_t bytes;
+    const mf_kernel *kernel;
+    int constant_input;
+    (void)mf_prepare_op(model, index, &pool, NULL, &bytes, &kernel, &constant_input, NULL);
+    return (uint32_t)bytes;
 }
 
-uint32_t mf_model_scratch_offset(const mf_model *model) { return mf_tensor_offsets(model)[model->tensors.count]; }
+uint32_t mf_model_scratch_offset(const mf_model *model, uint32_t index) { return mf_scratch_offsets(model)[index]; }
 
 int32_t mf_model_io_tensor(const mf_model *model, int output, uint32_t index)
 {
@@ -1005,8 +1082,8 @@ mf_status mf_invoke(mf_model *model)
         if (status != MF_OK) {
             return status;
         }
-        if (mf_tensor_offsets(model)[model->tensors.count] != MF_NO_STORAGE) {
-            op.scratch = model->activations + mf_tensor_offsets(model)[model->tensors.count];
+        if (mf_scratch_offsets(model)[i] != MF_NO_STORAGE) {
+            op.scratch = model->activations + mf_scratch_offsets(model)[i];
         }
         if (mf_op_data_ends(model)[i] != 0) {
             op.data = model->activations - mf_op_data_ends(model)[i];

@@ -17,10 +17,10 @@ mf_status mf_load_for_image(const uint8_t *model_data, size_t model_size, void *
 
 uint32_t mf_model_op_count(const mf_model *model);
 uint32_t mf_model_tensor_count(const mf_model *model);
-/* Bytes of the kernels' shared scratch buffer for records in flash (prepare run again, without room for records). */
-uint32_t mf_model_scratch_bytes(const mf_model *model);
-/* Offset of the kernels' shared scratch buffer in the activations, MF_NO_STORAGE if none. */
-uint32_t mf_model_scratch_offset(const mf_model *model);
+/* Bytes of op `index`'s scratch buffer for records in flash (its prepare run again, without room for records). */
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index);
+/* Offset of op `index`'s scratch buffer in the activations, MF_NO_STORAGE if none. */
+uint32_t mf_model_scratch_offset(const mf_model *model, uint32_t index);
 /* Tensor index of graph input (output != 0: output) `index`, -1 if out of range. */
 int32_t mf_model_io_tensor(const mf_model *model, int output, uint32_t index);
 /* A tensor's view and its offset in the activations (MF_NO_STORAGE for constants and unused tensors). */

@@ -49,10 +49,13 @@ typedef struct mf_options {
 
 /* Set by prepare when output 0 may share memory with input 0: the kernel never
  * overwrites input it still has to read as long as
- * (input offset - output offset) >= gap bytes. Leaving it untouched keeps the two apart. */
+ * (input offset - output offset) >= gap bytes, or, with `exact`, only when
+ * the difference is exactly gap (gap 0 and exact: in place). Leaving it
+ * untouched keeps the two apart. */
 typedef struct mf_overlap {
     int32_t allowed;
     int32_t gap;
+    int32_t exact;
 } mf_overlap;
 
 /* One operator, as passed to prepare and eval. */

@@ -124,6 +124,7 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
         mf_put32(w, (uint32_t)options_at);
         mf_put32(w, (uint32_t)options_bytes);
         mf_put32(w, options_table);
+        mf_put32(w, mf_model_scratch_offset(m, i));
         for (k = 0; k < op.input_count + op.output_count; ++k) {
             mf_put32(w, (uint32_t)indices[k]);
         }
@@ -131,11 +132,17 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
     return MF_OK;
 }
 
-/* The activation area: the end of the last tensor or of the kernels' scratch. */
+/* The activation area: the end of the last tensor or of an op's scratch. */
 static uint32_t mf_activation_bytes(const mf_model *m)
 {
-    size_t end = mf_model_scratch_offset(m) != MF_NO_STORAGE ? mf_model_scratch_offset(m) + mf_model_scratch_bytes(m) : 0;
+    size_t end = 0;
     uint32_t t;
+    for (t = 0; t < mf_model_op_count(m); ++t) {
+        if (mf_model_scratch_offset(m, t) != MF_NO_STORAGE &&
+            mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t), 4u) > end) {
+            end = mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t), 4u);
+        }
+    }
     for (t = 0; t < mf_model_tensor_count(m); ++t) {
         mf_tensor view;
         uint32_t offset;
@@ -275,7 +282,6 @@ mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *a
     header[MF_IMAGE_VERSION_WORD] = MF_IMAGE_VERSION;
     header[MF_IMAGE_BYTES] = (uint32_t)*image_bytes;
     header[MF_IMAGE_ARENA_BYTES] = mf_activation_bytes(m);
-    header[MF_IMAGE_SCRATCH_OFFSET] = mf_model_scratch_offset(m);
     header[MF_IMAGE_OP_COUNT] = mf_model_op_count(m);
     header[MF_IMAGE_TENSOR_COUNT] = mf_model_tensor_count(m);
     header[MF_IMAGE_INPUT_COUNT] = (uint32_t)mf_input_count(m);

@@ -87,7 +87,8 @@ static uint32_t mf_tensor_where(const uint8_t *image, int32_t index)
     return mf_word(image, mf_word(image, MF_IMAGE_TENSORS) / 4u + (uint32_t)index * MF_TENSOR_WORDS + 10) & 0xFFu;
 }
 
-/* Every op: counts, tensor indices (outputs in the arena), record and options in the data section, a kernel. */
+/* Every op: counts, tensor indices (outputs in the arena), record and options in the data section, scratch in the
+ * arena, a kernel. */
 static mf_status mf_check_ops(const uint8_t *image)
 {
     const uint32_t ops = mf_word(image, MF_IMAGE_OPS);
@@ -109,7 +110,9 @@ static mf_status mf_check_ops(const uint8_t *image)
             (uint64_t)(pos + MF_OP_WORDS + inputs + outputs) * 4u > ops_bytes ||
             mf_prepared_eval((int32_t)mf_at(image, ops, pos)) == NULL || mf_at(image, ops, pos + 3) % 4u != 0 ||
             (uint64_t)mf_at(image, ops, pos + 3) + mf_at(image, ops, pos + 4) > data_bytes ||
-            mf_at(image, ops, pos + 5) % 4u != 0 || (uint64_t)mf_at(image, ops, pos + 5) + mf_at(image, ops, pos + 6) > data_bytes) {
+            mf_at(image, ops, pos + 5) % 4u != 0 || (uint64_t)mf_at(image, ops, pos + 5) + mf_at(image, ops, pos + 6) > data_bytes ||
+            (mf_at(image, ops, pos + 8) != MF_IMAGE_NO_STORAGE &&
+             (mf_at(image, ops, pos + 8) > mf_word(image, MF_IMAGE_ARENA_BYTES) || mf_at(image, ops, pos + 8) % 4u != 0))) {
             return MF_ERR_BAD_MODEL;
         }
         for (k = 0; k < inputs + outputs; ++k) {
@@ -146,11 +149,6 @@ static mf_status mf_check_image(const uint8_t *image, size_t image_size)
         !mf_section_ok(mf_word(image, MF_IMAGE_IO), (uint64_t)io * 4u, mf_word(image, MF_IMAGE_BYTES)) ||
         !mf_section_ok(mf_word(image, MF_IMAGE_DATA), mf_word(image, MF_IMAGE_DATA_BYTES), mf_word(image, MF_IMAGE_BYTES)) ||
         mf_word(image, MF_IMAGE_DATA) % 8u != 0) {
-        return MF_ERR_BAD_MODEL;
-    }
-    if (mf_word(image, MF_IMAGE_SCRATCH_OFFSET) != MF_IMAGE_NO_STORAGE &&
-        (mf_word(image, MF_IMAGE_SCRATCH_OFFSET) > mf_word(image, MF_IMAGE_ARENA_BYTES) ||
-         mf_word(image, MF_IMAGE_SCRATCH_OFFSET) % 4u != 0)) {
         return MF_ERR_BAD_MODEL;
     }
     for (i = 0; i < mf_word(image, MF_IMAGE_TENSOR_COUNT) && status == MF_OK; ++i) {
@@ -281,8 +279,8 @@ mf_status mf_prepared_invoke(const mf_prepared *runner)
         }
         op.inputs = inputs;
         op.outputs = outputs;
-        if (mf_word(image, MF_IMAGE_SCRATCH_OFFSET) != MF_IMAGE_NO_STORAGE) {
-            op.scratch = runner->arena + mf_word(image, MF_IMAGE_SCRATCH_OFFSET);
+        if (mf_at(image, ops, pos + 8) != MF_IMAGE_NO_STORAGE) {
+            op.scratch = runner->arena + mf_at(image, ops, pos + 8);
         }
         status = mf_prepared_eval((int32_t)mf_at(image, ops, pos))(&op);
         if (status != MF_OK) {

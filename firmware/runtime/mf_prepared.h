@@ -16,8 +16,9 @@
  * then ops, tensor descriptors, graph inputs and outputs, and the data section
  * (op-data records, copies of options tables, constant tensors).
  *   op:     builtin code, input count, output count, record offset, record bytes,
- *           options offset, options bytes, options table, then the tensor
- *           indices (inputs, -1 for an absent one, then outputs)
+ *           options offset, options bytes, options table, scratch offset in
+ *           the arena (0xFFFFFFFF: none), then the tensor indices (inputs,
+ *           -1 for an absent one, then outputs)
  *   tensor: type, rank, dims[6], zero point, scale (float bits), where, offset
  */
 #ifndef MF_PREPARED_H
@@ -33,16 +34,16 @@ extern "C" {
 #endif
 
 #define MF_IMAGE_MAGIC 0x3150464Du /* "MFP1" */
-#define MF_IMAGE_VERSION 2u /* 2: sparse filters in affine op records (kernels/mf_sparse.h) */
+#define MF_IMAGE_VERSION 3u /* 2: sparse filters in affine op records (kernels/mf_sparse.h); 3: a scratch offset per op */
 
 enum {
     MF_IMAGE_MAGIC_WORD, MF_IMAGE_VERSION_WORD, MF_IMAGE_BYTES, MF_IMAGE_CHECKSUM,
-    MF_IMAGE_ARENA_BYTES, MF_IMAGE_SCRATCH_OFFSET, MF_IMAGE_OP_COUNT, MF_IMAGE_TENSOR_COUNT,
+    MF_IMAGE_ARENA_BYTES, MF_IMAGE_OP_COUNT, MF_IMAGE_TENSOR_COUNT,
     MF_IMAGE_INPUT_COUNT, MF_IMAGE_OUTPUT_COUNT, MF_IMAGE_OPS, MF_IMAGE_TENSORS,
     MF_IMAGE_IO, MF_IMAGE_DATA, MF_IMAGE_DATA_BYTES, MF_IMAGE_OPS_BYTES,
     MF_IMAGE_HEADER_WORDS
 };
-enum { MF_OP_WORDS = 8, MF_TENSOR_WORDS = 12 };
+enum { MF_OP_WORDS = 9, MF_TENSOR_WORDS = 12 };
 /* Where a tensor's bytes are (tensor word 10); word 11 is the offset. */
 enum { MF_WHERE_NONE = 0, MF_WHERE_ARENA = 1, MF_WHERE_CONSTANT = 2 };
 

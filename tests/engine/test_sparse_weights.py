@@ -23,8 +23,8 @@ from mcuforge.firmware.engine import EngineError, fuzz
 from mcuforge.firmware.prepared import PreparedEngine, PreparedImage, prepared_image
 
 # mf_prepared.h header words and descriptor sizes; mf_affine_data's `weights` field; mf_kernel.h formats.
-IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 10, 11, 13
-OP_WORDS, TENSOR_WORDS = 8, 12
+IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 9, 10, 12
+OP_WORDS, TENSOR_WORDS = 9, 12
 RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
 SPARSE_2_4, BITMAP = 2, 3
 

@@ -64,7 +64,13 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
         head.variant = DW_3X3;
         *scratch_bytes = ring;
         if (op->overlap != NULL) {
-            op->overlap->allowed = 0; /* channel group by channel group: the output is not written row by row */
+            /* Channel group by channel group, so the output may only replace its input in place (one batch,
+             * multiplier 1, no wider than the input, pad_h <= 2): output row y's bytes then land on the same
+             * channels' input rows up to y, which the ring already holds (mfd_depthwise.h). */
+            op->overlap->allowed = op->inputs[0].dims[0] == 1 && head.channels_per_group == 1 && head.pad_h <= 2 &&
+                                   op->outputs[0].dims[2] <= op->inputs[0].dims[2];
+            op->overlap->gap = 0;
+            op->overlap->exact = 1;
         }
     } else if (op->inputs[0].dims[3] == 1) {
         head.variant = DW_ONE_INPUT_CHANNEL;

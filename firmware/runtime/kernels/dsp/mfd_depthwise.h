@@ -16,7 +16,13 @@
  * reference's, so the order of the taps does not change a bit.
  *
  * Order: channel group by channel group, each group's output rows top to
- * bottom; the output must not share memory with the input (prepare says so).
+ * bottom, a band's input rows copied into the ring before its outputs are
+ * written. So the output may replace its input in place (same offset) when
+ * the multiplier is 1 and the output is no wider than the input: output row
+ * y of channel c overwrites only channel c's input in rows up to y, already
+ * in the ring (padded rows up to y * stride + 2 are, pad_h <= 2) and never
+ * read from the input again; other channels' bytes stay. Any other overlap
+ * would overwrite later groups' input (prepare says which).
  */
 #ifndef MFD_DEPTHWISE_H
 #define MFD_DEPTHWISE_H
