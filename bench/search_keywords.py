@@ -4,12 +4,15 @@ Runs on demand (keywords: the search trains dozens of candidates, then two final
 an hour or more on two shared cores):
 
     nice .venv/bin/python bench/search_keywords.py [--spec specs/keywords.yaml] [--target cortex-m4-256k]
-        [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--select within_reference] [--root build/bench-search]
+        [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--family ds_cnn] [--finalists 3]
+        [--finalist-epochs N] [--select within_reference] [--root build/bench-search]
 
 The search uses the spec's `search:` section, or the default one (DS-CNN family for
-keywords) when it has none; --trials/--minutes/--search-epochs/--workers override it, and
---select (default within_reference: the most accurate candidate whose instructions, arena
-and flash are each no more than the hand-made model's) picks the model.
+keywords) when it has none; --trials/--minutes/--search-epochs/--workers/--family/--finalists/
+--finalist-epochs override it, and --select (default within_reference: the most accurate
+candidate whose instructions, arena and flash are each no more than the hand-made model's)
+picks the model: among the finalists (the rule's top candidates trained again for the final
+epochs, scored on the validation split) when there are any.
 Then the spec's hand-made model and the chosen one are trained the same way (the
 spec's train section: same data, same epochs), converted to int8 like deploy does,
 and scored by the TFLM host interpreter on the test split (for keywords: speakers
@@ -19,7 +22,8 @@ per inference counted under QEMU (the target core's board and kernels; Cortex-M0
 on qemu-m3, as the cost model's fit does).
 Targets (issue 16): the chosen model at least as accurate with <= 0.5x the
 instructions and no more arena or flash, or >= 1 point more accurate at no more
-cost in any of the three. Writes <root>/<name>/search_bench.json and prints a table.
+cost in any of the three. Also the cost model's error on the chosen model (its predicted
+instructions against the QEMU count). Writes <root>/<name>/search_bench.json and prints a table.
 """
 
 from __future__ import annotations
@@ -80,6 +84,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float)
     parser.add_argument("--search-epochs", type=int)
     parser.add_argument("--workers", type=int)
+    parser.add_argument("--family", choices=("ds_cnn", "mobilenet"))
+    parser.add_argument("--finalists", type=int)
+    parser.add_argument("--finalist-epochs", type=int)
     parser.add_argument("--select", default="within_reference", help="the search's selection rule [default: within_reference, "
                         "the most accurate candidate costing no more than the hand-made model]")
     parser.add_argument("--root", type=Path, default=Path("build/bench-search"))
@@ -91,7 +98,8 @@ def main() -> None:
     spec = load_spec(args.spec)
     if args.target:
         spec = dataclasses.replace(spec, deploy=dataclasses.replace(spec.deploy, target=args.target))
-    given = {"trials": args.trials, "minutes": args.minutes, "epochs": args.search_epochs, "workers": args.workers, "select": args.select}
+    given = {"trials": args.trials, "minutes": args.minutes, "epochs": args.search_epochs, "workers": args.workers, "family": args.family,
+             "finalists": args.finalists, "finalist_epochs": args.finalist_epochs, "select": args.select}
     spec = dataclasses.replace(
         spec, search=dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
     )
@@ -114,7 +122,10 @@ def main() -> None:
         "failed": searched.failed,
         "final_epochs": spec.train.epochs,
         "chosen_in_search": {"accuracy_val_int8": searched.accuracy, "instructions_predicted": searched.instructions,
-                             "arena_bytes": searched.arena_bytes, "flash_bytes": searched.flash_bytes},
+                             "arena_bytes": searched.arena_bytes, "flash_bytes": searched.flash_bytes,
+                             "finalists": searched.finalists, "finalist_epochs": searched.finalist_epochs,
+                             "final_accuracy_val_int8": searched.final_accuracy},
+        "cost_model_error": round(searched.instructions / chosen["instructions"] - 1, 4),
         "reference_bound": {"instructions": searched.reference_instructions, "arena_bytes": searched.reference_arena_bytes,
                             "flash_bytes": searched.reference_flash_bytes},
         "hand": hand,
@@ -123,11 +134,14 @@ def main() -> None:
     }
     write_json_atomic(layout.base / "search_bench.json", record)
     print(f"{args.spec} on {spec.deploy.target}: search {wall / 60:.1f} min, {searched.trials} trials "
-          f"({searched.complete} complete, {searched.pruned} pruned, {searched.rejected} over budget, {searched.failed} failed)")
+          f"({searched.complete} complete, {searched.pruned} pruned, {searched.rejected} over budget, {searched.failed} failed), "
+          f"{searched.finalists} finalists trained {searched.finalist_epochs} epochs; chosen: trial {searched.chosen_trial}, "
+          f"int8 val {searched.accuracy:.4f} in the search" + ("" if searched.final_accuracy is None else f", {searched.final_accuracy:.4f} as a finalist"))
     print("| model | int8 test accuracy (TFLM) | instructions | arena B | flash B |")
     print("|---|---:|---:|---:|---:|")
     for name, row in (("hand-made " + hand["arch"], hand), ("searched", chosen)):
         print(f"| {name} | {row['test_accuracy_int8']:.4f} | {row['instructions']:,} | {row['arena_bytes']:,} | {row['flash_bytes']:,} |")
+    print(f"cost model: predicted {searched.instructions:,} instructions for the chosen model, {100 * record['cost_model_error']:+.1f} % against the count")
     print(record["verdict"])
 
 

@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared with other machines (default: the journal file build/<name>/search/study.journal)"),
         trials: Optional[int] = typer.Option(None, min=1, help="trials in the study, counting finished ones (resumed runs continue)"),
         minutes: Optional[float] = typer.Option(None, min=0.01, help="wall-clock limit of this run"),
+        finalists: Optional[int] = typer.Option(None, min=0, max=64, help="top candidates trained again for the final epochs "
+                                                "before the pick (0: pick by the search score)"),
         root: Path = typer.Option(Path("build"), help="where build/<name>/ lives"),
     ) -> None:
         """Search architectures under the target's flash, RAM (and latency) budgets; write the Pareto front and chosen.yaml."""
@@ -28,7 +30,7 @@ def register(app: typer.Typer) -> None:
         from mcuforge.spec import SearchSpec, load_spec
 
         loaded = load_spec(spec)
-        given = {"workers": workers, "storage": storage, "trials": trials, "minutes": minutes}
+        given = {"workers": workers, "storage": storage, "trials": trials, "minutes": minutes, "finalists": finalists}
         overrides = {key: value for key, value in given.items() if value is not None}
         loaded = dataclasses.replace(loaded, search=dataclasses.replace(loaded.search or SearchSpec(), **overrides))
         console = Console(soft_wrap=True)
@@ -44,6 +46,9 @@ def register(app: typer.Typer) -> None:
             f"chosen: trial {result.chosen_trial}, int8 val accuracy {result.accuracy:.4f}, {result.instructions} instructions, "
             f"arena {result.arena_bytes} B, flash {result.flash_bytes} B"
         )
+        if result.finalists:
+            console.print(f"the best of {result.finalists} finalists trained again for {result.finalist_epochs} epochs: "
+                          f"int8 val accuracy {result.final_accuracy:.4f}")
         if result.reference_instructions is not None:
             console.print(
                 f"within the spec's own model ({loaded.model.arch}): {result.reference_instructions} instructions, "

@@ -150,7 +150,9 @@ def _search_section(spec: Spec, layout: BuildLayout) -> str:
         return _missing("architecture search", f"mcuforge search {spec.name}")
     counts = (
         f"<p>Study {html.escape(searched.study)}: {searched.trials} trials ({searched.complete} complete, {searched.pruned} pruned, "
-        f"{searched.rejected} over budget, {searched.failed} failed); chosen: trial {searched.chosen_trial}. "
+        f"{searched.rejected} over budget, {searched.failed} failed); chosen: trial {searched.chosen_trial}"
+        + (f", the best of {searched.finalists} finalists trained again for {searched.finalist_epochs} epochs "
+           f"(int8 val accuracy {searched.final_accuracy:.4f})" if searched.finalists else "") + ". "
         "Accuracy is the int8 model's through TFLM on the validation split; flash and arena are measured and instructions predicted by the cost model fitted on QEMU counts, before training.</p>"
     )
     front = [row for row in json.loads((layout.search_result / searched.front_json).read_text()) if row["on_front"]]

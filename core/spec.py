@@ -101,6 +101,9 @@ class SearchSpec:
     select: str = spec_field("most_accurate", choices=("most_accurate", "fastest_within", "within_reference"),
                              help="how the final model is picked; within_reference: the most accurate costing no more than the spec's own model")
     within_points: float = spec_field(1.0, min=0.0, max=100.0, help="fastest_within: accuracy points below the best allowed")
+    finalists: int = spec_field(3, min=0, max=64, help="the top candidates the select rule may pick (by search score), trained "
+                                "again for finalist_epochs and picked by their int8 validation accuracy; 0: pick by the search score")
+    finalist_epochs: int | None = spec_field(None, min=1, max=1000, help="finalists' training epochs [default: train.epochs, the final training's]")
     workers: int = spec_field(1, min=1, max=64, help="processes on this machine sharing the study")
     storage: str | None = spec_field(None, help="an Optuna storage URL [default: a journal file in build/<name>/search/]")
 

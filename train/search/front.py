@@ -39,6 +39,7 @@ class TrialRow:
     on_front: bool
     model: dict
     num_mfcc: int | None = None  # the keyword features' coefficients, when the space searches them
+    final_accuracy: float | None = None  # a finalist's int8 TFLM validation accuracy after the finalists' training (finalists.py)
 
 
 def _state(trial) -> str:
@@ -101,53 +102,69 @@ def _within(row: TrialRow, reference: CandidateCost) -> bool:
     return all(getattr(row, cost) <= getattr(reference, cost) for cost in COSTS)
 
 
-def choose(rows: list[TrialRow], search: SearchSpec, reference: CandidateCost | None = None) -> TrialRow:
-    """The pick: the front's most accurate (fewest instructions on a tie), or its fewest instructions within
-    `within_points` accuracy points of the best; or (within_reference) the most accurate complete trial whose
-    instructions, arena and flash are each no more than the `reference` model's. With the front over fewer
-    objectives than the three costs, that trial need not be on the front, so every complete trial is eligible."""
+def eligible(rows: list[TrialRow], search: SearchSpec, reference: CandidateCost | None = None) -> list[TrialRow]:
+    """The trials the rule may pick, most accurate (by the search's score) first: the front's, or (within_reference)
+    every complete trial whose instructions, arena and flash are each no more than the `reference` model's (with the
+    front over fewer objectives than the three costs, such a trial need not be on the front)."""
     if search.select == "within_reference":
-        eligible = [row for row in rows if row.state == "complete" and _within(row, reference)]
-        if not eligible:
+        pool = [row for row in rows if row.state == "complete" and _within(row, reference)]
+        if not pool:
             raise MCUForgeError(
                 f"search: no complete trial costs no more than the spec's own model ({reference.instructions} instructions, "
                 f"arena {reference.arena_bytes} B, flash {reference.flash_bytes} B; see front.csv): raise search.trials, "
                 "allow smaller choices in search.space, or choose search.select most_accurate or fastest_within"
             )
-        return min(eligible, key=lambda row: (-row.accuracy, row.instructions, row.number))
-    front = [row for row in rows if row.on_front]
-    if not front:
-        raise MCUForgeError(
-            "search: no trial completed, so there is nothing to choose: raise search.trials or search.minutes, "
-            "or loosen the budgets (see front.csv for why each trial stopped)"
-        )
-    best = max(row.accuracy for row in front)
+    else:
+        pool = [row for row in rows if row.on_front]
+        if not pool:
+            raise MCUForgeError(
+                "search: no trial completed, so there is nothing to choose: raise search.trials or search.minutes, "
+                "or loosen the budgets (see front.csv for why each trial stopped)"
+            )
+    return sorted(pool, key=lambda row: (-row.accuracy, row.instructions, row.number))
+
+
+def choose(rows: list[TrialRow], search: SearchSpec, reference: CandidateCost | None = None) -> TrialRow:
+    """The pick among the eligible trials: the most accurate (fewest instructions on a tie), or (fastest_within) the
+    fewest instructions within `within_points` accuracy points of the best. When finalists were trained again
+    (rows with a final_accuracy), the pick is among them, by that score."""
+    pool = eligible(rows, search, reference)
+    finalists = [row for row in pool if row.final_accuracy is not None]
+    if finalists:
+        pool = finalists
+
+    def score(row: TrialRow) -> float:
+        return row.accuracy if row.final_accuracy is None else row.final_accuracy
+
     if search.select == "fastest_within":
-        eligible = [row for row in front if row.accuracy >= best - search.within_points / 100 - 1e-12]
-        return min(eligible, key=lambda row: (row.instructions, -row.accuracy, row.number))
-    return min(front, key=lambda row: (-row.accuracy, row.instructions, row.number))
+        best = max(score(row) for row in pool)
+        pool = [row for row in pool if score(row) >= best - search.within_points / 100 - 1e-12]
+        return min(pool, key=lambda row: (row.instructions, -score(row), row.number))
+    return min(pool, key=lambda row: (-score(row), row.instructions, row.number))
 
 
 def _markdown(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost | None, reference_name: str) -> str:
     lines = [
-        "| trial | architecture (stem, then channels k kernel s stride per block) | int8 val accuracy | instructions | arena B | flash B | |",
-        "|---:|---|---:|---:|---:|---:|---|",
+        "| trial | architecture (stem, then channels k kernel s stride per block) | int8 val accuracy | finalist: after final training "
+        "| instructions | arena B | flash B | |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
+
+    def line(row: TrialRow, mark: str) -> str:
+        final = "" if row.final_accuracy is None else f"{row.final_accuracy:.4f}"
+        return (f"| {row.number} | {row.architecture} | {row.accuracy:.4f} | {final} | {row.instructions:,} | {row.arena_bytes:,} | "
+                f"{row.flash_bytes:,} | {mark} |")
+
     for row in sorted((r for r in rows if r.on_front), key=lambda r: r.instructions):
-        mark = "chosen" if row.number == chosen.number else ""
-        lines.append(
-            f"| {row.number} | {row.architecture} | {row.accuracy:.4f} | {row.instructions:,} | {row.arena_bytes:,} | {row.flash_bytes:,} | {mark} |"
-        )
+        lines.append(line(row, "chosen" if row.number == chosen.number else ""))
     if reference is not None:
         lines.append(
             f"| reference | the spec's own model ({reference_name}), instructions counted under QEMU | (not trained) | "
-            f"{reference.instructions:,} | {reference.arena_bytes:,} | {reference.flash_bytes:,} | bound of the choice |"
+            f" | {reference.instructions:,} | {reference.arena_bytes:,} | {reference.flash_bytes:,} | bound of the choice |"
         )
-        if not chosen.on_front:
-            lines.append(
-                f"| {chosen.number} | {chosen.architecture} | {chosen.accuracy:.4f} | {chosen.instructions:,} | "
-                f"{chosen.arena_bytes:,} | {chosen.flash_bytes:,} | chosen (off the front) |"
-            )
+    for row in rows:
+        if not row.on_front and (row.number == chosen.number or row.final_accuracy is not None):
+            lines.append(line(row, ("chosen, " if row.number == chosen.number else "") + "off the front"))
     counts = {state: sum(r.state == state for r in rows) for state in ("complete", "pruned", "rejected", "failed", "running", "waiting")}
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     return "\n".join(lines) + f"\n\n{len(rows)} trials: {summary}.\n"

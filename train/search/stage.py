@@ -58,6 +58,7 @@ def reference_cost(spec: Spec, target: DeployTarget, directory: Path) -> Candida
 
 def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTarget, progress: Progress | None = None) -> SearchResult:
     """Run (or resume) the spec's search on `target` with its study in `study_directory`; write the front into `directory`."""
+    from mcuforge.train.search.finalists import finalist_epochs, score_finalists
     from mcuforge.train.search.front import choose, trial_rows, write_front
     from mcuforge.train.search.study import open_study, run_search, storage_description, study_name
 
@@ -75,8 +76,9 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
         )
     run_search(spec, study_directory, target, progress)
     study, _ = open_study(spec, study_directory)
-    rows = trial_rows(study)
+    rows = score_finalists(spec, study, trial_rows(study), reference, target, progress)
     chosen = choose(rows, spec.search, reference)
+    scored = sum(row.final_accuracy is not None for row in rows)
     model = parse_dataclass(ModelSpec, chosen.model, "chosen model")
     result = SearchResult(
         study=study_name(spec),
@@ -97,6 +99,9 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
         reference_arena_bytes=reference and reference.arena_bytes,
         reference_flash_bytes=reference and reference.flash_bytes,
         chosen_num_mfcc=chosen.num_mfcc,
+        finalists=scored,
+        finalist_epochs=finalist_epochs(spec) if scored else None,
+        final_accuracy=chosen.final_accuracy,
     )
     write_front(rows, chosen, model, result.study, Path(directory), result, reference, spec.model.arch)
     return result

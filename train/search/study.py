@@ -49,7 +49,7 @@ GRACE_SECONDS = 120  # a database-storage trial with no heartbeat for this long 
 MAX_RETRIES = 1
 COST_OBJECTIVES = {"instructions": "instructions", "arena": "arena_bytes", "flash": "flash_bytes"}
 # The search settings that change what a trial does: a change starts a new study.
-RUN_SETTINGS = ("trials", "minutes", "select", "within_points", "workers", "storage")
+RUN_SETTINGS = ("trials", "minutes", "select", "within_points", "finalists", "finalist_epochs", "workers", "storage")
 
 
 @dataclass(frozen=True)

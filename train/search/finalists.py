@@ -1,0 +1,77 @@
+"""The final selection: the rule's best few candidates trained again as the final model will be, then picked again.
+
+A candidate's search score comes from `search.epochs` of training (3 by default), and that
+ranks badly what a candidate reaches after the full final training (keywords: the 3-epoch
+pick scored 2 points below the hand-made DS-CNN after 30 epochs). So the top
+`search.finalists` of the trials the rule may pick (front.eligible, by search score; one
+per architecture) are trained again the way the train stage trains the chosen model (its
+seed, optimizer and schedule) for `search.finalist_epochs` (by default the train
+section's epochs), converted to int8 and scored through TFLM on the validation split,
+never the test split; the rule then picks among them by that score.
+
+When the finalists' training is no longer than the search's, it would repeat the
+search's own (same seed, same epochs): the search scores stand. Each finalist's score
+is kept in the study (a study attribute per trial and epochs), so a resumed search, or
+one run again with another rule, does not train it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mcuforge.config import parse_dataclass
+from mcuforge.progress import Progress
+from mcuforge.spec import ModelSpec, Spec
+from mcuforge.train.search.front import TrialRow, eligible
+from mcuforge.train.search.target import CandidateCost, DeployTarget
+
+
+def finalist_epochs(spec: Spec) -> int:
+    return spec.search.finalist_epochs or spec.train.epochs
+
+
+def finalists(rows: list[TrialRow], spec: Spec, reference: CandidateCost | None) -> list[TrialRow]:
+    """The trials to train again: the first `search.finalists` distinct architectures the rule may pick, by search
+    score (none when the finalists' training would be the search's own)."""
+    if finalist_epochs(spec) <= spec.search.epochs:
+        return []
+    chosen: dict[str, TrialRow] = {}
+    for row in eligible(rows, spec.search, reference):
+        if len(chosen) == spec.search.finalists:
+            break
+        chosen.setdefault(row.architecture, row)
+    return list(chosen.values())
+
+
+def score_finalists(spec: Spec, study, rows: list[TrialRow], reference: CandidateCost | None, target: DeployTarget,
+                    progress: Progress) -> list[TrialRow]:
+    """`rows` with each finalist's final_accuracy: trained again (or read back from the study) and scored int8 on
+    the validation split."""
+    epochs = finalist_epochs(spec)
+    scores = {}
+    for row in finalists(rows, spec, reference):
+        key = f"finalist:{row.number}:{epochs}"
+        if key not in study.user_attrs:
+            accuracy = train_and_score(spec, row, epochs, target)
+            study.set_user_attr(key, accuracy)
+            progress.line(f"finalist trial {row.number}: {row.architecture}: int8 val accuracy {accuracy:.4f} after {epochs} epochs "
+                          f"({row.accuracy:.4f} after the search's {spec.search.epochs})")
+        scores[row.number] = study.user_attrs[key]
+    return [dataclasses.replace(row, final_accuracy=scores.get(row.number)) for row in rows]
+
+
+def train_and_score(spec: Spec, row: TrialRow, epochs: int, target: DeployTarget) -> float:
+    """Train the trial's model as the train stage would (for `epochs`); its int8 TFLM accuracy on the validation split."""
+    from mcuforge.train.search.space import data_with
+    from mcuforge.train.trainer import build_model, fit, load_dataset
+
+    final = dataclasses.replace(
+        spec,
+        model=parse_dataclass(ModelSpec, row.model, f"trial {row.number}'s model"),
+        data=data_with(spec.data, row.num_mfcc),
+        train=dataclasses.replace(spec.train, epochs=epochs),
+    )
+    dataset = load_dataset(final)
+    model = build_model(final, dataset)
+    fit(model, final, dataset)
+    return target.int8_accuracy(model, target.representative_sample(dataset.x_train), dataset.x_val, dataset.y_val)
