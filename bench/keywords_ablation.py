@@ -41,11 +41,13 @@ DEV_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_comm
 ROWS = [
     ("before", "recipe before issue 15: espeak-ng/flite/festival, sox reverb, no microphone",
      {"natural_share": 0.3, "neural_share": 0.0, "reverb_probability": 0.4, "room_probability": 0.0,
-      "microphone_probability": 0.0, "snr_db_min": 0.0, "snr_db_max": 30.0}),
+      "microphone_probability": 0.0, "snr_db_min": 0.0, "snr_db_max": 30.0, "extra_unknown_takes": 0}),
     ("recipe", "the spec's recipe, every factor on", {}),
     ("no-piper", "without the Piper voice (its share to espeak-ng)", {"neural_share": 0.0}),
     ("no-room", "sox reverb (40 %) instead of simulated rooms", {"room_probability": 0.0, "reverb_probability": 0.4}),
     ("no-microphone", "without microphone/channel/ADC effects", {"microphone_probability": 0.0}),
+    ("no-extra-unknown", "without the extra `_unknown_` takes of the training speakers", {"extra_unknown_takes": 0}),
+    ("feature-masks", "recipe + SpecAugment-style time and band masks on half the training clips", {"feature_mask_share": 0.5}),
     ("own-voice", "recipe + takes of half the dev speakers (scored on the other half)", {}),
 ]
 

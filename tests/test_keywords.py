@@ -350,3 +350,53 @@ def test_default_spec_scores_the_shared_dev_set_when_present():
 
     options = load_spec(Path(__file__).resolve().parents[1] / "specs" / "keywords.yaml").data.options
     assert options["real_eval_dir"] == "../shared/data/speech_commands_dev" and options["real_eval_optional"] is True
+
+
+def test_extra_unknown_takes_join_training_speakers_only(tiny, tiny_cache):
+    clip_dir = tiny_cache / "keywords" / "clips"
+    before = {path: path.read_bytes() for path in clip_dir.iterdir()}
+    more = datasets.load("keywords", {**TINY, "extra_unknown_takes": 2}, 0, tiny_cache)
+    # Every cached take stays as it was; the extra takes are new files.
+    assert all(path.read_bytes() == data for path, data in before.items())
+    # Each of the 4 training speakers: its 4 takes as before, then 2 more _unknown_ takes.
+    x, y = more.x_train.reshape(4, 6, 49, 10, 1), more.y_train.reshape(4, 6)
+    np.testing.assert_array_equal(x[:, :4].reshape(tiny.x_train.shape), tiny.x_train)
+    np.testing.assert_array_equal(y[:, :4].reshape(-1), tiny.y_train)
+    assert (y[:, 4:] == 1).all()
+    assert len({x[s, t].tobytes() for s in range(4) for t in (4, 5)}) == 8
+    np.testing.assert_array_equal(more.x_test, tiny.x_test)
+    np.testing.assert_array_equal(more.y_val, tiny.y_val)
+    options = datasets.parse_options("keywords", {**TINY, "extra_unknown_takes": 2})
+    np.testing.assert_array_equal(keywords.train_speaker_ids(options, 0, 24), np.repeat(np.arange(4), 6))
+
+
+def _mean_runs(clip: np.ndarray, mean: np.ndarray, axis: int) -> np.ndarray:
+    """Indices of the frames (axis 1) or columns (axis 0) where every value is its column's mean."""
+    return np.flatnonzero((clip == mean).all(axis=axis))
+
+
+def test_feature_masks_blot_one_span_and_one_band():
+    x = np.random.default_rng(5).integers(-3000, 3000, (300, 49, 10)).astype(np.int16)
+    mean = np.round(x.reshape(-1, 10).astype(np.float64).mean(axis=0)).astype(np.int16)
+    masked = keywords.mask_features(x, 1.0, 0)
+    np.testing.assert_array_equal(masked, keywords.mask_features(x, 1.0, 0))
+    assert masked is not x and not np.array_equal(masked, x)
+    for before, after in zip(x, masked):
+        frames, columns = _mean_runs(after, mean, 1), _mean_runs(after, mean, 0)
+        assert 1 <= len(frames) <= 10 and np.all(np.diff(frames) == 1)
+        assert 1 <= len(columns) <= 2 and np.all(np.diff(columns) == 1)
+        kept = np.ones(after.shape, bool)
+        kept[frames] = False
+        kept[:, columns] = False
+        np.testing.assert_array_equal(after[kept], before[kept])
+    half = keywords.mask_features(x, 0.5, 0)
+    assert 100 < sum(not np.array_equal(a, b) for a, b in zip(half, x)) < 200
+    assert keywords.mask_features(x, 0.0, 0) is x
+
+
+def test_feature_masks_touch_training_only(tiny, tiny_cache):
+    masked = datasets.load("keywords", {**TINY, "feature_mask_share": 1.0}, 0, tiny_cache)
+    np.testing.assert_array_equal(masked.x_test, tiny.x_test)
+    np.testing.assert_array_equal(masked.x_val, tiny.x_val)
+    np.testing.assert_array_equal(masked.y_train, tiny.y_train)
+    assert all(not np.array_equal(a, b) for a, b in zip(masked.x_train, tiny.x_train))

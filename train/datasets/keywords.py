@@ -11,7 +11,9 @@ locally synthesized background noise at a random SNR and passed through a
 random microphone and the 16-bit converter over its own noise floor
 (`acoustics`). `_unknown_` takes
 are other words, `_silence_` clips are noise alone, so every class has the
-same count. A user's own recordings (`real_train_dir`) join the training split.
+same count (unless training speakers say `extra_unknown_takes` more other
+words). A user's own recordings (`real_train_dir`) join the training split;
+a share of the training clips can get SpecAugment-style feature masks.
 
 Train, validation and test speakers are disjoint voice combinations, so test
 accuracy measures generalization to voices never heard in training.
@@ -90,6 +92,7 @@ class KeywordsOptions:
     val_share: float = spec_field(0.1, min_exclusive=0.0, max=0.4, help="share of speakers held out for validation")
     test_share: float = spec_field(0.15, min_exclusive=0.0, max=0.4, help="share of speakers held out for test")
     repetitions: int = spec_field(4, min=1, max=100, help="augmented takes per speaker and class")
+    extra_unknown_takes: int = spec_field(0, min=0, max=100, help="more _unknown_ takes (other words) per training speaker, on top of repetitions")
     features: str = spec_field("mfcc", choices=("mfcc", "logmel"), help="49x10 MFCC or 49x40 log-mel frames")
     num_mfcc: int = spec_field(10, min=1, max=13, help="cepstral coefficients per frame (features: mfcc)")
     pitch_cents: int = spec_field(150, min=0, max=1200, help="largest sox pitch shift per take")
@@ -101,6 +104,7 @@ class KeywordsOptions:
     snr_db_min: float = spec_field(0.0, min=-20.0, max=60.0, help="lowest speech-to-noise ratio")
     snr_db_max: float = spec_field(30.0, min=-20.0, max=60.0, help="highest speech-to-noise ratio")
     time_shift_ms: int = spec_field(100, min=0, max=500, help="largest random shift of the word in its clip")
+    feature_mask_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of training clips whose features get a SpecAugment-style time and band mask")
     real_eval_dir: str | None = spec_field(None, help="folder of real recordings (Speech Commands layout), evaluated separately")
     real_eval_optional: bool = spec_field(False, help="skip real_eval_dir when the folder is absent instead of failing")
     real_train_dir: str | None = spec_field(None, help="your own recordings (Speech Commands layout), added to the training split")
@@ -367,7 +371,7 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     fields = asdict(options)
     for name in (
         "speakers", "natural_share", "neural_share", "val_share", "test_share", "features", "num_mfcc", "workers", "engines",
-        "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies",
+        "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
     ):
         fields.pop(name)
     return fields
@@ -406,6 +410,30 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
     return result
 
 
+def extra_unknown_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`extra_unknown_takes` more `_unknown_` takes of one training speaker: other words, augmented like the rest.
+
+    Cached apart from speaker_clips (their own seed and key), so asking for more
+    other words leaves every speaker's cached takes as they are.
+    """
+    count = options.extra_unknown_takes
+    key = _digest(SYNTHESIS_VERSION, asdict(speaker), _synthesis_options(options), seed, "extra unknown", count)
+    path = Path(cache_dir) / "keywords" / "clips" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return cached["clips"], cached["labels"]
+    rng = np.random.default_rng(_stable_seed(seed, speaker.name, "extra unknown"))
+    unknown = [str(w) for w in rng.choice(options.unknown_words, count)]
+    with tempfile.TemporaryDirectory(prefix="mcuforge-kws-") as tmp:
+        workdir = Path(tmp)
+        spoken = synthesize(speaker, sorted(set(unknown)), workdir, int(rng.integers(2**31)))
+        result = np.stack([_augment(spoken[word], options, rng, workdir) for word in unknown]), np.ones(count, np.int64)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, clips=result[0], labels=result[1])
+    write_bytes_atomic(path, buffer.getvalue())
+    return result
+
+
 def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
     """int16 features [n, 49, features] from int16 clips, by the device's extractor, in `workers` threads
     (the C extractor runs without the GIL; each clip's features do not depend on the others)."""
@@ -421,19 +449,29 @@ def _extractor_digest() -> str:
 def split_clips(options: KeywordsOptions, seed: int, cache_dir: Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """The raw int16 clips [n, 16000] and labels of one split, in the data set's order (for on-device demos)."""
     speakers = speaker_catalog(options, seed)[split]
+    extra = split == "train" and options.extra_unknown_takes > 0
+
+    def takes(speaker: Speaker) -> tuple[np.ndarray, np.ndarray]:
+        clips, labels = speaker_clips(speaker, options, seed, cache_dir)
+        if not extra:
+            return clips, labels
+        more_clips, more_labels = extra_unknown_clips(speaker, options, seed, cache_dir)
+        return np.concatenate([clips, more_clips]), np.concatenate([labels, more_labels])
+
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        results = list(pool.map(lambda speaker: speaker_clips(speaker, options, seed, cache_dir), speakers))
+        results = list(pool.map(takes, speakers))
     return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
 
 
 def train_speaker_ids(options: KeywordsOptions, seed: int, train_samples: int) -> np.ndarray:
     """The speaker of each training sample (an index into the catalog's train speakers), in `load`'s order.
 
-    Every speaker contributes `repetitions` takes per class, one speaker after
-    another; the user's own recordings (`real_train_dir`), appended last, are one more speaker.
+    Every speaker contributes `repetitions` takes per class and `extra_unknown_takes`
+    more `_unknown_` ones, one speaker after another; the user's own recordings
+    (`real_train_dir`), appended last, are one more speaker.
     """
     speakers = len(speaker_catalog(options, seed)["train"])
-    per_speaker = options.repetitions * len(options.class_names)
+    per_speaker = options.repetitions * len(options.class_names) + options.extra_unknown_takes
     ids = np.repeat(np.arange(speakers), per_speaker)
     if train_samples < len(ids):
         raise MCUForgeError(f"{train_samples} keyword training samples for {speakers} speakers of {per_speaker} takes each")
@@ -460,6 +498,34 @@ def own_recordings(options: KeywordsOptions, seed: int) -> tuple[np.ndarray, np.
     return np.stack(clips), np.array(labels, np.int64)
 
 
+# SpecAugment-style masks: widest time span (frames of 10 ms) and widest band (a fifth of the feature columns).
+MASK_FRAMES = 10
+MASK_BAND_SHARE = 0.2
+
+
+def mask_features(x: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Training features [n, frames, columns] with `share` of the clips masked (a copy).
+
+    Each chosen clip gets one span of up to MASK_FRAMES frames and one band of up to a
+    fifth of the columns set to the training set's mean of each column (SpecAugment,
+    Park et al. 2019, on the device's own fixed-point features): the model learns not
+    to lean on any one moment or band, as real rooms and microphones blot some out.
+    """
+    if share == 0.0 or len(x) == 0:
+        return x
+    rng = np.random.default_rng(_stable_seed(seed, "feature masks"))
+    mean = np.round(x.reshape(-1, x.shape[2]).mean(axis=0)).astype(x.dtype)
+    masked = x.copy()
+    widest_band = max(1, round(x.shape[2] * MASK_BAND_SHARE))
+    for i in np.flatnonzero(rng.random(len(x)) < share):
+        frames, band = int(rng.integers(1, MASK_FRAMES + 1)), int(rng.integers(1, widest_band + 1))
+        start = int(rng.integers(0, x.shape[1] - frames + 1))
+        masked[i, start : start + frames] = mean
+        low = int(rng.integers(0, x.shape[2] - band + 1))
+        masked[i, :, low : low + band] = mean[low : low + band]
+    return masked
+
+
 def to_float(features_int16: np.ndarray) -> np.ndarray:
     return (features_int16.astype(np.float32) * np.float32(features.SCALE))[..., np.newaxis]
 
@@ -467,7 +533,11 @@ def to_float(features_int16: np.ndarray) -> np.ndarray:
 def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
     """Synthesize (or reuse cached) clips, extract features, split by speaker."""
     catalog = speaker_catalog(options, seed)
-    shaping = {k: v for k, v in asdict(options).items() if k not in ("real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "workers")}
+    shaping = {
+        k: v
+        for k, v in asdict(options).items()
+        if k not in ("real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "workers", "feature_mask_share")
+    }
     split_names = {split: [s.name for s in speakers] for split, speakers in catalog.items()}
     key = _digest(SYNTHESIS_VERSION, shaping, seed, split_names, _extractor_digest())
     path = Path(cache_dir) / "keywords" / "features" / f"{key}.npz"
@@ -496,7 +566,7 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
     return Dataset(
         name="keywords",
         task=CLASSIFICATION,
-        x_train=to_float(x_train),
+        x_train=to_float(mask_features(x_train, options.feature_mask_share, seed)),
         y_train=y_train,
         x_val=to_float(arrays["x_val"]),
         y_val=arrays["y_val"],
