@@ -19,6 +19,7 @@ from engine.oplib import convert_one_op, random_inputs, run_tflm
 
 from mcuforge.firmware import boards, build, qemu
 from mcuforge.firmware.engine import Engine
+from mcuforge.firmware.prepared import PreparedEngine, eval_list, prepared_image
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
 # TFLM's arena on an emulated Cortex-M4 (issue 9); ours, DSP scratch included, must stay within 0.8x.
@@ -46,6 +47,8 @@ DEPTHWISE_CASES = [
 ]
 # (batch, depth, units, activation)
 FC_CASES = [(1, 64, 8, "relu"), (3, 37, 5, "none"), (1, 6, 1, "relu6")]
+# Prepared images, dense weights with folded biases: hello_world's shapes (depth 1, 16 units), a depth under a word.
+PREPARED_FC_CASES = [*FC_CASES, (1, 1, 16, "relu"), (2, 3, 7, "none")]
 
 
 def _activation(name: str):
@@ -108,6 +111,21 @@ def test_dsp_kernels_on_the_host_match_tflm(make, case):
     model = make(case, seed=7)
     rng = np.random.default_rng(8)
     with Engine(model, kernels="dsp") as engine:
+        for trial in range(3):
+            inputs = random_inputs(model, rng)
+            assert_equal_as_int32(engine.invoke(inputs)[0], run_tflm(model, inputs)[0], f"trial {trial}")
+
+
+@pytest.mark.parametrize("kernels", ["portable", "dsp"])
+@pytest.mark.parametrize("case", PREPARED_FC_CASES)
+def test_prepared_fully_connected_with_folded_biases_matches_tflm(case, kernels):
+    """Prepared images fold the input offset into the biases of dense fully connected ops
+    (their own eval variant): small depths (no whole word), odd unit counts and batches."""
+    model = fc_model(case, seed=13)
+    rng = np.random.default_rng(14)
+    image = prepared_image(model, kernels)
+    assert "mf_fully_connected_eval_folded" in eval_list(image)
+    with PreparedEngine.from_image(image, kernels) as engine:
         for trial in range(3):
             inputs = random_inputs(model, rng)
             assert_equal_as_int32(engine.invoke(inputs)[0], run_tflm(model, inputs)[0], f"trial {trial}")
