@@ -5,6 +5,7 @@
 
 #define MF_IMAGE_NO_STORAGE 0xFFFFFFFFu
 
+typedef char mf_view_copies_six_dims[MF_MAX_DIMS == 6 ? 1 : -1]; /* mf_prepared_view's unrolled copy */
 #define MF_MAX_IMAGE_OUTPUTS 4
 
 /* Word `word` of the image (8-byte aligned: every word is aligned). A plain
