@@ -117,7 +117,7 @@ def kernel_sources(model: bytes) -> tuple[list[str], list[Path]]:
     lines, files = kernel_list(model).splitlines(), set()
     for line in lines:
         prefix = line.split(", ")[-2]  # MF_KERNEL(key, prefix, flags)
-        definition = re.compile(rf"^mf_status {prefix}_eval\(", re.M)
+        definition = re.compile(rf"^mf_status {prefix}_(eval|prepare)\(", re.M)  # affine evals: kernels/affine_eval.c
         files.update(p for p in (RUNTIME_DIR / "kernels").glob("*.c") if definition.search(p.read_text()))
     return lines, sorted(files)
 
@@ -145,9 +145,10 @@ def linked_flash(model: bytes, kernels: str, prepared: bool) -> tuple[int, int, 
     model's kernels of set `kernels` is linked with --gc-sections; code is the
     ELF's text + data less the model data array.
     """
-    from mcuforge.firmware.prepared import PreparedImage, image_source, prepared_image
+    from mcuforge.firmware.prepared import PreparedImage, eval_list, image_source, prepared_image
 
-    data = prepared_image(model, kernels).data if prepared else model
+    image = prepared_image(model, kernels) if prepared else None
+    data = image.data if image is not None else model
     lines, files = kernel_sources(model)
     evals = re.compile(r"^mf_status \w+_eval\(", re.M)
     needed = {f.name for f in files}
@@ -160,6 +161,9 @@ def linked_flash(model: bytes, kernels: str, prepared: bool) -> tuple[int, int, 
         (tmp / "main.c").write_text(_MAINS[prepared])
         elf = tmp / "runner.elf"
         flags = ["-std=c99", "-Os", *CORTEX_M4, f"-DMF_KERNEL_LIST=\"{tmp / 'model_kernels.h'}\"", f"-I{RUNTIME_DIR}"]
+        if image is not None:  # as firmware/build.py: the runner table of the image's eval variants
+            (tmp / "evals.h").write_text(eval_list(image))
+            flags.append(f"-DMF_EVAL_LIST=\"{tmp / 'evals.h'}\"")
         link = ["-Wl,--gc-sections", "-specs=nano.specs", "-specs=nosys.specs", "-nostartfiles", "-Wl,-e,main"]
         subprocess.run(["arm-none-eabi-gcc", *flags, *map(str, sources), str(tmp / "image.c"), str(tmp / "main.c"), *link,
                         "-o", str(elf), "-lm"], check=True)

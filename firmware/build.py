@@ -115,6 +115,8 @@ def build_image(
         if board.boot2:
             sources.append(codegen.boot2_source(board, work))
         flags = [*toolchain.board_c_flags(board, optimization), f'-DMF_KERNEL_LIST="{codegen.model_kernel_list(model_data)}"']
+        if prepared:  # the runner calls the eval variants the image names, and links no other
+            flags.append(f'-DMF_EVAL_LIST="{codegen.image_eval_list(image)}"')
         objects = [toolchain.compiled(gcc, source, flags, list(APP_INCLUDES), work) for source in sources]
         elf, map_file = work / f"{model_name}.elf", work / f"{model_name}.map"
         toolchain.link(gcc, board, objects, elf, map_file, model_name, len(image_data), arena_bytes)

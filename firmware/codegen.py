@@ -16,7 +16,7 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.boards import BOARDS_DIR, Board
 from mcuforge.firmware.engine import Engine
 from mcuforge.firmware.flash import BOOT2_BYTES, crc32_mpeg2
-from mcuforge.firmware.prepared import kernel_list
+from mcuforge.firmware.prepared import PreparedImage, eval_list, kernel_list
 from mcuforge.firmware.toolchain import CROSS, run
 from mcuforge.hostbuild import cache_dir
 
@@ -34,12 +34,18 @@ def engine_arena_bytes(model_data: bytes, kernels: str) -> int:
 
 
 def model_kernel_list(model_data: bytes) -> Path:
-    """A kernel list (-DMF_KERNEL_LIST) of just the model's ops, so an image links only their kernels.
+    """A kernel list (-DMF_KERNEL_LIST) of just the model's ops, so an image links only their kernels."""
+    return _cached_header(kernel_list(model_data))
 
-    Written once under the cache, named by its content: the objects compiled with
-    it stay cached across builds of models with the same ops.
-    """
-    text = kernel_list(model_data)
+
+def image_eval_list(image: PreparedImage) -> Path:
+    """A runner table (-DMF_EVAL_LIST) of the eval variants a prepared image's ops run, so its firmware links only those."""
+    return _cached_header(eval_list(image))
+
+
+def _cached_header(text: str) -> Path:
+    """`text` as a header written once under the cache, named by its content: the objects
+    compiled with it stay cached across builds that need the same one."""
     path = cache_dir().parent / "firmware" / "kernel-lists" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.h"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

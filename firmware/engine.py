@@ -108,6 +108,8 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
         ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(Fault),
     ]
     lib.mf_prepare_image.restype = ctypes.c_int
+    lib.mf_prepared_eval_list.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    lib.mf_prepared_eval_list.restype = ctypes.c_size_t
     declare_prepared_runner(lib)
     return lib
 

@@ -99,6 +99,20 @@ def kernel_list(model: bytes) -> str:
     return "".join(f"{line}\n" for key, line in keys.items() if key in wanted)
 
 
+def eval_list(image: PreparedImage) -> str:
+    """A runner table (-DMF_EVAL_LIST, mf_prepare.h) of the eval functions the image's ops name: the
+    variant of each affine op that prepare chose, so a firmware links no other variant (nor the
+    kernels' dispatching evals)."""
+    lib = library()
+    buffer, address = aligned_copy(image.data)
+    length = lib.mf_prepared_eval_list(address, len(image.data), None, 0)
+    if length == 0:
+        raise EngineError("the prepared image names a kernel this engine lacks", "MF_ERR_BAD_MODEL")
+    text = ctypes.create_string_buffer(length + 1)
+    lib.mf_prepared_eval_list(address, len(image.data), text, length + 1)
+    return text.value.decode()
+
+
 class PreparedEngine(Engine):
     """A prepared image run by mf_prepared.c in a host library: `invoke` as Engine's."""
 

@@ -19,6 +19,7 @@ from engine.oplib import convert_one_op, random_inputs, run_tflm
 
 from mcuforge.firmware import boards, build, qemu
 from mcuforge.firmware.engine import Engine
+from mcuforge.firmware.prepared import PreparedEngine, eval_list, prepared_image
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
 # TFLM's arena on an emulated Cortex-M4 (issue 9); ours, DSP scratch included, must stay within 0.8x.
@@ -46,6 +47,8 @@ DEPTHWISE_CASES = [
 ]
 # (batch, depth, units, activation)
 FC_CASES = [(1, 64, 8, "relu"), (3, 37, 5, "none"), (1, 6, 1, "relu6")]
+# Prepared images, dense weights with folded biases: hello_world's shapes (depth 1, 16 units), a depth under a word.
+PREPARED_FC_CASES = [*FC_CASES, (1, 1, 16, "relu"), (2, 3, 7, "none")]
 
 
 def _activation(name: str):
@@ -123,8 +126,6 @@ IN_PLACE_DEPTHWISE_CASES = [
 @pytest.mark.parametrize("case", IN_PLACE_DEPTHWISE_CASES)
 def test_channel_major_depthwise_replaces_its_input_in_place_and_still_matches_tflm(case):
     """In the prepared image the output tensor sits at the input's arena offset; outputs are still TFLM's."""
-    from mcuforge.firmware.prepared import PreparedEngine, prepared_image
-
     model = depthwise_model(case, seed=9)
     image = prepared_image(model, "dsp")
     words = np.frombuffer(image.data, "<u4")  # mf_prepared.h: header, then tensors of 12 words (offset last)
@@ -134,6 +135,21 @@ def test_channel_major_depthwise_replaces_its_input_in_place_and_still_matches_t
     rng = np.random.default_rng(10)
     with PreparedEngine.from_image(image, "dsp") as engine:
         for trial in range(2):
+            inputs = random_inputs(model, rng)
+            assert_equal_as_int32(engine.invoke(inputs)[0], run_tflm(model, inputs)[0], f"trial {trial}")
+
+
+@pytest.mark.parametrize("kernels", ["portable", "dsp"])
+@pytest.mark.parametrize("case", PREPARED_FC_CASES)
+def test_prepared_fully_connected_with_folded_biases_matches_tflm(case, kernels):
+    """Prepared images fold the input offset into the biases of dense fully connected ops
+    (their own eval variant): small depths (no whole word), odd unit counts and batches."""
+    model = fc_model(case, seed=13)
+    rng = np.random.default_rng(14)
+    image = prepared_image(model, kernels)
+    assert "mf_fully_connected_eval_folded" in eval_list(image)
+    with PreparedEngine.from_image(image, kernels) as engine:
+        for trial in range(3):
             inputs = random_inputs(model, rng)
             assert_equal_as_int32(engine.invoke(inputs)[0], run_tflm(model, inputs)[0], f"trial {trial}")
 

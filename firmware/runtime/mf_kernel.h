@@ -167,6 +167,13 @@ static inline int32_t mf_kernel_code(int32_t code, const mf_op *op)
                : code;
 }
 
+/* A prepared image's kernel key: the registry key (below bit 20) and the eval
+ * variant prepare chose (0: the kernel's own eval, which picks one at run time). */
+#define MF_EVAL_KEY(code, variant) ((int32_t)((uint32_t)(code) | (uint32_t)(variant) << 20))
+#define MF_EVAL_CODE(key) ((key) & 0xFFFFF)
+/* The affine kernels' eval variants (kernels/mf_eval_variants.h). */
+enum { MF_EVAL_DENSE = 1, MF_EVAL_FOLDED = 2, MF_EVAL_SPARSE = 3, MF_EVAL_INT4 = 4 };
+
 /* Options accessors (field = schema field id, in declaration order from 0). */
 int32_t mf_option_i32(const mf_options *options, int field, int32_t default_value);
 int32_t mf_option_u8(const mf_options *options, int field, int32_t default_value); /* ubyte/byte/bool/enum */
@@ -206,5 +213,8 @@ int32_t mf_rowwise_overlap_gap(const mf_tensor *input, const mf_tensor *output, 
     mf_status prefix##_eval(const mf_op *op);
 #include MF_KERNEL_LIST
 #undef MF_KERNEL
+#define MF_EVAL_VARIANT(code, variant, function) mf_status function(const mf_op *op);
+#include "kernels/mf_eval_variants.h"
+#undef MF_EVAL_VARIANT
 
 #endif /* MF_KERNEL_H */

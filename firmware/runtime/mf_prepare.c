@@ -1,6 +1,7 @@
 /* The prepared-image writer (host builds only; mf_prepared.h has the format):
  * loads the model with the engine itself, so the same prepare and planner
  * decide everything, then copies what eval reads into one image. */
+#include <stdio.h>
 #include <string.h>
 
 #include "mf_engine_internal.h"
@@ -84,6 +85,29 @@ typedef struct mf_layout {
     size_t cursor;     /* next free byte in the data section */
 } mf_layout;
 
+/* The affine kind of a registry key's kernel, -1 for the others (float32 ones included: their records differ). */
+static int mf_affine_kind_of(int32_t kernel)
+{
+    return kernel == MF_OP_CONV_2D ? MF_AFFINE_CONV
+           : kernel == MF_OP_DEPTHWISE_CONV_2D ? MF_AFFINE_DEPTHWISE
+           : kernel == MF_OP_FULLY_CONNECTED ? MF_AFFINE_FULLY_CONNECTED
+                                              : -1;
+}
+
+/* An op's kernel key: its registry key and, for an affine op, the eval variant its record names
+ * (for a dense filter, with the kernel set's loop: MF_EVAL_LOOP). */
+static int32_t mf_eval_key(int32_t kernel, const void *record)
+{
+    const int kind = mf_affine_kind_of(kernel);
+    const mf_affine_data *data = (const mf_affine_data *)record;
+    int32_t variant;
+    if (kind < 0 || record == NULL) {
+        return kernel;
+    }
+    variant = mf_affine_eval_variant((mf_affine_kind)kind, data);
+    return MF_EVAL_KEY(kernel, variant == MF_EVAL_DENSE ? MF_EVAL_LOOP(data->variant) : variant);
+}
+
 /* The ops section; with `layout`, also writes each op's record and options into the data section. */
 static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout)
 {
@@ -116,7 +140,7 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
             return status;
         }
         layout->cursor = mf_round_up(options_at + options_bytes, 4u);
-        mf_put32(w, (uint32_t)mf_kernel_code(builtin, &op)); /* the registry key: a float32 op's own kernel */
+        mf_put32(w, (uint32_t)mf_eval_key(mf_kernel_code(builtin, &op), op.data)); /* a float32 op's own kernel */
         mf_put32(w, (uint32_t)op.input_count);
         mf_put32(w, (uint32_t)op.output_count);
         mf_put32(w, (uint32_t)record_at);
@@ -172,7 +196,7 @@ static int mf_constant_read(const mf_model *m, int32_t tensor)
             return 1;
         }
         kernel = mf_kernel_code(builtin, &op); /* float32 kernels keep records of their own */
-        affine = kernel == MF_OP_CONV_2D || kernel == MF_OP_DEPTHWISE_CONV_2D || kernel == MF_OP_FULLY_CONNECTED;
+        affine = mf_affine_kind_of(kernel) >= 0;
         for (k = 0; k < op.input_count; ++k) {
             if (indices[k] == tensor &&
                 (!affine || op.data == NULL || mf_affine_reads_input((const mf_affine_data *)op.data, k))) {
@@ -302,4 +326,61 @@ mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *a
     header[MF_IMAGE_CHECKSUM] = mf_prepared_checksum(out, *image_bytes);
     mf_put_bytes(&w, 0, header, sizeof header);
     return MF_OK;
+}
+
+/* The C function that runs kernel key `key`, NULL if none is built in. */
+static const char *mf_eval_function(int32_t key)
+{
+    static const struct {
+        int32_t key;
+        const char *function;
+    } functions[] = {
+#define MF_KERNEL(code, prefix, flags) {code, #prefix "_eval"},
+#include MF_KERNEL_LIST
+#undef MF_KERNEL
+#define MF_EVAL_VARIANT(code, variant, function) {MF_EVAL_KEY(code, variant), #function},
+#include "kernels/mf_eval_variants.h"
+#undef MF_EVAL_VARIANT
+    };
+    size_t i;
+    for (i = 0; i < sizeof functions / sizeof functions[0]; ++i) {
+        if (functions[i].key == key) {
+            return functions[i].function;
+        }
+    }
+    return NULL;
+}
+
+size_t mf_prepared_eval_list(const void *image, size_t image_size, char *out, size_t out_size)
+{
+    const uint32_t *words = (const uint32_t *)image;
+    const size_t header = MF_IMAGE_HEADER_WORDS;
+    size_t length = 0;
+    size_t pos;
+    uint32_t i;
+    if (image == NULL || image_size < 4u * header || (uint64_t)words[MF_IMAGE_OPS] + words[MF_IMAGE_OPS_BYTES] > image_size) {
+        return 0;
+    }
+    pos = words[MF_IMAGE_OPS] / 4u;
+    for (i = 0; i < words[MF_IMAGE_OP_COUNT] && pos + MF_OP_WORDS <= image_size / 4u; ++i) {
+        const int32_t key = (int32_t)words[pos];
+        const char *function = mf_eval_function(key);
+        size_t seen = words[MF_IMAGE_OPS] / 4u;
+        int first = 1;
+        while (seen < pos) { /* each key once */
+            first = first && (int32_t)words[seen] != key;
+            seen += MF_OP_WORDS + words[seen + 1] + words[seen + 2];
+        }
+        if (function == NULL) {
+            return 0;
+        }
+        if (first) {
+            const int n = snprintf(out != NULL && length < out_size ? out + length : NULL,
+                                   out != NULL && length < out_size ? out_size - length : 0, "MF_EVAL(%ld, %s)\n", (long)key,
+                                   function);
+            length += n > 0 ? (size_t)n : 0u;
+        }
+        pos += MF_OP_WORDS + words[pos + 1] + words[pos + 2];
+    }
+    return length;
 }

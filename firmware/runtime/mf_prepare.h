@@ -13,4 +13,12 @@
 mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, uint8_t *out,
                            size_t out_size, size_t *image_bytes, mf_fault *fault);
 
+/* A firmware's runner table for a prepared image: one line MF_EVAL(kernel key,
+ * eval function) per kernel key its ops use, written to `out` (NUL-terminated
+ * when it fits); returns its length, 0 for an image it cannot read. A
+ * firmware built with -DMF_EVAL_LIST naming such a file links only those
+ * functions (mf_prepared.c): the variants the model runs, not the kernels'
+ * dispatching evals. */
+size_t mf_prepared_eval_list(const void *image, size_t image_size, char *out, size_t out_size);
+
 #endif /* MF_PREPARE_H */

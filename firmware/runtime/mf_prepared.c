@@ -26,19 +26,36 @@ uint32_t mf_prepared_checksum(const uint8_t *image, size_t image_bytes)
     return hash;
 }
 
-static mf_eval_fn mf_prepared_eval(int32_t builtin_code)
+#ifdef MF_EVAL_LIST /* a firmware's (mf_prepared_eval_list): the functions its image's kernel keys name */
+#define MF_EVAL(key, function) mf_status function(const mf_op *op);
+#include MF_EVAL_LIST
+#undef MF_EVAL
+#endif
+
+/* The eval of kernel key `key` (MF_EVAL_KEY); without MF_EVAL_LIST, every
+ * kernel's own eval, which runs the variant its record names. */
+static mf_eval_fn mf_prepared_eval(int32_t key)
 {
     static const struct {
-        int32_t code;
+        int32_t key;
         mf_eval_fn eval;
     } evals[] = {
+#ifdef MF_EVAL_LIST
+#define MF_EVAL(key, function) {key, function},
+#include MF_EVAL_LIST
+#undef MF_EVAL
+#else
 #define MF_KERNEL(code, prefix, flags) {code, prefix##_eval},
 #include MF_KERNEL_LIST
 #undef MF_KERNEL
+#endif
     };
     size_t i;
+#ifndef MF_EVAL_LIST
+    key = MF_EVAL_CODE(key);
+#endif
     for (i = 0; i < sizeof evals / sizeof evals[0]; ++i) {
-        if (evals[i].code == builtin_code) {
+        if (evals[i].key == key) {
             return evals[i].eval;
         }
     }
@@ -188,25 +205,17 @@ mf_status mf_prepared_open(const void *image, size_t image_size, void *arena, si
     return MF_OK;
 }
 
-/* The view of tensor `index` (-1: absent). */
-static void mf_prepared_view(const mf_prepared *r, int32_t index, mf_tensor *view)
+/* The view of tensor `index` (-1: absent) from its descriptor; `constants`: the image's data section. */
+static inline void mf_prepared_view(const uint8_t *constants, uint8_t *arena, const uint32_t *descriptors, int32_t index,
+                                    mf_tensor *view)
 {
-    const uint8_t *image = r->image;
-    const uint32_t *words;
-    uint32_t where;
-    view->data = NULL;
-    view->is_constant = 0;
-    view->quant_dim = 0;
-    view->scales = NULL;
-    if (index < 0) {
-        view->rank = -1;
-        view->type = MF_INT8;
-        view->scale = 0.0f;
-        view->zero_point = 0;
-        view->quant_count = 0;
-        return;
-    }
-    words = (const uint32_t *)(const void *)(image + mf_word(image, MF_IMAGE_TENSORS)) + (uint32_t)index * MF_TENSOR_WORDS;
+    static const uint32_t absent[MF_TENSOR_WORDS] = {MF_INT8, (uint32_t)-1, 0, 0, 0, 0, 0, 0, 0, 0, MF_WHERE_NONE, 0};
+    const uint32_t *words = index < 0 ? absent : descriptors + (uint32_t)index * MF_TENSOR_WORDS;
+    const uint32_t where = words[10] & 0xFFu;
+    union {
+        uint32_t bits;
+        float value;
+    } scale;
     view->type = (mf_dtype)words[0];
     view->rank = (int32_t)words[1];
     /* The writer stores 0 past the rank; unrolled: this runs for every tensor of every op. */
@@ -217,77 +226,85 @@ static void mf_prepared_view(const mf_prepared *r, int32_t index, mf_tensor *vie
     view->dims[4] = (int32_t)words[6];
     view->dims[5] = (int32_t)words[7];
     view->zero_point = (int32_t)words[8];
-    {
-        union {
-            uint32_t bits;
-            float value;
-        } scale;
-        scale.bits = words[9];
-        view->scale = scale.value;
-    }
-    where = words[10];
-    view->quant_count = (int32_t)(where >> 8);
-    if ((where & 0xFFu) == MF_WHERE_ARENA) {
-        view->data = r->arena + words[11];
-    } else if ((where & 0xFFu) == MF_WHERE_CONSTANT) {
-        view->data = (void *)(uintptr_t)(image + mf_word(image, MF_IMAGE_DATA) + words[11]);
-        view->is_constant = 1;
-    }
+    scale.bits = words[9];
+    view->scale = scale.value;
+    view->quant_count = (int32_t)(words[10] >> 8);
+    view->is_constant = where == MF_WHERE_CONSTANT;
+    view->quant_dim = 0;
+    view->scales = NULL;
+    view->data = where == MF_WHERE_ARENA      ? (void *)(arena + words[11])
+                 : where == MF_WHERE_CONSTANT ? (void *)(uintptr_t)(constants + words[11])
+                                              : NULL;
 }
 
 mf_status mf_prepared_invoke(const mf_prepared *runner)
 {
     const uint8_t *image;
     const uint8_t *data;
-    uint32_t ops;
-    uint32_t pos = 0;
+    const uint32_t *descriptors;
+    const uint32_t *words; /* the current op's */
     uint32_t i;
     if (runner == NULL || runner->image == NULL) {
         return MF_ERR_BAD_ARGUMENT;
     }
     image = runner->image;
     data = image + mf_word(image, MF_IMAGE_DATA);
-    ops = mf_word(image, MF_IMAGE_OPS);
+    descriptors = (const uint32_t *)(const void *)(image + mf_word(image, MF_IMAGE_TENSORS));
+    words = (const uint32_t *)(const void *)(image + mf_word(image, MF_IMAGE_OPS));
     for (i = 0; i < mf_word(image, MF_IMAGE_OP_COUNT); ++i) {
         mf_tensor inputs[MF_MAX_OP_TENSORS];
         mf_tensor outputs[MF_MAX_IMAGE_OUTPUTS];
         mf_op op;
+        const uint32_t *tensors = words + MF_OP_WORDS;
         uint32_t k;
         mf_status status;
-        op.options.base = NULL;
-        op.options.size = 0;
-        op.options.table = 0;
+        op.options.base = words[6] != 0 ? data + words[5] : NULL;
+        op.options.size = words[6];
+        op.options.table = words[7];
         op.options.custom = NULL; /* custom ops keep what they read from it in their record */
         op.options.custom_size = 0;
-        op.scratch = NULL;
+        op.scratch = words[8] != MF_IMAGE_NO_STORAGE ? runner->arena + words[8] : NULL;
         op.overlap = NULL;
         op.pool = NULL;
-        op.input_count = (int32_t)mf_at(image, ops, pos + 1);
-        op.output_count = (int32_t)mf_at(image, ops, pos + 2);
-        op.data = mf_at(image, ops, pos + 4) != 0 ? data + mf_at(image, ops, pos + 3) : NULL;
-        if (mf_at(image, ops, pos + 6) != 0) {
-            op.options.base = data + mf_at(image, ops, pos + 5);
-            op.options.size = mf_at(image, ops, pos + 6);
-            op.options.table = mf_at(image, ops, pos + 7);
-        }
+        op.input_count = (int32_t)words[1];
+        op.output_count = (int32_t)words[2];
+        op.data = words[4] != 0 ? data + words[3] : NULL;
         op.version = 1;
-        for (k = 0; k < (uint32_t)op.input_count; ++k) {
-            mf_prepared_view(runner, (int32_t)mf_at(image, ops, pos + MF_OP_WORDS + k), &inputs[k]);
+        for (k = 0; k < words[1]; ++k) {
+            mf_prepared_view(data, runner->arena, descriptors, (int32_t)tensors[k], &inputs[k]);
         }
-        for (k = 0; k < (uint32_t)op.output_count; ++k) {
-            mf_prepared_view(runner, (int32_t)mf_at(image, ops, pos + MF_OP_WORDS + (uint32_t)op.input_count + k), &outputs[k]);
+        for (k = 0; k < words[2]; ++k) {
+            mf_prepared_view(data, runner->arena, descriptors, (int32_t)tensors[words[1] + k], &outputs[k]);
         }
         op.inputs = inputs;
         op.outputs = outputs;
-        if (mf_at(image, ops, pos + 8) != MF_IMAGE_NO_STORAGE) {
-            op.scratch = runner->arena + mf_at(image, ops, pos + 8);
-        }
-        status = mf_prepared_eval((int32_t)mf_at(image, ops, pos))(&op);
+        status = mf_prepared_eval((int32_t)words[0])(&op);
         if (status != MF_OK) {
             return status;
         }
-        pos += MF_OP_WORDS + (uint32_t)op.input_count + (uint32_t)op.output_count;
+        words = tensors + words[1] + words[2];
     }
+    return MF_OK;
+}
+
+static mf_status mf_prepared_io(const mf_prepared *r, size_t index, size_t first, size_t count, mf_tensor_info *info)
+{
+    const uint32_t *descriptors;
+    mf_tensor view;
+    uint32_t tensor;
+    if (info == NULL || index >= count) {
+        return MF_ERR_BAD_ARGUMENT;
+    }
+    descriptors = (const uint32_t *)(const void *)(r->image + mf_word(r->image, MF_IMAGE_TENSORS));
+    tensor = mf_at(r->image, mf_word(r->image, MF_IMAGE_IO), first + index);
+    mf_prepared_view(r->image + mf_word(r->image, MF_IMAGE_DATA), r->arena, descriptors, (int32_t)tensor, &view);
+    info->data = view.data;
+    info->dims = (const int32_t *)(const void *)(descriptors + tensor * MF_TENSOR_WORDS + 2u);
+    info->rank = view.rank;
+    info->type = view.type;
+    info->scale = view.scale;
+    info->zero_point = view.zero_point;
+    info->bytes = mf_type_bytes(view.type, (size_t)mf_tensor_flat_size(&view));
     return MF_OK;
 }
 
@@ -299,25 +316,6 @@ size_t mf_prepared_input_count(const mf_prepared *runner)
 size_t mf_prepared_output_count(const mf_prepared *runner)
 {
     return runner != NULL && runner->image != NULL ? mf_word(runner->image, MF_IMAGE_OUTPUT_COUNT) : 0;
-}
-
-static mf_status mf_prepared_io(const mf_prepared *r, size_t index, size_t first, size_t count, mf_tensor_info *info)
-{
-    mf_tensor view;
-    uint32_t tensor;
-    if (info == NULL || index >= count) {
-        return MF_ERR_BAD_ARGUMENT;
-    }
-    tensor = mf_at(r->image, mf_word(r->image, MF_IMAGE_IO), first + index);
-    mf_prepared_view(r, (int32_t)tensor, &view);
-    info->data = view.data;
-    info->dims = (const int32_t *)(const void *)(r->image + mf_word(r->image, MF_IMAGE_TENSORS) + 4u * (tensor * MF_TENSOR_WORDS + 2u));
-    info->rank = view.rank;
-    info->type = view.type;
-    info->scale = view.scale;
-    info->zero_point = view.zero_point;
-    info->bytes = mf_type_bytes(view.type, (size_t)mf_tensor_flat_size(&view));
-    return MF_OK;
 }
 
 mf_status mf_prepared_input(const mf_prepared *runner, size_t index, mf_tensor_info *info)

@@ -15,7 +15,7 @@
  * Image format (little-endian 32-bit words): a header (MF_IMAGE_HEADER_WORDS),
  * then ops, tensor descriptors, graph inputs and outputs, and the data section
  * (op-data records, copies of options tables, constant tensors).
- *   op:     builtin code, input count, output count, record offset, record bytes,
+ *   op:     kernel key (MF_EVAL_KEY), input count, output count, record offset, record bytes,
  *           options offset, options bytes, options table, scratch offset in
  *           the arena (0xFFFFFFFF: none), then the tensor indices (inputs,
  *           -1 for an absent one, then outputs)
@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define MF_IMAGE_MAGIC 0x3150464Du /* "MFP1" */
-#define MF_IMAGE_VERSION 3u /* 2: sparse filters in affine op records (kernels/mf_sparse.h); 3: a scratch offset per op */
+#define MF_IMAGE_VERSION 3u /* 2: sparse filters in affine op records (kernels/mf_sparse.h); 3: a scratch offset per op, eval variants in kernel keys, folded fully connected biases */
 
 enum {
     MF_IMAGE_MAGIC_WORD, MF_IMAGE_VERSION_WORD, MF_IMAGE_BYTES, MF_IMAGE_CHECKSUM,

@@ -17,7 +17,9 @@ from oplib import run_tflm
 
 from mcuforge.firmware.engine import Engine, EngineError, RUNTIME_DIR, declare_prepared_runner, fuzz, runtime_sources
 from mcuforge.hostbuild import build_shared_library
-from mcuforge.firmware.prepared import IMAGE_SYMBOL, PreparedEngine, PreparedImage, image_source, kernel_list, prepared_image
+from mcuforge.firmware.prepared import (
+    IMAGE_SYMBOL, PreparedEngine, PreparedImage, eval_list, image_source, kernel_list, prepared_image,
+)
 
 MODELS = Path(__file__).resolve().parents[3] / "shared" / "models" / "tflite-micro"
 SHARED = ["hello_world/hello_world_int8.tflite", "micro_speech/micro_speech_quantized.tflite",
@@ -156,6 +158,7 @@ def qemu_prepared_run(model: bytes, x: np.ndarray, tmp_path: Path, target: str =
     image = prepared_image(model, board.kernels)
     (tmp_path / "image.c").write_text(image_source(image))
     (tmp_path / "model_kernels.h").write_text(kernel_list(model))
+    (tmp_path / "evals.h").write_text(eval_list(image))
     values = ", ".join(str(int(v)) for v in x.reshape(-1))
     (tmp_path / "input.c").write_text(f"#include <stdint.h>\nconst int8_t test_input[] = {{{values}}};\n")
     sources = [Path(__file__).with_name("prepared_main.c"), tmp_path / "image.c", tmp_path / "input.c",
@@ -163,7 +166,8 @@ def qemu_prepared_run(model: bytes, x: np.ndarray, tmp_path: Path, target: str =
                *runtime_sources(board.kernels)]
     elf = tmp_path / "prepared.elf"
     flags = [*STRICT_C_FLAGS, *board.cflags, "-O2", "-ffunction-sections", "-fdata-sections", "-ffreestanding",
-             f"-I{RUNTIME_DIR}", f"-I{boards.BOARDS_DIR / 'common'}", f"-DMF_KERNEL_LIST=\"{tmp_path / 'model_kernels.h'}\""]
+             f"-I{RUNTIME_DIR}", f"-I{boards.BOARDS_DIR / 'common'}", f"-DMF_KERNEL_LIST=\"{tmp_path / 'model_kernels.h'}\"",
+             f"-DMF_EVAL_LIST=\"{tmp_path / 'evals.h'}\""]
     objects = []
     for index, source in enumerate(sources):
         obj = tmp_path / f"{index}_{source.stem}.o"
@@ -175,6 +179,8 @@ def qemu_prepared_run(model: bytes, x: np.ndarray, tmp_path: Path, target: str =
                     "-o", str(elf), "-lm"], check=True)
     symbols = subprocess.run([toolchain.CROSS + "nm", str(elf)], check=True, capture_output=True, text=True).stdout
     assert "__aeabi_d" not in symbols  # no soft-float double arithmetic linked
+    # The runner calls the eval variants the image names: no kernel's dispatching eval, no unused variant.
+    assert not re.search(r" T mf_(conv|depthwise_conv|fully_connected)_eval$|_int4_eval$|_eval_sparse$", symbols, re.M)
     count = []
     if plugin is not None:
         mark = int(re.search(r"^([0-9a-f]+) T mf_app_mark$", symbols, re.M)[1], 16)

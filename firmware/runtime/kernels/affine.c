@@ -255,15 +255,20 @@ mf_status mf_affine_prepare(const mf_op *op, mf_affine_kind kind, size_t *scratc
 
 const mf_requant *mf_affine_table(const mf_op *op, const mf_affine_data *data)
 {
+#ifdef MF_EVAL_LIST /* a prepared firmware: every table is in its record (the image's, in flash) */
+    (void)op;
+    return mf_affine_record_table(data);
+#else
     mf_requant *table = (mf_requant *)op->scratch;
     int32_t c;
     if (data->table != MF_TABLE_SCRATCH) {
-        return (const mf_requant *)(const void *)((const uint8_t *)data + data->table);
+        return mf_affine_record_table(data);
     }
     for (c = 0; c < data->channels; ++c) { /* per-tensor weights (a DSP loop's table): one value, copied */
         table[c] = op->inputs[1].quant_count == 1 && c > 0 ? table[0] : affine_requant_at(op, c);
     }
     return table;
+#endif
 }
 
 void *mf_affine_scratch(const mf_op *op, const mf_affine_data *data)

@@ -3,9 +3,9 @@
 #include "mf_sparse.h"
 #include "mf_int4.h"
 
-#ifndef MF_CONV_WEIGHT /* conv_int4.c compiles the loop below again with INT4 weights */
+#ifndef MF_CONV_WEIGHT /* conv_int4.c compiles the dense loop below again with INT4 weights */
 #define MF_CONV_WEIGHT(w, index) ((int32_t)(w)[index])
-#define MF_CONV_EVAL mf_conv_eval
+#define MF_CONV_EVAL mf_conv_eval_dense
 
 mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -13,14 +13,10 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 }
 #endif
 
+/* Dense weights. */
 mf_status MF_CONV_EVAL(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-#ifndef MF_CONV_INT4
-    if (!mf_affine_reads_input(d, 1)) {
-        return mf_conv_eval_sparse(op); /* a sparse filter in the record */
-    }
-#endif
     const mf_requant *requant = mf_affine_table(op, d);
     const int32_t step = d->channel_step;
     /* The record's fields as locals: the compiler keeps them in registers across the output stores. */
@@ -39,11 +35,6 @@ mf_status MF_CONV_EVAL(const mf_op *op)
     const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
     int32_t oc;
     int32_t b;
-#ifndef MF_CONV_INT4
-    if (d->weights == MF_WEIGHTS_INT4) {
-        return mf_conv_int4_eval(op);
-    }
-#endif
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {

@@ -2,9 +2,9 @@
  * TFLM reference_integer_ops::DepthwiseConvPerChannel, bit for bit. */
 #include "mf_int4.h"
 
-#ifndef MF_DEPTHWISE_WEIGHT /* depthwise_conv_int4.c compiles the loop below again with INT4 weights */
+#ifndef MF_DEPTHWISE_WEIGHT /* depthwise_conv_int4.c compiles the dense loop below again with INT4 weights */
 #define MF_DEPTHWISE_WEIGHT(w, index) ((int32_t)(w)[index])
-#define MF_DEPTHWISE_EVAL mf_depthwise_conv_eval
+#define MF_DEPTHWISE_EVAL mf_depthwise_conv_eval_dense
 
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -12,6 +12,7 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 }
 #endif
 
+/* Dense weights. */
 mf_status MF_DEPTHWISE_EVAL(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
@@ -33,11 +34,6 @@ mf_status MF_DEPTHWISE_EVAL(const mf_op *op)
     const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
     int32_t oc;
     int32_t b;
-#ifndef MF_DEPTHWISE_INT4
-    if (d->weights == MF_WEIGHTS_INT4) {
-        return mf_depthwise_conv_int4_eval(op);
-    }
-#endif
     for (b = 0; b < batches; ++b) {
         int32_t oy;
         for (oy = 0; oy < out_h; ++oy) {

@@ -2,7 +2,6 @@
  * each weight from its nibble in place. */
 #include "mf_int4.h"
 
-#define MF_DEPTHWISE_INT4
 #define MF_DEPTHWISE_WEIGHT(w, index) mf_int4_at(w, index)
 #define MF_DEPTHWISE_EVAL mf_depthwise_conv_int4_eval
 #include "depthwise_conv.c"

@@ -34,7 +34,7 @@ typedef struct mf_affine_data {
     int16_t table;             /* bytes from the record's start to its requantization, or MF_TABLE_SCRATCH */
     int16_t weights;           /* mf_weights_format of the filter */
     int16_t bias_folded;       /* 1: the encoded weights start with each channel's bias + input offset x weight sum */
-    int32_t weights_at;        /* sparse formats: bytes from the record's start to the encoded weights (mf_sparse.h) */
+    int32_t weights_at;        /* sparse formats and folded biases: bytes from the record's start to them (mf_sparse.h) */
     /* Conv and depthwise only: */
     int16_t channels_per_group; /* conv: output channels per filter group; depthwise: the depth multiplier */
     int16_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
@@ -73,11 +73,45 @@ const mf_requant *mf_affine_table(const mf_op *op, const mf_affine_data *data);
 /* Eval: the kernel's own scratch, after the table's. */
 void *mf_affine_scratch(const mf_op *op, const mf_affine_data *data);
 
+/* Eval, records with folded biases (prepared images, whose tables are in the
+ * record): the requantization table and the folded biases. */
+static inline const mf_requant *mf_affine_record_table(const mf_affine_data *data)
+{
+    return (const mf_requant *)(const void *)((const uint8_t *)data + data->table);
+}
+
+static inline const int32_t *mf_affine_folded(const mf_affine_data *data)
+{
+    return (const int32_t *)(const void *)((const uint8_t *)data + data->weights_at);
+}
+
 /* Whether eval reads input `k` (weights and bias may live in the record instead). */
 static inline int mf_affine_reads_input(const mf_affine_data *data, int32_t k)
 {
     const int sparse = data->weights == MF_WEIGHTS_SPARSE_2_4 || data->weights == MF_WEIGHTS_BITMAP;
     return !((k == 1 && sparse) || (k == 2 && data->bias_folded));
+}
+
+/* The DSP kernel set's loops (mf_affine_data.variant; 0: the portable loop). */
+enum { MFD_CONV_GEMM = 1 };
+enum { MFD_DW_CHANNELS = 1, MFD_DW_ONE_INPUT_CHANNEL = 2, MFD_DW_3X3 = 3, MFD_DW_3X3_NHWC = 4 };
+enum { MFD_FC_PAIRS = 1 };
+/* A kernel key's variant for a dense loop of a kernel set (mf_eval_variants.h). */
+#define MF_EVAL_LOOP(loop) (MF_EVAL_DENSE | (loop) << 4)
+
+/* The eval variant (mf_eval_variants.h) that runs a record: a sparse filter's,
+ * INT4 weights', a dense fully connected filter with folded biases, else the
+ * kernel set's dense loop. The kernels' own evals dispatch on it; prepared
+ * images store it in the op's kernel key. */
+static inline int32_t mf_affine_eval_variant(mf_affine_kind kind, const mf_affine_data *data)
+{
+    if (!mf_affine_reads_input(data, 1)) {
+        return MF_EVAL_SPARSE;
+    }
+    if (data->weights == MF_WEIGHTS_INT4) {
+        return MF_EVAL_INT4;
+    }
+    return kind == MF_AFFINE_FULLY_CONNECTED && data->bias_folded ? MF_EVAL_FOLDED : MF_EVAL_DENSE;
 }
 
 /* The taps t of one window axis with origin + dilation * t inside [0, size): [*first, *end). */

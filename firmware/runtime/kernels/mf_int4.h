@@ -18,8 +18,4 @@ static inline int32_t mf_int4_at(const int8_t *packed, size_t index)
     return (int32_t)(nibble ^ 8u) - 8;
 }
 
-mf_status mf_conv_int4_eval(const mf_op *op);
-mf_status mf_depthwise_conv_int4_eval(const mf_op *op);
-mf_status mf_fully_connected_int4_eval(const mf_op *op);
-
 #endif /* MF_INT4_H */

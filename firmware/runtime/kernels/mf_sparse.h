@@ -10,7 +10,8 @@
  * fully connected, f_h x f_w x f_c for conv). Encoded weights (at
  * mf_affine_data.weights_at, 4-byte aligned):
  *   bias_folded:  int32 bias[C] + input offset x sum of channel c's weights
- *                 (fully connected and 1x1 conv: no offset per MAC)
+ *                 (fully connected and 1x1 conv: no offset per MAC); a dense
+ *                 fully connected filter (zero point 0) gets these alone
  *   2:4 (every group of four along the innermost axis holds at most two nonzeros):
  *                 int8 values[C][K/2], then positions[C][ceil(K/8)]: group g's
  *                 nibble at byte g/2 (low nibble for even g), first position in bits 0-1
@@ -23,7 +24,7 @@
 #include "mf_affine.h"
 
 /* Prepare (records in flash): chooses head->weights and head->bias_folded;
- * returns the encoded bytes, 0 for dense. */
+ * returns the encoded bytes, 0 for dense (but fully connected's folded biases). */
 size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head);
 
 /* Prepare: writes the encoding mf_sparse_plan chose into `encoded`. */
@@ -75,10 +76,5 @@ static inline int32_t mf_sparse24_tap(const mf_sparse_cursor *channel, int32_t f
     }
     return (int32_t)sum;
 }
-
-/* The evals conv.c and fully_connected.c (and their DSP twins) hand a sparse filter to (named
- * apart from kernel evals: linked with conv and fully connected, not registered). */
-mf_status mf_conv_eval_sparse(const mf_op *op);
-mf_status mf_fully_connected_eval_sparse(const mf_op *op);
 
 #endif /* MF_SPARSE_H */

@@ -53,6 +53,10 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
         head->weights = MF_WEIGHTS_BITMAP;
         return (bitmap + 3u) / 4u * 4u;
     }
+    if (kind == MF_AFFINE_FULLY_CONNECTED) { /* dense: the folded biases alone, so eval adds no offset per MAC */
+        head->bias_folded = 1;
+        return 4u * (size_t)channels;
+    }
     return 0;
 }
 
@@ -88,6 +92,9 @@ void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *enco
     uint8_t *out = head->bias_folded ? sparse_fold_biases(op, head, encoded) : encoded;
     sparse_shape(op, &channels, &k);
     row = sparse_bitmap_row(k);
+    if (head->weights == MF_WEIGHTS_INT8) {
+        return; /* dense fully connected: the weights stay the model's tensor */
+    }
     if (head->weights == MF_WEIGHTS_SPARSE_2_4) {
         int8_t *values = (int8_t *)out;
         uint8_t *positions = out + (size_t)channels * (size_t)(k / 2);

@@ -10,12 +10,11 @@
 #include "mfd_sparse24.h"
 
 #define mf_conv_prepare mfd_conv_prepare_reference
-#define mf_conv_eval mfd_conv_eval_reference
+#define mf_conv_eval_dense mfd_conv_eval_dense_reference
 #include "../conv.c"
 #undef mf_conv_prepare
-#undef mf_conv_eval
+#undef mf_conv_eval_dense
 
-enum { CONV_PORTABLE = 0, CONV_GEMM = 1 };
 
 mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -30,19 +29,17 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     if (!mfd_int8_offset_ok(op->inputs[0].zero_point)) {
         return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes);
     }
-    head.variant = CONV_GEMM; /* INT4 weights too: dsp/conv_int4.c's loop reads the same columns */
+    head.variant = MFD_CONV_GEMM; /* INT4 weights too: dsp/conv_int4.c's loop reads the same columns */
     columns = mfd_columns_bytes(filter->dims[1] * filter->dims[2] * filter->dims[3]);
     sparse_column = mfd_sparse24_scratch(op, &head); /* dsp/conv_sparse.c's, in place of the columns */
     *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 1) + (sparse_column > columns ? sparse_column : columns);
     return mf_affine_store(op, MF_AFFINE_CONV, &head);
 }
 
-mf_status mf_conv_eval(const mf_op *op)
+/* Columns times weight rows (record variant MFD_CONV_GEMM). */
+mf_status mfd_conv_eval_gemm(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-    if (!mf_affine_reads_input(d, 1)) {
-        return mf_conv_eval_sparse(op); /* a sparse filter in the record */
-    }
     const mf_tensor *input = &op->inputs[0];
     const mf_tensor *filter = &op->inputs[1];
     const mf_tensor *output = &op->outputs[0];
@@ -54,9 +51,6 @@ mf_status mf_conv_eval(const mf_op *op)
     int16_t *columns;
     mfd_patch patch;
     int32_t b;
-    if (d->variant == CONV_PORTABLE || d->weights == MF_WEIGHTS_INT4) {
-        return mfd_conv_eval_reference(op); /* INT4: on to mf_conv_int4_eval */
-    }
     requant = dsp_requant_table(op, d);
     columns = (int16_t *)mf_affine_scratch(op, d);
     dsp_patch_window(&patch, op, d, in_c, filter->dims[3]);
@@ -71,4 +65,11 @@ mf_status mf_conv_eval(const mf_op *op)
         }
     }
     return MF_OK;
+}
+
+/* The loop prepare chose (record variant); prepared firmware calls it directly (mf_eval_variants.h). */
+mf_status mf_conv_eval_dense(const mf_op *op)
+{
+    return ((const mf_affine_data *)op->data)->variant == MFD_CONV_GEMM ? mfd_conv_eval_gemm(op)
+                                                                         : mfd_conv_eval_dense_reference(op);
 }

@@ -17,7 +17,6 @@
 #include "../conv_int4.c"
 #undef mf_conv_int4_eval
 
-enum { CONV_GEMM = 1 }; /* dsp/conv.c's variant: columns in the scratch */
 
 /* In place: every whole run of eight column values, stored (x0, x2) (x1, x3) (x4, x6) (x5, x7), becomes
  * (x0, x4) (x2, x6) (x1, x5) (x3, x7). */
@@ -153,7 +152,7 @@ mf_status mf_conv_int4_eval(const mf_op *op)
     int16_t *columns;
     mfd_patch patch;
     int32_t b;
-    if (d->variant != CONV_GEMM || total > MFD_INT4_MAX_VALUES) {
+    if (d->variant != MFD_CONV_GEMM || total > MFD_INT4_MAX_VALUES) {
         return mfd_conv_int4_eval_reference(op);
     }
     requant = dsp_requant_table(op, d);

@@ -10,7 +10,6 @@
 #include "../conv_sparse.c"
 #undef mf_conv_eval_sparse
 
-enum { CONV_GEMM = 1 }; /* dsp/conv.c's variant, whose scratch holds the column (mfd_sparse24_scratch) */
 
 /* A conv_sparse_pass: every channel of a 2:4 filter with folded biases, through the column in the scratch. */
 static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4], int32_t count,
@@ -55,7 +54,7 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
 mf_status mf_conv_eval_sparse(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-    if (d->weights != MF_WEIGHTS_SPARSE_2_4 || !d->bias_folded || d->variant != CONV_GEMM ||
+    if (d->weights != MF_WEIGHTS_SPARSE_2_4 || !d->bias_folded || d->variant != MFD_CONV_GEMM ||
         d->channels_per_group != op->outputs[0].dims[3]) {
         return mfd_conv_eval_sparse_reference(op);
     }

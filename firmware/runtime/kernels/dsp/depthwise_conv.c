@@ -22,12 +22,11 @@
 #include "mfd_gemm.h"
 
 #define mf_depthwise_conv_prepare mfd_depthwise_conv_prepare_reference
-#define mf_depthwise_conv_eval mfd_depthwise_conv_eval_reference
+#define mf_depthwise_conv_eval_dense mfd_depthwise_conv_eval_dense_reference
 #include "../depthwise_conv.c"
 #undef mf_depthwise_conv_prepare
-#undef mf_depthwise_conv_eval
+#undef mf_depthwise_conv_eval_dense
 
-enum { DW_PORTABLE = 0, DW_CHANNELS = 1, DW_ONE_INPUT_CHANNEL = 2, DW_3X3 = 3, DW_3X3_NHWC = 4 };
 
 /* The largest ring of the 3 x 3 loops: the scratch buffer is shared by all ops and counts in the arena. */
 #define MFD_DW_RING_MAX 4096u
@@ -58,10 +57,10 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     }
     if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
         head.channels_per_group == 1 && op->outputs[0].dims[2] < MFD_DW_MIN_WIDTH) {
-        head.variant = DW_3X3_NHWC; /* row by row: the overlap mf_affine_check set holds */
+        head.variant = MFD_DW_3X3_NHWC; /* row by row: the overlap mf_affine_check set holds */
     } else if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
                ring <= MFD_DW_RING_MAX) {
-        head.variant = DW_3X3;
+        head.variant = MFD_DW_3X3;
         *scratch_bytes = ring;
         if (op->overlap != NULL) {
             /* Channel group by channel group, so the output may only replace its input in place (one batch,
@@ -73,10 +72,10 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
             op->overlap->exact = 1;
         }
     } else if (op->inputs[0].dims[3] == 1) {
-        head.variant = DW_ONE_INPUT_CHANNEL;
+        head.variant = MFD_DW_ONE_INPUT_CHANNEL;
         *scratch_bytes = (((size_t)head.channels * (size_t)taps + 3u) & ~(size_t)3u) + mfd_columns_bytes(taps);
     } else if (head.channels_per_group == 1) {
-        head.variant = DW_CHANNELS;
+        head.variant = MFD_DW_CHANNELS;
     } else {
         return mf_affine_prepare(op, MF_AFFINE_DEPTHWISE, scratch_bytes);
     }
@@ -224,58 +223,72 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const mf_affine_data *d,
     return MF_OK;
 }
 
-mf_status mf_depthwise_conv_eval(const mf_op *op)
+/* The tensors and record fields the loops below read. */
+#define MFD_DW_LOCALS                                                                                                   \
+    const mf_tensor *input = &op->inputs[0];                                                                            \
+    const mf_tensor *output = &op->outputs[0];                                                                          \
+    const int32_t *bias = op->input_count == 3 ? (const int32_t *)op->inputs[2].data : NULL;                            \
+    const int8_t *in = (const int8_t *)input->data;                                                                     \
+    const int8_t *w = (const int8_t *)op->inputs[1].data;                                                               \
+    int8_t *out = (int8_t *)output->data;                                                                               \
+    const int32_t batches = input->dims[0], in_h = input->dims[1], in_w = input->dims[2], in_c = input->dims[3];        \
+    const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];                            \
+    const mf_affine_data *d = (const mf_affine_data *)op->data;                                                         \
+    const mfd_requant *requant = dsp_requant_table(op, d)
+
+/* 3 x 3, multiplier 1, outputs narrower than MFD_DW_MIN_WIDTH: the NHWC loops (record variant MFD_DW_3X3_NHWC). */
+mf_status mfd_depthwise_eval_3x3_nhwc(const mf_op *op)
 {
-    const mf_tensor *input = &op->inputs[0];
-    const mf_tensor *filter = &op->inputs[1];
-    const mf_tensor *output = &op->outputs[0];
-    const int32_t *bias = op->input_count == 3 ? (const int32_t *)op->inputs[2].data : NULL;
-    const int8_t *in = (const int8_t *)input->data;
-    const int8_t *w = (const int8_t *)filter->data;
-    int8_t *out = (int8_t *)output->data;
-    const int32_t batches = input->dims[0], in_h = input->dims[1], in_w = input->dims[2], in_c = input->dims[3];
-    const int32_t f_h = filter->dims[1], f_w = filter->dims[2];
-    const int32_t out_h = output->dims[1], out_w = output->dims[2], out_c = output->dims[3];
+    MFD_DW_LOCALS;
+    const mfd_dw3x3_nhwc layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
+                                  d->pad_w, d->input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+    int32_t b;
+    for (b = 0; b < batches; ++b) {
+        mfd_dw3x3_nhwc batch = layer;
+        int32_t oy;
+        batch.in = in + (size_t)b * in_h * in_w * in_c;
+        /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
+        for (oy = 0; oy < out_h; ++oy) {
+            mfd_dw3x3_nhwc_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
+        }
+    }
+    return MF_OK;
+}
+
+/* 3 x 3 without dilation: the channel-major loops (record variant MFD_DW_3X3). */
+mf_status mfd_depthwise_eval_3x3(const mf_op *op)
+{
+    MFD_DW_LOCALS;
+    const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->channels_per_group, out_h, out_w,
+                             d->stride_h, d->stride_w, d->pad_h, d->pad_w, d->input_offset,
+                             mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+    int32_t b;
+    for (b = 0; b < batches; ++b) {
+        mfd_dw3x3 batch = layer;
+        batch.in = in + (size_t)b * in_h * in_w * in_c;
+        mfd_dw3x3_layer(&batch, out + (size_t)b * out_h * out_w * out_c, mf_affine_scratch(op, d));
+    }
+    return MF_OK;
+}
+
+/* One input channel: a convolution (record variant MFD_DW_ONE_INPUT_CHANNEL). */
+mf_status mfd_depthwise_eval_one_input_channel(const mf_op *op)
+{
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-    const mfd_requant *requant;
+    return mfd_depthwise_as_conv(op, d, dsp_requant_table(op, d));
+}
+
+/* Multiplier 1, other filters: four channels a word (record variant MFD_DW_CHANNELS). */
+mf_status mfd_depthwise_eval_channels(const mf_op *op)
+{
+    MFD_DW_LOCALS;
+    const int32_t f_h = op->inputs[1].dims[1], f_w = op->inputs[1].dims[2];
     const int32_t input_offset = d->input_offset;
     const int32_t quads = out_c & ~3;
     ptrdiff_t pixel_step; /* input bytes between horizontally adjacent outputs */
     mfd_dw_window win;
     int32_t oc;
     int32_t b;
-    if (d->variant == DW_PORTABLE) {
-        return mfd_depthwise_conv_eval_reference(op);
-    }
-    requant = dsp_requant_table(op, d);
-    if (d->variant == DW_ONE_INPUT_CHANNEL) {
-        return mfd_depthwise_as_conv(op, d, requant);
-    }
-    if (d->variant == DW_3X3_NHWC) {
-        const mfd_dw3x3_nhwc layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
-                                      d->pad_w, input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
-        for (b = 0; b < batches; ++b) {
-            mfd_dw3x3_nhwc batch = layer;
-            int32_t oy;
-            batch.in = in + (size_t)b * in_h * in_w * in_c;
-            /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
-            for (oy = 0; oy < out_h; ++oy) {
-                mfd_dw3x3_nhwc_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
-            }
-        }
-        return MF_OK;
-    }
-    if (d->variant == DW_3X3) {
-        const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->channels_per_group, out_h, out_w,
-                                 d->stride_h, d->stride_w, d->pad_h, d->pad_w, input_offset,
-                                 mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
-        for (b = 0; b < batches; ++b) {
-            mfd_dw3x3 batch = layer;
-            batch.in = in + (size_t)b * in_h * in_w * in_c;
-            mfd_dw3x3_layer(&batch, out + (size_t)b * out_h * out_w * out_c, mf_affine_scratch(op, d));
-        }
-        return MF_OK;
-    }
     win.row_stride = in_w * in_c;
     pixel_step = (ptrdiff_t)d->stride_w * in_c;
     win.tap_x_stride = d->dilation_w * in_c;
@@ -327,4 +340,21 @@ mf_status mf_depthwise_conv_eval(const mf_op *op)
         }
     }
     return MF_OK;
+}
+
+/* The loop prepare chose (record variant); prepared firmware calls it directly (mf_eval_variants.h). */
+mf_status mf_depthwise_conv_eval_dense(const mf_op *op)
+{
+    switch (((const mf_affine_data *)op->data)->variant) {
+    case MFD_DW_3X3_NHWC:
+        return mfd_depthwise_eval_3x3_nhwc(op);
+    case MFD_DW_3X3:
+        return mfd_depthwise_eval_3x3(op);
+    case MFD_DW_ONE_INPUT_CHANNEL:
+        return mfd_depthwise_eval_one_input_channel(op);
+    case MFD_DW_CHANNELS:
+        return mfd_depthwise_eval_channels(op);
+    default:
+        return mfd_depthwise_conv_eval_dense_reference(op);
+    }
 }

@@ -8,13 +8,13 @@
  * the requantization is in the op-data record. */
 #include "dsp_affine.h"
 
+#define MFD_FULLY_CONNECTED /* this file has its own folded loop */
 #define mf_fully_connected_prepare mfd_fully_connected_prepare_reference
-#define mf_fully_connected_eval mfd_fully_connected_eval_reference
+#define mf_fully_connected_eval_dense mfd_fully_connected_eval_dense_reference
 #include "../fully_connected.c"
 #undef mf_fully_connected_prepare
-#undef mf_fully_connected_eval
+#undef mf_fully_connected_eval_dense
 
-enum { FC_PORTABLE = 0, FC_PAIRS = 1 };
 
 mf_status mf_fully_connected_prepare(const mf_op *op, size_t *scratch_bytes)
 {
@@ -26,7 +26,7 @@ mf_status mf_fully_connected_prepare(const mf_op *op, size_t *scratch_bytes)
     }
     if (mfd_int8_offset_ok(op->inputs[0].zero_point) && mfd_int8_offset_ok(op->inputs[1].zero_point) &&
         head.weights == MF_WEIGHTS_INT8) { /* INT4 weights: the portable INT4 loop */
-        head.variant = FC_PAIRS;
+        head.variant = MFD_FC_PAIRS;
     }
     *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_FULLY_CONNECTED, &head, 0);
     return mf_affine_store(op, MF_AFFINE_FULLY_CONNECTED, &head);
@@ -56,16 +56,96 @@ static inline void mfd_fc_rows(const int8_t *row0, const int8_t *row1, const int
     *acc1 = a1;
 }
 
-/* Units in pairs (each input word unpacked once for two rows), the requantization read in place. */
-mf_status mf_fully_connected_eval(const mf_op *op)
+/* An output side with one requantization for every unit (per-tensor weights),
+ * its right shift (2 or more, so no left shift) resolved once. */
+typedef struct mfd_fc_out {
+    int32_t multiplier;
+    uint32_t round; /* 1 << (right - 2) */
+    int32_t shift;  /* right - 1 */
+    int32_t zero_point, act_min, act_max;
+} mfd_fc_out;
+
+/* mfd_output with the requantization of `o`. */
+static inline int8_t mfd_fc_output(int32_t acc, const mfd_fc_out *o)
+{
+    const int32_t value = mfd_smlal_high(acc, o->multiplier, o->round + (uint32_t)(acc >> 31),
+                                         ((uint32_t)acc & 0x80000000u) | 0x40000000u) >> o->shift;
+    return (int8_t)mf_clamp_i32(mf_wrap_add(value, o->zero_point), o->act_min, o->act_max);
+}
+
+/* One input vector times `units` rows, one requantization for all. */
+static void mfd_fc_folded_one_scale(const int8_t *x, const int8_t *row, const int32_t *bias, int8_t *out, int32_t units,
+                                    int32_t depth, const mfd_fc_out *o)
+{
+    for (; units >= 2; units -= 2, row += 2 * depth, bias += 2, out += 2) {
+        int32_t acc0 = bias[0], acc1 = bias[1];
+        mfd_fc_rows(row, row + depth, x, depth, 0u, 0u, &acc0, &acc1); /* no offsets: folded */
+        out[0] = mfd_fc_output(acc0, o);
+        out[1] = mfd_fc_output(acc1, o);
+    }
+    if (units == 1) {
+        int32_t acc0 = bias[0], acc1 = 0;
+        mfd_fc_rows(row, row, x, depth, 0u, 0u, &acc0, &acc1);
+        out[0] = mfd_fc_output(acc0, o);
+    }
+}
+
+/* One input vector times `units` rows, requantization q[u * step] for unit u. */
+static void mfd_fc_folded_per_channel(const int8_t *x, const int8_t *row, const int32_t *bias, int8_t *out, int32_t units,
+                                      int32_t depth, const mfd_requant *q, int32_t step, const mfd_out *o)
+{
+    for (; units >= 2; units -= 2, row += 2 * depth, bias += 2, out += 2, q += 2 * step) {
+        int32_t acc0 = bias[0], acc1 = bias[1];
+        mfd_fc_rows(row, row + depth, x, depth, 0u, 0u, &acc0, &acc1); /* no offsets: folded */
+        out[0] = mfd_output(acc0, q, o->zero_point, o->act_min, o->act_max);
+        out[1] = mfd_output(acc1, q + step, o->zero_point, o->act_min, o->act_max);
+    }
+    if (units == 1) {
+        int32_t acc0 = bias[0], acc1 = 0;
+        mfd_fc_rows(row, row, x, depth, 0u, 0u, &acc0, &acc1);
+        out[0] = mfd_output(acc0, q, o->zero_point, o->act_min, o->act_max);
+    }
+}
+
+/* Dense weights, folded biases (no offset per MAC): units in pairs, each
+ * input word sign-extended once for two rows; a per-tensor requantization
+ * is resolved once (mfd_fc_out), per-channel ones (or shifts under 2) per unit. */
+mf_status mf_fully_connected_eval_folded(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-    if (!mf_affine_reads_input(d, 1)) {
-        return mf_fully_connected_eval_sparse(op); /* a sparse filter in the record */
+    const mfd_requant *requant = (const mfd_requant *)(const void *)mf_affine_record_table(d);
+    const int32_t *folded = mf_affine_folded(d);
+    const int8_t *in = (const int8_t *)op->inputs[0].data;
+    const int8_t *w = (const int8_t *)op->inputs[1].data;
+    int8_t *out = (int8_t *)op->outputs[0].data;
+    const int32_t units = op->inputs[1].dims[0], depth = op->inputs[1].dims[1];
+    const int32_t batches = mf_tensor_flat_size(&op->inputs[0]) / depth;
+    const mfd_out o = mfd_out_for(d->output_zero_point, d->act_min, d->act_max);
+    int32_t b;
+    if (d->channel_step == 0 && requant->right >= 2) {
+        mfd_fc_out one;
+        one.multiplier = requant->multiplier;
+        one.round = 1u << (requant->right - 2);
+        one.shift = requant->right - 1;
+        one.zero_point = o.zero_point;
+        one.act_min = o.act_min;
+        one.act_max = o.act_max;
+        for (b = 0; b < batches; ++b, in += depth, out += units) {
+            mfd_fc_folded_one_scale(in, w, folded, out, units, depth, &one);
+        }
+        return MF_OK;
     }
-    if (d->variant == FC_PORTABLE) {
-        return mfd_fully_connected_eval_reference(op);
+    for (b = 0; b < batches; ++b, in += depth, out += units) {
+        mfd_fc_folded_per_channel(in, w, folded, out, units, depth, requant, d->channel_step, &o);
     }
+    return MF_OK;
+}
+
+/* Units in pairs (each input word unpacked once for two rows), the requantization read in place
+ * (record variant MFD_FC_PAIRS). */
+mf_status mfd_fully_connected_eval_pairs(const mf_op *op)
+{
+    const mf_affine_data *d = (const mf_affine_data *)op->data;
     {
         const int32_t *bias = op->input_count == 3 ? (const int32_t *)op->inputs[2].data : NULL;
         const int8_t *in = (const int8_t *)op->inputs[0].data;
@@ -94,4 +174,11 @@ mf_status mf_fully_connected_eval(const mf_op *op)
         }
     }
     return MF_OK;
+}
+
+/* The loop prepare chose (record variant); prepared firmware calls it directly (mf_eval_variants.h). */
+mf_status mf_fully_connected_eval_dense(const mf_op *op)
+{
+    return ((const mf_affine_data *)op->data)->variant == MFD_FC_PAIRS ? mfd_fully_connected_eval_pairs(op)
+                                                                        : mfd_fully_connected_eval_dense_reference(op);
 }
