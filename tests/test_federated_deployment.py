@@ -88,7 +88,7 @@ def test_one_tls_fleet_runs_plain_fedavg_and_secagg_within_its_bound_and_leaves_
         home = Path(env["FLWR_HOME"])
         home.mkdir(parents=True)
         with local_fleet(home, root / "fleet-logs", 3, env, ServerTLS(ca, certificate, key)) as address:
-            where = Deployment(superlink=address, root_certificates=ca, timeout=420)
+            where = Deployment(superlink=address, root_certificates=ca, timeout=900)
             runs = {spec.name: deploy(spec, root, where=where) for spec in (plain, secure)}
         assert _descendants(os.getpid()) == []  # SuperLink, SuperNodes, their SuperExecs and app processes
     finally:
