@@ -235,3 +235,29 @@ def test_two_nodes_holding_one_partition_are_refused():
                            evaluate_fn=None, seed=0, statistics=[False], variances={})
     with pytest.raises(MCUForgeError, match=r"same partition \(\[0, 1, 1\]\)"):
         server.configure_fit(1, ndarrays_to_parameters([np.zeros(2, np.float32)]), manager)
+
+
+def sample_sizes(oversample, answering):
+    """How many clients each round samples (8 available, half wanted) when the first `answering[r]` of them answer."""
+    manager = SimpleClientManager()
+    for partition in range(8):
+        manager.register(Node(100 + partition, partition))
+    weights = [np.zeros(2, np.float32)]
+    server = FleetStrategy(FederatedSpec(fraction=0.5, oversample=oversample), clients=8, initial_weights=weights,
+                           evaluate_fn=None, seed=0, statistics=[False], variances={})
+    sizes = []
+    for server_round, answers in enumerate(answering, start=1):
+        chosen = server.configure_fit(server_round, ndarrays_to_parameters(weights), manager)
+        sizes.append(len(chosen))
+        answers = min(answers, len(chosen))
+        replies = [result(ndarrays_to_parameters(weights), 1, proxy.client.client) for proxy, _ in chosen[:answers]]
+        server.aggregate_fit(server_round, replies, [RuntimeError("dropped")] * (len(chosen) - answers))
+    return sizes
+
+
+def test_rounds_sample_more_clients_as_fewer_of_them_answer():
+    # 4 wanted. 2 of 4 answer: 4 / (2/4) = 8. 6 of 8: 8 of 12 so far, 4 * 12/8 = 6. 6 of 6: 14 of 18, 4 * 18/14 = 5.1 -> 5.
+    assert sample_sizes(True, [2, 6, 6, 5]) == [4, 8, 6, 5]
+    assert sample_sizes(True, [0, 8]) == [4, 8]  # nobody answered yet: every client
+    assert sample_sizes(True, [4, 4, 4]) == [4, 4, 4]  # no faults, no oversampling
+    assert sample_sizes(False, [2, 6, 6, 5]) == [4, 4, 4, 4]

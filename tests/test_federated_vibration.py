@@ -124,15 +124,15 @@ def test_a_machine_trains_the_autoencoder_to_reconstruct_its_own_windows(tmp_pat
 
 
 STRAGGLER_SEED, STRAGGLERS = 0, 0.34  # seed 0 makes client 0 (of 3) the straggler of round 1: checked below
-ROUND_TIMEOUT = 30.0  # above a client's start-up (Ray worker importing TensorFlow) and two tiny fits
+ROUND_TIMEOUT = 8.0  # above two tiny fits (a client process loads its data before round 1: apps.started_device)
 
 
 @pytest.mark.slow
 def test_a_straggler_past_the_round_timeout_is_left_out_and_the_round_aggregates_the_others():
     """End to end on a three-machine fleet: the round closes at round_timeout with the two clients that answered.
 
-    (The straggler answers after the deadline, whenever its start-up ends: its reply is left out, though the
-    simulation still waits for it before shutting down.)
+    (The straggler sleeps past the deadline: its reply is left out, though the simulation still waits for it
+    before shutting down.)
     """
     import json
     import shutil
@@ -157,7 +157,7 @@ def test_a_straggler_past_the_round_timeout_is_left_out_and_the_round_aggregates
         "train": {"batch_size": 8, "learning_rate": 0.01, "seed": STRAGGLER_SEED},
         "deploy": {"representative_samples": 20},
         "compress": {"steps": []},
-        "federated": {"rounds": 1, "min_clients": 2, "stragglers": STRAGGLERS, "straggler_seconds": ROUND_TIMEOUT + 5,
+        "federated": {"rounds": 1, "min_clients": 2, "stragglers": STRAGGLERS, "straggler_seconds": ROUND_TIMEOUT + 4,
                       "round_timeout": ROUND_TIMEOUT},
     }
     # Ray's socket paths live under the build root and must stay short: not under pytest's tmp_path.
@@ -167,7 +167,7 @@ def test_a_straggler_past_the_round_timeout_is_left_out_and_the_round_aggregates
         (root / "fedlate.yaml").write_text(yaml.safe_dump(spec))
         ran = subprocess.run(
             [str(Path(sys.executable).parent / "mcuforge"), "federate", str(root / "fedlate.yaml"), "--root", str(root)],
-            capture_output=True, text=True, timeout=500,
+            capture_output=True, text=True, timeout=900,
         )
         assert ran.returncode == 0, ran.stderr[-3000:]
         out = root / "fedlate" / "federate"

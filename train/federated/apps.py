@@ -22,6 +22,7 @@ from flwr.common import (
     FitRes,
     GetPropertiesIns,
     GetPropertiesRes,
+    MessageTypeLegacy,
     Parameters,
     Status,
     ndarrays_to_parameters,
@@ -35,7 +36,7 @@ from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.secure import client_mods, server_workflow
 from mcuforge.train.federated.strategy import (
-    PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics, second_moments, variance_means,
+    CLIENT_START_SECONDS, PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics, second_moments, variance_means,
 )
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
@@ -104,14 +105,22 @@ class DeviceClient(Client):
         return FitRes(Status(Code.OK, "ok"), parameters, len(indices), metrics)
 
 
+def started_device(spec_text: str, context: Context) -> DeviceClient:
+    """The node's device, its process holding the data set and model (_client_side): the first message
+    (the server asking every node at once which partition it holds) pays for loading them, before any round's deadline."""
+    _client_side(spec_text)
+    return DeviceClient(spec_text, context)
+
+
 def client_app(spec: Spec) -> ClientApp:
     """The ClientApp for `spec`: each node is the client named by its `partition-id`."""
     text = spec_json(spec)
-    return ClientApp(client_fn=lambda context: DeviceClient(text, context), mods=client_mods(spec))
+    return ClientApp(client_fn=lambda context: started_device(text, context), mods=client_mods(spec))
 
 
 class RoundDeadline:
-    """A Grid whose exchanges wait at most `timeout` seconds for replies when the caller sets no limit.
+    """A Grid whose exchanges wait at most `timeout` seconds for replies when the caller sets no limit
+    (the server's first question to each node, which partition it holds, at most CLIENT_START_SECONDS).
 
     flwr 1.42's DefaultWorkflow ignores ServerConfig.round_timeout: its fit round waits for
     every sampled client, so one straggler stalls the whole run. Through this grid a round
@@ -123,7 +132,11 @@ class RoundDeadline:
         self.timeout = timeout
 
     def send_and_receive(self, messages, *, timeout: float | None = None):
-        return self.grid.send_and_receive(messages, timeout=self.timeout if timeout is None else timeout)
+        messages = list(messages)
+        if timeout is None:  # flwr's client proxies pass none: the start-up question gets its own, longer wait
+            starting = all(message.metadata.message_type == MessageTypeLegacy.GET_PROPERTIES for message in messages)
+            timeout = CLIENT_START_SECONDS if starting else self.timeout
+        return self.grid.send_and_receive(messages, timeout=timeout)
 
     def __getattr__(self, name: str):
         return getattr(self.grid, name)

@@ -247,9 +247,9 @@ def _spec_of(context) -> Spec:
 
 
 def _device(context):
-    from mcuforge.train.federated.apps import DeviceClient
+    from mcuforge.train.federated.apps import started_device
 
-    return DeviceClient(str(context.run_config["spec"]), context)
+    return started_device(str(context.run_config["spec"]), context)
 
 
 def _secure_when_asked(msg, context, call_next):

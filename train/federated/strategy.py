@@ -9,12 +9,16 @@ updates weighted by sample count, applies the mean with its server optimizer
 (`ServerOptimizer`: FedAvg, FedAvgM, FedAdam, FedYogi), and records per round
 what it saw: sampled, answered and failed clients, the serialized bytes each
 client uploaded, and the server-side test score.
-A round with fewer answers than `min_clients` keeps the previous model.
+A round with fewer answers than `min_clients` keeps the previous model. With
+`oversample` a round samples more clients as they fail to answer (dropouts,
+stragglers): the wanted number over the share of sampled clients that answered
+so far, so a round still expects as many answers as its fraction asks for.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +32,7 @@ from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated.compression import decode_update
 
 PARTITION_PROPERTY = "partition-id"  # what a client answers get_properties with: which data it holds
+CLIENT_START_SECONDS = 600.0  # how long the first question to a node may take: its process loads the data set and model
 SECOND_MOMENT_DECAY, FEDOPT_TAU = 0.99, 1e-3  # Reddi et al. 2021's second-moment decay and adaptivity
 
 
@@ -246,6 +251,7 @@ class FleetStrategy(FedAvg):
         self.partition_of: dict[int, int] = {}  # node id -> the partition id its client reported
         self.global_weights = [np.asarray(w, np.float32) for w in initial_weights]
         self.records: list[RoundRecord] = []
+        self.asked = self.answers = 0  # clients sampled, and how many of them answered, in the rounds so far
         self.on_round = on_round
         self._started = time.perf_counter()
 
@@ -254,18 +260,30 @@ class FleetStrategy(FedAvg):
         self._started = time.perf_counter()
         client_manager.wait_for(self.min_available_clients)
         by_partition = self._partitions(list(client_manager.all().values()), server_round)
-        count, _ = self.num_fit_clients(len(by_partition))
-        sampled = sample_partitions(self.seed, server_round, list(by_partition), count)
+        wanted, _ = self.num_fit_clients(len(by_partition))
+        sampled = sample_partitions(self.seed, server_round, list(by_partition), self.to_sample(wanted, len(by_partition)))
         config: dict[str, Scalar] = {"round": server_round}
         self.records.append(RoundRecord(server_round, len(sampled), sampled_clients=sampled))
         return [(by_partition[p], FitIns(parameters, config)) for p in sampled]
 
+    def to_sample(self, wanted: int, available: int) -> int:
+        """How many clients to sample for `wanted` answers: with `oversample`, `wanted` over the answer rate so far."""
+        if not self.settings.oversample or self.asked == 0:
+            return wanted
+        if self.answers == 0:
+            return available
+        return min(available, max(wanted, round(wanted * self.asked / self.answers)))
+
     def _partitions(self, proxies: list[ClientProxy], server_round: int) -> dict[int, ClientProxy]:
         """The available clients by partition id, asking each node once which partition it holds."""
-        for proxy in proxies:
-            if proxy.node_id not in self.partition_of:
-                answer = proxy.get_properties(GetPropertiesIns({}), timeout=self.settings.round_timeout, group_id=server_round)
-                self.partition_of[proxy.node_id] = int(answer.properties[PARTITION_PROPERTY])
+        def ask(proxy: ClientProxy) -> int:
+            answer = proxy.get_properties(GetPropertiesIns({}), timeout=CLIENT_START_SECONDS, group_id=server_round)
+            return int(answer.properties[PARTITION_PROPERTY])
+
+        unknown = [proxy for proxy in proxies if proxy.node_id not in self.partition_of]
+        if unknown:  # at once, so every client process starts (and loads its data) before the first round's clock
+            with ThreadPoolExecutor(len(unknown)) as pool:
+                self.partition_of.update(zip([proxy.node_id for proxy in unknown], pool.map(ask, unknown)))
         by_partition = {self.partition_of[proxy.node_id]: proxy for proxy in proxies}
         if len(by_partition) < len(proxies):
             held = sorted(self.partition_of[proxy.node_id] for proxy in proxies)
@@ -275,6 +293,7 @@ class FleetStrategy(FedAvg):
     def aggregate_fit(self, server_round: int, results: list[tuple[ClientProxy, FitRes]], failures) -> tuple[Parameters | None, dict[str, Scalar]]:
         record = self.records[-1]
         record.answered, record.failed = len(results), len(failures)
+        self.asked, self.answers = self.asked + record.sampled, self.answers + record.answered
         record.errors = sorted({failure_reason(f) for f in failures})
         record.clients = sorted(int(res.metrics["client"]) for _, res in results)
         record.uploaded_bytes = sorted(uploaded_bytes(res) for _, res in results)
