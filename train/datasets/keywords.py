@@ -383,10 +383,10 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
     Cached under cache_dir/keywords/clips keyed by the speaker, the audio options and the seed.
     """
     key = _digest(SYNTHESIS_VERSION, asdict(speaker), _synthesis_options(options), seed)
-    path = Path(cache_dir) / "keywords" / "clips" / f"{key}.npz"
-    if path.is_file():
-        with np.load(path) as cached:
-            return cached["clips"], cached["labels"]
+    return _cached_takes(key, cache_dir, lambda: _speaker_takes(speaker, options, seed))
+
+
+def _speaker_takes(speaker: Speaker, options: KeywordsOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(_stable_seed(seed, speaker.name))
     unknown = [str(w) for w in rng.choice(options.unknown_words, options.repetitions)]
     clips, labels = [], []
@@ -403,7 +403,16 @@ def speaker_clips(speaker: Speaker, options: KeywordsOptions, seed: int, cache_d
     for _ in range(options.repetitions):
         clips.append(_silence(options, rng))
         labels.append(0)
-    result = np.stack(clips), np.array(labels, np.int64)
+    return np.stack(clips), np.array(labels, np.int64)
+
+
+def _cached_takes(key: str, cache_dir: Path, make) -> tuple[np.ndarray, np.ndarray]:
+    """Clips and labels kept under cache_dir/keywords/clips/<key>.npz: read back, or made by `make()` and written atomically."""
+    path = Path(cache_dir) / "keywords" / "clips" / f"{key}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return cached["clips"], cached["labels"]
+    result = make()
     buffer = io.BytesIO()
     np.savez_compressed(buffer, clips=result[0], labels=result[1])
     write_bytes_atomic(path, buffer.getvalue())
@@ -418,20 +427,17 @@ def extra_unknown_clips(speaker: Speaker, options: KeywordsOptions, seed: int, c
     """
     count = options.extra_unknown_takes
     key = _digest(SYNTHESIS_VERSION, asdict(speaker), _synthesis_options(options), seed, "extra unknown", count)
-    path = Path(cache_dir) / "keywords" / "clips" / f"{key}.npz"
-    if path.is_file():
-        with np.load(path) as cached:
-            return cached["clips"], cached["labels"]
+    return _cached_takes(key, cache_dir, lambda: _extra_unknown_takes(speaker, options, seed))
+
+
+def _extra_unknown_takes(speaker: Speaker, options: KeywordsOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    count = options.extra_unknown_takes
     rng = np.random.default_rng(_stable_seed(seed, speaker.name, "extra unknown"))
     unknown = [str(w) for w in rng.choice(options.unknown_words, count)]
     with tempfile.TemporaryDirectory(prefix="mcuforge-kws-") as tmp:
         workdir = Path(tmp)
         spoken = synthesize(speaker, sorted(set(unknown)), workdir, int(rng.integers(2**31)))
-        result = np.stack([_augment(spoken[word], options, rng, workdir) for word in unknown]), np.ones(count, np.int64)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, clips=result[0], labels=result[1])
-    write_bytes_atomic(path, buffer.getvalue())
-    return result
+        return np.stack([_augment(spoken[word], options, rng, workdir) for word in unknown]), np.ones(count, np.int64)
 
 
 def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
