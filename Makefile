@@ -72,11 +72,19 @@ train: setup
 search-cost-model: setup
 	$(BIN)/python bench/search_cost_model.py
 
+# Tests run on TEST_WORKERS processes (one module per worker), then the `alone` tests one at a time.
+# pytest's status 5 (no test selected, e.g. -k picked only one part) is not a failure.
+TEST_WORKERS ?= 2
+define pytest_in_two_parts
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone and $(1)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -m "alone and $(1)" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+endef
+
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(call pytest_in_two_parts,not hardware)
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow and not hardware" $(PYTEST_ARGS)
+	$(call pytest_in_two_parts,not slow and not hardware)
 
 # Binarized networks: digits through `mcuforge run`, binary convolution speed on qemu-m4 (README "Binarized networks (Larq)").
 bench-binary: setup

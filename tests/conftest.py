@@ -9,6 +9,15 @@ import mcuforge  # noqa: F401  (sets the Keras 2 environment before any test imp
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+# Federated tests start Ray, SuperLinks and SuperNodes on every core and keep round deadlines.
+ALONE_PREFIX = "test_federated"
+
+
+def pytest_collection_modifyitems(items):
+    """Marks the tests that must not share the machine with another test (`make test` runs them after the rest)."""
+    for item in items:
+        if item.path.name.startswith(ALONE_PREFIX):
+            item.add_marker(pytest.mark.alone)
 
 
 @pytest.fixture(scope="session", autouse=True)
