@@ -178,9 +178,12 @@ def test_pad_random_cases_match_tflm(seed):
 
 # (input shape, axes, keepdims): the 4D spatial mean of pooling heads (one with 1600 values per
 # mean, so 1/count takes 10 bits of the multiplier), single and multiple axes, negative and
-# repeated axes, three axes, everything.
+# repeated axes, three axes, everything; a reduced axis between kept ones, and two reduced axes apart
+# (runs along the inner one, counted along the outer).
 MEAN_CASES = [
     ((1, 5, 4, 3), [1, 2], True),
+    ((3, 5, 9), [1], False),
+    ((2, 6, 3, 8), [0, 2], True),
     ((1, 40, 40, 2), [1, 2], True),
     ((2, 3, 4, 6), [1, 2], False),
     ((3, 7), [-1], False),

@@ -3,12 +3,16 @@
  * is requantized with the output multiplier folded with 1/count. The TFLM we
  * match takes this path even when input and output share scale and zero point
  * (older TFLM divided the raw sum, truncating, in that case; the tests pin it).
- * Sums are formed output by output, so no scratch buffer is needed. Prepare
- * keeps the axis plan and the requantization in the op-data record (in
- * integers: no soft-float); eval only reads it.
+ * Sums are formed output by output, so no scratch buffer is needed, in
+ * straight runs along the last of the reduced axes (adjacent ones merged:
+ * NHWC's global average pooling is one run per channel). Prepare keeps the
+ * axis plan and the requantization in the op-data record (in integers: no
+ * soft-float); eval only reads it.
  */
 #include "mf_ops_common.h"
 
+/* Adjacent kept axes, and adjacent reduced ones, are merged (row-major: the outer one's stride is the inner
+ * one's times its size); there is always a reduced axis (of size 1 when none is reduced). */
 typedef struct mf_mean_plan {
     int32_t kept_dims[MF_MAX_DIMS];
     int32_t kept_strides[MF_MAX_DIMS];
@@ -53,15 +57,24 @@ static mf_status mf_mean_plan_build(const mf_op *op, mf_mean_plan *plan)
     plan->outputs = 1;
     plan->elements = 1;
     for (axis = 0; axis < in->rank; ++axis) {
-        if ((reduced >> axis & 1u) != 0) {
-            plan->reduced_dims[plan->reduced_count] = in->dims[axis];
-            plan->reduced_strides[plan->reduced_count++] = strides[axis];
-            plan->elements *= in->dims[axis];
+        const int is_reduced = (reduced >> axis & 1u) != 0;
+        const int merges = axis > 0 && ((reduced >> (axis - 1) & 1u) != 0) == is_reduced;
+        int32_t *dims = is_reduced ? plan->reduced_dims : plan->kept_dims;
+        int32_t *axis_strides = is_reduced ? plan->reduced_strides : plan->kept_strides;
+        int32_t *count = is_reduced ? &plan->reduced_count : &plan->kept_count;
+        if (merges) {
+            dims[*count - 1] *= in->dims[axis];
+            axis_strides[*count - 1] = strides[axis];
         } else {
-            plan->kept_dims[plan->kept_count] = in->dims[axis];
-            plan->kept_strides[plan->kept_count++] = strides[axis];
-            plan->outputs *= in->dims[axis];
+            dims[*count] = in->dims[axis];
+            axis_strides[(*count)++] = strides[axis];
         }
+        *(is_reduced ? &plan->elements : &plan->outputs) *= in->dims[axis];
+    }
+    if (plan->reduced_count == 0) {
+        plan->reduced_dims[0] = 1;
+        plan->reduced_strides[0] = 1;
+        plan->reduced_count = 1;
     }
     return MF_OK;
 }
@@ -122,27 +135,30 @@ mf_status mf_mean_prepare(const mf_op *op, size_t *scratch_bytes)
     return MF_OK;
 }
 
-/* Sum of the raw int8 values reduced into output `o` (int32 wraps like TFLM's). */
-static int32_t mf_mean_sum(const int8_t *src, const mf_mean_plan *plan, int32_t o)
+/* Sum (modulo 2^32, like TFLM's int32) of the raw int8 values reduced into output o: runs along the last
+ * reduced axis, the outer ones counted by index. */
+static uint32_t mf_mean_sum(const int8_t *src, const mf_mean_plan *plan, int32_t o)
 {
-    int32_t base = 0;
+    const int32_t last = plan->reduced_count - 1;
+    const int32_t run = plan->reduced_dims[last], stride = plan->reduced_strides[last];
     int32_t index[MF_MAX_DIMS] = {0};
-    int32_t offset = 0;
-    int32_t sum = 0;
-    int32_t axis;
-    int32_t e;
+    uint32_t sum = 0;
+    int32_t runs, axis, e;
     for (axis = plan->kept_count - 1; axis >= 0; --axis) {
-        base += (o % plan->kept_dims[axis]) * plan->kept_strides[axis];
+        src += (o % plan->kept_dims[axis]) * plan->kept_strides[axis];
         o /= plan->kept_dims[axis];
     }
-    for (e = 0; e < plan->elements; ++e) {
-        sum = mf_wrap_add(sum, src[base + offset]);
-        for (axis = plan->reduced_count - 1; axis >= 0; --axis) {
-            offset += plan->reduced_strides[axis];
+    for (runs = plan->elements / run; runs > 0; --runs) {
+        const int8_t *p = src;
+        for (e = run; e > 0; --e, p += stride) {
+            sum += (uint32_t)*p;
+        }
+        for (axis = last - 1; axis >= 0; --axis) {
+            src += plan->reduced_strides[axis];
             if (++index[axis] < plan->reduced_dims[axis]) {
                 break;
             }
-            offset -= plan->reduced_strides[axis] * plan->reduced_dims[axis];
+            src -= plan->reduced_strides[axis] * plan->reduced_dims[axis];
             index[axis] = 0;
         }
     }
@@ -156,14 +172,14 @@ mf_status mf_mean_eval(const mf_op *op)
     const int8_t *src = (const int8_t *)in->data;
     int8_t *dst = (int8_t *)out->data;
     const mf_mean_data *d = (const mf_mean_data *)op->data;
+    const uint32_t zero_sum = (uint32_t)((int64_t)in->zero_point * d->plan.elements);
     int32_t o;
     if (d->plan.elements == 0) {
         memset(dst, 0, (size_t)d->plan.outputs);
         return MF_OK;
     }
     for (o = 0; o < d->plan.outputs; ++o) {
-        const int32_t shifted_sum =
-            (int32_t)(uint32_t)((int64_t)mf_mean_sum(src, &d->plan, o) - (int64_t)in->zero_point * d->plan.elements);
+        const int32_t shifted_sum = (int32_t)(mf_mean_sum(src, &d->plan, o) - zero_sum);
         const int32_t value = mf_wrap_add(mf_mul_by_quantized_multiplier(shifted_sum, d->multiplier, (int)d->shift), out->zero_point);
         dst[o] = (int8_t)mf_clamp_i32(value, INT8_MIN, INT8_MAX);
     }

@@ -1,10 +1,11 @@
 /* CONV_2D for cores with the DSP extension, bit for bit the portable kernel's
  * output (it replaces kernels/conv.c in such builds and shares its prologue).
  *
- * Per pair of output pixels of one row, the receptive fields become int16
- * columns in the scratch buffer; each pair of output channels is then a 2 x 2
- * block of dot products, two MACs per SMLAD (mfd_gemm.h). Scratch: two
- * columns; the per-channel requantization is in the op-data record. */
+ * Per pair of output pixels (in row-major order, across rows where the width
+ * is odd), the receptive fields become int16 columns in the scratch buffer;
+ * each pair of output channels is then a 2 x 2 block of dot products, two
+ * MACs per SMLAD (mfd_gemm.h). Scratch: two columns; the per-channel
+ * requantization is in the op-data record. */
 #include "dsp_affine.h"
 #include "mfd_gemm.h"
 #include "mfd_sparse24.h"
@@ -55,14 +56,10 @@ mf_status mfd_conv_eval_gemm(const mf_op *op)
     columns = (int16_t *)mf_affine_scratch(op, d);
     dsp_patch_window(&patch, op, d, in_c, filter->dims[3]);
     for (b = 0; b < batches; ++b) {
-        int32_t oy;
         patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w * in_c;
-        /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
-        for (oy = 0; oy < out_h; ++oy) {
-            mfd_conv_row(&patch, (const int8_t *)filter->data, bias, requant, oy, out_w, out_c, d->channels_per_group,
-                         mfd_out_for(d->output_zero_point, d->act_min, d->act_max),
-                         out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
-        }
+        mfd_conv_rows(&patch, (const int8_t *)filter->data, bias, requant, 0, out_h, out_w, out_c, d->channels_per_group,
+                      mfd_out_for(d->output_zero_point, d->act_min, d->act_max), out + (size_t)b * out_h * out_w * out_c,
+                      columns);
     }
     return MF_OK;
 }

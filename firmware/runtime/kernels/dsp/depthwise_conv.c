@@ -215,7 +215,7 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const mf_affine_data *d,
         patch.in = (const int8_t *)input->data + (size_t)b * patch.in_h * patch.in_w;
         /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
         for (oy = 0; oy < out_h; ++oy) {
-            mfd_conv_row(&patch, rows, bias, requant, oy, out_w, out_c, out_c,
+            mfd_conv_rows(&patch, rows, bias, requant, oy, 1, out_w, out_c, out_c,
                          mfd_out_for(d->output_zero_point, d->act_min, d->act_max),
                          out + ((size_t)b * out_h + oy) * out_w * out_c, columns);
         }

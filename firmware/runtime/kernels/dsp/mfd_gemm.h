@@ -242,30 +242,35 @@ static inline void mfd_store_2x2(const int32_t acc[4], const mfd_requant *requan
 }
 
 /*
- * One output row of a convolution whose weights are rows of `total` int8
- * (out_c rows, or per_group rows per group of f_c input channels): pixel
- * pairs, channel pairs, the odd pixel or channel computed twice and stored
- * once. A pair of channels of both pixels is requantized and clamped as one
- * word (mfd_outputs4) and stored as two halfwords.
+ * Output rows [oy, oy + rows) of a convolution whose weights are rows of
+ * `total` int8 (out_c rows, or per_group rows per group of f_c input
+ * channels), out_row: row oy's first pixel. Pixels are paired in row-major
+ * order, across rows where the width is odd (only the very last pixel may be
+ * alone: computed twice, stored once), then channel pairs, the odd channel
+ * likewise. A pair of channels of both pixels is requantized and clamped as
+ * one word (mfd_outputs4) and stored as two halfwords. Outputs are written in
+ * order after the columns of their pair are read, so an output that replaces
+ * its input row by row (mf_overlap) still may.
  */
-static inline void mfd_conv_row(const mfd_patch *p, const int8_t *weights, const int32_t *bias, const mfd_requant *requant,
-                                int32_t oy, int32_t out_w, int32_t out_c, int32_t per_group, mfd_out o, int8_t *out_row,
-                                int16_t *col0)
+static inline void mfd_conv_rows(const mfd_patch *p, const int8_t *weights, const int32_t *bias,
+                                 const mfd_requant *requant, int32_t oy, int32_t rows, int32_t out_w, int32_t out_c,
+                                 int32_t per_group, mfd_out o, int8_t *out_row, int16_t *col0)
 {
     const int32_t total = mfd_patch_values(p);
+    const int32_t pixels = rows * out_w;
     int16_t *col1 = col0 + ((total + 1) & ~1);
-    int32_t ox;
-    for (ox = 0; ox < out_w; ox += 2) {
-        const int pair = ox + 1 < out_w;
-        int8_t *out0 = out_row + (size_t)ox * out_c;
+    int32_t i;
+    for (i = 0; i < pixels; i += 2) {
+        const int pair = i + 1 < pixels;
+        int8_t *out0 = out_row + (size_t)i * out_c;
         int32_t first;
         for (first = 0; first < out_c; first += per_group) {
             const int32_t end = first + per_group;
             const int32_t c0 = first / per_group * p->f_c;
             int32_t oc;
-            mfd_column(p, oy, ox, c0, col0);
+            mfd_column(p, oy + i / out_w, i % out_w, c0, col0);
             if (pair) {
-                mfd_column(p, oy, ox + 1, c0, col1);
+                mfd_column(p, oy + (i + 1) / out_w, (i + 1) % out_w, c0, col1);
             }
             for (oc = first; oc < end; oc += 2) {
                 const int32_t oc1 = oc + 1 < end ? oc + 1 : oc;
