@@ -41,6 +41,7 @@ typedef struct mfd_dw3x3 {
     int32_t in_h, in_w, in_c, multiplier, out_h, out_w;
     int32_t stride_h, stride_w, pad_h, pad_w;
     int32_t input_offset; /* -input zero point, within int8 (mfd_int8_offset_ok) */
+    int32_t slots;        /* ring rows per channel: mfd_dw3x3_slots, computed once in prepare */
     mfd_out out;
 } mfd_dw3x3;
 
@@ -55,7 +56,8 @@ static inline int32_t mfd_dw3x3_planes(int32_t in_c) { return in_c < MFD_DW_GROU
 #define MFD_DW_RING_AIM 2048
 #define MFD_DW_MAX_SLOTS 64
 
-/* Ring rows per channel (slots): the padded input rows the layer reads, as many as fit, from 3 to MFD_DW_MAX_SLOTS. */
+/* Ring rows per channel (slots): the padded input rows the layer reads, as many as fit, from 3 to MFD_DW_MAX_SLOTS.
+ * Prepare's arithmetic (64-bit: eval links no 64-bit division); eval reads the result from the record. */
 static inline int32_t mfd_dw3x3_slots(const mfd_dw3x3 *p)
 {
     const int64_t needed = (int64_t)(p->out_h - 1) * p->stride_h + 3;
@@ -65,10 +67,10 @@ static inline int32_t mfd_dw3x3_slots(const mfd_dw3x3 *p)
     return (int32_t)(needed < fit ? needed : fit);
 }
 
-/* The kernel's scratch: the ring, then a row of int32 accumulators. */
+/* The kernel's scratch (p->slots set): the ring, then a row of int32 accumulators. */
 static inline size_t mfd_dw3x3_scratch_bytes(const mfd_dw3x3 *p)
 {
-    return (size_t)mfd_dw3x3_slots(p) * (size_t)mfd_dw3x3_planes(p->in_c) *
+    return (size_t)p->slots * (size_t)mfd_dw3x3_planes(p->in_c) *
                (size_t)mfd_dw3x3_row_length(p->out_w, p->stride_w) * sizeof(int16_t) +
            (size_t)p->out_w * sizeof(int32_t);
 }
@@ -258,7 +260,7 @@ static inline void mfd_dw3x3_channel_row(const mfd_dw3x3 *p, const mfd_dw3x3_tap
 static inline void mfd_dw3x3_layer(const mfd_dw3x3 *p, int8_t *out, void *scratch)
 {
     const int32_t length = mfd_dw3x3_row_length(p->out_w, p->stride_w);
-    const int32_t slots = mfd_dw3x3_slots(p);
+    const int32_t slots = p->slots;
     const int32_t slot_values = mfd_dw3x3_planes(p->in_c) * length;
     const int32_t band = (slots - 3) / p->stride_h + 1; /* output rows per band */
     const int32_t out_c = p->in_c * p->multiplier;
