@@ -62,122 +62,106 @@ static mf_eval_fn mf_prepared_eval(int32_t key)
     return NULL;
 }
 
-/* A section [offset, offset + bytes) inside the image, 4-byte aligned. */
-static int mf_section_ok(uint32_t offset, uint64_t bytes, size_t image_bytes)
+/* [offset, offset + bytes) inside [low, limit) with offset a multiple of `align`: the one bounds check of every
+ * section, tensor, record and scratch the runner reads (in 32 bits: no sum can wrap). */
+static int mf_span_ok(uint32_t offset, uint32_t bytes, uint32_t low, uint32_t limit, uint32_t align)
 {
-    return offset % 4u == 0 && offset >= 4u * MF_IMAGE_HEADER_WORDS && (uint64_t)offset + bytes <= image_bytes;
+    return offset % align == 0 && offset >= low && bytes <= limit && offset <= limit - bytes;
 }
 
-/* Tensor `index`'s descriptor: type, shape and place in bounds. */
-static mf_status mf_check_tensor(const uint8_t *image, uint32_t index)
+/* A tensor descriptor of the image `header` starts: type, shape and place in bounds. */
+static int mf_tensor_ok(const uint32_t *header, const uint32_t *descriptor)
 {
-    const uint32_t base = mf_word(image, MF_IMAGE_TENSORS) / 4u + index * MF_TENSOR_WORDS;
-    const uint32_t rank = mf_word(image, base + 1);
-    const uint32_t where = mf_word(image, base + 10) & 0xFFu;
-    const uint32_t offset = mf_word(image, base + 11);
-    const mf_dtype type = (mf_dtype)mf_word(image, base);
-    const size_t elem = mf_type_size(type);
-    uint64_t elements = 1;
-    uint64_t bytes;
+    const uint32_t where = descriptor[10] & 0xFFu;
+    const mf_dtype type = (mf_dtype)descriptor[0];
+    const uint32_t elem = (uint32_t)mf_type_size(type);
+    uint32_t elements = 1;
     uint32_t d;
-    if (elem == 0 || rank > MF_MAX_DIMS) {
-        return MF_ERR_BAD_MODEL;
+    if (elem == 0 || descriptor[1] > MF_MAX_DIMS || where > MF_WHERE_CONSTANT) {
+        return 0;
     }
-    for (d = 0; d < rank; ++d) {
-        elements *= mf_word(image, base + 2 + d);
-        if (mf_word(image, base + 2 + d) > 0x7FFFFFFFu || elements > 0x7FFFFFFFu / elem) {
-            return MF_ERR_BAD_MODEL;
+    for (d = 0; d < descriptor[1]; ++d) { /* elements x elem stays below 2^31 */
+        const uint32_t dim = descriptor[2 + d];
+        if (dim > 0x7FFFFFFFu || (dim != 0 && elements > 0x7FFFFFFFu / elem / dim)) {
+            return 0;
         }
+        elements *= dim;
     }
-    bytes = mf_type_bytes(type, (size_t)elements);
-    if (where == MF_WHERE_ARENA) {
-        return (uint64_t)offset + bytes <= mf_word(image, MF_IMAGE_ARENA_BYTES) && offset % 4u == 0 ? MF_OK : MF_ERR_BAD_MODEL;
-    }
-    if (where == MF_WHERE_CONSTANT) {
-        return (uint64_t)offset + bytes <= mf_word(image, MF_IMAGE_DATA_BYTES) && offset % elem == 0 ? MF_OK : MF_ERR_BAD_MODEL;
-    }
-    return where == MF_WHERE_NONE ? MF_OK : MF_ERR_BAD_MODEL;
+    return where == MF_WHERE_NONE ||
+           mf_span_ok(descriptor[11], (uint32_t)mf_type_bytes(type, elements), 0,
+                      header[where == MF_WHERE_ARENA ? MF_IMAGE_ARENA_BYTES : MF_IMAGE_DATA_BYTES],
+                      where == MF_WHERE_ARENA ? 4u : elem);
 }
 
-static uint32_t mf_tensor_where(const uint8_t *image, int32_t index)
+/* Whether `index` names a tensor of the image whose bytes are in the arena (graph inputs and outputs, op outputs). */
+static int mf_arena_tensor(const uint32_t *header, const uint32_t *descriptors, uint32_t index)
 {
-    return mf_word(image, mf_word(image, MF_IMAGE_TENSORS) / 4u + (uint32_t)index * MF_TENSOR_WORDS + 10) & 0xFFu;
+    return index < header[MF_IMAGE_TENSOR_COUNT] && (descriptors[index * MF_TENSOR_WORDS + 10] & 0xFFu) == MF_WHERE_ARENA;
 }
 
 /* Every op: counts, tensor indices (outputs in the arena), record and options in the data section, scratch in the
  * arena, a kernel. */
-static mf_status mf_check_ops(const uint8_t *image)
+static int mf_ops_ok(const uint32_t *header, const uint32_t *descriptors)
 {
-    const uint32_t ops = mf_word(image, MF_IMAGE_OPS);
-    const uint32_t ops_bytes = mf_word(image, MF_IMAGE_OPS_BYTES);
-    const uint32_t tensors = mf_word(image, MF_IMAGE_TENSOR_COUNT);
-    const uint32_t data_bytes = mf_word(image, MF_IMAGE_DATA_BYTES);
-    uint32_t pos = 0; /* words into the ops section */
+    const uint32_t *words = header + header[MF_IMAGE_OPS] / 4u;
+    const uint32_t *end = words + header[MF_IMAGE_OPS_BYTES] / 4u;
     uint32_t i;
-    for (i = 0; i < mf_word(image, MF_IMAGE_OP_COUNT); ++i) {
-        uint32_t inputs;
-        uint32_t outputs;
+    for (i = 0; i < header[MF_IMAGE_OP_COUNT]; ++i) {
         uint32_t k;
-        if ((uint64_t)(pos + MF_OP_WORDS) * 4u > ops_bytes) {
-            return MF_ERR_BAD_MODEL;
+        if (end - words < MF_OP_WORDS || words[1] > MF_MAX_OP_TENSORS || words[2] > MF_MAX_IMAGE_OUTPUTS ||
+            (uint32_t)(end - words) < MF_OP_WORDS + words[1] + words[2] || mf_prepared_eval((int32_t)words[0]) == NULL ||
+            !mf_span_ok(words[3], words[4], 0, header[MF_IMAGE_DATA_BYTES], 4u) ||
+            !mf_span_ok(words[5], words[6], 0, header[MF_IMAGE_DATA_BYTES], 4u) ||
+            (words[8] != MF_IMAGE_NO_STORAGE && !mf_span_ok(words[8], 0, 0, header[MF_IMAGE_ARENA_BYTES], 4u))) {
+            return 0;
         }
-        inputs = mf_at(image, ops, pos + 1);
-        outputs = mf_at(image, ops, pos + 2);
-        if (inputs > MF_MAX_OP_TENSORS || outputs > MF_MAX_IMAGE_OUTPUTS ||
-            (uint64_t)(pos + MF_OP_WORDS + inputs + outputs) * 4u > ops_bytes ||
-            mf_prepared_eval((int32_t)mf_at(image, ops, pos)) == NULL || mf_at(image, ops, pos + 3) % 4u != 0 ||
-            (uint64_t)mf_at(image, ops, pos + 3) + mf_at(image, ops, pos + 4) > data_bytes ||
-            mf_at(image, ops, pos + 5) % 4u != 0 || (uint64_t)mf_at(image, ops, pos + 5) + mf_at(image, ops, pos + 6) > data_bytes ||
-            (mf_at(image, ops, pos + 8) != MF_IMAGE_NO_STORAGE &&
-             (mf_at(image, ops, pos + 8) > mf_word(image, MF_IMAGE_ARENA_BYTES) || mf_at(image, ops, pos + 8) % 4u != 0))) {
-            return MF_ERR_BAD_MODEL;
-        }
-        for (k = 0; k < inputs + outputs; ++k) {
-            const int32_t index = (int32_t)mf_at(image, ops, pos + MF_OP_WORDS + k);
-            if (index < (k < inputs ? -1 : 0) || index >= (int32_t)tensors ||
-                (k >= inputs && mf_tensor_where(image, index) != MF_WHERE_ARENA)) {
-                return MF_ERR_BAD_MODEL;
+        for (k = 0; k < words[1] + words[2]; ++k) {
+            const uint32_t index = words[MF_OP_WORDS + k];
+            if (k < words[1] ? index != 0xFFFFFFFFu && index >= header[MF_IMAGE_TENSOR_COUNT]
+                             : !mf_arena_tensor(header, descriptors, index)) {
+                return 0;
             }
         }
-        pos += MF_OP_WORDS + inputs + outputs;
+        words += MF_OP_WORDS + words[1] + words[2];
     }
-    return MF_OK;
+    return 1;
 }
 
 /* The whole image: header, checksum, then every section and entry. */
 static mf_status mf_check_image(const uint8_t *image, size_t image_size)
 {
+    const uint32_t *header = (const uint32_t *)(const void *)image;
+    const uint32_t *descriptors;
+    uint32_t bytes[4]; /* of the sections ops, tensors, I/O and data (consecutive header words) */
     uint32_t i;
-    uint32_t io;
-    mf_status status = MF_OK;
-    if (image_size < 4u * MF_IMAGE_HEADER_WORDS || mf_word(image, MF_IMAGE_MAGIC_WORD) != MF_IMAGE_MAGIC ||
-        mf_word(image, MF_IMAGE_VERSION_WORD) != MF_IMAGE_VERSION || mf_word(image, MF_IMAGE_BYTES) > image_size ||
-        mf_prepared_checksum(image, mf_word(image, MF_IMAGE_BYTES)) != mf_word(image, MF_IMAGE_CHECKSUM)) {
+    if (image_size < 4u * MF_IMAGE_HEADER_WORDS || header[MF_IMAGE_MAGIC_WORD] != MF_IMAGE_MAGIC ||
+        header[MF_IMAGE_VERSION_WORD] != MF_IMAGE_VERSION || header[MF_IMAGE_BYTES] > image_size ||
+        mf_prepared_checksum(image, header[MF_IMAGE_BYTES]) != header[MF_IMAGE_CHECKSUM] ||
+        header[MF_IMAGE_INPUT_COUNT] > 0xFFFF || header[MF_IMAGE_OUTPUT_COUNT] > 0xFFFF ||
+        header[MF_IMAGE_TENSOR_COUNT] > 0x7FFF || header[MF_IMAGE_DATA] % 8u != 0) {
         return MF_ERR_BAD_MODEL;
     }
-    if (mf_word(image, MF_IMAGE_INPUT_COUNT) > 0xFFFF || mf_word(image, MF_IMAGE_OUTPUT_COUNT) > 0xFFFF) {
-        return MF_ERR_BAD_MODEL; /* each bounded before they are added */
-    }
-    io = mf_word(image, MF_IMAGE_INPUT_COUNT) + mf_word(image, MF_IMAGE_OUTPUT_COUNT);
-    if (mf_word(image, MF_IMAGE_TENSOR_COUNT) > 0x7FFF ||
-        !mf_section_ok(mf_word(image, MF_IMAGE_OPS), mf_word(image, MF_IMAGE_OPS_BYTES), mf_word(image, MF_IMAGE_BYTES)) ||
-        !mf_section_ok(mf_word(image, MF_IMAGE_TENSORS), (uint64_t)mf_word(image, MF_IMAGE_TENSOR_COUNT) * MF_TENSOR_WORDS * 4u,
-                       mf_word(image, MF_IMAGE_BYTES)) ||
-        !mf_section_ok(mf_word(image, MF_IMAGE_IO), (uint64_t)io * 4u, mf_word(image, MF_IMAGE_BYTES)) ||
-        !mf_section_ok(mf_word(image, MF_IMAGE_DATA), mf_word(image, MF_IMAGE_DATA_BYTES), mf_word(image, MF_IMAGE_BYTES)) ||
-        mf_word(image, MF_IMAGE_DATA) % 8u != 0) {
-        return MF_ERR_BAD_MODEL;
-    }
-    for (i = 0; i < mf_word(image, MF_IMAGE_TENSOR_COUNT) && status == MF_OK; ++i) {
-        status = mf_check_tensor(image, i);
-    }
-    for (i = 0; i < io && status == MF_OK; ++i) {
-        const uint32_t index = mf_at(image, mf_word(image, MF_IMAGE_IO), i);
-        if (index >= mf_word(image, MF_IMAGE_TENSOR_COUNT) || mf_tensor_where(image, (int32_t)index) != MF_WHERE_ARENA) {
-            status = MF_ERR_BAD_MODEL;
+    bytes[0] = header[MF_IMAGE_OPS_BYTES];
+    bytes[1] = header[MF_IMAGE_TENSOR_COUNT] * MF_TENSOR_WORDS * 4u; /* counts bounded above: no wrap */
+    bytes[2] = (header[MF_IMAGE_INPUT_COUNT] + header[MF_IMAGE_OUTPUT_COUNT]) * 4u;
+    bytes[3] = header[MF_IMAGE_DATA_BYTES];
+    for (i = 0; i < 4u; ++i) {
+        if (!mf_span_ok(header[MF_IMAGE_OPS + i], bytes[i], 4u * MF_IMAGE_HEADER_WORDS, header[MF_IMAGE_BYTES], 4u)) {
+            return MF_ERR_BAD_MODEL;
         }
     }
-    return status == MF_OK ? mf_check_ops(image) : status;
+    descriptors = header + header[MF_IMAGE_TENSORS] / 4u;
+    for (i = 0; i < header[MF_IMAGE_TENSOR_COUNT]; ++i) {
+        if (!mf_tensor_ok(header, descriptors + i * MF_TENSOR_WORDS)) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    for (i = 0; i < bytes[2] / 4u; ++i) {
+        if (!mf_arena_tensor(header, descriptors, header[header[MF_IMAGE_IO] / 4u + i])) {
+            return MF_ERR_BAD_MODEL;
+        }
+    }
+    return mf_ops_ok(header, descriptors) ? MF_OK : MF_ERR_BAD_MODEL;
 }
 
 size_t mf_prepared_arena_bytes(const void *image, size_t image_size)

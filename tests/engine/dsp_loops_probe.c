@@ -33,6 +33,7 @@ static mfd_dw3x3 probe_dw3x3_shape(int32_t in_c, int32_t multiplier, int32_t out
     layer.stride_w = geometry[1];
     layer.pad_h = geometry[2];
     layer.pad_w = geometry[3];
+    layer.slots = mfd_dw3x3_slots(&layer); /* as prepare does */
     return layer;
 }
 

@@ -38,7 +38,7 @@ typedef struct mf_affine_data {
     /* Conv and depthwise only: */
     int16_t channels_per_group; /* conv: output channels per filter group; depthwise: the depth multiplier */
     int16_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
-    int16_t unused;            /* keeps the size a multiple of 4 */
+    int16_t ring_slots;        /* DSP 3 x 3 depthwise (MFD_DW_3X3): ring rows per channel (mfd_depthwise.h); else 0 */
 } mf_affine_data;
 
 /* Prepare: checks the op and fills *head but `variant` (0) and the table's place (and,

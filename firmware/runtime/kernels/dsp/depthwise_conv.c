@@ -40,6 +40,7 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     mf_affine_data head;
     const mf_status status = mf_affine_check(op, MF_AFFINE_DEPTHWISE, &head);
     size_t ring = MFD_DW_RING_MAX + 1u;
+    int32_t slots = 0;
     *scratch_bytes = 0;
     if (status != MF_OK) {
         return status;
@@ -49,10 +50,11 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     }
     /* A width past 1024 outputs never fits the ring (and keeps its size arithmetic in int32). */
     if (op->outputs[0].dims[2] <= 1024) {
-        const mfd_dw3x3 geometry = {NULL, NULL, NULL, NULL, op->inputs[0].dims[1], op->inputs[0].dims[2],
-                                    op->inputs[0].dims[3], head.channels_per_group, op->outputs[0].dims[1],
-                                    op->outputs[0].dims[2], head.stride_h, head.stride_w, head.pad_h, head.pad_w, 0,
-                                    mfd_out_for(0, INT8_MIN, INT8_MAX)};
+        mfd_dw3x3 geometry = {NULL, NULL, NULL, NULL, op->inputs[0].dims[1], op->inputs[0].dims[2],
+                              op->inputs[0].dims[3], head.channels_per_group, op->outputs[0].dims[1],
+                              op->outputs[0].dims[2], head.stride_h, head.stride_w, head.pad_h, head.pad_w, 0, 0,
+                              mfd_out_for(0, INT8_MIN, INT8_MAX)};
+        slots = geometry.slots = mfd_dw3x3_slots(&geometry);
         ring = mfd_dw3x3_scratch_bytes(&geometry);
     }
     if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
@@ -61,6 +63,7 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     } else if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
                ring <= MFD_DW_RING_MAX) {
         head.variant = MFD_DW_3X3;
+        head.ring_slots = (int16_t)slots; /* eval reads it (and links no 64-bit division) */
         *scratch_bytes = ring;
         if (op->overlap != NULL) {
             /* Channel group by channel group, so the output may only replace its input in place (one batch,
@@ -260,7 +263,7 @@ mf_status mfd_depthwise_eval_3x3(const mf_op *op)
 {
     MFD_DW_LOCALS;
     const mfd_dw3x3 layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->channels_per_group, out_h, out_w,
-                             d->stride_h, d->stride_w, d->pad_h, d->pad_w, d->input_offset,
+                             d->stride_h, d->stride_w, d->pad_h, d->pad_w, d->input_offset, d->ring_slots,
                              mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
     int32_t b;
     for (b = 0; b < batches; ++b) {

@@ -41,6 +41,7 @@ typedef struct mfd_dw3x3 {
     int32_t in_h, in_w, in_c, multiplier, out_h, out_w;
     int32_t stride_h, stride_w, pad_h, pad_w;
     int32_t input_offset; /* -input zero point, within int8 (mfd_int8_offset_ok) */
+    int32_t slots;        /* ring rows per channel: mfd_dw3x3_slots, computed once in prepare */
     mfd_out out;
 } mfd_dw3x3;
 
@@ -55,7 +56,8 @@ static inline int32_t mfd_dw3x3_planes(int32_t in_c) { return in_c < MFD_DW_GROU
 #define MFD_DW_RING_AIM 2048
 #define MFD_DW_MAX_SLOTS 64
 
-/* Ring rows per channel (slots): the padded input rows the layer reads, as many as fit, from 3 to MFD_DW_MAX_SLOTS. */
+/* Ring rows per channel (slots): the padded input rows the layer reads, as many as fit, from 3 to MFD_DW_MAX_SLOTS.
+ * Prepare's arithmetic (64-bit: eval links no 64-bit division); eval reads the result from the record. */
 static inline int32_t mfd_dw3x3_slots(const mfd_dw3x3 *p)
 {
     const int64_t needed = (int64_t)(p->out_h - 1) * p->stride_h + 3;
@@ -65,12 +67,24 @@ static inline int32_t mfd_dw3x3_slots(const mfd_dw3x3 *p)
     return (int32_t)(needed < fit ? needed : fit);
 }
 
-/* The kernel's scratch: the ring, then a row of int32 accumulators. */
+/* The kernel's scratch (p->slots set): the ring, then a row of int32 accumulators. */
 static inline size_t mfd_dw3x3_scratch_bytes(const mfd_dw3x3 *p)
 {
-    return (size_t)mfd_dw3x3_slots(p) * (size_t)mfd_dw3x3_planes(p->in_c) *
+    return (size_t)p->slots * (size_t)mfd_dw3x3_planes(p->in_c) *
                (size_t)mfd_dw3x3_row_length(p->out_w, p->stride_w) * sizeof(int16_t) +
            (size_t)p->out_w * sizeof(int32_t);
+}
+
+/* n int16 zeros (n even, dst 4-byte aligned), a word at a time, in a loop GCC does not turn into a call of
+ * memset: the runner's code then carries no memset (code for a model's kernels, issue 14). */
+static inline void mfd_dw3x3_zero(int16_t *dst, int32_t n)
+{
+    for (; n > 0; n -= 2, dst += 2) {
+#if defined(__GNUC__)
+        __asm__("" : "+r"(dst)); /* the store's address opaque to the loop-pattern pass */
+#endif
+        mfd_write32(dst, 0);
+    }
 }
 
 /* Input row `in_row` (in_w x in_c) channels c0..c0+planes-1, offset added, into `planes` ring rows of
@@ -124,10 +138,7 @@ static inline void mfd_dw3x3_fill_rows(const mfd_dw3x3 *p, int32_t first, int32_
         if (in_y >= 0 && in_y < p->in_h) {
             mfd_dw3x3_fill(p, p->in + (size_t)in_y * p->in_w * p->in_c, c0, planes, dst, length);
         } else {
-            int32_t j;
-            for (j = 0; j < planes * length; ++j) {
-                dst[j] = 0;
-            }
+            mfd_dw3x3_zero(dst, planes * length);
         }
     }
 }
@@ -258,7 +269,7 @@ static inline void mfd_dw3x3_channel_row(const mfd_dw3x3 *p, const mfd_dw3x3_tap
 static inline void mfd_dw3x3_layer(const mfd_dw3x3 *p, int8_t *out, void *scratch)
 {
     const int32_t length = mfd_dw3x3_row_length(p->out_w, p->stride_w);
-    const int32_t slots = mfd_dw3x3_slots(p);
+    const int32_t slots = p->slots;
     const int32_t slot_values = mfd_dw3x3_planes(p->in_c) * length;
     const int32_t band = (slots - 3) / p->stride_h + 1; /* output rows per band */
     const int32_t out_c = p->in_c * p->multiplier;
@@ -266,9 +277,7 @@ static inline void mfd_dw3x3_layer(const mfd_dw3x3 *p, int8_t *out, void *scratc
     int32_t *acc = (int32_t *)(void *)(ring + slots * slot_values); /* length is even */
     int32_t c0;
     int32_t j;
-    for (j = 0; j < slots * slot_values; ++j) {
-        ring[j] = 0; /* the padding columns stay zero from here on */
-    }
+    mfd_dw3x3_zero(ring, slots * slot_values); /* the padding columns stay zero from here on */
     for (c0 = 0; c0 < p->in_c; c0 += MFD_DW_GROUP) {
         const int32_t planes = p->in_c - c0 < MFD_DW_GROUP ? p->in_c - c0 : MFD_DW_GROUP;
         int32_t filled = 0; /* padded rows below this are in the ring (or were skipped) */
