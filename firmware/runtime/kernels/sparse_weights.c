@@ -102,16 +102,21 @@ void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *enco
             int32_t g;
             for (g = 0; g < k / 4; ++g) {
                 const int8_t *group = w + (size_t)c * k + 4 * g;
-                uint8_t slots[2] = {0, 1};
+                uint8_t slots[2];
+                int32_t spare = 2; /* zero weights still to store where the group has fewer than two nonzeros */
                 int32_t found = 0;
                 int32_t j;
                 for (j = 0; j < 4; ++j) {
-                    if (group[j] != 0) {
-                        slots[found++] = (uint8_t)j; /* at most two: mf_sparse_plan checked */
-                    }
+                    spare -= group[j] != 0; /* at most two: mf_sparse_plan checked */
                 }
-                if (found == 1 && slots[0] == 1) {
-                    slots[1] = 0; /* the unused slot holds a zero weight at another position */
+                for (j = 0; j < 4; ++j) { /* in order: the first position below the second */
+                    if (group[j] == 0) {
+                        if (spare == 0) {
+                            continue;
+                        }
+                        --spare;
+                    }
+                    slots[found++] = (uint8_t)j;
                 }
                 *values++ = group[slots[0]];
                 *values++ = group[slots[1]];

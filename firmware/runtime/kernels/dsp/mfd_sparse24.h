@@ -1,16 +1,16 @@
 /*
- * 2:4 sparse filters (mf_sparse.h: two int8 values and two 2-bit positions
- * per group of four, biases folded) on cores with the DSP extension, four
- * output pixels at a time.
+ * 2:4 sparse filters (mf_sparse.h: two int8 values and their 2-bit positions
+ * a < b per group of four, biases folded) on cores with the DSP extension,
+ * four output pixels at a time.
  *
- * The four pixels' inputs are first widened into an interleaved column: two
- * words per input k, (pixel 0, pixel 1) and (pixel 2, pixel 3) as int16
- * lanes. A stored weight's position then picks one word pair (one LDRD) for
- * all four pixels, and SMLAxy multiplies each lane by the weight, itself a
- * lane of the channel's SXTB16-widened value word. Each positions byte (two
- * groups) is decoded once for the four pixels, so a stored weight costs its
- * position, one load and four MACs. The sums are the portable loop's, exact
- * in int32 (wrapping).
+ * Each group's two stored weights meet one of six input pairs (x_a, x_b).
+ * The four pixels' inputs are first gathered into a column holding, per group
+ * of four inputs, all six pairs as int16 lanes, each pair for the four pixels
+ * side by side; a group's positions nibble then picks its pair's four words
+ * (two LDRD), and SMLAD multiplies each by the group's two weights (one
+ * int16x2 word) at once. Each positions byte (two groups) is decoded once for
+ * the four pixels, so two stored weights cost one load and one SMLAD per
+ * pixel. The sums are the portable loop's, exact in int32 (wrapping).
  */
 #ifndef MFD_SPARSE24_H
 #define MFD_SPARSE24_H
@@ -18,8 +18,19 @@
 #include "../mf_sparse.h"
 #include "mfd_dsp.h"
 
-/* Scratch bytes of the column of k inputs of four pixels. */
-static inline size_t mfd_sparse24_column_bytes(int32_t k) { return 8u * (size_t)k; }
+/* The column's layout. Group g's pair of nibble n (a | b << 2, a < b: 4, 8, 9, 12, 13 or 14) is at slot
+ * 7g + n, so the nibble indexes it with no table: the slots of consecutive groups interleave (7 is not a
+ * difference of two of 4, 8, 9, 12, 13, 14) and six of every seven are used. A slot is four words, the
+ * pair of pixels 0 to 3. The column spans every nibble's slot (an image's nibbles are the encoder's, but
+ * a read stays inside the scratch whatever they are). */
+#define MFD_SPARSE24_GROUP_SLOTS 7
+#define MFD_SPARSE24_SLOT_WORDS 4
+
+/* Scratch bytes of the column of k inputs (k / 4 groups) of four pixels. */
+static inline size_t mfd_sparse24_column_bytes(int32_t k)
+{
+    return 4u * MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS * (size_t)(k / 4) + 9u);
+}
 
 /* Prepare of a conv whose record *head is about to be stored: the column's bytes when its filter will be
  * stored in 2:4 with folded biases (mf_sparse_plan, which only images do), else 0. */
@@ -34,29 +45,37 @@ static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data 
     return mfd_sparse24_column_bytes(mf_tensor_flat_size(&op->inputs[1]) / channels);
 }
 
-/* The interleaved column of pixels x[0..3] (k inputs each): words 2i and 2i + 1 are (x0[i], x1[i]) and
- * (x2[i], x3[i]) as int16 lanes, four inputs of each pixel at a time. */
+/* (a.bottom, b.top) as (bottom, top) lanes: PKHBT with no shift. */
+static inline uint32_t mfd_sparse24_bottom_top(uint32_t a, uint32_t b)
+{
+#if defined(__ARM_FEATURE_DSP)
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (a & 0xFFFFu) | (b & 0xFFFF0000u);
+#endif
+}
+
+/* The column of pixels x[0..3] (k inputs each, k % 4 == 0): word 4 * (7g + n) + p holds pixel p's
+ * inputs (x_a, x_b) of group g for each nibble n = a | b << 2, a < b. */
 static inline void mfd_sparse24_column(const int8_t *const x[4], int32_t k, uint32_t *column)
 {
-    int32_t i = 0;
-    for (; i + 4 <= k; i += 4, column += 8) {
-        const uint32_t p0 = mfd_read32(x[0] + i), p1 = mfd_read32(x[1] + i), p2 = mfd_read32(x[2] + i),
-                       p3 = mfd_read32(x[3] + i);
-        const uint32_t e0 = mfd_sxtb16(p0), e1 = mfd_sxtb16(p1), e2 = mfd_sxtb16(p2), e3 = mfd_sxtb16(p3);
-        const uint32_t o0 = mfd_sxtb16_ror8(p0), o1 = mfd_sxtb16_ror8(p1), o2 = mfd_sxtb16_ror8(p2),
-                       o3 = mfd_sxtb16_ror8(p3); /* inputs 1 and 3 */
-        column[0] = (e0 & 0xFFFFu) | e1 << 16; /* input i */
-        column[1] = (e2 & 0xFFFFu) | e3 << 16;
-        column[2] = (o0 & 0xFFFFu) | o1 << 16; /* input i + 1 */
-        column[3] = (o2 & 0xFFFFu) | o3 << 16;
-        column[4] = e0 >> 16 | (e1 & 0xFFFF0000u); /* input i + 2 */
-        column[5] = e2 >> 16 | (e3 & 0xFFFF0000u);
-        column[6] = o0 >> 16 | (o1 & 0xFFFF0000u); /* input i + 3 */
-        column[7] = o2 >> 16 | (o3 & 0xFFFF0000u);
-    }
-    for (; i < k; ++i, column += 2) {
-        column[0] = ((uint32_t)x[0][i] & 0xFFFFu) | (uint32_t)x[1][i] << 16;
-        column[1] = ((uint32_t)x[2][i] & 0xFFFFu) | (uint32_t)x[3][i] << 16;
+    int32_t p;
+    for (p = 0; p < 4; ++p) {
+        const int8_t *in = x[p];
+        const int8_t *end = in + k;
+        uint32_t *slots = column + p;
+        for (; in < end; in += 4, slots += MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS) {
+            const uint32_t quad = mfd_read32(in);
+            const uint32_t even = mfd_sxtb16(quad), odd = mfd_sxtb16_ror8(quad); /* (x0, x2), (x1, x3) */
+            slots[16] = mfd_pack_bottoms(even, odd);         /* nibble 4: (x0, x1) */
+            slots[32] = even;                                /* 8: (x0, x2) */
+            slots[36] = mfd_sparse24_bottom_top(odd, even);  /* 9: (x1, x2) */
+            slots[48] = mfd_sparse24_bottom_top(even, odd);  /* 12: (x0, x3) */
+            slots[52] = odd;                                 /* 13: (x1, x3) */
+            slots[56] = mfd_pack_tops(even, odd);            /* 14: (x2, x3) */
+        }
     }
 }
 
@@ -65,77 +84,55 @@ typedef struct mfd_sums4 {
     int32_t a0, a1, a2, a3;
 } mfd_sums4;
 
-/* s plus one weight (lane `w_top` of w: 0 bottom, 1 top) times each pixel's input in the column words
- * x[0] = (pixel 0, pixel 1) and x[1] = (pixel 2, pixel 3), read as one 8-byte load. */
-static inline mfd_sums4 mfd_sparse24_mac(mfd_sums4 s, uint32_t w, int w_top, const uint32_t *x)
+/* s plus one group's weights w (int16 lanes: its first and second stored value) times the four pixels'
+ * pairs x[0..3] of its inputs. */
+static inline mfd_sums4 mfd_sparse24_group(mfd_sums4 s, uint32_t w, const uint32_t *x)
 {
-    uint64_t pair;
-    uint32_t x01, x23;
-    MFD_MEMCPY(&pair, x, sizeof pair);
-    x01 = (uint32_t)pair;
-    x23 = (uint32_t)(pair >> 32);
-    if (w_top) {
-        s.a0 = mfd_smlatb(w, x01, s.a0);
-        s.a1 = mfd_smlatt(w, x01, s.a1);
-        s.a2 = mfd_smlatb(w, x23, s.a2);
-        s.a3 = mfd_smlatt(w, x23, s.a3);
-    } else {
-        s.a0 = mfd_smlabb(w, x01, s.a0);
-        s.a1 = mfd_smlabt(w, x01, s.a1);
-        s.a2 = mfd_smlabb(w, x23, s.a2);
-        s.a3 = mfd_smlabt(w, x23, s.a3);
-    }
+    s.a0 = mfd_smlad(w, x[0], s.a0);
+    s.a1 = mfd_smlad(w, x[1], s.a1);
+    s.a2 = mfd_smlad(w, x[2], s.a2);
+    s.a3 = mfd_smlad(w, x[3], s.a3);
     return s;
 }
 
-/* The channel's pairs of groups (one positions byte each, `blocks` > 0) as one asm loop of 35 instructions
- * per 8 stored weights: an index (AND or UBFX), its word pair's address and one LDRD per weight (the
- * compiler's loop spills accumulators and loads words one by one). */
+/* The channel's pairs of groups (one positions byte and four values each, `pairs` > 0) as one asm loop of
+ * 25 instructions per 16 MACs: per group, its slot's address from the nibble (AND or LSR, ADD), two LDRD
+ * and four SMLAD; the two groups' weight words from the values by two SXTB16 and two PKH. */
 #if defined(MFD_ASM_LOOPS)
-static inline mfd_sums4 mfd_sparse24_blocks_asm(const uint32_t *column, const int8_t *v, const uint8_t *pos,
-                                                int32_t blocks, mfd_sums4 s)
+static inline mfd_sums4 mfd_sparse24_pairs_asm(const uint32_t *column, const int8_t *v, const uint8_t *pos,
+                                               int32_t pairs, mfd_sums4 s)
 {
-    const uint8_t *end = pos + blocks;
-    uint32_t bits, w_even, w_odd, x01, x23;
+    const uint8_t *end = pos + pairs;
+    uint32_t bits, t, w_first, w_second, x, slot;
     __asm__("1:\n\t"
             "ldrb %[bits], [%[pos]], #1\n\t"
-            "ldr %[we], [%[v]], #4\n\t"
-            "sxtb16 %[wo], %[we], ror #8\n\t"
-            "sxtb16 %[we], %[we]\n\t"
-            "and %[x23], %[bits], #3\n\t"
-            "add %[x23], %[col], %[x23], lsl #3\n\t"
-            "ldrd %[x01], %[x23], [%[x23]]\n\t"
-            "smlabb %[a0], %[we], %[x01], %[a0]\n\t"
-            "smlabt %[a1], %[we], %[x01], %[a1]\n\t"
-            "smlabb %[a2], %[we], %[x23], %[a2]\n\t"
-            "smlabt %[a3], %[we], %[x23], %[a3]\n\t"
-            "ubfx %[x23], %[bits], #2, #2\n\t"
-            "add %[x23], %[col], %[x23], lsl #3\n\t"
-            "ldrd %[x01], %[x23], [%[x23]]\n\t"
-            "smlabb %[a0], %[wo], %[x01], %[a0]\n\t"
-            "smlabt %[a1], %[wo], %[x01], %[a1]\n\t"
-            "smlabb %[a2], %[wo], %[x23], %[a2]\n\t"
-            "smlabt %[a3], %[wo], %[x23], %[a3]\n\t"
-            "ubfx %[x23], %[bits], #4, #2\n\t"
-            "add %[x23], %[col], %[x23], lsl #3\n\t"
-            "ldrd %[x01], %[x23], [%[x23], #32]\n\t"
-            "smlatb %[a0], %[we], %[x01], %[a0]\n\t"
-            "smlatt %[a1], %[we], %[x01], %[a1]\n\t"
-            "smlatb %[a2], %[we], %[x23], %[a2]\n\t"
-            "smlatt %[a3], %[we], %[x23], %[a3]\n\t"
-            "lsr %[x23], %[bits], #6\n\t"
-            "add %[x23], %[col], %[x23], lsl #3\n\t"
-            "ldrd %[x01], %[x23], [%[x23], #32]\n\t"
-            "smlatb %[a0], %[wo], %[x01], %[a0]\n\t"
-            "smlatt %[a1], %[wo], %[x01], %[a1]\n\t"
-            "smlatb %[a2], %[wo], %[x23], %[a2]\n\t"
-            "smlatt %[a3], %[wo], %[x23], %[a3]\n\t"
-            "add %[col], %[col], #64\n\t"
+            "ldr %[t], [%[v]], #4\n\t"
+            "sxtb16 %[w2], %[t], ror #8\n\t"     /* (v1, v3) */
+            "sxtb16 %[t], %[t]\n\t"              /* (v0, v2) */
+            "pkhbt %[w1], %[t], %[w2], lsl #16\n\t" /* (v0, v1): the first group's */
+            "pkhtb %[w2], %[w2], %[t], asr #16\n\t" /* (v2, v3): the second's */
+            "and %[slot], %[bits], #15\n\t"
+            "add %[slot], %[col], %[slot], lsl #4\n\t"
+            "ldrd %[t], %[x], [%[slot]]\n\t"
+            "smlad %[a0], %[w1], %[t], %[a0]\n\t"
+            "smlad %[a1], %[w1], %[x], %[a1]\n\t"
+            "ldrd %[t], %[x], [%[slot], #8]\n\t"
+            "smlad %[a2], %[w1], %[t], %[a2]\n\t"
+            "smlad %[a3], %[w1], %[x], %[a3]\n\t"
+            "lsr %[bits], %[bits], #4\n\t"
+            "add %[slot], %[col], %[bits], lsl #4\n\t"
+            "ldrd %[t], %[x], [%[slot], #112]\n\t"
+            "smlad %[a0], %[w2], %[t], %[a0]\n\t"
+            "smlad %[a1], %[w2], %[x], %[a1]\n\t"
+            "ldrd %[t], %[x], [%[slot], #120]\n\t"
+            "smlad %[a2], %[w2], %[t], %[a2]\n\t"
+            "smlad %[a3], %[w2], %[x], %[a3]\n\t"
+            "add %[col], %[col], #224\n\t"
             "cmp %[pos], %[end]\n\t"
             "bne 1b"
             : [a0] "+r"(s.a0), [a1] "+r"(s.a1), [a2] "+r"(s.a2), [a3] "+r"(s.a3), [col] "+r"(column), [pos] "+r"(pos),
-              [v] "+r"(v), [bits] "=&r"(bits), [we] "=&r"(w_even), [wo] "=&r"(w_odd), [x01] "=&r"(x01),
-              [x23] "=&r"(x23)
+              [v] "+r"(v), [bits] "=&r"(bits), [t] "=&r"(t), [w1] "=&r"(w_first), [w2] "=&r"(w_second), [x] "=&r"(x),
+              [slot] "=&r"(slot)
             : [end] "r"(end)
             : "cc", "memory");
     return s;
@@ -146,29 +143,27 @@ static inline mfd_sums4 mfd_sparse24_blocks_asm(const uint32_t *column, const in
 static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_t *v, const uint8_t *pos, int32_t k,
                                              mfd_sums4 s)
 {
-    const uint8_t *end = pos + k / 8;
+    const int32_t pairs = k / 8;
+    int32_t i = 0;
 #if defined(MFD_ASM_LOOPS)
-    if (pos < end) {
-        s = mfd_sparse24_blocks_asm(column, v, pos, k / 8, s);
-        column += 16 * (k / 8);
-        v += 4 * (k / 8);
-        pos = end;
+    if (pairs > 0) {
+        s = mfd_sparse24_pairs_asm(column, v, pos, pairs, s);
+        i = pairs;
     }
 #endif
-    for (; pos < end; ++pos, v += 4, column += 16) { /* two groups a positions byte: values v0 v1 | v2 v3 */
-        const uint32_t bits = *pos;
-        const uint32_t w = mfd_read32(v);
-        const uint32_t w_even = mfd_sxtb16(w), w_odd = mfd_sxtb16_ror8(w); /* (v0, v2), (v1, v3) */
-        s = mfd_sparse24_mac(s, w_even, 0, column + 2u * (bits & 3u));
-        s = mfd_sparse24_mac(s, w_odd, 0, column + 2u * (bits >> 2 & 3u));
-        s = mfd_sparse24_mac(s, w_even, 1, column + 8u + 2u * (bits >> 4 & 3u));
-        s = mfd_sparse24_mac(s, w_odd, 1, column + 8u + 2u * (bits >> 6));
+    for (; i < pairs; ++i) { /* values v0 v1 | v2 v3 */
+        const uint32_t bits = pos[i];
+        const uint32_t w = mfd_read32(v + 4 * i);
+        const uint32_t even = mfd_sxtb16(w), odd = mfd_sxtb16_ror8(w); /* (v0, v2), (v1, v3) */
+        const uint32_t *pair = column + 2u * MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS * (uint32_t)i;
+        s = mfd_sparse24_group(s, mfd_pack_bottoms(even, odd), pair + MFD_SPARSE24_SLOT_WORDS * (bits & 15u));
+        s = mfd_sparse24_group(s, mfd_pack_tops(even, odd),
+                               pair + MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS + (bits >> 4)));
     }
     if (k % 8 != 0) { /* a last lone group */
-        const uint32_t bits = *pos;
-        const uint32_t w = ((uint32_t)(uint8_t)v[0] | (uint32_t)(uint8_t)v[1] << 8);
-        s = mfd_sparse24_mac(s, mfd_sxtb16(w), 0, column + 2u * (bits & 3u));
-        s = mfd_sparse24_mac(s, mfd_sxtb16_ror8(w), 0, column + 2u * (bits >> 2 & 3u));
+        const uint32_t *group = column + 2u * MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS * (uint32_t)pairs;
+        const uint32_t w = ((uint32_t)(int32_t)v[4 * pairs] & 0xFFFFu) | (uint32_t)(int32_t)v[4 * pairs + 1] << 16;
+        s = mfd_sparse24_group(s, w, group + MFD_SPARSE24_SLOT_WORDS * (pos[pairs] & 15u));
     }
     return s;
 }
