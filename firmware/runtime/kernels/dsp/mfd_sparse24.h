@@ -26,14 +26,23 @@
 #define MFD_SPARSE24_GROUP_SLOTS 7
 #define MFD_SPARSE24_SLOT_WORDS 4
 
+/* The four pixels' sums. */
+typedef struct mfd_sums4 {
+    int32_t a0, a1, a2, a3;
+} mfd_sums4;
+
+/* Channels whose sums a pass keeps before requantizing them (mfd_sparse24_block). */
+#define MFD_SPARSE24_BLOCK 16
+
 /* Scratch bytes of the column of k inputs (k / 4 groups) of four pixels. */
 static inline size_t mfd_sparse24_column_bytes(int32_t k)
 {
     return 4u * MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS * (size_t)(k / 4) + 9u);
 }
 
-/* Prepare of a conv whose record *head is about to be stored: the column's bytes when its filter will be
- * stored in 2:4 with folded biases (mf_sparse_plan, which only images do), else 0. */
+/* Prepare of a conv whose record *head is about to be stored: the bytes of the column and of a block of
+ * sums when its filter will be stored in 2:4 with folded biases (mf_sparse_plan, which only images do),
+ * else 0. */
 static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data *head)
 {
     mf_affine_data plan = *head;
@@ -42,7 +51,8 @@ static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data 
         plan.weights != MF_WEIGHTS_SPARSE_2_4 || !plan.bias_folded) {
         return 0;
     }
-    return mfd_sparse24_column_bytes(mf_tensor_flat_size(&op->inputs[1]) / channels);
+    return mfd_sparse24_column_bytes(mf_tensor_flat_size(&op->inputs[1]) / channels) +
+           MFD_SPARSE24_BLOCK * sizeof(mfd_sums4);
 }
 
 /* (a.bottom, b.top) as (bottom, top) lanes: PKHBT with no shift. */
@@ -79,11 +89,6 @@ static inline void mfd_sparse24_column(const int8_t *const x[4], int32_t k, uint
     }
 }
 
-/* The four pixels' sums. */
-typedef struct mfd_sums4 {
-    int32_t a0, a1, a2, a3;
-} mfd_sums4;
-
 /* s plus one group's weights w (int16 lanes: its first and second stored value) times the four pixels'
  * pairs x[0..3] of its inputs. */
 static inline mfd_sums4 mfd_sparse24_group(mfd_sums4 s, uint32_t w, const uint32_t *x)
@@ -95,77 +100,160 @@ static inline mfd_sums4 mfd_sparse24_group(mfd_sums4 s, uint32_t w, const uint32
     return s;
 }
 
-/* The channel's pairs of groups (one positions byte and four values each, `pairs` > 0) as one asm loop of
- * 25 instructions per 16 MACs: per group, its slot's address from the nibble (AND or LSR, ADD), two LDRD
- * and four SMLAD; the two groups' weight words from the values by two SXTB16 and two PKH. */
-#if defined(MFD_ASM_LOOPS)
-static inline mfd_sums4 mfd_sparse24_pairs_asm(const uint32_t *column, const int8_t *v, const uint8_t *pos,
-                                               int32_t pairs, mfd_sums4 s)
-{
-    const uint8_t *end = pos + pairs;
-    uint32_t bits, t, w_first, w_second, x, slot;
-    __asm__("1:\n\t"
-            "ldrb %[bits], [%[pos]], #1\n\t"
-            "ldr %[t], [%[v]], #4\n\t"
-            "sxtb16 %[w2], %[t], ror #8\n\t"     /* (v1, v3) */
-            "sxtb16 %[t], %[t]\n\t"              /* (v0, v2) */
-            "pkhbt %[w1], %[t], %[w2], lsl #16\n\t" /* (v0, v1): the first group's */
-            "pkhtb %[w2], %[w2], %[t], asr #16\n\t" /* (v2, v3): the second's */
-            "and %[slot], %[bits], #15\n\t"
-            "add %[slot], %[col], %[slot], lsl #4\n\t"
-            "ldrd %[t], %[x], [%[slot]]\n\t"
-            "smlad %[a0], %[w1], %[t], %[a0]\n\t"
-            "smlad %[a1], %[w1], %[x], %[a1]\n\t"
-            "ldrd %[t], %[x], [%[slot], #8]\n\t"
-            "smlad %[a2], %[w1], %[t], %[a2]\n\t"
-            "smlad %[a3], %[w1], %[x], %[a3]\n\t"
-            "lsr %[bits], %[bits], #4\n\t"
-            "add %[slot], %[col], %[bits], lsl #4\n\t"
-            "ldrd %[t], %[x], [%[slot], #112]\n\t"
-            "smlad %[a0], %[w2], %[t], %[a0]\n\t"
-            "smlad %[a1], %[w2], %[x], %[a1]\n\t"
-            "ldrd %[t], %[x], [%[slot], #120]\n\t"
-            "smlad %[a2], %[w2], %[t], %[a2]\n\t"
-            "smlad %[a3], %[w2], %[x], %[a3]\n\t"
-            "add %[col], %[col], #224\n\t"
-            "cmp %[pos], %[end]\n\t"
-            "bne 1b"
-            : [a0] "+r"(s.a0), [a1] "+r"(s.a1), [a2] "+r"(s.a2), [a3] "+r"(s.a3), [col] "+r"(column), [pos] "+r"(pos),
-              [v] "+r"(v), [bits] "=&r"(bits), [t] "=&r"(t), [w1] "=&r"(w_first), [w2] "=&r"(w_second), [x] "=&r"(x),
-              [slot] "=&r"(slot)
-            : [end] "r"(end)
-            : "cc", "memory");
-    return s;
-}
-#endif
+/* Two groups' weight words from their four values v0 v1 | v2 v3: (v0, v1) and (v2, v3) as int16 lanes. */
+#define MFD_SPARSE24_WEIGHTS                                                                                \
+    "ldr %[t], [%[v]], #4\n\t"                                                                              \
+    "sxtb16 %[w2], %[t], ror #8\n\t" /* (v1, v3) */                                                         \
+    "sxtb16 %[t], %[t]\n\t"          /* (v0, v2) */                                                         \
+    "pkhbt %[w1], %[t], %[w2], lsl #16\n\t"                                                                 \
+    "pkhtb %[w2], %[w2], %[t], asr #16\n\t"
+/* The four pixels' sums plus weight word w times the slot's four words at `offset` from %[slot]. */
+#define MFD_SPARSE24_SLOT(w, offset)                                                                        \
+    "ldrd %[t], %[x], [%[slot], #" #offset "]\n\t"                                                          \
+    "smlad %[a0], %[" #w "], %[t], %[a0]\n\t"                                                               \
+    "smlad %[a1], %[" #w "], %[x], %[a1]\n\t"                                                               \
+    "ldrd %[t], %[x], [%[slot], #" #offset " + 8]\n\t"                                                      \
+    "smlad %[a2], %[" #w "], %[t], %[a2]\n\t"                                                               \
+    "smlad %[a3], %[" #w "], %[x], %[a3]\n\t"
 
-/* s.a<p> plus one channel's k weights (values v, positions pos) . pixel p's inputs in the column. */
-static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_t *v, const uint8_t *pos, int32_t k,
-                                             mfd_sums4 s)
+/* s.a<p> plus one channel's k weights (values *v, positions *pos) . pixel p's inputs in the column; *v and
+ * *pos move to the next channel's. */
+static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_t **values, const uint8_t **positions,
+                                             int32_t k, mfd_sums4 s)
 {
-    const int32_t pairs = k / 8;
-    int32_t i = 0;
-#if defined(MFD_ASM_LOOPS)
-    if (pairs > 0) {
-        s = mfd_sparse24_pairs_asm(column, v, pos, pairs, s);
-        i = pairs;
-    }
-#endif
-    for (; i < pairs; ++i) { /* values v0 v1 | v2 v3 */
-        const uint32_t bits = pos[i];
-        const uint32_t w = mfd_read32(v + 4 * i);
+    const uint32_t pair_words = 2u * MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS;
+    int32_t i;
+    for (i = 0; i < k / 8; ++i) { /* values v0 v1 | v2 v3 */
+        const uint32_t bits = *(*positions)++;
+        const uint32_t w = mfd_read32(*values);
         const uint32_t even = mfd_sxtb16(w), odd = mfd_sxtb16_ror8(w); /* (v0, v2), (v1, v3) */
-        const uint32_t *pair = column + 2u * MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS * (uint32_t)i;
+        const uint32_t *pair = column + pair_words * (uint32_t)i;
+        *values += 4;
         s = mfd_sparse24_group(s, mfd_pack_bottoms(even, odd), pair + MFD_SPARSE24_SLOT_WORDS * (bits & 15u));
         s = mfd_sparse24_group(s, mfd_pack_tops(even, odd),
                                pair + MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS + (bits >> 4)));
     }
     if (k % 8 != 0) { /* a last lone group */
-        const uint32_t *group = column + 2u * MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS * (uint32_t)pairs;
-        const uint32_t w = ((uint32_t)(int32_t)v[4 * pairs] & 0xFFFFu) | (uint32_t)(int32_t)v[4 * pairs + 1] << 16;
-        s = mfd_sparse24_group(s, w, group + MFD_SPARSE24_SLOT_WORDS * (pos[pairs] & 15u));
+        const int8_t *v = *values;
+        const uint32_t w = ((uint32_t)(int32_t)v[0] & 0xFFFFu) | (uint32_t)(int32_t)v[1] << 16;
+        s = mfd_sparse24_group(s, w, column + pair_words * (uint32_t)(k / 8) + MFD_SPARSE24_SLOT_WORDS * (**positions & 15u));
+        *values += 2;
+        ++*positions;
     }
     return s;
+}
+
+#if defined(MFD_ASM_LOOPS)
+/* Two groups' weight words from their four values v0 v1 | v2 v3: (v0, v1) and (v2, v3) as int16 lanes. */
+#define MFD_SPARSE24_WEIGHTS                                                                                \
+    "ldr %[t], [%[v]], #4\n\t"                                                                              \
+    "sxtb16 %[w2], %[t], ror #8\n\t" /* (v1, v3) */                                                         \
+    "sxtb16 %[t], %[t]\n\t"          /* (v0, v2) */                                                         \
+    "pkhbt %[w1], %[t], %[w2], lsl #16\n\t"                                                                 \
+    "pkhtb %[w2], %[w2], %[t], asr #16\n\t"
+/* The four pixels' sums plus weight word w times the slot's four words at `offset` from %[slot]. */
+#define MFD_SPARSE24_SLOT(w, offset)                                                                        \
+    "ldrd %[t], %[x], [%[slot], #" #offset "]\n\t"                                                          \
+    "smlad %[a0], %[" #w "], %[t], %[a0]\n\t"                                                               \
+    "smlad %[a1], %[" #w "], %[x], %[a1]\n\t"                                                               \
+    "ldrd %[t], %[x], [%[slot], #" #offset " + 8]\n\t"                                                      \
+    "smlad %[a2], %[" #w "], %[t], %[a2]\n\t"                                                               \
+    "smlad %[a3], %[" #w "], %[x], %[a3]\n\t"
+
+/* mfd_sparse24_block for k % 16 == 0 (count > 0) as one asm block: per channel, its sums set to its folded
+ * bias, then its groups four at a time (two positions bytes and eight values) in a loop of 46 instructions
+ * per 32 MACs: per group, its slot's address from its nibble (AND or UBFX or LSR, then ADD), two LDRD and
+ * four SMLAD; per two groups, their weight words from one LDR, two SXTB16 and two PKH. The loop takes
+ * fourteen registers, so the block's own pointers stay in memory (`state`, its address on the stack). */
+static inline void mfd_sparse24_block_asm(const uint32_t *column, const int8_t **values, const uint8_t **positions,
+                                          int32_t k, const int32_t *folded, int32_t count, mfd_sums4 *sums)
+{
+    struct {
+        const int32_t *folded;  /* #0: the next channel's folded bias */
+        int32_t row;            /* #4: positions bytes per channel */
+        const uint32_t *column; /* #8 */
+        mfd_sums4 *sums;        /* #12: the next channel's sums */
+        mfd_sums4 *end;         /* #16 */
+    } state;
+    const int8_t *v = *values;
+    const uint8_t *pos = *positions;
+    void *frame = &state;
+    uint32_t a0, a1, a2, a3, col, end, bits, w_first, w_second, x, slot;
+    state.folded = folded;
+    state.row = k / 8;
+    state.column = column;
+    state.sums = sums;
+    state.end = sums + count;
+    __asm__("str %[t], [sp, #-8]!\n\t"
+            "2:\n\t"
+            "ldr %[slot], [sp]\n\t"
+            "ldr %[col], [%[slot]]\n\t"
+            "ldr %[a0], [%[col]], #4\n\t"
+            "str %[col], [%[slot]]\n\t"
+            "mov %[a1], %[a0]\n\t"
+            "mov %[a2], %[a0]\n\t"
+            "mov %[a3], %[a0]\n\t"
+            "ldr %[end], [%[slot], #4]\n\t"
+            "add %[end], %[pos], %[end]\n\t"
+            "ldr %[col], [%[slot], #8]\n\t"
+            "1:\n\t"
+            "ldrh %[bits], [%[pos]], #2\n\t" /* nibbles of groups 0 to 3, group 0 lowest */
+            MFD_SPARSE24_WEIGHTS
+            "and %[slot], %[bits], #15\n\t"
+            "add %[slot], %[col], %[slot], lsl #4\n\t"
+            MFD_SPARSE24_SLOT(w1, 0)
+            "and %[slot], %[bits], #240\n\t"
+            "add %[slot], %[col], %[slot]\n\t"
+            MFD_SPARSE24_SLOT(w2, 112)
+            MFD_SPARSE24_WEIGHTS
+            "ubfx %[slot], %[bits], #8, #4\n\t"
+            "add %[slot], %[col], %[slot], lsl #4\n\t"
+            MFD_SPARSE24_SLOT(w1, 224)
+            "lsr %[slot], %[bits], #12\n\t"
+            "add %[slot], %[col], %[slot], lsl #4\n\t"
+            MFD_SPARSE24_SLOT(w2, 336)
+            "add %[col], %[col], #448\n\t"
+            "cmp %[pos], %[end]\n\t"
+            "bne 1b\n\t"
+            "ldr %[slot], [sp]\n\t"
+            "ldr %[t], [%[slot], #12]\n\t"
+            "strd %[a0], %[a1], [%[t]], #8\n\t"
+            "strd %[a2], %[a3], [%[t]], #8\n\t"
+            "str %[t], [%[slot], #12]\n\t"
+            "ldr %[x], [%[slot], #16]\n\t"
+            "cmp %[t], %[x]\n\t"
+            "bne 2b\n\t"
+            "add sp, sp, #8"
+            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [col] "=&r"(col), [pos] "+r"(pos),
+              [v] "+r"(v), [end] "=&r"(end), [bits] "=&r"(bits), [t] "+r"(frame), [w1] "=&r"(w_first),
+              [w2] "=&r"(w_second), [x] "=&r"(x), [slot] "=&r"(slot)
+            :
+            : "cc", "memory");
+    *values = v;
+    *positions = pos;
+}
+#undef MFD_SPARSE24_WEIGHTS
+#undef MFD_SPARSE24_SLOT
+#endif
+
+/* sums[c] = folded[c] + channel c's weights . each pixel's inputs in the column, for `count` channels whose
+ * values and positions start at *v and *pos (moved past them): the asm loop takes every register, so a
+ * block of sums is stored and then requantized by a loop of its own. */
+static inline void mfd_sparse24_block(const uint32_t *column, const int8_t **v, const uint8_t **pos, int32_t k,
+                                      const int32_t *folded, int32_t count, mfd_sums4 *sums)
+{
+    int32_t c;
+#if defined(MFD_ASM_LOOPS)
+    if (k % 16 == 0 && k > 0 && count > 0) {
+        mfd_sparse24_block_asm(column, v, pos, k, folded, count, sums);
+        return;
+    }
+#endif
+    for (c = 0; c < count; ++c) {
+        mfd_sums4 s;
+        s.a0 = s.a1 = s.a2 = s.a3 = folded[c];
+        sums[c] = mfd_sparse24_channel(column, v, pos, k, s);
+    }
 }
 
 /* acc plus one channel's k weights (values v, positions pos) . one row of inputs x (int8, offset folded
