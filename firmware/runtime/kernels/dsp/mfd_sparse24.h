@@ -100,22 +100,6 @@ static inline mfd_sums4 mfd_sparse24_group(mfd_sums4 s, uint32_t w, const uint32
     return s;
 }
 
-/* Two groups' weight words from their four values v0 v1 | v2 v3: (v0, v1) and (v2, v3) as int16 lanes. */
-#define MFD_SPARSE24_WEIGHTS                                                                                \
-    "ldr %[t], [%[v]], #4\n\t"                                                                              \
-    "sxtb16 %[w2], %[t], ror #8\n\t" /* (v1, v3) */                                                         \
-    "sxtb16 %[t], %[t]\n\t"          /* (v0, v2) */                                                         \
-    "pkhbt %[w1], %[t], %[w2], lsl #16\n\t"                                                                 \
-    "pkhtb %[w2], %[w2], %[t], asr #16\n\t"
-/* The four pixels' sums plus weight word w times the slot's four words at `offset` from %[slot]. */
-#define MFD_SPARSE24_SLOT(w, offset)                                                                        \
-    "ldrd %[t], %[x], [%[slot], #" #offset "]\n\t"                                                          \
-    "smlad %[a0], %[" #w "], %[t], %[a0]\n\t"                                                               \
-    "smlad %[a1], %[" #w "], %[x], %[a1]\n\t"                                                               \
-    "ldrd %[t], %[x], [%[slot], #" #offset " + 8]\n\t"                                                      \
-    "smlad %[a2], %[" #w "], %[t], %[a2]\n\t"                                                               \
-    "smlad %[a3], %[" #w "], %[x], %[a3]\n\t"
-
 /* s.a<p> plus one channel's k weights (values *v, positions *pos) . pixel p's inputs in the column; *v and
  * *pos move to the next channel's. */
 static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_t **values, const uint8_t **positions,
