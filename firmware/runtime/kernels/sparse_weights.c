@@ -118,8 +118,13 @@ void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *enco
                     }
                     slots[found++] = (uint8_t)j;
                 }
-                *values++ = group[slots[0]];
-                *values++ = group[slots[1]];
+                if (head->bias_folded && (g | 1) < k / 4) { /* a whole pair of groups, interleaved */
+                    values[(size_t)c * (size_t)(k / 2) + 4u * (size_t)(g / 2) + (size_t)(g % 2)] = group[slots[0]];
+                    values[(size_t)c * (size_t)(k / 2) + 4u * (size_t)(g / 2) + 2u + (size_t)(g % 2)] = group[slots[1]];
+                } else {
+                    values[(size_t)c * (size_t)(k / 2) + 2u * (size_t)g] = group[slots[0]];
+                    values[(size_t)c * (size_t)(k / 2) + 2u * (size_t)g + 1u] = group[slots[1]];
+                }
                 positions[(size_t)c * row + (size_t)g / 2u] |= (uint8_t)((slots[0] | slots[1] << 2) << (4 * (g % 2)));
             }
         }
@@ -212,7 +217,7 @@ static void sparse24_pair(const mf_op *op, const mf_affine_data *d, const mf_req
         for (; p < end; ++p, v += 4, a += 8, b += 8) { /* two groups */
             const uint32_t bits = *p;
             const uint32_t i0 = bits & 3u, i1 = bits >> 2 & 3u, i2 = 4u + (bits >> 4 & 3u), i3 = 4u + (bits >> 6);
-            const int32_t w0 = v[0], w1 = v[1], w2 = v[2], w3 = v[3];
+            const int32_t w0 = v[0], w1 = v[2], w2 = v[1], w3 = v[3]; /* interleaved (mf_sparse.h) */
             acc0 += (uint32_t)(w0 * a[i0] + w1 * a[i1] + w2 * a[i2] + w3 * a[i3]);
             acc1 += (uint32_t)(w0 * b[i0] + w1 * b[i1] + w2 * b[i2] + w3 * b[i3]);
         }

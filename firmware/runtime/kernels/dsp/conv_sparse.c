@@ -25,45 +25,49 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     const int8_t *v = (const int8_t *)(folded + channels);
     const uint8_t *pos = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
     const mfd_out o = mfd_out_for(d->output_zero_point, d->act_min, d->act_max);
+    const mfd_requant *q = requant;
+    const int32_t step = d->channel_step;
     const int8_t *pixels[4];
+    int8_t *rows[4]; /* each pixel's next output; a missing pixel's is the last one's (the same values) */
     int32_t first;
     int32_t i;
-    for (i = 0; i < 4; ++i) { /* missing pixels repeat the last one, their sums unused */
+    for (i = 0; i < 4; ++i) { /* missing pixels repeat the last one */
         pixels[i] = x[i < count ? i : count - 1];
+        rows[i] = out + (size_t)(i < count ? i : count - 1) * (size_t)channels;
     }
     mfd_sparse24_column(pixels, k, column);
     for (first = 0; first < channels; first += MFD_SPARSE24_BLOCK) {
         const int32_t block = channels - first < MFD_SPARSE24_BLOCK ? channels - first : MFD_SPARSE24_BLOCK;
-        const mfd_requant *q = &requant[first * d->channel_step];
-        int8_t *pixel = out + first;
+        uint32_t *words = (uint32_t *)(void *)sums; /* channel c's four outputs over its sums, read first */
+        int8_t *row0 = rows[0], *row1 = rows[1], *row2 = rows[2], *row3 = rows[3];
         int32_t c;
         mfd_sparse24_block(column, &v, &pos, k, folded + first, block, sums);
-        for (c = 0; c < block; ++c, q += d->channel_step, ++pixel) {
+        for (c = 0; c < block; ++c, q += step) {
             const mfd_sums4 s = sums[c];
             const int32_t right = q->right;
-            uint32_t outputs;
             if (MFD_LIKELY(right >= 2)) { /* the shift's constants set up once for the four outputs */
                 const int32_t multiplier = q->multiplier, shift = right - 1;
                 const uint32_t round = 1u << (right - 2);
-                outputs = mfd_clamp4(mfd_requantize_one_step(s.a0, multiplier, round, shift),
-                                     mfd_requantize_one_step(s.a1, multiplier, round, shift),
-                                     mfd_requantize_one_step(s.a2, multiplier, round, shift),
-                                     mfd_requantize_one_step(s.a3, multiplier, round, shift), o);
+                words[c] = mfd_clamp4(mfd_requantize_one_step(s.a0, multiplier, round, shift),
+                                      mfd_requantize_one_step(s.a1, multiplier, round, shift),
+                                      mfd_requantize_one_step(s.a2, multiplier, round, shift),
+                                      mfd_requantize_one_step(s.a3, multiplier, round, shift), o);
             } else {
                 const mfd_requant r = *q;
-                outputs = mfd_outputs4(s.a0, s.a1, s.a2, s.a3, &r, &r, &r, &r, o);
-            }
-            if (count == 4) {
-                pixel[0] = (int8_t)(uint8_t)outputs;
-                pixel[channels] = (int8_t)(uint8_t)(outputs >> 8);
-                pixel[2 * channels] = (int8_t)(uint8_t)(outputs >> 16);
-                pixel[3 * channels] = (int8_t)(uint8_t)(outputs >> 24);
-                continue;
-            }
-            for (i = 0; i < count; ++i) {
-                pixel[(size_t)i * channels] = (int8_t)(uint8_t)(outputs >> (8 * i));
+                words[c] = mfd_outputs4(s.a0, s.a1, s.a2, s.a3, &r, &r, &r, &r, o);
             }
         }
+        for (c = 0; c < block; ++c) { /* apart from the requantization, which then keeps its values in registers */
+            const uint32_t outputs = words[c];
+            *row0++ = (int8_t)(uint8_t)outputs;
+            *row1++ = (int8_t)(uint8_t)(outputs >> 8);
+            *row2++ = (int8_t)(uint8_t)(outputs >> 16);
+            *row3++ = (int8_t)(uint8_t)(outputs >> 24);
+        }
+        rows[0] = row0;
+        rows[1] = row1;
+        rows[2] = row2;
+        rows[3] = row3;
     }
 }
 

@@ -107,14 +107,13 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
 {
     const uint32_t pair_words = 2u * MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS;
     int32_t i;
-    for (i = 0; i < k / 8; ++i) { /* values v0 v1 | v2 v3 */
+    for (i = 0; i < k / 8; ++i) { /* values interleaved: first 0, first 1, second 0, second 1 */
         const uint32_t bits = *(*positions)++;
         const uint32_t w = mfd_read32(*values);
-        const uint32_t even = mfd_sxtb16(w), odd = mfd_sxtb16_ror8(w); /* (v0, v2), (v1, v3) */
         const uint32_t *pair = column + pair_words * (uint32_t)i;
         *values += 4;
-        s = mfd_sparse24_group(s, mfd_pack_bottoms(even, odd), pair + MFD_SPARSE24_SLOT_WORDS * (bits & 15u));
-        s = mfd_sparse24_group(s, mfd_pack_tops(even, odd),
+        s = mfd_sparse24_group(s, mfd_sxtb16(w), pair + MFD_SPARSE24_SLOT_WORDS * (bits & 15u));
+        s = mfd_sparse24_group(s, mfd_sxtb16_ror8(w),
                                pair + MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS + (bits >> 4)));
     }
     if (k % 8 != 0) { /* a last lone group */
@@ -128,13 +127,11 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
 }
 
 #if defined(MFD_ASM_LOOPS)
-/* Two groups' weight words from their four values v0 v1 | v2 v3: (v0, v1) and (v2, v3) as int16 lanes. */
+/* Two groups' weight words (their two values as int16 lanes) from their four interleaved values. */
 #define MFD_SPARSE24_WEIGHTS                                                                                \
     "ldr %[t], [%[v]], #4\n\t"                                                                              \
-    "sxtb16 %[w2], %[t], ror #8\n\t" /* (v1, v3) */                                                         \
-    "sxtb16 %[t], %[t]\n\t"          /* (v0, v2) */                                                         \
-    "pkhbt %[w1], %[t], %[w2], lsl #16\n\t"                                                                 \
-    "pkhtb %[w2], %[w2], %[t], asr #16\n\t"
+    "sxtb16 %[w1], %[t]\n\t"                                                                                \
+    "sxtb16 %[w2], %[t], ror #8\n\t"
 /* The four pixels' sums plus weight word w times the slot's four words at `offset` from %[slot]. */
 #define MFD_SPARSE24_SLOT(w, offset)                                                                        \
     "ldrd %[t], %[x], [%[slot], #" #offset "]\n\t"                                                          \
@@ -145,9 +142,9 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
     "smlad %[a3], %[" #w "], %[x], %[a3]\n\t"
 
 /* mfd_sparse24_block for k % 16 == 0 (count > 0) as one asm block: per channel, its sums set to its folded
- * bias, then its groups four at a time (two positions bytes and eight values) in a loop of 46 instructions
+ * bias, then its groups four at a time (two positions bytes and eight values) in a loop of 42 instructions
  * per 32 MACs: per group, its slot's address from its nibble (AND or UBFX or LSR, then ADD), two LDRD and
- * four SMLAD; per two groups, their weight words from one LDR, two SXTB16 and two PKH. The loop takes
+ * four SMLAD; per two groups, their weight words from one LDR and two SXTB16. The loop takes
  * fourteen registers, so the block's own pointers stay in memory (`state`, its address on the stack). */
 static inline void mfd_sparse24_block_asm(const uint32_t *column, const int8_t **values, const uint8_t **positions,
                                           int32_t k, const int32_t *folded, int32_t count, mfd_sums4 *sums)
@@ -249,11 +246,11 @@ static inline int32_t mfd_sparse24_row(const int8_t *x, const int8_t *v, const u
     for (; pos < end; ++pos, v += 4, x += 8) {
         const uint32_t bits = *pos;
         const uint32_t w = mfd_read32(v);
-        const uint32_t w_even = mfd_sxtb16(w), w_odd = mfd_sxtb16_ror8(w); /* (v0, v2), (v1, v3) */
-        acc = mfd_smlabb(w_even, (uint32_t)(int32_t)x[bits & 3u], acc);
-        acc = mfd_smlabb(w_odd, (uint32_t)(int32_t)x[bits >> 2 & 3u], acc);
-        acc = mfd_smlatb(w_even, (uint32_t)(int32_t)x[4u + (bits >> 4 & 3u)], acc);
-        acc = mfd_smlatb(w_odd, (uint32_t)(int32_t)x[4u + (bits >> 6)], acc);
+        const uint32_t first = mfd_sxtb16(w), second = mfd_sxtb16_ror8(w); /* the two groups' values (interleaved) */
+        acc = mfd_smlabb(first, (uint32_t)(int32_t)x[bits & 3u], acc);
+        acc = mfd_smlatb(first, (uint32_t)(int32_t)x[bits >> 2 & 3u], acc);
+        acc = mfd_smlabb(second, (uint32_t)(int32_t)x[4u + (bits >> 4 & 3u)], acc);
+        acc = mfd_smlatb(second, (uint32_t)(int32_t)x[4u + (bits >> 6)], acc);
     }
     if (k % 8 != 0) { /* a last lone group */
         const uint32_t bits = *pos;
