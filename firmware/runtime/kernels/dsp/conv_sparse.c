@@ -11,6 +11,24 @@
 #undef mf_conv_eval_sparse
 
 
+/* The pass of a single pixel (the last of a layer whose pixels are 1 mod 4): channel by channel with
+ * mfd_sparse24_row, in fewer instructions than a column of four copies of it. */
+static void conv_sparse24_pixel(const mf_op *op, const mf_affine_data *d, const int8_t *x, int8_t *out)
+{
+    const mfd_requant *requant = dsp_requant_table(op, d);
+    const int32_t channels = op->inputs[1].dims[0];
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    const int32_t *folded = (const int32_t *)(const void *)((const uint8_t *)d + d->weights_at);
+    const int8_t *v = (const int8_t *)(folded + channels);
+    const uint8_t *pos = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
+    const size_t row = ((size_t)k + 7u) / 8u;
+    int32_t c;
+    for (c = 0; c < channels; ++c, v += k / 2, pos += row) {
+        const mfd_requant q = requant[c * d->channel_step];
+        out[c] = mfd_output(mfd_sparse24_row(x, v, pos, k, folded[c]), &q, d->output_zero_point, d->act_min, d->act_max);
+    }
+}
+
 /* A conv_sparse_pass: every channel of a 2:4 filter with folded biases, through the column in the scratch,
  * a block of channels' sums at a time. */
 static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4], int32_t count,
@@ -31,6 +49,10 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     int8_t *rows[4]; /* each pixel's next output; a missing pixel's is the last one's (the same values) */
     int32_t first;
     int32_t i;
+    if (count == 1) {
+        conv_sparse24_pixel(op, d, x[0], out);
+        return;
+    }
     for (i = 0; i < 4; ++i) { /* missing pixels repeat the last one */
         pixels[i] = x[i < count ? i : count - 1];
         rows[i] = out + (size_t)(i < count ? i : count - 1) * (size_t)channels;

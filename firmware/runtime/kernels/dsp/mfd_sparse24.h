@@ -141,78 +141,97 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
     "smlad %[a2], %[" #w "], %[t], %[a2]\n\t"                                                               \
     "smlad %[a3], %[" #w "], %[x], %[a3]\n\t"
 
-/* mfd_sparse24_block for k % 16 == 0 (count > 0) as one asm block: per channel, its sums set to its folded
- * bias, then its groups four at a time (two positions bytes and eight values) in a loop of 42 instructions
- * per 32 MACs: per group, its slot's address from its nibble (AND or UBFX or LSR, then ADD), two LDRD and
- * four SMLAD; per two groups, their weight words from one LDR and two SXTB16. The loop takes
- * fourteen registers, so the block's own pointers stay in memory (`state`, its address on the stack). */
-static inline void mfd_sparse24_block_asm(const uint32_t *column, const int8_t **values, const uint8_t **positions,
-                                          int32_t k, const int32_t *folded, int32_t count, mfd_sums4 *sums)
-{
-    struct {
-        const int32_t *folded;  /* #0: the next channel's folded bias */
-        int32_t row;            /* #4: positions bytes per channel */
-        const uint32_t *column; /* #8 */
-        mfd_sums4 *sums;        /* #12: the next channel's sums */
-        mfd_sums4 *end;         /* #16 */
-    } state;
-    const int8_t *v = *values;
-    const uint8_t *pos = *positions;
-    void *frame = &state;
-    uint32_t a0, a1, a2, a3, col, end, bits, w_first, w_second, x, slot;
-    state.folded = folded;
-    state.row = k / 8;
-    state.column = column;
-    state.sums = sums;
-    state.end = sums + count;
-    __asm__("str %[t], [sp, #-8]!\n\t"
-            "2:\n\t"
-            "ldr %[slot], [sp]\n\t"
-            "ldr %[col], [%[slot]]\n\t"
-            "ldr %[a0], [%[col]], #4\n\t"
-            "str %[col], [%[slot]]\n\t"
-            "mov %[a1], %[a0]\n\t"
-            "mov %[a2], %[a0]\n\t"
-            "mov %[a3], %[a0]\n\t"
-            "ldr %[end], [%[slot], #4]\n\t"
-            "add %[end], %[pos], %[end]\n\t"
-            "ldr %[col], [%[slot], #8]\n\t"
-            "1:\n\t"
-            "ldrh %[bits], [%[pos]], #2\n\t" /* nibbles of groups 0 to 3, group 0 lowest */
-            MFD_SPARSE24_WEIGHTS
-            "and %[slot], %[bits], #15\n\t"
-            "add %[slot], %[col], %[slot], lsl #4\n\t"
-            MFD_SPARSE24_SLOT(w1, 0)
-            "and %[slot], %[bits], #240\n\t"
-            "add %[slot], %[col], %[slot]\n\t"
-            MFD_SPARSE24_SLOT(w2, 112)
-            MFD_SPARSE24_WEIGHTS
-            "ubfx %[slot], %[bits], #8, #4\n\t"
-            "add %[slot], %[col], %[slot], lsl #4\n\t"
-            MFD_SPARSE24_SLOT(w1, 224)
-            "lsr %[slot], %[bits], #12\n\t"
-            "add %[slot], %[col], %[slot], lsl #4\n\t"
-            MFD_SPARSE24_SLOT(w2, 336)
-            "add %[col], %[col], #448\n\t"
-            "cmp %[pos], %[end]\n\t"
-            "bne 1b\n\t"
-            "ldr %[slot], [sp]\n\t"
-            "ldr %[t], [%[slot], #12]\n\t"
-            "strd %[a0], %[a1], [%[t]], #8\n\t"
-            "strd %[a2], %[a3], [%[t]], #8\n\t"
-            "str %[t], [%[slot], #12]\n\t"
-            "ldr %[x], [%[slot], #16]\n\t"
-            "cmp %[t], %[x]\n\t"
-            "bne 2b\n\t"
-            "add sp, sp, #8"
-            : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [col] "=&r"(col), [pos] "+r"(pos),
-              [v] "+r"(v), [end] "=&r"(end), [bits] "=&r"(bits), [t] "+r"(frame), [w1] "=&r"(w_first),
-              [w2] "=&r"(w_second), [x] "=&r"(x), [slot] "=&r"(slot)
-            :
-            : "cc", "memory");
-    *values = v;
-    *positions = pos;
-}
+/* One group's slot address from its nibble (the nibble's bits given by `extract`, e.g. "ubfx ..., #8, #4"). */
+#define MFD_SPARSE24_NIBBLE(extract)                                                                        \
+    extract "\n\t"                                                                                          \
+    "add %[slot], %[col], %[slot], lsl #4\n\t"
+/* Four groups (two weight words) whose nibbles are bits 4i to 4i + 15 of %[bits], slots from `offset`. */
+#define MFD_SPARSE24_QUAD(extract0, extract1, extract2, extract3, offset0, offset1, offset2, offset3)        \
+    MFD_SPARSE24_WEIGHTS                                                                                    \
+    MFD_SPARSE24_NIBBLE(extract0) MFD_SPARSE24_SLOT(w1, offset0)                                            \
+    MFD_SPARSE24_NIBBLE(extract1) MFD_SPARSE24_SLOT(w2, offset1)                                            \
+    MFD_SPARSE24_WEIGHTS                                                                                    \
+    MFD_SPARSE24_NIBBLE(extract2) MFD_SPARSE24_SLOT(w1, offset2)                                            \
+    MFD_SPARSE24_NIBBLE(extract3) MFD_SPARSE24_SLOT(w2, offset3)
+/* The groups of a channel four at a time (k % 32 == 16) and eight at a time (k % 32 == 0): one positions
+ * halfword or word a turn. */
+#define MFD_SPARSE24_QUADS                                                                                  \
+    "ldrh %[bits], [%[pos]], #2\n\t"                                                                        \
+    MFD_SPARSE24_QUAD("and %[slot], %[bits], #15", "ubfx %[slot], %[bits], #4, #4",                          \
+                      "ubfx %[slot], %[bits], #8, #4", "lsr %[slot], %[bits], #12", 0, 112, 224, 336)                                        \
+    "add %[col], %[col], #448\n\t"
+#define MFD_SPARSE24_OCTS                                                                                   \
+    "ldr %[bits], [%[pos]], #4\n\t"                                                                         \
+    MFD_SPARSE24_QUAD("and %[slot], %[bits], #15", "ubfx %[slot], %[bits], #4, #4",                          \
+                      "ubfx %[slot], %[bits], #8, #4", "ubfx %[slot], %[bits], #12, #4", 0, 112, 224, 336)  \
+    MFD_SPARSE24_QUAD("ubfx %[slot], %[bits], #16, #4", "ubfx %[slot], %[bits], #20, #4",                    \
+                      "ubfx %[slot], %[bits], #24, #4", "lsr %[slot], %[bits], #28", 448, 560, 672, 784)    \
+    "add %[col], %[col], #896\n\t"
+
+/* mfd_sparse24_block for k % 16 == 0 (count > 0) as one asm block, `groups` (MFD_SPARSE24_QUADS or _OCTS)
+ * a turn: per channel, its sums set to its folded bias, then its groups, each in 10 instructions (its slot's
+ * address from its nibble in two, two LDRD and four SMLAD) plus, per two groups, one LDR and two SXTB16
+ * for their weight words, and per turn a positions load and three instructions of loop: 42 instructions
+ * per 32 MACs four groups a turn, 80 per 64 eight a turn. The loop takes fourteen registers, so the
+ * block's own pointers stay in memory (`state`, its address on the stack). */
+#define MFD_SPARSE24_BLOCK_ASM(name, groups)                                                                \
+    static inline void name(const uint32_t *column, const int8_t **values, const uint8_t **positions, int32_t k, \
+                            const int32_t *folded, int32_t count, mfd_sums4 *sums)                          \
+    {                                                                                                       \
+        struct {                                                                                            \
+            const int32_t *folded;  /* #0: the next channel's folded bias */                                \
+            int32_t row;            /* #4: positions bytes per channel */                                   \
+            const uint32_t *column; /* #8 */                                                                \
+            mfd_sums4 *sums;        /* #12: the next channel's sums */                                      \
+            mfd_sums4 *end;         /* #16 */                                                               \
+        } state;                                                                                            \
+        const int8_t *v = *values;                                                                          \
+        const uint8_t *pos = *positions;                                                                    \
+        void *frame = &state;                                                                               \
+        uint32_t a0, a1, a2, a3, col, end, bits, w_first, w_second, x, slot;                                \
+        state.folded = folded;                                                                              \
+        state.row = k / 8;                                                                                  \
+        state.column = column;                                                                              \
+        state.sums = sums;                                                                                  \
+        state.end = sums + count;                                                                           \
+        __asm__("str %[t], [sp, #-8]!\n\t"                                                                  \
+                "2:\n\t"                                                                                    \
+                "ldr %[slot], [sp]\n\t"                                                                     \
+                "ldr %[col], [%[slot]]\n\t"                                                                 \
+                "ldr %[a0], [%[col]], #4\n\t"                                                               \
+                "str %[col], [%[slot]]\n\t"                                                                 \
+                "mov %[a1], %[a0]\n\t"                                                                      \
+                "mov %[a2], %[a0]\n\t"                                                                      \
+                "mov %[a3], %[a0]\n\t"                                                                      \
+                "ldr %[end], [%[slot], #4]\n\t"                                                             \
+                "add %[end], %[pos], %[end]\n\t"                                                            \
+                "ldr %[col], [%[slot], #8]\n\t"                                                             \
+                "1:\n\t" groups "cmp %[pos], %[end]\n\t"                                                    \
+                "bne 1b\n\t"                                                                                \
+                "ldr %[slot], [sp]\n\t"                                                                     \
+                "ldr %[t], [%[slot], #12]\n\t"                                                              \
+                "strd %[a0], %[a1], [%[t]], #8\n\t"                                                         \
+                "strd %[a2], %[a3], [%[t]], #8\n\t"                                                         \
+                "str %[t], [%[slot], #12]\n\t"                                                              \
+                "ldr %[x], [%[slot], #16]\n\t"                                                              \
+                "cmp %[t], %[x]\n\t"                                                                        \
+                "bne 2b\n\t"                                                                                \
+                "add sp, sp, #8"                                                                            \
+                : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [col] "=&r"(col),         \
+                  [pos] "+r"(pos), [v] "+r"(v), [end] "=&r"(end), [bits] "=&r"(bits), [t] "+r"(frame),      \
+                  [w1] "=&r"(w_first), [w2] "=&r"(w_second), [x] "=&r"(x), [slot] "=&r"(slot)               \
+                :                                                                                           \
+                : "cc", "memory");                                                                          \
+        *values = v;                                                                                        \
+        *positions = pos;                                                                                   \
+    }
+MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_quads, MFD_SPARSE24_QUADS)
+MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_octs, MFD_SPARSE24_OCTS)
+#undef MFD_SPARSE24_BLOCK_ASM
+#undef MFD_SPARSE24_OCTS
+#undef MFD_SPARSE24_QUADS
+#undef MFD_SPARSE24_QUAD
+#undef MFD_SPARSE24_NIBBLE
 #undef MFD_SPARSE24_WEIGHTS
 #undef MFD_SPARSE24_SLOT
 #endif
@@ -226,7 +245,11 @@ static inline void mfd_sparse24_block(const uint32_t *column, const int8_t **v, 
     int32_t c;
 #if defined(MFD_ASM_LOOPS)
     if (k % 16 == 0 && k > 0 && count > 0) {
-        mfd_sparse24_block_asm(column, v, pos, k, folded, count, sums);
+        if (k % 32 == 0) {
+            mfd_sparse24_block_octs(column, v, pos, k, folded, count, sums);
+        } else {
+            mfd_sparse24_block_quads(column, v, pos, k, folded, count, sums);
+        }
         return;
     }
 #endif
