@@ -79,13 +79,24 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
                 words[c] = mfd_outputs4(s.a0, s.a1, s.a2, s.a3, &r, &r, &r, &r, o);
             }
         }
-        for (c = 0; c < block; ++c) { /* apart from the requantization, which then keeps its values in registers */
-            const uint32_t outputs = words[c];
-            *row0++ = (int8_t)(uint8_t)outputs;
-            *row1++ = (int8_t)(uint8_t)(outputs >> 8);
-            *row2++ = (int8_t)(uint8_t)(outputs >> 16);
-            *row3++ = (int8_t)(uint8_t)(outputs >> 24);
+        for (c = 0; c + 4 <= block; c += 4) { /* apart from the requantization, which then keeps its values in registers */
+            uint32_t pixel_words[4];
+            mfd_sparse24_transpose(words + c, pixel_words);
+            mfd_write32(row0 + c, pixel_words[0]);
+            mfd_write32(row1 + c, pixel_words[1]);
+            mfd_write32(row2 + c, pixel_words[2]);
+            mfd_write32(row3 + c, pixel_words[3]);
         }
+        for (; c < block; ++c) {
+            row0[c] = (int8_t)(uint8_t)words[c];
+            row1[c] = (int8_t)(uint8_t)(words[c] >> 8);
+            row2[c] = (int8_t)(uint8_t)(words[c] >> 16);
+            row3[c] = (int8_t)(uint8_t)(words[c] >> 24);
+        }
+        row0 += block;
+        row1 += block;
+        row2 += block;
+        row3 += block;
         rows[0] = row0;
         rows[1] = row1;
         rows[2] = row2;

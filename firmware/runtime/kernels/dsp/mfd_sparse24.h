@@ -26,13 +26,39 @@
 #define MFD_SPARSE24_GROUP_SLOTS 7
 #define MFD_SPARSE24_SLOT_WORDS 4
 
+/* Bytes 1 and 3 of x zero-extended to the two lanes (UXTB16 with ROR #8). */
+static inline uint32_t mfd_sparse24_odd_bytes(uint32_t x)
+{
+#if defined(__ARM_FEATURE_DSP)
+    uint32_t r;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+#else
+    return (x >> 8) & 0x00FF00FFu;
+#endif
+}
+
+/* Four channels' output words (byte p: pixel p) as four pixels' words (byte i: channel i), so that each
+ * pixel's four outputs are one store. */
+static inline void mfd_sparse24_transpose(const uint32_t channel[4], uint32_t pixel[4])
+{
+    const uint32_t even01 = (channel[0] & 0x00FF00FFu) | (channel[1] & 0x00FF00FFu) << 8;  /* pixels 0, 2 */
+    const uint32_t odd01 = mfd_sparse24_odd_bytes(channel[0]) | (channel[1] & 0xFF00FF00u); /* pixels 1, 3 */
+    const uint32_t even23 = (channel[2] & 0x00FF00FFu) | (channel[3] & 0x00FF00FFu) << 8;
+    const uint32_t odd23 = mfd_sparse24_odd_bytes(channel[2]) | (channel[3] & 0xFF00FF00u);
+    pixel[0] = mfd_pack_bottoms(even01, even23);
+    pixel[1] = mfd_pack_bottoms(odd01, odd23);
+    pixel[2] = mfd_pack_tops(even01, even23);
+    pixel[3] = mfd_pack_tops(odd01, odd23);
+}
+
 /* The four pixels' sums. */
 typedef struct mfd_sums4 {
     int32_t a0, a1, a2, a3;
 } mfd_sums4;
 
 /* Channels whose sums a pass keeps before requantizing them (mfd_sparse24_block). */
-#define MFD_SPARSE24_BLOCK 16
+#define MFD_SPARSE24_BLOCK 64
 
 /* Scratch bytes of the column of k inputs (k / 4 groups) of four pixels. */
 static inline size_t mfd_sparse24_column_bytes(int32_t k)
@@ -67,25 +93,30 @@ static inline uint32_t mfd_sparse24_bottom_top(uint32_t a, uint32_t b)
 #endif
 }
 
+/* One pixel's six pairs of a group of four inputs (`quad`) into its words of the group's slots. */
+static inline void mfd_sparse24_pairs(uint32_t *slots, uint32_t quad)
+{
+    const uint32_t even = mfd_sxtb16(quad), odd = mfd_sxtb16_ror8(quad); /* (x0, x2), (x1, x3) */
+    slots[16] = mfd_pack_bottoms(even, odd);         /* nibble 4: (x0, x1) */
+    slots[32] = even;                                /* 8: (x0, x2) */
+    slots[36] = mfd_sparse24_bottom_top(odd, even);  /* 9: (x1, x2) */
+    slots[48] = mfd_sparse24_bottom_top(even, odd);  /* 12: (x0, x3) */
+    slots[52] = odd;                                 /* 13: (x1, x3) */
+    slots[56] = mfd_pack_tops(even, odd);            /* 14: (x2, x3) */
+}
+
 /* The column of pixels x[0..3] (k inputs each, k % 4 == 0): word 4 * (7g + n) + p holds pixel p's
  * inputs (x_a, x_b) of group g for each nibble n = a | b << 2, a < b. */
 static inline void mfd_sparse24_column(const int8_t *const x[4], int32_t k, uint32_t *column)
 {
-    int32_t p;
-    for (p = 0; p < 4; ++p) {
-        const int8_t *in = x[p];
-        const int8_t *end = in + k;
-        uint32_t *slots = column + p;
-        for (; in < end; in += 4, slots += MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS) {
-            const uint32_t quad = mfd_read32(in);
-            const uint32_t even = mfd_sxtb16(quad), odd = mfd_sxtb16_ror8(quad); /* (x0, x2), (x1, x3) */
-            slots[16] = mfd_pack_bottoms(even, odd);         /* nibble 4: (x0, x1) */
-            slots[32] = even;                                /* 8: (x0, x2) */
-            slots[36] = mfd_sparse24_bottom_top(odd, even);  /* 9: (x1, x2) */
-            slots[48] = mfd_sparse24_bottom_top(even, odd);  /* 12: (x0, x3) */
-            slots[52] = odd;                                 /* 13: (x1, x3) */
-            slots[56] = mfd_pack_tops(even, odd);            /* 14: (x2, x3) */
-        }
+    const int8_t *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
+    const int8_t *end = x0 + k;
+    uint32_t *slots = column;
+    for (; x0 < end; x0 += 4, x1 += 4, x2 += 4, x3 += 4, slots += MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS) {
+        mfd_sparse24_pairs(slots, mfd_read32(x0)); /* the four pixels' group side by side: one loop, one pointer */
+        mfd_sparse24_pairs(slots + 1, mfd_read32(x1));
+        mfd_sparse24_pairs(slots + 2, mfd_read32(x2));
+        mfd_sparse24_pairs(slots + 3, mfd_read32(x3));
     }
 }
 
@@ -195,8 +226,8 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
         state.sums = sums;                                                                                  \
         state.end = sums + count;                                                                           \
         __asm__("str %[t], [sp, #-8]!\n\t"                                                                  \
-                "2:\n\t"                                                                                    \
-                "ldr %[slot], [sp]\n\t"                                                                     \
+                "mov %[slot], %[t]\n\t"                                                                    \
+                "2:\n\t" /* %[slot]: &state */                                                              \
                 "ldr %[col], [%[slot]]\n\t"                                                                 \
                 "ldr %[a0], [%[col]], #4\n\t"                                                               \
                 "str %[col], [%[slot]]\n\t"                                                                 \
