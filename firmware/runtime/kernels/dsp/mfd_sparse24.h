@@ -78,7 +78,7 @@ static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data 
         return 0;
     }
     return mfd_sparse24_column_bytes(mf_tensor_flat_size(&op->inputs[1]) / channels) +
-           MFD_SPARSE24_BLOCK * sizeof(mfd_sums4);
+           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4);
 }
 
 /* (a.bottom, b.top) as (bottom, top) lanes: PKHBT with no shift. */
