@@ -230,3 +230,38 @@ def test_small_pruned_model_on_qemu_equals_tflm(tmp_path):
     for got, vector in zip(result.outputs, vectors):
         np.testing.assert_array_equal(got[0].reshape(-1).astype(np.int32),
                                       run_tflm(model, [vector])[0].reshape(-1).astype(np.int32))
+
+
+@pytest.mark.slow  # one firmware build and QEMU run
+def test_dsp_pointwise_asm_loops_on_qemu_equal_tflm(tmp_path):
+    """The DSP 2:4 1x1 asm loops (kernels/dsp/mfd_sparse24.h) run only on the target: two pointwise
+    convolutions, 48 input channels (four groups a turn) then 64 (eight a turn) with 70 outputs (a block of
+    64 channels' sums and one of 6, not a multiple of four), on 5 x 5 pixels (six passes of four and a lone
+    pixel), built into qemu-m4 firmware: every output equal to TFLM's."""
+    import tf_keras as keras
+    from oplib import convert_keras
+
+    from mcuforge.firmware import build, qemu
+
+    rng = np.random.default_rng(1890)
+
+    def layers(x):
+        convs = [keras.layers.Conv2D(64, 1, activation="relu"), keras.layers.Conv2D(70, 1)]
+        y = convs[1](convs[0](x))
+        for conv in convs:
+            kernel, bias = conv.get_weights()
+            conv.set_weights([sparse(rng, rng.normal(0, 0.5, size=kernel.shape), "2:4"), bias])
+        return y
+
+    model = convert_keras(layers, (1, 5, 5, 48), rng)
+    image = prepared_image(model, "dsp").data
+    graph = parse_tflite(model).main
+    assert not any(tensor_stored(image, op.inputs[1]) for op in graph.operators)  # both filters in 2:4
+    path = tmp_path / "pointwise.tflite"
+    path.write_bytes(model)
+    vectors = rng.integers(-128, 128, size=(2, 1, 5, 5, 48)).astype(np.int8)
+    result = qemu.run_qemu(build.build_image(path, "qemu-m4", out_dir=tmp_path, inputs=vectors))
+    assert len(result.outputs) == len(vectors)
+    for got, vector in zip(result.outputs, vectors):
+        np.testing.assert_array_equal(got[0].reshape(-1).astype(np.int32),
+                                      run_tflm(model, [vector])[0].reshape(-1).astype(np.int32))

@@ -14,7 +14,12 @@
  *                 fully connected filter (zero point 0) gets these alone
  *   2:4 (every group of four along the innermost axis holds at most two nonzeros):
  *                 int8 values[C][K/2], then positions[C][ceil(K/8)]: group g's
- *                 nibble at byte g/2 (low nibble for even g), first position in bits 0-1
+ *                 nibble at byte g/2 (low nibble for even g), first position in bits 0-1,
+ *                 below the second in bits 2-3 (one of six nibbles: 4, 8, 9, 12, 13, 14;
+ *                 a group with fewer nonzeros stores zeros at its first free positions);
+ *                 with folded biases the values of each whole pair of groups 2j, 2j + 1 are
+ *                 interleaved: first of 2j, first of 2j + 1, second of 2j, second of 2j + 1
+ *                 (SXTB16 then widens one group's two values into one int16x2 word)
  *   bitmap:       uint32 first value of each channel [C], bitmap[C][ceil(K/8)]
  *                 (bit k%8 of byte k/8: weight k is nonzero), then the nonzero values
  */

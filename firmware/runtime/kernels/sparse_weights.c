@@ -102,19 +102,29 @@ void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *enco
             int32_t g;
             for (g = 0; g < k / 4; ++g) {
                 const int8_t *group = w + (size_t)c * k + 4 * g;
-                uint8_t slots[2] = {0, 1};
+                uint8_t slots[2];
+                int32_t spare = 2; /* zero weights still to store where the group has fewer than two nonzeros */
                 int32_t found = 0;
                 int32_t j;
                 for (j = 0; j < 4; ++j) {
-                    if (group[j] != 0) {
-                        slots[found++] = (uint8_t)j; /* at most two: mf_sparse_plan checked */
+                    spare -= group[j] != 0; /* at most two: mf_sparse_plan checked */
+                }
+                for (j = 0; j < 4; ++j) { /* in order: the first position below the second */
+                    if (group[j] == 0) {
+                        if (spare == 0) {
+                            continue;
+                        }
+                        --spare;
                     }
+                    slots[found++] = (uint8_t)j;
                 }
-                if (found == 1 && slots[0] == 1) {
-                    slots[1] = 0; /* the unused slot holds a zero weight at another position */
+                if (head->bias_folded && (g | 1) < k / 4) { /* a whole pair of groups, interleaved */
+                    values[(size_t)c * (size_t)(k / 2) + 4u * (size_t)(g / 2) + (size_t)(g % 2)] = group[slots[0]];
+                    values[(size_t)c * (size_t)(k / 2) + 4u * (size_t)(g / 2) + 2u + (size_t)(g % 2)] = group[slots[1]];
+                } else {
+                    values[(size_t)c * (size_t)(k / 2) + 2u * (size_t)g] = group[slots[0]];
+                    values[(size_t)c * (size_t)(k / 2) + 2u * (size_t)g + 1u] = group[slots[1]];
                 }
-                *values++ = group[slots[0]];
-                *values++ = group[slots[1]];
                 positions[(size_t)c * row + (size_t)g / 2u] |= (uint8_t)((slots[0] | slots[1] << 2) << (4 * (g % 2)));
             }
         }
@@ -207,7 +217,7 @@ static void sparse24_pair(const mf_op *op, const mf_affine_data *d, const mf_req
         for (; p < end; ++p, v += 4, a += 8, b += 8) { /* two groups */
             const uint32_t bits = *p;
             const uint32_t i0 = bits & 3u, i1 = bits >> 2 & 3u, i2 = 4u + (bits >> 4 & 3u), i3 = 4u + (bits >> 6);
-            const int32_t w0 = v[0], w1 = v[1], w2 = v[2], w3 = v[3];
+            const int32_t w0 = v[0], w1 = v[2], w2 = v[1], w3 = v[3]; /* interleaved (mf_sparse.h) */
             acc0 += (uint32_t)(w0 * a[i0] + w1 * a[i1] + w2 * a[i2] + w3 * a[i3]);
             acc1 += (uint32_t)(w0 * b[i0] + w1 * b[i1] + w2 * b[i2] + w3 * b[i3]);
         }

@@ -11,7 +11,26 @@
 #undef mf_conv_eval_sparse
 
 
-/* A conv_sparse_pass: every channel of a 2:4 filter with folded biases, through the column in the scratch. */
+/* The pass of a single pixel (the last of a layer whose pixels are 1 mod 4): channel by channel with
+ * mfd_sparse24_row, in fewer instructions than a column of four copies of it. */
+static void conv_sparse24_pixel(const mf_op *op, const mf_affine_data *d, const int8_t *x, int8_t *out)
+{
+    const mfd_requant *requant = dsp_requant_table(op, d);
+    const int32_t channels = op->inputs[1].dims[0];
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    const int32_t *folded = (const int32_t *)(const void *)((const uint8_t *)d + d->weights_at);
+    const int8_t *v = (const int8_t *)(folded + channels);
+    const uint8_t *pos = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
+    const size_t row = ((size_t)k + 7u) / 8u;
+    int32_t c;
+    for (c = 0; c < channels; ++c, v += k / 2, pos += row) {
+        const mfd_requant q = requant[c * d->channel_step];
+        out[c] = mfd_output(mfd_sparse24_row(x, v, pos, k, folded[c]), &q, d->output_zero_point, d->act_min, d->act_max);
+    }
+}
+
+/* A conv_sparse_pass: every channel of a 2:4 filter with folded biases, through the column in the scratch,
+ * a block of channels' sums at a time. */
 static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4], int32_t count,
                                int8_t *out)
 {
@@ -19,35 +38,69 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     uint32_t *column = (uint32_t *)mf_affine_scratch(op, d);
     const int32_t channels = op->inputs[1].dims[0];
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    mfd_sums4 *sums = (mfd_sums4 *)(void *)((uint8_t *)column + mfd_sparse24_column_bytes(k));
     const int32_t *folded = (const int32_t *)(const void *)((const uint8_t *)d + d->weights_at);
     const int8_t *v = (const int8_t *)(folded + channels);
     const uint8_t *pos = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
-    const size_t row = ((size_t)k + 7u) / 8u;
     const mfd_out o = mfd_out_for(d->output_zero_point, d->act_min, d->act_max);
+    const mfd_requant *q = requant;
+    const int32_t step = d->channel_step;
     const int8_t *pixels[4];
-    int32_t c;
+    int8_t *rows[4]; /* each pixel's next output; a missing pixel's is the last one's (the same values) */
+    int32_t first;
     int32_t i;
-    for (i = 0; i < 4; ++i) { /* missing pixels repeat the last one, their sums unused */
+    if (count == 1) {
+        conv_sparse24_pixel(op, d, x[0], out);
+        return;
+    }
+    for (i = 0; i < 4; ++i) { /* missing pixels repeat the last one */
         pixels[i] = x[i < count ? i : count - 1];
+        rows[i] = out + (size_t)(i < count ? i : count - 1) * (size_t)channels;
     }
     mfd_sparse24_column(pixels, k, column);
-    for (c = 0; c < channels; ++c, v += k / 2, pos += row) {
-        const mfd_requant q = requant[c * d->channel_step]; /* a copy: the int8 stores cannot alias it */
-        mfd_sums4 s;
-        uint32_t outputs;
-        s.a0 = s.a1 = s.a2 = s.a3 = folded[c];
-        s = mfd_sparse24_channel(column, v, pos, k, s);
-        outputs = mfd_outputs4(s.a0, s.a1, s.a2, s.a3, &q, &q, &q, &q, o);
-        if (count == 4) {
-            out[c] = (int8_t)(uint8_t)outputs;
-            out[channels + c] = (int8_t)(uint8_t)(outputs >> 8);
-            out[2 * channels + c] = (int8_t)(uint8_t)(outputs >> 16);
-            out[3 * channels + c] = (int8_t)(uint8_t)(outputs >> 24);
-            continue;
+    for (first = 0; first < channels; first += MFD_SPARSE24_BLOCK) {
+        const int32_t block = channels - first < MFD_SPARSE24_BLOCK ? channels - first : MFD_SPARSE24_BLOCK;
+        uint32_t *words = (uint32_t *)(void *)sums; /* channel c's four outputs over its sums, read first */
+        int8_t *row0 = rows[0], *row1 = rows[1], *row2 = rows[2], *row3 = rows[3];
+        int32_t c;
+        mfd_sparse24_block(column, &v, &pos, k, folded + first, block, sums);
+        for (c = 0; c < block; ++c, q += step) {
+            const mfd_sums4 s = sums[c];
+            const int32_t right = q->right;
+            if (MFD_LIKELY(right >= 2)) { /* the shift's constants set up once for the four outputs */
+                const int32_t multiplier = q->multiplier, shift = right - 1;
+                const uint32_t round = 1u << (right - 2);
+                words[c] = mfd_clamp4(mfd_requantize_one_step(s.a0, multiplier, round, shift),
+                                      mfd_requantize_one_step(s.a1, multiplier, round, shift),
+                                      mfd_requantize_one_step(s.a2, multiplier, round, shift),
+                                      mfd_requantize_one_step(s.a3, multiplier, round, shift), o);
+            } else {
+                const mfd_requant r = *q;
+                words[c] = mfd_outputs4(s.a0, s.a1, s.a2, s.a3, &r, &r, &r, &r, o);
+            }
         }
-        for (i = 0; i < count; ++i) {
-            out[(size_t)i * channels + c] = (int8_t)(uint8_t)(outputs >> (8 * i));
+        for (c = 0; c + 4 <= block; c += 4) { /* apart from the requantization, which then keeps its values in registers */
+            uint32_t pixel_words[4];
+            mfd_sparse24_transpose(words + c, pixel_words);
+            mfd_write32(row0 + c, pixel_words[0]);
+            mfd_write32(row1 + c, pixel_words[1]);
+            mfd_write32(row2 + c, pixel_words[2]);
+            mfd_write32(row3 + c, pixel_words[3]);
         }
+        for (; c < block; ++c) {
+            row0[c] = (int8_t)(uint8_t)words[c];
+            row1[c] = (int8_t)(uint8_t)(words[c] >> 8);
+            row2[c] = (int8_t)(uint8_t)(words[c] >> 16);
+            row3[c] = (int8_t)(uint8_t)(words[c] >> 24);
+        }
+        row0 += block;
+        row1 += block;
+        row2 += block;
+        row3 += block;
+        rows[0] = row0;
+        rows[1] = row1;
+        rows[2] = row2;
+        rows[3] = row3;
     }
 }
 

@@ -241,12 +241,19 @@ static MFD_COLD int32_t mfd_requantize_two_step(int32_t acc, mfd_requant q)
     return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
 }
 
+/* The one-step form (right >= 2) with its constants set up by the caller, once for several accumulators:
+ * round = 2^(right - 2), shift = right - 1. */
+static inline int32_t mfd_requantize_one_step(int32_t acc, int32_t multiplier, uint32_t round, int32_t shift)
+{
+    return mfd_smlal_high(acc, multiplier, round + (uint32_t)(acc >> 31), ((uint32_t)acc & 0x80000000u) | 0x40000000u) >>
+           shift;
+}
+
 static inline int32_t mfd_requantize(int32_t acc, const mfd_requant *q)
 {
     const int32_t right = q->right;
     if (MFD_LIKELY(right >= 2)) {
-        return mfd_smlal_high(acc, q->multiplier, (1u << (right - 2)) + (uint32_t)(acc >> 31),
-                              ((uint32_t)acc & 0x80000000u) | 0x40000000u) >> (right - 1);
+        return mfd_requantize_one_step(acc, q->multiplier, 1u << (right - 2), right - 1);
     }
     return mfd_requantize_two_step(acc, *q);
 }
@@ -282,16 +289,23 @@ static inline int8_t mfd_output_of(int32_t acc, const mfd_requant *q, mfd_out o)
 
 /* Four outputs as the bytes of one word (byte i from a_i and q_i): each saturated to int8, then clamped to
  * the activation range four at a time (the clamp of a saturated value equals the reference's clamp). */
-static inline uint32_t mfd_outputs4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const mfd_requant *q0,
-                                    const mfd_requant *q1, const mfd_requant *q2, const mfd_requant *q3, mfd_out o)
+/* Four requantized values plus the zero point as the bytes of one word (byte i from r_i): each saturated to int8,
+ * then clamped to the activation range four at a time (the clamp of a saturated value equals the reference's). */
+static inline uint32_t mfd_clamp4(int32_t r0, int32_t r1, int32_t r2, int32_t r3, mfd_out o)
 {
-    const uint32_t v0 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a0, q0), o.zero_point));
-    const uint32_t v1 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a1, q1), o.zero_point));
-    const uint32_t v2 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a2, q2), o.zero_point));
-    const uint32_t v3 = (uint32_t)mfd_sat8(mf_wrap_add(mfd_requantize(a3, q3), o.zero_point));
+    const uint32_t v0 = (uint32_t)mfd_sat8(mf_wrap_add(r0, o.zero_point));
+    const uint32_t v1 = (uint32_t)mfd_sat8(mf_wrap_add(r1, o.zero_point));
+    const uint32_t v2 = (uint32_t)mfd_sat8(mf_wrap_add(r2, o.zero_point));
+    const uint32_t v3 = (uint32_t)mfd_sat8(mf_wrap_add(r3, o.zero_point));
     const uint32_t even = ((v0 & 0xFFFFu) | v2 << 16) & 0x00FF00FFu;
     const uint32_t odd = ((v1 & 0xFFFFu) | v3 << 16) & 0x00FF00FFu;
     return mfd_min8(mfd_max8(even | odd << 8, o.min4), o.max4);
+}
+
+static inline uint32_t mfd_outputs4(int32_t a0, int32_t a1, int32_t a2, int32_t a3, const mfd_requant *q0,
+                                    const mfd_requant *q1, const mfd_requant *q2, const mfd_requant *q3, mfd_out o)
+{
+    return mfd_clamp4(mfd_requantize(a0, q0), mfd_requantize(a1, q1), mfd_requantize(a2, q2), mfd_requantize(a3, q3), o);
 }
 
 /* Four consecutive channels' outputs. */
