@@ -37,9 +37,10 @@ def without_reshapes(model: bytes) -> bytes:
 
 
 def depthwise_fc_model(rng: np.random.Generator, shape, kernel, multiplier: int, stride: int, padding: str, units: int,
-                       heads: int = 1, middle_out: bool = False) -> bytes:
+                       heads: int = 1, middle_out: bool = False, fc_weights: str = "normal") -> bytes:
     """DEPTHWISE_CONV_2D (relu) then `heads` FULLY_CONNECTED over its flattened output; `middle_out` also
-    returns the depthwise output."""
+    returns the depthwise output. Normal fully connected weights are mostly small once quantized, uniform
+    ones spread over the whole int8 range."""
     import tensorflow as tf
 
     cin = shape[3]
@@ -48,7 +49,8 @@ def depthwise_fc_model(rng: np.random.Generator, shape, kernel, multiplier: int,
     out_h = (shape[1] + stride - 1) // stride if padding == "SAME" else (shape[1] - kernel[0]) // stride + 1
     out_w = (shape[2] + stride - 1) // stride if padding == "SAME" else (shape[2] - kernel[1]) // stride + 1
     depth = out_h * out_w * cin * multiplier
-    weights = [tf.constant(rng.normal(0, 0.1, size=(depth, units)).astype(np.float32)) for _ in range(heads)]
+    draw = {"normal": lambda size: rng.normal(0, 0.1, size=size), "uniform": lambda size: rng.uniform(-1, 1, size=size)}
+    weights = [tf.constant(draw[fc_weights]((depth, units)).astype(np.float32)) for _ in range(heads)]
     fc_bias = tf.constant(rng.normal(0, 0.3, size=units).astype(np.float32))
 
     def fn(x):
@@ -65,6 +67,28 @@ def fused_op_runs(model: bytes, kernels: str) -> bool:
     from mcuforge.firmware.prepared import eval_list, prepared_image
 
     return "depthwise_fc_eval" in eval_list(prepared_image(model, kernels))
+
+
+def filter_coding_pays(model: bytes) -> bool:
+    """Whether the 7-bit code with exceptions (mf_depthwise_fc.h) takes fewer bytes than the int8 filter,
+    counted from the model's fully connected weights."""
+    graph = parse_tflite(model).main
+    fc = next(op for op in graph.operators if op.opcode == "FULLY_CONNECTED")
+    filter_tensor = graph.tensor(fc.inputs[1])
+    weights = np.frombuffer(filter_tensor.data, dtype=np.int8).astype(np.int32).reshape(filter_tensor.shape)
+    units, depth = weights.shape
+    exceptions = int(np.count_nonzero((weights < -63) | (weights > 63)))
+    return units * (4 + (depth + 7) // 8 * 7) + 1 + exceptions < weights.size
+
+
+def filter_in_image(model: bytes, kernels: str) -> bool:
+    """Whether the prepared image keeps the fully connected filter tensor (its descriptor's place is not NONE)."""
+    from test_sparse_weights import tensor_stored
+
+    from mcuforge.firmware.prepared import prepared_image
+
+    fc = next(op for op in parse_tflite(model).main.operators if op.opcode == "FULLY_CONNECTED")
+    return tensor_stored(prepared_image(model, kernels).data, fc.inputs[1])
 
 
 def assert_both_paths_match_tflm(model: bytes, rng: np.random.Generator) -> None:
@@ -86,22 +110,26 @@ def assert_both_paths_match_tflm(model: bytes, rng: np.random.Generator) -> None
 
 # (input shape, kernel, multiplier, stride, padding): each DSP depthwise loop (3x3 channel-major and NHWC, one
 # input channel, four channels a word), outputs of two to six bands of rows (512 bytes a band at most, but the
-# first band of the last case takes three rows, as its padding reaches three rows down).
+# first band of the last case takes three rows, as its padding reaches three rows down; the third case's bands
+# start off a group of eight coded weights). The last case's uniform weights are not worth coding.
 CASES = [
-    ((1, 20, 16, 4), (3, 3), 1, 1, "SAME"),
-    ((1, 40, 10, 8), (3, 3), 1, 2, "SAME"),
-    ((1, 49, 20, 1), (5, 4), 4, 2, "SAME"),
-    ((1, 12, 32, 8), (7, 3), 1, 1, "SAME"),
+    ((1, 20, 16, 4), (3, 3), 1, 1, "SAME", "normal"),
+    ((1, 40, 10, 8), (3, 3), 1, 2, "SAME", "normal"),
+    ((1, 49, 20, 1), (5, 4), 3, 2, "SAME", "normal"),
+    ((1, 12, 32, 8), (7, 3), 1, 1, "SAME", "uniform"),
 ]
 
 
 @pytest.mark.parametrize("seed", range(len(CASES)))
 def test_depthwise_then_fully_connected_runs_fused_and_matches_tflm(seed):
     rng = np.random.default_rng(300 + seed)
-    shape, kernel, multiplier, stride, padding = CASES[seed]
-    model = depthwise_fc_model(rng, shape, kernel, multiplier, stride, padding, units=int(rng.integers(1, 7)))
+    shape, kernel, multiplier, stride, padding, fc_weights = CASES[seed]
+    model = depthwise_fc_model(rng, shape, kernel, multiplier, stride, padding, units=int(rng.integers(1, 7)),
+                               fc_weights=fc_weights)
     assert [op.opcode for op in parse_tflite(model).main.operators] == ["DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]
     assert fused_op_runs(model, "portable") and fused_op_runs(model, "dsp")
+    assert filter_coding_pays(model) == (fc_weights == "normal")
+    assert filter_in_image(model, "portable") == filter_in_image(model, "dsp") == (fc_weights == "uniform")
     assert_both_paths_match_tflm(model, rng)
 
 
