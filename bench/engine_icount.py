@@ -116,6 +116,19 @@ def per_op_instructions(image, function: str, total: int, op_count: int) -> list
     return [*counts, total - sum(counts)]
 
 
+def runner_ops(model: bytes, kernels: str, macs: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The graph's (op, MACs) as the runner calls them: a DEPTHWISE_CONV_2D fused with its FULLY_CONNECTED
+    (kernels/mf_depthwise_fc.h) is one op, named after both, both ops' MACs."""
+    from mcuforge.firmware.prepared import FUSED_DEPTHWISE_FC, op_kernel_codes, prepared_image
+
+    ops, index = [], 0
+    for code in op_kernel_codes(prepared_image(model, kernels)):
+        taken = macs[index:index + (2 if code == FUSED_DEPTHWISE_FC else 1)]
+        ops.append(("+".join(name for name, _ in taken), sum(m for _, m in taken)))
+        index += len(taken)
+    return ops
+
+
 def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count:
     """Instructions per inference and arena of `model_path` on qemu-m4 through `path` with kernel set `kernels`."""
     from mcuforge.firmware.build import build_image
@@ -126,7 +139,7 @@ def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count
     arena = run_qemu(image, timeout=600).arena_used
     ops = []
     if breakdown:
-        macs = op_macs(model_path.read_bytes(), str(model_path))
+        macs = runner_ops(model_path.read_bytes(), kernels, op_macs(model_path.read_bytes(), str(model_path)))
         counts = per_op_instructions(image, INVOKE_FUNCTION[path], instructions, len(macs))
         ops = [(name, m, c) for (name, m), c in zip(macs, counts)]
     return Count(instructions, arena, ops)
@@ -181,10 +194,10 @@ def print_breakdown(model_path: Path) -> None:
     portable = measure(model_path, "prepared", "portable", True)
     dsp = measure(model_path, "prepared", "dsp", True)
     print(f"\n{model_path.stem}: per op, prepared path (instructions; eval plus the runner's per-op bookkeeping)")
-    print(f"  {'#':>3} {'op':<20} {'MACs':>10} {'portable':>12} {'dsp':>12} {'dsp insn/MAC':>12} {'dsp share':>9}")
+    print(f"  {'#':>3} {'op':<34} {'MACs':>10} {'portable':>12} {'dsp':>12} {'dsp insn/MAC':>12} {'dsp share':>9}")
     for index, ((op, macs, p), (_, _, d)) in enumerate(zip(portable.ops, dsp.ops)):
         per_mac = f"{d / macs:.2f}" if macs else "-"
-        print(f"  {index:>3} {op:<20} {macs:>10,} {p:>12,} {d:>12,} {per_mac:>12} {100 * d / dsp.instructions:>8.1f}%")
+        print(f"  {index:>3} {op:<34} {macs:>10,} {p:>12,} {d:>12,} {per_mac:>12} {100 * d / dsp.instructions:>8.1f}%")
 
 
 def per_mac_aim(model_path: Path) -> float:

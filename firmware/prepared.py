@@ -85,17 +85,21 @@ def image_source(image: PreparedImage, symbol: str = IMAGE_SYMBOL) -> str:
 def kernel_list(model: bytes) -> str:
     """A kernel list (-DMF_KERNEL_LIST, format of kernels/mf_kernel_list.h) of just the kernels the model's ops
     run, so a firmware links only their eval functions (and no soft-float double: prepare is not linked).
-    An op whose input 0 is float32 runs its MF_FLOAT_KERNEL line where the list has one (mf_kernel_code)."""
+    An op whose input 0 is float32 runs its MF_FLOAT_KERNEL line where the list has one (mf_kernel_code);
+    a DEPTHWISE_CONV_2D feeding the FULLY_CONNECTED after it adds the fused kernel that may run the two."""
     from mcuforge.deploy.tflite_model import parse_tflite
 
     lines = (KERNELS_DIR / "mf_kernel_list.h").read_text().splitlines()
     keys = {m[1]: line for line in lines if (m := re.match(r"MF_KERNEL\((MF_OP_\w+|MF_FLOAT_KERNEL\(MF_OP_\w+\)),", line))}
     graph = parse_tflite(model, "model").main
     wanted = set()
-    for op in graph.operators:
+    for op, following in zip(graph.operators, [*graph.operators[1:], None]):
         first = graph.tensor(op.inputs[0]) if op.inputs else None
         float_key = f"MF_FLOAT_KERNEL(MF_OP_{op.opcode})"
         wanted.add(float_key if first is not None and first.dtype == "float32" and float_key in keys else f"MF_OP_{op.opcode}")
+        if op.opcode == "DEPTHWISE_CONV_2D" and following is not None and following.opcode == "FULLY_CONNECTED" and \
+                following.inputs[:1] == op.outputs[:1]:
+            wanted.add("MF_OP_DEPTHWISE_FC")  # the engine may run the pair as one op (kernels/mf_depthwise_fc.h)
     return "".join(f"{line}\n" for key, line in keys.items() if key in wanted)
 
 
@@ -111,6 +115,23 @@ def eval_list(image: PreparedImage) -> str:
     text = ctypes.create_string_buffer(length + 1)
     lib.mf_prepared_eval_list(address, len(image.data), text, length + 1)
     return text.value.decode()
+
+
+# mf_prepared.h: the header words of the op count and the ops section, the words of an op before its tensor indices.
+_IMAGE_OP_COUNT, _IMAGE_OPS, _OP_WORDS = 5, 9, 9
+# mf_kernel.h: the code of the fused DEPTHWISE_CONV_2D + FULLY_CONNECTED op (kernels/mf_depthwise_fc.h).
+FUSED_DEPTHWISE_FC = 2000
+
+
+def op_kernel_codes(image: PreparedImage) -> list[int]:
+    """The registry code (MF_EVAL_CODE of the kernel key) of each op the image runs, in order: a fused
+    pair of graph ops is one op of code FUSED_DEPTHWISE_FC."""
+    words = [int.from_bytes(image.data[i:i + 4], "little") for i in range(0, len(image.data), 4)]
+    pos, codes = words[_IMAGE_OPS] // 4, []
+    for _ in range(words[_IMAGE_OP_COUNT]):
+        codes.append(words[pos] & 0xFFFFF)
+        pos += _OP_WORDS + words[pos + 1] + words[pos + 2]
+    return codes
 
 
 class PreparedEngine(Engine):

@@ -15,7 +15,10 @@
  * Models that load are also written as prepared images by the host writer
  * (the kernels' prepare for flash, where sparse filters are encoded:
  * kernels/mf_sparse.h) and those images invoked, so the encoders and the
- * sparse kernels meet mutated shapes and weights (models up to 16 KB).
+ * sparse kernels meet mutated shapes and weights (models up to 16 KB);
+ * seeds with a DEPTHWISE_CONV_2D feeding a FULLY_CONNECTED alone take the
+ * fused kernel (kernels/mf_depthwise_fc.h) on both paths, mutants that
+ * break the pair (a second reader, other shapes or types) the two kernels.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -63,7 +63,11 @@ typedef struct mf_op_data_pool {
     size_t needed;    /* bytes every record asked for, given or not */
     int in_flash;     /* preparing a prepared image (mf_op_data_in_flash) */
     uint32_t current; /* the record of the op being prepared: bytes from its start to `end`, 0 if none */
+    size_t op_start;  /* `needed` when the op being prepared started */
 } mf_op_data_pool;
+
+/* An op's scratch offset when it runs inside the next op (a fused pair, kernels/mf_depthwise_fc.h). */
+#define MF_FUSED_INTO_NEXT 0xFFFFFFFEu
 
 static size_t mf_align_up(size_t n) { return (n + MF_ALIGN - 1u) & ~(size_t)(MF_ALIGN - 1u); }
 
@@ -78,13 +82,19 @@ static uint32_t *mf_tensor_offsets(const mf_model *m)
 static uint32_t *mf_scratch_offsets(const mf_model *m) { return mf_tensor_offsets(m) + m->tensors.count; }
 static uint32_t *mf_op_data_ends(const mf_model *m) { return mf_scratch_offsets(m) + m->operators.count; }
 
+/* Op i runs inside op i + 1 (its producer half); op i runs op i - 1 (the consumer half). */
+static int mf_runs_in_next(const mf_model *m, uint32_t i) { return mf_scratch_offsets(m)[i] == MF_FUSED_INTO_NEXT; }
+static int mf_runs_fused(const mf_model *m, uint32_t i) { return i > 0 && mf_runs_in_next(m, i - 1); }
+
 int mf_op_data_in_flash(const mf_op *op) { return op->pool != NULL && op->pool->in_flash; }
+
+size_t mf_op_data_taken(const mf_op *op) { return op->pool != NULL ? op->pool->needed - op->pool->op_start : 0; }
 
 void *mf_op_data(const mf_op *op, size_t bytes)
 {
     mf_op_data_pool *pool = op->pool;
     const size_t size = mf_align_up(bytes);
-    if (pool == NULL || pool->current != 0 || bytes == 0 || bytes > 0x7FFFFFF0u) {
+    if (pool == NULL || bytes == 0 || bytes > 0x7FFFFFF0u) {
         return NULL;
     }
     pool->needed += size;
@@ -433,6 +443,7 @@ static mf_status mf_op_views(const mf_model *m, uint32_t index, const mf_kernel 
     op->overlap = NULL;
     op->data = NULL;
     op->pool = NULL;
+    op->parts = NULL;
     for (i = 0; i < in.count && status == MF_OK; ++i) {
         status = mf_view(m, mf_fb_i32(fb, in.data + 4 * (size_t)i), &inputs[i]);
     }
@@ -454,6 +465,108 @@ static int32_t mf_index_at(const mf_model *m, const mf_fb_vector *vec, uint32_t 
     return mf_fb_i32(&m->fb, vec->data + 4 * (size_t)i);
 }
 
+/* The input and output vectors of operator `index`. */
+static mf_status mf_op_vectors(const mf_model *m, uint32_t index, mf_fb_vector *in, mf_fb_vector *out)
+{
+    size_t table;
+    mf_status status = mf_fb_vector_table(&m->fb, &m->operators, index, &table);
+    if (status == MF_OK) {
+        status = mf_op_tensors(m, table, OP_INPUTS, -1, in);
+    }
+    return status == MF_OK ? mf_op_tensors(m, table, OP_OUTPUTS, 0, out) : status;
+}
+
+/* Whether op i's one output is read by op i + 1 as its input 0 and by nothing else (no other op or input slot,
+ * not a graph input or output): then the two may run as one fused op. */
+static int mf_feeds_next_alone(const mf_model *m, uint32_t i)
+{
+    mf_fb_vector in;
+    mf_fb_vector out;
+    int32_t middle;
+    uint32_t j;
+    uint32_t k;
+    if (i + 1 >= m->operators.count || mf_op_vectors(m, i, &in, &out) != MF_OK || out.count != 1) {
+        return 0;
+    }
+    middle = mf_index_at(m, &out, 0);
+    for (k = 0; k < m->outputs.count; ++k) {
+        if (mf_index_at(m, &m->outputs, k) == middle) {
+            return 0;
+        }
+    }
+    for (k = 0; k < m->inputs.count; ++k) {
+        if (mf_index_at(m, &m->inputs, k) == middle) {
+            return 0;
+        }
+    }
+    for (j = 0; j < m->operators.count; ++j) {
+        if (mf_op_vectors(m, j, &in, &out) != MF_OK) {
+            return 0;
+        }
+        for (k = 0; k < in.count; ++k) {
+            if ((mf_index_at(m, &in, k) == middle) != (j == i + 1 && k == 0)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* The fused op run at operator `index` (op index - 1 runs inside it), as mf_depthwise_fc.h lays it out: the
+ * first op's inputs at 0-2 (absent ones filled in) and its output at outputs[1], this op's inputs at 3-5 and
+ * its output at outputs[0]; parts[0] and parts[1] are the two ops. */
+static mf_status mf_fused_views(const mf_model *m, uint32_t index, const mf_kernel **kernel, mf_op *op, mf_tensor *inputs,
+                                mf_tensor *outputs, mf_op *parts, int32_t *builtin, mf_fault *fault)
+{
+    const mf_kernel *part_kernel;
+    int32_t codes[2];
+    mf_fb_vector in;
+    mf_fb_vector out;
+    int k;
+    mf_status status = mf_op_vectors(m, index, &in, &out);
+    if (status == MF_OK && (in.count > 3 || out.count != 1)) {
+        status = MF_ERR_UNSUPPORTED_OP; /* not the pair mf_depthwise_fc.h runs */
+    }
+    if (status == MF_OK) {
+        status = mf_op_views(m, index - 1, &part_kernel, &parts[0], inputs, outputs + 1, &codes[0], fault);
+    }
+    if (status == MF_OK && parts[0].input_count > 3) {
+        status = MF_ERR_UNSUPPORTED_OP;
+    }
+    if (status == MF_OK) {
+        status = mf_op_views(m, index, &part_kernel, &parts[1], inputs + 3, outputs, &codes[1], fault);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    for (k = 0; k < 2; ++k) {
+        if (parts[k].input_count < 3) {
+            memset(&inputs[3 * k + 2], 0, sizeof inputs[0]);
+            inputs[3 * k + 2].rank = -1; /* an absent bias */
+        }
+    }
+    *builtin = MF_OP_DEPTHWISE_FC;
+    *kernel = mf_find_kernel(MF_OP_DEPTHWISE_FC);
+    if (*kernel == NULL || codes[0] != MF_OP_DEPTHWISE_CONV_2D || codes[1] != MF_OP_FULLY_CONNECTED ||
+        mf_kernel_code(codes[0], &parts[0]) != codes[0] || mf_kernel_code(codes[1], &parts[1]) != codes[1]) {
+        return MF_ERR_UNSUPPORTED_OP;
+    }
+    *op = parts[1];
+    memset(&op->options, 0, sizeof op->options);
+    op->inputs = inputs;
+    op->input_count = 6;
+    op->parts = parts;
+    return MF_OK;
+}
+
+/* Operator `index`'s kernel, op and views: a fused op's at its second op. */
+static mf_status mf_run_views(const mf_model *m, uint32_t index, const mf_kernel **kernel, mf_op *op, mf_tensor *inputs,
+                              mf_tensor *outputs, mf_op *parts, int32_t *builtin, mf_fault *fault)
+{
+    return mf_runs_fused(m, index) ? mf_fused_views(m, index, kernel, op, inputs, outputs, parts, builtin, fault)
+                                   : mf_op_views(m, index, kernel, op, inputs, outputs, builtin, fault);
+}
+
 static void mf_touch(mf_plan_entry *plan, int32_t tensor, int16_t op)
 {
     mf_plan_entry *e = &plan[plan[tensor].root];
@@ -471,14 +584,24 @@ static mf_status mf_prepare_op(const mf_model *m, uint32_t index, mf_op_data_poo
                                size_t *scratch, const mf_kernel **kernel, int *constant_input, mf_fault *fault)
 {
     mf_op op;
+    mf_op parts[2];
     int32_t builtin;
     mf_tensor inputs[MF_MAX_OP_TENSORS];
     mf_tensor outputs[MF_MAX_OUTPUTS];
-    mf_status status = mf_op_views(m, index, kernel, &op, inputs, outputs, &builtin, fault);
+    mf_status status;
     *scratch = 0;
+    pool->current = 0;
+    pool->op_start = pool->needed;
+    *constant_input = 0;
+    if (mf_runs_in_next(m, index)) {
+        *kernel = NULL; /* prepared as part of the next op */
+        return MF_OK;
+    }
+    status = mf_run_views(m, index, kernel, &op, inputs, outputs, parts, &builtin, fault);
     op.overlap = overlap;
     op.pool = pool;
-    pool->current = 0;
+    parts[0].pool = pool;
+    parts[1].pool = pool;
     if (status == MF_OK) {
         status = (*kernel)->prepare(&op, scratch);
         *constant_input = op.input_count > 0 && inputs[0].is_constant;
@@ -487,6 +610,24 @@ static mf_status mf_prepare_op(const mf_model *m, uint32_t index, mf_op_data_poo
         fault->name = mf_type_name(op.input_count > 0 && inputs[0].rank >= 0 ? (int32_t)inputs[0].type : -1);
     }
     return status;
+}
+
+/* Whether op i runs inside op i + 1 (kernels/mf_depthwise_fc.h): it feeds that op alone and the fused kernel
+ * takes the pair (its prepare, run here only to measure, does not refuse it as MF_ERR_UNSUPPORTED_OP).
+ * Marks op i's scratch offset either way. */
+static int mf_fuses_into_next(const mf_model *m, uint32_t i, mf_op_data_pool *pool)
+{
+    const size_t needed = pool->needed;
+    size_t scratch;
+    const mf_kernel *kernel;
+    int constant_input;
+    int fused = !mf_runs_fused(m, i) && mf_feeds_next_alone(m, i);
+    mf_scratch_offsets(m)[i] = MF_FUSED_INTO_NEXT;
+    fused = fused &&
+            mf_prepare_op(m, i + 1, pool, NULL, &scratch, &kernel, &constant_input, NULL) != MF_ERR_UNSUPPORTED_OP;
+    pool->needed = needed;
+    mf_scratch_offsets(m)[i] = fused ? MF_FUSED_INTO_NEXT : MF_NO_STORAGE;
+    return fused;
 }
 
 /* Lifetimes of every buffer from the graph, following reshape-like aliases;
@@ -508,6 +649,9 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         plan[t].gap = 0;
         plan[t].exact = 0;
     }
+    for (i = 0; i < m->operators.count; ++i) {
+        mf_scratch_offsets(m)[i] = MF_NO_STORAGE; /* no op fused yet (mf_fuses_into_next) */
+    }
     for (i = 0; i < m->inputs.count && status == MF_OK; ++i) {
         const int32_t tensor = mf_index_at(m, &m->inputs, i);
         mf_tensor view;
@@ -527,7 +671,13 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         const mf_kernel *kernel = NULL;
         int constant_input = 0;
         mf_overlap overlap = {0, 0, 0};
+        int fused;
         fault->op_index = (int32_t)i;
+        scratch_bytes[i] = 0;
+        if (mf_fuses_into_next(m, i, pool)) {
+            continue; /* its tensors are the next op's */
+        }
+        fused = mf_runs_fused(m, i);
         status = mf_prepare_op(m, i, pool, &overlap, &scratch, &kernel, &constant_input, fault);
         if (status == MF_ERR_ARENA_TOO_SMALL && (size_t)(pool->end - pool->top) < pool->needed) {
             status = MF_OK; /* its record is only measured here: mf_write_records writes it */
@@ -559,12 +709,21 @@ static mf_status mf_lifetimes(const mf_model *m, mf_plan_entry *plan, uint32_t *
         }
         for (k = 0; k < in.count; ++k) {
             const int32_t index = mf_index_at(m, &in, k);
-            if (index >= 0) {
+            if (index >= 0 && !(fused && k == 0)) { /* a fused pair's middle tensor takes no buffer */
                 mf_touch(plan, index, (int16_t)i);
             }
         }
         for (k = 0; k < out.count; ++k) {
             mf_touch(plan, mf_index_at(m, &out, k), (int16_t)i);
+        }
+        if (fused) { /* the first op of the pair runs here */
+            mf_fb_vector first_out;
+            mf_op_vectors(m, i - 1, &in, &first_out);
+            for (k = 0; k < in.count; ++k) {
+                if (mf_index_at(m, &in, k) >= 0) {
+                    mf_touch(plan, mf_index_at(m, &in, k), (int16_t)i);
+                }
+            }
         }
     }
     fault->op_index = -1;
@@ -726,6 +885,9 @@ static void mf_place_scratch(const mf_model *m, const mf_plan_entry *plan, const
         size_t best = (size_t)-1;
         int16_t j;
         int16_t k;
+        if (mf_runs_in_next(m, i)) {
+            continue; /* keeps its mark: its scratch is the next op's */
+        }
         for (j = -1; j < count && bytes > 0; ++j) {
             const int16_t c = j < 0 ? -1 : plan[j].order;
             const size_t candidate = c < 0 ? 0 : mf_tensor_offsets(m)[c] + mf_align_up(sizes[c]);
@@ -997,7 +1159,7 @@ uint32_t mf_model_tensor_count(const mf_model *model) { return model->tensors.co
 uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
 {
     uint8_t none;
-    mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0}; /* no room: prepare stops at its record, scratch known */
+    mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0, 0}; /* no room: prepare stops at its record, scratch known */
     size_t bytes;
     const mf_kernel *kernel;
     int constant_input;
@@ -1005,7 +1167,12 @@ uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
     return (uint32_t)bytes;
 }
 
-uint32_t mf_model_scratch_offset(const mf_model *model, uint32_t index) { return mf_scratch_offsets(model)[index]; }
+uint32_t mf_model_scratch_offset(const mf_model *model, uint32_t index)
+{
+    return mf_runs_in_next(model, index) ? MF_NO_STORAGE : mf_scratch_offsets(model)[index];
+}
+
+int mf_model_op_runs_in_next(const mf_model *model, uint32_t index) { return mf_runs_in_next(model, index); }
 
 int32_t mf_model_io_tensor(const mf_model *model, int output, uint32_t index)
 {
@@ -1024,25 +1191,28 @@ mf_status mf_model_op(const mf_model *model, uint32_t index, mf_op *op, mf_tenso
                       int32_t *builtin, int32_t *tensor_indices)
 {
     const mf_kernel *kernel;
-    size_t table;
+    mf_op parts[2];
     mf_fb_vector in;
     mf_fb_vector out;
     uint32_t k;
-    mf_status status = mf_op_views(model, index, &kernel, op, inputs, outputs, builtin, NULL);
-    if (status == MF_OK) {
-        status = mf_fb_vector_table(&model->fb, &model->operators, index, &table);
+    uint32_t first = 0; /* a fused op: its first op's inputs, then its own (mf_fused_views) */
+    mf_status status = mf_run_views(model, index, &kernel, op, inputs, outputs, parts, builtin, NULL);
+    op->parts = NULL;
+    if (status == MF_OK && mf_runs_fused(model, index)) {
+        status = mf_op_vectors(model, index - 1, &in, &out);
+        for (k = 0; status == MF_OK && k < 3; ++k) {
+            tensor_indices[k] = k < in.count ? mf_index_at(model, &in, k) : -1;
+        }
+        first = 3;
     }
     if (status == MF_OK) {
-        status = mf_op_tensors(model, table, OP_INPUTS, -1, &in);
+        status = mf_op_vectors(model, index, &in, &out);
     }
-    if (status == MF_OK) {
-        status = mf_op_tensors(model, table, OP_OUTPUTS, 0, &out);
-    }
-    for (k = 0; status == MF_OK && k < in.count; ++k) {
-        tensor_indices[k] = mf_index_at(model, &in, k);
+    for (k = 0; status == MF_OK && k < (first != 0 ? 3u : in.count); ++k) {
+        tensor_indices[first + k] = k < in.count ? mf_index_at(model, &in, k) : -1;
     }
     for (k = 0; status == MF_OK && k < out.count; ++k) {
-        tensor_indices[in.count + k] = mf_index_at(model, &out, k);
+        tensor_indices[(uint32_t)op->input_count + k] = mf_index_at(model, &out, k);
     }
     if (status == MF_OK && mf_op_data_ends(model)[index] != 0) {
         op->data = model->activations - mf_op_data_ends(model)[index];
@@ -1075,10 +1245,15 @@ mf_status mf_invoke(mf_model *model)
     for (i = 0; i < model->operators.count; ++i) {
         const mf_kernel *kernel;
         mf_op op;
+        mf_op parts[2];
         int32_t builtin;
         mf_tensor inputs[MF_MAX_OP_TENSORS];
         mf_tensor outputs[MF_MAX_OUTPUTS];
-        mf_status status = mf_op_views(model, i, &kernel, &op, inputs, outputs, &builtin, NULL);
+        mf_status status;
+        if (mf_runs_in_next(model, i)) {
+            continue; /* the next op runs it */
+        }
+        status = mf_run_views(model, i, &kernel, &op, inputs, outputs, parts, &builtin, NULL);
         if (status != MF_OK) {
             return status;
         }

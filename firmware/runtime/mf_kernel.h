@@ -70,15 +70,20 @@ typedef struct mf_op {
     mf_overlap *overlap;      /* prepare only, may be NULL: see mf_overlap */
     const void *data;         /* eval only: the op-data record prepare filled, NULL if none */
     struct mf_op_data_pool *pool; /* prepare only: where mf_op_data takes the record from */
+    const struct mf_op *parts; /* prepare only: a fused op's two ops (mf_engine.c), NULL for the others */
 } mf_op;
 
-/* Prepare only, at most once per op: a zeroed op-data record of `bytes`
- * (rounded up to 4), which eval gets as op->data. Records hold 32-bit words
+/* Prepare only, once per op (a fused op's kernel: once per part, then its
+ * own): a zeroed op-data record of `bytes` (rounded up to 4), which eval gets
+ * as op->data; each call's bytes lie just below the previous call's. Records hold 32-bit words
  * (int32_t, or mf_requant) and no pointers: the same bytes serve the
  * interpreter (records in the arena) and prepared images (records in flash).
  * NULL when the arena is too small: prepare then returns MF_ERR_ARENA_TOO_SMALL
  * (as its last step, so its scratch and overlap are already set). */
 void *mf_op_data(const mf_op *op, size_t bytes);
+
+/* Prepare only: the bytes of records this op took so far (its parts' too), given or only measured. */
+size_t mf_op_data_taken(const mf_op *op);
 
 /* Prepare only: 1 when the records go into a prepared image (flash, where
  * tables cost no RAM), 0 in the interpreter (records in the arena). */
@@ -132,6 +137,9 @@ typedef enum mf_weights_format {
     MF_WEIGHTS_SPARSE_2_4 = 2, /* prepared images: two int8 values and their 2-bit positions per group of four */
     MF_WEIGHTS_BITMAP = 3      /* prepared images: a bitmap of the nonzero weights, then their int8 values */
 } mf_weights_format;
+/* Fused ops (mf_engine.c runs two graph ops as one): codes past every builtin and custom op. */
+enum { MF_OP_DEPTHWISE_FC = 2000 }; /* kernels/mf_depthwise_fc.h */
+
 /* Custom ops with kernels get codes from MF_OP_CUSTOM_FIRST on, in the order
  * of mf_custom_op_names (mf_names.c); the reader maps an operator code's
  * custom_code string to them. Each name after MF_OP_ is the custom_code. */

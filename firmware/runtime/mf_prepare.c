@@ -8,6 +8,7 @@
 #include "mf_prepare.h"
 #include "mf_prepared.h"
 #include "kernels/mf_affine.h"
+#include "kernels/mf_depthwise_fc.h"
 
 typedef struct mf_writer {
     uint8_t *out; /* NULL: only measuring */
@@ -101,6 +102,9 @@ static int32_t mf_eval_key(int32_t kernel, const void *record)
     const int kind = mf_affine_kind_of(kernel);
     const mf_affine_data *data = (const mf_affine_data *)record;
     int32_t variant;
+    if (kernel == MF_OP_DEPTHWISE_FC) {
+        return MF_EVAL_KEY(kernel, mf_depthwise_fc_variant((const mf_depthwise_fc_data *)record));
+    }
     if (kind < 0 || record == NULL) {
         return kernel;
     }
@@ -108,7 +112,8 @@ static int32_t mf_eval_key(int32_t kernel, const void *record)
     return MF_EVAL_KEY(kernel, variant == MF_EVAL_DENSE ? MF_EVAL_LOOP(data->variant) : variant);
 }
 
-/* The ops section; with `layout`, also writes each op's record and options into the data section. */
+/* The ops section; with `layout`, also writes each op's record and options into the data section.
+ * An op that runs inside the next (a fused pair) is left out. */
 static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout)
 {
     uint32_t i;
@@ -124,7 +129,11 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
         const size_t record_at = layout->cursor;
         size_t options_at;
         int32_t k;
-        mf_status status = mf_model_op(m, i, &op, inputs, outputs, &builtin, indices);
+        mf_status status;
+        if (mf_model_op_runs_in_next(m, i)) {
+            continue;
+        }
+        status = mf_model_op(m, i, &op, inputs, outputs, &builtin, indices);
         if (status != MF_OK) {
             return status;
         }
@@ -192,6 +201,9 @@ static int mf_constant_read(const mf_model *m, int32_t tensor)
         int32_t kernel;
         int affine;
         int32_t k;
+        if (mf_model_op_runs_in_next(m, i)) {
+            continue;
+        }
         if (mf_model_op(m, i, &op, inputs, outputs, &builtin, indices) != MF_OK) {
             return 1;
         }
@@ -199,7 +211,8 @@ static int mf_constant_read(const mf_model *m, int32_t tensor)
         affine = mf_affine_kind_of(kernel) >= 0;
         for (k = 0; k < op.input_count; ++k) {
             if (indices[k] == tensor &&
-                (!affine || op.data == NULL || mf_affine_reads_input((const mf_affine_data *)op.data, k))) {
+                (kernel == MF_OP_DEPTHWISE_FC ? mf_depthwise_fc_reads_input((const mf_depthwise_fc_data *)op.data, k)
+                 : !affine || op.data == NULL || mf_affine_reads_input((const mf_affine_data *)op.data, k))) {
                 return 1;
             }
         }
@@ -307,6 +320,9 @@ mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *a
     header[MF_IMAGE_BYTES] = (uint32_t)*image_bytes;
     header[MF_IMAGE_ARENA_BYTES] = mf_activation_bytes(m);
     header[MF_IMAGE_OP_COUNT] = mf_model_op_count(m);
+    for (i = 0; i < mf_model_op_count(m); ++i) {
+        header[MF_IMAGE_OP_COUNT] -= (uint32_t)mf_model_op_runs_in_next(m, i);
+    }
     header[MF_IMAGE_TENSOR_COUNT] = mf_model_tensor_count(m);
     header[MF_IMAGE_INPUT_COUNT] = (uint32_t)mf_input_count(m);
     header[MF_IMAGE_OUTPUT_COUNT] = (uint32_t)mf_output_count(m);

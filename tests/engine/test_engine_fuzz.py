@@ -33,10 +33,12 @@ def test_real_models_run_clean_under_sanitizers():
 
 def one_op_seeds(directory: Path) -> list[Path]:
     """Models for the kernels the shared models lack: MAX_POOL_2D, QUANTIZE/DEQUANTIZE around a FULLY_CONNECTED,
-    and INT4 weights (a FULLY_CONNECTED of odd size, a DEPTHWISE_CONV_2D)."""
+    INT4 weights (a FULLY_CONNECTED of odd size, a DEPTHWISE_CONV_2D), and a DEPTHWISE_CONV_2D fused with its
+    FULLY_CONNECTED small enough to be written as an image too (micro_speech's pair is not)."""
     import numpy as np
     import tensorflow as tf
     from oplib import convert
+    from test_ops_fused import depthwise_fc_model
     from test_ops_int4 import with_int4_filter
 
     rng = np.random.default_rng(12)
@@ -48,6 +50,7 @@ def one_op_seeds(directory: Path) -> list[Path]:
         "float_io.tflite": convert(lambda x: tf.matmul(x, weights), [(1, 6)], rng, io_type="float32"),
         "fc_int4.tflite": with_int4_filter(convert(lambda x: tf.matmul(x, weights[:5]), [(1, 5)], rng), rng),
         "depthwise_int4.tflite": with_int4_filter(convert(depthwise, [(1, 5, 5, 2)], rng), rng),
+        "depthwise_fc.tflite": depthwise_fc_model(rng, (1, 12, 16, 4), (3, 3), 1, 1, "SAME", units=2),
     }
     for name, data in models.items():
         (directory / name).write_bytes(data)

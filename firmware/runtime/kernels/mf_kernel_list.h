@@ -29,6 +29,7 @@ MF_KERNEL(MF_OP_TRANSPOSE, mf_transpose, 0u)
 MF_KERNEL(MF_OP_LceQuantize, mf_lce_quantize, 0u)
 MF_KERNEL(MF_OP_LceBconv2d, mf_lce_bconv2d, 0u)
 MF_KERNEL(MF_OP_LceDequantize, mf_lce_dequantize, 0u)
+MF_KERNEL(MF_OP_DEPTHWISE_FC, mf_depthwise_fc, 0u)
 /* float32 kernels, chosen for ops whose input 0 is float32 (mf_kernel_code); QUANTIZE
  * (float32 in), DEQUANTIZE (float32 out) and the shape ops above run every type. */
 MF_KERNEL(MF_FLOAT_KERNEL(MF_OP_CONV_2D), mf_conv_float, 0u)
