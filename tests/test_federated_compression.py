@@ -81,3 +81,38 @@ def test_batch_norm_statistics_travel_exactly():
         np.testing.assert_array_equal(decoded[1], delta[1])
         assert len(tensors[1]) == 1 + 4 * delta[1].size
         assert residual is None or not residual[1].any()
+
+
+def test_int4_rounds_without_bias_and_packs_two_values_a_byte():
+    """Stochastic rounding: each value decodes to one of its two neighbouring 4-bit steps, and averaged over
+    many independent roundings to the value itself (np.mean, an independent estimate of the expectation)."""
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 0.01, 301).astype(np.float32)  # odd count: the last byte is half used
+    step = np.abs(values).max() / 7
+    draws = []
+    for seed in range(400):
+        (packed,), residual = compression.encode_update([values], "int4", 0.1, None, [False], np.random.default_rng(seed))
+        assert residual is None and len(packed) == 4 + 151
+        (decoded,) = compression.decode_update([packed], compression.INT4, [np.zeros(301, np.float32)], [False])
+        assert np.all(np.abs(decoded - values) < step * (1 + 1e-6))
+        draws.append(decoded)
+    # The mean of 400 draws lies within 4 standard errors (step / 2 / sqrt(400) at most) of the value.
+    assert np.abs(np.mean(draws, axis=0) - values).max() < 4 * step / 2 / 20
+
+
+def test_int4_sends_one_tensor_with_statistics_as_int8():
+    delta = random_weights(5, scale=0.01)
+    exact = [i % 2 == 1 for i in range(len(SHAPES))]
+    (packed,), _ = compression.encode_update(delta, "int4", 0.1, None, exact, np.random.default_rng(0))
+    sizes = [int(np.prod(s)) for s in SHAPES]
+    assert len(packed) == sum(4 + (n if e else (n + 1) // 2) for n, e in zip(sizes, exact))
+    decoded = compression.decode_update([packed], compression.INT4, [np.zeros(s, np.float32) for s in SHAPES], exact)
+    for d, got, e in zip(delta, decoded, exact):
+        bound = np.abs(d).max() / (254 if e else 7)  # int8 to nearest: half a step; 4-bit stochastic: one step
+        assert got.shape == d.shape and np.abs(got - d).max() <= bound * (1 + 1e-6)
+    with pytest.raises(ValueError, match="does not fit"):
+        compression.decode_update([packed + b"\0"], compression.INT4, [np.zeros(s, np.float32) for s in SHAPES], exact)
+    # Uploaded: the 8 tensors' bytes once, with one array's framing: under an eighth of the float32 upload.
+    plain = uploaded_bytes(fit_res(ndarrays_to_parameters(random_weights(1))))
+    int4 = uploaded_bytes(fit_res(Parameters([packed], compression.INT4)))
+    assert len(packed) <= int4 <= len(packed) + 300 and plain / int4 > 7

@@ -22,8 +22,10 @@ import numpy as np
 FLOAT = "numpy.ndarray"  # Flower's own tensor type: np.save bytes of full float32 weights
 INT8 = "mcuforge.int8-delta"
 TOPK = "mcuforge.topk-int8-delta"
-TENSOR_TYPES = {"none": FLOAT, "int8": INT8, "topk": TOPK}  # the Parameters' tensor_type per federated.compression
+INT4 = "mcuforge.int4-packed-delta"
+TENSOR_TYPES = {"none": FLOAT, "int8": INT8, "topk": TOPK, "int4": INT4}  # the Parameters' tensor_type per federated.compression
 _RAW, _INT8, _TOPK = 0, 1, 2  # the first byte of each encoded tensor
+INT4_LEVELS = 7  # 4-bit values in [-7, 7]
 _SCALE = np.dtype("<f4")
 _COUNT = np.dtype("<u4")
 
@@ -69,14 +71,75 @@ def decode_topk(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return flat.reshape(shape)
 
 
+def stochastic_int4(values: np.ndarray, rng: np.random.Generator) -> tuple[np.float32, np.ndarray]:
+    """(scale, q) with q in [-7, 7] and E[q * scale] = values: each value rounds up with its fractional part's chance."""
+    peak = float(np.max(np.abs(values))) if values.size else 0.0
+    scale = np.float32(peak / INT4_LEVELS if peak > 0 else 1.0)
+    scaled = values.astype(np.float64) / np.float64(scale)
+    low = np.floor(scaled)
+    q = low + (rng.random(values.shape) < scaled - low)
+    return scale, np.clip(q, -INT4_LEVELS, INT4_LEVELS).astype(np.int8)
+
+
+def pack_nibbles(q: np.ndarray) -> bytes:
+    """Values in [-8, 7] as two's-complement nibbles, the first value in the low nibble; an odd count pads with 0."""
+    nibbles = (q.astype(np.int16) & 0xF).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).tobytes()
+
+
+def unpack_nibbles(data: bytes, count: int) -> np.ndarray:
+    packed = np.frombuffer(data, np.uint8)
+    nibbles = np.empty(2 * packed.size, np.int16)
+    nibbles[0::2], nibbles[1::2] = packed & 0xF, packed >> 4
+    return np.where(nibbles > 7, nibbles - 16, nibbles)[:count].astype(np.int8)
+
+
+def encode_int4(delta: list[np.ndarray], exact: list[bool], rng: np.random.Generator) -> bytes:
+    """The whole update in one buffer: per tensor a float32 scale, then int8 values (`exact`) or packed 4-bit ones."""
+    parts = []
+    for values, keep in zip(delta, exact):
+        flat = values.astype(np.float32).ravel()
+        if keep:
+            scale, q = _quantize(flat)
+            parts.append(np.asarray(scale, _SCALE).tobytes() + q.tobytes())
+        else:
+            scale, q = stochastic_int4(flat, rng)
+            parts.append(np.asarray(scale, _SCALE).tobytes() + pack_nibbles(q))
+    return b"".join(parts)
+
+
+def decode_int4(data: bytes, shapes: list[tuple[int, ...]], exact: list[bool]) -> list[np.ndarray]:
+    tensors, offset = [], 0
+    for shape, keep in zip(shapes, exact):
+        size = int(np.prod(shape))
+        scale = np.frombuffer(data[offset : offset + _SCALE.itemsize], _SCALE)[0]
+        offset += _SCALE.itemsize
+        length = size if keep else (size + 1) // 2
+        chunk = data[offset : offset + length]
+        offset += length
+        q = np.frombuffer(chunk, np.int8) if keep else unpack_nibbles(chunk, size)
+        tensors.append((q.astype(np.float32) * scale).reshape(shape))
+    if offset != len(data):
+        raise ValueError(f"an int4 update of {len(data)} bytes does not fit the model's tensors ({offset} bytes)")
+    return tensors
+
+
 def encode_update(
-    delta: list[np.ndarray], method: str, fraction: float, residual: list[np.ndarray] | None, exact: list[bool]
+    delta: list[np.ndarray], method: str, fraction: float, residual: list[np.ndarray] | None, exact: list[bool],
+    rng: np.random.Generator | None = None,
 ) -> tuple[list[bytes], list[np.ndarray] | None]:
     """A compressed update's tensors and the client's new residual (top-k only; None otherwise).
 
     Tensors flagged `exact` (batch-norm statistics: a variance rounded or half-updated can turn
-    negative) go as float32. Each tensor starts with one byte naming its encoding.
+    negative) go as float32 (int8 for `int4`). Each int8 or top-k tensor starts with one byte naming
+    its encoding; `int4` sends one tensor for the whole update, rounded stochastically with `rng`.
     """
+    if method == "int4":
+        if rng is None:
+            raise ValueError("int4 rounds stochastically: pass the client's seeded rng")
+        return [encode_int4(delta, exact, rng)], None
     if method not in ("int8", "topk"):
         raise ValueError(f"no delta encoding {method!r}: plain updates send full weights")
     corrected = [d + r for d, r in zip(delta, residual)] if residual is not None else delta
@@ -101,10 +164,17 @@ def _decode_tensor(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return (decode_int8 if kind == _INT8 else decode_topk)(payload, shape)
 
 
-def decode_update(tensors: list[bytes], tensor_type: str, global_weights: list[np.ndarray]) -> list[np.ndarray]:
-    """The update (weights minus `global_weights`) a client's tensors carry, whatever its encoding."""
+def decode_update(
+    tensors: list[bytes], tensor_type: str, global_weights: list[np.ndarray], exact: list[bool] | None = None
+) -> list[np.ndarray]:
+    """The update (weights minus `global_weights`) a client's tensors carry, whatever its encoding
+    (`exact` marks the batch-norm statistics, which `int4` sends as int8)."""
     from flwr.common import bytes_to_ndarray
 
     if tensor_type == FLOAT:
         return [bytes_to_ndarray(t).astype(np.float32) - g for t, g in zip(tensors, global_weights)]
+    if tensor_type == INT4:
+        if exact is None:
+            raise ValueError("an int4 update needs the model's batch-norm statistics marked (exact)")
+        return decode_int4(tensors[0], [g.shape for g in global_weights], exact)
     return [_decode_tensor(t, g.shape) for t, g in zip(tensors, global_weights)]
