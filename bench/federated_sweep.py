@@ -8,7 +8,8 @@ Runs on demand (each configuration is a Flower simulation: minutes on two cores)
 
 The fleet is federated_keywords.py's (same options, same base: FedAvg, no
 faults, float32 updates, then --set); each --try adds its space-separated
-KEY=VALUE federated settings ("" is the base). Printed per configuration: the
+KEY=VALUE federated settings, or train.KEY=VALUE for the clients' local
+training (train.learning_rate=0.001), over the base ("" is the base). Printed per configuration: the
 float validation accuracy and cross-entropy (what to choose by: the loss still
 ranks models whose accuracy ties on a small split), the int8 test accuracy in TFLM
 (what to report, never to choose by), wall time, and whether the clients
@@ -29,12 +30,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
 from federated_isolation import RowFailed, in_own_process
 from federated_keywords import federated_row, federated_settings, fleet_arguments, fleet_spec
 from mcuforge.artifacts import write_json_atomic
 from mcuforge.config import to_dict
+
+TRAIN = "train."  # a --try key with this prefix sets the spec's train section (the clients' local training), e.g. train.learning_rate
 
 
 def validation_loss(spec, directory: Path) -> float:
@@ -66,8 +70,11 @@ def main() -> None:
     out = spec.layout(args.root).stage("bench") / f"sweep-seed{spec.train.seed}"
     rows, failed = [], []
     for number, configuration in enumerate(args.configurations):
-        change = federated_settings(shlex.split(configuration))
-        variant = replace(spec, federated=replace(spec.federated, **change))
+        items = shlex.split(configuration)
+        change = federated_settings([item for item in items if not item.startswith(TRAIN)])
+        local = {key[len(TRAIN):]: yaml.safe_load(value) for key, value in (i.split("=", 1) for i in items if i.startswith(TRAIN))}
+        variant = replace(spec, train=replace(spec.train, **local), federated=replace(spec.federated, **change))
+        change.update({TRAIN + key: value for key, value in local.items()})
         try:
             row = {"settings": change, **in_own_process(sweep_row, variant, out / f"run{number}", args.root, ray_temp=args.root / ".ray")}
         except RowFailed as failure:

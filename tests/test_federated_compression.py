@@ -108,11 +108,45 @@ def test_int4_sends_one_tensor_with_statistics_as_int8():
     assert len(packed) == sum(4 + (n if e else (n + 1) // 2) for n, e in zip(sizes, exact))
     decoded = compression.decode_update([packed], compression.INT4, [np.zeros(s, np.float32) for s in SHAPES], exact)
     for d, got, e in zip(delta, decoded, exact):
-        bound = np.abs(d).max() / (254 if e else 7)  # int8 to nearest: half a step; 4-bit stochastic: one step
-        assert got.shape == d.shape and np.abs(got - d).max() <= bound * (1 + 1e-6)
+        assert got.shape == d.shape
+        if e:  # int8 to nearest: half a step
+            assert np.abs(got - d).max() <= np.abs(d).max() / 254 * (1 + 1e-6)
+        else:  # 4-bit stochastic: one step, in the rotated domain for tensors of whole 64-value blocks
+            rotated, sent = compression.rotate(d.ravel().astype(np.float64)), compression.rotate(got.ravel().astype(np.float64))
+            assert (d.size % 64 == 0) == (not np.array_equal(rotated, d.ravel()))
+            assert np.abs(sent - rotated).max() <= np.abs(rotated).max() / 7 * (1 + 1e-5)
     with pytest.raises(ValueError, match="does not fit"):
         compression.decode_update([packed + b"\0"], compression.INT4, [np.zeros(s, np.float32) for s in SHAPES], exact)
     # Uploaded: the 8 tensors' bytes once, with one array's framing: under an eighth of the float32 upload.
     plain = uploaded_bytes(fit_res(ndarrays_to_parameters(random_weights(1))))
     int4 = uploaded_bytes(fit_res(Parameters([packed], compression.INT4)))
     assert len(packed) <= int4 <= len(packed) + 300 and plain / int4 > 7
+
+
+def test_rotation_is_orthonormal_and_spreads_a_spike():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=640)
+    rotated = compression.rotate(x)
+    np.testing.assert_allclose(np.linalg.norm(rotated), np.linalg.norm(x), rtol=1e-12)
+    np.testing.assert_allclose(compression.unrotate(rotated), x, atol=1e-12)
+    spike = np.zeros(640)
+    spike[70] = 1.0  # in the second block: spread evenly over that block, nothing elsewhere
+    spread = compression.rotate(spike)
+    np.testing.assert_allclose(np.abs(spread[64:128]), 1 / 8, rtol=1e-12)
+    assert not np.any(np.delete(spread, np.arange(64, 128)))
+
+
+def test_rotation_makes_4_bit_updates_of_heavy_tailed_tensors_closer():
+    """Mostly small values and a few large ones (as in a local update): rotated, the rounding error is smaller
+    than rounding the raw values with one peak-based scale (stochastic_int4 alone, no rotation)."""
+    rng = np.random.default_rng(7)
+    values = rng.normal(0, 0.001, 4096)
+    values[rng.choice(4096, 8, replace=False)] = 0.05
+    raw, rotated = [], []
+    for seed in range(20):
+        (packed,), _ = compression.encode_update([values.astype(np.float32)], "int4", 0.1, None, [False], np.random.default_rng(seed))
+        (got,) = compression.decode_update([packed], compression.INT4, [np.zeros(4096, np.float32)], [False])
+        rotated.append(np.mean((got - values) ** 2))
+        scale, q = compression.stochastic_int4(values, np.random.default_rng(seed))
+        raw.append(np.mean((q * scale - values) ** 2))
+    assert np.mean(rotated) < np.mean(raw) / 4
