@@ -149,6 +149,8 @@ def fleet_spec(args: argparse.Namespace) -> Spec:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     fleet_arguments(parser)
+    parser.add_argument("--only", action="append", choices=["central", *VARIANTS], metavar="ROW",
+                        help="run only this row (repeatable; default: all)")
     args = parser.parse_args()
 
     spec = fleet_spec(args)
@@ -165,6 +167,8 @@ def main() -> None:
         runs[name] = (federated_row, (variant, out / name.replace(" ", "_").replace("%", "pct"), args.root))
     rows = {}
     for name, (function, row_args) in runs.items():
+        if args.only and name not in args.only:
+            continue
         try:
             rows[name] = in_own_process(function, *row_args, ray_temp=ray_temp)
             print(name, rows[name], flush=True)
