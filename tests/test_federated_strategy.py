@@ -197,7 +197,7 @@ def test_int4_updates_against_the_global_second_moments_pool_the_statistics():
         results.append(result(Parameters(tensors, compression.INT4), len(x), c))
     aggregated = parameters_to_ndarrays(server.aggregate_fit(1, results, [])[0])
     everything = np.concatenate(data)
-    np.testing.assert_allclose(aggregated[0], [3.0, 3.0], rtol=1e-6)  # 4-bit: each client's change is its peak
+    np.testing.assert_allclose(aggregated[0], [3.0, 3.0], atol=2 / 7 * (1 + 2**-7))  # 4-bit: within one step of the change 2
     np.testing.assert_allclose(aggregated[1], everything.mean(0), atol=0.01)
     np.testing.assert_allclose(aggregated[2], everything.var(0), atol=0.1)
 

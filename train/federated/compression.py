@@ -13,7 +13,7 @@ global weights) compressed instead of its float32 weights:
 - `int4`: the whole update as one packed tensor (one record entry, so Flower's
   per-array framing is paid once): each weight tensor (rotated first when it
   is whole 64-value blocks: `rotate`) as 4-bit values in [-7, 7] times one
-  float32 scale (max |value| / 7), rounded stochastically (unbiased: no error
+  bfloat16 scale (max |value| / 7, rounded up), rounded stochastically (unbiased: no error
   feedback needed, so it suits clients sampled rarely), two values a byte;
   batch-norm statistics as int8 rounded to nearest (the variance's slot
   carries the change of the second moment against the global one, small next
@@ -32,12 +32,13 @@ import numpy as np
 FLOAT = "numpy.ndarray"  # Flower's own tensor type: np.save bytes of full float32 weights
 INT8 = "mcuforge.int8-delta"
 TOPK = "mcuforge.topk-int8-delta"
-INT4 = "mcuforge.int4-packed-delta"
+INT4 = "mcuforge.int4"
 TENSOR_TYPES = {"none": FLOAT, "int8": INT8, "topk": TOPK, "int4": INT4}  # the Parameters' tensor_type per federated.compression
 _RAW, _INT8, _TOPK = 0, 1, 2  # the first byte of each encoded tensor
 INT4_LEVELS = 7  # 4-bit values in [-7, 7]
 ROTATION_BLOCK, ROTATION_SEED = 64, 0x5167  # int4 rotates tensors of whole 64-value blocks before rounding
 _SCALE = np.dtype("<f4")
+_HALF_SCALE = np.dtype("<u2")  # int4's scales: bfloat16, float32's top 16 bits
 _COUNT = np.dtype("<u4")
 
 
@@ -82,10 +83,32 @@ def decode_topk(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def stochastic_int4(values: np.ndarray, rng: np.random.Generator) -> tuple[np.float32, np.ndarray]:
-    """(scale, q) with q in [-7, 7] and E[q * scale] = values: each value rounds up with its fractional part's chance."""
+def bfloat16_at_least(value: float) -> np.float32:
+    """The smallest bfloat16 (float32's top 16 bits) not below positive `value`: a scale sent in 2 bytes
+    that still maps the peak inside the levels."""
+    bits = int(np.asarray(value, np.float32).view(np.uint32))
+    if bits & 0xFFFF:
+        bits = (bits | 0xFFFF) + 1
+    return np.asarray(bits, np.uint32).view(np.float32)[()]
+
+
+def _bfloat16_bytes(scale: np.float32) -> bytes:
+    return np.asarray(int(np.asarray(scale, np.float32).view(np.uint32)) >> 16, _HALF_SCALE).tobytes()
+
+
+def _bfloat16_from(data: bytes) -> np.float32:
+    return np.asarray(int(np.frombuffer(data, _HALF_SCALE)[0]) << 16, np.uint32).view(np.float32)[()]
+
+
+def _scale_for(values: np.ndarray, levels: int) -> np.float32:
     peak = float(np.max(np.abs(values))) if values.size else 0.0
-    scale = np.float32(peak / INT4_LEVELS if peak > 0 else 1.0)
+    return bfloat16_at_least(peak / levels if peak > 0 else 1.0)
+
+
+def stochastic_int4(values: np.ndarray, rng: np.random.Generator) -> tuple[np.float32, np.ndarray]:
+    """(scale, q) with q in [-7, 7] and E[q * scale] = values: each value rounds up with its fractional part's chance.
+    The scale is a bfloat16 at or just above peak / 7."""
+    scale = _scale_for(values, INT4_LEVELS)
     scaled = values.astype(np.float64) / np.float64(scale)
     low = np.floor(scaled)
     q = low + (rng.random(values.shape) < scaled - low)
@@ -141,16 +164,17 @@ def unrotate(flat: np.ndarray) -> np.ndarray:
 
 
 def encode_int4(delta: list[np.ndarray], exact: list[bool], rng: np.random.Generator) -> bytes:
-    """The whole update in one buffer: per tensor a float32 scale, then int8 values (`exact`) or packed 4-bit ones."""
+    """The whole update in one buffer: per tensor a bfloat16 scale, then int8 values (`exact`) or packed 4-bit ones."""
     parts = []
     for values, keep in zip(delta, exact):
         flat = values.astype(np.float32).ravel()
         if keep:
-            scale, q = _quantize(flat)
-            parts.append(np.asarray(scale, _SCALE).tobytes() + q.tobytes())
+            scale = _scale_for(flat, 127)
+            q = np.clip(np.rint(flat / scale), -127, 127).astype(np.int8)
+            parts.append(_bfloat16_bytes(scale) + q.tobytes())
         else:
             scale, q = stochastic_int4(rotate(flat.astype(np.float64)), rng)
-            parts.append(np.asarray(scale, _SCALE).tobytes() + pack_nibbles(q))
+            parts.append(_bfloat16_bytes(scale) + pack_nibbles(q))
     return b"".join(parts)
 
 
@@ -158,8 +182,8 @@ def decode_int4(data: bytes, shapes: list[tuple[int, ...]], exact: list[bool]) -
     tensors, offset = [], 0
     for shape, keep in zip(shapes, exact):
         size = int(np.prod(shape))
-        scale = np.frombuffer(data[offset : offset + _SCALE.itemsize], _SCALE)[0]
-        offset += _SCALE.itemsize
+        scale = _bfloat16_from(data[offset : offset + _HALF_SCALE.itemsize])
+        offset += _HALF_SCALE.itemsize
         length = size if keep else (size + 1) // 2
         chunk = data[offset : offset + length]
         offset += length
