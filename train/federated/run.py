@@ -185,7 +185,8 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
         except SystemExit as stop:  # flwr_exit logs why, then exits: a stage must say it
             said = flower_errors[-1] if flower_errors else "nothing logged"
             raise MCUForgeError(
-                f"Flower's simulation exited with status {stop.code!r} after {len(strategy.records)} rounds: {said}"
+                f"Flower's simulation exited with status {stop.code!r} after {len(strategy.records)} rounds: {said} "
+                f"(Ray's logs: {os.environ['RAY_TMPDIR']}/session_latest/logs)"
             ) from stop
         finally:
             if ray.is_initialized():
