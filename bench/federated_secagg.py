@@ -58,11 +58,13 @@ def main() -> None:
     parser.set_defaults(spec=Path("specs/digits-federated.yaml"), rounds=5, fraction=1.0)
     parser.add_argument("--shares", type=int, default=3)
     parser.add_argument("--threshold", type=int, default=2)
+    parser.add_argument("--clipping-range", type=float, default=SecureAggregationSpec().clipping_range,
+                        help="weights are clipped to +-this (keywords: a first batch-norm second moment reaches ~2,400)")
     args = parser.parse_args()
 
     spec = fleet_spec(args)
     settings = replace(spec.federated, personalization=PersonalizationSpec())
-    secure = SecureAggregationSpec(shares=args.shares, threshold=args.threshold)
+    secure = SecureAggregationSpec(shares=args.shares, threshold=args.threshold, clipping_range=args.clipping_range)
     out = spec.layout(args.root).stage("bench")
     rows = {}
     for name, variant in (("plain", settings), ("secagg", replace(settings, secure_aggregation=secure))):
