@@ -4,12 +4,13 @@ from plain FedAvg's, and the mean per-client gain of personalizing the head.
 Runs on demand (two Flower simulations of the same fleet, minutes each on two cores):
 
     .venv/bin/python bench/federated_secagg.py [--spec specs/digits-federated.yaml] [--rounds 5] [--fraction 1.0]
-        [--shares 3] [--threshold 2] [--root build]
+        [--local-epochs 2] [--data-option speakers=80 ...] [--set strategy=fedprox ...] [--shares 3] [--threshold 2] [--root build]
 
-Both runs use the spec's fleet with no injected faults (so every client trains
-the same in both) and a personalization section; they differ only in
-`secure_aggregation`. Wall time is the simulation's (rounds, not data loading
-or int8 conversion). Writes <root>/<name>/bench/secagg.json.
+The fleet is federated_keywords.py's (same options and base: FedAvg, no faults,
+float32 updates, then --set), with a personalization section; the two runs
+differ only in `secure_aggregation` and sample the same clients (seeded). Each
+runs in its own process (federated_isolation). Wall time is the simulation's
+(rounds, not data loading or int8 conversion). Writes <root>/<name>/bench/secagg.json.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 import numpy as np
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
+from federated_isolation import in_own_process
+from federated_keywords import fleet_arguments, fleet_spec
 from mcuforge.artifacts import write_json_atomic
 from mcuforge.results import PersonalizationResult
-from mcuforge.spec import FederatedSpec, PersonalizationSpec, SecureAggregationSpec, load_spec
+from mcuforge.spec import PersonalizationSpec, SecureAggregationSpec
 
 
 def run(spec, directory: Path, root: Path) -> dict:
@@ -51,24 +54,21 @@ def run(spec, directory: Path, root: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--spec", type=Path, default=Path("specs/digits-federated.yaml"))
-    parser.add_argument("--root", type=Path, default=Path("build"))
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fraction", type=float, default=1.0, help="share of clients per round (1: both runs train the same clients)")
+    fleet_arguments(parser)
+    parser.set_defaults(spec=Path("specs/digits-federated.yaml"), rounds=5, fraction=1.0)
     parser.add_argument("--shares", type=int, default=3)
     parser.add_argument("--threshold", type=int, default=2)
+    parser.add_argument("--clipping-range", type=float, default=SecureAggregationSpec().clipping_range,
+                        help="weights are clipped to +-this (keywords: a first batch-norm second moment reaches ~2,400)")
     args = parser.parse_args()
 
-    spec = load_spec(args.spec)
-    settings = replace(
-        spec.federated or FederatedSpec(), rounds=args.rounds, fraction=args.fraction, dropout=0.0, stragglers=0.0, compression="none",
-        personalization=PersonalizationSpec(),
-    )
-    secure = SecureAggregationSpec(shares=args.shares, threshold=args.threshold)
+    spec = fleet_spec(args)
+    settings = replace(spec.federated, personalization=PersonalizationSpec())
+    secure = SecureAggregationSpec(shares=args.shares, threshold=args.threshold, clipping_range=args.clipping_range)
     out = spec.layout(args.root).stage("bench")
     rows = {}
     for name, variant in (("plain", settings), ("secagg", replace(settings, secure_aggregation=secure))):
-        rows[name] = run(replace(spec, federated=variant), out / f"secagg-{name}", args.root)
+        rows[name] = in_own_process(run, replace(spec, federated=variant), out / f"secagg-{name}", args.root, ray_temp=args.root / ".ray")
         print(name, {k: v for k, v in rows[name].items() if k != "weights"}, flush=True)
     plain, secagg = rows["plain"], rows["secagg"]
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(plain.pop("weights"), secagg.pop("weights")))

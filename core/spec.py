@@ -158,7 +158,7 @@ class FederatedSpec:
     straggler_seconds: float = spec_field(5.0, min=0.0, max=3600.0)
     round_timeout: float | None = spec_field(None, min_exclusive=0.0, help="seconds a round waits for clients (stragglers beyond it are dropped)")
     oversample: bool = spec_field(True, help="sample more clients as they fail to answer: fraction over the answer rate so far")
-    compression: str = spec_field("none", choices=("none", "int8", "topk"), help="how clients encode their updates")
+    compression: str = spec_field("none", choices=("none", "int8", "topk", "int4"), help="how clients encode their updates (int4: 4-bit stochastic, one packed tensor)")
     topk_fraction: float = spec_field(0.1, min_exclusive=0.0, max=1.0, help="share of update values top-k keeps")
     client_cpus: float = spec_field(1.0, min_exclusive=0.0, max=64.0, help="CPUs Ray reserves per simulated client")
     secure_aggregation: SecureAggregationSpec | None = spec_field(None, help="SecAgg+: the server sees only the sum of the updates")

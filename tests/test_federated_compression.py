@@ -81,3 +81,80 @@ def test_batch_norm_statistics_travel_exactly():
         np.testing.assert_array_equal(decoded[1], delta[1])
         assert len(tensors[1]) == 1 + 4 * delta[1].size
         assert residual is None or not residual[1].any()
+
+
+def test_int4_rounds_without_bias_and_packs_two_values_a_byte():
+    """Stochastic rounding: each value decodes to one of its two neighbouring 4-bit steps, and averaged over
+    many independent roundings to the value itself (np.mean, an independent estimate of the expectation)."""
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 0.01, 301).astype(np.float32)  # odd count: the last byte is half used
+    step = np.abs(values).max() / 7 * (1 + 2**-7)  # the scale: a bfloat16 at most one of its steps above peak / 7
+    draws = []
+    for seed in range(400):
+        (packed,), residual = compression.encode_update([values], "int4", 0.1, None, [False], np.random.default_rng(seed))
+        assert residual is None and len(packed) == 2 + 151  # a bfloat16 scale, then two values a byte
+        (decoded,) = compression.decode_update([packed], compression.INT4, [np.zeros(301, np.float32)], [False])
+        assert np.all(np.abs(decoded - values) < step * (1 + 1e-6))
+        draws.append(decoded)
+    # The mean of 400 draws lies within 4 standard errors (step / 2 / sqrt(400) at most) of the value.
+    assert np.abs(np.mean(draws, axis=0) - values).max() < 4 * step / 2 / 20
+
+
+def test_int4_sends_one_tensor_with_statistics_as_int8():
+    delta = random_weights(5, scale=0.01)
+    exact = [i % 2 == 1 for i in range(len(SHAPES))]
+    (packed,), _ = compression.encode_update(delta, "int4", 0.1, None, exact, np.random.default_rng(0))
+    sizes = [int(np.prod(s)) for s in SHAPES]
+    assert len(packed) == sum(2 + (n if e else (n + 1) // 2) for n, e in zip(sizes, exact))
+    decoded = compression.decode_update([packed], compression.INT4, [np.zeros(s, np.float32) for s in SHAPES], exact)
+    for d, got, e in zip(delta, decoded, exact):
+        assert got.shape == d.shape
+        if e:  # int8 to nearest: half a step
+            assert np.abs(got - d).max() <= np.abs(d).max() / 254 * (1 + 2**-7)
+        else:  # 4-bit stochastic: one step, in the rotated domain for tensors of whole 64-value blocks
+            rotated, sent = compression.rotate(d.ravel().astype(np.float64)), compression.rotate(got.ravel().astype(np.float64))
+            assert (d.size % 64 == 0) == (not np.array_equal(rotated, d.ravel()))
+            assert np.abs(sent - rotated).max() <= np.abs(rotated).max() / 7 * (1 + 2**-7)
+    with pytest.raises(ValueError, match="does not fit"):
+        compression.decode_update([packed + b"\0"], compression.INT4, [np.zeros(s, np.float32) for s in SHAPES], exact)
+    # Uploaded: the 8 tensors' bytes once, with one array's framing: under an eighth of the float32 upload.
+    plain = uploaded_bytes(fit_res(ndarrays_to_parameters(random_weights(1))))
+    int4 = uploaded_bytes(fit_res(Parameters([packed], compression.INT4)))
+    assert len(packed) <= int4 <= len(packed) + 300 and plain / int4 > 7
+
+
+def test_rotation_is_orthonormal_and_spreads_a_spike():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=640)
+    rotated = compression.rotate(x)
+    np.testing.assert_allclose(np.linalg.norm(rotated), np.linalg.norm(x), rtol=1e-12)
+    np.testing.assert_allclose(compression.unrotate(rotated), x, atol=1e-12)
+    spike = np.zeros(640)
+    spike[70] = 1.0  # in the second block: spread evenly over that block, nothing elsewhere
+    spread = compression.rotate(spike)
+    np.testing.assert_allclose(np.abs(spread[64:128]), 1 / 8, rtol=1e-12)
+    assert not np.any(np.delete(spread, np.arange(64, 128)))
+
+
+def test_rotation_makes_4_bit_updates_of_heavy_tailed_tensors_closer():
+    """Mostly small values and a few large ones (as in a local update): rotated, the rounding error is smaller
+    than rounding the raw values with one peak-based scale (stochastic_int4 alone, no rotation)."""
+    rng = np.random.default_rng(7)
+    values = rng.normal(0, 0.001, 4096)
+    values[rng.choice(4096, 8, replace=False)] = 0.05
+    raw, rotated = [], []
+    for seed in range(20):
+        (packed,), _ = compression.encode_update([values.astype(np.float32)], "int4", 0.1, None, [False], np.random.default_rng(seed))
+        (got,) = compression.decode_update([packed], compression.INT4, [np.zeros(4096, np.float32)], [False])
+        rotated.append(np.mean((got - values) ** 2))
+        scale, q = compression.stochastic_int4(values, np.random.default_rng(seed))
+        raw.append(np.mean((q * scale - values) ** 2))
+    assert np.mean(rotated) < np.mean(raw) / 4
+
+
+@pytest.mark.parametrize("value", [1e-30, 3.0e-4, 0.0123, 1.0, 7.5e3])
+def test_int4_scales_are_the_next_bfloat16_up(value):
+    scale = compression.bfloat16_at_least(value)
+    bits = int(np.asarray(scale, np.float32).view(np.uint32))
+    assert bits & 0xFFFF == 0  # fits in 2 bytes
+    assert value <= scale <= value * (1 + 2**-7)  # bfloat16 keeps 8 significant bits

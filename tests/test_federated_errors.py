@@ -65,3 +65,19 @@ def test_flower_telemetry_is_off_whichever_module_imports_flower_first():
     code = "import mcuforge.train.federated.strategy; from flwr.supercore import telemetry; print(telemetry.FLWR_TELEMETRY_ENABLED)"
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
     assert ran.stdout.split() == ["0"], ran.stderr[-2000:]
+
+
+def test_flowers_errors_are_kept_off_the_terminal_during_the_rounds():
+    """flwr_exit logs its reason at ERROR, then exits: the stage quotes the kept message in its own error."""
+    import logging
+
+    from mcuforge.train.federated.run import quiet_flower
+
+    flower_log = logging.getLogger("flwr")
+    before = list(flower_log.handlers)
+    with quiet_flower() as kept:
+        assert not any(h in flower_log.handlers for h in before) and not flower_log.propagate  # nothing reaches a terminal
+        flower_log.info("round 3 started")
+        flower_log.error("Exit Code: 300\nSimulation engine crashed")
+    assert kept == ["Exit Code: 300 Simulation engine crashed"]
+    assert flower_log.handlers == before and flower_log.propagate

@@ -178,6 +178,30 @@ def test_batch_norm_statistics_pool_the_clients_data_under_a_server_optimizer():
     np.testing.assert_allclose(aggregated[0], [1.1, 1.1], rtol=1e-3)
 
 
+def test_int4_updates_against_the_global_second_moments_pool_the_statistics():
+    """Clients far from the global statistics send int4 updates taken against the global second moments
+    (as DeviceClient does): the server's statistics are still those of all the data (numpy), to int8 steps."""
+    rng = np.random.default_rng(5)
+    data = [rng.normal(3.0, 1.0, size=(20, 2)), rng.normal(5.0, 1.5, size=(60, 2))]
+    initial = [np.ones(2, np.float32), np.full(2, 4.0, np.float32), np.full(2, 2.0, np.float32)]
+    variances, exact = {2: 1}, [False, True, True]
+    server = FleetStrategy(FederatedSpec(), clients=2, initial_weights=initial, evaluate_fn=None, seed=0,
+                           statistics=exact, variances=variances)
+    server.records = [RoundRecord(1, sampled=2)]
+    reference = [initial[0], initial[1], initial[2] + initial[1] ** 2]  # the global mean 4, second moment 2 + 16
+    results = []
+    for c, x in enumerate(data):
+        sent = [np.full(2, 3.0, np.float32), x.mean(0), x.var(0) + x.mean(0) ** 2]
+        delta = [(s - r).astype(np.float32) for s, r in zip(sent, reference)]
+        tensors, _ = compression.encode_update(delta, "int4", 0.1, None, exact, np.random.default_rng(c))
+        results.append(result(Parameters(tensors, compression.INT4), len(x), c))
+    aggregated = parameters_to_ndarrays(server.aggregate_fit(1, results, [])[0])
+    everything = np.concatenate(data)
+    np.testing.assert_allclose(aggregated[0], [3.0, 3.0], atol=2 / 7 * (1 + 2**-7))  # 4-bit: within one step of the change 2
+    np.testing.assert_allclose(aggregated[1], everything.mean(0), atol=0.01)
+    np.testing.assert_allclose(aggregated[2], everything.var(0), atol=0.1)
+
+
 def test_each_moving_variance_is_paired_with_its_own_layers_mean():
     import tf_keras
 

@@ -89,16 +89,21 @@ class DeviceClient(Client):
             x, targets, settings.local_epochs, spec.train.batch_size, mu,
             seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
         )
-        local = second_moments(model.get_weights(), variance_means(model))
+        variances = variance_means(model)
+        local = second_moments(model.get_weights(), variances)
         metrics = {"loss": loss, "client": self.client}
         if settings.compression == "none":
             return FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(local), len(indices), metrics)
-        delta = [(w - g).astype(np.float32) for w, g in zip(local, global_weights)]
+        # Against the global second moments: a variance's slot carries how this client's moment differs.
+        delta = [(w - g).astype(np.float32) for w, g in zip(local, second_moments(global_weights, variances))]
         residual = None
         if RESIDUAL_RECORD in self.context.state:
             residual = [a.numpy() for a in self.context.state[RESIDUAL_RECORD].values()]
         exact = batch_statistics(model)
-        tensors, residual = compression.encode_update(delta, settings.compression, settings.topk_fraction, residual, exact)
+        rounding = np.random.default_rng([spec.train.seed, server_round, self.client, 0x4B1])
+        tensors, residual = compression.encode_update(
+            delta, settings.compression, settings.topk_fraction, residual, exact, rounding,
+        )
         if residual is not None:
             self.context.state[RESIDUAL_RECORD] = ArrayRecord(residual)
         parameters = Parameters(tensors, compression.TENSOR_TYPES[settings.compression])

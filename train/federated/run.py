@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,35 @@ def check_aggregated(records, settings) -> None:
         )
 
 
+class _Kept(logging.Handler):
+    def __init__(self, kept: list[str]):
+        super().__init__(logging.ERROR)
+        self.kept = kept
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.kept.append(" ".join(self.format(record).split()))
+
+
+@contextmanager
+def quiet_flower():
+    """Flower's log off the terminal during the rounds (injected failures are expected: each round's record
+    counts and names them), its errors kept in the yielded list (flwr_exit's reason, for the stage's error)."""
+    flower_log = logging.getLogger("flwr")
+    handlers, propagate, kept = list(flower_log.handlers), flower_log.propagate, []
+    for handler in handlers:
+        flower_log.removeHandler(handler)
+    keeper = _Kept(kept)
+    flower_log.addHandler(keeper)
+    flower_log.propagate = False
+    try:
+        yield kept
+    finally:
+        flower_log.removeHandler(keeper)
+        flower_log.propagate = propagate
+        for handler in handlers:
+            flower_log.addHandler(handler)
+
+
 def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None = None):
     """Run the federated rounds in Flower's simulation engine; returns (final model, dataset, strategy, client count, seconds)."""
     from mcuforge.train.trainer import check_spec
@@ -149,15 +179,18 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
         "client_resources": {"num_cpus": settings.client_cpus, "num_gpus": 0.0, "max_restarts": -1, "max_task_retries": 1},
     }
     started = time.perf_counter()
-    flower_log = logging.getLogger("flwr")
-    level = flower_log.level
-    flower_log.setLevel(logging.CRITICAL)  # injected failures are expected; each round's record counts and names them
-    try:
-        run_simulation(server_app(spec, strategy), client_app(spec), num_supernodes=clients, backend_config=backend)
-    finally:
-        flower_log.setLevel(level)
-        if ray.is_initialized():
-            ray.shutdown()
+    with quiet_flower() as flower_errors:
+        try:
+            run_simulation(server_app(spec, strategy), client_app(spec), num_supernodes=clients, backend_config=backend)
+        except SystemExit as stop:  # flwr_exit logs why, then exits: a stage must say it
+            said = flower_errors[-1] if flower_errors else "nothing logged"
+            raise MCUForgeError(
+                f"Flower's simulation exited with status {stop.code!r} after {len(strategy.records)} rounds: {said} "
+                f"(Ray's logs: {os.environ['RAY_TMPDIR']}/session_latest/logs)"
+            ) from stop
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
     seconds = time.perf_counter() - started
     check_aggregated(strategy.records, settings)
     model.set_weights(strategy.global_weights)

@@ -246,6 +246,7 @@ class FleetStrategy(FedAvg):
         )
         self.settings = settings
         self.seed = seed
+        self.statistics = statistics
         self.variances = variances
         self.optimizer = ServerOptimizer(settings.server_optimizer, settings.server_learning_rate, settings.server_momentum, statistics)
         self.partition_of: dict[int, int] = {}  # node id -> the partition id its client reported
@@ -300,13 +301,15 @@ class FleetStrategy(FedAvg):
         if len(results) < self.settings.min_clients:
             return None, {}
         total = sum(res.num_examples for _, res in results)
-        mean_update = [np.zeros_like(g) for g in self.global_weights]
+        # Updates are taken against the global weights with second moments in the variances' slots (what clients send).
+        reference = second_moments(self.global_weights, self.variances)
+        mean_update = [np.zeros_like(g) for g in reference]
         for _, res in results:
-            update = decode_update(res.parameters.tensors, res.parameters.tensor_type, self.global_weights)
+            update = decode_update(res.parameters.tensors, res.parameters.tensor_type, reference, self.statistics)
             for acc, u in zip(mean_update, update):
                 acc += u * (res.num_examples / total)
         record.aggregated = True
-        self.global_weights = pooled_variances(self.optimizer.step(self.global_weights, mean_update), self.variances)
+        self.global_weights = pooled_variances(self.optimizer.step(reference, mean_update), self.variances)
         return ndarrays_to_parameters(self.global_weights), {}
 
     def evaluate(self, server_round: int, parameters: Parameters):
