@@ -55,6 +55,13 @@ def _state(trial) -> str:
 
 
 def _note(trial, retried_as: int | None) -> str:
+    note = _outcome(trial, retried_as)
+    if "fixed_params" in trial.system_attrs and not trial.system_attrs.get("retry_history"):  # queued by seeds.py
+        return f"seed; {note}" if note else "seed"
+    return note
+
+
+def _outcome(trial, retried_as: int | None) -> str:
     attrs = trial.user_attrs
     if retried_as is not None:
         return f"{trial.system_attrs.get('fail_reason', 'its worker stopped (no heartbeat)')}; retried as trial {retried_as}"
