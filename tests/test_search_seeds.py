@@ -1,14 +1,18 @@
 """The search's seed trials: the ladder down from the DS-CNN base, within the reference's costs, queued in a fresh
 study; and the instruction bound at a share of the reference's. No training: a stand-in target prices candidates."""
 
+import types
+
 import optuna
+import pytest
 
 from mcuforge.progress import Progress
 from mcuforge.spec import SearchSpace, parse_spec
 from mcuforge.train.search import space
 from mcuforge.train.search.front import trial_rows
 from mcuforge.train.search.stage import bounded_by_reference, seed_study
-from mcuforge.train.search.study import open_study
+from mcuforge.train.search.study import Objective, open_study
+from mcuforge.train import trainer
 from mcuforge.train.search.target import CandidateCost, DeployTarget
 
 SPACE = {"blocks": [1, 2], "channels": [8, 16], "kernels": [3], "strides": [1, 2], "stem_strides": [2]}
@@ -26,7 +30,7 @@ def pixels_times_parameters(model, representative) -> CandidateCost:
     return CandidateCost(flash_bytes=parameters, arena_bytes=1, instructions=parameters * feature_map[1] * feature_map[2], macs=0)
 
 
-TARGET = DeployTarget(flash_bytes=10**6, ram_bytes=10**6, candidate_cost=pixels_times_parameters, int8_accuracy=None,
+TARGET = DeployTarget(flash_bytes=10**6, ram_bytes=10**6, candidate_cost=pixels_times_parameters, int8_accuracy=lambda *args: 0.25,
                       representative_sample=lambda x: x[:4], reference_cost=None)
 
 
@@ -69,3 +73,41 @@ def test_the_instruction_budget_is_the_share_of_the_reference_asked():
     assert bounded_by_reference(spec_with(reference_instructions=0.5, max_instructions=300), reference).search.max_instructions == 300
     whole = spec_with()
     assert bounded_by_reference(whole, reference) == whole
+
+
+def test_a_seed_trains_all_its_epochs_where_the_pruner_stops_a_drawn_trial(monkeypatch):
+    import tf_keras
+
+    epochs_run = []
+
+    def three_epochs_at_half(model, spec, dataset, callbacks=()):
+        """Keras' fit as the callbacks see it: each epoch ends with validation accuracy 0.5, unless stopped."""
+        for callback in callbacks:
+            callback.set_model(model)
+            callback.set_params({"epochs": 3})
+        model.stop_training = False
+        for epoch in range(3):
+            epochs_run.append(epoch + 1)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, {"val_accuracy": 0.5})
+            if model.stop_training:
+                break
+        return {"val_accuracy": [0.5] * len(epochs_run)}
+
+    monkeypatch.setattr(trainer, "fit", three_epochs_at_half)
+    model = tf_keras.Sequential([tf_keras.Input((1,)), tf_keras.layers.Dense(1)])
+    objective = Objective(spec_with(), TARGET, None, Progress.quiet())
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 1})
+    seed, drawn = study.ask(), study.ask()
+    for trial in (seed, drawn):
+        trial.suggest_categorical("x", [1, 2])
+        trial.set_user_attr("architecture", "a")
+    no_data = types.SimpleNamespace(x_val=None, y_val=None)  # the stand-in target's int8 accuracy reads none
+    always = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(lower=0.9))  # 0.5 is below: prune at once
+
+    assert objective._train_and_score(seed, model, no_data, None, always) == 0.25 and epochs_run == [1, 2, 3]
+    epochs_run.clear()
+    with pytest.raises(optuna.TrialPruned):
+        objective._train_and_score(drawn, model, no_data, None, always)
+    assert epochs_run == [1]

@@ -55,8 +55,10 @@ def _state(trial) -> str:
 
 
 def _note(trial, retried_as: int | None) -> str:
+    from mcuforge.train.search.study import is_seed
+
     note = _outcome(trial, retried_as)
-    if "fixed_params" in trial.system_attrs and not trial.system_attrs.get("retry_history"):  # queued by seeds.py
+    if is_seed(trial):
         return f"seed; {note}" if note else "seed"
     return note
 
