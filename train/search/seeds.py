@@ -9,10 +9,8 @@ ladder down from the base, `separable_cnn`'s defaults (MLPerf Tiny's DS-CNN: a s
 64 channels at stride 2, four 64-channel blocks of kernel 3), each snapped into the
 space: per (channels, blocks) pair, most capacity first, the first stride pattern that
 fits the bound (no stride-2 block, then a stride-2 block ever earlier: fewer pixels for
-the blocks after it, while the first blocks keep their resolution), each with the stem
-at the blocks' width, then at half (keywords, four 64-channel blocks with a stride-2
-second one: 4,379,043 instructions with a 64-channel 10x4 stem, 3,339,061 with 32).
-Fitting is measured (candidate_cost), not estimated.
+the blocks after it, while the first blocks keep their receptive field). Fitting is
+measured (candidate_cost), not estimated.
 """
 
 from __future__ import annotations
@@ -48,15 +46,14 @@ def stride_patterns(blocks: int, strides: list[int]) -> list[tuple[int, ...]]:
 
 def ladder(search_space: SearchSpace, num_mfcc: int | None) -> Iterator[list[space.Candidate]]:
     """Per (channels, blocks) pair, most pointwise capacity (channels² × blocks) first: its candidates, costliest
-    first (per stride pattern, the stem at the blocks' width, then at half). Channels and blocks no more than the base's (the nearest choice when the space has none below it)."""
+    first. Channels and blocks no more than the base's (the nearest choice when the space has none below it)."""
     channels = sorted({c for c in search_space.channels if c <= BASE_CHANNELS} or {min(search_space.channels)})
     blocks = sorted({b for b in search_space.blocks if b <= BASE_BLOCKS} or {min(search_space.blocks)})
     kernel = _nearest(search_space.kernels, BASE_KERNEL)
     stem_stride = _nearest(search_space.stem_strides, BASE_STEM_STRIDE)
     for width, count in sorted(((c, b) for c in channels for b in blocks), key=lambda pair: (-pair[0] ** 2 * pair[1], -pair[0])):
-        stems = dict.fromkeys((width, _nearest(search_space.channels, width // 2)))  # the stem at the blocks' width, then half
-        yield [space.Candidate(stem, stem_stride, (width,) * count, (kernel,) * count, pattern, num_mfcc)
-               for pattern in stride_patterns(count, search_space.strides) for stem in stems]
+        yield [space.Candidate(width, stem_stride, (width,) * count, (kernel,) * count, pattern, num_mfcc)
+               for pattern in stride_patterns(count, search_space.strides)]
 
 
 def fits(cost: CandidateCost, bound: CandidateCost) -> bool:
