@@ -1,11 +1,13 @@
 """The search's seed trials: the ladder down from the DS-CNN base, within the reference's costs, queued in a fresh
 study; and the instruction bound at a share of the reference's. No training: a stand-in target prices candidates."""
 
+import dataclasses
 import types
 
 import optuna
 import pytest
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.spec import SearchSpace, parse_spec
 from mcuforge.train.search import space
@@ -111,3 +113,16 @@ def test_a_seed_trains_all_its_epochs_where_the_pruner_stops_a_drawn_trial(monke
     with pytest.raises(optuna.TrialPruned):
         objective._train_and_score(drawn, model, no_data, None, always)
     assert epochs_run == [1]
+
+
+def test_a_candidate_the_engine_refuses_is_no_seed(tmp_path):
+    def refused(model, representative):
+        if model.get_layer("stem_conv").filters == 16:
+            raise MCUForgeError("the mcuforge engine does not implement the options at operator 11 (SOFTMAX)")
+        return pixels_times_parameters(model, representative)
+
+    reference = CandidateCost(flash_bytes=1000, arena_bytes=1, instructions=6000, macs=0)  # as above: 3 seeds, one 16 wide
+    spec = spec_with(seeds=4)
+    seed_study(spec, tmp_path, dataclasses.replace(TARGET, candidate_cost=refused), reference, Progress.quiet())
+    study, _ = open_study(spec, tmp_path)
+    assert [space.suggest(study.ask(), spec.search.space).stem_channels for _ in study.get_trials()] == [8, 8]

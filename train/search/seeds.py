@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
+from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.spec import SearchSpace, Spec
 from mcuforge.train.search import space
@@ -74,7 +75,10 @@ def seed_candidates(spec: Spec, target: DeployTarget, bound: CandidateCost, prog
 
     def within(candidate: space.Candidate) -> bool:
         model = space.build(candidate, search, dataset.input_shape, dataset.num_classes, spec.train.seed)
-        return fits(target.candidate_cost(model, representative), bound)
+        try:
+            return fits(target.candidate_cost(model, representative), bound)
+        except MCUForgeError:  # the converter or the engine refuses this one untrained (as a trial, it would fail alone)
+            return False
 
     seeds = []
     for rung in ladder(search.space, num_mfcc):
