@@ -70,7 +70,7 @@ class SearchSpace:
     """The choices architecture search draws from; a candidate has `blocks` blocks, each with its own choices."""
 
     blocks: list[int] = spec_field([1, 2, 3, 4], min=1, max=16, help="how many depthwise-separable blocks")
-    channels: list[int] = spec_field([8, 16, 32, 64], min=1, max=1024, help="channels of the stem and of each block")
+    channels: list[int] = spec_field([8, 16, 32, 48, 64], min=1, max=1024, help="channels of the stem and of each block")
     kernels: list[int] = spec_field([3, 5], min=1, max=15, help="depthwise kernel size of each block")
     strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of each block")
     stem_strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of the first convolution")
@@ -104,6 +104,10 @@ class SearchSpec:
     finalists: int = spec_field(3, min=0, max=64, help="the top candidates the select rule may pick (by search score), trained "
                                 "again for finalist_epochs and picked by their int8 validation accuracy; 0: pick by the search score")
     finalist_epochs: int | None = spec_field(None, min=1, max=1000, help="finalists' training epochs [default: train.epochs, the final training's]")
+    reference_instructions: float = spec_field(1.0, min_exclusive=0.0, max=1.0, help="within_reference: the share of the spec's own "
+                                               "model's instructions the choice may cost (0.5: half); below 1, candidates over it are rejected untrained")
+    seeds: int = spec_field(4, min=0, max=64, help="within_reference: ladder candidates (the DS-CNN base, narrower, fewer blocks, "
+                            "strided earlier) within the reference's costs, queued first in a fresh study")
     workers: int = spec_field(1, min=1, max=64, help="processes on this machine sharing the study")
     storage: str | None = spec_field(None, help="an Optuna storage URL [default: a journal file in build/<name>/search/]")
 

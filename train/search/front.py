@@ -55,6 +55,15 @@ def _state(trial) -> str:
 
 
 def _note(trial, retried_as: int | None) -> str:
+    from mcuforge.train.search.study import is_seed
+
+    note = _outcome(trial, retried_as)
+    if is_seed(trial):
+        return f"seed; {note}" if note else "seed"
+    return note
+
+
+def _outcome(trial, retried_as: int | None) -> str:
     attrs = trial.user_attrs
     if retried_as is not None:
         return f"{trial.system_attrs.get('fail_reason', 'its worker stopped (no heartbeat)')}; retried as trial {retried_as}"

@@ -78,6 +78,22 @@ def suggest(trial, space: SearchSpace) -> Candidate:
     )
 
 
+def params(candidate: Candidate, space: SearchSpace) -> dict:
+    """The trial parameters `suggest` draws `candidate` from (to queue it: Optuna's enqueue_trial); blocks past its
+    last repeat the last one's choices.
+
+    >>> params(Candidate(16, 2, (32,), (3,), (1,)), SearchSpace(blocks=[1, 2]))["channels_1"]
+    32
+    """
+    drawn = {"blocks": len(candidate.channels), "stem_channels": candidate.stem_channels, "stem_stride": candidate.stem_stride}
+    for i in range(max(space.blocks)):
+        last = min(i, len(candidate.channels) - 1)
+        drawn |= {f"channels_{i}": candidate.channels[last], f"kernel_{i}": candidate.kernels[last], f"stride_{i}": candidate.strides[last]}
+    if space.num_mfcc:
+        drawn["num_mfcc"] = candidate.num_mfcc
+    return drawn
+
+
 def data_with(data: DataSpec, num_mfcc: int | None) -> DataSpec:
     """The data section a candidate trains on: `data` with its features' coefficients (None: as it is)."""
     if num_mfcc is None:

@@ -56,6 +56,36 @@ def reference_cost(spec: Spec, target: DeployTarget, directory: Path) -> Candida
     return target.reference_cost(model, target.representative_sample(dataset.x_train), directory)
 
 
+def bounded_by_reference(spec: Spec, reference: CandidateCost) -> Spec:
+    """`spec` with its instruction budget at `search.reference_instructions` of the reference's (when below 1), so
+    candidates over what the choice may cost are rejected untrained."""
+    if spec.search.reference_instructions >= 1:
+        return spec
+    bound = int(spec.search.reference_instructions * reference.instructions)
+    budget = bound if spec.search.max_instructions is None else min(bound, spec.search.max_instructions)
+    return dataclasses.replace(spec, search=dataclasses.replace(spec.search, max_instructions=budget))
+
+
+def seed_study(spec: Spec, study_directory: Path, target: DeployTarget, reference: CandidateCost, progress: Progress) -> None:
+    """Queue the seed candidates (train/search/seeds.py) in a study that has no trial yet."""
+    from mcuforge.train.search import space
+    from mcuforge.train.search.seeds import seed_candidates
+    from mcuforge.train.search.study import Budgets, open_study
+
+    study, _ = open_study(spec, study_directory)
+    if not spec.search.seeds or study.get_trials(deepcopy=False):
+        return
+    budgets = Budgets.of(spec.search, target)
+    bound = CandidateCost(
+        flash_bytes=min(reference.flash_bytes, budgets.flash_bytes),
+        arena_bytes=min(reference.arena_bytes, budgets.arena_bytes),
+        instructions=min(reference.instructions, budgets.instructions or reference.instructions),
+        macs=reference.macs,
+    )
+    for candidate in seed_candidates(spec, target, bound, progress):
+        study.enqueue_trial(space.params(candidate, spec.search.space))
+
+
 def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTarget, progress: Progress | None = None) -> SearchResult:
     """Run (or resume) the spec's search on `target` with its study in `study_directory`; write the front into `directory`."""
     from mcuforge.train.search.finalists import finalist_epochs, score_finalists
@@ -74,6 +104,8 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
             f"reference {spec.model.arch}: {reference.instructions} instructions (QEMU), arena {reference.arena_bytes} B, "
             f"flash {reference.flash_bytes} B: the choice may cost no more"
         )
+        spec = bounded_by_reference(spec, reference)
+        seed_study(spec, study_directory, target, reference, progress)
     run_search(spec, study_directory, target, progress)
     study, _ = open_study(spec, study_directory)
     rows = score_finalists(spec, study, trial_rows(study), reference, target, progress)

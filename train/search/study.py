@@ -5,7 +5,7 @@ DeployTarget the orchestration hands in) and rejects it untrained when it is ove
 a budget; otherwise it trains for `search.epochs`, reporting the float validation
 accuracy after each epoch, and is scored as int8 through TFLM on the validation split.
 
-Optuna's pruners need a single objective (Trial.report is not supported in
+Seed trials (seeds.py) are never pruned. Optuna's pruners need a single objective (Trial.report is not supported in
 multi-objective studies), so each trial's per-epoch scores go to a companion
 single-objective study whose pruner (successive halving or Hyperband) decides when
 a trial stops. Accuracy alone would stop every cheap candidate early, and cheap
@@ -210,6 +210,11 @@ def epochs_study(spec: Spec, storage, cost: CandidateCost):
     return optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=_pruner(spec.search), load_if_exists=True)
 
 
+def is_seed(trial) -> bool:
+    """Whether the (frozen) trial was queued by seeds.py (Optuna's enqueue_trial; a retry of a dead worker's trial is not)."""
+    return "fixed_params" in trial.system_attrs and not trial.system_attrs.get("retry_history")
+
+
 def finished(study) -> int:
     """Trials that count toward the budget: every finished one but those failed with their worker and retried."""
     import optuna
@@ -299,11 +304,13 @@ class Objective:
         shadow = epochs.ask()
         shadow.set_user_attr("search_trial", trial.number)
         pruned_after: list[int] = []
+        prunable = not is_seed(trial.study._storage.get_trial(trial._trial_id))  # a seed trains all its epochs: one epoch
+        # ranks candidates too poorly to drop it
 
         class ReportEpochs(tf_keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
                 shadow.report(float(logs["val_accuracy"]), epoch + 1)
-                if epoch + 1 < self.params["epochs"] and shadow.should_prune():
+                if prunable and epoch + 1 < self.params["epochs"] and shadow.should_prune():
                     pruned_after.append(epoch + 1)
                     self.model.stop_training = True
 

@@ -1,0 +1,90 @@
+"""Seed trials: the family's base DS-CNN and scaled-down variants of it, queued before the sampler draws.
+
+With `select: within_reference` the pick must cost no more than the spec's own model
+(times `reference_instructions` in instructions). A sampler drawing the whole space
+from random start-up trials rarely lands on the few strong candidates near that bound
+(keywords: 20 trials drew none within 3 points of the hand-made DS-CNN). So a fresh
+study first queues (Optuna's enqueue_trial) up to `search.seeds` architectures of a
+ladder down from the base, `separable_cnn`'s defaults (MLPerf Tiny's DS-CNN: a stem of
+64 channels at stride 2, four 64-channel blocks of kernel 3), each snapped into the
+space: per (channels, blocks) pair, most capacity first, the first stride pattern that
+fits the bound (no stride-2 block, then a stride-2 block ever earlier: fewer pixels for
+the blocks after it, while the first blocks keep their receptive field). Fitting is
+measured (candidate_cost), not estimated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from mcuforge.errors import MCUForgeError
+from mcuforge.progress import Progress
+from mcuforge.spec import SearchSpace, Spec
+from mcuforge.train.search import space
+from mcuforge.train.search.target import CandidateCost, DeployTarget
+
+BASE_CHANNELS, BASE_BLOCKS, BASE_KERNEL, BASE_STEM_STRIDE = 64, 4, 3, 2  # separable_cnn's defaults: ds_cnn's layers
+
+
+def _nearest(choices: list[int], value: int) -> int:
+    return min(choices, key=lambda choice: (abs(choice - value), choice))
+
+
+def stride_patterns(blocks: int, strides: list[int]) -> list[tuple[int, ...]]:
+    """The block strides of the ladder, costliest first: all the least stride, then the largest stride at one block,
+    from the last block to the first.
+
+    >>> stride_patterns(3, [1, 2])
+    [(1, 1, 1), (1, 1, 2), (1, 2, 1), (2, 1, 1)]
+    """
+    low, high = min(strides), max(strides)
+    patterns = [(low,) * blocks]
+    if high != low:
+        patterns += [tuple(high if i == at else low for i in range(blocks)) for at in reversed(range(blocks))]
+    return patterns
+
+
+def ladder(search_space: SearchSpace, num_mfcc: int | None) -> Iterator[list[space.Candidate]]:
+    """Per (channels, blocks) pair, most pointwise capacity (channels² × blocks) first: its candidates, costliest
+    first. Channels and blocks no more than the base's (the nearest choice when the space has none below it)."""
+    channels = sorted({c for c in search_space.channels if c <= BASE_CHANNELS} or {min(search_space.channels)})
+    blocks = sorted({b for b in search_space.blocks if b <= BASE_BLOCKS} or {min(search_space.blocks)})
+    kernel = _nearest(search_space.kernels, BASE_KERNEL)
+    stem_stride = _nearest(search_space.stem_strides, BASE_STEM_STRIDE)
+    for width, count in sorted(((c, b) for c in channels for b in blocks), key=lambda pair: (-pair[0] ** 2 * pair[1], -pair[0])):
+        yield [space.Candidate(width, stem_stride, (width,) * count, (kernel,) * count, pattern, num_mfcc)
+               for pattern in stride_patterns(count, search_space.strides)]
+
+
+def fits(cost: CandidateCost, bound: CandidateCost) -> bool:
+    return cost.instructions <= bound.instructions and cost.arena_bytes <= bound.arena_bytes and cost.flash_bytes <= bound.flash_bytes
+
+
+def seed_candidates(spec: Spec, target: DeployTarget, bound: CandidateCost, progress: Progress) -> list[space.Candidate]:
+    """Up to `search.seeds` ladder candidates within `bound`, one per (channels, blocks) pair; a pair whose cheapest
+    candidate is over the bound costs one measurement."""
+    from mcuforge.train.trainer import load_dataset
+
+    search = spec.search
+    num_mfcc = None
+    if search.space.num_mfcc:
+        num_mfcc = _nearest(search.space.num_mfcc, int(spec.data.options.get("num_mfcc", max(search.space.num_mfcc))))
+    dataset = load_dataset(dataclasses.replace(spec, data=space.data_with(spec.data, num_mfcc)))
+    representative = target.representative_sample(dataset.x_train)
+
+    def within(candidate: space.Candidate) -> bool:
+        model = space.build(candidate, search, dataset.input_shape, dataset.num_classes, spec.train.seed)
+        try:
+            return fits(target.candidate_cost(model, representative), bound)
+        except MCUForgeError:  # the converter or the engine refuses this one untrained (as a trial, it would fail alone)
+            return False
+
+    seeds = []
+    for rung in ladder(search.space, num_mfcc):
+        if len(seeds) == search.seeds:
+            break
+        if within(rung[-1]):
+            seeds.append(next((candidate for candidate in rung[:-1] if within(candidate)), rung[-1]))
+            progress.line(f"seed {len(seeds)}: {seeds[-1].describe()}")
+    return seeds
