@@ -117,3 +117,24 @@ def test_spec_checks_name_the_field(federated, message):
     spec = parse_dataclass(Spec, spec_dict(**federated))
     with pytest.raises(MCUForgeError, match=re.escape(message)):
         check_secure(spec, CLIENTS)
+
+
+@pytest.mark.slow
+def test_clients_refusing_a_too_small_clipping_range_say_so_in_the_stage_error():
+    """SecAgg+'s workflow drops the clients' failed replies; the stage still names their refusal and its fix."""
+    root = Path(tempfile.mkdtemp(prefix="mf", dir="/tmp")) / "build"  # short Ray socket paths, as secure_run
+    root.mkdir()
+    spec = root / "fedsecure.yaml"
+    federated = {"secure_aggregation": {**SECURE, "clipping_range": 0.05}, "rounds": 1, "dropout": 0.0}
+    spec.write_text(yaml.safe_dump(spec_dict(**federated)))
+    try:
+        ran = subprocess.run(
+            [str(Path(sys.executable).parent / "mcuforge"), "federate", str(spec), "--root", str(root)],
+            capture_output=True, text=True, cwd=REPO, timeout=600,
+        )
+    finally:
+        shutil.rmtree(root.parent, ignore_errors=True)
+    assert ran.returncode == 2, ran.stderr[-2000:]
+    [error] = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
+    assert "exceeds federated.secure_aggregation.clipping_range=0.05: raise clipping_range above it" in error
+    assert "lower dropout" not in error

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -118,14 +119,26 @@ def fleet(spec: Spec, progress: Progress | None = None):
     return dataset, model, strategy, clients
 
 
-def check_aggregated(records, settings) -> None:
-    """Fail unless some round really aggregated: Flower exits 0 even when every fit failed."""
-    if not any(record.aggregated for record in records):
-        errors = sorted({e for record in records for e in record.errors})
-        raise MCUForgeError(
-            f"no federated round aggregated ({len(records)} rounds, every one below federated.min_clients="
-            f"{settings.min_clients} answers; client errors: {'; '.join(errors) or 'none'}): lower dropout or min_clients"
-        )
+# Our clients' own errors in Flower's log lines (a traceback's "MCUForgeError: message", up to the next exception).
+_LOGGED_CLIENT_ERROR = re.compile(r"MCUForgeError: (.+?)(?= The above exception| Traceback|$)")
+
+
+def check_aggregated(records, settings, flower_errors: list[str] = ()) -> None:
+    """Fail unless some round really aggregated: Flower exits 0 even when every fit failed.
+
+    A client's refusal reaches the strategy's failures, except under SecAgg+: Flower's workflow drops failed
+    replies and only logs them, so the clients' errors are also read from Flower's log (`flower_errors`).
+    """
+    if any(record.aggregated for record in records):
+        return
+    errors = sorted({e for record in records for e in record.errors}
+                    | {m[1] for line in flower_errors for m in _LOGGED_CLIENT_ERROR.finditer(line)})
+    if errors:
+        raise MCUForgeError(f"no federated round aggregated ({len(records)} rounds); client errors: {'; '.join(errors)}")
+    raise MCUForgeError(
+        f"no federated round aggregated ({len(records)} rounds, every one below federated.min_clients="
+        f"{settings.min_clients} answers, no client error): lower dropout or min_clients"
+    )
 
 
 class _Kept(logging.Handler):
@@ -192,7 +205,7 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
             if ray.is_initialized():
                 ray.shutdown()
     seconds = time.perf_counter() - started
-    check_aggregated(strategy.records, settings)
+    check_aggregated(strategy.records, settings, flower_errors)
     model.set_weights(strategy.global_weights)
     return model, dataset, strategy, clients, seconds
 
