@@ -5,11 +5,13 @@
 
 The DS-CNN of specs/keywords.yaml (49x10 MFCC, 12 outputs) is converted to
 int8 twice: as trained (or, without --keras, with seeded random weights) and
-with 2:4 magnitude pruning on every layer tfmot's m-by-n sparsity supports
-whose input channels come in fours (the pointwise convolutions and the
-classifier; the first convolution has one input channel and depthwise kernels
-are not supported): in each group of four consecutive input-channel weights the
-two of least magnitude become zero, the mask tfmot's prune step converges to.
+with 2:4 magnitude pruning on every Conv2D and Dense layer: in each group of
+four consecutive weights of an output channel's window ([h][w][in] flattened,
+TFLite's order) the two of least magnitude become zero. Where the input
+channels come in fours (the pointwise convolutions and the classifier) the
+groups lie along them, the mask tfmot's prune step converges to; the first
+convolution (one input channel) is grouped along its 10 x 4 window rows.
+Depthwise kernels stay dense.
 No fine-tuning here (the keywords data set is synthesized, which takes longer
 than this bench); accuracy after the prune step is what `mcuforge compress`
 reports for a spec with `prune: {pattern: "2:4"}`.
@@ -60,8 +62,11 @@ def keywords_model(keras_path: Path | None):
 
 
 def prune_two_four(model) -> list[str]:
-    """Zero the two smallest-magnitude weights of each four along the input channels, in place; the layers pruned."""
+    """Zero the two smallest-magnitude weights of each four along each output channel's flattened window, in
+    place; the layers pruned."""
     import tf_keras
+
+    from mcuforge.compress.prune import two_four_mask
 
     pruned = []
     for layer in model.layers:
@@ -70,12 +75,9 @@ def prune_two_four(model) -> list[str]:
             continue
         weights = layer.get_weights()
         kernel = weights[0]  # (..., input channels, outputs)
-        if kernel.shape[-2] % 4:
+        if kernel[..., 0].size % 4:
             continue
-        moved = np.moveaxis(kernel, -1, 0)
-        groups = moved.reshape(*moved.shape[:-1], moved.shape[-1] // 4, 4)
-        keep = np.argsort(np.argsort(-np.abs(groups), axis=-1), axis=-1) < 2
-        weights[0] = np.moveaxis((groups * keep).reshape(moved.shape), 0, -1)
+        weights[0] = kernel * two_four_mask(kernel)
         layer.set_weights(weights)
         pruned.append(layer.name)
     return pruned

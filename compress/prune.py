@@ -1,4 +1,5 @@
-"""Magnitude pruning with tfmot: unstructured to a target sparsity, or 2:4 structured.
+"""Magnitude pruning with tfmot: unstructured to a target sparsity, or 2:4 structured (along the
+input channels with tfmot; along the window where the input channels do not come in fours).
 
 Zeros alone save no flash, RAM or time on a microcontroller (TFLM stores and
 multiplies dense tensors); they pay off when the pruned model is clustered or
@@ -49,6 +50,41 @@ def _supports_two_four(layer) -> bool:
     return isinstance(layer, (L.Conv2D, L.Dense)) and not isinstance(layer, L.DepthwiseConv2D)
 
 
+def _two_four_along_windows(layer) -> bool:
+    """A Conv2D whose input channels do not come in fours but whose windows do (e.g. 10 x 4 x 1): tfmot
+    groups along the input channels and would keep every weight, the engine's 2:4 encoding takes groups
+    along the window ([h][w][in] flattened, TFLite's order) too."""
+    if not _supports_two_four(layer):
+        return False
+    shape = tuple(layer.kernel.shape)
+    return len(shape) == 4 and shape[-2] % 4 != 0 and int(np.prod(shape[:-1])) % 4 == 0
+
+
+def two_four_mask(kernel: np.ndarray) -> np.ndarray:
+    """Keep the two largest-magnitude weights of each four consecutive ones of an output channel's
+    flattened window (kernel: TF's (..., in, out)); along the input channels where they come in fours."""
+    moved = np.moveaxis(kernel, -1, 0)  # TFLite's order: outputs first, input channels innermost
+    groups = np.abs(moved.reshape(moved.shape[0], -1, 4))
+    keep = np.argsort(np.argsort(-groups, axis=-1, kind="stable"), axis=-1, kind="stable") < 2
+    return np.moveaxis(keep.reshape(moved.shape), 0, -1)
+
+
+def _window_two_four_callback(layers):
+    """Magnitude 2:4 along the windows of `layers`, chosen again after every training batch (as tfmot's
+    m-by-n mask is at each pruning step), so the weights end 2:4 and the kept ones are the largest."""
+    import tf_keras
+
+    class WindowTwoFour(tf_keras.callbacks.Callback):
+        def apply(self, *_):
+            for layer in layers:
+                kernel = layer.kernel.numpy()
+                layer.kernel.assign(kernel * two_four_mask(kernel))
+
+        on_train_begin = on_train_batch_end = apply
+
+    return WindowTwoFour()
+
+
 def prune(model, options: PruneOptions, context: Context):
     """Prune and fine-tune `model`; returns it with the pruning wrappers stripped."""
     import tensorflow_model_optimization as tfmot
@@ -63,18 +99,25 @@ def prune(model, options: PruneOptions, context: Context):
     if options.pattern == TWO_FOUR:
         schedule = sparsity.ConstantSparsity(0.5, begin_step=0, frequency=frequency)
 
+        along_windows = []
+
         def wrap(layer):
+            if _two_four_along_windows(layer):
+                along_windows.append(layer)
+                return layer  # masked by the callback below
             if _supports_two_four(layer):
                 return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule, sparsity_m_by_n=(2, 4))
             return layer  # reused as is, weights included
 
         wrapped = tf_keras.models.clone_model(model, clone_function=wrap)
+        callbacks = [_window_two_four_callback(along_windows)]
     else:
         schedule = sparsity.PolynomialDecay(
             initial_sparsity=0.0, final_sparsity=options.sparsity, begin_step=0, end_step=end_step, frequency=frequency
         )
         wrapped = sparsity.prune_low_magnitude(model, pruning_schedule=schedule)
-    fine_tune(wrapped, context, options, callbacks=[sparsity.UpdatePruningStep()])
+        callbacks = []
+    fine_tune(wrapped, context, options, callbacks=[sparsity.UpdatePruningStep(), *callbacks])
     return sparsity.strip_pruning(wrapped)
 
 

@@ -210,7 +210,8 @@ def test_two_four_sparsity_in_converted_weights(trained, context):
 
 
 def test_two_four_skips_depthwise_layers(context):
-    """DS-CNN: pointwise convolutions get 2:4, depthwise kernels (unsupported by tfmot's m-by-n) stay dense."""
+    """DS-CNN: pointwise convolutions get 2:4, the first convolution (one input channel, a 10 x 4 window) 2:4
+    along its window, depthwise kernels (unsupported by tfmot's m-by-n) stay dense."""
     import tf_keras
 
     from mcuforge.compress.prune import PruneOptions, prune
@@ -222,8 +223,10 @@ def test_two_four_skips_depthwise_layers(context):
     weights = _weights(_ptq(pruned, context.dataset))
     pointwise = [w for name, w in weights.items() if name.endswith("CONV_2D") and not name.endswith("DEPTHWISE_CONV_2D") and w.shape[1:3] == (1, 1)]
     depthwise = [w for name, w in weights.items() if name.endswith("DEPTHWISE_CONV_2D")]
-    assert len(pointwise) == 1 and len(depthwise) == 1
+    first = [w for name, w in weights.items() if name.endswith("CONV_2D") and w.shape[1:] == (10, 4, 1)]
+    assert len(pointwise) == 1 and len(depthwise) == 1 and len(first) == 1
     assert np.all(np.sum(pointwise[0].reshape(-1, 4) == 0, axis=1) >= 2)
+    assert np.all(np.sum(first[0].reshape(-1, 4) == 0, axis=1) >= 2)  # TFLite's [out][h][w][in]: groups in window rows
     assert np.mean(depthwise[0] == 0) < 0.2
 
 

@@ -145,6 +145,36 @@ def test_dsp_pointwise_two_four_equals_tflm(seed):
     assert_dsp_two_four_equals_tflm(model, rng)
 
 
+@pytest.mark.parametrize("kernel, cin, stride, padding", [((10, 4), 1, 2, "SAME"), ((2, 2), 3, 1, "VALID")])
+def test_two_four_along_windows_equals_tflm(kernel, cin, stride, padding):
+    """2:4 groups along each output channel's whole window ([f_h][f_w][f_c] flattened), as on a first
+    convolution with one input channel, which groups along the input channels cannot thin: both kernel
+    sets gather each pixel's window (the input zero point in the padding) and run the 1x1 loops, against
+    TFLM; the image holds 2:4 in place of the dense filter."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1880 + cin + kernel[0])
+    cout = int(rng.integers(2, 11))
+    weights = rng.normal(0, 0.5, size=(*kernel, cin, cout))
+    rows = np.moveaxis(weights, -1, 0).reshape(cout, -1, 4)  # TFLite's [out][h][w][in], in groups of four
+    rows = rows * (np.argsort(rng.random(rows.shape), axis=-1) < 2)
+    filters = tf.constant(np.moveaxis(rows.reshape(cout, *kernel, cin), 0, -1).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))
+    fn = lambda x: tf.nn.conv2d(x, filters, stride, padding) + bias  # noqa: E731
+    model = convert_one_op(fn, [(1 + cin % 2, int(rng.integers(6, 12)), int(rng.integers(5, 9)), cin)], rng, "CONV_2D",
+                           value_range=(-2.5, 3.0))
+    filter_tensor = parse_tflite(model).main.operators[0].inputs[1]
+    for kernels in ("portable", "dsp"):
+        image = prepared_image(model, kernels)
+        assert first_op_weights_format(image.data) == SPARSE_2_4
+        assert not tensor_stored(image.data, filter_tensor)
+        with PreparedEngine.from_image(image, kernels) as engine:
+            for _ in range(2):
+                inputs = random_inputs(model, rng)
+                np.testing.assert_array_equal(engine.invoke(inputs)[0].astype(np.int32),
+                                              run_tflm(model, inputs)[0].astype(np.int32))
+
+
 @pytest.mark.parametrize("depth, batch", [(12, 1), (36, 3)])
 def test_dsp_fully_connected_two_four_equals_tflm(depth, batch):
     """The DSP 2:4 fully connected loop (mfd_sparse24_row: a row at a time, inputs picked by position) with a
@@ -175,7 +205,7 @@ def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
     """Mutants of sparse one-op models go through the image writer (the encoders) and their images run
     (the sparse kernels) under ASan/UBSan."""
     seeds = []
-    for seed in (0, 1, 5):  # 2:4 pointwise conv, bitmap conv, bitmap fully connected
+    for seed in (0, 1, 5, 16):  # 2:4 pointwise conv, bitmap conv, bitmap fully connected, 2:4 window (gathered)
         seeds.append(tmp_path / f"sparse_{seed}.tflite")
         seeds[-1].write_bytes(case(seed)[2])
     result = fuzz(seeds, seconds=10, seed=18)
@@ -234,7 +264,9 @@ def test_small_pruned_model_on_qemu_equals_tflm(tmp_path):
 
 @pytest.mark.slow  # one firmware build and QEMU run
 def test_dsp_pointwise_asm_loops_on_qemu_equal_tflm(tmp_path):
-    """The DSP 2:4 1x1 asm loops (kernels/dsp/mfd_sparse24.h) run only on the target: two pointwise
+    """The DSP 2:4 asm loops (kernels/dsp/mfd_sparse24.h) run only on the target: a first convolution
+    (10 x 4 window of one input channel, 2:4 along it: k = 40, four groups a turn then a last pair; stride 2,
+    windows inside the input read in place, the others gathered with the padding), then two pointwise
     convolutions, 48 input channels (four groups a turn) then 64 (eight a turn) with 70 outputs (a block of
     64 channels' sums and one of 6, not a multiple of four), on 5 x 5 pixels (six passes of four and a lone
     pixel), built into qemu-m4 firmware: every output equal to TFLM's."""
@@ -246,20 +278,25 @@ def test_dsp_pointwise_asm_loops_on_qemu_equal_tflm(tmp_path):
     rng = np.random.default_rng(1890)
 
     def layers(x):
+        first = keras.layers.Conv2D(48, (10, 4), strides=2, padding="same", activation="relu")
         convs = [keras.layers.Conv2D(64, 1, activation="relu"), keras.layers.Conv2D(70, 1)]
-        y = convs[1](convs[0](x))
+        y = convs[1](convs[0](first(x)))
+        kernel, bias = first.get_weights()
+        rows = np.moveaxis(rng.normal(0, 0.5, size=kernel.shape), -1, 0).reshape(48, 10, 4)  # [out][h][w x in]
+        first.set_weights([np.moveaxis(rows * (np.argsort(rng.random(rows.shape), axis=-1) < 2), 0, -1)
+                           .reshape(kernel.shape), bias])
         for conv in convs:
             kernel, bias = conv.get_weights()
             conv.set_weights([sparse(rng, rng.normal(0, 0.5, size=kernel.shape), "2:4"), bias])
         return y
 
-    model = convert_keras(layers, (1, 5, 5, 48), rng)
+    model = convert_keras(layers, (1, 14, 10, 1), rng)
     image = prepared_image(model, "dsp").data
     graph = parse_tflite(model).main
-    assert not any(tensor_stored(image, op.inputs[1]) for op in graph.operators)  # both filters in 2:4
+    assert not any(tensor_stored(image, op.inputs[1]) for op in graph.operators)  # every filter in 2:4
     path = tmp_path / "pointwise.tflite"
     path.write_bytes(model)
-    vectors = rng.integers(-128, 128, size=(2, 1, 5, 5, 48)).astype(np.int8)
+    vectors = rng.integers(-128, 128, size=(2, 1, 14, 10, 1)).astype(np.int8)
     result = qemu.run_qemu(build.build_image(path, "qemu-m4", out_dir=tmp_path, inputs=vectors))
     assert len(result.outputs) == len(vectors)
     for got, vector in zip(result.outputs, vectors):

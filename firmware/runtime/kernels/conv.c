@@ -9,7 +9,14 @@
 
 mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
-    return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes);
+    mf_affine_data head;
+    const mf_status status = mf_affine_check(op, MF_AFFINE_CONV, &head);
+    *scratch_bytes = 0;
+    if (status != MF_OK) {
+        return status;
+    }
+    *scratch_bytes = mf_affine_plan_table(op, MF_AFFINE_CONV, &head, 0) + mf_sparse_windows_bytes(op, &head);
+    return mf_affine_store(op, MF_AFFINE_CONV, &head);
 }
 #endif
 

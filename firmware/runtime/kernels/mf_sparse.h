@@ -10,9 +10,12 @@
  * fully connected, f_h x f_w x f_c for conv). Encoded weights (at
  * mf_affine_data.weights_at, 4-byte aligned):
  *   bias_folded:  int32 bias[C] + input offset x sum of channel c's weights
- *                 (fully connected and 1x1 conv: no offset per MAC); a dense
- *                 fully connected filter (zero point 0) gets these alone
- *   2:4 (every group of four along the innermost axis holds at most two nonzeros):
+ *                 (fully connected, and 2:4 conv that is 1x1 or ungrouped: eval
+ *                 reads each output's K inputs as one row, a window's gathered
+ *                 with the input zero point in its padding, so no offset per
+ *                 MAC); a dense fully connected filter (zero point 0) gets these alone
+ *   2:4 (K % 4 == 0 and every group of four of a channel's K weights holds at most two
+ *                 nonzeros; grouped windows: also f_c % 4 == 0, groups within a tap):
  *                 int8 values[C][K/2], then positions[C][ceil(K/8)]: group g's
  *                 nibble at byte g/2 (low nibble for even g), first position in bits 0-1,
  *                 below the second in bits 2-3 (one of six nibbles: 4, 8, 9, 12, 13, 14;
@@ -31,6 +34,10 @@
 /* Prepare (records in flash): chooses head->weights and head->bias_folded;
  * returns the encoded bytes, 0 for dense (but fully connected's folded biases). */
 size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head);
+
+/* Prepare of a conv whose record *head is about to be stored: the scratch bytes of four pixels' gathered
+ * windows when its filter, larger than 1x1, will be stored in 2:4 with folded biases, else 0. */
+size_t mf_sparse_windows_bytes(const mf_op *op, const mf_affine_data *head);
 
 /* Prepare: writes the encoding mf_sparse_plan chose into `encoded`. */
 void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *encoded);

@@ -16,7 +16,6 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
 {
     const mf_tensor *filter = &op->inputs[1];
     const int8_t *w = (const int8_t *)filter->data;
-    const int32_t inner = filter->dims[filter->rank - 1];
     int32_t channels;
     int32_t k;
     size_t nonzeros = 0;
@@ -25,14 +24,18 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
     size_t two_four;
     size_t bitmap;
     size_t i;
-    int is_two_four = inner % 4 == 0;
+    int gathered; /* eval reads each output's K inputs as one row (mf_sparse.h) */
+    int is_two_four;
     sparse_shape(op, &channels, &k);
+    gathered = kind == MF_AFFINE_FULLY_CONNECTED ||
+               (kind == MF_AFFINE_CONV && (filter->dims[1] * filter->dims[2] == 1 || filter->dims[3] == op->inputs[0].dims[3]));
+    is_two_four = k % 4 == 0 && (gathered || filter->dims[filter->rank - 1] % 4 == 0);
     if (kind == MF_AFFINE_DEPTHWISE || head->weights != MF_WEIGHTS_INT8 || w == NULL || filter->zero_point != 0 || channels < 1 ||
         k < 1) { /* INT4 filters stay packed */
         return 0;
     }
     dense = (size_t)channels * (size_t)k;
-    for (i = 0; i < dense; i += 4) { /* groups of four along the innermost axis when inner % 4 == 0 */
+    for (i = 0; i < dense; i += 4) { /* groups of four along each channel's K weights when K % 4 == 0 */
         size_t group_nonzeros = 0;
         size_t j;
         for (j = i; j < i + 4 && j < dense; ++j) {
@@ -46,7 +49,7 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
     bitmap = (size_t)channels * (4u + row) + nonzeros;
     if (is_two_four && two_four < dense) {
         head->weights = MF_WEIGHTS_SPARSE_2_4;
-        head->bias_folded = (int16_t)(kind == MF_AFFINE_FULLY_CONNECTED || (filter->dims[1] == 1 && filter->dims[2] == 1));
+        head->bias_folded = (int16_t)gathered;
         return (head->bias_folded ? 4u * (size_t)channels : 0u) + (two_four + 3u) / 4u * 4u;
     }
     if (2u * bitmap <= dense) { /* bit walking is slower than dense loops (bench/sparsity.py): only for half the bytes */
@@ -58,6 +61,20 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
         return 4u * (size_t)channels;
     }
     return 0;
+}
+
+size_t mf_sparse_windows_bytes(const mf_op *op, const mf_affine_data *head)
+{
+    const mf_tensor *filter = &op->inputs[1];
+    mf_affine_data plan = *head;
+    int32_t channels;
+    int32_t k;
+    sparse_shape(op, &channels, &k);
+    if (!mf_op_data_in_flash(op) || filter->dims[1] * filter->dims[2] == 1 || mf_sparse_plan(op, MF_AFFINE_CONV, &plan) == 0 ||
+        plan.weights != MF_WEIGHTS_SPARSE_2_4 || !plan.bias_folded) {
+        return 0;
+    }
+    return 4u * (size_t)k;
 }
 
 /* Folded biases: bias + input offset x the channel's weight sum, in wrapping int32 as the accumulator. */

@@ -1,8 +1,9 @@
 /* CONV_2D with a sparse filter on cores with the DSP extension (it replaces
- * kernels/conv_sparse.c in such builds): 1 x 1 filters in 2:4 four output
- * pixels at a time through an interleaved column (mfd_sparse24.h) in the
- * scratch dsp/conv.c planned for it; other filters and bitmaps take the
- * portable loops. Outputs are the dense kernel's. */
+ * kernels/conv_sparse.c in such builds): 2:4 filters with folded biases (1 x 1,
+ * or ungrouped windows, read row by row in place or gathered where they reach
+ * the padding) four output pixels at a time through an interleaved column
+ * (mfd_sparse24.h) in the scratch dsp/conv.c planned for it; grouped windows
+ * and bitmaps take the portable loops. Outputs are the dense kernel's. */
 #include "dsp_affine.h"
 #include "mfd_sparse24.h"
 
@@ -10,6 +11,15 @@
 #include "../conv_sparse.c"
 #undef mf_conv_eval_sparse
 
+
+/* The gathered windows in the scratch, after the column and a block of sums (mfd_sparse24_scratch). */
+static int8_t *conv_sparse24_windows(const mf_op *op, const mf_affine_data *d)
+{
+    const int32_t channels = op->inputs[1].dims[0];
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    return (int8_t *)mf_affine_scratch(op, d) + mfd_sparse24_column_bytes(k) +
+           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4);
+}
 
 /* The pass of a single pixel (the last of a layer whose pixels are 1 mod 4): channel by channel with
  * mfd_sparse24_row, in fewer instructions than a column of four copies of it. */
@@ -31,8 +41,8 @@ static void conv_sparse24_pixel(const mf_op *op, const mf_affine_data *d, const 
 
 /* A conv_sparse_pass: every channel of a 2:4 filter with folded biases, through the column in the scratch,
  * a block of channels' sums at a time. */
-static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4], int32_t count,
-                               int8_t *out)
+static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const int8_t *const x[4],
+                               const int32_t stride[4], int32_t run, int32_t count, int8_t *out)
 {
     const mfd_requant *requant = dsp_requant_table(op, d);
     uint32_t *column = (uint32_t *)mf_affine_scratch(op, d);
@@ -46,6 +56,7 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     const mfd_requant *q = requant;
     const int32_t step = d->channel_step;
     const int8_t *pixels[4];
+    int32_t strides[4];
     int8_t *rows[4]; /* each pixel's next output; a missing pixel's is the last one's (the same values) */
     int32_t first;
     int32_t i;
@@ -55,9 +66,10 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     }
     for (i = 0; i < 4; ++i) { /* missing pixels repeat the last one */
         pixels[i] = x[i < count ? i : count - 1];
+        strides[i] = stride[i < count ? i : count - 1];
         rows[i] = out + (size_t)(i < count ? i : count - 1) * (size_t)channels;
     }
-    mfd_sparse24_column(pixels, k, column);
+    mfd_sparse24_column(pixels, strides, run, k, column);
     for (first = 0; first < channels; first += MFD_SPARSE24_BLOCK) {
         const int32_t block = channels - first < MFD_SPARSE24_BLOCK ? channels - first : MFD_SPARSE24_BLOCK;
         uint32_t *words = (uint32_t *)(void *)sums; /* channel c's four outputs over its sums, read first */
@@ -111,6 +123,6 @@ mf_status mf_conv_eval_sparse(const mf_op *op)
         d->channels_per_group != op->outputs[0].dims[3]) {
         return mfd_conv_eval_sparse_reference(op);
     }
-    conv_sparse_pointwise(op, d, conv_sparse24_pass);
+    conv_sparse_rows(op, d, conv_sparse24_pass, conv_sparse24_windows(op, d), 1);
     return MF_OK;
 }

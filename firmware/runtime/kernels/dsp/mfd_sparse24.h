@@ -66,9 +66,9 @@ static inline size_t mfd_sparse24_column_bytes(int32_t k)
     return 4u * MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS * (size_t)(k / 4) + 9u);
 }
 
-/* Prepare of a conv whose record *head is about to be stored: the bytes of the column and of a block of
- * sums when its filter will be stored in 2:4 with folded biases (mf_sparse_plan, which only images do),
- * else 0. */
+/* Prepare of a conv whose record *head is about to be stored: the bytes of the column, of a block of sums
+ * and of four gathered windows (mf_sparse_windows_bytes) when its filter will be stored in 2:4 with folded
+ * biases (mf_sparse_plan, which only images do), else 0. */
 static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data *head)
 {
     mf_affine_data plan = *head;
@@ -78,7 +78,8 @@ static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data 
         return 0;
     }
     return mfd_sparse24_column_bytes(mf_tensor_flat_size(&op->inputs[1]) / channels) +
-           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4);
+           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4) +
+           mf_sparse_windows_bytes(op, head);
 }
 
 /* (a.bottom, b.top) as (bottom, top) lanes: PKHBT with no shift. */
@@ -105,18 +106,28 @@ static inline void mfd_sparse24_pairs(uint32_t *slots, uint32_t quad)
     slots[56] = mfd_pack_tops(even, odd);            /* 14: (x2, x3) */
 }
 
-/* The column of pixels x[0..3] (k inputs each, k % 4 == 0): word 4 * (7g + n) + p holds pixel p's
- * inputs (x_a, x_b) of group g for each nibble n = a | b << 2, a < b. */
-static inline void mfd_sparse24_column(const int8_t *const x[4], int32_t k, uint32_t *column)
+/* The column of pixels x[0..3] (k inputs each, k % 4 == 0, in rows of `run` inputs (run % 4 == 0) that
+ * lie stride[p] bytes apart from x[p] on): word 4 * (7g + n) + p holds pixel p's inputs (x_a, x_b) of
+ * group g for each nibble n = a | b << 2, a < b. */
+static inline void mfd_sparse24_column(const int8_t *const x[4], const int32_t stride[4], int32_t run, int32_t k,
+                                       uint32_t *column)
 {
     const int8_t *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
-    const int8_t *end = x0 + k;
     uint32_t *slots = column;
-    for (; x0 < end; x0 += 4, x1 += 4, x2 += 4, x3 += 4, slots += MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS) {
-        mfd_sparse24_pairs(slots, mfd_read32(x0)); /* the four pixels' group side by side: one loop, one pointer */
-        mfd_sparse24_pairs(slots + 1, mfd_read32(x1));
-        mfd_sparse24_pairs(slots + 2, mfd_read32(x2));
-        mfd_sparse24_pairs(slots + 3, mfd_read32(x3));
+    int32_t row;
+    for (row = 0; row < k; row += run) {
+        const int8_t *end = x0 + run;
+        const int8_t *next0 = x0 + stride[0], *next1 = x1 + stride[1], *next2 = x2 + stride[2], *next3 = x3 + stride[3];
+        for (; x0 < end; x0 += 4, x1 += 4, x2 += 4, x3 += 4, slots += MFD_SPARSE24_GROUP_SLOTS * MFD_SPARSE24_SLOT_WORDS) {
+            mfd_sparse24_pairs(slots, mfd_read32(x0)); /* the four pixels' group side by side */
+            mfd_sparse24_pairs(slots + 1, mfd_read32(x1));
+            mfd_sparse24_pairs(slots + 2, mfd_read32(x2));
+            mfd_sparse24_pairs(slots + 3, mfd_read32(x3));
+        }
+        x0 = next0;
+        x1 = next1;
+        x2 = next2;
+        x3 = next3;
     }
 }
 
@@ -198,14 +209,20 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
     MFD_SPARSE24_QUAD("ubfx %[slot], %[bits], #16, #4", "ubfx %[slot], %[bits], #20, #4",                    \
                       "ubfx %[slot], %[bits], #24, #4", "lsr %[slot], %[bits], #28", 448, 560, 672, 784)    \
     "add %[col], %[col], #896\n\t"
+/* A last pair of groups (k % 16 == 8): one positions byte. */
+#define MFD_SPARSE24_PAIR                                                                                   \
+    "ldrb %[bits], [%[pos]], #1\n\t"                                                                        \
+    MFD_SPARSE24_WEIGHTS                                                                                    \
+    MFD_SPARSE24_NIBBLE("and %[slot], %[bits], #15") MFD_SPARSE24_SLOT(w1, 0)                               \
+    MFD_SPARSE24_NIBBLE("lsr %[slot], %[bits], #4") MFD_SPARSE24_SLOT(w2, 112)
 
-/* mfd_sparse24_block for k % 16 == 0 (count > 0) as one asm block, `groups` (MFD_SPARSE24_QUADS or _OCTS)
- * a turn: per channel, its sums set to its folded bias, then its groups, each in 10 instructions (its slot's
+/* mfd_sparse24_block for k % 16 == 0 or, with a `tail` of MFD_SPARSE24_PAIR, k % 16 == 8 (k >= 16, count > 0)
+ * as one asm block, `groups` (MFD_SPARSE24_QUADS or _OCTS) a turn: per channel, its sums set to its folded bias, then its groups, each in 10 instructions (its slot's
  * address from its nibble in two, two LDRD and four SMLAD) plus, per two groups, one LDR and two SXTB16
  * for their weight words, and per turn a positions load and three instructions of loop: 42 instructions
  * per 32 MACs four groups a turn, 80 per 64 eight a turn. The loop takes fourteen registers, so the
  * block's own pointers stay in memory (`state`, its address on the stack). */
-#define MFD_SPARSE24_BLOCK_ASM(name, groups)                                                                \
+#define MFD_SPARSE24_BLOCK_ASM(name, groups, tail)                                                           \
     static inline void name(const uint32_t *column, const int8_t **values, const uint8_t **positions, int32_t k, \
                             const int32_t *folded, int32_t count, mfd_sums4 *sums)                          \
     {                                                                                                       \
@@ -221,7 +238,7 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
         void *frame = &state;                                                                               \
         uint32_t a0, a1, a2, a3, col, end, bits, w_first, w_second, x, slot;                                \
         state.folded = folded;                                                                              \
-        state.row = k / 8;                                                                                  \
+        state.row = k / 16 * 2;                                                                             \
         state.column = column;                                                                              \
         state.sums = sums;                                                                                  \
         state.end = sums + count;                                                                           \
@@ -238,7 +255,7 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
                 "add %[end], %[pos], %[end]\n\t"                                                            \
                 "ldr %[col], [%[slot], #8]\n\t"                                                             \
                 "1:\n\t" groups "cmp %[pos], %[end]\n\t"                                                    \
-                "bne 1b\n\t"                                                                                \
+                "bne 1b\n\t" tail                                                                           \
                 "ldr %[slot], [sp]\n\t"                                                                     \
                 "ldr %[t], [%[slot], #12]\n\t"                                                              \
                 "strd %[a0], %[a1], [%[t]], #8\n\t"                                                         \
@@ -256,9 +273,11 @@ static inline mfd_sums4 mfd_sparse24_channel(const uint32_t *column, const int8_
         *values = v;                                                                                        \
         *positions = pos;                                                                                   \
     }
-MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_quads, MFD_SPARSE24_QUADS)
-MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_octs, MFD_SPARSE24_OCTS)
+MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_quads, MFD_SPARSE24_QUADS, "")
+MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_octs, MFD_SPARSE24_OCTS, "")
+MFD_SPARSE24_BLOCK_ASM(mfd_sparse24_block_quads_pair, MFD_SPARSE24_QUADS, MFD_SPARSE24_PAIR)
 #undef MFD_SPARSE24_BLOCK_ASM
+#undef MFD_SPARSE24_PAIR
 #undef MFD_SPARSE24_OCTS
 #undef MFD_SPARSE24_QUADS
 #undef MFD_SPARSE24_QUAD
@@ -281,6 +300,10 @@ static inline void mfd_sparse24_block(const uint32_t *column, const int8_t **v, 
         } else {
             mfd_sparse24_block_quads(column, v, pos, k, folded, count, sums);
         }
+        return;
+    }
+    if (k % 16 == 8 && k > 16 && count > 0) { /* e.g. a 10 x 4 window of one input channel (k = 40) */
+        mfd_sparse24_block_quads_pair(column, v, pos, k, folded, count, sums);
         return;
     }
 #endif
