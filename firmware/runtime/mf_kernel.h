@@ -135,7 +135,8 @@ typedef enum mf_weights_format {
     MF_WEIGHTS_INT8 = 0,       /* dense int8, the model's tensor */
     MF_WEIGHTS_INT4 = 1,       /* packed int4, the model's tensor */
     MF_WEIGHTS_SPARSE_2_4 = 2, /* prepared images: two int8 values and their 2-bit positions per group of four */
-    MF_WEIGHTS_BITMAP = 3      /* prepared images: a bitmap of the nonzero weights, then their int8 values */
+    MF_WEIGHTS_BITMAP = 3,     /* prepared images: a bitmap of the nonzero weights, then their int8 values */
+    MF_WEIGHTS_SPARSE_2_4_INT4 = 4 /* prepared images: 2:4 of an INT4 filter, two 4-bit values a byte */
 } mf_weights_format;
 /* Fused ops (mf_engine.c runs two graph ops as one): codes past every builtin and custom op. */
 enum { MF_OP_DEPTHWISE_FC = 2000 }; /* kernels/mf_depthwise_fc.h */

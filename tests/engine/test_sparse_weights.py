@@ -26,7 +26,8 @@ from mcuforge.firmware.prepared import PreparedEngine, PreparedImage, prepared_i
 IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 9, 10, 12
 OP_WORDS, TENSOR_WORDS = 9, 12
 RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
-SPARSE_2_4, BITMAP = 2, 3
+SPARSE_2_4, BITMAP, SPARSE_2_4_INT4 = 2, 3, 4
+INT4 = 17  # TFLite schema TensorType.INT4
 
 
 def word(image: bytes, index: int) -> int:
@@ -175,6 +176,51 @@ def test_two_four_along_windows_equals_tflm(kernel, cin, stride, padding):
                                               run_tflm(model, inputs)[0].astype(np.int32))
 
 
+def with_int4_two_four_filter(model: bytes, rng: np.random.Generator, sparse_filter: bool) -> bytes:
+    """`model` with its op's filter replaced by random nonzero INT4 values, packed, where `sparse_filter`
+    with two of every four of each output channel's flattened window zeroed at random."""
+    from test_ops_int4 import pack_int4
+
+    def edit(tree):
+        graph = tree.subgraphs[0]
+        tensor = graph.tensors[graph.operators[0].inputs[1]]
+        values = rng.choice([*range(-8, 0), *range(1, 8)], size=(int(np.prod(tensor.shape)) // 4, 4))
+        if sparse_filter:
+            values = values * (np.argsort(rng.random(values.shape), axis=-1) < 2)
+        tree.buffers[tensor.buffer].data = np.frombuffer(pack_int4(values), np.uint8)
+        tensor.type = INT4
+
+    return edited(model, edit)
+
+
+@pytest.mark.parametrize("kernel, cin", [(1, 8), (3, 4)])
+def test_int4_two_four_filters_equal_tflm(kernel, cin):
+    """INT4 conv filters (4-bit QAT's) that are 2:4 along each output channel's window: both kernel sets'
+    images store a byte of two 4-bit values and a positions nibble per group (3/4 of the packed bytes) and
+    give TFLM's outputs (TFLM unpacks the INT4 filter itself)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1895 + kernel)
+    cout = int(rng.integers(2, 9))
+    filters = tf.constant(rng.normal(0, 0.5, size=(kernel, kernel, cin, cout)).astype(np.float32))
+    fn = lambda x: tf.nn.relu(tf.nn.conv2d(x, filters, 1, "SAME") + 0.25)  # noqa: E731
+    model = convert_one_op(fn, [(1, int(rng.integers(3, 7)), int(rng.integers(3, 7)), cin)], rng, "CONV_2D",
+                           value_range=(-2.0, 2.5))
+    sparse_model = with_int4_two_four_filter(model, rng, True)
+    filter_tensor = parse_tflite(sparse_model).main.operators[0].inputs[1]
+    for kernels in ("portable", "dsp"):
+        image = prepared_image(sparse_model, kernels)
+        assert first_op_weights_format(image.data) == SPARSE_2_4_INT4
+        assert not tensor_stored(image.data, filter_tensor)
+        dense = prepared_image(with_int4_two_four_filter(model, rng, False), kernels).data
+        assert len(dense) - len(image.data) >= kernel * kernel * cin * cout // 8 - 16
+        with PreparedEngine.from_image(image, kernels) as engine:
+            for _ in range(2):
+                inputs = random_inputs(sparse_model, rng)
+                np.testing.assert_array_equal(engine.invoke(inputs)[0].astype(np.int32),
+                                              run_tflm(sparse_model, inputs)[0].astype(np.int32))
+
+
 @pytest.mark.parametrize("depth, batch", [(12, 1), (36, 3)])
 def test_dsp_fully_connected_two_four_equals_tflm(depth, batch):
     """The DSP 2:4 fully connected loop (mfd_sparse24_row: a row at a time, inputs picked by position) with a
@@ -208,6 +254,8 @@ def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
     for seed in (0, 1, 5, 16):  # 2:4 pointwise conv, bitmap conv, bitmap fully connected, 2:4 window (gathered)
         seeds.append(tmp_path / f"sparse_{seed}.tflite")
         seeds[-1].write_bytes(case(seed)[2])
+    seeds.append(tmp_path / "sparse_int4.tflite")  # INT4 2:4 (unpacked by the DSP loop)
+    seeds[-1].write_bytes(with_int4_two_four_filter(case(16)[2], np.random.default_rng(18), True))
     result = fuzz(seeds, seconds=10, seed=18)
     assert result.iterations > 100 and result.loaded > 0
 

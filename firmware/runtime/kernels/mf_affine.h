@@ -88,7 +88,8 @@ static inline const int32_t *mf_affine_folded(const mf_affine_data *data)
 /* Whether eval reads input `k` (weights and bias may live in the record instead). */
 static inline int mf_affine_reads_input(const mf_affine_data *data, int32_t k)
 {
-    const int sparse = data->weights == MF_WEIGHTS_SPARSE_2_4 || data->weights == MF_WEIGHTS_BITMAP;
+    const int sparse = data->weights == MF_WEIGHTS_SPARSE_2_4 || data->weights == MF_WEIGHTS_BITMAP ||
+                       data->weights == MF_WEIGHTS_SPARSE_2_4_INT4;
     return !((k == 1 && sparse) || (k == 2 && data->bias_folded));
 }
 

@@ -1,5 +1,5 @@
 /* Sparse filters of CONV_2D and FULLY_CONNECTED in prepared images: prepare
- * measures the int8 filter and, where an encoding pays (2:4: always 5/8 of
+ * measures the int8 (or INT4) filter and, where an encoding pays (2:4: always 5/8 of
  * the bytes; a bitmap: at most half the dense bytes, as walking its bits is
  * slower than the dense loops), writes it into the op-data record (flash) and
  * the image drops the dense tensor; eval then multiplies only the stored (nonzero) weights. The
@@ -23,6 +23,10 @@
  *                 with folded biases the values of each whole pair of groups 2j, 2j + 1 are
  *                 interleaved: first of 2j, first of 2j + 1, second of 2j, second of 2j + 1
  *                 (SXTB16 then widens one group's two values into one int16x2 word)
+ *   2:4 INT4 (an INT4 conv filter, 2:4 as above, biases folded, 1x1 or ungrouped):
+ *                 values[C][K/4], a byte per group (first value in the low nibble,
+ *                 4-bit two's complement), then the positions as above: 3/4 of
+ *                 the packed INT4 bytes; the portable loops in both kernel sets
  *   bitmap:       uint32 first value of each channel [C], bitmap[C][ceil(K/8)]
  *                 (bit k%8 of byte k/8: weight k is nonzero), then the nonzero values
  */

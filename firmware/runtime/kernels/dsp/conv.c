@@ -28,7 +28,7 @@ mf_status mf_conv_prepare(const mf_op *op, size_t *scratch_bytes)
         return status;
     }
     if (!mfd_int8_offset_ok(op->inputs[0].zero_point)) {
-        return mf_affine_prepare(op, MF_AFFINE_CONV, scratch_bytes);
+        return mfd_conv_prepare_reference(op, scratch_bytes);
     }
     head.variant = MFD_CONV_GEMM; /* INT4 weights too: dsp/conv_int4.c's loop reads the same columns */
     columns = mfd_columns_bytes(filter->dims[1] * filter->dims[2] * filter->dims[3]);

@@ -2,8 +2,9 @@
  * kernels/conv_sparse.c in such builds): 2:4 filters with folded biases (1 x 1,
  * or ungrouped windows, read row by row in place or gathered where they reach
  * the padding) four output pixels at a time through an interleaved column
- * (mfd_sparse24.h) in the scratch dsp/conv.c planned for it; grouped windows
- * and bitmaps take the portable loops. Outputs are the dense kernel's. */
+ * (mfd_sparse24.h) in the scratch dsp/conv.c planned for it (INT4 2:4 values
+ * first unpacked there to the int8 layout, once per eval); grouped windows and
+ * bitmaps take the portable loops. Outputs are the dense kernel's. */
 #include "dsp_affine.h"
 #include "mfd_sparse24.h"
 
@@ -12,13 +13,66 @@
 #undef mf_conv_eval_sparse
 
 
-/* The gathered windows in the scratch, after the column and a block of sums (mfd_sparse24_scratch). */
+/* The scratch after the column and a block of sums (mfd_sparse24_scratch): an INT4 filter's unpacked
+ * values, then the gathered windows. */
+static uint8_t *conv_sparse24_after_sums(const mf_op *op, const mf_affine_data *d)
+{
+    const int32_t channels = op->inputs[1].dims[0];
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    return (uint8_t *)mf_affine_scratch(op, d) + mfd_sparse24_column_bytes(k) +
+           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4);
+}
+
 static int8_t *conv_sparse24_windows(const mf_op *op, const mf_affine_data *d)
 {
     const int32_t channels = op->inputs[1].dims[0];
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
-    return (int8_t *)mf_affine_scratch(op, d) + mfd_sparse24_column_bytes(k) +
-           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4);
+    return (int8_t *)conv_sparse24_after_sums(op, d) +
+           (d->weights == MF_WEIGHTS_SPARSE_2_4_INT4 ? mfd_sparse24_unpacked_bytes(channels, k) : 0u);
+}
+
+/* The filter's int8 values (pairs of groups interleaved, mf_sparse.h) and its positions: the record's, or
+ * for INT4 2:4 the values conv_sparse24_unpack wrote into the scratch. */
+static void conv_sparse24_filter(const mf_op *op, const mf_affine_data *d, const int8_t **values,
+                                 const uint8_t **positions)
+{
+    const int32_t channels = op->inputs[1].dims[0];
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    const uint8_t *encoded = (const uint8_t *)d + d->weights_at + 4u * (size_t)channels; /* after the folded biases */
+    if (d->weights == MF_WEIGHTS_SPARSE_2_4_INT4) {
+        *values = (const int8_t *)conv_sparse24_after_sums(op, d);
+        *positions = encoded + (size_t)channels * (size_t)(k / 4);
+    } else {
+        *values = (const int8_t *)encoded;
+        *positions = encoded + (size_t)channels * (size_t)(k / 2);
+    }
+}
+
+/* An INT4 2:4 filter's values (a byte per group, first in the low nibble) as the int8 layout with folded
+ * biases: each whole pair of groups interleaved (first, first, second, second), a lone last group as is. */
+static void conv_sparse24_unpack(const mf_op *op, const mf_affine_data *d)
+{
+    const int32_t channels = op->inputs[1].dims[0];
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    const uint8_t *packed = (const uint8_t *)d + d->weights_at + 4u * (size_t)channels;
+    int8_t *v = (int8_t *)conv_sparse24_after_sums(op, d);
+    int32_t c;
+    for (c = 0; c < channels; ++c) {
+        int32_t g;
+        for (g = 0; g + 1 < k / 4; g += 2, packed += 2, v += 4) {
+            const uint32_t pair = (uint32_t)packed[0] | (uint32_t)packed[1] << 8; /* nibbles f0, s0, f1, s1 */
+            v[0] = (int8_t)((int32_t)((pair & 0xFu) ^ 8u) - 8);
+            v[1] = (int8_t)((int32_t)((pair >> 8 & 0xFu) ^ 8u) - 8);
+            v[2] = (int8_t)((int32_t)((pair >> 4 & 0xFu) ^ 8u) - 8);
+            v[3] = (int8_t)((int32_t)((pair >> 12 & 0xFu) ^ 8u) - 8);
+        }
+        if (k / 4 % 2 != 0) { /* a lone last group */
+            v[0] = (int8_t)((int32_t)((*packed & 0xFu) ^ 8u) - 8);
+            v[1] = (int8_t)((int32_t)((uint32_t)*packed >> 4 ^ 8u) - 8);
+            ++packed;
+            v += 2;
+        }
+    }
 }
 
 /* The pass of a single pixel (the last of a layer whose pixels are 1 mod 4): channel by channel with
@@ -29,10 +83,11 @@ static void conv_sparse24_pixel(const mf_op *op, const mf_affine_data *d, const 
     const int32_t channels = op->inputs[1].dims[0];
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
     const int32_t *folded = (const int32_t *)(const void *)((const uint8_t *)d + d->weights_at);
-    const int8_t *v = (const int8_t *)(folded + channels);
-    const uint8_t *pos = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
+    const int8_t *v;
+    const uint8_t *pos;
     const size_t row = ((size_t)k + 7u) / 8u;
     int32_t c;
+    conv_sparse24_filter(op, d, &v, &pos);
     for (c = 0; c < channels; ++c, v += k / 2, pos += row) {
         const mfd_requant q = requant[c * d->channel_step];
         out[c] = mfd_output(mfd_sparse24_row(x, v, pos, k, folded[c]), &q, d->output_zero_point, d->act_min, d->act_max);
@@ -50,8 +105,8 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
     mfd_sums4 *sums = (mfd_sums4 *)(void *)((uint8_t *)column + mfd_sparse24_column_bytes(k));
     const int32_t *folded = (const int32_t *)(const void *)((const uint8_t *)d + d->weights_at);
-    const int8_t *v = (const int8_t *)(folded + channels);
-    const uint8_t *pos = (const uint8_t *)v + (size_t)channels * (size_t)(k / 2);
+    const int8_t *v;
+    const uint8_t *pos;
     const mfd_out o = mfd_out_for(d->output_zero_point, d->act_min, d->act_max);
     const mfd_requant *q = requant;
     const int32_t step = d->channel_step;
@@ -60,6 +115,7 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     int8_t *rows[4]; /* each pixel's next output; a missing pixel's is the last one's (the same values) */
     int32_t first;
     int32_t i;
+    conv_sparse24_filter(op, d, &v, &pos);
     if (count == 1) {
         conv_sparse24_pixel(op, d, x[0], out);
         return;
@@ -119,9 +175,12 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
 mf_status mf_conv_eval_sparse(const mf_op *op)
 {
     const mf_affine_data *d = (const mf_affine_data *)op->data;
-    if (d->weights != MF_WEIGHTS_SPARSE_2_4 || !d->bias_folded || d->variant != MFD_CONV_GEMM ||
-        d->channels_per_group != op->outputs[0].dims[3]) {
+    if ((d->weights != MF_WEIGHTS_SPARSE_2_4 && d->weights != MF_WEIGHTS_SPARSE_2_4_INT4) || !d->bias_folded ||
+        d->variant != MFD_CONV_GEMM || d->channels_per_group != op->outputs[0].dims[3]) {
         return mfd_conv_eval_sparse_reference(op);
+    }
+    if (d->weights == MF_WEIGHTS_SPARSE_2_4_INT4) {
+        conv_sparse24_unpack(op, d);
     }
     conv_sparse_rows(op, d, conv_sparse24_pass, conv_sparse24_windows(op, d), 1);
     return MF_OK;

@@ -66,19 +66,28 @@ static inline size_t mfd_sparse24_column_bytes(int32_t k)
     return 4u * MFD_SPARSE24_SLOT_WORDS * (MFD_SPARSE24_GROUP_SLOTS * (size_t)(k / 4) + 9u);
 }
 
-/* Prepare of a conv whose record *head is about to be stored: the bytes of the column, of a block of sums
- * and of four gathered windows (mf_sparse_windows_bytes) when its filter will be stored in 2:4 with folded
- * biases (mf_sparse_plan, which only images do), else 0. */
+/* Scratch bytes of an INT4 2:4 filter's values unpacked to int8 (k / 2 a channel, as the int8 2:4 layout). */
+static inline size_t mfd_sparse24_unpacked_bytes(int32_t channels, int32_t k)
+{
+    return ((size_t)channels * (size_t)(k / 2) + 3u) / 4u * 4u;
+}
+
+/* Prepare of a conv whose record *head is about to be stored: when its filter will be stored in 2:4 (int8
+ * or INT4) with folded biases (mf_sparse_plan, which only images do), the bytes of the column, of a block of
+ * sums, of an INT4 filter's unpacked values and of four gathered windows (mf_sparse_windows_bytes); else 0. */
 static inline size_t mfd_sparse24_scratch(const mf_op *op, const mf_affine_data *head)
 {
     mf_affine_data plan = *head;
     const int32_t channels = op->inputs[1].dims[0];
-    if (!mf_op_data_in_flash(op) || channels < 1 || mf_sparse_plan(op, MF_AFFINE_CONV, &plan) == 0 ||
-        plan.weights != MF_WEIGHTS_SPARSE_2_4 || !plan.bias_folded) {
+    int32_t k;
+    if (!mf_op_data_in_flash(op) || channels < 1 || mf_sparse_plan(op, MF_AFFINE_CONV, &plan) == 0 || !plan.bias_folded ||
+        (plan.weights != MF_WEIGHTS_SPARSE_2_4 && plan.weights != MF_WEIGHTS_SPARSE_2_4_INT4)) {
         return 0;
     }
-    return mfd_sparse24_column_bytes(mf_tensor_flat_size(&op->inputs[1]) / channels) +
+    k = mf_tensor_flat_size(&op->inputs[1]) / channels;
+    return mfd_sparse24_column_bytes(k) +
            (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4) +
+           (plan.weights == MF_WEIGHTS_SPARSE_2_4_INT4 ? mfd_sparse24_unpacked_bytes(channels, k) : 0u) +
            mf_sparse_windows_bytes(op, head);
 }
 
