@@ -27,7 +27,6 @@ IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 9, 10, 12
 OP_WORDS, TENSOR_WORDS = 9, 12
 RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
 SPARSE_2_4, BITMAP, SPARSE_2_4_INT4 = 2, 3, 4
-INT4 = 17  # TFLite schema TensorType.INT4
 
 
 def word(image: bytes, index: int) -> int:
@@ -179,7 +178,7 @@ def test_two_four_along_windows_equals_tflm(kernel, cin, stride, padding):
 def with_int4_two_four_filter(model: bytes, rng: np.random.Generator, sparse_filter: bool) -> bytes:
     """`model` with its op's filter replaced by random nonzero INT4 values, packed, where `sparse_filter`
     with two of every four of each output channel's flattened window zeroed at random."""
-    from test_ops_int4 import pack_int4
+    from test_ops_int4 import INT4, pack_int4
 
     def edit(tree):
         graph = tree.subgraphs[0]
