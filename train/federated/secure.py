@@ -74,7 +74,7 @@ def update_scales(reference: list[np.ndarray], statistics: list[bool], statistic
     """The round's config entry: each tensor's scale exponent e (clients send update * 2^-e).
 
     2^e is the smallest power of two at or above the tensor's largest magnitude in `reference`
-    (the global weights as clients send them), at least 1: an update may then
+    (the global weights, second moments in the variances' slots: what the updates are taken against), at least 1: an update may then
     reach clipping_range times the tensor's own size. `statistics` marks the
     batch-norm statistics; until `statistics_seen` (a round aggregated them) they
     get at least 2^UNSEEN_STATISTICS_EXPONENT. Public information only.

@@ -5,7 +5,8 @@ term mu/2 * ||w - w_global||^2 (mu = 0 is FedAvg), so a client on skewed data
 cannot pull the model far from the global one. The server (`FleetStrategy`)
 samples a fraction of the clients (seeded, by partition id: `sample_partitions`),
 decodes whatever encoding each update came in (see compression), averages the
-updates weighted by sample count, applies the mean with its server optimizer
+updates weighted by sample count (under SecAgg+ it receives that mean unmasked, scaled:
+see secure), applies the mean with its server optimizer
 (`ServerOptimizer`: FedAvg, FedAvgM, FedAdam, FedYogi), and records per round
 what it saw: sampled, answered and failed clients, the serialized bytes each
 client uploaded, and the server-side test score.
