@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--shares", type=int, default=3)
     parser.add_argument("--threshold", type=int, default=2)
     parser.add_argument("--clipping-range", type=float, default=SecureAggregationSpec().clipping_range,
-                        help="weights are clipped to +-this (keywords: a first batch-norm second moment reaches ~2,400)")
+                        help="scaled update values are clipped to +-this (see train/federated/secure.py)")
     args = parser.parse_args()
 
     spec = fleet_spec(args)

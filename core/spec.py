@@ -122,11 +122,11 @@ class SearchSpec:
 
 @dataclass(frozen=True)
 class SecureAggregationSpec:
-    """Flower's SecAgg+ (train/federated/secure.py): the server sees only the sum of the clients' weights."""
+    """Flower's SecAgg+ (train/federated/secure.py): the server sees only the sum of the clients' updates."""
 
     shares: int = spec_field(3, min=3, help="neighbours each client secret-shares its mask seeds with (itself included)")
     threshold: int = spec_field(2, min=2, help="shares that recover a dropped client's masks: below shares, a round tolerates shares - threshold dropouts among neighbours")
-    clipping_range: float = spec_field(8.0, min_exclusive=0.0, help="weights are clipped to +-this before quantization; a client refuses to send one beyond it")
+    clipping_range: float = spec_field(8.0, min_exclusive=0.0, help="update values, each tensor scaled by the power of two the server announces, are clipped to +-this before quantization; a client refuses to send one beyond it")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ names, and `fedavg` pools the variances with the textbook formula, the
 variance of all the clients' data together.
 """
 
+from dataclasses import replace
+
 import numpy as np
 from flwr.common import Context, FitIns, RecordDict, ndarrays_to_parameters, parameters_to_ndarrays
 
@@ -22,7 +24,11 @@ def _variance_slots(model) -> dict[int, int]:
 
 
 def client_fits(spec, clients: int, server_round: int, model):
-    """(weights, sample count) of every client that answers `server_round` from `model`'s weights."""
+    """(weights, sample count) of every client that answers `server_round` from `model`'s weights.
+
+    Under SecAgg+ a client trains the same and sends its update scaled and masked: the oracle takes its plain fit.
+    """
+    spec = replace(spec, federated=replace(spec.federated, secure_aggregation=None))
     global_weights, slots = model.get_weights(), _variance_slots(model)
     answers = []
     for client in range(clients):

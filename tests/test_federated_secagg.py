@@ -138,3 +138,33 @@ def test_clients_refusing_a_too_small_clipping_range_say_so_in_the_stage_error()
     [error] = [line for line in ran.stderr.splitlines() if line.startswith("error:")]
     assert "exceeds federated.secure_aggregation.clipping_range=0.05: raise clipping_range above it" in error
     assert "lower dropout" not in error
+
+
+def test_a_clients_refusal_goes_back_as_its_failure_reply_whose_reason_the_server_records():
+    """The outermost client mod (the same in the simulation and on a SuperNode) turns our own refusal into a
+    failure reply whose reason is its one line; Flower's workflow hands that reply's error to the strategy,
+    whose round record keeps the line as is. Any other exception is left to Flower."""
+    import time
+
+    from flwr.common import Message, Metadata, RecordDict
+
+    from mcuforge.train.federated.secure import client_mods
+    from mcuforge.train.federated.strategy import failure_reason
+
+    outermost = client_mods(parse_dataclass(Spec, spec_dict(secure_aggregation=SECURE)))[0]
+    message = Message(content=RecordDict(), metadata=Metadata(
+        run_id=1, message_id="fit", src_node_id=0, dst_node_id=7, reply_to_message_id="", group_id="1",
+        created_at=time.time(), ttl=60.0, message_type="train"))
+    refusal = "a model update of magnitude 9.5 exceeds federated.secure_aggregation.clipping_range=8.0: raise clipping_range above it"
+
+    def refusing(msg, context):
+        raise MCUForgeError(refusal)
+
+    def crashing(msg, context):
+        raise RuntimeError("not ours")
+
+    reply = outermost(message, None, refusing)
+    assert reply.has_error() and reply.error.reason == refusal
+    assert failure_reason(Exception(reply.error)) == refusal  # SecAggPlusWorkflow's failures are Exception(msg.error)
+    with pytest.raises(RuntimeError, match="not ours"):
+        outermost(message, None, crashing)

@@ -1,6 +1,8 @@
 """FedAvg/FedProx/FedOpt without a simulation: the proximal term in local training, the server's weighted
 average and server optimizers, the seeded choice of clients."""
 
+import re
+
 import numpy as np
 import pytest
 from flwr.common import Code, Context, FitRes, Parameters, RecordDict, Status, ndarrays_to_parameters, parameters_to_ndarrays
@@ -285,3 +287,66 @@ def test_rounds_sample_more_clients_as_fewer_of_them_answer():
     assert sample_sizes(True, [0, 8]) == [4, 8]  # nobody answered yet: every client
     assert sample_sizes(True, [4, 4, 4]) == [4, 4, 4]  # no faults, no oversampling
     assert sample_sizes(False, [2, 6, 6, 5]) == [4, 4, 4, 4]
+
+
+def test_under_secagg_the_server_announces_power_of_two_scales_and_adds_the_mean_update_back():
+    """Clients far from the initial batch-norm statistics (second moments near 2,600) send updates that fit the
+    default clipping range of 8 once scaled by the announced powers of two; the server's statistics are still
+    those of all the data together (numpy over the concatenation), and its kernel the clients' weighted mean."""
+    from flwr.common import FitIns
+
+    from mcuforge.spec import SecureAggregationSpec
+    from mcuforge.train.federated.secure import SCALES_CONFIG, scale_update
+
+    rng = np.random.default_rng(7)
+    data = [rng.normal(50.0 + 3 * c, 2.0, size=(20 * (c + 1), 2)) for c in range(3)]
+    kernel = np.array([0.4, -0.3], np.float32)
+    initial = [kernel, np.zeros(2, np.float32), np.ones(2, np.float32)]  # kernel, moving mean, moving variance
+    settings = FederatedSpec(fraction=1.0, secure_aggregation=SecureAggregationSpec())
+    server = FleetStrategy(settings, clients=3, initial_weights=initial, evaluate_fn=None, seed=0,
+                           statistics=[False, True, True], variances={2: 1})
+    manager = SimpleClientManager()
+    for partition in range(3):
+        manager.register(Node(200 + partition, partition))
+
+    def announced(server_round, weights):
+        (_, ins), *_ = server.configure_fit(server_round, ndarrays_to_parameters(weights), manager)
+        assert isinstance(ins, FitIns)
+        return ins.config, list(np.frombuffer(ins.config[SCALES_CONFIG], np.int8))
+
+    config, exponents = announced(1, initial)
+    assert exponents == [0, 12, 12]  # kernel within 1; statistics no round has aggregated: 2^12
+    locals_ = [[kernel + 0.01 * (c + 1), x.mean(0), x.var(0) + x.mean(0) ** 2] for c, x in enumerate(data)]
+    reference = [kernel, np.zeros(2), np.ones(2)]  # the initial second moment: 1 + 0^2
+    scaled = [scale_update([(w - r).astype(np.float32) for w, r in zip(local, reference)], config) for local in locals_]
+    assert max(float(np.max(np.abs(t))) for sent in scaled for t in sent) <= settings.secure_aggregation.clipping_range
+    counts = [len(x) for x in data]
+    secagg_mean = [np.average(np.stack([sent[i] for sent in scaled]), axis=0, weights=counts) for i in range(3)]
+    # SecAgg+'s workflow hands every answering client's result the same unmasked weighted mean.
+    results = [result(ndarrays_to_parameters(secagg_mean), n, c) for c, n in enumerate(counts)]
+    aggregated = parameters_to_ndarrays(server.aggregate_fit(1, results, [])[0])
+    everything = np.concatenate(data)
+    np.testing.assert_allclose(aggregated[0], kernel + np.average([0.01, 0.02, 0.03], weights=counts), atol=1e-6)
+    np.testing.assert_allclose(aggregated[1], everything.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(aggregated[2], everything.var(0), rtol=1e-4)
+
+    _, exponents = announced(2, aggregated)
+    peaks = [np.max(np.abs(aggregated[0])), np.max(aggregated[1]), np.max(aggregated[2] + aggregated[1] ** 2)]
+    assert exponents == [int(np.ceil(np.log2(max(p, 1.0)))) for p in peaks] and exponents[1:] == [6, 12]
+
+
+def test_a_clients_failure_reply_is_named_in_the_round_record_and_the_stage_error():
+    """Under SecAgg+ a client's refusal comes back as a failure reply (flwr's Error); run.check_aggregated, which
+    the simulation and the deployment both call on the round records, names it instead of advising on dropout."""
+    from flwr.common import Error
+    from flwr.common.constant import ErrorCode
+
+    from mcuforge.train.federated.run import check_aggregated
+
+    refusal = "a model update of magnitude 0.2 exceeds federated.secure_aggregation.clipping_range=0.05: raise clipping_range above it"
+    server = strategy([np.zeros(2, np.float32)])
+    server.records = [RoundRecord(1, sampled=3)]
+    kept, _ = server.aggregate_fit(1, [], [Exception(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=refusal))] * 3)
+    assert kept is None and server.records[0].errors == [refusal] and server.records[0].failed == 3
+    with pytest.raises(MCUForgeError, match="client errors: " + re.escape(refusal) + "$"):
+        check_aggregated(server.records, server.settings)

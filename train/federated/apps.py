@@ -34,7 +34,7 @@ from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.spec import Spec
 from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
-from mcuforge.train.federated.secure import client_mods, server_workflow
+from mcuforge.train.federated.secure import client_mods, scale_update, server_workflow
 from mcuforge.train.federated.strategy import (
     CLIENT_START_SECONDS, PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics, second_moments, variance_means,
 )
@@ -92,10 +92,12 @@ class DeviceClient(Client):
         variances = variance_means(model)
         local = second_moments(model.get_weights(), variances)
         metrics = {"loss": loss, "client": self.client}
-        if settings.compression == "none":
+        if settings.compression == "none" and settings.secure_aggregation is None:
             return FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(local), len(indices), metrics)
         # Against the global second moments: a variance's slot carries how this client's moment differs.
         delta = [(w - g).astype(np.float32) for w, g in zip(local, second_moments(global_weights, variances))]
+        if settings.secure_aggregation is not None:  # scaled so one clipping range fits every tensor (secure.py)
+            return FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(scale_update(delta, ins.config)), len(indices), metrics)
         residual = None
         if RESIDUAL_RECORD in self.context.state:
             residual = [a.numpy() for a in self.context.state[RESIDUAL_RECORD].values()]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -119,20 +118,14 @@ def fleet(spec: Spec, progress: Progress | None = None):
     return dataset, model, strategy, clients
 
 
-# Our clients' own errors in Flower's log lines (a traceback's "MCUForgeError: message", up to the next exception).
-_LOGGED_CLIENT_ERROR = re.compile(r"MCUForgeError: (.+?)(?= The above exception| Traceback|$)")
-
-
-def check_aggregated(records, settings, flower_errors: list[str] = ()) -> None:
+def check_aggregated(records, settings) -> None:
     """Fail unless some round really aggregated: Flower exits 0 even when every fit failed.
 
-    A client's refusal reaches the strategy's failures, except under SecAgg+: Flower's workflow drops failed
-    replies and only logs them, so the clients' errors are also read from Flower's log (`flower_errors`).
+    The clients' refusals are in the round records (the strategy's failures; under SecAgg+ too, see secure.py).
     """
     if any(record.aggregated for record in records):
         return
-    errors = sorted({e for record in records for e in record.errors}
-                    | {m[1] for line in flower_errors for m in _LOGGED_CLIENT_ERROR.finditer(line)})
+    errors = sorted({e for record in records for e in record.errors})
     if errors:
         raise MCUForgeError(f"no federated round aggregated ({len(records)} rounds); client errors: {'; '.join(errors)}")
     raise MCUForgeError(
@@ -205,7 +198,7 @@ def simulate(spec: Spec, root: Path | str = "build", progress: Progress | None =
             if ray.is_initialized():
                 ray.shutdown()
     seconds = time.perf_counter() - started
-    check_aggregated(strategy.records, settings, flower_errors)
+    check_aggregated(strategy.records, settings)
     model.set_weights(strategy.global_weights)
     return model, dataset, strategy, clients, seconds
 

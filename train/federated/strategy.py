@@ -5,7 +5,8 @@ term mu/2 * ||w - w_global||^2 (mu = 0 is FedAvg), so a client on skewed data
 cannot pull the model far from the global one. The server (`FleetStrategy`)
 samples a fraction of the clients (seeded, by partition id: `sample_partitions`),
 decodes whatever encoding each update came in (see compression), averages the
-updates weighted by sample count, applies the mean with its server optimizer
+updates weighted by sample count (under SecAgg+ it receives that mean unmasked, scaled:
+see secure), applies the mean with its server optimizer
 (`ServerOptimizer`: FedAvg, FedAvgM, FedAdam, FedYogi), and records per round
 what it saw: sampled, answered and failed clients, the serialized bytes each
 client uploaded, and the server-side test score.
@@ -30,6 +31,7 @@ from flwr.server.strategy import FedAvg
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated.compression import decode_update
+from mcuforge.train.federated.secure import unscale_update, update_scales
 
 PARTITION_PROPERTY = "partition-id"  # what a client answers get_properties with: which data it holds
 CLIENT_START_SECONDS = 600.0  # how long the first question to a node may take: its process loads the data set and model
@@ -113,8 +115,13 @@ def uploaded_bytes(fit_res: FitRes) -> int:
 
 
 def failure_reason(failure) -> str:
-    """A client failure in one line: the last line of the client's exception, or its error status."""
-    if isinstance(failure, BaseException):
+    """A client failure in one line: a failure reply's reason (secure.client_mods makes it our own message),
+    the last line of the client's exception, or its error status."""
+    from flwr.common import Error
+
+    if isinstance(failure, BaseException) and failure.args and isinstance(failure.args[0], Error):
+        failure = failure.args[0].reason
+    if isinstance(failure, (BaseException, str)):
         lines = [line.strip() for line in str(failure).strip().splitlines() if line.strip()]
         return lines[-1] if lines else type(failure).__name__
     return failure[1].status.message
@@ -252,6 +259,7 @@ class FleetStrategy(FedAvg):
         self.partition_of: dict[int, int] = {}  # node id -> the partition id its client reported
         self.global_weights = [np.asarray(w, np.float32) for w in initial_weights]
         self.records: list[RoundRecord] = []
+        self.scales: dict[str, bytes] = {}  # under SecAgg+, the scales announced to this round's clients
         self.asked = self.answers = 0  # clients sampled, and how many of them answered, in the rounds so far
         self.on_round = on_round
         self._started = time.perf_counter()
@@ -264,6 +272,10 @@ class FleetStrategy(FedAvg):
         wanted, _ = self.num_fit_clients(len(by_partition))
         sampled = sample_partitions(self.seed, server_round, list(by_partition), self.to_sample(wanted, len(by_partition)))
         config: dict[str, Scalar] = {"round": server_round}
+        if self.settings.secure_aggregation is not None:
+            statistics_seen = any(record.aggregated for record in self.records)
+            self.scales = update_scales(second_moments(self.global_weights, self.variances), self.statistics, statistics_seen)
+            config.update(self.scales)
         self.records.append(RoundRecord(server_round, len(sampled), sampled_clients=sampled))
         return [(by_partition[p], FitIns(parameters, config)) for p in sampled]
 
@@ -300,14 +312,17 @@ class FleetStrategy(FedAvg):
         record.uploaded_bytes = sorted(uploaded_bytes(res) for _, res in results)
         if len(results) < self.settings.min_clients:
             return None, {}
-        total = sum(res.num_examples for _, res in results)
         # Updates are taken against the global weights with second moments in the variances' slots (what clients send).
         reference = second_moments(self.global_weights, self.variances)
-        mean_update = [np.zeros_like(g) for g in reference]
-        for _, res in results:
-            update = decode_update(res.parameters.tensors, res.parameters.tensor_type, reference, self.statistics)
-            for acc, u in zip(mean_update, update):
-                acc += u * (res.num_examples / total)
+        if self.settings.secure_aggregation is not None:  # every result holds the same unmasked, weighted mean
+            mean_update = unscale_update(parameters_to_ndarrays(results[0][1].parameters), self.scales)
+        else:
+            mean_update = [np.zeros_like(g) for g in reference]
+            total = sum(res.num_examples for _, res in results)
+            for _, res in results:
+                update = decode_update(res.parameters.tensors, res.parameters.tensor_type, reference, self.statistics)
+                for acc, u in zip(mean_update, update):
+                    acc += u * (res.num_examples / total)
         record.aggregated = True
         self.global_weights = pooled_variances(self.optimizer.step(reference, mean_update), self.variances)
         return ndarrays_to_parameters(self.global_weights), {}
