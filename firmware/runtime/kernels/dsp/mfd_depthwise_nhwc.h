@@ -255,6 +255,7 @@ static inline void mfd_dw_valid(int32_t start, int32_t size, int32_t *first, int
     *end = last > *first ? last : *first;
 }
 
+/* Output pixel (oy, ox)'s taps inside the input. */
 static inline mfd_dw_inside mfd_dw_inside_of(const mfd_dw3x3_nhwc *p, int32_t oy, int32_t ox)
 {
     const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
