@@ -178,6 +178,33 @@ def test_depthwise3x3_nhwc_rows_equal_the_reference_on_random_shapes(probe):
         assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride, pad)}"
 
 
+
+def test_depthwise3x3_nhwc_layers_past_the_cached_quads_equal_the_reference(probe):
+    """Channels past the first 16 quads (their constants resolved row by row) and right shifts past 23 (the
+    requantization table's path), on the frame loops' shapes: 3 x 3 to 5 x 4 inputs, strides 1 and 2, SAME."""
+    rng = np.random.default_rng(7)
+    i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
+    i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
+    probe.probe_dw3x3_nhwc.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
+                                       ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
+    for case, (channels, in_h, in_w, stride) in enumerate([(72, 5, 4, 1), (69, 3, 3, 1), (68, 5, 5, 2)]):
+        out_h, out_w = -(-in_h // stride), -(-in_w // stride)
+        pad = (max((out_h - 1) * stride + 3 - in_h, 0) // 2, max((out_w - 1) * stride + 3 - in_w, 0) // 2)
+        x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
+        w, bias, multipliers, _, input_offset, _, act_min, act_max = _random_weights(rng, channels, case)
+        zero_point = (100, -90, 127)[case]  # far from 0: shifted past bit 31 beyond right shift 23
+        shifts = rng.integers(-12, -1, size=channels).astype(np.int32)  # one-step channels, but for:
+        shifts[[1, 6, 66]] = [-24, -30, 0]
+        shifts[channels - 1] = 1
+        want = reference_depthwise3x3(x, w, bias * 1000, multipliers, shifts, (stride, stride), pad, input_offset,
+                                      zero_point, act_min, act_max, (out_h, out_w))
+        got = np.zeros((out_h, out_w, channels), np.int8)
+        requant = ctypes.create_string_buffer(8 * channels)
+        probe.probe_dw3x3_nhwc(x, in_h, in_w, channels, w, bias * 1000, multipliers, shifts,
+                               np.array([stride, stride, *pad], np.int32),
+                               np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, requant)
+        assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride)}"
+
 # (input shape, stride, padding): the 3 x 3 loops' interior and every kind of border, channels in fours and not.
 QEMU_DEPTHWISE = [((1, 7, 6, 12), 1, "SAME"), ((1, 9, 8, 7), 2, "SAME"), ((1, 6, 9, 5), 2, "VALID"), ((2, 5, 5, 4), 1, "VALID")]
 

@@ -248,12 +248,8 @@ mf_status mfd_depthwise_eval_3x3_nhwc(const mf_op *op)
     int32_t b;
     for (b = 0; b < batches; ++b) {
         mfd_dw3x3_nhwc batch = layer;
-        int32_t oy;
         batch.in = in + (size_t)b * in_h * in_w * in_c;
-        /* Row by row, so the output may overlap input rows already consumed (mf_overlap). */
-        for (oy = 0; oy < out_h; ++oy) {
-            mfd_dw3x3_nhwc_row(&batch, oy, out_w, out + ((size_t)b * out_h + oy) * out_w * out_c);
-        }
+        mfd_dw3x3_nhwc_layer(&batch, out_h, out_w, out + (size_t)b * out_h * out_w * out_c);
     }
     return MF_OK;
 }

@@ -8,17 +8,26 @@
  * Four channels come in one word of input and one of weights (NHWC and
  * 1 x 3 x 3 x C keep channels adjacent): SXTB16/SXTAB16 widen them to int16
  * lanes (the input offset added on the way), SMLABB/SMLATT accumulate each
- * lane into its own channel. A run of interior pixels widens each quad's nine
- * weight words once and then runs its nine taps unrolled, eight instructions a
- * tap (an input load, a weight LDRD, two SXTAB16, four multiplies); a border
- * pixel runs the ten-instruction tap step (weights widened in place) over the
- * taps inside the input only, as the reference skips the others. Accumulation is modulo
- * 2^32 like the reference's, so the order of the taps does not change a bit.
+ * lane into its own channel. Quad by quad, a row's pixels (border ones
+ * included) run nine unrolled taps, eight instructions a tap (an input load,
+ * a weight LDRD, two SXTAB16, four multiplies), against the quad's weights
+ * widened once for the row into a frame with a zero ring (mfd_dw_frame); the
+ * four requantizations, the packing and the clamp are one asm block with the
+ * quad's constants resolved once for the row. Layers thinner than three rows
+ * or columns, or padded by more than one, run the taps inside the input one
+ * by one. Accumulation is modulo 2^32 like the reference's, so the order of
+ * the taps does not change a bit.
  */
 #ifndef MFD_DEPTHWISE_NHWC_H
 #define MFD_DEPTHWISE_NHWC_H
 
 #include "mfd_dsp.h"
+
+#if defined(__GNUC__)
+#define MFD_DW_NOINLINE __attribute__((noinline))
+#else
+#define MFD_DW_NOINLINE
+#endif
 
 /* One batch of a 3 x 3, multiplier-1 depthwise layer, in plain numbers. */
 typedef struct mfd_dw3x3_nhwc {
@@ -49,25 +58,84 @@ static inline mfd_acc4 mfd_dw_tap(mfd_acc4 acc, uint32_t x, uint32_t w, uint32_t
     return acc;
 }
 
-/* The nine taps' weights of four channels (w: tap 0's), widened once for a run of pixels: word 2t holds tap t's
- * channels c and c + 2 as int16 lanes, word 2t + 1 channels c + 1 and c + 3 (one LDRD a tap). */
-static inline void mfd_dw_widen9(const int8_t *w, int32_t channels, uint32_t wide[18])
+/* Four channels' weights for the taps of one output pixel, widened once per row: a 5 x 5 frame of taps whose
+ * centre 3 x 3 holds the filter and whose ring is zero. A pixel whose window overhangs the input by a row or a
+ * column reads the window moved inside the input instead, and the frame shifted the other way: the taps off the
+ * input meet zero weights (and add nothing, as the reference skips them), so every pixel runs the same nine
+ * unrolled taps. Frame tap (i, j) holds channels c and c + 2 as int16 lanes in word 0, c + 1 and c + 3 in word 1
+ * (one LDRD a tap). */
+#define MFD_DW_FRAME 5
+
+typedef uint32_t mfd_dw_frame[MFD_DW_FRAME * MFD_DW_FRAME][2];
+
+/* Widens channels c..c+3 of the filter into the frame's centre. */
+static inline void mfd_dw_frame_fill(const mfd_dw3x3_nhwc *p, int32_t c, mfd_dw_frame frame)
 {
-    int32_t tap;
-    for (tap = 0; tap < 9; ++tap) {
-        const uint32_t k = mfd_read32(w + (size_t)tap * channels);
-        wide[2 * tap] = mfd_sxtb16(k);
-        wide[2 * tap + 1] = mfd_sxtb16_ror8(k);
+    const int32_t channels = p->channels;
+    const int8_t *w = p->weights + c;
+    uint32_t *tap = frame[MFD_DW_FRAME + 1];
+    int32_t fy;
+    for (fy = 0; fy < 3; ++fy, w += 3 * channels, tap += 2 * MFD_DW_FRAME) {
+        const uint32_t k0 = mfd_read32(w), k1 = mfd_read32(w + channels), k2 = mfd_read32(w + 2 * channels);
+        tap[0] = mfd_sxtb16(k0);
+        tap[1] = mfd_sxtb16_ror8(k0);
+        tap[2] = mfd_sxtb16(k1);
+        tap[3] = mfd_sxtb16_ror8(k1);
+        tap[4] = mfd_sxtb16(k2);
+        tap[5] = mfd_sxtb16_ror8(k2);
     }
 }
 
-/* acc += the nine products w * (x + offset) of channels c..c+3 of an interior pixel: s, its top-left input
- * tap, input rows `row` bytes apart and taps `c` bytes apart; wide, the widened weights (mfd_dw_widen9);
- * offsets, the input offset in both int16 lanes (SXTAB16 adds it while widening the input). On a DSP core
- * one asm block of thirteen registers and no spill: eight instructions a tap (one LDR, one LDRD, two
- * SXTAB16, four multiplies). */
+/* One channel's one-step requantization (mfd_requantize_one_step): multiplier, round (2^(shift - 1) plus the
+ * output zero point << shift, so the shift adds it: floor(v / 2^s) + z == floor((v + z * 2^s) / 2^s)) and shift
+ * (right - 1). */
+typedef struct mfd_dw_scale {
+    int32_t multiplier;
+    uint32_t round;
+    int32_t shift;
+} mfd_dw_scale;
+
+/* A quad's bias, requantization and activation range (the asm block of mfd_dw_outputs reads them at fixed
+ * offsets: scale at 16, range at 64). `slow` when a channel does not take the one-step form or its zero point's
+ * shifted value could overflow (shift > 22; below, the high word stays within 2^30): the quad then runs the
+ * per-tap loop and the requantization table. Resolved once a layer for its first MFD_DW_CACHED_QUADS quads, once
+ * a row for the others. */
+#define MFD_DW_CACHED_QUADS 16
+
+typedef struct mfd_dw_consts {
+    int32_t bias[4];
+    mfd_dw_scale scale[4];
+    uint32_t min4, max4;
+    int32_t slow;
+} mfd_dw_consts;
+
+static inline void mfd_dw_consts_fill(const mfd_dw3x3_nhwc *p, int32_t c, mfd_dw_consts *k)
+{
+    const uint32_t zero_point = (uint32_t)p->out.zero_point;
+    uint32_t slow = 0;
+    int32_t i;
+    for (i = 0; i < 4; ++i) {
+        const mfd_requant *r = &p->requant[c + i];
+        const int32_t shift = r->right - 1;
+        k->bias[i] = p->bias != NULL ? p->bias[c + i] : 0;
+        k->scale[i].multiplier = r->multiplier;
+        k->scale[i].shift = shift;
+        /* Masked shifts: a slow channel's round is never used. */
+        k->scale[i].round = (1u << ((uint32_t)(shift - 1) & 31u)) + (zero_point << ((uint32_t)shift & 31u));
+        slow |= (uint32_t)(shift - 1) > 21u;
+    }
+    k->min4 = p->out.min4;
+    k->max4 = p->out.max4;
+    k->slow = (int32_t)slow;
+}
+
+/* acc += the nine products w * (x + offset) of channels c..c+3 of a pixel: s, its window's top-left input tap,
+ * input rows `row` bytes apart and taps `c` bytes apart; w, the frame tap meeting s (rows MFD_DW_FRAME taps apart);
+ * offsets, the input offset in both int16 lanes (SXTAB16 adds it while widening the input). On a DSP core one asm
+ * block of thirteen registers and no spill: eight instructions a tap (one LDR, one LDRD, two SXTAB16, four
+ * multiplies). */
 #if defined(MFD_ASM_LOOPS)
-static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_t wide[18], int32_t row, int32_t c,
+static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_t *w, int32_t row, int32_t c,
                                     uint32_t offsets)
 {
     uint32_t x, xe, ke, ko;
@@ -98,7 +166,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "add %[s], %[s], %[row]\n\t"
             "ldr %[x], [%[s]]\n\t"
-            "ldrd %[ke], %[ko], [%[w], #24]\n\t"
+            "ldrd %[ke], %[ko], [%[w], #40]\n\t"
             "sxtab16 %[xe], %[offsets], %[x]\n\t"
             "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
@@ -106,7 +174,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
             "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c]]\n\t"
-            "ldrd %[ke], %[ko], [%[w], #32]\n\t"
+            "ldrd %[ke], %[ko], [%[w], #48]\n\t"
             "sxtab16 %[xe], %[offsets], %[x]\n\t"
             "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
@@ -114,7 +182,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
             "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldrd %[ke], %[ko], [%[w], #40]\n\t"
+            "ldrd %[ke], %[ko], [%[w], #56]\n\t"
             "sxtab16 %[xe], %[offsets], %[x]\n\t"
             "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
@@ -123,7 +191,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "add %[s], %[s], %[row]\n\t"
             "ldr %[x], [%[s]]\n\t"
-            "ldrd %[ke], %[ko], [%[w], #48]\n\t"
+            "ldrd %[ke], %[ko], [%[w], #80]\n\t"
             "sxtab16 %[xe], %[offsets], %[x]\n\t"
             "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
@@ -131,7 +199,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
             "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c]]\n\t"
-            "ldrd %[ke], %[ko], [%[w], #56]\n\t"
+            "ldrd %[ke], %[ko], [%[w], #88]\n\t"
             "sxtab16 %[xe], %[offsets], %[x]\n\t"
             "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
@@ -139,7 +207,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlabb %[a1], %[ko], %[x], %[a1]\n\t"
             "smlatt %[a3], %[ko], %[x], %[a3]\n\t"
             "ldr %[x], [%[s], %[c], lsl #1]\n\t"
-            "ldrd %[ke], %[ko], [%[w], #64]\n\t"
+            "ldrd %[ke], %[ko], [%[w], #96]\n\t"
             "sxtab16 %[xe], %[offsets], %[x]\n\t"
             "sxtab16 %[x], %[offsets], %[x], ror #8\n\t"
             "smlabb %[a0], %[ke], %[xe], %[a0]\n\t"
@@ -148,12 +216,12 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
             "smlatt %[a3], %[ko], %[x], %[a3]"
             : [a0] "+r"(acc.a0), [a1] "+r"(acc.a1), [a2] "+r"(acc.a2), [a3] "+r"(acc.a3), [s] "+r"(s), [x] "=&r"(x),
               [xe] "=&r"(xe), [ke] "=&r"(ke), [ko] "=&r"(ko)
-            : [w] "r"(wide), [row] "r"(row), [c] "r"(c), [offsets] "r"(offsets)
+            : [w] "r"(w), [row] "r"(row), [c] "r"(c), [offsets] "r"(offsets)
             : "memory");
     return acc;
 }
 #else
-static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_t wide[18], int32_t row, int32_t c,
+static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_t *w, int32_t row, int32_t c,
                                     uint32_t offsets)
 {
     int32_t fy, fx;
@@ -161,7 +229,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
         for (fx = 0; fx < 3; ++fx) {
             const uint32_t x = mfd_read32(s + (size_t)fx * c);
             const uint32_t x_even = mfd_sxtab16(offsets, x), x_odd = mfd_sxtab16_ror8(offsets, x);
-            const uint32_t *k = wide + 2 * (fy * 3 + fx);
+            const uint32_t *k = w + 2 * (fy * MFD_DW_FRAME + fx);
             acc.a0 = mfd_smlabb(k[0], x_even, acc.a0);
             acc.a2 = mfd_smlatt(k[0], x_even, acc.a2);
             acc.a1 = mfd_smlabb(k[1], x_odd, acc.a1);
@@ -172,89 +240,12 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
 }
 #endif
 
-static inline mfd_acc4 mfd_dw_bias4(const int32_t *bias, int32_t c)
-{
-    mfd_acc4 acc = {0, 0, 0, 0};
-    if (bias != NULL) {
-        acc.a0 = bias[c];
-        acc.a1 = bias[c + 1];
-        acc.a2 = bias[c + 2];
-        acc.a3 = bias[c + 3];
-    }
-    return acc;
-}
-
-/* Channels c..c+3 of an output pixel, in one store. */
-static inline void mfd_dw_store4(const mfd_requant *q, mfd_out o, mfd_acc4 acc, int8_t *out)
-{
-    mfd_write32(out, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, &q[0], &q[1], &q[2], &q[3], o));
-}
-
-/* Channels in fours of `pixels` interior output pixels in a row (src: the first one's input tap (0, 0);
- * out: its output), quad by quad, the quad's weights widened once for the run. */
-static inline void mfd_dw_interior(const mfd_dw3x3_nhwc *p, const int8_t *src, int32_t pixels, int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels, quads = channels & ~3;
-    const int32_t step = p->stride_w * channels;
-    const uint32_t offsets = mfd_dup16(p->input_offset);
-    const mfd_out o = p->out;
-    int32_t c;
-    for (c = 0; c < quads; c += 4) {
-        const mfd_acc4 start = mfd_dw_bias4(p->bias, c);
-        const int8_t *s = src + c;
-        int8_t *dst = out + c;
-        uint32_t wide[18];
-        int32_t i;
-        mfd_dw_widen9(p->weights + c, channels, wide);
-        for (i = 0; i < pixels; ++i, s += step, dst += channels) {
-            mfd_dw_store4(p->requant + c, o, mfd_dw_taps9(start, s, wide, row, channels, offsets), dst);
-        }
-    }
-}
-
-/* Channels in fours of a border pixel whose taps inside the input are rows [fy0, fy1) x columns [fx0, fx1);
- * src: the input pixel of tap (fy0, fx0). */
-static inline void mfd_dw_border(const mfd_dw3x3_nhwc *p, const int8_t *src, int32_t fy0, int32_t fy1, int32_t fx0,
-                                 int32_t fx1, int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels, quads = channels & ~3;
-    const uint32_t offsets = mfd_dup16(p->input_offset);
-    const mfd_out o = p->out;
-    int32_t c;
-    for (c = 0; c < quads; c += 4) {
-        mfd_acc4 acc = mfd_dw_bias4(p->bias, c);
-        int32_t fy;
-        for (fy = fy0; fy < fy1; ++fy) {
-            const int8_t *s = src + (size_t)(fy - fy0) * row + c;
-            const int8_t *w = p->weights + (size_t)(fy * 3 + fx0) * channels + c;
-            int32_t fx;
-            for (fx = fx0; fx < fx1; ++fx, s += channels, w += channels) {
-                acc = mfd_dw_tap(acc, mfd_read32(s), mfd_read32(w), offsets);
-            }
-        }
-        mfd_dw_store4(p->requant + c, o, acc, out + c);
-    }
-}
-
-/* The channels after the last four, one at a time (valid taps and src as for mfd_dw_border). */
-static inline void mfd_dw_leftover(const mfd_dw3x3_nhwc *p, const int8_t *src, int32_t fy0, int32_t fy1, int32_t fx0,
-                                   int32_t fx1, int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels;
-    int32_t c;
-    for (c = channels & ~3; c < channels; ++c) {
-        int32_t acc = p->bias != NULL ? p->bias[c] : 0;
-        int32_t fy;
-        for (fy = fy0; fy < fy1; ++fy) {
-            int32_t fx;
-            for (fx = fx0; fx < fx1; ++fx) {
-                const int32_t x = src[(size_t)(fy - fy0) * row + (size_t)(fx - fx0) * channels + c];
-                acc = mf_wrap_add(acc, p->weights[(size_t)(fy * 3 + fx) * channels + c] * (x + p->input_offset));
-            }
-        }
-        out[c] = mfd_output_of(acc, &p->requant[c], p->out);
-    }
-}
+/* The taps of an output pixel inside the input, rows [fy0, fy1) x columns [fx0, fx1) (maybe none), and the input
+ * pixel of tap (fy0, fx0). */
+typedef struct mfd_dw_inside {
+    const int8_t *src;
+    int32_t fy0, fy1, fx0, fx1;
+} mfd_dw_inside;
 
 /* The taps [*first, *end) of a 3-tap filter axis starting at input coordinate `start` that land inside [0, size). */
 static inline void mfd_dw_valid(int32_t start, int32_t size, int32_t *first, int32_t *end)
@@ -264,41 +255,259 @@ static inline void mfd_dw_valid(int32_t start, int32_t size, int32_t *first, int
     *end = last > *first ? last : *first;
 }
 
-/* Output row oy (out_w pixels of `channels`) of a 3 x 3 depthwise layer: the interior pixels (all nine taps
- * inside the input), [ox0, ox1), as one run; the border ones one by one. */
-static inline void mfd_dw3x3_nhwc_row(const mfd_dw3x3_nhwc *p, int32_t oy, int32_t out_w, int8_t *out_row)
+/* Output pixel (oy, ox)'s taps inside the input. */
+static inline mfd_dw_inside mfd_dw_inside_of(const mfd_dw3x3_nhwc *p, int32_t oy, int32_t ox)
 {
-    const int32_t channels = p->channels;
-    const int32_t in_y0 = oy * p->stride_h - p->pad_h;
-    const int32_t last_x0 = p->in_w - 3 + p->pad_w; /* interior: 0 <= ox * stride_w - pad_w <= in_w - 3 */
-    int32_t fy0, fy1, ox, ox0 = out_w, ox1 = out_w;
-    mfd_dw_valid(in_y0, p->in_h, &fy0, &fy1);
-    if (fy1 - fy0 == 3 && last_x0 >= 0) {
-        ox0 = (p->pad_w + p->stride_w - 1) / p->stride_w;
-        ox1 = last_x0 / p->stride_w + 1;
-        ox1 = ox1 < out_w ? ox1 : out_w;
-        ox0 = ox0 < ox1 ? ox0 : ox1;
+    const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
+    mfd_dw_inside t;
+    mfd_dw_valid(in_y0, p->in_h, &t.fy0, &t.fy1);
+    mfd_dw_valid(in_x0, p->in_w, &t.fx0, &t.fx1);
+    t.src = p->in;
+    if (t.fy0 < t.fy1 && t.fx0 < t.fx1) {
+        t.src += ((size_t)(in_y0 + t.fy0) * p->in_w + (size_t)(in_x0 + t.fx0)) * p->channels;
     }
-    for (ox = 0; ox < out_w; ++ox) {
-        const int32_t in_x0 = ox * p->stride_w - p->pad_w;
-        int8_t *out = out_row + (size_t)ox * channels;
-        const int8_t *src = p->in;
-        int32_t fx0, fx1;
-        if (ox == ox0 && ox0 < ox1) {
-            src += ((size_t)in_y0 * p->in_w + (size_t)in_x0) * channels;
-            mfd_dw_interior(p, src, ox1 - ox0, out);
-            for (; ox < ox1; ++ox, src += (size_t)p->stride_w * channels, out += channels) {
-                mfd_dw_leftover(p, src, 0, 3, 0, 3, out);
+    return t;
+}
+
+/* Channels [c0, c1) (in fours) of an output pixel, tap by tap over its taps inside the input, through the
+ * requantization table. */
+static inline void mfd_dw_taps_inside(const mfd_dw3x3_nhwc *p, const mfd_dw_inside *t, int32_t c0, int32_t c1,
+                                      int8_t *out)
+{
+    const int32_t channels = p->channels, row = p->in_w * channels;
+    const uint32_t offsets = mfd_dup16(p->input_offset);
+    int32_t c;
+    for (c = c0; c < c1; c += 4) {
+        mfd_acc4 acc = {0, 0, 0, 0};
+        int32_t fy;
+        if (p->bias != NULL) {
+            acc.a0 = p->bias[c];
+            acc.a1 = p->bias[c + 1];
+            acc.a2 = p->bias[c + 2];
+            acc.a3 = p->bias[c + 3];
+        }
+        for (fy = t->fy0; fy < t->fy1; ++fy) {
+            const int8_t *s = t->src + (size_t)(fy - t->fy0) * row + c;
+            const int8_t *w = p->weights + (size_t)(fy * 3 + t->fx0) * channels + c;
+            int32_t fx;
+            for (fx = t->fx0; fx < t->fx1; ++fx, s += channels, w += channels) {
+                acc = mfd_dw_tap(acc, mfd_read32(s), mfd_read32(w), offsets);
             }
-            --ox;
+        }
+        mfd_write32(out + c, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, &p->requant[c], &p->requant[c + 1],
+                                          &p->requant[c + 2], &p->requant[c + 3], p->out));
+    }
+}
+
+/* The channels after the last four of an output pixel, one at a time. */
+static inline void mfd_dw_leftover(const mfd_dw3x3_nhwc *p, const mfd_dw_inside *t, int8_t *out)
+{
+    const int32_t channels = p->channels, row = p->in_w * channels;
+    int32_t c;
+    for (c = channels & ~3; c < channels; ++c) {
+        int32_t acc = p->bias != NULL ? p->bias[c] : 0;
+        int32_t fy;
+        for (fy = t->fy0; fy < t->fy1; ++fy) {
+            int32_t fx;
+            for (fx = t->fx0; fx < t->fx1; ++fx) {
+                const int32_t x = t->src[(size_t)(fy - t->fy0) * row + (size_t)(fx - t->fx0) * channels + c];
+                acc = mf_wrap_add(acc, p->weights[(size_t)(fy * 3 + fx) * channels + c] * (x + p->input_offset));
+            }
+        }
+        out[c] = mfd_output_of(acc, &p->requant[c], p->out);
+    }
+}
+
+/* Channels c..c+3 of output row oy when their constants are slow (mfd_dw_consts): tap by tap. */
+static MFD_COLD void mfd_dw_slow_quad(const mfd_dw3x3_nhwc *p, int32_t oy, int32_t out_w, int32_t c, int8_t *out_row)
+{
+    int32_t ox;
+    for (ox = 0; ox < out_w; ++ox) {
+        const mfd_dw_inside t = mfd_dw_inside_of(p, oy, ox);
+        mfd_dw_taps_inside(p, &t, c, c + 4, out_row + (size_t)ox * p->channels);
+    }
+}
+
+/* The four outputs of k's channels (k not slow) as the bytes of one word: each
+ * saturated to int8, then clamped to the activation range four at a time. On a DSP core one asm block, eight
+ * instructions a channel and ten to pack and clamp. */
+#if defined(MFD_ASM_LOOPS)
+static inline uint32_t mfd_dw_outputs(const mfd_dw_consts *k, mfd_acc4 acc)
+{
+    uint32_t m, r, sh, lo;
+    __asm__("ldrd %[m], %[r], [%[k], #16]\n\t"
+            "ldr %[sh], [%[k], #24]\n\t"
+            "add %[r], %[r], %[a0], asr #31\n\t"
+            "and %[lo], %[a0], #0x80000000\n\t"
+            "orr %[lo], %[lo], #0x40000000\n\t"
+            "smlal %[lo], %[r], %[a0], %[m]\n\t"
+            "asr %[a0], %[r], %[sh]\n\t"
+            "ssat %[a0], #8, %[a0]\n\t"
+            "ldrd %[m], %[r], [%[k], #28]\n\t"
+            "ldr %[sh], [%[k], #36]\n\t"
+            "add %[r], %[r], %[a1], asr #31\n\t"
+            "and %[lo], %[a1], #0x80000000\n\t"
+            "orr %[lo], %[lo], #0x40000000\n\t"
+            "smlal %[lo], %[r], %[a1], %[m]\n\t"
+            "asr %[a1], %[r], %[sh]\n\t"
+            "ssat %[a1], #8, %[a1]\n\t"
+            "ldrd %[m], %[r], [%[k], #40]\n\t"
+            "ldr %[sh], [%[k], #48]\n\t"
+            "add %[r], %[r], %[a2], asr #31\n\t"
+            "and %[lo], %[a2], #0x80000000\n\t"
+            "orr %[lo], %[lo], #0x40000000\n\t"
+            "smlal %[lo], %[r], %[a2], %[m]\n\t"
+            "asr %[a2], %[r], %[sh]\n\t"
+            "ssat %[a2], #8, %[a2]\n\t"
+            "ldrd %[m], %[r], [%[k], #52]\n\t"
+            "ldr %[sh], [%[k], #60]\n\t"
+            "add %[r], %[r], %[a3], asr #31\n\t"
+            "and %[lo], %[a3], #0x80000000\n\t"
+            "orr %[lo], %[lo], #0x40000000\n\t"
+            "smlal %[lo], %[r], %[a3], %[m]\n\t"
+            "asr %[a3], %[r], %[sh]\n\t"
+            "ssat %[a3], #8, %[a3]\n\t"
+            "pkhbt %[a0], %[a0], %[a2], lsl #16\n\t"
+            "pkhbt %[a1], %[a1], %[a3], lsl #16\n\t"
+            "and %[a0], %[a0], #0x00FF00FF\n\t"
+            "and %[a1], %[a1], #0x00FF00FF\n\t"
+            "orr %[a0], %[a0], %[a1], lsl #8\n\t"
+            "ldrd %[m], %[r], [%[k], #64]\n\t"
+            "ssub8 %[lo], %[a0], %[m]\n\t"
+            "sel %[lo], %[a0], %[m]\n\t"
+            "ssub8 %[a0], %[lo], %[r]\n\t"
+            "sel %[a0], %[r], %[lo]"
+            : [a0] "+&r"(acc.a0), [a1] "+&r"(acc.a1), [a2] "+&r"(acc.a2), [a3] "+&r"(acc.a3), [m] "=&r"(m),
+              [r] "=&r"(r), [sh] "=&r"(sh), [lo] "=&r"(lo)
+            : [k] "r"(k)
+            : "cc", "memory");
+    return (uint32_t)acc.a0;
+}
+#else
+static inline uint32_t mfd_dw_outputs(const mfd_dw_consts *k, mfd_acc4 acc)
+{
+    const int32_t v0 = mfd_sat8(mfd_requantize_one_step(acc.a0, k->scale[0].multiplier, k->scale[0].round, k->scale[0].shift));
+    const int32_t v1 = mfd_sat8(mfd_requantize_one_step(acc.a1, k->scale[1].multiplier, k->scale[1].round, k->scale[1].shift));
+    const int32_t v2 = mfd_sat8(mfd_requantize_one_step(acc.a2, k->scale[2].multiplier, k->scale[2].round, k->scale[2].shift));
+    const int32_t v3 = mfd_sat8(mfd_requantize_one_step(acc.a3, k->scale[3].multiplier, k->scale[3].round, k->scale[3].shift));
+    const uint32_t even = mfd_pack_bottoms((uint32_t)v0, (uint32_t)v2) & 0x00FF00FFu;
+    const uint32_t odd = mfd_pack_bottoms((uint32_t)v1, (uint32_t)v3) & 0x00FF00FFu;
+    return mfd_min8(mfd_max8(even | odd << 8, k->min4), k->max4);
+}
+#endif
+
+/* The first input coordinate of a 3-tap window starting at `start`, moved inside [0, size) (size >= 3). */
+static inline int32_t mfd_dw_moved(int32_t start, int32_t size)
+{
+    return start < 0 ? 0 : (start > size - 3 ? size - 3 : start);
+}
+
+/* Channels in fours of output row oy (out_w <= MFD_DW_FRAME_PIXELS) through the frame: quad by quad, every pixel
+ * of the row nine unrolled taps. y0: the windows' top row moved inside the input (at most one row off); each
+ * pixel's moved input window and frame tap are found once for the row. */
+#define MFD_DW_FRAME_PIXELS 8
+
+typedef struct mfd_dw_pixel {
+    int32_t in;        /* its moved window's input byte offset from row y0 */
+    const uint32_t *w; /* the frame tap meeting that window's top-left tap */
+} mfd_dw_pixel;
+
+/* Channels c..c+3 of a row's pixels [pixel, end) (src, dst: channel c of row y0 and of the output row), kept out
+ * of line so that the taps' thirteen registers are free. */
+static MFD_DW_NOINLINE void mfd_dw_quad_row(const mfd_dw_consts *k, const int8_t *src, const mfd_dw_pixel *pixel,
+                                            int32_t count, int8_t *dst, int32_t row, int32_t channels,
+                                            uint32_t offsets)
+{
+    do {
+        mfd_acc4 acc;
+        acc.a0 = k->bias[0];
+        acc.a1 = k->bias[1];
+        acc.a2 = k->bias[2];
+        acc.a3 = k->bias[3];
+        acc = mfd_dw_taps9(acc, src + pixel->in, pixel->w, row, channels, offsets);
+        mfd_write32(dst, mfd_dw_outputs(k, acc));
+        ++pixel;
+        dst += channels;
+    } while (--count > 0);
+}
+
+static inline void mfd_dw_frame_row(const mfd_dw3x3_nhwc *p, const mfd_dw_consts *cached, int32_t oy, int32_t y0,
+                                    int32_t out_w, int8_t *out_row)
+{
+    const int32_t channels = p->channels, row = p->in_w * channels, quads = channels >> 2;
+    const int32_t dy = y0 - (oy * p->stride_h - p->pad_h);
+    const uint32_t offsets = mfd_dup16(p->input_offset);
+    const int8_t *src_row = p->in + (size_t)y0 * row;
+    mfd_dw_pixel pixels[MFD_DW_FRAME_PIXELS];
+    mfd_dw_frame frame;
+    mfd_dw_consts row_consts;
+    int32_t quad, t, x = -p->pad_w;
+    for (t = 0; t < MFD_DW_FRAME * MFD_DW_FRAME; ++t) {
+        frame[t][0] = frame[t][1] = 0;
+    }
+    for (t = 0; t < out_w; ++t, x += p->stride_w) {
+        const int32_t x0 = mfd_dw_moved(x, p->in_w);
+        pixels[t].in = x0 * channels;
+        pixels[t].w = frame[(1 + dy) * MFD_DW_FRAME + 1 + x0 - x];
+    }
+    for (quad = 0; quad < quads; ++quad) {
+        const int32_t c = 4 * quad;
+        const mfd_dw_consts *k = &row_consts;
+        if (quad < MFD_DW_CACHED_QUADS) {
+            k = &cached[quad];
+        } else {
+            mfd_dw_consts_fill(p, c, &row_consts);
+        }
+        if (!MFD_LIKELY(!k->slow)) {
+            mfd_dw_slow_quad(p, oy, out_w, c, out_row);
             continue;
         }
-        mfd_dw_valid(in_x0, p->in_w, &fx0, &fx1);
-        if (fy0 < fy1 && fx0 < fx1) {
-            src += ((size_t)(in_y0 + fy0) * p->in_w + (size_t)(in_x0 + fx0)) * channels;
+        mfd_dw_frame_fill(p, c, frame);
+        mfd_dw_quad_row(k, src_row + c, pixels, out_w, out_row + c, row, channels, offsets);
+    }
+}
+
+/* Output row oy (out_w pixels of `channels`) of a 3 x 3 depthwise layer; cached: the constants of its first quads
+ * (mfd_dw_consts). When every window of the row overhangs the input by at most one row and one column (any
+ * valid model's padding) and the input is at least 3 x 3, the frame loops; otherwise each pixel runs its taps
+ * inside the input one by one. The channels after the last four, one at a time. */
+static inline void mfd_dw3x3_nhwc_row(const mfd_dw3x3_nhwc *p, const mfd_dw_consts *cached, int32_t oy, int32_t out_w,
+                                      int8_t *out_row)
+{
+    const int32_t channels = p->channels;
+    const int32_t in_y0 = oy * p->stride_h - p->pad_h, last_x = (out_w - 1) * p->stride_w - p->pad_w;
+    int32_t ox, frame = p->in_h >= 3 && p->in_w >= 3 && p->pad_w <= 1 && out_w >= 1 && out_w <= MFD_DW_FRAME_PIXELS;
+    if (frame) {
+        const int32_t y0 = mfd_dw_moved(in_y0, p->in_h);
+        frame = y0 - in_y0 <= 1 && y0 - in_y0 >= -1 && mfd_dw_moved(last_x, p->in_w) - last_x >= -1;
+        if (frame) {
+            mfd_dw_frame_row(p, cached, oy, y0, out_w, out_row);
+            if ((channels & 3) == 0) {
+                return;
+            }
         }
-        mfd_dw_border(p, src, fy0, fy1, fx0, fx1, out);
-        mfd_dw_leftover(p, src, fy0, fy1, fx0, fx1, out);
+    }
+    for (ox = 0; ox < out_w; ++ox) {
+        const mfd_dw_inside t = mfd_dw_inside_of(p, oy, ox);
+        int8_t *out = out_row + (size_t)ox * channels;
+        if (!frame) {
+            mfd_dw_taps_inside(p, &t, 0, channels & ~3, out);
+        }
+        mfd_dw_leftover(p, &t, out);
+    }
+}
+
+/* One batch of the layer, row by row, so the output may overlap input rows already consumed (mf_overlap). */
+static inline void mfd_dw3x3_nhwc_layer(const mfd_dw3x3_nhwc *p, int32_t out_h, int32_t out_w, int8_t *out)
+{
+    mfd_dw_consts cached[MFD_DW_CACHED_QUADS];
+    const int32_t quads = p->channels >> 2, count = quads < MFD_DW_CACHED_QUADS ? quads : MFD_DW_CACHED_QUADS;
+    int32_t quad, oy;
+    for (quad = 0; quad < count; ++quad) {
+        mfd_dw_consts_fill(p, 4 * quad, &cached[quad]);
+    }
+    for (oy = 0; oy < out_h; ++oy) {
+        mfd_dw3x3_nhwc_row(p, cached, oy, out_w, out + (size_t)oy * out_w * p->channels);
     }
 }
 
