@@ -73,6 +73,7 @@ class Count:
     instructions: int
     arena: int
     ops: list[tuple[str, int, int]]  # (op name, MACs, instructions)
+    loops: str  # the build's loop choice under the code budget (FirmwareImage.engine_loops)
 
 
 def zoo_model(arch: str, shape, classes: int, width: float, options: dict) -> Path:
@@ -143,7 +144,7 @@ def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count
         macs = runner_ops(model_path.read_bytes(), kernels, op_macs(model_path.read_bytes(), str(model_path)))
         counts = per_op_instructions(image, INVOKE_FUNCTION[path], instructions, len(macs))
         ops = [(name, m, c) for (name, m), c in zip(macs, counts)]
-    return Count(instructions, arena, ops)
+    return Count(instructions, arena, ops, image.engine_loops)
 
 
 def model_figures(model_path: Path) -> dict:
@@ -160,7 +161,7 @@ def model_figures(model_path: Path) -> dict:
             "portable_instructions": portable.instructions, "dsp_instructions": dsp.instructions,
             "arena_bytes": dsp.arena, "portable_arena_bytes": portable.arena,
             "flash_model_bytes": flash_model, "code_bytes": code, "portable_code_bytes": linked_flash(model, "portable", images["portable"])[1],
-            "soft_double_linked": double,
+            "soft_double_linked": double, "dsp_engine_loops": dsp.loops,
         }
     return record
 
