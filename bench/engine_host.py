@@ -12,8 +12,9 @@ Cortex-M4 (thumb, FPv4-SP), model data excluded, then of what one model's
 firmware compiles (the core and only that model's kernels); libgcc/libm helpers
 it calls (soft double arithmetic, frexp, round) are not objects of ours and are
 not counted. Linked: a program running one model through the prepared runner
-or the interpreter, linked with --gc-sections (linked_flash, also used by
-bench/engine_icount.py): the model data it carries and the code beside it.
+(the image of the build's choice under the code budget) or the interpreter,
+linked with --gc-sections (firmware/code_budget.py's linked_flash): the model
+data it carries and the code beside it.
 Instructions: valgrind's callgrind counting only inside mf_invoke (one
 inference, random input), the engine built at -O2 for the host (x86-64).
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import mcuforge  # noqa: F401  (Keras 2 environment before TensorFlow)
 from mcuforge.errors import MCUForgeError
+from mcuforge.firmware.code_budget import CORTEX_M4, SECTIONS, budgeted_image, kernel_sources, linked_flash
 from mcuforge.firmware.engine import RUNTIME_DIR, Engine, runtime_sources
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro"
@@ -37,7 +39,6 @@ TFLM_ARENA_32BIT = {
     "micro_speech/micro_speech_quantized.tflite": 6788,
     "person_detection/person_detect.tflite": 82292,
 }
-CORTEX_M4 = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-ffunction-sections", "-fdata-sections")
 # One inference from a model file, for callgrind (a plain C driver: Python's ctypes
 # entry into the library hides mf_invoke from callgrind's function names).
 _CALLGRIND_DRIVER = r"""
@@ -81,47 +82,6 @@ def code_size(optimization: str) -> dict[str, int]:
 
 
 CORE_SOURCES = ("mf_engine.c", "mf_flatbuffer.c", "mf_fixedpoint.c", "mf_names.c", "kernels/common.c", "kernels/affine.c")
-# Programs that run one model through each path, linked to measure what the device carries.
-_MAINS = {
-    True: r"""
-#include "mf_prepared.h"
-extern const uint32_t mf_model_image[];
-extern const size_t mf_model_image_bytes;
-static uint8_t arena[1 << 16] __attribute__((aligned(16)));
-int main(void) {
-    mf_prepared runner; mf_tensor_info in, out;
-    if (mf_prepared_open(mf_model_image, mf_model_image_bytes, arena, sizeof arena, &runner) != MF_OK) return 1;
-    if (mf_prepared_input(&runner, 0, &in) != MF_OK || mf_prepared_invoke(&runner) != MF_OK) return 2;
-    return mf_prepared_output(&runner, 0, &out) == MF_OK ? 0 : 3;
-}
-""",
-    False: r"""
-#include "mf_engine.h"
-extern const uint32_t mf_model_image[];
-extern const size_t mf_model_image_bytes;
-static uint8_t arena[1 << 16] __attribute__((aligned(16)));
-int main(void) {
-    mf_model *model; mf_tensor_info in, out;
-    if (mf_load((const uint8_t *)mf_model_image, mf_model_image_bytes, arena, sizeof arena, &model, NULL) != MF_OK) return 1;
-    if (mf_input(model, 0, &in) != MF_OK || mf_invoke(model) != MF_OK) return 2;
-    return mf_output(model, 0, &out) == MF_OK ? 0 : 3;
-}
-""",
-}
-
-
-def kernel_sources(model: bytes) -> tuple[list[str], list[Path]]:
-    """The registry lines (prepared.kernel_list: float32 ops' own kernels included) and kernel .c files `model` needs."""
-    from mcuforge.firmware.prepared import kernel_list
-
-    lines, files = kernel_list(model).splitlines(), set()
-    for line in lines:
-        prefix = line.split(", ")[-2]  # MF_KERNEL(key, prefix, flags)
-        definition = re.compile(rf"^mf_status {prefix}_(eval|prepare)\(", re.M)  # affine evals: kernels/affine_eval.c
-        files.update(p for p in (RUNTIME_DIR / "kernels").glob("*.c") if definition.search(p.read_text()))
-    return lines, sorted(files)
-
-
 def model_code_size(name: str, optimization: str, strip_names: bool) -> int:
     """text + data of what a firmware running only this model links: the core and the model's kernels.
 
@@ -137,46 +97,9 @@ def model_code_size(name: str, optimization: str, strip_names: bool) -> int:
         return sum(_object_size(source, optimization, extra, Path(tmp)) for source in sources)
 
 
-def linked_flash(model: bytes, kernels: str, prepared: bool) -> tuple[int, int, bool]:
-    """(model data bytes, code bytes, soft-float double linked) of a firmware running `model` on Cortex-M4 at -Os.
-
-    prepared: the runner and the prepared image (model data = the image);
-    else the interpreter and the .tflite (mf_load at boot). The engine with the
-    model's kernels of set `kernels` is linked with --gc-sections; code is the
-    ELF's text + data less the model data array.
-    """
-    from mcuforge.firmware.prepared import PreparedImage, eval_list, image_source, prepared_image
-
-    image = prepared_image(model, kernels) if prepared else None
-    data = image.data if image is not None else model
-    lines, files = kernel_sources(model)
-    evals = re.compile(r"^mf_status \w+_eval\(", re.M)
-    needed = {f.name for f in files}
-    sources = [s for s in runtime_sources(kernels)
-               if s.name in needed or not evals.search((RUNTIME_DIR / "kernels" / s.name if s.parent != RUNTIME_DIR else s).read_text())]
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "model_kernels.h").write_text("\n".join(lines) + "\n")
-        (tmp / "image.c").write_text(image_source(PreparedImage(data, 0)))
-        (tmp / "main.c").write_text(_MAINS[prepared])
-        elf = tmp / "runner.elf"
-        flags = ["-std=c99", "-Os", *CORTEX_M4, f"-DMF_KERNEL_LIST=\"{tmp / 'model_kernels.h'}\"", f"-I{RUNTIME_DIR}"]
-        if image is not None:  # as firmware/build.py: the runner table of the image's eval variants
-            (tmp / "evals.h").write_text(eval_list(image))
-            flags.append(f"-DMF_EVAL_LIST=\"{tmp / 'evals.h'}\"")
-        link = ["-Wl,--gc-sections", "-specs=nano.specs", "-specs=nosys.specs", "-nostartfiles", "-Wl,-e,main"]
-        subprocess.run(["arm-none-eabi-gcc", *flags, *map(str, sources), str(tmp / "image.c"), str(tmp / "main.c"), *link,
-                        "-o", str(elf), "-lm"], check=True)
-        text, data_bytes = (int(v) for v in subprocess.run(["arm-none-eabi-size", str(elf)], check=True, capture_output=True,
-                                                           text=True).stdout.splitlines()[1].split()[:2])
-        symbols = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], check=True, capture_output=True, text=True).stdout
-        image = int(re.search(r"^\w+ (\w+) R mf_model_image$", symbols, re.M)[1], 16)
-        return len(data), text + data_bytes - image, "__aeabi_d" in symbols
-
-
 def _object_size(source: Path, optimization: str, extra: list[str], tmp: Path) -> int:
     obj = tmp / (source.stem + ".o")
-    flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", optimization, *CORTEX_M4, *extra]
+    flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", optimization, *CORTEX_M4, *SECTIONS, *extra]
     subprocess.run(["arm-none-eabi-gcc", *flags, f"-I{RUNTIME_DIR}", "-c", str(source), "-o", str(obj)], check=True)
     out = subprocess.run(["arm-none-eabi-size", str(obj)], check=True, capture_output=True, text=True).stdout
     text, data = (int(v) for v in out.splitlines()[1].split()[:2])
@@ -225,7 +148,7 @@ def main() -> None:
     for name in TFLM_ARENA_32BIT:
         model = (MODELS / name).read_bytes()
         for prepared, kernels in ((p, k) for p in (True, False) for k in ("portable", "dsp")):
-            data, code, double = linked_flash(model, kernels, prepared)
+            data, code, double = linked_flash(model, kernels, budgeted_image(model, kernels).image if prepared else None)
             path = "prepared" if prepared else "interpreter"
             print(f"{Path(name).stem:<26}{path:>12}{kernels:>9}{len(model):>9}{data:>9}{data / len(model):>7.2f}{code:>8}"
                   f"{'yes' if double else 'no':>8}")

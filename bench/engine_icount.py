@@ -9,7 +9,8 @@ with the qemu-icount plugin (see bench/firmware_icount.py for what such
 counts mean). Per model and path: MACs, both instruction counts per
 inference, the arena the firmware reports (mf_arena_used; the DSP path's,
 scratch included), the model data in flash (prepared image or .tflite) and
-the engine code linked for the model's kernels at -Os (bench/engine_host.py),
+the engine code linked for the model's kernels at -Os (firmware/code_budget.py:
+the image of the build's loop choice under the default code budget),
 against TFLM's figures measured the same way (issue 9). With --json the same
 figures go to a file. Where a target is missed, or with --breakdown, a per-op
 table of the prepared path follows: the plugin's mark is put on the
@@ -33,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_host import linked_flash  # noqa: E402
 from firmware_icount import REPO, SHARED_MODELS  # noqa: E402
 
+from mcuforge.firmware.code_budget import budgeted_image, linked_flash  # noqa: E402
 from mcuforge.firmware.icount import instructions_per_inference, plugin  # noqa: E402
 
 from mcuforge.firmware.latency_model import op_macs  # noqa: E402
@@ -72,6 +73,7 @@ class Count:
     instructions: int
     arena: int
     ops: list[tuple[str, int, int]]  # (op name, MACs, instructions)
+    loops: str  # the build's loop choice under the code budget (FirmwareImage.engine_loops)
 
 
 def zoo_model(arch: str, shape, classes: int, width: float, options: dict) -> Path:
@@ -142,7 +144,7 @@ def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count
         macs = runner_ops(model_path.read_bytes(), kernels, op_macs(model_path.read_bytes(), str(model_path)))
         counts = per_op_instructions(image, INVOKE_FUNCTION[path], instructions, len(macs))
         ops = [(name, m, c) for (name, m), c in zip(macs, counts)]
-    return Count(instructions, arena, ops)
+    return Count(instructions, arena, ops, image.engine_loops)
 
 
 def model_figures(model_path: Path) -> dict:
@@ -153,12 +155,13 @@ def model_figures(model_path: Path) -> dict:
     for path, prepared in PATHS.items():
         portable = measure(model_path, path, "portable", False)
         dsp = measure(model_path, path, "dsp", False)
-        flash_model, code, double = linked_flash(model, "dsp", prepared)
+        images = {kernels: budgeted_image(model, kernels).image if prepared else None for kernels in ("dsp", "portable")}  # as built
+        flash_model, code, double = linked_flash(model, "dsp", images["dsp"])
         record[path] = {
             "portable_instructions": portable.instructions, "dsp_instructions": dsp.instructions,
             "arena_bytes": dsp.arena, "portable_arena_bytes": portable.arena,
-            "flash_model_bytes": flash_model, "code_bytes": code, "portable_code_bytes": linked_flash(model, "portable", prepared)[1],
-            "soft_double_linked": double,
+            "flash_model_bytes": flash_model, "code_bytes": code, "portable_code_bytes": linked_flash(model, "portable", images["portable"])[1],
+            "soft_double_linked": double, "dsp_engine_loops": dsp.loops,
         }
     return record
 

@@ -24,9 +24,9 @@ from mcuforge.deploy.tflm import prepare_input
 from mcuforge.errors import MCUForgeError
 from mcuforge.firmware import codegen, toolchain
 from mcuforge.firmware.boards import load_board
+from mcuforge.firmware.code_budget import DEFAULT_CODE_BUDGET, budgeted_image
 from mcuforge.firmware.engine import runtime_sources
 from mcuforge.firmware.flash import to_uf2
-from mcuforge.firmware.prepared import prepared_image
 from mcuforge.firmware.toolchain import APP_DIR, CONSOLE_SOURCE, CROSS, FirmwareImage
 
 APP_INCLUDES = (APP_DIR, *toolchain.BOARD_INCLUDES)
@@ -66,6 +66,7 @@ def build_image(
     name: str | None = None,
     prepared: bool = True,
     cpu: str | None = None,
+    code_budget: int | None = None,
 ) -> FirmwareImage:
     """Build `<out_dir>/<model name>.elf` (+ .bin, .hex, .map, and .uf2 for UF2 boards) for `target`.
 
@@ -82,6 +83,10 @@ def build_image(
     or prepare; False links the interpreter, which loads the .tflite at boot.
     Either way only the kernels of the model's ops are linked.
     cpu: compile for this -mcpu instead of the board's core (Board.compiled_for).
+    code_budget: bytes of runner code (the model's kernels, -Os, the board's core)
+    the prepared image's loops should fit, default code_budget.DEFAULT_CODE_BUDGET:
+    the fastest choice that fits is taken (code_budget.budgeted_image;
+    FirmwareImage.engine_loops says which and why).
     Raises MCUForgeError with both numbers when the image does not fit the
     board; the previous image is then left as it was.
     """
@@ -96,8 +101,11 @@ def build_image(
     labels = _labels(model_path, labels_path)
     kernels = kernels or board.kernels
     image_data = model_data
+    engine_loops = ""
     if prepared:
-        image = prepared_image(model_data, kernels, str(model_path))
+        budgeted = budgeted_image(model_data, kernels, DEFAULT_CODE_BUDGET if code_budget is None else code_budget, board.cflags,
+                                  str(model_path))
+        image, engine_loops = budgeted.image, budgeted.describe()
         image_data = image.data
         arena_bytes = arena_bytes if arena_bytes is not None else image.arena_bytes
     elif arena_bytes is None:
@@ -132,7 +140,7 @@ def build_image(
             os.replace(work / f"{model_name}.{ext}", out_dir / f"{model_name}.{ext}")
     paths = {ext: out_dir / f"{model_name}.{ext}" for ext in ("elf", "bin", "hex", "map")}
     uf2_path = out_dir / f"{model_name}.uf2" if board.uf2_family else None
-    return FirmwareImage(board, model_name, uf2=uf2_path, size=size, vectors=vectors, **paths)
+    return FirmwareImage(board, model_name, uf2=uf2_path, size=size, vectors=vectors, engine_loops=engine_loops, **paths)
 
 
 def _vectors(inputs: np.ndarray | Path | str | None, tensor) -> tuple[np.ndarray, str]:

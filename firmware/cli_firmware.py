@@ -17,13 +17,16 @@ _INTERPRETER = typer.Option(False, "--interpreter", help="link the interpreter (
 _KERNELS = typer.Option(None, help="engine kernel set: portable or a firmware/runtime/kernels/<variant> folder [default: the board's]")
 _NAME = typer.Option(None, help="image and model name (a C identifier) [default: the model file's stem]")
 _TIMEOUT = typer.Option(300.0, help="seconds QEMU may run before the run is declared hung")
+_CODE_BUDGET = typer.Option(None, min=0, help="bytes of engine code (the model's kernels at -Os) the prepared image's loops should fit: the fastest loops that fit are taken [default: 8 KB]")
 
 
-def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str], name: Optional[str], interpreter: bool):
+def _build(model: Path, target: str, input: Optional[Path], labels: Optional[Path], out: Optional[Path], arena: Optional[int], kernels: Optional[str], name: Optional[str], interpreter: bool, code_budget: Optional[int]):
     from mcuforge.firmware.build import build_image
 
-    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels, name=name, prepared=not interpreter)
+    image = build_image(model, target, out_dir=out, inputs=input, labels_path=labels, arena_bytes=arena, kernels=kernels, name=name, prepared=not interpreter, code_budget=code_budget)
     typer.echo(image.size.format())
+    if image.engine_loops:
+        typer.echo(image.engine_loops)
     typer.echo(f"wrote {image.elf} (+ .bin, .hex, .map{', .uf2' if image.uf2 else ''})")
     return image
 
@@ -44,25 +47,25 @@ def register(app: typer.Typer) -> None:
     app.add_typer(firmware, name="firmware")
 
     @firmware.command("build")
-    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER) -> None:
+    def build_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, code_budget: Optional[int] = _CODE_BUDGET) -> None:
         """Build <out>/<model>.elf, .bin, .hex and .map for the target; print the size report against its limits."""
-        _build(model, target, input, labels, out, arena, kernels, name, interpreter)
+        _build(model, target, input, labels, out, arena, kernels, name, interpreter, code_budget)
 
     @firmware.command("run")
-    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, timeout: float = _TIMEOUT) -> None:
+    def run_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, code_budget: Optional[int] = _CODE_BUDGET, timeout: float = _TIMEOUT) -> None:
         """Build for an emulated target and run it in QEMU: outputs, top-k and cycles per inference."""
         from mcuforge.firmware.qemu import run_qemu
 
-        image = _build(model, target, input, labels, out, arena, kernels, name, interpreter)
+        image = _build(model, target, input, labels, out, arena, kernels, name, interpreter, code_budget)
         _report(run_qemu(image, timeout=timeout), image.board)
 
     @firmware.command("flash")
-    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, timeout: float = _TIMEOUT) -> None:
+    def flash_command(model: Path = _MODEL, target: str = _TARGET, input: Optional[Path] = _INPUT, labels: Optional[Path] = _LABELS, out: Optional[Path] = _OUT, arena: Optional[int] = _ARENA, kernels: Optional[str] = _KERNELS, name: Optional[str] = _NAME, interpreter: bool = _INTERPRETER, code_budget: Optional[int] = _CODE_BUDGET, timeout: float = _TIMEOUT) -> None:
         """Build, then flash a real board (checking tool and probe first) or, for a QEMU target, run it."""
         from mcuforge.firmware.flash import flash_image
         from mcuforge.firmware.qemu import run_qemu
 
-        image = _build(model, target, input, labels, out, arena, kernels, name, interpreter)
+        image = _build(model, target, input, labels, out, arena, kernels, name, interpreter, code_budget)
         if image.board.emulated:
             _report(run_qemu(image, timeout=timeout), image.board)
         else:

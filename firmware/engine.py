@@ -104,7 +104,7 @@ def library(kernels: str = "portable") -> ctypes.CDLL:
         getattr(lib, name).argtypes = [ctypes.c_int32]
         getattr(lib, name).restype = ctypes.c_char_p
     lib.mf_prepare_image.argtypes = [
-        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+        ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t,
         ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(Fault),
     ]
     lib.mf_prepare_image.restype = ctypes.c_int

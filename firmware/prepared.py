@@ -36,11 +36,17 @@ class _Runner(ctypes.Structure):
     _fields_ = [("image", ctypes.c_void_p), ("arena", ctypes.c_void_p)]
 
 
-def prepared_image(model: bytes, kernels: str = "dsp", source: str = "model") -> PreparedImage:
+# mf_kernel.h's build choices (MF_CHOICE_*) by name: narrow 3x3 depthwise layers take the channel-major loop.
+NARROW_DEPTHWISE_CHANNEL_MAJOR = 1
+
+
+def prepared_image(model: bytes, kernels: str = "dsp", source: str = "model", choices: int = 0) -> PreparedImage:
     """The prepared image of `model` for the kernel set the firmware links ("portable" or "dsp").
 
     Records differ between kernel sets (the DSP kernels choose their loops and
     want per-channel tables), so the image is made by the same set's prepare.
+    choices: the build's MF_CHOICE_* bits (NARROW_DEPTHWISE_CHANNEL_MAJOR, chosen
+    by firmware/code_budget.py); 0 keeps the kernels' own (fastest) loops.
     """
     lib = library(kernels)
     model_buffer, model_address = aligned_copy(bytes(model))
@@ -48,7 +54,7 @@ def prepared_image(model: bytes, kernels: str = "dsp", source: str = "model") ->
     for attempt in range(2):  # the engine names the arena it needs when the first one is short
         size = ctypes.c_size_t()
         fault = Fault()
-        status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), None, 0,
+        status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), choices, None, 0,
                                       ctypes.byref(size), ctypes.byref(fault))
         if status == MF_OK or status_name(status) != "MF_ERR_ARENA_TOO_SMALL" or attempt == 1:
             break
@@ -59,7 +65,7 @@ def prepared_image(model: bytes, kernels: str = "dsp", source: str = "model") ->
             f"{source} cannot be prepared ({status_name(status)}): an op without op-data reads per-channel scales; "
             "build the firmware with --interpreter", status_name(status))
     out = (ctypes.c_uint8 * size.value)()
-    status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), ctypes.addressof(out),
+    status = lib.mf_prepare_image(model_address, len(model), ctypes.addressof(arena), len(arena), choices, ctypes.addressof(out),
                                   size.value, ctypes.byref(size), ctypes.byref(fault))
     if status != MF_OK:
         raise EngineError(f"writing the prepared image of {source} failed: {status_name(status)}", status_name(status))

@@ -81,6 +81,7 @@ class FirmwareImage:
     uf2: Path | None
     size: SizeReport
     vectors: np.ndarray
+    engine_loops: str = ""  # the build's loop choice under its code budget (code_budget.py), empty without a prepared image
 
 
 def tool(name: str, package: str) -> str:

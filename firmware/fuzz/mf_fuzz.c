@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "mf_engine.h"
+#include "mf_kernel.h"
 #include "mf_prepare.h"
 #include "mf_prepared.h"
 
@@ -110,15 +111,16 @@ static mf_status fuzz_invoke(mf_model *model, uint32_t *rng)
 /* Writes the prepared image of a model that loads, then opens and invokes it on random inputs. */
 static void fuzz_written_image(const uint8_t *model, size_t size, uint8_t *arena, size_t arena_size, uint32_t *rng)
 {
+    const uint32_t choices = fuzz_next(rng) & MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR; /* either build choice */
     size_t bytes = 0;
     uint8_t *image;
     mf_prepared runner;
     size_t i;
-    if (mf_prepare_image(model, size, arena, arena_size, NULL, 0, &bytes, NULL) != MF_OK) {
+    if (mf_prepare_image(model, size, arena, arena_size, choices, NULL, 0, &bytes, NULL) != MF_OK) {
         return;
     }
     image = malloc(bytes > 0 ? bytes : 1); /* malloc's alignment is enough for an image (8) */
-    if (image != NULL && mf_prepare_image(model, size, arena, arena_size, image, bytes, &bytes, NULL) == MF_OK &&
+    if (image != NULL && mf_prepare_image(model, size, arena, arena_size, choices, image, bytes, &bytes, NULL) == MF_OK &&
         mf_prepared_open(image, bytes, arena, arena_size, &runner) == MF_OK) {
         for (i = 0; i < mf_prepared_input_count(&runner); ++i) {
             mf_tensor_info info;

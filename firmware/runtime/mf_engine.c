@@ -62,6 +62,7 @@ typedef struct mf_op_data_pool {
     uint8_t *end;
     size_t needed;    /* bytes every record asked for, given or not */
     int in_flash;     /* preparing a prepared image (mf_op_data_in_flash) */
+    uint32_t choices; /* ...and the build's choices for it (mf_op_image_choices) */
     uint32_t current; /* the record of the op being prepared: bytes from its start to `end`, 0 if none */
     size_t op_start;  /* `needed` when the op being prepared started */
 } mf_op_data_pool;
@@ -87,6 +88,8 @@ static int mf_runs_in_next(const mf_model *m, uint32_t i) { return mf_scratch_of
 static int mf_runs_fused(const mf_model *m, uint32_t i) { return i > 0 && mf_runs_in_next(m, i - 1); }
 
 int mf_op_data_in_flash(const mf_op *op) { return op->pool != NULL && op->pool->in_flash; }
+
+uint32_t mf_op_image_choices(const mf_op *op) { return op->pool != NULL && op->pool->in_flash ? op->pool->choices : 0u; }
 
 size_t mf_op_data_taken(const mf_op *op) { return op->pool != NULL ? op->pool->needed - op->pool->op_start : 0; }
 
@@ -992,7 +995,7 @@ static mf_status mf_write_records(const mf_model *m, mf_op_data_pool *pool, mf_f
  * on success tensor_offsets, scratch_offsets, the records and arena_used are
  * final.
  */
-static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, mf_fault *fault)
+static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, uint32_t choices, mf_fault *fault)
 {
     const uint32_t slots = m->tensors.count;
     const size_t plan_bytes = mf_align_up(slots * sizeof(mf_plan_entry));
@@ -1016,6 +1019,7 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
     pool.needed = 0;
     pool.current = 0;
     pool.in_flash = in_flash;
+    pool.choices = choices;
     status = mf_lifetimes(m, plan, scratch_bytes, &pool, fault);
     for (t = 0; t < m->tensors.count && status == MF_OK; ++t) {
         size_t bytes = 0;
@@ -1086,9 +1090,9 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
     return status;
 }
 
-/* mf_load, the records prepared for the interpreter's arena or (in_flash) for a prepared image. */
+/* mf_load, the records prepared for the interpreter's arena or (in_flash) for a prepared image made with `choices`. */
 static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
-                              mf_fault *fault, int in_flash)
+                              mf_fault *fault, int in_flash, uint32_t choices)
 {
     mf_fault local_fault;
     uint8_t *start;
@@ -1127,7 +1131,7 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
         fault->arena_needed = header + (size_t)(start - (uint8_t *)arena);
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    status = mf_plan(m, start + header, usable - header, in_flash, fault);
+    status = mf_plan(m, start + header, usable - header, in_flash, choices, fault);
     if (status == MF_ERR_ARENA_TOO_SMALL && fault->arena_needed != 0) {
         fault->arena_needed += (size_t)(start - (uint8_t *)arena);
     }
@@ -1143,26 +1147,27 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
 mf_status mf_load(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
                   mf_fault *fault)
 {
-    return mf_load_home(model_data, model_size, arena, arena_size, model, fault, 0);
+    return mf_load_home(model_data, model_size, arena, arena_size, model, fault, 0, 0u);
 }
 
 mf_status mf_load_for_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, mf_model **model,
-                            mf_fault *fault)
+                            mf_fault *fault, uint32_t choices)
 {
-    return mf_load_home(model_data, model_size, arena, arena_size, model, fault, 1);
+    return mf_load_home(model_data, model_size, arena, arena_size, model, fault, 1, choices);
 }
 
 uint32_t mf_model_op_count(const mf_model *model) { return model->operators.count; }
 
 uint32_t mf_model_tensor_count(const mf_model *model) { return model->tensors.count; }
 
-uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index, uint32_t choices)
 {
     uint8_t none;
-    mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0, 0}; /* no room: prepare stops at its record, scratch known */
+    mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0, 0, 0}; /* no room: prepare stops at its record, scratch known */
     size_t bytes;
     const mf_kernel *kernel;
     int constant_input;
+    pool.choices = choices;
     (void)mf_prepare_op(model, index, &pool, NULL, &bytes, &kernel, &constant_input, NULL);
     return (uint32_t)bytes;
 }

@@ -11,14 +11,16 @@
 
 #define MF_NO_STORAGE 0xFFFFFFFFu /* a tensor offset: constant or unused tensor */
 
-/* mf_load, with op-data records prepared for flash (mf_op_data_in_flash). */
+/* mf_load, with op-data records prepared for flash (mf_op_data_in_flash) with the build's `choices`
+ * (MF_CHOICE_* of mf_kernel.h, mf_op_image_choices). */
 mf_status mf_load_for_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size,
-                            mf_model **model, mf_fault *fault);
+                            mf_model **model, mf_fault *fault, uint32_t choices);
 
 uint32_t mf_model_op_count(const mf_model *model);
 uint32_t mf_model_tensor_count(const mf_model *model);
-/* Bytes of op `index`'s scratch buffer for records in flash (its prepare run again, without room for records). */
-uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index);
+/* Bytes of op `index`'s scratch buffer for records in flash made with `choices` (its prepare run again, without
+ * room for records). */
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index, uint32_t choices);
 /* Whether op `index` runs inside the next op (a fused pair, kernels/mf_depthwise_fc.h): images leave it out. */
 int mf_model_op_runs_in_next(const mf_model *model, uint32_t index);
 /* Offset of op `index`'s scratch buffer in the activations, MF_NO_STORAGE if none. */

@@ -89,6 +89,14 @@ size_t mf_op_data_taken(const mf_op *op);
  * tables cost no RAM), 0 in the interpreter (records in the arena). */
 int mf_op_data_in_flash(const mf_op *op);
 
+/* Prepare only: the choices a prepared image's build made (MF_CHOICE_* bits,
+ * mf_prepare_image's `choices`), 0 in the interpreter. */
+uint32_t mf_op_image_choices(const mf_op *op);
+/* Narrow 3 x 3 depthwise layers take the channel-major loop instead of the NHWC one
+ * (kernels/dsp/depthwise_conv.c), so a firmware links one loop family: the
+ * build's choice under a code budget (mcuforge.firmware.code_budget). */
+#define MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR 1u
+
 /* Checks types, shapes and options at load; sets *scratch_bytes (0 if none). */
 typedef mf_status (*mf_prepare_fn)(const mf_op *op, size_t *scratch_bytes);
 typedef mf_status (*mf_eval_fn)(const mf_op *op);

@@ -165,15 +165,15 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
     return MF_OK;
 }
 
-/* The activation area: the end of the last tensor or of an op's scratch. */
-static uint32_t mf_activation_bytes(const mf_model *m)
+/* The activation area: the end of the last tensor or of an op's scratch (prepared with `choices`). */
+static uint32_t mf_activation_bytes(const mf_model *m, uint32_t choices)
 {
     size_t end = 0;
     uint32_t t;
     for (t = 0; t < mf_model_op_count(m); ++t) {
         if (mf_model_scratch_offset(m, t) != MF_NO_STORAGE &&
-            mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t), 4u) > end) {
-            end = mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t), 4u);
+            mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t, choices), 4u) > end) {
+            end = mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t, choices), 4u);
         }
     }
     for (t = 0; t < mf_model_tensor_count(m); ++t) {
@@ -261,8 +261,8 @@ static mf_status mf_write_tensors(const mf_model *m, mf_writer *w, mf_layout *la
     return MF_OK;
 }
 
-mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, uint8_t *out,
-                           size_t out_size, size_t *image_bytes, mf_fault *fault)
+mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *arena, size_t arena_size, uint32_t choices,
+                           uint8_t *out, size_t out_size, size_t *image_bytes, mf_fault *fault)
 {
     mf_model *m;
     mf_writer w;
@@ -274,7 +274,7 @@ mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *a
     size_t ops_bytes;
     size_t tensors;
     size_t io;
-    mf_status status = mf_load_for_image(model_data, model_size, arena, arena_size, &m, fault);
+    mf_status status = mf_load_for_image(model_data, model_size, arena, arena_size, &m, fault, choices);
     if (status != MF_OK || image_bytes == NULL) {
         return status != MF_OK ? status : MF_ERR_BAD_ARGUMENT;
     }
@@ -318,7 +318,7 @@ mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *a
     header[MF_IMAGE_MAGIC_WORD] = MF_IMAGE_MAGIC;
     header[MF_IMAGE_VERSION_WORD] = MF_IMAGE_VERSION;
     header[MF_IMAGE_BYTES] = (uint32_t)*image_bytes;
-    header[MF_IMAGE_ARENA_BYTES] = mf_activation_bytes(m);
+    header[MF_IMAGE_ARENA_BYTES] = mf_activation_bytes(m, choices);
     header[MF_IMAGE_OP_COUNT] = mf_model_op_count(m);
     for (i = 0; i < mf_model_op_count(m); ++i) {
         header[MF_IMAGE_OP_COUNT] -= (uint32_t)mf_model_op_runs_in_next(m, i);

@@ -35,6 +35,8 @@ static int mf_depthwise_fc_fusable(const mf_op *depthwise, const mf_op *fully_co
 /* Coded filters (mf_depthwise_fc.h): the code of a weight kept in the exceptions, a unit's bytes of codes. */
 #define MF_CODED_ESCAPE (-64)
 static int32_t mf_coded_row_bytes(int32_t depth) { return (depth + 7) / 8 * 7; }
+/* A weight outside the 7-bit codes' -63..63: coded as the escape, its value kept in the exceptions. */
+static int mf_coded_escaped(int32_t weight) { return weight <= MF_CODED_ESCAPE || weight > -MF_CODED_ESCAPE - 1; }
 
 /* Prepare: the bytes of the fully connected filter coded; 0 when that saves nothing, or the filter is not
  * dense int8 with folded biases in a prepared image. */
@@ -56,7 +58,7 @@ static size_t mf_coded_bytes(const mf_op *fully_connected)
         return 0;
     }
     for (i = 0; i < dense; ++i) {
-        exceptions += w[i] <= MF_CODED_ESCAPE || w[i] > -MF_CODED_ESCAPE - 1;
+        exceptions += (size_t)mf_coded_escaped(w[i]);
     }
     bytes = (size_t)filter->dims[0] * (4u + (size_t)mf_coded_row_bytes(filter->dims[1])) + 1u + exceptions;
     return bytes < dense ? bytes : 0;
@@ -77,7 +79,7 @@ static void mf_code_filter(const mf_op *fully_connected, uint8_t *out)
         memcpy(out + 4u * (size_t)u, &count, sizeof count);
         for (k = 0; k < depth; ++k) {
             const int32_t value = w[(size_t)u * depth + k];
-            const int escaped = value <= MF_CODED_ESCAPE || value > -MF_CODED_ESCAPE - 1;
+            const int escaped = mf_coded_escaped(value);
             const uint32_t code = (uint32_t)(escaped ? MF_CODED_ESCAPE : value) & 0x7Fu;
             uint8_t *at = codes + (size_t)u * row + (size_t)(7 * k / 8);
             if (escaped) {

@@ -6,7 +6,9 @@
  * channel-major loops of mfd_depthwise.h (scratch: their ring of input rows,
  * at most MFD_DW_RING_MAX bytes; wider layers take the next path), but
  * outputs narrower than MFD_DW_MIN_WIDTH with multiplier 1 the NHWC loops of
- * mfd_depthwise_nhwc.h. Other
+ * mfd_depthwise_nhwc.h, unless a prepared image's build chose the
+ * channel-major loops for them too (MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR:
+ * one loop family linked, for a code budget). Other
  * filters with depth multiplier 1: weights and inputs are contiguous along
  * the channels, so four channels come in one word: SXTB16/SXTAB16 widen them
  * to int16 lanes (the input offset added on the way) and SMLABB/SMLATT
@@ -30,7 +32,8 @@
 
 /* The largest ring of the 3 x 3 loops: the scratch buffer is shared by all ops and counts in the arena. */
 #define MFD_DW_RING_MAX 4096u
-/* Narrower 3 x 3 layers with multiplier 1 take the NHWC loops (mfd_depthwise_nhwc.h). */
+/* Narrower 3 x 3 layers with multiplier 1 take the NHWC loops (mfd_depthwise_nhwc.h), unless the image's build chose
+ * otherwise (MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR). */
 #define MFD_DW_MIN_WIDTH 6
 
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
@@ -58,7 +61,8 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
         ring = mfd_dw3x3_scratch_bytes(&geometry);
     }
     if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
-        head.channels_per_group == 1 && op->outputs[0].dims[2] < MFD_DW_MIN_WIDTH) {
+        head.channels_per_group == 1 && op->outputs[0].dims[2] < MFD_DW_MIN_WIDTH &&
+        !(mf_op_image_choices(op) & MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR)) {
         head.variant = MFD_DW_3X3_NHWC; /* row by row: the overlap mf_affine_check set holds */
     } else if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
                ring <= MFD_DW_RING_MAX) {
