@@ -162,6 +162,8 @@ def _markdown(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost |
 
     def line(row: TrialRow, mark: str) -> str:
         final = " → ".join(f"{score:.4f}" for score in (row.screen_accuracy, row.final_accuracy) if score is not None)
+        if row.screen_accuracy is not None and row.final_accuracy is None:
+            final += ", screened out"
         return (f"| {row.number} | {row.architecture} | {row.accuracy:.4f} | {final} | {row.instructions:,} | {row.arena_bytes:,} | "
                 f"{row.flash_bytes:,} | {mark} |")
 
