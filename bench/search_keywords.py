@@ -5,11 +5,11 @@ an hour or more on two shared cores):
 
     nice .venv/bin/python bench/search_keywords.py [--spec specs/keywords.yaml] [--target cortex-m4-256k]
         [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--family ds_cnn] [--finalists 3]
-        [--finalist-epochs N] [--select within_reference] [--seeds 4] [--reference-instructions 0.5] [--root build/bench-search]
+        [--finalist-epochs N] [--finalist-pool N] [--select within_reference] [--seeds 4] [--reference-instructions 0.5] [--root build/bench-search]
 
 The search uses the spec's `search:` section, or the default one (DS-CNN family for
 keywords) when it has none; --trials/--minutes/--search-epochs/--workers/--family/--finalists/
---finalist-epochs/--seeds override it, and --select (default within_reference: the most accurate
+--finalist-epochs/--finalist-pool/--seeds override it, and --select (default within_reference: the most accurate
 candidate whose instructions, arena and flash are each no more than the hand-made model's, the
 instructions times --reference-instructions, default 0.5: the first target's bound, candidates
 over it rejected untrained) picks the model: among the finalists (the rule's top candidates trained again for the final
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--family", choices=("ds_cnn", "mobilenet"))
     parser.add_argument("--finalists", type=int)
     parser.add_argument("--finalist-epochs", type=int)
+    parser.add_argument("--finalist-pool", type=int, help="candidates screened for a third of the finalist epochs before the "
+                        "best --finalists get the full training [default: the search section's, 0: none]")
     parser.add_argument("--seeds", type=int, help="ladder candidates queued first [default: the search section's, 4]")
     parser.add_argument("--reference-instructions", type=float, default=0.5,
                         help="the share of the hand-made model's instructions the choice may cost [default: 0.5, the first target's]")
@@ -103,7 +105,8 @@ def main() -> None:
     if args.target:
         spec = dataclasses.replace(spec, deploy=dataclasses.replace(spec.deploy, target=args.target))
     given = {"trials": args.trials, "minutes": args.minutes, "epochs": args.search_epochs, "workers": args.workers, "family": args.family,
-             "finalists": args.finalists, "finalist_epochs": args.finalist_epochs, "select": args.select, "seeds": args.seeds,
+             "finalists": args.finalists, "finalist_epochs": args.finalist_epochs, "finalist_pool": args.finalist_pool, "select": args.select,
+             "seeds": args.seeds,
              "reference_instructions": args.reference_instructions}
     spec = dataclasses.replace(
         spec, search=dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})

@@ -104,6 +104,9 @@ class SearchSpec:
     finalists: int = spec_field(3, min=0, max=64, help="the top candidates the select rule may pick (by search score), trained "
                                 "again for finalist_epochs and picked by their int8 validation accuracy; 0: pick by the search score")
     finalist_epochs: int | None = spec_field(None, min=1, max=1000, help="finalists' training epochs [default: train.epochs, the final training's]")
+    finalist_pool: int = spec_field(0, min=0, max=64, help="successive halving before the final training: the top N candidates the "
+                                    "rule may pick are first trained for a third of finalist_epochs, and the best `finalists` of them "
+                                    "(int8 validation accuracy) go on; 0 (or no more than finalists): none")
     reference_instructions: float = spec_field(1.0, min_exclusive=0.0, max=1.0, help="within_reference: the share of the spec's own "
                                                "model's instructions the choice may cost (0.5: half); below 1, candidates over it are rejected untrained")
     seeds: int = spec_field(4, min=0, max=64, help="within_reference: ladder candidates (the DS-CNN base, narrower, fewer blocks, "

@@ -11,6 +11,7 @@ from mcuforge.pipeline import search_target
 from mcuforge.progress import Progress
 from mcuforge.spec import ModelSpec, SearchSpec, parse_spec
 from mcuforge.train import trainer
+from mcuforge.train.search import finalists as final_selection
 from mcuforge.train.search.finalists import finalists, score_finalists
 from mcuforge.train.search.front import TrialRow, choose
 from mcuforge.train.search.target import CandidateCost
@@ -49,6 +50,30 @@ def test_finalists_are_the_first_distinct_architectures_the_rule_may_pick():
     assert finalists(rows, dataclasses.replace(spec, search=dataclasses.replace(spec.search, finalists=0)), REFERENCE) == []
     # a final training no longer than the search's would repeat it: the search scores stand
     assert finalists(rows, spec_with({"select": "within_reference", "epochs": 3}, epochs=3), REFERENCE) == []
+
+
+def test_a_finalist_pool_is_screened_for_a_third_of_the_final_epochs_and_only_its_best_trained_in_full(monkeypatch):
+    after = {(0, 10): 0.80, (1, 10): 0.90, (2, 10): 0.85, (3, 10): 0.70, (0, 30): 0.91, (1, 30): 0.93, (2, 30): 0.95}  # (trial, epochs)
+    trained = []
+
+    def train_and_score(spec, row, epochs, target):
+        trained.append((row.number, epochs))
+        return after[row.number, epochs]
+
+    monkeypatch.setattr(final_selection, "train_and_score", train_and_score)
+    spec = spec_with({"finalists": 2, "finalist_pool": 4, "epochs": 3}, epochs=30)
+    rows = [row(0, 0.99), row(1, 0.98), row(2, 0.97), row(3, 0.96), row(4, 0.95)]
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    scored = score_finalists(spec, study, rows, None, None, Progress.quiet())
+    assert trained == [(0, 10), (1, 10), (2, 10), (3, 10), (1, 30), (2, 30)]  # the search's top 4, then the screen's top 2
+    assert [r.screen_accuracy for r in scored] == [0.80, 0.90, 0.85, 0.70, None]
+    assert [r.final_accuracy for r in scored] == [None, 0.93, 0.95, None, None]
+    assert choose(scored, spec.search).number == 2
+    assert score_finalists(spec, study, rows, None, None, Progress.quiet()) == scored and len(trained) == 6  # kept in the study
+    no_pool = dataclasses.replace(spec, search=dataclasses.replace(spec.search, finalist_pool=2))
+    trained.clear()
+    assert [r.final_accuracy for r in score_finalists(no_pool, study, rows, None, None, Progress.quiet())] == [0.91, 0.93, None, None, None]
+    assert trained == [(0, 30)]  # a pool no larger than the finalists: no screening, the search's top two (trial 1's score kept)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from mcuforge.spec import SearchSpace, parse_spec
 from mcuforge.train.search import space
 from mcuforge.train.search.front import trial_rows
 from mcuforge.train.search.stage import bounded_by_reference, seed_study
-from mcuforge.train.search.study import Objective, open_study
+from mcuforge.train.search.study import Objective, open_study, queue_seed
 from mcuforge.train import trainer
 from mcuforge.train.search.target import CandidateCost, DeployTarget
 
@@ -100,7 +100,7 @@ def test_a_seed_trains_all_its_epochs_where_the_pruner_stops_a_drawn_trial(monke
     model = tf_keras.Sequential([tf_keras.Input((1,)), tf_keras.layers.Dense(1)])
     objective = Objective(spec_with(), TARGET, None, Progress.quiet())
     study = optuna.create_study()
-    study.enqueue_trial({"x": 1})
+    queue_seed(study, {"x": 1})
     seed, drawn = study.ask(), study.ask()
     for trial in (seed, drawn):
         trial.suggest_categorical("x", [1, 2])

@@ -2,6 +2,8 @@
 one study, a rerun that resumes it, candidates over the flash budget rejected without training, and
 `run` carrying the chosen model through to firmware that matches TFLM."""
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,8 @@ from mcuforge.pipeline import STAGES, run_pipeline
 from mcuforge.results import FirmwareResult, SearchResult
 from mcuforge.spec import parse_spec
 from mcuforge.train import trainer
-from mcuforge.train.search.study import open_study
+from mcuforge.train.search.study import (fail_foreign_trial, is_seed, open_study, process_identity, queue_seed,
+                                          retry_dead_workers_trials, storage_of)
 
 MCUFORGE = Path(sys.executable).parent / "mcuforge"
 TINY = {
@@ -35,6 +38,34 @@ TINY = {
     },
 }
 BUDGET = TINY["search"]["max_flash_bytes"]
+
+
+@pytest.mark.parametrize("storage_url", [None, "sqlite"])
+def test_a_dead_workers_trial_is_failed_once_with_its_reason_and_retried_as_no_seed(tmp_path, storage_url):
+    """Through Optuna's storage interface (study.fail_foreign_trial): a journal file and a database (which Optuna
+    wraps in its cache) both keep the failure and its reason."""
+    url = storage_url and f"sqlite:///{tmp_path / 'study.db'}"
+    search = parse_spec({**TINY, "search": {**TINY["search"], "storage": url}}).search
+    storage = storage_of(search, tmp_path)
+    study = optuna.create_study(storage=storage, study_name="dead")
+    queue_seed(study, {"x": 1})
+    seed = study.ask()
+    seed.suggest_categorical("x", [1, 2])
+    seed.set_user_attr("worker", "w0")
+    seed.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}:0")  # this pid, another start time: gone
+    alive = study.ask()
+    alive.set_user_attr("process", process_identity(os.getpid()))  # this very process: running
+    assert is_seed(seed) and not is_seed(alive)
+
+    assert retry_dead_workers_trials(study, storage) == [seed.number]
+    assert not fail_foreign_trial(study, storage, seed.number, "again")  # failed already: no second retry
+    trials = optuna.load_study(study_name="dead", storage=storage_of(search, tmp_path)).get_trials()
+    assert trials[seed.number].state == optuna.trial.TrialState.FAIL
+    assert trials[seed.number].system_attrs["fail_reason"] == "its worker (w0) died mid-trial"
+    assert is_seed(trials[seed.number])
+    assert trials[alive.number].state == optuna.trial.TrialState.RUNNING
+    [retry] = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert retry.params == {"x": 1} and retry.system_attrs["retry_history"] == [seed.number] and not is_seed(retry)
 
 
 def trials_that_trained(storage) -> set[int]:

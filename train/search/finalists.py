@@ -9,6 +9,13 @@ seed, optimizer and schedule) for `search.finalist_epochs` (by default the train
 section's epochs), converted to int8 and scored through TFLM on the validation split,
 never the test split; the rule then picks among them by that score.
 
+With `search.finalist_pool` above `finalists`, one rung of successive halving comes
+first: the top `finalist_pool` are trained the same way for a third of the final epochs
+(screen_epochs) and scored likewise, and only the best `finalists` of them by that score
+get the final training. A few epochs rank candidates poorly for the final training
+(keywords: the three 3-epoch leaders finished in the reverse order after 30): the pool
+is ranked on a training nearer the final one, at a third of its cost per candidate.
+
 When the finalists' training is no longer than the search's, it would repeat the
 search's own (same seed, same epochs): the search scores stand. Each finalist's score
 is kept in the study (a study attribute per trial and epochs), so a resumed search, or
@@ -30,14 +37,20 @@ def finalist_epochs(spec: Spec) -> int:
     return spec.search.finalist_epochs or spec.train.epochs
 
 
-def finalists(rows: list[TrialRow], spec: Spec, reference: CandidateCost | None) -> list[TrialRow]:
-    """The trials to train again: the first `search.finalists` distinct architectures the rule may pick, by search
-    score (none when the finalists' training would be the search's own)."""
+def screen_epochs(spec: Spec) -> int:
+    """The finalist pool's training: a third of the final one, and longer than the search's."""
+    return max(spec.search.epochs + 1, finalist_epochs(spec) // 3)
+
+
+def finalists(rows: list[TrialRow], spec: Spec, reference: CandidateCost | None, count: int | None = None) -> list[TrialRow]:
+    """The trials to train again: the first `count` (default `search.finalists`) distinct architectures the rule may
+    pick, by search score (none when the finalists' training would be the search's own)."""
+    count = spec.search.finalists if count is None else count
     if finalist_epochs(spec) <= spec.search.epochs:
         return []
     chosen: dict[str, TrialRow] = {}
     for row in eligible(rows, spec.search, reference):
-        if len(chosen) == spec.search.finalists:
+        if len(chosen) == count:
             break
         chosen.setdefault(row.architecture, row)
     return list(chosen.values())
@@ -46,18 +59,25 @@ def finalists(rows: list[TrialRow], spec: Spec, reference: CandidateCost | None)
 def score_finalists(spec: Spec, study, rows: list[TrialRow], reference: CandidateCost | None, target: DeployTarget,
                     progress: Progress) -> list[TrialRow]:
     """`rows` with each finalist's final_accuracy: trained again (or read back from the study) and scored int8 on
-    the validation split."""
-    epochs = finalist_epochs(spec)
-    scores = {}
-    for row in finalists(rows, spec, reference):
-        key = f"finalist:{row.number}:{epochs}"
-        if key not in study.user_attrs:
-            accuracy = train_and_score(spec, row, epochs, target)
-            study.set_user_attr(key, accuracy)
-            progress.line(f"finalist trial {row.number}: {row.architecture}: int8 val accuracy {accuracy:.4f} after {epochs} epochs "
-                          f"({row.accuracy:.4f} after the search's {spec.search.epochs})")
-        scores[row.number] = study.user_attrs[key]
-    return [dataclasses.replace(row, final_accuracy=scores.get(row.number)) for row in rows]
+    the validation split; with a finalist pool, its screen_accuracy first, and the final training for the best."""
+    pool = finalists(rows, spec, reference, max(spec.search.finalist_pool, spec.search.finalists))
+    screened = {}
+    if 0 < spec.search.finalists < len(pool) and screen_epochs(spec) < finalist_epochs(spec):
+        screened = {row.number: scored(spec, study, row, screen_epochs(spec), target, progress) for row in pool}
+        pool = sorted(pool, key=lambda row: -screened[row.number])[: spec.search.finalists]  # stable: search rank on a tie
+    final = {row.number: scored(spec, study, row, finalist_epochs(spec), target, progress) for row in pool[: spec.search.finalists]}
+    return [dataclasses.replace(row, screen_accuracy=screened.get(row.number), final_accuracy=final.get(row.number)) for row in rows]
+
+
+def scored(spec: Spec, study, row: TrialRow, epochs: int, target: DeployTarget, progress: Progress) -> float:
+    """The trial's int8 validation accuracy after `epochs` of the final training, kept in the study (trained once)."""
+    key = f"finalist:{row.number}:{epochs}"
+    if key not in study.user_attrs:
+        accuracy = train_and_score(spec, row, epochs, target)
+        study.set_user_attr(key, accuracy)
+        progress.line(f"finalist trial {row.number}: {row.architecture}: int8 val accuracy {accuracy:.4f} after {epochs} epochs "
+                      f"({row.accuracy:.4f} after the search's {spec.search.epochs})")
+    return study.user_attrs[key]
 
 
 def train_and_score(spec: Spec, row: TrialRow, epochs: int, target: DeployTarget) -> float:

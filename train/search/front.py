@@ -40,6 +40,7 @@ class TrialRow:
     model: dict
     num_mfcc: int | None = None  # the keyword features' coefficients, when the space searches them
     final_accuracy: float | None = None  # a finalist's int8 TFLM validation accuracy after the finalists' training (finalists.py)
+    screen_accuracy: float | None = None  # in a finalist pool: its int8 TFLM validation accuracy after the shorter screening training
 
 
 def _state(trial) -> str:
@@ -154,13 +155,15 @@ def choose(rows: list[TrialRow], search: SearchSpec, reference: CandidateCost | 
 
 def _markdown(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost | None, reference_name: str) -> str:
     lines = [
-        "| trial | architecture (stem, then channels k kernel s stride per block) | int8 val accuracy | finalist: after final training "
+        "| trial | architecture (stem, then channels k kernel s stride per block) | int8 val accuracy | finalist: after screening → final training "
         "| instructions | arena B | flash B | |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
 
     def line(row: TrialRow, mark: str) -> str:
-        final = "" if row.final_accuracy is None else f"{row.final_accuracy:.4f}"
+        final = " → ".join(f"{score:.4f}" for score in (row.screen_accuracy, row.final_accuracy) if score is not None)
+        if row.screen_accuracy is not None and row.final_accuracy is None:
+            final += ", screened out"
         return (f"| {row.number} | {row.architecture} | {row.accuracy:.4f} | {final} | {row.instructions:,} | {row.arena_bytes:,} | "
                 f"{row.flash_bytes:,} | {mark} |")
 
@@ -172,7 +175,7 @@ def _markdown(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost |
             f" | {reference.instructions:,} | {reference.arena_bytes:,} | {reference.flash_bytes:,} | bound of the choice |"
         )
     for row in rows:
-        if not row.on_front and (row.number == chosen.number or row.final_accuracy is not None):
+        if not row.on_front and (row.number == chosen.number or row.final_accuracy is not None or row.screen_accuracy is not None):
             lines.append(line(row, ("chosen, " if row.number == chosen.number else "") + "off the front"))
     counts = {state: sum(r.state == state for r in rows) for state in ("complete", "pruned", "rejected", "failed", "running", "waiting")}
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)

@@ -70,7 +70,7 @@ def seed_study(spec: Spec, study_directory: Path, target: DeployTarget, referenc
     """Queue the seed candidates (train/search/seeds.py) in a study that has no trial yet."""
     from mcuforge.train.search import space
     from mcuforge.train.search.seeds import seed_candidates
-    from mcuforge.train.search.study import Budgets, open_study
+    from mcuforge.train.search.study import Budgets, open_study, queue_seed
 
     study, _ = open_study(spec, study_directory)
     if not spec.search.seeds or study.get_trials(deepcopy=False):
@@ -83,7 +83,7 @@ def seed_study(spec: Spec, study_directory: Path, target: DeployTarget, referenc
         macs=reference.macs,
     )
     for candidate in seed_candidates(spec, target, bound, progress):
-        study.enqueue_trial(space.params(candidate, spec.search.space))
+        queue_seed(study, space.params(candidate, spec.search.space))
 
 
 def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTarget, progress: Progress | None = None) -> SearchResult:

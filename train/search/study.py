@@ -47,9 +47,10 @@ JOURNAL_FILE = "study.journal"
 HEARTBEAT_SECONDS = 20  # how often a worker on a database storage marks its running trial alive
 GRACE_SECONDS = 120  # a database-storage trial with no heartbeat for this long is failed and retried
 MAX_RETRIES = 1
+SEED_ATTR = "seed"  # the user attribute queue_seed marks a seed trial with
 COST_OBJECTIVES = {"instructions": "instructions", "arena": "arena_bytes", "flash": "flash_bytes"}
 # The search settings that change what a trial does: a change starts a new study.
-RUN_SETTINGS = ("trials", "minutes", "select", "within_points", "finalists", "finalist_epochs", "workers", "storage")
+RUN_SETTINGS = ("trials", "minutes", "select", "within_points", "finalists", "finalist_epochs", "finalist_pool", "workers", "storage")
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def open_study(spec: Spec, directory: Path, worker: int = 0):
     storage = storage_of(search, directory)
     name = study_name(spec)
     study = optuna.create_study(storage=storage, study_name=name, directions=directions(search), load_if_exists=True)
-    retry_dead_workers_trials(study)
+    retry_dead_workers_trials(study, storage)
     seed = search.seed + 1000 * worker + len(study.get_trials(deepcopy=False))
     study.sampler = _sampler(search, seed)
     return study, storage
@@ -168,9 +169,9 @@ def retry_trial(study, trial) -> None:
                                         system_attrs={"retry_history": history}))
 
 
-def retry_dead_workers_trials(study) -> list[int]:
+def retry_dead_workers_trials(study, storage) -> list[int]:
     """Fail and retry (retry_trial) each RUNNING trial whose worker ran on this machine and is gone (killed
-    mid-trial); the numbers of the trials failed."""
+    mid-trial); the numbers of the trials failed. `storage` is the study's (open_study's)."""
     import optuna
 
     host = f"{socket.gethostname()}:"
@@ -179,15 +180,30 @@ def retry_dead_workers_trials(study) -> list[int]:
         process = trial.user_attrs.get("process", "")
         if not process.startswith(host) or process_identity(int(process.split(":")[1])) == process:
             continue  # another machine's (the heartbeat's job), or alive
-        try:
-            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", f"its worker ({trial.user_attrs['worker']}) died mid-trial")
-            if not study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker failed it first
-        retry_trial(study, study._storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
+        if fail_foreign_trial(study, storage, trial.number, f"its worker ({trial.user_attrs['worker']}) died mid-trial"):
+            retry_trial(study, trial)  # its parameters, as the dead worker left them
+            failed.append(trial.number)
     return failed
+
+
+def fail_foreign_trial(study, storage, number: int, reason: str) -> bool:
+    """Mark RUNNING trial `number`, which another (dead) process ran, failed with `reason` (its `fail_reason` system
+    attribute); False when another worker failed it first.
+
+    Optuna's public API can fail it (Study.tell) but cannot say why on a trial this process did not start (a
+    trial sets only its own attributes), nor tell which of two workers racing to fail it won. So this one
+    function goes through the storage's interface (BaseStorage, Optuna's internal one, as its heartbeat does
+    for stale trials): tests/test_search_study.py::test_a_dead_workers_trial_is_failed_once_with_its_reason
+    fails if a new Optuna changes it.
+    """
+    import optuna
+
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+    try:
+        storage.set_trial_system_attr(trial_id, "fail_reason", reason)
+        return storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # another worker failed it first
 
 
 def retries(study) -> dict[int, int]:
@@ -210,9 +226,15 @@ def epochs_study(spec: Spec, storage, cost: CandidateCost):
     return optuna.create_study(storage=storage, study_name=name, direction="maximize", pruner=_pruner(spec.search), load_if_exists=True)
 
 
+def queue_seed(study, params: dict) -> None:
+    """Queue a seed trial (seeds.py): `params` drawn back as they are, marked so that is_seed knows it."""
+    study.enqueue_trial(params, user_attrs={SEED_ATTR: True})
+
+
 def is_seed(trial) -> bool:
-    """Whether the (frozen) trial was queued by seeds.py (Optuna's enqueue_trial; a retry of a dead worker's trial is not)."""
-    return "fixed_params" in trial.system_attrs and not trial.system_attrs.get("retry_history")
+    """Whether the trial (running or frozen) was queued by queue_seed (a retry of a dead worker's trial is not: user
+    attributes are not carried over)."""
+    return bool(trial.user_attrs.get(SEED_ATTR))
 
 
 def finished(study) -> int:
@@ -304,8 +326,7 @@ class Objective:
         shadow = epochs.ask()
         shadow.set_user_attr("search_trial", trial.number)
         pruned_after: list[int] = []
-        prunable = not is_seed(trial.study._storage.get_trial(trial._trial_id))  # a seed trains all its epochs: one epoch
-        # ranks candidates too poorly to drop it
+        prunable = not is_seed(trial)  # a seed trains all its epochs: one epoch ranks candidates too poorly to drop it
 
         class ReportEpochs(tf_keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
