@@ -101,3 +101,23 @@ def test_a_finalist_is_trained_like_the_train_stage_scored_on_the_validation_spl
 
     monkeypatch.setattr(trainer, "fit", lambda *args, **kwargs: (_ for _ in ()).throw(AssertionError("trained again")))
     assert score_finalists(spec, study, rows, None, target, Progress.quiet()) == scored  # kept in the study
+
+
+def test_finalists_are_counted_and_one_counted_over_the_instruction_budget_is_not_picked(tmp_path):
+    counts = {4: 180, 8: 90}  # the stand-in count by the model's stem channels: trial 0's model over the budget of 100
+    measured = []
+
+    def reference_cost(model, representative, directory):  # records what the search would count under QEMU
+        measured.append(directory.name)
+        return CandidateCost(flash_bytes=1, arena_bytes=1, instructions=counts[next(layer for layer in model.layers if hasattr(layer, "filters")).filters], macs=1)
+
+    spec = spec_with({"select": "within_reference", "finalists": 2, "epochs": 3, "max_instructions": 100})
+    target = dataclasses.replace(search_target(spec), reference_cost=reference_cost)
+    wider = {**MODEL, "options": {**MODEL["options"], "stem_channels": 8}}
+    rows = [row(0, 0.99, 95, final=0.95, model=MODEL), row(1, 0.98, 95, final=0.94, model=wider, architecture="arch 1"), row(2, 0.90, 95)]
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    counted = final_selection.counted_finalists(spec, study, rows, target, tmp_path)
+    assert [r.instructions for r in counted] == [180, 90, 95] and measured == ["trial0", "trial1"]  # the third is no finalist
+    assert choose(counted, spec.search, REFERENCE).number == 1  # trial 0 scored higher but counts over the budget
+    assert choose(rows, spec.search, REFERENCE).number == 0  # by the predicted counts it would have been picked
+    assert final_selection.counted_finalists(spec, study, rows, target, tmp_path) == counted and len(measured) == 2  # kept

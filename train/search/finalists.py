@@ -20,11 +20,18 @@ When the finalists' training is no longer than the search's, it would repeat the
 search's own (same seed, same epochs): the search scores stand. Each finalist's score
 is kept in the study (a study attribute per trial and epochs), so a resumed search, or
 one run again with another rule, does not train it again.
+
+Measured against the reference (within_reference), the finalists' instructions are then
+counted under QEMU as the reference's are (counted_finalists): the search screens
+candidates by the fitted cost model, which errs by a few per cent, and a pick held to a
+share of the reference's instructions must hold by the count (keywords: a MobileNet pick
+predicted under 0.5x counted 0.51x). A finalist over the bound by the count is not picked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from mcuforge.config import parse_dataclass
 from mcuforge.progress import Progress
@@ -80,10 +87,25 @@ def scored(spec: Spec, study, row: TrialRow, epochs: int, target: DeployTarget, 
     return study.user_attrs[key]
 
 
-def train_and_score(spec: Spec, row: TrialRow, epochs: int, target: DeployTarget) -> float:
-    """Train the trial's model as the train stage would (for `epochs`); its int8 TFLM accuracy on the validation split."""
+def counted_finalists(spec: Spec, study, rows: list[TrialRow], target: DeployTarget, directory: Path) -> list[TrialRow]:
+    """`rows` with each finalist's instructions counted under QEMU (untrained, as the reference is; kept in the study)."""
+    return [dataclasses.replace(row, instructions=counted(spec, study, row, target, directory)) if row.final_accuracy is not None else row
+            for row in rows]
+
+
+def counted(spec: Spec, study, row: TrialRow, target: DeployTarget, directory: Path) -> int:
+    key = f"counted_instructions:{row.number}"
+    if key not in study.user_attrs:
+        _, dataset, model = built(spec, row, spec.train.epochs)
+        cost = target.reference_cost(model, target.representative_sample(dataset.x_train), Path(directory) / f"trial{row.number}")
+        study.set_user_attr(key, cost.instructions)
+    return study.user_attrs[key]
+
+
+def built(spec: Spec, row: TrialRow, epochs: int):
+    """The spec as the final training of the trial's model, its data set, and the model (untrained)."""
     from mcuforge.train.search.space import data_with
-    from mcuforge.train.trainer import build_model, fit, load_dataset
+    from mcuforge.train.trainer import build_model, load_dataset
 
     final = dataclasses.replace(
         spec,
@@ -92,6 +114,13 @@ def train_and_score(spec: Spec, row: TrialRow, epochs: int, target: DeployTarget
         train=dataclasses.replace(spec.train, epochs=epochs),
     )
     dataset = load_dataset(final)
-    model = build_model(final, dataset)
+    return final, dataset, build_model(final, dataset)
+
+
+def train_and_score(spec: Spec, row: TrialRow, epochs: int, target: DeployTarget) -> float:
+    """Train the trial's model as the train stage would (for `epochs`); its int8 TFLM accuracy on the validation split."""
+    from mcuforge.train.trainer import fit
+
+    final, dataset, model = built(spec, row, epochs)
     fit(model, final, dataset)
     return target.int8_accuracy(model, target.representative_sample(dataset.x_train), dataset.x_val, dataset.y_val)

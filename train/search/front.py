@@ -112,12 +112,18 @@ def _within(row: TrialRow, reference: CandidateCost) -> bool:
     return all(getattr(row, cost) <= getattr(reference, cost) for cost in COSTS)
 
 
+def _within_budget(row: TrialRow, search: SearchSpec) -> bool:
+    """A finalist counted over the instruction budget (predicted under it during the search) is not picked."""
+    return search.max_instructions is None or row.instructions <= search.max_instructions
+
+
 def eligible(rows: list[TrialRow], search: SearchSpec, reference: CandidateCost | None = None) -> list[TrialRow]:
     """The trials the rule may pick, most accurate (by the search's score) first: the front's, or (within_reference)
-    every complete trial whose instructions, arena and flash are each no more than the `reference` model's (with the
-    front over fewer objectives than the three costs, such a trial need not be on the front)."""
+    every complete trial within the instruction budget whose instructions, arena and flash are each no more than the
+    `reference` model's (with the front over fewer objectives than the three costs, such a trial need not be on the
+    front)."""
     if search.select == "within_reference":
-        pool = [row for row in rows if row.state == "complete" and _within(row, reference)]
+        pool = [row for row in rows if row.state == "complete" and _within(row, reference) and _within_budget(row, search)]
         if not pool:
             raise MCUForgeError(
                 f"search: no complete trial costs no more than the spec's own model ({reference.instructions} instructions, "

@@ -88,7 +88,7 @@ def seed_study(spec: Spec, study_directory: Path, target: DeployTarget, referenc
 
 def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTarget, progress: Progress | None = None) -> SearchResult:
     """Run (or resume) the spec's search on `target` with its study in `study_directory`; write the front into `directory`."""
-    from mcuforge.train.search.finalists import finalist_epochs, score_finalists
+    from mcuforge.train.search.finalists import counted_finalists, finalist_epochs, score_finalists
     from mcuforge.train.search.front import choose, trial_rows, write_front
     from mcuforge.train.search.study import open_study, run_search, storage_description, study_name
 
@@ -109,6 +109,8 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
     run_search(spec, study_directory, target, progress)
     study, _ = open_study(spec, study_directory)
     rows = score_finalists(spec, study, trial_rows(study), reference, target, progress)
+    if reference is not None:
+        rows = counted_finalists(spec, study, rows, target, Path(study_directory) / "finalists")
     chosen = choose(rows, spec.search, reference)
     scored = sum(row.final_accuracy is not None for row in rows)
     model = parse_dataclass(ModelSpec, chosen.model, "chosen model")
