@@ -219,27 +219,27 @@ def test_depthwise3x3_nhwc_rows_equal_the_reference_on_the_shapes_they_take(prob
 
 def test_narrow_depthwise3x3_layers_past_the_cached_quads_equal_the_reference(probe):
     """Channels past the first 16 quads (their constants resolved row by row) on the frame loops' shapes: 3 x 3 to
-    5 x 4 inputs, strides 1 and 2, SAME. With right shifts in 2..23 the NHWC loops run them; with some outside (past
-    23, 0, a left shift) or channels not in fours, the channel-major loops."""
+    5 x 4 inputs, strides 1 and 2, SAME. With right shifts in 2..23 (its edges included) the NHWC loops run them;
+    with one outside (24 alone, or past 23, 0 and a left shift) or channels not in fours, the channel-major loops."""
     rng = np.random.default_rng(7)
-    for case, (channels, in_h, in_w, stride, outside) in enumerate(
-            [(72, 5, 4, 1, True), (69, 3, 3, 1, True), (68, 5, 5, 2, True), (72, 5, 4, 1, False), (68, 5, 5, 2, False)]):
+    outside = {1: -24, 6: -30, 66: 0, -1: 1}  # (channel: shift) outside 2..23, a left shift last
+    cases = [(72, 5, 4, 1, outside), (69, 3, 3, 1, {}), (68, 5, 5, 2, outside), (72, 5, 4, 1, {1: -24}),
+             (68, 5, 5, 2, {66: 1}), (72, 5, 4, 1, {1: -23, 66: -2}), (68, 5, 5, 2, {1: -2, 66: -23})]
+    for case, (channels, in_h, in_w, stride, edges) in enumerate(cases):
         out_h, out_w = -(-in_h // stride), -(-in_w // stride)
         pad = (max((out_h - 1) * stride + 3 - in_h, 0) // 2, max((out_w - 1) * stride + 3 - in_w, 0) // 2)
         x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
         w, bias, multipliers, _, input_offset, _, act_min, act_max = _random_weights(rng, channels, case)
-        zero_point = (100, -90, 127, -128, 127)[case]  # far from 0: shifted past bit 31 beyond right shift 23
-        shifts = rng.integers(-12, -1, size=channels).astype(np.int32)  # one-step channels, but for:
-        if outside:
-            shifts[[1, 6, 66]] = [-24, -30, 0]
-            shifts[channels - 1] = 1
-        else:
-            shifts[[1, 66]] = [-23, -2]
+        zero_point = (100, -90, 127, 127, -128, 127, -128)[case]  # far from 0: past bit 31 shifted beyond 23
+        shifts = rng.integers(-12, -1, size=channels).astype(np.int32)  # one-step channels, but for the edges
+        for channel, shift in edges.items():
+            shifts[channel] = shift
+        fits = channels % 4 == 0 and all(-23 <= shift <= -2 for shift in shifts)
         want = reference_depthwise3x3(x, w, bias * 1000, multipliers, shifts, (stride, stride), pad, input_offset,
                                       zero_point, act_min, act_max, (out_h, out_w))
         got, nhwc = _narrow_layer(probe, x, w, bias * 1000, multipliers, shifts, (stride, stride), pad,
                                   (input_offset, zero_point, act_min, act_max), (out_h, out_w))
-        assert nhwc != outside, f"case {case}: the wrong loops"
+        assert nhwc == fits, f"case {case}: the wrong loops"
         assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride)}"
 
 # (input shape, stride, padding): the 3 x 3 loops' interior and every kind of border, channels in fours and not.
