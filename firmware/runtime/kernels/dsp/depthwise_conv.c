@@ -269,13 +269,11 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const mf_affine_data *d,
 mf_status mfd_depthwise_eval_3x3_nhwc(const mf_op *op)
 {
     MFD_DW_LOCALS;
-    const mfd_dw3x3_nhwc layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
-                                  d->pad_w, d->input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+    mfd_dw3x3_nhwc layer = {in, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
+                            d->pad_w, d->input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
     int32_t b;
-    for (b = 0; b < batches; ++b) {
-        mfd_dw3x3_nhwc batch = layer;
-        batch.in = in + (size_t)b * in_h * in_w * in_c;
-        mfd_dw3x3_nhwc_layer(&batch, out_h, out_w, out + (size_t)b * out_h * out_w * out_c);
+    for (b = 0; b < batches; ++b, layer.in += (size_t)in_h * in_w * in_c, out += (size_t)out_h * out_w * out_c) {
+        mfd_dw3x3_nhwc_layer(&layer, out_h, out_w, out);
     }
     return MF_OK;
 }
