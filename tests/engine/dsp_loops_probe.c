@@ -66,16 +66,14 @@ size_t probe_dw3x3_scratch_bytes(int32_t in_c, int32_t multiplier, int32_t out_h
     return mfd_dw3x3_scratch_bytes(&layer);
 }
 
-/* The same layer, multiplier 1, through the NHWC loops (mfd_dw3x3_nhwc_layer). */
-void probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels, const int8_t *weights,
-                      const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
-                      const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant)
+/* The same layer, multiplier 1, through the NHWC loops (mfd_dw3x3_nhwc_layer) when it fits them as prepare checks
+ * (mfd_dw3x3_nhwc_fits, mfd_dw_one_step_right for every channel): 1 then, else 0 with `out` untouched. */
+int probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels, const int8_t *weights,
+                     const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
+                     const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant)
 {
     mfd_dw3x3_nhwc layer;
     int32_t c;
-    for (c = 0; c < channels; ++c) {
-        requant[c] = probe_requant(multipliers[c], shifts[c]);
-    }
     layer.in = in;
     layer.weights = weights;
     layer.bias = bias;
@@ -89,5 +87,15 @@ void probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t chan
     layer.pad_w = geometry[3];
     layer.input_offset = quant[0];
     layer.out = mfd_out_for(quant[1], quant[2], quant[3]);
+    if (!mfd_dw3x3_nhwc_fits(&layer, out_h, out_w)) {
+        return 0;
+    }
+    for (c = 0; c < channels; ++c) {
+        requant[c] = probe_requant(multipliers[c], shifts[c]);
+        if (!mfd_dw_one_step_right(requant[c].right)) {
+            return 0;
+        }
+    }
     mfd_dw3x3_nhwc_layer(&layer, out_h, out_w, out);
+    return 1;
 }

@@ -156,13 +156,32 @@ def test_depthwise3x3_layers_equal_the_reference_on_random_shapes(probe):
         assert (scratch[scratch_bytes // 2:] == 0x5A5A).all(), f"case {case}: the loops wrote past their scratch"
 
 
-def test_depthwise3x3_nhwc_rows_equal_the_reference_on_random_shapes(probe):
-    """The NHWC loops narrow layers take (multiplier 1)."""
-    rng = np.random.default_rng(6)
+def _narrow_layer(probe, x, w, bias, multipliers, shifts, stride, pad, quant, out_shape):
+    """A multiplier-1 layer routed as prepare routes narrow ones: the NHWC loops when it fits them, else the
+    channel-major loops; its outputs and whether the NHWC loops ran."""
     i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
     i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
+    probe.probe_dw3x3_nhwc.restype = ctypes.c_int
     probe.probe_dw3x3_nhwc.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
                                        ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
+    in_h, in_w, channels = x.shape
+    out_h, out_w = out_shape
+    geometry, quant = np.array([*stride, *pad], np.int32), np.array(quant, np.int32)
+    got = np.zeros((out_h, out_w, channels), np.int8)
+    requant = ctypes.create_string_buffer(8 * channels)
+    if probe.probe_dw3x3_nhwc(x, in_h, in_w, channels, w, bias, multipliers, shifts, geometry, quant, out_h, out_w,
+                              got, requant):
+        return got, True
+    scratch = ctypes.create_string_buffer(probe.probe_dw3x3_scratch_bytes(channels, 1, out_h, out_w, geometry))
+    probe.probe_dw3x3(x, in_h, in_w, channels, 1, w, bias, multipliers, shifts, geometry, quant, out_h, out_w, got,
+                      requant, scratch)
+    return got, False
+
+
+def test_narrow_depthwise3x3_rows_equal_the_reference_on_random_shapes(probe):
+    """Narrow layers (multiplier 1) on any shape and requantization: the NHWC loops where they fit, the
+    channel-major loops elsewhere (channels not in fours, thin inputs, padding past one, shifts outside 2..23)."""
+    rng = np.random.default_rng(6)
     for case in range(40):
         channels, _, in_h, in_w, stride, pad, out_h, out_w = _random_layer(rng)
         in_w = min(in_w, 12)
@@ -171,38 +190,56 @@ def test_depthwise3x3_nhwc_rows_equal_the_reference_on_random_shapes(probe):
         w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max = _random_weights(rng, channels, case)
         want = reference_depthwise3x3(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min,
                                       act_max, (out_h, out_w))
-        got = np.zeros((out_h, out_w, channels), np.int8)
-        requant = ctypes.create_string_buffer(8 * channels)
-        probe.probe_dw3x3_nhwc(x, in_h, in_w, channels, w, bias, multipliers, shifts, np.array([*stride, *pad], np.int32),
-                               np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, requant)
+        got, _ = _narrow_layer(probe, x, w, bias, multipliers, shifts, stride, pad,
+                               (input_offset, zero_point, act_min, act_max), (out_h, out_w))
         assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride, pad)}"
 
 
+def test_depthwise3x3_nhwc_rows_equal_the_reference_on_the_shapes_they_take(probe):
+    """The NHWC loops on random layers they fit: channels in fours, inputs from 3 x 3, padding 0 or 1, strides 1 to
+    3, right shifts anywhere in 2..23 (the edges included), output zero points far from 0."""
+    rng = np.random.default_rng(8)
+    for case in range(30):
+        channels, stride = 4 * int(rng.integers(1, 5)), tuple(int(v) for v in rng.integers(1, 4, size=2))
+        in_h, in_w = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+        pad = tuple(int(v) for v in rng.integers(0, 2, size=2))
+        out_h, out_w = (in_h + 2 * pad[0] - 3) // stride[0] + 1, (in_w + 2 * pad[1] - 3) // stride[1] + 1
+        x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
+        w, bias, multipliers, _, input_offset, zero_point, act_min, act_max = _random_weights(rng, channels, case)
+        shifts = rng.integers(-23, -1, size=channels).astype(np.int32)
+        shifts[[0, channels - 1]] = [-23, -2]
+        zero_point = int(rng.choice([-128, -100, 100, 127]))
+        want = reference_depthwise3x3(x, w, bias * 1000, multipliers, shifts, stride, pad, input_offset, zero_point,
+                                      act_min, act_max, (out_h, out_w))
+        got, nhwc = _narrow_layer(probe, x, w, bias * 1000, multipliers, shifts, stride, pad,
+                                  (input_offset, zero_point, act_min, act_max), (out_h, out_w))
+        assert nhwc, f"case {case}: {(channels, in_h, in_w, stride, pad)} should fit the NHWC loops"
+        assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride, pad)}"
 
-def test_depthwise3x3_nhwc_layers_past_the_cached_quads_equal_the_reference(probe):
-    """Channels past the first 16 quads (their constants resolved row by row) and right shifts past 23 (the
-    requantization table's path), on the frame loops' shapes: 3 x 3 to 5 x 4 inputs, strides 1 and 2, SAME."""
+
+def test_narrow_depthwise3x3_layers_past_the_cached_quads_equal_the_reference(probe):
+    """Channels past the first 16 quads (their constants resolved row by row) on the frame loops' shapes: 3 x 3 to
+    5 x 4 inputs, strides 1 and 2, SAME. With right shifts in 2..23 (its edges included) the NHWC loops run them;
+    with one outside (24 alone, or past 23, 0 and a left shift) or channels not in fours, the channel-major loops."""
     rng = np.random.default_rng(7)
-    i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
-    i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
-    probe.probe_dw3x3_nhwc.argtypes = [i8, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, i8, i32, i32, i32, i32, i32,
-                                       ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p]
-    for case, (channels, in_h, in_w, stride) in enumerate([(72, 5, 4, 1), (69, 3, 3, 1), (68, 5, 5, 2)]):
+    outside = {1: -24, 6: -30, 66: 0, -1: 1}  # (channel: shift) outside 2..23, a left shift last
+    cases = [(72, 5, 4, 1, outside), (69, 3, 3, 1, {}), (68, 5, 5, 2, outside), (72, 5, 4, 1, {1: -24}),
+             (68, 5, 5, 2, {66: 1}), (72, 5, 4, 1, {1: -23, 66: -2}), (68, 5, 5, 2, {1: -2, 66: -23})]
+    for case, (channels, in_h, in_w, stride, edges) in enumerate(cases):
         out_h, out_w = -(-in_h // stride), -(-in_w // stride)
         pad = (max((out_h - 1) * stride + 3 - in_h, 0) // 2, max((out_w - 1) * stride + 3 - in_w, 0) // 2)
         x = rng.integers(-128, 128, size=(in_h, in_w, channels), dtype=np.int8)
         w, bias, multipliers, _, input_offset, _, act_min, act_max = _random_weights(rng, channels, case)
-        zero_point = (100, -90, 127)[case]  # far from 0: shifted past bit 31 beyond right shift 23
-        shifts = rng.integers(-12, -1, size=channels).astype(np.int32)  # one-step channels, but for:
-        shifts[[1, 6, 66]] = [-24, -30, 0]
-        shifts[channels - 1] = 1
+        zero_point = (100, -90, 127, 127, -128, 127, -128)[case]  # far from 0: past bit 31 shifted beyond 23
+        shifts = rng.integers(-12, -1, size=channels).astype(np.int32)  # one-step channels, but for the edges
+        for channel, shift in edges.items():
+            shifts[channel] = shift
+        fits = channels % 4 == 0 and all(-23 <= shift <= -2 for shift in shifts)
         want = reference_depthwise3x3(x, w, bias * 1000, multipliers, shifts, (stride, stride), pad, input_offset,
                                       zero_point, act_min, act_max, (out_h, out_w))
-        got = np.zeros((out_h, out_w, channels), np.int8)
-        requant = ctypes.create_string_buffer(8 * channels)
-        probe.probe_dw3x3_nhwc(x, in_h, in_w, channels, w, bias * 1000, multipliers, shifts,
-                               np.array([stride, stride, *pad], np.int32),
-                               np.array([input_offset, zero_point, act_min, act_max], np.int32), out_h, out_w, got, requant)
+        got, nhwc = _narrow_layer(probe, x, w, bias * 1000, multipliers, shifts, (stride, stride), pad,
+                                  (input_offset, zero_point, act_min, act_max), (out_h, out_w))
+        assert nhwc == fits, f"case {case}: the wrong loops"
         assert np.array_equal(got, want), f"case {case}: {(channels, in_h, in_w, stride)}"
 
 # (input shape, stride, padding): the 3 x 3 loops' interior and every kind of border, channels in fours and not.

@@ -6,7 +6,8 @@
  * channel-major loops of mfd_depthwise.h (scratch: their ring of input rows,
  * at most MFD_DW_RING_MAX bytes; wider layers take the next path), but
  * outputs narrower than MFD_DW_MIN_WIDTH with multiplier 1 the NHWC loops of
- * mfd_depthwise_nhwc.h, unless a prepared image's build chose the
+ * mfd_depthwise_nhwc.h when their frame fits the layer (checked here once, so
+ * they carry no fallback), unless a prepared image's build chose the
  * channel-major loops for them too (MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR:
  * one loop family linked, for a code budget). Other
  * filters with depth multiplier 1: weights and inputs are contiguous along
@@ -36,6 +37,27 @@
  * otherwise (MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR). */
 #define MFD_DW_MIN_WIDTH 6
 
+/* Whether a 3 x 3, multiplier-1 layer fits the NHWC loops, which carry no fallback: its shape, and every channel's
+ * requantization (as mf_affine_store tabulates it). */
+static int mfd_dw_nhwc_fits(const mf_op *op, const mf_affine_data *head)
+{
+    const mfd_dw3x3_nhwc shape = {NULL, NULL, NULL, NULL, op->inputs[0].dims[1], op->inputs[0].dims[2],
+                                  op->inputs[0].dims[3], head->stride_h, head->stride_w, head->pad_h, head->pad_w,
+                                  0, mfd_out_for(0, INT8_MIN, INT8_MAX)};
+    int32_t c;
+    if (!mfd_dw3x3_nhwc_fits(&shape, op->outputs[0].dims[1], op->outputs[0].dims[2])) {
+        return 0;
+    }
+    for (c = 0; c < head->channels; ++c) {
+        const mf_requant q = mf_requant_of_scales(op->inputs[0].scale, mf_tensor_scale_at(&op->inputs[1], c),
+                                                  op->outputs[0].scale);
+        if (!mfd_dw_one_step_right(q.right)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
 {
     const mf_tensor *filter = &op->inputs[1];
@@ -62,7 +84,7 @@ mf_status mf_depthwise_conv_prepare(const mf_op *op, size_t *scratch_bytes)
     }
     if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
         head.channels_per_group == 1 && op->outputs[0].dims[2] < MFD_DW_MIN_WIDTH &&
-        !(mf_op_image_choices(op) & MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR)) {
+        !(mf_op_image_choices(op) & MF_CHOICE_NARROW_DEPTHWISE_CHANNEL_MAJOR) && mfd_dw_nhwc_fits(op, &head)) {
         head.variant = MFD_DW_3X3_NHWC; /* row by row: the overlap mf_affine_check set holds */
     } else if (filter->dims[1] == 3 && filter->dims[2] == 3 && head.dilation_h == 1 && head.dilation_w == 1 &&
                ring <= MFD_DW_RING_MAX) {
@@ -247,13 +269,11 @@ static mf_status mfd_depthwise_as_conv(const mf_op *op, const mf_affine_data *d,
 mf_status mfd_depthwise_eval_3x3_nhwc(const mf_op *op)
 {
     MFD_DW_LOCALS;
-    const mfd_dw3x3_nhwc layer = {NULL, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
-                                  d->pad_w, d->input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
+    mfd_dw3x3_nhwc layer = {in, w, bias, requant, in_h, in_w, in_c, d->stride_h, d->stride_w, d->pad_h,
+                            d->pad_w, d->input_offset, mfd_out_for(d->output_zero_point, d->act_min, d->act_max)};
     int32_t b;
-    for (b = 0; b < batches; ++b) {
-        mfd_dw3x3_nhwc batch = layer;
-        batch.in = in + (size_t)b * in_h * in_w * in_c;
-        mfd_dw3x3_nhwc_layer(&batch, out_h, out_w, out + (size_t)b * out_h * out_w * out_c);
+    for (b = 0; b < batches; ++b, layer.in += (size_t)in_h * in_w * in_c, out += (size_t)out_h * out_w * out_c) {
+        mfd_dw3x3_nhwc_layer(&layer, out_h, out_w, out);
     }
     return MF_OK;
 }

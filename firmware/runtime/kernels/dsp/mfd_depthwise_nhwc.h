@@ -13,10 +13,11 @@
  * a weight LDRD, two SXTAB16, four multiplies), against the quad's weights
  * widened once for the row into a frame with a zero ring (mfd_dw_frame); the
  * four requantizations, the packing and the clamp are one asm block with the
- * quad's constants resolved once for the row. Layers thinner than three rows
- * or columns, or padded by more than one, run the taps inside the input one
- * by one. Accumulation is modulo 2^32 like the reference's, so the order of
- * the taps does not change a bit.
+ * quad's constants resolved once for the row. Only layers the frame fits
+ * come here (mfd_dw3x3_nhwc_fits, mfd_dw_one_step_right: prepare checks them
+ * once and sends the others to the channel-major loops), so the loops carry
+ * no fallback. Accumulation is modulo 2^32 like the reference's, so the order
+ * of the taps does not change a bit.
  */
 #ifndef MFD_DEPTHWISE_NHWC_H
 #define MFD_DEPTHWISE_NHWC_H
@@ -45,18 +46,6 @@ typedef struct mfd_dw3x3_nhwc {
 typedef struct mfd_acc4 {
     int32_t a0, a1, a2, a3;
 } mfd_acc4;
-
-/* acc += w * (x + offset), channel by channel, for one input word x and weight word w. */
-static inline mfd_acc4 mfd_dw_tap(mfd_acc4 acc, uint32_t x, uint32_t w, uint32_t offsets)
-{
-    const uint32_t w_even = mfd_sxtb16(w), w_odd = mfd_sxtb16_ror8(w);
-    const uint32_t x_even = mfd_sxtab16(offsets, x), x_odd = mfd_sxtab16_ror8(offsets, x);
-    acc.a0 = mfd_smlabb(w_even, x_even, acc.a0);
-    acc.a2 = mfd_smlatt(w_even, x_even, acc.a2);
-    acc.a1 = mfd_smlabb(w_odd, x_odd, acc.a1);
-    acc.a3 = mfd_smlatt(w_odd, x_odd, acc.a3);
-    return acc;
-}
 
 /* Four channels' weights for the taps of one output pixel, widened once per row: a 5 x 5 frame of taps whose
  * centre 3 x 3 holds the filter and whose ring is zero. A pixel whose window overhangs the input by a row or a
@@ -96,23 +85,19 @@ typedef struct mfd_dw_scale {
 } mfd_dw_scale;
 
 /* A quad's bias, requantization and activation range (the asm block of mfd_dw_outputs reads them at fixed
- * offsets: scale at 16, range at 64). `slow` when a channel does not take the one-step form or its zero point's
- * shifted value could overflow (shift > 22; below, the high word stays within 2^30): the quad then runs the
- * per-tap loop and the requantization table. Resolved once a layer for its first MFD_DW_CACHED_QUADS quads, once
- * a row for the others. */
+ * offsets: scale at 16, range at 64). Resolved once a layer for its first MFD_DW_CACHED_QUADS quads, once a row
+ * for the others. */
 #define MFD_DW_CACHED_QUADS 16
 
 typedef struct mfd_dw_consts {
     int32_t bias[4];
     mfd_dw_scale scale[4];
     uint32_t min4, max4;
-    int32_t slow;
 } mfd_dw_consts;
 
 static inline void mfd_dw_consts_fill(const mfd_dw3x3_nhwc *p, int32_t c, mfd_dw_consts *k)
 {
     const uint32_t zero_point = (uint32_t)p->out.zero_point;
-    uint32_t slow = 0;
     int32_t i;
     for (i = 0; i < 4; ++i) {
         const mfd_requant *r = &p->requant[c + i];
@@ -120,13 +105,10 @@ static inline void mfd_dw_consts_fill(const mfd_dw3x3_nhwc *p, int32_t c, mfd_dw
         k->bias[i] = p->bias != NULL ? p->bias[c + i] : 0;
         k->scale[i].multiplier = r->multiplier;
         k->scale[i].shift = shift;
-        /* Masked shifts: a slow channel's round is never used. */
-        k->scale[i].round = (1u << ((uint32_t)(shift - 1) & 31u)) + (zero_point << ((uint32_t)shift & 31u));
-        slow |= (uint32_t)(shift - 1) > 21u;
+        k->scale[i].round = (1u << (shift - 1)) + (zero_point << shift);
     }
     k->min4 = p->out.min4;
     k->max4 = p->out.max4;
-    k->slow = (int32_t)slow;
 }
 
 /* acc += the nine products w * (x + offset) of channels c..c+3 of a pixel: s, its window's top-left input tap,
@@ -240,95 +222,7 @@ static inline mfd_acc4 mfd_dw_taps9(mfd_acc4 acc, const int8_t *s, const uint32_
 }
 #endif
 
-/* The taps of an output pixel inside the input, rows [fy0, fy1) x columns [fx0, fx1) (maybe none), and the input
- * pixel of tap (fy0, fx0). */
-typedef struct mfd_dw_inside {
-    const int8_t *src;
-    int32_t fy0, fy1, fx0, fx1;
-} mfd_dw_inside;
-
-/* The taps [*first, *end) of a 3-tap filter axis starting at input coordinate `start` that land inside [0, size). */
-static inline void mfd_dw_valid(int32_t start, int32_t size, int32_t *first, int32_t *end)
-{
-    const int32_t last = size - start < 3 ? size - start : 3;
-    *first = start < 0 ? (-start < 3 ? -start : 3) : 0;
-    *end = last > *first ? last : *first;
-}
-
-/* Output pixel (oy, ox)'s taps inside the input. */
-static inline mfd_dw_inside mfd_dw_inside_of(const mfd_dw3x3_nhwc *p, int32_t oy, int32_t ox)
-{
-    const int32_t in_y0 = oy * p->stride_h - p->pad_h, in_x0 = ox * p->stride_w - p->pad_w;
-    mfd_dw_inside t;
-    mfd_dw_valid(in_y0, p->in_h, &t.fy0, &t.fy1);
-    mfd_dw_valid(in_x0, p->in_w, &t.fx0, &t.fx1);
-    t.src = p->in;
-    if (t.fy0 < t.fy1 && t.fx0 < t.fx1) {
-        t.src += ((size_t)(in_y0 + t.fy0) * p->in_w + (size_t)(in_x0 + t.fx0)) * p->channels;
-    }
-    return t;
-}
-
-/* Channels [c0, c1) (in fours) of an output pixel, tap by tap over its taps inside the input, through the
- * requantization table. */
-static inline void mfd_dw_taps_inside(const mfd_dw3x3_nhwc *p, const mfd_dw_inside *t, int32_t c0, int32_t c1,
-                                      int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels;
-    const uint32_t offsets = mfd_dup16(p->input_offset);
-    int32_t c;
-    for (c = c0; c < c1; c += 4) {
-        mfd_acc4 acc = {0, 0, 0, 0};
-        int32_t fy;
-        if (p->bias != NULL) {
-            acc.a0 = p->bias[c];
-            acc.a1 = p->bias[c + 1];
-            acc.a2 = p->bias[c + 2];
-            acc.a3 = p->bias[c + 3];
-        }
-        for (fy = t->fy0; fy < t->fy1; ++fy) {
-            const int8_t *s = t->src + (size_t)(fy - t->fy0) * row + c;
-            const int8_t *w = p->weights + (size_t)(fy * 3 + t->fx0) * channels + c;
-            int32_t fx;
-            for (fx = t->fx0; fx < t->fx1; ++fx, s += channels, w += channels) {
-                acc = mfd_dw_tap(acc, mfd_read32(s), mfd_read32(w), offsets);
-            }
-        }
-        mfd_write32(out + c, mfd_outputs4(acc.a0, acc.a1, acc.a2, acc.a3, &p->requant[c], &p->requant[c + 1],
-                                          &p->requant[c + 2], &p->requant[c + 3], p->out));
-    }
-}
-
-/* The channels after the last four of an output pixel, one at a time. */
-static inline void mfd_dw_leftover(const mfd_dw3x3_nhwc *p, const mfd_dw_inside *t, int8_t *out)
-{
-    const int32_t channels = p->channels, row = p->in_w * channels;
-    int32_t c;
-    for (c = channels & ~3; c < channels; ++c) {
-        int32_t acc = p->bias != NULL ? p->bias[c] : 0;
-        int32_t fy;
-        for (fy = t->fy0; fy < t->fy1; ++fy) {
-            int32_t fx;
-            for (fx = t->fx0; fx < t->fx1; ++fx) {
-                const int32_t x = t->src[(size_t)(fy - t->fy0) * row + (size_t)(fx - t->fx0) * channels + c];
-                acc = mf_wrap_add(acc, p->weights[(size_t)(fy * 3 + fx) * channels + c] * (x + p->input_offset));
-            }
-        }
-        out[c] = mfd_output_of(acc, &p->requant[c], p->out);
-    }
-}
-
-/* Channels c..c+3 of output row oy when their constants are slow (mfd_dw_consts): tap by tap. */
-static MFD_COLD void mfd_dw_slow_quad(const mfd_dw3x3_nhwc *p, int32_t oy, int32_t out_w, int32_t c, int8_t *out_row)
-{
-    int32_t ox;
-    for (ox = 0; ox < out_w; ++ox) {
-        const mfd_dw_inside t = mfd_dw_inside_of(p, oy, ox);
-        mfd_dw_taps_inside(p, &t, c, c + 4, out_row + (size_t)ox * p->channels);
-    }
-}
-
-/* The four outputs of k's channels (k not slow) as the bytes of one word: each
+/* The four outputs of k's channels as the bytes of one word: each
  * saturated to int8, then clamped to the activation range four at a time. On a DSP core one asm block, eight
  * instructions a channel and ten to pack and clamp. */
 #if defined(MFD_ASM_LOOPS)
@@ -458,46 +352,28 @@ static inline void mfd_dw_frame_row(const mfd_dw3x3_nhwc *p, const mfd_dw_consts
         } else {
             mfd_dw_consts_fill(p, c, &row_consts);
         }
-        if (!MFD_LIKELY(!k->slow)) {
-            mfd_dw_slow_quad(p, oy, out_w, c, out_row);
-            continue;
-        }
         mfd_dw_frame_fill(p, c, frame);
         mfd_dw_quad_row(k, src_row + c, pixels, out_w, out_row + c, row, channels, offsets);
     }
 }
 
-/* Output row oy (out_w pixels of `channels`) of a 3 x 3 depthwise layer; cached: the constants of its first quads
- * (mfd_dw_consts). When every window of the row overhangs the input by at most one row and one column (any
- * valid model's padding) and the input is at least 3 x 3, the frame loops; otherwise each pixel runs its taps
- * inside the input one by one. The channels after the last four, one at a time. */
-static inline void mfd_dw3x3_nhwc_row(const mfd_dw3x3_nhwc *p, const mfd_dw_consts *cached, int32_t oy, int32_t out_w,
-                                      int8_t *out_row)
+/* Whether a layer's shape fits the frame loops (p's shape fields only): channels in fours, an input at least 3 x 3,
+ * 1 to MFD_DW_FRAME_PIXELS output columns, and every window overhanging the input by at most one row and one
+ * column (any valid model's padding; the first and last windows overhang the most). */
+static inline int mfd_dw3x3_nhwc_fits(const mfd_dw3x3_nhwc *p, int32_t out_h, int32_t out_w)
 {
-    const int32_t channels = p->channels;
-    const int32_t in_y0 = oy * p->stride_h - p->pad_h, last_x = (out_w - 1) * p->stride_w - p->pad_w;
-    int32_t ox, frame = p->in_h >= 3 && p->in_w >= 3 && p->pad_w <= 1 && out_w >= 1 && out_w <= MFD_DW_FRAME_PIXELS;
-    if (frame) {
-        const int32_t y0 = mfd_dw_moved(in_y0, p->in_h);
-        frame = y0 - in_y0 <= 1 && y0 - in_y0 >= -1 && mfd_dw_moved(last_x, p->in_w) - last_x >= -1;
-        if (frame) {
-            mfd_dw_frame_row(p, cached, oy, y0, out_w, out_row);
-            if ((channels & 3) == 0) {
-                return;
-            }
-        }
-    }
-    for (ox = 0; ox < out_w; ++ox) {
-        const mfd_dw_inside t = mfd_dw_inside_of(p, oy, ox);
-        int8_t *out = out_row + (size_t)ox * channels;
-        if (!frame) {
-            mfd_dw_taps_inside(p, &t, 0, channels & ~3, out);
-        }
-        mfd_dw_leftover(p, &t, out);
-    }
+    return (p->channels & 3) == 0 && p->in_h >= 3 && p->in_w >= 3 && out_w >= 1 && out_w <= MFD_DW_FRAME_PIXELS &&
+           p->pad_h <= 1 && p->pad_w <= 1 && (out_h - 1) * p->stride_h - p->pad_h <= p->in_h - 2 &&
+           (out_w - 1) * p->stride_w - p->pad_w <= p->in_w - 2;
 }
 
-/* One batch of the layer, row by row, so the output may overlap input rows already consumed (mf_overlap). */
+/* Whether a channel's right shift suits the frame loops' requantization: the one-step form (right >= 2) with the
+ * output zero point shifted into the rounding term without overflow (right <= 23; below, the high word stays
+ * within 2^30). */
+static inline int mfd_dw_one_step_right(int32_t right) { return right >= 2 && right <= 23; }
+
+/* One batch of a layer that fits (mfd_dw3x3_nhwc_fits, mfd_dw_one_step_right for every channel), row by row, so the
+ * output may overlap input rows already consumed (mf_overlap). */
 static inline void mfd_dw3x3_nhwc_layer(const mfd_dw3x3_nhwc *p, int32_t out_h, int32_t out_w, int8_t *out)
 {
     mfd_dw_consts cached[MFD_DW_CACHED_QUADS];
@@ -507,7 +383,8 @@ static inline void mfd_dw3x3_nhwc_layer(const mfd_dw3x3_nhwc *p, int32_t out_h, 
         mfd_dw_consts_fill(p, 4 * quad, &cached[quad]);
     }
     for (oy = 0; oy < out_h; ++oy) {
-        mfd_dw3x3_nhwc_row(p, cached, oy, out_w, out + (size_t)oy * out_w * p->channels);
+        const int32_t in_y0 = oy * p->stride_h - p->pad_h;
+        mfd_dw_frame_row(p, cached, oy, mfd_dw_moved(in_y0, p->in_h), out_w, out + (size_t)oy * out_w * p->channels);
     }
 }
 
