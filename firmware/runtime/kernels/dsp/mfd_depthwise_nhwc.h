@@ -24,7 +24,11 @@
 
 #include "mfd_dsp.h"
 
-#if defined(__GNUC__)
+/* Out of line, and on Armv8.1-M (Cortex-M55) not a low-overhead loop: GCC would keep LR for the loop count, and the
+ * taps' asm block needs thirteen registers beside the loop's (at -Os it then fails: impossible constraints). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MFD_DW_NOINLINE __attribute__((noinline, optimize("no-branch-count-reg")))
+#elif defined(__GNUC__)
 #define MFD_DW_NOINLINE __attribute__((noinline))
 #else
 #define MFD_DW_NOINLINE
