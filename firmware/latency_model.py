@@ -45,12 +45,18 @@ class OpFeatures:
     values: tuple[int, ...]  # FEATURES, in order
 
 
-def _depthwise_kind(filter_shape: tuple[int, ...], input_channels: int, options) -> str:
-    """The loop kernels/dsp/depthwise_conv.c prepares for this depthwise conv."""
-    if input_channels == 1:
+def _depthwise_kind(filter_shape: tuple[int, ...], input_shape: tuple[int, ...], output_shape: tuple[int, ...], options) -> str:
+    """The loop kernels/dsp/depthwise_conv.c prepares for this depthwise conv: for 3 x 3 ones, the NHWC frame loops
+    where the output is narrower than 6 (MFD_DW_MIN_WIDTH), the multiplier 1, channels in fours, the input at least 3 x 3
+    (mfd_dw3x3_nhwc_fits), else the channel-major ones. Not seen here: a build whose code budget sends narrow
+    layers channel-major (firmware/code_budget.py), and requantization shifts outside the NHWC loops' range."""
+    if input_shape[-1] == 1:
         return "DEPTHWISE_CONV_2D:one_input_channel"
     dilated = getattr(options, "dilationHFactor", 1) != 1 or getattr(options, "dilationWFactor", 1) != 1
-    return "DEPTHWISE_CONV_2D:3x3" if filter_shape[1:3] == (3, 3) and not dilated else "DEPTHWISE_CONV_2D:general"
+    if filter_shape[1:3] != (3, 3) or dilated:
+        return "DEPTHWISE_CONV_2D:general"
+    narrow = output_shape[2] < 6 and output_shape[3] == input_shape[3] and output_shape[3] % 4 == 0 and min(input_shape[1:3]) >= 3
+    return "DEPTHWISE_CONV_2D:3x3_nhwc" if narrow else "DEPTHWISE_CONV_2D:3x3"
 
 
 def _inside_taps(in_size, out_size, kernel, options) -> int:
@@ -91,7 +97,7 @@ def op_features(model: bytes, source: str = "model") -> list[OpFeatures]:
         elif op.opcode == "DEPTHWISE_CONV_2D":
             macs = pixels * filter_shape[1] * filter_shape[2] * out_c
             inside_macs = taps * out_c
-            kind = _depthwise_kind(filter_shape, inputs[0].shape[-1], op.options)
+            kind = _depthwise_kind(filter_shape, inputs[0].shape, output.shape, op.options)
         elif op.opcode == "FULLY_CONNECTED":
             macs = out_elements * inputs[1].shape[-1]
         channel_taps = taps * output.shape[-1] if taps else 0
