@@ -171,10 +171,13 @@ static uint32_t mf_activation_bytes(const mf_model *m, uint32_t choices)
     size_t end = 0;
     uint32_t t;
     for (t = 0; t < mf_model_op_count(m); ++t) {
-        if (mf_model_scratch_offset(m, t) != MF_NO_STORAGE &&
-            mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t, choices), 4u) > end) {
-            end = mf_model_scratch_offset(m, t) + mf_round_up(mf_model_scratch_bytes(m, t, choices), 4u);
+        const uint32_t offset = mf_model_scratch_offset(m, t);
+        size_t scratch_end;
+        if (offset == MF_NO_STORAGE) {
+            continue;
         }
+        scratch_end = offset + mf_round_up(mf_model_scratch_bytes(m, t, choices), 4u); /* runs the op's prepare again: once */
+        end = scratch_end > end ? scratch_end : end;
     }
     for (t = 0; t < mf_model_tensor_count(m); ++t) {
         mf_tensor view;
