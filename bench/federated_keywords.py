@@ -4,7 +4,7 @@ Runs on demand (each configuration is a Flower simulation: minutes to an hour on
 
     .venv/bin/python bench/federated_keywords.py [--spec specs/keywords.yaml] [--rounds 40]
         [--local-epochs 2] [--fraction 0.1] [--data-option speakers=80 ...] [--root build]
-        [--set server_optimizer=yogi --set server_learning_rate=0.01 ...]
+        [--set server_optimizer=yogi --set server_learning_rate=0.01 ...] [--seeds 0 1 2]
 
 Keywords: one client per training speaker. Other classifier specs (digits) use
 the Dirichlet split of their `federated:` section (or its defaults).
@@ -14,9 +14,12 @@ FedAvg (or the server optimizer and strategy given with --set) with plain float3
 4-bit stochastically rounded updates (one packed tensor); top-k (10 %) int8 updates with
 error feedback; plain updates with 30 % of the sampled clients dropping out.
 Each row runs in its own process (federated_isolation): a row whose process
-dies is reported with the reason, and the others still run.
+dies is reported with the reason, and the others still run. With --seeds each
+row runs once per train.seed (initial weights, client sampling, local training;
+the data split and test set stay) and reports the mean and the spread; the
+central row runs deterministic TensorFlow like the clients (reproducible.py).
 Accuracy is the int8 model through TFLM on the test split. The issue's targets
-are checked and every miss printed with its gap. Writes
+are checked on the means and every miss printed with its gap. Writes
 <root>/<name>/bench/federated.json.
 """
 
@@ -28,6 +31,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
@@ -62,7 +66,10 @@ def federated_settings(items: list[str]) -> dict:
 
 def central_row(spec: Spec, epochs: int, directory: Path) -> dict:
     from mcuforge.pipeline import int8_test_accuracy
+    from mcuforge.train.federated.reproducible import deterministic_tensorflow
     from mcuforge.train.trainer import train
+
+    deterministic_tensorflow()  # as the simulation's clients: its seeds' spread is theirs, not the thread scheduler's
 
     central = replace(spec, train=replace(spec.train, epochs=epochs), federated=None)
     started = time.perf_counter()
@@ -93,6 +100,25 @@ def federated_row(spec: Spec, directory: Path, root: Path) -> dict:
         "sampled_clients": [r["sampled_clients"] for r in fed["rounds"]],
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+MEASURES = ("int8_accuracy", "float_accuracy", "val_accuracy", "uploaded_bytes", "uploads", "wall_seconds")
+
+
+def over_seeds(runs: dict[int, dict]) -> dict:
+    """One row from its runs, one per seed: each measure's mean, int8 accuracy's spread, and the runs themselves.
+
+    A row with a failed seed reports the failure (the other seeds' runs stay in the record)."""
+    failed = {seed: run["error"] for seed, run in runs.items() if "error" in run}
+    if failed:
+        return {"error": "; ".join(f"seed {seed}: {error}" for seed, error in failed.items()), "seeds": runs}
+    row = {key: None if runs[next(iter(runs))].get(key) is None else float(np.mean([run[key] for run in runs.values()]))
+           for key in MEASURES}
+    accuracies = [run["int8_accuracy"] for run in runs.values()]
+    row["int8_accuracy_std"] = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
+    row["int8_accuracy_range"] = [min(accuracies), max(accuracies)]
+    row["seeds"] = runs
+    return row
 
 
 def targets(rows: dict[str, dict]) -> list[tuple[str, bool, str]]:
@@ -151,6 +177,8 @@ def main() -> None:
     fleet_arguments(parser)
     parser.add_argument("--only", action="append", choices=["central", *VARIANTS], metavar="ROW",
                         help="run only this row (repeatable; default: all)")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="run every row once per train.seed and report mean and spread (default: the spec's seed)")
     args = parser.parse_args()
 
     spec = fleet_spec(args)
@@ -161,35 +189,44 @@ def main() -> None:
     print(f"{args.rounds} rounds, {args.fraction:.0%} of clients per round, {args.local_epochs} local epochs; central: {central_epochs} epochs")
 
     ray_temp = args.root / ".ray"
-    runs = {"central": (central_row, (spec, central_epochs, out / "central"))}
-    for name, change in VARIANTS.items():
-        variant = replace(spec, federated=replace(settings, **change))
-        runs[name] = (federated_row, (variant, out / name.replace(" ", "_").replace("%", "pct"), args.root))
+    seeds = args.seeds or [spec.train.seed]
     rows = {}
-    for name, (function, row_args) in runs.items():
+    for name in ["central", *VARIANTS]:
         if args.only and name not in args.only:
             continue
-        try:
-            rows[name] = in_own_process(function, *row_args, ray_temp=ray_temp)
-            print(name, rows[name], flush=True)
-        except RowFailed as failure:
-            rows[name] = {"error": str(failure)}
-            print(f"error: row {name!r}: {failure}", file=sys.stderr, flush=True)
+        runs = {}
+        for seed in seeds:
+            seeded = replace(spec, train=replace(spec.train, seed=seed))
+            directory = out / (name.replace(" ", "_").replace("%", "pct") + ("" if args.seeds is None else f"-seed{seed}"))
+            if name == "central":
+                function, row_args = central_row, (seeded, central_epochs, directory)
+            else:
+                function, row_args = federated_row, (replace(seeded, federated=replace(settings, **VARIANTS[name])), directory, args.root)
+            try:
+                runs[seed] = in_own_process(function, *row_args, ray_temp=ray_temp)
+                print(name, f"seed {seed}", runs[seed], flush=True)
+            except RowFailed as failure:
+                runs[seed] = {"error": str(failure)}
+                print(f"error: row {name!r} seed {seed}: {failure}", file=sys.stderr, flush=True)
+        rows[name] = over_seeds(runs)
 
-    print(f"\n| configuration | int8 test accuracy (TFLM) | float test accuracy | float val accuracy | uploaded bytes | wall time (s) |")
+    print(f"\nseeds {', '.join(map(str, seeds))}: means (int8: mean ± sample standard deviation, [lowest, highest])")
+    print("| configuration | int8 test accuracy (TFLM) | float test accuracy | float val accuracy | uploaded bytes | wall time (s) |")
     print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         if "error" in row:
             print(f"| {name} | failed: {row['error'].splitlines()[0]} | | | | |")
             continue
-        sent = "" if row["uploaded_bytes"] is None else f"{row['uploaded_bytes']:,} ({row['uploads']} uploads, {row['uploaded_bytes'] // row['uploads']:,} each)"
-        print(f"| {name} | {row['int8_accuracy']:.4f} | {row['float_accuracy']:.4f} | {row['val_accuracy']:.4f} | {sent} | {row['wall_seconds']} |")
+        sent = "" if row["uploaded_bytes"] is None else f"{row['uploaded_bytes']:,.0f} ({row['uploads']:.0f} uploads, {row['uploaded_bytes'] / row['uploads']:,.0f} each)"
+        low, high = row["int8_accuracy_range"]
+        print(f"| {name} | {row['int8_accuracy']:.4f} ± {row['int8_accuracy_std']:.4f} [{low:.4f}, {high:.4f}] "
+              f"| {row['float_accuracy']:.4f} | {row['val_accuracy']:.4f} | {sent} | {row['wall_seconds']:.1f} |")
     checks = targets(rows)
     for target, met, measured in checks:
         print(f"{'met ' if met else 'MISS'} {target}: {measured}")
     write_json_atomic(out / "federated.json", {
         "spec": spec.name, "data_options": options, "rounds": args.rounds, "fraction": args.fraction,
-        "local_epochs": args.local_epochs, "central_epochs": central_epochs, "settings": to_dict(settings), "rows": rows,
+        "local_epochs": args.local_epochs, "central_epochs": central_epochs, "settings": to_dict(settings), "seeds": seeds, "rows": rows,
         "targets": [{"target": t, "met": m, "measured": v} for t, m, v in checks],
     })
     failed = [name for name, row in rows.items() if "error" in row]

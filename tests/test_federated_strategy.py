@@ -2,6 +2,8 @@
 average and server optimizers, the seeded choice of clients."""
 
 import re
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -350,3 +352,104 @@ def test_a_clients_failure_reply_is_named_in_the_round_record_and_the_stage_erro
     assert kept is None and server.records[0].errors == [refusal] and server.records[0].failed == 3
     with pytest.raises(MCUForgeError, match="client errors: " + re.escape(refusal) + "$"):
         check_aggregated(server.records, server.settings)
+
+
+def dropout_model():
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    return tf_keras.Sequential([tf_keras.layers.Input((4,)), tf_keras.layers.Dense(16, activation="relu"),
+                                tf_keras.layers.Dropout(0.5), tf_keras.layers.Dense(3, activation="softmax")])
+
+
+def test_a_clients_dropout_masks_follow_its_seed_not_what_its_process_trained_before():
+    """A simulation process trains whichever clients Ray hands it: a fit must not depend on the fits before it."""
+    from mcuforge.train.federated.reproducible import seedable_dropout
+
+    with seedable_dropout():
+        model = dropout_model()
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype(np.float32), rng.integers(0, 3, 32)
+    start, trainer = model.get_weights(), LocalTrainer(model, learning_rate=0.05)
+
+    def fit(seed):
+        model.set_weights(start)
+        trainer.fit(x, y, epochs=2, batch_size=8, mu=0.0, seed=seed)
+        return np.concatenate([w.ravel() for w in model.get_weights()])
+
+    first, other, again = fit(1), fit(2), fit(1)
+    np.testing.assert_array_equal(again, first)
+    assert np.max(np.abs(other - first)) > 1e-3  # the seed does reach the masks (and the batch order)
+
+
+def test_a_model_whose_dropout_cannot_be_reseeded_is_refused():
+    model = dropout_model()  # not under seedable_dropout: TensorFlow's process-wide stateful random ops
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="seedable_dropout"):
+        LocalTrainer(model, learning_rate=0.05).fit(rng.normal(size=(8, 4)).astype(np.float32), rng.integers(0, 3, 8),
+                                                    epochs=1, batch_size=8, mu=0.0, seed=0)
+
+
+def test_the_mean_update_does_not_depend_on_the_order_replies_arrive_in():
+    rng = np.random.default_rng(2)
+    global_weights = [rng.normal(size=(64, 64)).astype(np.float32)]
+    replies = [result(ndarrays_to_parameters([g + rng.normal(0, 10.0 ** c, g.shape).astype(np.float32) for g in global_weights]), n, c)
+               for c, n in enumerate([7, 13, 29, 31])]
+    means = []
+    for order in ([0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]):
+        server = strategy(global_weights)
+        server.records = [RoundRecord(1, sampled=4)]
+        means.append(parameters_to_ndarrays(server.aggregate_fit(1, [replies[i] for i in order], [])[0]))
+    for mean in means[1:]:
+        np.testing.assert_array_equal(mean[0], means[0][0])
+
+
+class VirtualClock:
+    """time.monotonic and time.sleep on a clock that only sleeping moves: exact, whatever the machine's load."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class SlowGrid:
+    """A grid whose replies become available `delays` seconds after they were pushed (None: never)."""
+
+    def __init__(self, clock, delays):
+        self.clock, self.delays, self.pulls = clock, delays, 0
+
+    def push_messages(self, messages):
+        return [str(i) for i in range(len(messages))]
+
+    def pull_messages(self, ids):
+        self.pulls += 1
+        return [SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=i))
+                for i in ids if self.delays[int(i)] is not None and self.delays[int(i)] <= self.clock.now]
+
+
+def fit_message():
+    return SimpleNamespace(metadata=SimpleNamespace(message_type="train"))
+
+
+def test_the_server_picks_up_replies_soon_after_they_come_and_stops_at_the_deadline(monkeypatch):
+    """Flower's grid looks every 0.1 s (3 s over gRPC); SecAgg+'s four exchanges a round each paid that wait."""
+    from mcuforge.train.federated import apps
+
+    clock = VirtualClock()
+    monkeypatch.setattr(apps, "time", clock)
+    grid = SlowGrid(clock, [0.02, 0.03])
+    replies = apps.RoundDeadline(grid, timeout=5.0).send_and_receive([fit_message(), fit_message()])
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["0", "1"]
+    assert 0.03 <= clock.now <= 0.03 * 1.25  # within a quarter of the wait, not at Flower's next look (0.1 s)
+    assert grid.pulls < 20  # without spinning
+
+    clock.now, grid = 0.0, SlowGrid(clock, [0.01, None])  # one client never answers: the round closes at its deadline
+    replies = apps.RoundDeadline(grid, timeout=30.0).send_and_receive([fit_message(), fit_message()])
+    assert [r.metadata.reply_to_message_id for r in replies] == ["0"]
+    assert clock.now == pytest.approx(30.0)
+    assert grid.pulls < 30 + 30 / 0.1  # looks at most every 0.1 s once the wait is long

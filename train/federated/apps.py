@@ -10,6 +10,7 @@ boundaries, only the spec.
 from __future__ import annotations
 
 import json
+import time
 from functools import lru_cache
 
 import numpy as np
@@ -40,6 +41,7 @@ from mcuforge.train.federated.strategy import (
 )
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
+REPLY_POLL_SECONDS, REPLY_POLL_GROWTH = (0.001, 0.1), 1.25  # the server's first and longest wait between looks for replies
 
 
 @lru_cache(maxsize=2)
@@ -47,12 +49,14 @@ def _client_side(spec_json: str):
     """The data set, its client split and a model with its local trainer, once per process for a spec."""
     from mcuforge.train.federated.partition import client_partitions
     from mcuforge.train.federated.personalize import training_partitions
+    from mcuforge.train.federated.reproducible import seedable_dropout
     from mcuforge.train.trainer import build_model, load_dataset
 
     spec = parse_dataclass(Spec, json.loads(spec_json))
     dataset = load_dataset(spec)
     partitions = training_partitions(spec, client_partitions(spec, dataset))
-    model = build_model(spec, dataset)
+    with seedable_dropout():  # the trainer restarts the masks' generator each fit
+        model = build_model(spec, dataset)
     trainer = LocalTrainer(model, spec.train.learning_rate, reconstruction=dataset.task == ANOMALY)
     return spec, dataset, partitions, model, trainer
 
@@ -114,7 +118,11 @@ class DeviceClient(Client):
 
 def started_device(spec_text: str, context: Context) -> DeviceClient:
     """The node's device, its process holding the data set and model (_client_side): the first message
-    (the server asking every node at once which partition it holds) pays for loading them, before any round's deadline."""
+    (the server asking every node at once which partition it holds) pays for loading them, before any round's deadline.
+    Its TensorFlow runs deterministically (reproducible.py), set before the model's first op."""
+    from mcuforge.train.federated.reproducible import deterministic_tensorflow
+
+    deterministic_tensorflow()
     _client_side(spec_text)
     return DeviceClient(spec_text, context)
 
@@ -127,11 +135,18 @@ def client_app(spec: Spec) -> ClientApp:
 
 class RoundDeadline:
     """A Grid whose exchanges wait at most `timeout` seconds for replies when the caller sets no limit
-    (the server's first question to each node, which partition it holds, at most CLIENT_START_SECONDS).
+    (the server's first question to each node, which partition it holds, at most CLIENT_START_SECONDS),
+    and look for replies soon after they come.
 
     flwr 1.42's DefaultWorkflow ignores ServerConfig.round_timeout: its fit round waits for
     every sampled client, so one straggler stalls the whole run. Through this grid a round
     ends at the deadline with the replies that came; a late client's update is left out.
+
+    Flower's grids look for replies every 0.1 s (in memory) or 3 s (a SuperLink over gRPC), and a
+    SecAgg+ round is four exchanges where a plain one is one, each waiting for that poll. Here the
+    wait between looks starts at REPLY_POLL_SECONDS[0] and grows by REPLY_POLL_GROWTH up to
+    REPLY_POLL_SECONDS[1] (Flower's in-memory interval): a reply is picked up within a quarter of
+    the time it took, or that interval, whichever is shorter.
     """
 
     def __init__(self, grid, timeout: float | None):
@@ -143,7 +158,18 @@ class RoundDeadline:
         if timeout is None:  # flwr's client proxies pass none: the start-up question gets its own, longer wait
             starting = all(message.metadata.message_type == MessageTypeLegacy.GET_PROPERTIES for message in messages)
             timeout = CLIENT_START_SECONDS if starting else self.timeout
-        return self.grid.send_and_receive(messages, timeout=timeout)
+        waiting = set(self.grid.push_messages(messages))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies, pause = [], REPLY_POLL_SECONDS[0]
+        while True:
+            pulled = list(self.grid.pull_messages(waiting))
+            replies += pulled
+            waiting -= {reply.metadata.reply_to_message_id for reply in pulled}
+            left = None if deadline is None else deadline - time.monotonic()
+            if not waiting or (left is not None and left <= 0):
+                return replies
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * REPLY_POLL_GROWTH, REPLY_POLL_SECONDS[1])
 
     def __getattr__(self, name: str):
         return getattr(self.grid, name)

@@ -31,6 +31,7 @@ from flwr.server.strategy import FedAvg
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import FederatedSpec
 from mcuforge.train.federated.compression import decode_update
+from mcuforge.train.federated.reproducible import reseed_dropout
 from mcuforge.train.federated.secure import unscale_update, update_scales
 
 PARTITION_PROPERTY = "partition-id"  # what a client answers get_properties with: which data it holds
@@ -42,7 +43,8 @@ class LocalTrainer:
     """A client's local training for one model, traced once per process and reused every round.
 
     `fit` minimizes the task loss plus mu/2 * ||w - w_anchor||^2 from the model's current
-    (global) weights, with a fresh Adam each round (its moments and step count zeroed), then
+    (global) weights, with a fresh Adam each round (its moments and step count zeroed) and its
+    dropout masks drawn afresh from `seed` (a model built under reproducible.seedable_dropout), then
     sets the batch-norm statistics to the client's own data's. The task loss is a classifier's
     cross-entropy, or with `reconstruction` an autoencoder's mean squared error (an anomaly
     detector learns to reproduce its own healthy windows: call fit(x, x, ...)).
@@ -78,6 +80,7 @@ class LocalTrainer:
         for v in self.optimizer.variables:
             v.assign(np.zeros(v.shape, v.dtype.as_numpy_dtype))
         self.mu.assign(mu)
+        reseed_dropout(self.model, seed)
         rng = np.random.default_rng(seed)
         loss = 0.0
         for _ in range(epochs):
@@ -319,7 +322,7 @@ class FleetStrategy(FedAvg):
         else:
             mean_update = [np.zeros_like(g) for g in reference]
             total = sum(res.num_examples for _, res in results)
-            for _, res in results:
+            for _, res in sorted(results, key=lambda result: int(result[1].metrics["client"])):  # arrival order varies
                 update = decode_update(res.parameters.tensors, res.parameters.tensor_type, reference, self.statistics)
                 for acc, u in zip(mean_update, update):
                     acc += u * (res.num_examples / total)
