@@ -5,12 +5,14 @@ Runs on demand (two Flower simulations of the same fleet, minutes each on two co
 
     .venv/bin/python bench/federated_secagg.py [--spec specs/digits-federated.yaml] [--rounds 5] [--fraction 1.0]
         [--local-epochs 2] [--data-option speakers=80 ...] [--set strategy=fedprox ...] [--shares 3] [--threshold 2] [--root build]
+        [--deployment]
 
 The fleet is federated_keywords.py's (same options and base: FedAvg, no faults,
 float32 updates, then --set), with a personalization section; the two runs
 differ only in `secure_aggregation` and sample the same clients (seeded). Each
-runs in its own process (federated_isolation). Wall time is the simulation's
-(rounds, not data loading or int8 conversion). Writes <root>/<name>/bench/secagg.json.
+runs in its own process (federated_isolation), in Flower's simulation engine or
+with --deployment through a local SuperLink and one SuperNode per client. Wall time is the rounds'
+(not data loading or int8 conversion). Writes <root>/<name>/bench/secagg[-deployment].json.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from mcuforge.results import PersonalizationResult
 from mcuforge.spec import PersonalizationSpec, SecureAggregationSpec
 
 
-def run(spec, directory: Path, root: Path) -> dict:
+def run(spec, directory: Path, root: Path, deployment: bool) -> dict:
     from mcuforge.pipeline import int8_test_accuracy
+    from mcuforge.train.federated.deployment import Deployment
     from mcuforge.train.federated.run import federate
     from mcuforge.train.trainer import load_model
 
     started = time.perf_counter()
-    result = federate(spec, directory, int8_test_accuracy, root)
+    result = federate(spec, directory, int8_test_accuracy, root, deployment=Deployment() if deployment else None)
     fed = result.metrics["federated"]
     personal = PersonalizationResult.load(directory)
     return {
@@ -60,20 +63,23 @@ def main() -> None:
     parser.add_argument("--threshold", type=int, default=2)
     parser.add_argument("--clipping-range", type=float, default=SecureAggregationSpec().clipping_range,
                         help="scaled update values are clipped to +-this (see train/federated/secure.py)")
+    parser.add_argument("--deployment", action="store_true", help="run on a local SuperLink and SuperNodes, not in the simulation")
     args = parser.parse_args()
 
     spec = fleet_spec(args)
     settings = replace(spec.federated, personalization=PersonalizationSpec())
     secure = SecureAggregationSpec(shares=args.shares, threshold=args.threshold, clipping_range=args.clipping_range)
     out = spec.layout(args.root).stage("bench")
+    path = "-deployment" if args.deployment else ""
     rows = {}
     for name, variant in (("plain", settings), ("secagg", replace(settings, secure_aggregation=secure))):
-        rows[name] = in_own_process(run, replace(spec, federated=variant), out / f"secagg-{name}", args.root, ray_temp=args.root / ".ray")
+        rows[name] = in_own_process(run, replace(spec, federated=variant), out / f"secagg{path}-{name}", args.root, args.deployment,
+                                    ray_temp=args.root / ".ray")
         print(name, {k: v for k, v in rows[name].items() if k != "weights"}, flush=True)
     plain, secagg = rows["plain"], rows["secagg"]
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(plain.pop("weights"), secagg.pop("weights")))
     overhead = secagg["wall_seconds"] / plain["wall_seconds"] - 1
-    print(f"\n{spec.name}: {args.rounds} rounds, {settings.clients} clients, {settings.fraction:.0%} per round, "
+    print(f"\n{spec.name}{' on SuperNodes' if args.deployment else ''}: {args.rounds} rounds, {settings.clients} clients, {settings.fraction:.0%} per round, "
           f"SecAgg+ {secure.shares} shares / threshold {secure.threshold}")
     print("| aggregation | wall time (s) | first round (s) | later rounds, mean (s) | int8 test accuracy (TFLM) | mean personalization gain |")
     print("|---|---|---|---|---|---|")
@@ -84,8 +90,8 @@ def main() -> None:
     print(f"SecAgg+ wall-time overhead {100 * overhead:+.0f} % in all, {100 * steady:+.0f} % per round after the first "
           f"(the first includes starting the client processes); final weights differ from plain by at most {difference:.3g} "
           "(stochastic rounding each round, compounded by training)")
-    write_json_atomic(out / "secagg.json", {
-        "spec": spec.name, "rounds": args.rounds, "shares": secure.shares, "threshold": secure.threshold,
+    write_json_atomic(out / f"secagg{path}.json", {
+        "spec": spec.name, "rounds": args.rounds, "deployment": args.deployment, "shares": secure.shares, "threshold": secure.threshold,
         "rows": rows, "overhead": overhead, "round_overhead": steady, "max_weight_difference": difference,
     })
 

@@ -41,7 +41,7 @@ from mcuforge.train.federated.strategy import (
 )
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
-REPLY_POLL_SECONDS, REPLY_POLL_GROWTH = (0.001, 0.1), 1.25  # the server's first and longest wait between looks for replies
+REPLY_POLL_SECONDS, REPLY_POLL_GROWTH = (0.001, 0.02), 1.25  # the server's first and longest wait between looks for replies
 
 
 @lru_cache(maxsize=2)
@@ -143,10 +143,10 @@ class RoundDeadline:
     ends at the deadline with the replies that came; a late client's update is left out.
 
     Flower's grids look for replies every 0.1 s (in memory) or 3 s (a SuperLink over gRPC), and a
-    SecAgg+ round is four exchanges where a plain one is one, each waiting for that poll. Here the
+    SecAgg+ round is four exchanges where a plain one is one, each waiting for that look. Here the
     wait between looks starts at REPLY_POLL_SECONDS[0] and grows by REPLY_POLL_GROWTH up to
-    REPLY_POLL_SECONDS[1] (Flower's in-memory interval): a reply is picked up within a quarter of
-    the time it took, or that interval, whichever is shorter.
+    REPLY_POLL_SECONDS[1]: a reply is picked up within a quarter of the time it took, or that
+    longest wait, whichever is shorter (a look is one lookup in memory, one request to a SuperLink).
     """
 
     def __init__(self, grid, timeout: float | None):
