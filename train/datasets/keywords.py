@@ -71,14 +71,15 @@ FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 # Speaker-level pitch shifts (cents) and tempo factors that turn one natural voice into several speakers.
 NATURAL_PITCHES = [-400, -250, -120, 0, 120, 250, 400]
 NATURAL_TEMPOS = [0.85, 0.95, 1.05, 1.15]
-# Piper speakers: voice x pitch shift (cents) x vocal-tract-length warp; rate and sampling noise drawn per speaker.
+# Neural speakers' vocal-tract-length warps (Piper and Kokoro).
+VOCAL_TRACT_WARPS = [0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.16]
+# Piper speakers: voice x pitch shift (cents) x vocal-tract warp; rate and sampling noise drawn per speaker.
 PIPER_PITCHES = list(range(-500, 501, 100))
-PIPER_WARPS = [0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.16]
 PIPER_LENGTH_SCALES = (0.8, 1.3)
 PIPER_NOISE_SCALES = (0.4, 0.9)
 PIPER_NOISE_WS = (0.4, 1.0)
-# Kokoro speakers: a blend of its five style vectors (Dirichlet weights, small alpha: near one
-# voice or an even mix), a speaking speed, a pitch shift (cents; four of the five voices are
+# Kokoro speakers: a blend of its five style vectors (Dirichlet weights; alpha below 1: one
+# or two voices dominate each blend), a speaking speed, a pitch shift (cents; four of the five voices are
 # female, so mostly down) and a vocal-tract warp, drawn per candidate speaker.
 KOKORO_CANDIDATES = 1000
 KOKORO_BLEND_ALPHA = 0.5
@@ -206,7 +207,7 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
         neural = []
         for voice in voices.PIPER_VOICES:
             for pitch in PIPER_PITCHES:
-                for warp in PIPER_WARPS:
+                for warp in VOCAL_TRACT_WARPS:
                     voice_rng = np.random.default_rng(_stable_seed(seed, voice, pitch, warp))
                     neural.append(Speaker("piper", voice, pitch, round(float(voice_rng.uniform(*PIPER_LENGTH_SCALES)), 3), warp))
         families.append(("piper", neural))
@@ -239,7 +240,7 @@ def kokoro_speakers(seed: int) -> list[Speaker]:
         blend = np.round(rng.dirichlet([KOKORO_BLEND_ALPHA] * len(kokoro.STYLES)), 2)
         speakers.append(Speaker(
             "kokoro", ",".join(f"{weight:g}" for weight in blend), int(rng.choice(KOKORO_PITCHES)),
-            round(float(rng.uniform(*KOKORO_SPEEDS)), 3), float(rng.choice(PIPER_WARPS)),
+            round(float(rng.uniform(*KOKORO_SPEEDS)), 3), float(rng.choice(VOCAL_TRACT_WARPS)),
         ))
     return speakers
 
