@@ -44,6 +44,8 @@ ROWS = [
       "microphone_probability": 0.0, "snr_db_min": 0.0, "snr_db_max": 30.0, "extra_unknown_takes": 0}),
     ("recipe", "the spec's recipe, every factor on", {}),
     ("no-piper", "without the Piper voice (its share to espeak-ng)", {"neural_share": 0.0}),
+    ("kokoro", "recipe + Kokoro-82M speakers (15 % of the speakers, from espeak-ng's share)",
+     {"engines": ["espeak-ng", "flite", "festival", "piper", "kokoro"], "kokoro_share": 0.15}),
     ("no-room", "sox reverb (40 %) instead of simulated rooms", {"room_probability": 0.0, "reverb_probability": 0.4}),
     ("no-microphone", "without microphone/channel/ADC effects", {"microphone_probability": 0.0}),
     ("no-extra-unknown", "without the extra `_unknown_` takes of the training speakers", {"extra_unknown_takes": 0}),

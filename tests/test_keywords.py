@@ -10,7 +10,7 @@ import pytest
 from mcuforge.errors import MCUForgeError
 from mcuforge import features
 from mcuforge.train import datasets
-from mcuforge.train.datasets import acoustics, keywords, voices, wav_folder
+from mcuforge.train.datasets import acoustics, keywords, kokoro, voices, wav_folder
 
 # Seconds to build: 6 speakers (one each for val and test), one take per class.
 TINY = {"words": ["yes", "no"], "unknown_words": ["cat", "dog"], "speakers": 6, "repetitions": 1, "workers": 2}
@@ -127,7 +127,7 @@ def test_real_recordings_are_evaluated_separately(tmp_path, tiny_cache):
         ({"words": [True, "no"]}, r"data.options.words\[0\]: expected a string. Received: True"),
         ({"words": ["yes", "Yes!"]}, r"data.options.words: expected lower-case words .* Received: 'Yes!'"),
         ({"unknown_words": ["yes", "cat"]}, r"data.options.unknown_words: must not repeat keywords. Received: \['yes'\]"),
-        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival, piper. Received: 'sapi'"),
+        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival, piper, kokoro. Received: 'sapi'"),
         ({"snr_db_min": 20, "snr_db_max": 10}, r"data.options.snr_db_min: expected <= snr_db_max \(10.0\). Received: 20.0"),
         ({"speakers": 5, "val_share": 0.05}, r"data.options.val_share: 0.05 of 5 speakers holds out none"),
         ({"num_mfcc": 14}, r"data.options.num_mfcc: expected a value >= 1 and <= 13. Received: 14"),
@@ -274,6 +274,54 @@ def test_piper_speaker_identities_stay_in_one_split():
     # 90 Piper speakers in all, spread over the splits in proportion: 30 % of 45 test and 30 val speakers.
     assert sum(len(v) for v in identities.values()) == 90
     assert abs(len(identities["test"]) - 13.5) <= 1 and abs(len(identities["val"]) - 9) <= 1
+    assert keywords.speaker_catalog(options, 0) == catalog
+
+
+# Misaki's own transcriptions (its EN_PHONES.md, the phoneme set Kokoro was trained on) of words espeak-ng knows.
+MISAKI_EXAMPLES = {
+    "yes": "jˈɛs", "hey": "hˈA", "jump": "ʤˈʌmp", "chump": "ʧˈʌmp", "lunch": "lˈʌnʧ", "sung": "sˈʌŋ", "red": "ɹˈɛd",
+    "thin": "θˈɪn", "easy": "ˈizi", "flu": "flˈu", "spa": "spˈɑ", "all": "ˈɔl", "hair": "hˈɛɹ", "wood": "wˈʊd",
+}
+
+
+def test_kokoro_hears_misakis_phonemes_from_espeak():
+    assert {word: kokoro.phonemes(word, keywords._run) for word in MISAKI_EXAMPLES} == MISAKI_EXAMPLES
+
+
+def test_kokoro_speakers_are_offline_repeatable_and_distinct(no_network, tmp_path):
+    """Style blends make different voices; a speaker repeats itself to the byte, with no download."""
+    high = keywords.Speaker("kokoro", "1,0,0,0,0", 300, 1.0, 1.12)  # the first (female) style alone, pitch and tract up
+    low = keywords.Speaker("kokoro", "0,0,0,0.2,0.8", -500, 0.9, 0.88)  # mostly the male style, down
+    spoken_high = keywords.synthesize(high, ["yes", "seven"], tmp_path, 0)
+    assert keywords.synthesize(high, ["yes"], tmp_path, 0)["yes"].tobytes() == spoken_high["yes"].tobytes()
+    spoken_low = keywords.synthesize(low, ["yes", "seven"], tmp_path, 0)
+    # Each word is sound of a spoken word's length (0.2 to 1 s above -40 dB), "seven" longer than "yes".
+    for spoken in (spoken_high, spoken_low):
+        lengths = {word: len(keywords._trim(pcm)) for word, pcm in spoken.items()}
+        assert 0.2 * 16000 < lengths["yes"] < lengths["seven"] < 16000
+        assert all(np.abs(pcm).max() > 10000 for pcm in spoken.values())
+
+    def centroid(pcm):
+        power = np.abs(np.fft.rfft(pcm.astype(np.float64))) ** 2
+        return (np.fft.rfftfreq(len(pcm), 1 / 16000) * power).sum() / power.sum()
+
+    assert centroid(spoken_high["yes"]) > 1.2 * centroid(spoken_low["yes"])
+
+
+def test_kokoro_speakers_stay_in_one_split():
+    options = datasets.parse_options(
+        "keywords", {"speakers": 300, "natural_share": 0.25, "neural_share": 0.2, "kokoro_share": 0.3,
+                     "engines": ["espeak-ng", "flite", "festival", "piper", "kokoro"]},
+    )
+    catalog = keywords.speaker_catalog(options, 0)
+    identities = {split: {s.voice for s in speakers if s.engine == "kokoro"} for split, speakers in catalog.items()}
+    assert not identities["train"] & identities["val"] and not identities["train"] & identities["test"]
+    assert not identities["val"] & identities["test"]
+    # 90 Kokoro speakers, each its own blend, spread over the splits in proportion (30 % of 45 test speakers).
+    assert sum(len(v) for v in identities.values()) == 90
+    assert abs(len(identities["test"]) - 13.5) <= 1
+    blends = np.array([[float(w) for w in voice.split(",")] for voice in set().union(*identities.values())])
+    assert np.allclose(blends.sum(axis=1), 1, atol=0.03) and (blends >= 0).all()
     assert keywords.speaker_catalog(options, 0) == catalog
 
 

@@ -2,8 +2,9 @@
 
 Speakers are voice combinations of espeak-ng (English accent x voice variant,
 each with its own pitch and speed), of the more natural flite and festival
-voices (voice x pitch x tempo) and of neural Piper voices (`voices`: voice x
-pitch x vocal-tract warp, each with its own rate and sampling noise). Each
+voices (voice x pitch x tempo), of neural Piper voices (`voices`: voice x
+pitch x vocal-tract warp, each with its own rate and sampling noise) and of
+Kokoro-82M (`kokoro`: a blend of its style vectors x speed x pitch x warp). Each
 speaker says every keyword `repetitions` times, each take augmented with sox
 (pitch, tempo, optionally reverb), placed in a one-second 16 kHz clip with a
 random time shift, optionally reverberated in a simulated room, mixed with
@@ -42,7 +43,7 @@ from mcuforge import features
 from mcuforge.artifacts import write_bytes_atomic
 from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.train.datasets import CLASSIFICATION, Dataset, acoustics, voices
+from mcuforge.train.datasets import CLASSIFICATION, Dataset, acoustics, kokoro, voices
 from mcuforge.train.datasets.wav_folder import read_speech_commands
 
 SAMPLE_RATE = 16000
@@ -54,7 +55,7 @@ UNKNOWN_WORDS = [
     "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
     "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward", "backward", "visual",
 ]
-ENGINES = ["espeak-ng", "flite", "festival", "piper"]
+ENGINES = ["espeak-ng", "flite", "festival", "piper", "kokoro"]
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 # espeak-ng's human-sounding voice variants (the robotic, whispering and croaking ones are left out).
 ESPEAK_VARIANTS = [
@@ -70,12 +71,20 @@ FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 # Speaker-level pitch shifts (cents) and tempo factors that turn one natural voice into several speakers.
 NATURAL_PITCHES = [-400, -250, -120, 0, 120, 250, 400]
 NATURAL_TEMPOS = [0.85, 0.95, 1.05, 1.15]
-# Piper speakers: voice x pitch shift (cents) x vocal-tract-length warp; rate and sampling noise drawn per speaker.
+# Neural speakers' vocal-tract-length warps (Piper and Kokoro).
+VOCAL_TRACT_WARPS = [0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.16]
+# Piper speakers: voice x pitch shift (cents) x vocal-tract warp; rate and sampling noise drawn per speaker.
 PIPER_PITCHES = list(range(-500, 501, 100))
-PIPER_WARPS = [0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.16]
 PIPER_LENGTH_SCALES = (0.8, 1.3)
 PIPER_NOISE_SCALES = (0.4, 0.9)
 PIPER_NOISE_WS = (0.4, 1.0)
+# Kokoro speakers: a blend of its five style vectors (Dirichlet weights; alpha below 1: one
+# or two voices dominate each blend), a speaking speed, a pitch shift (cents; four of the five voices are
+# female, so mostly down) and a vocal-tract warp, drawn per candidate speaker.
+KOKORO_CANDIDATES = 1000
+KOKORO_BLEND_ALPHA = 0.5
+KOKORO_SPEEDS = (0.8, 1.2)
+KOKORO_PITCHES = list(range(-700, 301, 100))
 # Bump when the synthesis changes in a way the options do not show, to invalidate caches.
 SYNTHESIS_VERSION = 3
 WORD_PATTERN = re.compile(r"^[a-z][a-z' ]{0,30}$")
@@ -89,6 +98,7 @@ class KeywordsOptions:
     speakers: int = spec_field(300, min=3, max=2000, help="number of distinct voice combinations")
     natural_share: float = spec_field(0.3, min=0.0, max=1.0, help="share of speakers from flite/festival voices")
     neural_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of speakers from Piper voices (engine piper; needs the voices extra)")
+    kokoro_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of speakers from Kokoro-82M style blends (engine kokoro; needs the voices extra)")
     val_share: float = spec_field(0.1, min_exclusive=0.0, max=0.4, help="share of speakers held out for validation")
     test_share: float = spec_field(0.15, min_exclusive=0.0, max=0.4, help="share of speakers held out for test")
     repetitions: int = spec_field(4, min=1, max=100, help="augmented takes per speaker and class")
@@ -150,19 +160,22 @@ class KeywordsOptions:
 OPTIONS = KeywordsOptions
 
 
+NEURAL_ENGINES = ("piper", "kokoro")
+
+
 @dataclass(frozen=True)
 class Speaker:
-    """One voice combination: an engine's voice with its pitch, speed and (Piper) vocal-tract warp."""
+    """One voice combination: an engine's voice with its pitch, speed and (neural voices) vocal-tract warp."""
 
     engine: str
-    voice: str
-    pitch: int  # espeak-ng: -p 0..99; flite/festival/piper: sox pitch shift in cents
-    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor; piper: VITS length_scale
-    warp: float = 1.0  # piper: vocal-tract-length factor
+    voice: str  # kokoro: the style vectors' blend weights, comma-separated in kokoro.STYLES order
+    pitch: int  # espeak-ng: -p 0..99; flite/festival/piper/kokoro: sox pitch shift in cents
+    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor; piper: VITS length_scale; kokoro: speed
+    warp: float = 1.0  # piper/kokoro: vocal-tract-length factor
 
     @property
     def name(self) -> str:
-        warp = f":w{self.warp:g}" if self.engine == "piper" else ""
+        warp = f":w{self.warp:g}" if self.engine in NEURAL_ENGINES else ""
         return f"{self.engine}:{self.voice}:p{self.pitch}:s{self.speed:g}{warp}"
 
 
@@ -194,12 +207,14 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
         neural = []
         for voice in voices.PIPER_VOICES:
             for pitch in PIPER_PITCHES:
-                for warp in PIPER_WARPS:
+                for warp in VOCAL_TRACT_WARPS:
                     voice_rng = np.random.default_rng(_stable_seed(seed, voice, pitch, warp))
                     neural.append(Speaker("piper", voice, pitch, round(float(voice_rng.uniform(*PIPER_LENGTH_SCALES)), 3), warp))
         families.append(("piper", neural))
+    if "kokoro" in options.engines and (options.kokoro_share > 0 or not families):
+        families.append(("kokoro", kokoro_speakers(seed)))
     # The first family takes the speakers that the other families' shares leave.
-    shares = {"flite/festival": options.natural_share, "piper": options.neural_share}
+    shares = {"flite/festival": options.natural_share, "piper": options.neural_share, "kokoro": options.kokoro_share}
     wanted = [round(options.speakers * shares[name]) for name, _ in families[1:]]
     wanted.insert(0, options.speakers - sum(wanted))
     # Interleave the families in proportion, so every split mixes them like the whole.
@@ -215,6 +230,19 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
     ordered = [speaker for _, _, speaker in sorted(ranked)]
     n_test, n_val = round(options.speakers * options.test_share), round(options.speakers * options.val_share)
     return {"test": ordered[:n_test], "val": ordered[n_test : n_test + n_val], "train": ordered[n_test + n_val :]}
+
+
+def kokoro_speakers(seed: int) -> list[Speaker]:
+    """KOKORO_CANDIDATES Kokoro speakers, each drawn from its own stream (a speaker does not depend on the count)."""
+    speakers = []
+    for index in range(KOKORO_CANDIDATES):
+        rng = np.random.default_rng(_stable_seed(seed, "kokoro", index))
+        blend = np.round(rng.dirichlet([KOKORO_BLEND_ALPHA] * len(kokoro.STYLES)), 2)
+        speakers.append(Speaker(
+            "kokoro", ",".join(f"{weight:g}" for weight in blend), int(rng.choice(KOKORO_PITCHES)),
+            round(float(rng.uniform(*KOKORO_SPEEDS)), 3), float(rng.choice(VOCAL_TRACT_WARPS)),
+        ))
+    return speakers
 
 
 # --- synthesis ---------------------------------------------------------------------
@@ -267,6 +295,12 @@ def synthesize(speaker: Speaker, words: list[str], workdir: Path, seed: int) -> 
             noise_scale, noise_w = rng.uniform(*PIPER_NOISE_SCALES), rng.uniform(*PIPER_NOISE_WS)
             samples = voice.speak(word, noise_scale, noise_w, speaker.speed, _run)
             _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, rate), rate)
+    elif speaker.engine == "kokoro":
+        effects = ["pitch", str(speaker.pitch)]
+        blend = np.array([float(weight) for weight in speaker.voice.split(",")])
+        for word, path in paths.items():
+            samples = kokoro.speak(word, blend / blend.sum(), speaker.speed, _run)
+            _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, kokoro.SAMPLE_RATE), kokoro.SAMPLE_RATE)
     elif speaker.engine == "espeak-ng":
         for word, path in paths.items():
             path.write_bytes(_run(["espeak-ng", "-v", speaker.voice, "-p", str(speaker.pitch), "-s", str(speaker.speed), "--stdout", word]))
@@ -370,7 +404,7 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     """The options that shape the audio (not the features, the split or the thread count)."""
     fields = asdict(options)
     for name in (
-        "speakers", "natural_share", "neural_share", "val_share", "test_share", "features", "num_mfcc", "workers", "engines",
+        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc", "workers", "engines",
         "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
     ):
         fields.pop(name)

@@ -60,6 +60,15 @@ def phoneme_ids(text: str, config: dict, run) -> list[int]:
     return ids + table["$"]
 
 
+def onnx_session(model: bytes):
+    """An onnxruntime CPU session on one thread: synthesis runs one speaker per worker already."""
+    ort = require("onnxruntime")
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = 1
+    settings.inter_op_num_threads = 1
+    return ort.InferenceSession(model, settings, providers=["CPUExecutionProvider"])
+
+
 _SEEDING = threading.Lock()
 
 
@@ -72,15 +81,10 @@ class VoiceSession:
     """
 
     def __init__(self, voice: str, seed: int):
-        ort = require("onnxruntime")
         model, self.config = _voice(voice)
-        settings = ort.SessionOptions()
-        # One thread per session: synthesis runs one speaker per worker already.
-        settings.intra_op_num_threads = 1
-        settings.inter_op_num_threads = 1
         with _SEEDING:
-            ort.set_seed(seed)
-            self.session = ort.InferenceSession(model, settings, providers=["CPUExecutionProvider"])
+            require("onnxruntime").set_seed(seed)
+            self.session = onnx_session(model)
 
     def speak(self, text: str, noise_scale: float, noise_w: float, length_scale: float, run) -> np.ndarray:
         """One utterance as float32 samples at the voice's sample rate."""
