@@ -13,6 +13,8 @@ the encoding must make the image fail to open (the checksum covers it).
 from __future__ import annotations
 
 import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 9, 10, 12
 OP_WORDS, TENSOR_WORDS = 9, 12
 RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
 SPARSE_2_4, BITMAP, SPARSE_2_4_INT4 = 2, 3, 4
+REPO = Path(__file__).resolve().parents[2]
 
 
 def word(image: bytes, index: int) -> int:
@@ -243,6 +246,28 @@ def with_zeros_filled(model: bytes, tensor: int) -> bytes:
         buffer.data = np.where(np.asarray(buffer.data) == 0, 1, np.asarray(buffer.data)).astype(np.uint8)
 
     return edited(model, fill)
+
+
+def test_image_bytes_breakdown_accounts_for_every_byte():
+    """bench/image_bytes.py splits a 2:4 conv's image and its dense twin's into sections that add up to the
+    image, with the filter, bias and requantization bytes the .tflite's shapes call for."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from image_bytes import breakdown
+
+    _, _, model, filter_bytes = case(0)  # a 2:4 1x1 convolution
+    graph = parse_tflite(model).main
+    filter_tensor = graph.operators[0].inputs[1]
+    channels = graph.tensors[filter_tensor].shape[0]
+    k = filter_bytes // channels
+    sparse_image = prepared_image(model, "dsp").data
+    dense_image = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
+    sparse, dense = breakdown(sparse_image)["sections"], breakdown(dense_image)["sections"]
+    assert sum(sparse.values()) == len(sparse_image) and sum(dense.values()) == len(dense_image)
+    assert dense["dense filter"] == filter_bytes and dense["bias"] == 4 * channels
+    assert sparse["2:4 values"] == channels * k // 2 and sparse["2:4 positions"] == channels * -(-k // 8)
+    assert sparse["folded biases"] == 4 * channels and "dense filter" not in sparse and "bias" not in sparse
+    assert sparse["requantization"] == dense["requantization"] == 8 * channels  # per-channel mf_requant
+    assert sparse["tensor descriptors"] == 12 * 4 * len(graph.tensors)
 
 
 @pytest.mark.slow  # the sanitizer build
