@@ -10,10 +10,11 @@ four consecutive weights of an output channel's window ([h][w][in] flattened,
 TFLite's order) the two of least magnitude become zero. Where the input
 channels come in fours (the pointwise convolutions and the classifier) the
 groups lie along them, the mask tfmot's prune step converges to; the first
-convolution (one input channel) is grouped along its 10 x 4 window rows.
-Depthwise kernels stay dense. A third model has the 2:4 model's 1x1 filters as
-INT4 (as 4-bit QAT writes them; first convolution and classifier at 8 bits, the
-quantize step's default), stored as 2:4 with 4-bit values.
+convolution (one input channel) is grouped along its 10 x 4 window rows, the
+depthwise kernels along their channels at each tap (as the prune step masks
+them). A third model has the 2:4 model's 1x1 filters as INT4 (as 4-bit QAT
+writes them; first convolution and classifier at 8 bits, the quantize step's
+default), stored as 2:4 with 4-bit values.
 No fine-tuning here (the keywords data set is synthesized, which takes longer
 than this bench); accuracy after the prune step is what `mcuforge compress`
 reports for a spec with `prune: {pattern: "2:4"}`.
@@ -65,22 +66,22 @@ def keywords_model(keras_path: Path | None):
 
 
 def prune_two_four(model) -> list[str]:
-    """Zero the two smallest-magnitude weights of each four along each output channel's flattened window, in
-    place; the layers pruned."""
+    """Zero the two smallest-magnitude weights of each four along each output channel's flattened window
+    (depthwise kernels: along the channels at each tap), in place; the layers pruned."""
     import tf_keras
 
     from mcuforge.compress.prune import two_four_mask
 
     pruned = []
     for layer in model.layers:
-        if not isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)) or isinstance(
-                layer, tf_keras.layers.DepthwiseConv2D):
+        if not isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)):
             continue
         weights = layer.get_weights()
-        kernel = weights[0]  # (..., input channels, outputs)
-        if kernel[..., 0].size % 4:
+        kernel = weights[0]  # (..., input channels, outputs); depthwise: (h, w, channels, multiplier)
+        depthwise = isinstance(layer, tf_keras.layers.DepthwiseConv2D)
+        if (kernel.shape[-2] * kernel.shape[-1] if depthwise else kernel[..., 0].size) % 4:
             continue
-        weights[0] = kernel * two_four_mask(kernel)
+        weights[0] = kernel * two_four_mask(kernel, depthwise)
         layer.set_weights(weights)
         pruned.append(layer.name)
     return pruned

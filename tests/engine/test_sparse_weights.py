@@ -178,6 +178,51 @@ def test_two_four_along_windows_equals_tflm(kernel, cin, stride, padding):
                                               run_tflm(model, inputs)[0].astype(np.int32))
 
 
+def depthwise_two_four(rng: np.random.Generator, kernel: int, cin: int, multiplier: int, width: int,
+                       dilation: int) -> bytes:
+    """A one-op DEPTHWISE_CONV_2D model (7 x width input, SAME) whose filter keeps two of each four
+    consecutive output channels at each tap."""
+    import tensorflow as tf
+
+    channels = cin * multiplier
+    taps = rng.normal(0, 0.5, size=(kernel * kernel * channels // 4, 4))
+    taps *= np.argsort(rng.random(taps.shape), axis=-1) < 2  # two of each four kept
+    filters = tf.constant(taps.reshape(kernel, kernel, cin, multiplier).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=channels).astype(np.float32))
+    fn = lambda x: tf.nn.relu(  # noqa: E731
+        tf.nn.depthwise_conv2d(x, filters, [1, 1, 1, 1], "SAME", dilations=[dilation, dilation]) + bias)
+    return convert_one_op(fn, [(1, 7, width, cin)], rng, "DEPTHWISE_CONV_2D", value_range=(-2.0, 3.0))
+
+
+# mf_affine.h: the DSP depthwise loops a prepared image's kernel key names (its variant's bits 4 on), 0 the portable one
+DW_PORTABLE, DW_CHANNELS, DW_ONE_INPUT_CHANNEL, DW_3X3, DW_3X3_NHWC = 0, 1, 2, 3, 4
+EVAL_SPARSE = 3  # mf_kernel.h: the variant of an encoded filter
+
+
+@pytest.mark.parametrize("loop, kernel, cin, multiplier, width, dilation", [
+    (DW_3X3_NHWC, 3, 8, 1, 5, 1), (DW_3X3, 3, 4, 1, 9, 1), (DW_CHANNELS, 3, 12, 1, 7, 2),
+    (DW_ONE_INPUT_CHANNEL, 2, 1, 8, 6, 1), (DW_PORTABLE, 3, 2, 2, 6, 2)])
+def test_depthwise_two_four_filters_equal_tflm(loop, kernel, cin, multiplier, width, dilation):
+    """A DEPTHWISE_CONV_2D filter 2:4 along its channels (each four consecutive of [h][w][C]) is stored in
+    2:4 without the dense tensor, and each DSP loop (and the portable one) that runs it expanded gives
+    TFLM's outputs; the image is 3/8 of the filter smaller than its dense twin's."""
+    rng = np.random.default_rng(1870 + loop)
+    model = depthwise_two_four(rng, kernel, cin, multiplier, width, dilation)
+    channels = cin * multiplier
+    filter_tensor = parse_tflite(model).main.operators[0].inputs[1]
+    for kernels in ("portable", "dsp"):
+        image = prepared_image(model, kernels)
+        assert first_op_weights_format(image.data) == SPARSE_2_4 and not tensor_stored(image.data, filter_tensor)
+        key = word(image.data, word(image.data, IMAGE_OPS) // 4)
+        assert key >> 20 & 0xF == EVAL_SPARSE and key >> 24 == (loop if kernels == "dsp" else DW_PORTABLE)
+        with PreparedEngine.from_image(image, kernels) as engine:
+            for _ in range(2):
+                inputs = random_inputs(model, rng)
+                np.testing.assert_array_equal(engine.invoke(inputs)[0], run_tflm(model, inputs)[0])
+    dense = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
+    assert len(dense) - len(image.data) >= 3 * kernel * kernel * channels // 8 - 8
+
+
 def with_int4_two_four_filter(model: bytes, rng: np.random.Generator, sparse_filter: bool) -> bytes:
     """`model` with its op's filter replaced by random nonzero INT4 values, packed, where `sparse_filter`
     with two of every four of each output channel's flattened window zeroed at random."""
@@ -280,6 +325,8 @@ def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
         seeds[-1].write_bytes(case(seed)[2])
     seeds.append(tmp_path / "sparse_int4.tflite")  # INT4 2:4 (unpacked by the DSP loop)
     seeds[-1].write_bytes(with_int4_two_four_filter(case(16)[2], np.random.default_rng(18), True))
+    seeds.append(tmp_path / "sparse_depthwise.tflite")  # 2:4 depthwise (expanded for the dense loops)
+    seeds[-1].write_bytes(depthwise_two_four(np.random.default_rng(18), 3, 8, 1, 5, 1))
     result = fuzz(seeds, seconds=10, seed=18)
     assert result.iterations > 100 and result.loaded > 0
 
