@@ -12,7 +12,7 @@ other ops' records, options tables, the constant tensors the ops read (dense
 filters, biases, others) and alignment gaps. The items add up to the image.
 
 The filter table lists each CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED
-filter of the .tflite: its type, bytes and value range, and whether an int8
+filter of the .tflite: its type, bytes, value range and distinct values, and whether an int8
 filter's values all fit in 4 bits (it could then be stored as INT4, exactly).
 """
 
@@ -63,11 +63,12 @@ def _affine_items(image: bytes, at: int, size: int, filter_dims: list[int]) -> C
     if folded:
         items["folded biases"] = 4 * channels
         encoded -= 4 * channels
-    if weights in (_SPARSE_2_4, _SPARSE_2_4_INT4):
-        k = int(np.prod(filter_dims[1:]))  # a channel's weights: mf_sparse.h's K
-        positions = channels * -(-k // 8)
-        items["2:4 positions"] = positions
-        items["2:4 values (4-bit)" if weights == _SPARSE_2_4_INT4 else "2:4 values"] = encoded - positions
+    if weights in (_SPARSE_2_4, _SPARSE_2_4_INT4):  # mf_sparse.h's [C][K]: a depthwise filter is one row
+        rows, k = filter_dims[0], int(np.prod(filter_dims[1:]))
+        values = rows * k // (4 if weights == _SPARSE_2_4_INT4 else 2)
+        items["2:4 values (4-bit)" if weights == _SPARSE_2_4_INT4 else "2:4 values"] = values
+        items["2:4 positions"] = rows * -(-k // 8)
+        items["alignment"] = encoded - values - items["2:4 positions"]
     elif weights == _BITMAP:
         items["bitmap and values"] = encoded
     return +items
@@ -110,7 +111,7 @@ def breakdown(image: bytes) -> dict:
                         "I/O lists": 4 * (words[_INPUT_COUNT] + words[_OUTPUT_COUNT])})
     for op in ops:
         sections.update({("ops" if item == "op words" else item): size for item, size in op.items() if item != "op"})
-    sections["alignment"] = len(image) - sum(sections.values())
+    sections["alignment"] += len(image) - sum(sections.values())
     return {"total": len(image), "sections": dict(+sections), "ops": ops}
 
 
@@ -128,6 +129,7 @@ def filter_table(model: bytes) -> list[dict]:
         values = tensor.array()
         rows.append({"op": op.opcode, "tensor": tensor.name, "type": tensor.dtype, "shape": list(tensor.shape),
                      "bytes": tensor.nbytes, "min": int(values.min()), "max": int(values.max()),
+                     "distinct": len(np.unique(values)),
                      "int8_fits_4_bits": tensor.dtype == "int8" and -8 <= values.min() and values.max() <= 7})
     return rows
 
@@ -148,7 +150,7 @@ def print_filters(rows: list[dict]) -> None:
     for row in rows:
         note = "int8 values fit in 4 bits" if row["int8_fits_4_bits"] else ""
         print(f"  {row['op']:<19}{str(row['shape']):<17}{row['type']:<6}{row['bytes']:>7,}"
-              f"  [{row['min']}, {row['max']}] {note}")
+              f"  [{row['min']}, {row['max']}], {row['distinct']} values {note}")
 
 
 def main() -> None:

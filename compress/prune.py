@@ -165,7 +165,7 @@ def layer_sparsity(model) -> dict[str, float]:
     L = tf_keras.layers
     result = {}
     for layer in model.layers:
-        if isinstance(layer, (L.Conv2D, L.Dense)):
+        if isinstance(layer, (L.Conv2D, L.DepthwiseConv2D, L.Dense)):
             kernel = layer.get_weights()[0]
             result[layer.name] = float(np.mean(kernel == 0))
     return result

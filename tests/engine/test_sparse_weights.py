@@ -221,6 +221,13 @@ def test_depthwise_two_four_filters_equal_tflm(loop, kernel, cin, multiplier, wi
                 np.testing.assert_array_equal(engine.invoke(inputs)[0], run_tflm(model, inputs)[0])
     dense = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
     assert len(dense) - len(image.data) >= 3 * kernel * kernel * channels // 8 - 8
+    sys.path.insert(0, str(REPO / "bench"))
+    from image_bytes import breakdown
+
+    sections = breakdown(image.data)["sections"]  # bench/image_bytes.py reads the depthwise form too
+    weights = kernel * kernel * channels
+    assert sections["2:4 values"] == weights // 2 and sections["2:4 positions"] == -(-weights // 8)
+    assert "dense filter" not in sections and sections["bias"] == 4 * channels
 
 
 def with_int4_two_four_filter(model: bytes, rng: np.random.Generator, sparse_filter: bool) -> bytes:
