@@ -74,10 +74,28 @@ def two_four_mask(kernel: np.ndarray, depthwise: bool = False) -> np.ndarray:
     A depthwise kernel (h, w, channels, multiplier): of each four consecutive output channels at a tap
     (TFLite's [1][h][w][channels x multiplier])."""
     if depthwise:
-        return _top_two(np.abs(kernel.reshape(-1, 4))).reshape(kernel.shape)
+        return _depthwise_two_four(np.abs(kernel.reshape(kernel.shape[0] * kernel.shape[1], -1))).reshape(kernel.shape)
     moved = np.moveaxis(kernel, -1, 0)  # TFLite's order: outputs first, input channels innermost
     keep = _top_two(np.abs(moved.reshape(moved.shape[0], -1, 4)))
     return np.moveaxis(keep.reshape(moved.shape), 0, -1)
+
+
+def _depthwise_two_four(magnitude: np.ndarray) -> np.ndarray:
+    """The 2:4 mask of a depthwise kernel's magnitudes (taps, channels): the two largest of each four channels
+    at a tap, but no channel loses every tap. Such a channel would be dead (a constant output), and TF's
+    converter gives its all-zero filter a near-zero scale whose requantization shift the engine's fastest
+    DSP depthwise loop does not take. It keeps its largest tap instead of the weaker kept weight of that
+    group whose channel keeps another tap."""
+    taps, channels = magnitude.shape
+    keep = _top_two(magnitude.reshape(taps, channels // 4, 4)).reshape(taps, channels)
+    for channel in np.flatnonzero(~keep.any(axis=0) & (magnitude.max(axis=0) > 0)):
+        tap = int(np.argmax(magnitude[:, channel]))
+        group = range(channel - channel % 4, channel - channel % 4 + 4)
+        spare = [c for c in group if keep[tap, c] and keep[:, c].sum() > 1]
+        if spare:
+            keep[tap, min(spare, key=lambda c: magnitude[tap, c])] = False
+            keep[tap, channel] = True
+    return keep
 
 
 def _top_two(groups: np.ndarray) -> np.ndarray:

@@ -231,6 +231,22 @@ def test_two_four_skips_depthwise_layers(context):
     assert np.mean(depthwise[0] == 0) < 0.2
 
 
+def test_depthwise_two_four_mask_keeps_every_channel_alive():
+    """Along the channels at each tap, two of each four kept; a channel weakest at every tap (which plain
+    top-two would zero whole) keeps its largest tap in place of the weaker kept weight of that group."""
+    from mcuforge.compress.prune import two_four_mask
+
+    kernel = np.random.default_rng(7).normal(size=(3, 3, 8, 1))
+    kernel[:, :, 5, 0] *= 1e-3  # channel 5: the smallest of its group at all nine taps
+    keep = two_four_mask(kernel, depthwise=True).reshape(9, 8)  # TFLite's [h][w][channels]
+    assert np.all(keep.reshape(9, 2, 4).sum(axis=-1) == 2)
+    assert keep[:, 5].sum() == 1 and keep[np.argmax(np.abs(kernel[:, :, 5, 0]).reshape(9)), 5]
+    assert np.all(keep.any(axis=0))
+    groups = np.abs(kernel.reshape(9, 2, 4))
+    plain = (groups >= np.sort(groups, axis=-1)[..., 2:3]).reshape(9, 8)  # the two largest of each four
+    assert np.sum(keep != plain) == 2  # one weight moved within one group
+
+
 def test_two_four_on_depthwise_layers_when_asked(context):
     """`depthwise: true`: the DS-CNN's depthwise kernel is 2:4 too, each four consecutive output channels of a
     tap ([1][h][w][channels], TFLite's order) holding two zeros at least (one epoch over a few samples: the
