@@ -4,16 +4,18 @@
         [--prune-epochs 6] [--json OUT.json]
 
 The DS-CNN of specs/keywords.yaml (49x10 MFCC, 12 outputs) is converted to
-int8 twice: as trained (or, without --keras, with seeded random weights) and
-with 2:4 magnitude pruning on every Conv2D and Dense layer: in each group of
-four consecutive weights of an output channel's window ([h][w][in] flattened,
+int8 as trained (or, without --keras, with seeded random weights) and with
+2:4 magnitude pruning on every Conv2D and Dense layer: in each group of four
+consecutive weights of an output channel's window ([h][w][in] flattened,
 TFLite's order) the two of least magnitude become zero. Where the input
 channels come in fours (the pointwise convolutions and the classifier) the
 groups lie along them, the mask tfmot's prune step converges to; the first
-convolution (one input channel) is grouped along its 10 x 4 window rows.
-Depthwise kernels stay dense. A third model has the 2:4 model's 1x1 filters as
-INT4 (as 4-bit QAT writes them; first convolution and classifier at 8 bits, the
-quantize step's default), stored as 2:4 with 4-bit values.
+convolution (one input channel) is grouped along its 10 x 4 window rows. A
+third model has the 2:4 model's 1x1 filters as INT4 (as 4-bit QAT writes
+them; first convolution and classifier at 8 bits, the quantize step's
+default), stored as 2:4 with 4-bit values; a fourth is the 2:4 model with its
+depthwise kernels 2:4 too, along their channels at each tap (the prune step's
+`depthwise: true`).
 No fine-tuning here (the keywords data set is synthesized, which takes longer
 than this bench); accuracy after the prune step is what `mcuforge compress`
 reports for a spec with `prune: {pattern: "2:4"}`.
@@ -24,7 +26,7 @@ With --spec, the same comparison with accuracy: the spec's trained model
 pay), each fine-tuned, then int8, all through the compress stage's
 own measurement (TFLM on the test split, engine image bytes).
 
-Per model: the prepared image (model flash on the device), instructions per
+Per model: the prepared image (model flash on the device) and its arena, instructions per
 inference on qemu-m4 (qemu-icount plugin, bench/firmware_icount.py) with the
 DSP and the portable kernel sets, and the outputs of the sparse image against
 TFLM on the pruned .tflite for random inputs (must be equal).
@@ -43,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_icount import measure  # noqa: E402
 from firmware_icount import REPO  # noqa: E402
+from image_bytes import breakdown  # noqa: E402
 
 OUT = REPO / "build" / "bench" / "sparsity"
 JSON_OUT = REPO / "build" / "bench" / "sparsity.json"
@@ -63,23 +66,24 @@ def keywords_model(keras_path: Path | None):
     return zoo.build("ds_cnn", SHAPE, CLASSES, 1.0)
 
 
-def prune_two_four(model) -> list[str]:
-    """Zero the two smallest-magnitude weights of each four along each output channel's flattened window, in
-    place; the layers pruned."""
+def prune_two_four(model, depthwise: bool) -> list[str]:
+    """Zero the two smallest-magnitude weights of each four along each output channel's flattened window
+    (with `depthwise`, depthwise kernels too: along the channels at each tap), in place; the layers pruned."""
     import tf_keras
 
     from mcuforge.compress.prune import two_four_mask
 
     pruned = []
     for layer in model.layers:
-        if not isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.Dense)) or isinstance(
-                layer, tf_keras.layers.DepthwiseConv2D):
+        if not isinstance(layer, (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D, tf_keras.layers.Dense)):
             continue
         weights = layer.get_weights()
-        kernel = weights[0]  # (..., input channels, outputs)
-        if kernel[..., 0].size % 4:
+        kernel = weights[0]  # (..., input channels, outputs); depthwise: (h, w, channels, multiplier)
+        along_channels = isinstance(layer, tf_keras.layers.DepthwiseConv2D)
+        if (not depthwise and along_channels) or (
+                kernel.shape[-2] * kernel.shape[-1] if along_channels else kernel[..., 0].size) % 4:
             continue
-        weights[0] = kernel * two_four_mask(kernel)
+        weights[0] = kernel * two_four_mask(kernel, along_channels)
         layer.set_weights(weights)
         pruned.append(layer.name)
     return pruned
@@ -150,12 +154,39 @@ def figures(path: Path) -> dict:
     from mcuforge.firmware.prepared import prepared_image
 
     model = path.read_bytes()
+    image = prepared_image(model, "dsp")
     return {
         "tflite_bytes": len(model),
-        "image_bytes": len(prepared_image(model, "dsp").data),
+        "image_bytes": len(image.data),
+        "arena_bytes": image.arena_bytes,  # what the firmware reports (tests/test_bench_engine.py)
+        "image_sections": breakdown(image.data)["sections"],
         "dsp_instructions": measure(path, "prepared", "dsp", False).instructions,
         "portable_instructions": measure(path, "prepared", "portable", False).instructions,
     }
+
+
+def filter_bytes(sections: dict) -> int:
+    """The bytes of an image's filters as stored: dense, 2:4 values and positions, bitmaps."""
+    return sum(size for item, size in sections.items() if item.startswith(("dense filter", "2:4 ", "bitmap")))
+
+
+def print_sections(models: dict[str, dict]) -> None:
+    """The images' bytes by section side by side, and the flash ratio no encoding of the other bytes goes below."""
+    items = sorted({item for row in models.values() for item in row["image_sections"]},
+                   key=lambda item: -max(row["image_sections"].get(item, 0) for row in models.values()))
+    print("\nprepared image (DSP kernels) by section, B:")
+    print(f"{'':<28}" + "".join(f"{name:>16}" for name in models))
+    for item in items:
+        print(f"{item:<28}" + "".join(f"{row['image_sections'].get(item, 0):>16,}" for row in models.values()))
+    dense = models["dense int8"]
+    dense_filters = filter_bytes(dense["image_sections"])
+    for name, row in models.items():
+        filters = filter_bytes(row["image_sections"])
+        if name != "dense int8":
+            print(f"{name}: filters {filters:,} B, {filters / dense_filters:.3f}x the dense ones; other bytes "
+                  f"{row['image_bytes'] - filters:,} B (dense: {dense['image_bytes'] - dense_filters:,}). Where the "
+                  "other bytes are the same in both images, no encoding of them takes the image ratio below the "
+                  "filters' ratio.")
 
 
 def spec_rows(spec_path: Path, epochs: int) -> dict:
@@ -207,29 +238,36 @@ def main() -> None:
     args = parser.parse_args()
     model = keywords_model(args.keras)
     dense = figures(converted(model, "dense"))
-    layers = prune_two_four(model)
+    layers = prune_two_four(model, depthwise=False)
     sparse_path = converted(model, "two_four")
     sparse = figures(sparse_path)
-    sparse["equal_to_tflm"] = equal_to_tflm(sparse_path)
     int4_path = with_int4_pointwise(sparse_path)
     int4 = figures(int4_path)
-    int4["equal_to_tflm"] = equal_to_tflm(int4_path)
+    depthwise_layers = prune_two_four(model, depthwise=True)  # the prune step's `depthwise: true`
+    depthwise = figures(converted(model, "two_four_depthwise"))
+    for row, name in [(sparse, "two_four"), (int4, "two_four_int4"), (depthwise, "two_four_depthwise")]:
+        row["equal_to_tflm"] = equal_to_tflm(OUT / f"{name}.tflite")
     record = {"weights": str(args.keras) if args.keras else "seeded random", "pruned_layers": layers,
-              "dense": dense, "two_four": sparse, "two_four_int4": int4}
-    print(f"weights: {record['weights']}; 2:4 on {len(layers)} layers: {', '.join(layers)}")
-    print(f"{'':<28}{'dense int8':>14}{'2:4':>14}{'ratio':>8}{'2:4, 4-bit 1x1':>16}{'ratio':>8}")
+              "depthwise_pruned_layers": depthwise_layers, "dense": dense, "two_four": sparse,
+              "two_four_int4": int4, "two_four_depthwise": depthwise}
+    print(f"weights: {record['weights']}; 2:4 on {len(layers)} layers: {', '.join(layers)}; "
+          f"with depthwise: {len(depthwise_layers)}")
+    columns = {"2:4": sparse, "2:4, 4-bit 1x1": int4, "2:4 + depthwise": depthwise}
+    print(f"{'':<28}{'dense int8':>14}" + "".join(f"{name:>16}{'ratio':>8}" for name in columns))
     for key, label in [("image_bytes", "model flash (image), B"), ("tflite_bytes", ".tflite, B"),
-                       ("dsp_instructions", "instructions, DSP"), ("portable_instructions", "instructions, portable")]:
-        print(f"{label:<28}{dense[key]:>14,}{sparse[key]:>14,}{sparse[key] / dense[key]:>7.3f}x"
-              f"{int4[key]:>16,}{int4[key] / dense[key]:>7.3f}x")
-    print(f"2:4 image equal to TFLM on the pruned model: {sparse['equal_to_tflm']}; "
-          f"4-bit: {int4['equal_to_tflm']}")
+                       ("arena_bytes", "arena, DSP kernels, B"), ("dsp_instructions", "instructions, DSP"),
+                       ("portable_instructions", "instructions, portable")]:
+        print(f"{label:<28}{dense[key]:>14,}" + "".join(f"{row[key]:>16,}{row[key] / dense[key]:>7.3f}x"
+                                                         for row in columns.values()))
+    print("images equal to TFLM on their models: " + ", ".join(f"{name} {row['equal_to_tflm']}"
+                                                            for name, row in columns.items()))
     for label, ratio, target in [("flash", sparse["image_bytes"] / dense["image_bytes"], FLASH_TARGET),
                                  ("DSP instructions", sparse["dsp_instructions"] / dense["dsp_instructions"], INSTRUCTIONS_TARGET)]:
         if ratio > target:
             print(f"target missed: {label} {ratio:.3f}x > {target}x")
     if int4["image_bytes"] / dense["image_bytes"] > FLASH_TARGET:
         print(f"target missed by the 4-bit 2:4 model too: flash {int4['image_bytes'] / dense['image_bytes']:.3f}x")
+    print_sections({"dense int8": dense, **columns})
     if args.spec is not None:
         record["spec"] = spec_rows(args.spec, args.prune_epochs)
         print_spec(record["spec"])

@@ -90,6 +90,7 @@ def _copy(model):
         ({"steps": ["prune"], "options": {"prune": {"sparsity": -0.1}}}, r"prune\.sparsity: expected a value >= 0.*Received: -0\.1"),
         ({"steps": ["prune"], "options": {"prune": {"pattern": "4:8"}}}, r"prune\.pattern: expected one of unstructured, 2:4"),
         ({"steps": ["prune"], "options": {"prune": {"pattern": "2:4", "sparsity": 0.7}}}, r"prune\.sparsity: pattern 2:4 keeps two of every four"),
+        ({"steps": ["prune"], "options": {"prune": {"depthwise": True}}}, r"prune\.depthwise: applies to pattern 2:4 only"),
         ({"steps": ["prune"], "options": {"cluster": {"clusters": 8}}}, r"compress\.options\.cluster: no step 'cluster'"),
         ({"steps": ["cluster"], "options": {"cluster": {"clusters": 1}}}, r"cluster\.clusters: expected a value >= 2"),
         ({"steps": ["distill"], "options": {"distill": {"arch": "autoencoder"}}}, r"distill\.arch: student 'autoencoder' and model\.arch 'tiny_cnn' do different tasks"),
@@ -228,6 +229,43 @@ def test_two_four_skips_depthwise_layers(context):
     assert np.all(np.sum(pointwise[0].reshape(-1, 4) == 0, axis=1) >= 2)
     assert np.all(np.sum(first[0].reshape(-1, 4) == 0, axis=1) >= 2)  # TFLite's [out][h][w][in]: groups in window rows
     assert np.mean(depthwise[0] == 0) < 0.2
+
+
+def test_depthwise_two_four_mask_keeps_every_channel_alive():
+    """Along the channels at each tap, two of each four kept; a channel weakest at every tap (which plain
+    top-two would zero whole) keeps its largest tap in place of the weaker kept weight of that group."""
+    from mcuforge.compress.prune import two_four_mask
+
+    kernel = np.random.default_rng(7).normal(size=(3, 3, 8, 1))
+    kernel[:, :, 5, 0] *= 1e-3  # channel 5: the smallest of its group at all nine taps
+    keep = two_four_mask(kernel, depthwise=True).reshape(9, 8)  # TFLite's [h][w][channels]
+    assert np.all(keep.reshape(9, 2, 4).sum(axis=-1) == 2)
+    assert keep[:, 5].sum() == 1 and keep[np.argmax(np.abs(kernel[:, :, 5, 0]).reshape(9)), 5]
+    assert np.all(keep.any(axis=0))
+    groups = np.abs(kernel.reshape(9, 2, 4))
+    plain = (groups >= np.sort(groups, axis=-1)[..., 2:3]).reshape(9, 8)  # the two largest of each four
+    assert np.sum(keep != plain) == 2  # one weight moved within one group
+
+
+def test_two_four_on_depthwise_layers_when_asked(context):
+    """`depthwise: true`: the DS-CNN's depthwise kernel is 2:4 too, each four consecutive output channels of a
+    tap ([1][h][w][channels], TFLite's order) holding two zeros at least (one epoch over a few samples: the
+    mask is set from the first batch on)."""
+    import dataclasses
+
+    import tf_keras
+
+    from mcuforge.compress.prune import PruneOptions, prune
+    from mcuforge.train import zoo
+
+    few = Context(context.spec, dataclasses.replace(context.dataset, x_train=context.dataset.x_train[:64],
+                                                    y_train=context.dataset.y_train[:64]))
+    tf_keras.utils.set_random_seed(0)
+    model = zoo.build("ds_cnn", context.dataset.input_shape, context.dataset.num_classes, width=0.125, blocks=1)
+    pruned = prune(model, PruneOptions(pattern="2:4", epochs=1, depthwise=True), few)
+    (depthwise,) = [w for name, w in _weights(_ptq(pruned, context.dataset)).items() if name.endswith("DEPTHWISE_CONV_2D")]
+    assert np.all(np.sum(depthwise.reshape(-1, 4) == 0, axis=1) >= 2)
+    assert np.mean(depthwise == 0) < 0.6  # the mask, not a collapse of the weights
 
 
 # --- channel pruning ------------------------------------------------------------------------

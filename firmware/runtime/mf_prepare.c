@@ -109,6 +109,9 @@ static int32_t mf_eval_key(int32_t kernel, const void *record)
         return kernel;
     }
     variant = mf_affine_eval_variant((mf_affine_kind)kind, data);
+    if (variant == MF_EVAL_SPARSE && kind == MF_AFFINE_DEPTHWISE) { /* expanded for the dense loop: its loop's */
+        return MF_EVAL_KEY(kernel, MF_EVAL_SPARSE_LOOP(data->variant));
+    }
     return MF_EVAL_KEY(kernel, variant == MF_EVAL_DENSE ? MF_EVAL_LOOP(data->variant) : variant);
 }
 

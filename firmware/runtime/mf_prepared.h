@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define MF_IMAGE_MAGIC 0x3150464Du /* "MFP1" */
-#define MF_IMAGE_VERSION 5u /* 2: sparse filters in affine op records (kernels/mf_sparse.h); 3: a scratch offset per op, eval variants in kernel keys, folded fully connected biases; 4: DSP 3 x 3 depthwise records carry their ring slots, 2:4 positions in order, the values of 2:4 filters with folded biases interleaved by pairs of groups; 5: 2:4 groups along whole conv windows, ungrouped 2:4 conv windows with folded biases, INT4 2:4 filters (MF_WEIGHTS_SPARSE_2_4_INT4) */
+#define MF_IMAGE_VERSION 6u /* 2: sparse filters in affine op records (kernels/mf_sparse.h); 3: a scratch offset per op, eval variants in kernel keys, folded fully connected biases; 4: DSP 3 x 3 depthwise records carry their ring slots, 2:4 positions in order, the values of 2:4 filters with folded biases interleaved by pairs of groups; 5: 2:4 groups along whole conv windows, ungrouped 2:4 conv windows with folded biases, INT4 2:4 filters (MF_WEIGHTS_SPARSE_2_4_INT4); 6: 2:4 depthwise filters (kernels/mf_sparse.h), their eval variants by dense loop */
 
 enum {
     MF_IMAGE_MAGIC_WORD, MF_IMAGE_VERSION_WORD, MF_IMAGE_BYTES, MF_IMAGE_CHECKSUM,

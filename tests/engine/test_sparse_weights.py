@@ -13,6 +13,8 @@ the encoding must make the image fail to open (the checksum covers it).
 from __future__ import annotations
 
 import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ IMAGE_OPS, IMAGE_TENSORS, IMAGE_DATA = 9, 10, 12
 OP_WORDS, TENSOR_WORDS = 9, 12
 RECORD_WEIGHTS_FIELD, RECORD_WEIGHTS_AT_FIELD = 24, 28
 SPARSE_2_4, BITMAP, SPARSE_2_4_INT4 = 2, 3, 4
+REPO = Path(__file__).resolve().parents[2]
 
 
 def word(image: bytes, index: int) -> int:
@@ -175,6 +178,58 @@ def test_two_four_along_windows_equals_tflm(kernel, cin, stride, padding):
                                               run_tflm(model, inputs)[0].astype(np.int32))
 
 
+def depthwise_two_four(rng: np.random.Generator, kernel: int, cin: int, multiplier: int, width: int,
+                       dilation: int) -> bytes:
+    """A one-op DEPTHWISE_CONV_2D model (7 x width input, SAME) whose filter keeps two of each four
+    consecutive output channels at each tap."""
+    import tensorflow as tf
+
+    channels = cin * multiplier
+    taps = rng.normal(0, 0.5, size=(kernel * kernel * channels // 4, 4))
+    taps *= np.argsort(rng.random(taps.shape), axis=-1) < 2  # two of each four kept
+    filters = tf.constant(taps.reshape(kernel, kernel, cin, multiplier).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.5, size=channels).astype(np.float32))
+    fn = lambda x: tf.nn.relu(  # noqa: E731
+        tf.nn.depthwise_conv2d(x, filters, [1, 1, 1, 1], "SAME", dilations=[dilation, dilation]) + bias)
+    return convert_one_op(fn, [(1, 7, width, cin)], rng, "DEPTHWISE_CONV_2D", value_range=(-2.0, 3.0))
+
+
+# mf_affine.h: the DSP depthwise loops a prepared image's kernel key names (its variant's bits 4 on), 0 the portable one
+DW_PORTABLE, DW_CHANNELS, DW_ONE_INPUT_CHANNEL, DW_3X3, DW_3X3_NHWC = 0, 1, 2, 3, 4
+EVAL_SPARSE = 3  # mf_kernel.h: the variant of an encoded filter
+
+
+@pytest.mark.parametrize("loop, kernel, cin, multiplier, width, dilation", [
+    (DW_3X3_NHWC, 3, 8, 1, 5, 1), (DW_3X3, 3, 4, 1, 9, 1), (DW_CHANNELS, 3, 12, 1, 7, 2),
+    (DW_ONE_INPUT_CHANNEL, 2, 1, 8, 6, 1), (DW_PORTABLE, 3, 2, 2, 6, 2)])
+def test_depthwise_two_four_filters_equal_tflm(loop, kernel, cin, multiplier, width, dilation):
+    """A DEPTHWISE_CONV_2D filter 2:4 along its channels (each four consecutive of [h][w][C]) is stored in
+    2:4 without the dense tensor, and each DSP loop (and the portable one) that runs it expanded gives
+    TFLM's outputs; the image is 3/8 of the filter smaller than its dense twin's."""
+    rng = np.random.default_rng(1870 + loop)
+    model = depthwise_two_four(rng, kernel, cin, multiplier, width, dilation)
+    channels = cin * multiplier
+    filter_tensor = parse_tflite(model).main.operators[0].inputs[1]
+    for kernels in ("portable", "dsp"):
+        image = prepared_image(model, kernels)
+        assert first_op_weights_format(image.data) == SPARSE_2_4 and not tensor_stored(image.data, filter_tensor)
+        key = word(image.data, word(image.data, IMAGE_OPS) // 4)
+        assert key >> 20 & 0xF == EVAL_SPARSE and key >> 24 == (loop if kernels == "dsp" else DW_PORTABLE)
+        with PreparedEngine.from_image(image, kernels) as engine:
+            for _ in range(2):
+                inputs = random_inputs(model, rng)
+                np.testing.assert_array_equal(engine.invoke(inputs)[0], run_tflm(model, inputs)[0])
+    dense = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
+    assert len(dense) - len(image.data) >= 3 * kernel * kernel * channels // 8 - 8
+    sys.path.insert(0, str(REPO / "bench"))
+    from image_bytes import breakdown
+
+    sections = breakdown(image.data)["sections"]  # bench/image_bytes.py reads the depthwise form too
+    weights = kernel * kernel * channels
+    assert sections["2:4 values"] == weights // 2 and sections["2:4 positions"] == -(-weights // 8)
+    assert "dense filter" not in sections and sections["bias"] == 4 * channels
+
+
 def with_int4_two_four_filter(model: bytes, rng: np.random.Generator, sparse_filter: bool) -> bytes:
     """`model` with its op's filter replaced by random nonzero INT4 values, packed, where `sparse_filter`
     with two of every four of each output channel's flattened window zeroed at random."""
@@ -245,6 +300,28 @@ def with_zeros_filled(model: bytes, tensor: int) -> bytes:
     return edited(model, fill)
 
 
+def test_image_bytes_breakdown_accounts_for_every_byte():
+    """bench/image_bytes.py splits a 2:4 conv's image and its dense twin's into sections that add up to the
+    image, with the filter, bias and requantization bytes the .tflite's shapes call for."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from image_bytes import breakdown
+
+    _, _, model, filter_bytes = case(0)  # a 2:4 1x1 convolution
+    graph = parse_tflite(model).main
+    filter_tensor = graph.operators[0].inputs[1]
+    channels = graph.tensors[filter_tensor].shape[0]
+    k = filter_bytes // channels
+    sparse_image = prepared_image(model, "dsp").data
+    dense_image = prepared_image(with_zeros_filled(model, filter_tensor), "dsp").data
+    sparse, dense = breakdown(sparse_image)["sections"], breakdown(dense_image)["sections"]
+    assert sum(sparse.values()) == len(sparse_image) and sum(dense.values()) == len(dense_image)
+    assert dense["dense filter"] == filter_bytes and dense["bias"] == 4 * channels
+    assert sparse["2:4 values"] == channels * k // 2 and sparse["2:4 positions"] == channels * -(-k // 8)
+    assert sparse["folded biases"] == 4 * channels and "dense filter" not in sparse and "bias" not in sparse
+    assert sparse["requantization"] == dense["requantization"] == 8 * channels  # per-channel mf_requant
+    assert sparse["tensor descriptors"] == 12 * 4 * len(graph.tensors)
+
+
 @pytest.mark.slow  # the sanitizer build
 def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
     """Mutants of sparse one-op models go through the image writer (the encoders) and their images run
@@ -255,6 +332,8 @@ def test_mutated_sparse_models_written_as_images_do_not_crash(tmp_path):
         seeds[-1].write_bytes(case(seed)[2])
     seeds.append(tmp_path / "sparse_int4.tflite")  # INT4 2:4 (unpacked by the DSP loop)
     seeds[-1].write_bytes(with_int4_two_four_filter(case(16)[2], np.random.default_rng(18), True))
+    seeds.append(tmp_path / "sparse_depthwise.tflite")  # 2:4 depthwise (expanded for the dense loops)
+    seeds[-1].write_bytes(depthwise_two_four(np.random.default_rng(18), 3, 8, 1, 5, 1))
     result = fuzz(seeds, seconds=10, seed=18)
     assert result.iterations > 100 and result.loaded > 0
 

@@ -206,7 +206,8 @@ size_t mf_affine_plan_table(const mf_op *op, mf_affine_kind kind, mf_affine_data
 {
     head->channel_step = (int8_t)(op->inputs[1].quant_count > 1 || per_channel);
     head->table = head->channel_step && !mf_op_data_in_flash(op) ? MF_TABLE_SCRATCH : (int16_t)affine_record_bytes(kind);
-    return head->table == MF_TABLE_SCRATCH ? (size_t)head->channels * sizeof(mf_requant) : 0;
+    return (head->table == MF_TABLE_SCRATCH ? (size_t)head->channels * sizeof(mf_requant) : 0) +
+           mf_sparse_dense_filter_bytes(op, kind);
 }
 
 /* Channel c's requantization from the scales. */

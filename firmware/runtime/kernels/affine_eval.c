@@ -18,9 +18,14 @@ mf_status mf_conv_eval(const mf_op *op)
 
 mf_status mf_depthwise_conv_eval(const mf_op *op)
 {
-    return mf_affine_eval_variant(MF_AFFINE_DEPTHWISE, (const mf_affine_data *)op->data) == MF_EVAL_INT4
-               ? mf_depthwise_conv_int4_eval(op)
-               : mf_depthwise_conv_eval_dense(op);
+    switch (mf_affine_eval_variant(MF_AFFINE_DEPTHWISE, (const mf_affine_data *)op->data)) {
+    case MF_EVAL_SPARSE:
+        return mf_depthwise_conv_eval_sparse(op);
+    case MF_EVAL_INT4:
+        return mf_depthwise_conv_int4_eval(op);
+    default:
+        return mf_depthwise_conv_eval_dense(op);
+    }
 }
 
 mf_status mf_fully_connected_eval(const mf_op *op)

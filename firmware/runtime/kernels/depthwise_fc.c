@@ -27,9 +27,10 @@ static int mf_depthwise_fc_fusable(const mf_op *depthwise, const mf_op *fully_co
         mf_affine_check(fully_connected, MF_AFFINE_FULLY_CONNECTED, &head) != MF_OK) {
         return 0;
     }
-    /* In flash a sparse filter would replace the dense one the bands are added with. */
-    return !mf_op_data_in_flash(fully_connected) ||
-           (mf_sparse_plan(fully_connected, MF_AFFINE_FULLY_CONNECTED, &head), head.weights == MF_WEIGHTS_INT8);
+    /* In flash a sparse filter would replace the dense one the bands are added with (or the depthwise loop runs). */
+    return mf_sparse_dense_filter_bytes(depthwise, MF_AFFINE_DEPTHWISE) == 0 &&
+           (!mf_op_data_in_flash(fully_connected) ||
+            (mf_sparse_plan(fully_connected, MF_AFFINE_FULLY_CONNECTED, &head), head.weights == MF_WEIGHTS_INT8));
 }
 
 /* Coded filters (mf_depthwise_fc.h): the code of a weight kept in the exceptions, a unit's bytes of codes. */

@@ -99,6 +99,8 @@ enum { MFD_DW_CHANNELS = 1, MFD_DW_ONE_INPUT_CHANNEL = 2, MFD_DW_3X3 = 3, MFD_DW
 enum { MFD_FC_PAIRS = 1 };
 /* A kernel key's variant for a dense loop of a kernel set (mf_eval_variants.h). */
 #define MF_EVAL_LOOP(loop) (MF_EVAL_DENSE | (loop) << 4)
+/* ... and for a depthwise 2:4 filter expanded for a dense loop (mf_sparse_run_expanded). */
+#define MF_EVAL_SPARSE_LOOP(loop) (MF_EVAL_SPARSE | (loop) << 4)
 
 /* The eval variant (mf_eval_variants.h) that runs a record: a sparse filter's,
  * INT4 weights', a dense fully connected filter with folded biases, else the

@@ -27,6 +27,11 @@
  *                 values[C][K/4], a byte per group (first value in the low nibble,
  *                 4-bit two's complement), then the positions as above: 3/4 of
  *                 the packed INT4 bytes; the portable loops in both kernel sets
+ *   depthwise 2:4 (a DEPTHWISE_CONV_2D filter [1][h][w][C], here one channel of K = h x w x C
+ *                 weights: groups of four channels at each tap; C % 4 == 0): values and positions
+ *                 as 2:4 above, no folded biases; eval expands them into the dense filter in the
+ *                 op's scratch (K bytes before the loop's own scratch) and runs the kernel set's
+ *                 dense loop on it, so the output is the dense loop's bit for bit
  *   bitmap:       uint32 first value of each channel [C], bitmap[C][ceil(K/8)]
  *                 (bit k%8 of byte k/8: weight k is nonzero), then the nonzero values
  */
@@ -42,6 +47,14 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
 /* Prepare of a conv whose record *head is about to be stored: the scratch bytes of four pixels' gathered
  * windows when its filter, larger than 1x1, will be stored in 2:4 with folded biases, else 0. */
 size_t mf_sparse_windows_bytes(const mf_op *op, const mf_affine_data *head);
+
+/* Prepare of a depthwise conv whose record is in flash: the scratch bytes of its dense filter when mf_sparse_plan
+ * will store it in 2:4 (eval expands it there, mf_sparse_run_expanded), else 0. */
+size_t mf_sparse_dense_filter_bytes(const mf_op *op, mf_affine_kind kind);
+
+/* Eval of a depthwise conv with a 2:4 filter: expands it into the start of the scratch and runs `dense`
+ * (a dense loop of the kernel set) on the op with that filter and the rest of the scratch. */
+mf_status mf_sparse_run_expanded(const mf_op *op, mf_status (*dense)(const mf_op *));
 
 /* Prepare: writes the encoding mf_sparse_plan chose into `encoded`. */
 void mf_sparse_encode(const mf_op *op, const mf_affine_data *head, uint8_t *encoded);

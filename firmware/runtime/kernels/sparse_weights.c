@@ -42,8 +42,8 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
                                                             op->inputs[0].zero_point <= INT8_MAX))); /* the padding's value */
     is_two_four = k % 4 == 0 && (gathered || filter->dims[filter->rank - 1] % 4 == 0);
     const int int4 = head->weights == MF_WEIGHTS_INT4;
-    if (kind == MF_AFFINE_DEPTHWISE || (head->weights != MF_WEIGHTS_INT8 && !int4) || w == NULL || filter->zero_point != 0 ||
-        channels < 1 || k < 1 || (int4 && !(kind == MF_AFFINE_CONV && gathered))) { /* other INT4 filters stay packed */
+    if ((head->weights != MF_WEIGHTS_INT8 && !int4) || w == NULL || filter->zero_point != 0 || channels < 1 || k < 1 ||
+        (int4 && !(kind == MF_AFFINE_CONV && gathered))) { /* other INT4 filters stay packed */
         return 0;
     }
     dense = (size_t)channels * (size_t)k;
@@ -67,6 +67,13 @@ size_t mf_sparse_plan(const mf_op *op, mf_affine_kind kind, mf_affine_data *head
     }
     two_four = (size_t)channels * ((size_t)k / 2u + row);
     bitmap = (size_t)channels * (4u + row) + nonzeros;
+    if (kind == MF_AFFINE_DEPTHWISE) { /* 2:4 only, expanded at eval for the dense loops */
+        if (!is_two_four) {
+            return 0;
+        }
+        head->weights = MF_WEIGHTS_SPARSE_2_4;
+        return (two_four + 3u) / 4u * 4u;
+    }
     if (is_two_four && two_four < dense) {
         head->weights = MF_WEIGHTS_SPARSE_2_4;
         head->bias_folded = (int16_t)gathered;
@@ -95,6 +102,17 @@ size_t mf_sparse_windows_bytes(const mf_op *op, const mf_affine_data *head)
         return 0;
     }
     return 4u * (size_t)k;
+}
+
+size_t mf_sparse_dense_filter_bytes(const mf_op *op, mf_affine_kind kind)
+{
+    mf_affine_data plan;
+    memset(&plan, 0, sizeof plan);
+    plan.weights = op->inputs[1].type == MF_INT4 ? MF_WEIGHTS_INT4 : MF_WEIGHTS_INT8;
+    if (kind != MF_AFFINE_DEPTHWISE || !mf_op_data_in_flash(op) || mf_sparse_plan(op, kind, &plan) == 0) {
+        return 0;
+    }
+    return ((size_t)mf_tensor_flat_size(&op->inputs[1]) + 3u) & ~(size_t)3u; /* the loop's scratch stays 4-aligned */
 }
 
 /* Folded biases: bias + input offset x the channel's weight sum, in wrapping int32 as the accumulator. */
@@ -324,4 +342,27 @@ void mf_sparse24_pixels(const mf_op *op, const mf_affine_data *d, const mf_requa
     if (count > 2) {
         pair(op, d, requant, x[2], count > 3 ? x[3] : x[2], count - 2, out + 2 * (size_t)channels);
     }
+}
+
+mf_status mf_sparse_run_expanded(const mf_op *op, mf_status (*dense)(const mf_op *))
+{
+    const mf_affine_data *d = (const mf_affine_data *)op->data;
+    const int32_t k = mf_tensor_flat_size(&op->inputs[1]); /* one channel of K weights (mf_sparse.h) */
+    int8_t *filter = (int8_t *)op->scratch;
+    const mf_sparse_cursor channel = mf_sparse_channel(op, d, 0);
+    mf_tensor inputs[MF_MAX_OP_TENSORS];
+    mf_op expanded = *op;
+    int32_t g;
+    for (g = 0; g < k / 4; ++g) { /* each group's two values at their positions, zeros elsewhere */
+        const uint32_t bits = (uint32_t)channel.bits[g / 2] >> (4 * (g % 2));
+        int8_t *group = filter + 4 * g;
+        memset(group, 0, 4);
+        group[bits & 3u] = channel.values[2 * g];
+        group[bits >> 2 & 3u] = channel.values[2 * g + 1];
+    }
+    memcpy(inputs, op->inputs, (size_t)op->input_count * sizeof inputs[0]);
+    inputs[1].data = filter;
+    expanded.inputs = inputs;
+    expanded.scratch = (uint8_t *)op->scratch + (((size_t)k + 3u) & ~(size_t)3u);
+    return dense(&expanded);
 }
