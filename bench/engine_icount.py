@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from firmware_icount import REPO, SHARED_MODELS  # noqa: E402
 
-from mcuforge.firmware.code_budget import budgeted_image, linked_flash  # noqa: E402
+from mcuforge.firmware.code_budget import LinkedFlash, budgeted_image, linked_flash  # noqa: E402
 from mcuforge.firmware.icount import instructions_per_inference, plugin  # noqa: E402
 
 from mcuforge.firmware.latency_model import op_macs  # noqa: E402
@@ -147,6 +147,15 @@ def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count
     return Count(instructions, arena, ops, image.engine_loops)
 
 
+def built_flash(model: bytes, kernels: str, prepared: bool) -> LinkedFlash:
+    """The flash of the firmware as built: the prepared image of the build's loop choice (its link measured
+    once, by the budget, where choices differ) or the interpreter and the .tflite."""
+    if not prepared:
+        return linked_flash(model, kernels, None)
+    budgeted = budgeted_image(model, kernels)
+    return budgeted.linked.get(budgeted.choices) or linked_flash(model, kernels, budgeted.image)
+
+
 def model_figures(model_path: Path) -> dict:
     """The JSON record of one model: MACs, .tflite bytes, and per path what the issue asks for."""
     model = model_path.read_bytes()
@@ -155,13 +164,13 @@ def model_figures(model_path: Path) -> dict:
     for path, prepared in PATHS.items():
         portable = measure(model_path, path, "portable", False)
         dsp = measure(model_path, path, "dsp", False)
-        images = {kernels: budgeted_image(model, kernels).image if prepared else None for kernels in ("dsp", "portable")}  # as built
-        flash_model, code, double = linked_flash(model, "dsp", images["dsp"])
+        linked = {kernels: built_flash(model, kernels, prepared) for kernels in ("dsp", "portable")}
         record[path] = {
             "portable_instructions": portable.instructions, "dsp_instructions": dsp.instructions,
             "arena_bytes": dsp.arena, "portable_arena_bytes": portable.arena,
-            "flash_model_bytes": flash_model, "code_bytes": code, "portable_code_bytes": linked_flash(model, "portable", images["portable"])[1],
-            "soft_double_linked": double, "dsp_engine_loops": dsp.loops,
+            "flash_model_bytes": linked["dsp"].model_bytes, "code_bytes": linked["dsp"].code_bytes,
+            "portable_code_bytes": linked["portable"].code_bytes, "soft_double_linked": linked["dsp"].soft_double,
+            "dsp_engine_loops": dsp.loops,
         }
     return record
 

@@ -18,6 +18,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mcuforge.firmware import codegen, toolchain
 from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources, shadowed_kernel_source
@@ -67,13 +68,21 @@ def kernel_sources(model: bytes) -> tuple[list[str], list[Path]]:
     return lines, sorted(files)
 
 
-def linked_flash(model: bytes, kernels: str, image: PreparedImage | None, cpu_flags=CORTEX_M4) -> tuple[int, int, bool]:
-    """(model data bytes, code bytes, soft-float double linked) of a firmware running `model`, linked at -Os.
+class LinkedFlash(NamedTuple):
+    """What a firmware running one model carries in flash, as linked."""
+
+    model_bytes: int  # the prepared image, or the .tflite for the interpreter
+    code_bytes: int  # the ELF's text + data less the model data array
+    soft_double: bool  # whether soft-float double routines were linked
+
+
+def linked_flash(model: bytes, kernels: str, image: PreparedImage | None, cpu_flags=CORTEX_M4) -> LinkedFlash:
+    """The flash of a firmware running `model`, linked at -Os.
 
     image: the prepared image the runner runs (model data = the image); None:
     the interpreter and the .tflite (mf_load at boot). The engine with the
     model's kernels of set `kernels` is linked with --gc-sections for the core
-    of `cpu_flags`; code is the ELF's text + data less the model data array.
+    of `cpu_flags`.
     Objects come from the firmware's object cache (the lists are content-named
     headers), so measuring the same model again compiles only the image.
     """
@@ -104,7 +113,7 @@ def linked_flash(model: bytes, kernels: str, image: PreparedImage | None, cpu_fl
         text, data_bytes = (int(v) for v in sizes.splitlines()[1].split()[:2])
         symbols = toolchain.run([toolchain.CROSS + "nm", "-S", str(elf)], "listing the runner's symbols").stdout
         array = int(re.search(r"^\w+ (\w+) R mf_model_image$", symbols, re.M)[1], 16)
-        return len(data), text + data_bytes - array, "__aeabi_d" in symbols
+        return LinkedFlash(len(data), text + data_bytes - array, "__aeabi_d" in symbols)
 
 
 def _eval_list_readers(sources: list[Path]) -> set[Path]:
@@ -129,7 +138,12 @@ class BudgetedImage:
     image: PreparedImage
     choices: int  # mf_kernel.h's MF_CHOICE_* bits the image was prepared with
     budget: int
-    code_bytes: dict[int, int]  # runner code at -Os of each choice measured; empty when the choices give one image
+    linked: dict[int, LinkedFlash]  # the link at -Os of each choice measured; empty when the choices give one image
+
+    @property
+    def code_bytes(self) -> dict[int, int]:
+        """Runner code at -Os of each choice measured."""
+        return {choices: linked.code_bytes for choices, linked in self.linked.items()}
 
     def describe(self) -> str:
         """One line for the build's report: the loops chosen and the measured code that decided it."""
@@ -156,9 +170,9 @@ def budgeted_image(model: bytes, kernels: str, budget: int = DEFAULT_CODE_BUDGET
             images[choices] = image
     if len(images) == 1:
         return BudgetedImage(images[0], 0, budget, {})
-    code: dict[int, int] = {}
+    linked: dict[int, LinkedFlash] = {}
     for choices, image in images.items():
-        code[choices] = linked_flash(model, kernels, image, cpu_flags)[1]
-        if code[choices] <= budget:
-            return BudgetedImage(image, choices, budget, code)
-    return BudgetedImage(images[0], 0, budget, code)
+        linked[choices] = linked_flash(model, kernels, image, cpu_flags)
+        if linked[choices].code_bytes <= budget:
+            return BudgetedImage(image, choices, budget, linked)
+    return BudgetedImage(images[0], 0, budget, linked)

@@ -41,7 +41,8 @@ struct mf_model {
     mf_fb_vector inputs;
     mf_fb_vector outputs;
     uint8_t *activations;     /* right after the op-data records; NULL until planned */
-    size_t arena_used;
+    uint32_t arena_used;      /* 32 bits, as every offset in the arena */
+    uint32_t image_choices;   /* mf_load_for_image: the build's choices the records were prepared with */
 };
 
 /* Per-tensor planning record, kept in the future activation area during load. */
@@ -995,7 +996,7 @@ static mf_status mf_write_records(const mf_model *m, mf_op_data_pool *pool, mf_f
  * on success tensor_offsets, scratch_offsets, the records and arena_used are
  * final.
  */
-static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, uint32_t choices, mf_fault *fault)
+static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_flash, mf_fault *fault)
 {
     const uint32_t slots = m->tensors.count;
     const size_t plan_bytes = mf_align_up(slots * sizeof(mf_plan_entry));
@@ -1006,6 +1007,7 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
     uint32_t *scratch_bytes = sizes + slots; /* per op */
     mf_op_data_pool pool;
     size_t peak = 0;
+    size_t used;
     int16_t count = 0;
     uint32_t t;
     mf_status status;
@@ -1019,7 +1021,7 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
     pool.needed = 0;
     pool.current = 0;
     pool.in_flash = in_flash;
-    pool.choices = choices;
+    pool.choices = m->image_choices;
     status = mf_lifetimes(m, plan, scratch_bytes, &pool, fault);
     for (t = 0; t < m->tensors.count && status == MF_OK; ++t) {
         size_t bytes = 0;
@@ -1077,11 +1079,12 @@ static mf_status mf_plan(mf_model *m, uint8_t *work, size_t work_size, int in_fl
             mf_tensor_offsets(m)[t] = mf_tensor_offsets(m)[plan[t].root];
         }
     }
-    m->arena_used = header + (pool.needed + peak > planning_bytes ? pool.needed + peak : planning_bytes);
+    used = header + (pool.needed + peak > planning_bytes ? pool.needed + peak : planning_bytes);
     if (pool.needed + peak > work_size) {
-        fault->arena_needed = m->arena_used;
+        fault->arena_needed = used;
         return MF_ERR_ARENA_TOO_SMALL;
     }
+    m->arena_used = (uint32_t)used; /* within the arena, whose offsets are 32-bit */
     pool.floor = work;
     pool.end = work + pool.needed;
     pool.top = pool.end;
@@ -1121,6 +1124,7 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
     memset(m, 0, sizeof *m);
     m->fb.base = model_data;
     m->fb.size = model_size;
+    m->image_choices = choices;
     status = mf_read_graph(m);
     if (status != MF_OK) {
         return status;
@@ -1131,7 +1135,7 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
         fault->arena_needed = header + (size_t)(start - (uint8_t *)arena);
         return MF_ERR_ARENA_TOO_SMALL;
     }
-    status = mf_plan(m, start + header, usable - header, in_flash, choices, fault);
+    status = mf_plan(m, start + header, usable - header, in_flash, fault);
     if (status == MF_ERR_ARENA_TOO_SMALL && fault->arena_needed != 0) {
         fault->arena_needed += (size_t)(start - (uint8_t *)arena);
     }
@@ -1139,7 +1143,7 @@ static mf_status mf_load_home(const uint8_t *model_data, size_t model_size, void
         m->activations = NULL;
         return status;
     }
-    m->arena_used += (size_t)(start - (uint8_t *)arena);
+    m->arena_used += (uint32_t)(start - (uint8_t *)arena);
     *model = m;
     return MF_OK;
 }
@@ -1160,14 +1164,14 @@ uint32_t mf_model_op_count(const mf_model *model) { return model->operators.coun
 
 uint32_t mf_model_tensor_count(const mf_model *model) { return model->tensors.count; }
 
-uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index, uint32_t choices)
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index)
 {
     uint8_t none;
     mf_op_data_pool pool = {&none, &none, &none, 0, 1, 0, 0, 0}; /* no room: prepare stops at its record, scratch known */
     size_t bytes;
     const mf_kernel *kernel;
     int constant_input;
-    pool.choices = choices;
+    pool.choices = model->image_choices;
     (void)mf_prepare_op(model, index, &pool, NULL, &bytes, &kernel, &constant_input, NULL);
     return (uint32_t)bytes;
 }

@@ -18,9 +18,9 @@ mf_status mf_load_for_image(const uint8_t *model_data, size_t model_size, void *
 
 uint32_t mf_model_op_count(const mf_model *model);
 uint32_t mf_model_tensor_count(const mf_model *model);
-/* Bytes of op `index`'s scratch buffer for records in flash made with `choices` (its prepare run again, without
- * room for records). */
-uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index, uint32_t choices);
+/* Bytes of op `index`'s scratch buffer for records in flash, made with the choices the model was loaded with (its
+ * prepare run again, without room for records). */
+uint32_t mf_model_scratch_bytes(const mf_model *model, uint32_t index);
 /* Whether op `index` runs inside the next op (a fused pair, kernels/mf_depthwise_fc.h): images leave it out. */
 int mf_model_op_runs_in_next(const mf_model *model, uint32_t index);
 /* Offset of op `index`'s scratch buffer in the activations, MF_NO_STORAGE if none. */

@@ -168,8 +168,8 @@ static mf_status mf_write_ops(const mf_model *m, mf_writer *w, mf_layout *layout
     return MF_OK;
 }
 
-/* The activation area: the end of the last tensor or of an op's scratch (prepared with `choices`). */
-static uint32_t mf_activation_bytes(const mf_model *m, uint32_t choices)
+/* The activation area: the end of the last tensor or of an op's scratch. */
+static uint32_t mf_activation_bytes(const mf_model *m)
 {
     size_t end = 0;
     uint32_t t;
@@ -179,7 +179,7 @@ static uint32_t mf_activation_bytes(const mf_model *m, uint32_t choices)
         if (offset == MF_NO_STORAGE) {
             continue;
         }
-        scratch_end = offset + mf_round_up(mf_model_scratch_bytes(m, t, choices), 4u); /* runs the op's prepare again: once */
+        scratch_end = offset + mf_round_up(mf_model_scratch_bytes(m, t), 4u); /* runs the op's prepare again: once */
         end = scratch_end > end ? scratch_end : end;
     }
     for (t = 0; t < mf_model_tensor_count(m); ++t) {
@@ -324,7 +324,7 @@ mf_status mf_prepare_image(const uint8_t *model_data, size_t model_size, void *a
     header[MF_IMAGE_MAGIC_WORD] = MF_IMAGE_MAGIC;
     header[MF_IMAGE_VERSION_WORD] = MF_IMAGE_VERSION;
     header[MF_IMAGE_BYTES] = (uint32_t)*image_bytes;
-    header[MF_IMAGE_ARENA_BYTES] = mf_activation_bytes(m, choices);
+    header[MF_IMAGE_ARENA_BYTES] = mf_activation_bytes(m);
     header[MF_IMAGE_OP_COUNT] = mf_model_op_count(m);
     for (i = 0; i < mf_model_op_count(m); ++i) {
         header[MF_IMAGE_OP_COUNT] -= (uint32_t)mf_model_op_runs_in_next(m, i);

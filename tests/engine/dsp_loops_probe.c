@@ -4,6 +4,7 @@
 
 #include "kernels/dsp/mfd_depthwise.h"
 #include "kernels/dsp/mfd_depthwise_nhwc.h"
+#include "kernels/dsp/mfd_gemm.h"
 
 static mfd_requant probe_requant(int32_t multiplier, int32_t shift)
 {
@@ -99,3 +100,36 @@ int probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t chann
     mfd_dw3x3_nhwc_layer(&layer, out_h, out_w, out);
     return 1;
 }
+
+/* A whole convolution (one batch, one group, no dilation) through mfd_conv_rows: weights [out_c][f_h][f_w][in_c];
+ * geometry: stride_h, stride_w, pad_h, pad_w; requant: out_c records of scratch; columns: mfd_columns_bytes of the
+ * window's values. */
+void probe_conv_rows(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c, const int8_t *weights, int32_t f_h,
+                     int32_t f_w, int32_t out_c, const int32_t *bias, const int32_t *multipliers, const int32_t *shifts,
+                     const int32_t *geometry, const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out,
+                     mfd_requant *requant, int16_t *columns)
+{
+    mfd_patch patch;
+    int32_t c;
+    for (c = 0; c < out_c; ++c) {
+        requant[c] = probe_requant(multipliers[c], shifts[c]);
+    }
+    patch.in = in;
+    patch.in_h = in_h;
+    patch.in_w = in_w;
+    patch.in_c = in_c;
+    patch.f_h = f_h;
+    patch.f_w = f_w;
+    patch.f_c = in_c;
+    patch.stride_h = geometry[0];
+    patch.stride_w = geometry[1];
+    patch.pad_h = geometry[2];
+    patch.pad_w = geometry[3];
+    patch.dilation_h = 1;
+    patch.dilation_w = 1;
+    patch.offset = quant[0];
+    mfd_conv_rows(&patch, weights, bias, requant, 0, out_h, out_w, out_c, out_c, mfd_out_for(quant[1], quant[2], quant[3]),
+                  out, columns);
+}
+
+size_t probe_conv_columns_bytes(int32_t values) { return mfd_columns_bytes(values); }

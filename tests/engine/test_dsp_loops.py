@@ -128,6 +128,68 @@ def _random_weights(rng, channels: int, case: int):
     return w, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max
 
 
+def reference_conv(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min, act_max, out_shape):
+    """Convolution, weights [out_c][f_h][f_w][in_c]; taps outside the input skipped, as TFLM's reference kernel does."""
+    in_h, in_w, _ = x.shape
+    out_c, f_h, f_w, _ = w.shape
+    out = np.zeros((*out_shape, out_c), np.int8)
+    xs = x.astype(np.int64) + input_offset
+    for oy in range(out_shape[0]):
+        for ox in range(out_shape[1]):
+            acc = bias.astype(np.int64).copy()
+            for fy in range(f_h):
+                for fx in range(f_w):
+                    iy, ix = oy * stride[0] - pad[0] + fy, ox * stride[1] - pad[1] + fx
+                    if 0 <= iy < in_h and 0 <= ix < in_w:
+                        acc += w[:, fy, fx].astype(np.int64) @ xs[iy, ix]
+            for c in range(out_c):
+                value = tflm_requantize(_wrap32(int(acc[c])), int(multipliers[c]), int(shifts[c])) + zero_point
+                out[oy, ox, c] = min(max(value, act_min), act_max)
+    return out
+
+
+def test_conv_rows_equal_the_reference_on_random_shapes(probe):
+    """The DSP convolution's 2 x 2 blocks: pointwise layers (1 x 1, stride 1, channels in fours: a pixel pair's
+    columns widened in one run) and others, odd pixel and channel counts (a lone last pixel or channel), windows
+    not in whole runs of four, right shifts of 0 and 1 (a pair of channels requantized value by value)."""
+    rng = np.random.default_rng(9)
+    i32 = np.ctypeslib.ndpointer(np.int32, flags="C")
+    i8 = np.ctypeslib.ndpointer(np.int8, flags="C")
+    probe.probe_conv_rows.argtypes = [i8, *[ctypes.c_int32] * 3, i8, *[ctypes.c_int32] * 3, i32, i32, i32, i32, i32,
+                                      ctypes.c_int32, ctypes.c_int32, i8, ctypes.c_void_p, ctypes.c_void_p]
+    probe.probe_conv_columns_bytes.argtypes = [ctypes.c_int32]
+    probe.probe_conv_columns_bytes.restype = ctypes.c_size_t
+    pointwise_cases = 0
+    for case in range(60):
+        in_c = int(rng.choice([1, 3, 4, 8, 12, 16]))
+        out_c = int(rng.integers(1, 10))
+        in_h, in_w = (int(v) for v in rng.integers(1, 7, size=2))
+        if case % 2:  # pointwise
+            f, stride, pad = 1, (1, 1), (0, 0)
+            pointwise_cases += in_c % 4 == 0
+        else:
+            f = int(rng.choice([1, 3]))
+            stride = tuple(int(v) for v in rng.integers(1, 3, size=2))
+            pad = tuple(int(v) for v in rng.integers(0, f // 2 + 1, size=2))
+        out_shape = (max((in_h + 2 * pad[0] - f) // stride[0] + 1, 1), max((in_w + 2 * pad[1] - f) // stride[1] + 1, 1))
+        x = rng.integers(-128, 128, size=(in_h, in_w, in_c), dtype=np.int8)
+        w = rng.integers(-127, 128, size=(out_c, f, f, in_c), dtype=np.int8)
+        _, bias, multipliers, shifts, input_offset, zero_point, act_min, act_max = _random_weights(rng, out_c, case)
+        want = reference_conv(x, w, bias, multipliers, shifts, stride, pad, input_offset, zero_point, act_min, act_max,
+                              out_shape)
+        got = np.zeros((*out_shape, out_c), np.int8)
+        requant = ctypes.create_string_buffer(8 * out_c)
+        # The columns with a guard zone after them, which the loops must leave alone.
+        columns_bytes = probe.probe_conv_columns_bytes(f * f * in_c)
+        columns = np.full(columns_bytes // 2 + 16, 0x5A5A, np.uint16)
+        probe.probe_conv_rows(x, in_h, in_w, in_c, w, f, f, out_c, bias, multipliers, shifts,
+                              np.array([*stride, *pad], np.int32), np.array([input_offset, zero_point, act_min, act_max], np.int32),
+                              *out_shape, got, requant, columns.ctypes.data)
+        assert np.array_equal(got, want), f"case {case}: {(in_c, out_c, in_h, in_w, f, stride, pad)}"
+        assert (columns[columns_bytes // 2:] == 0x5A5A).all(), f"case {case}: the loops wrote past their columns"
+    assert pointwise_cases >= 10
+
+
 def test_depthwise3x3_layers_equal_the_reference_on_random_shapes(probe):
     rng = np.random.default_rng(5)
     i32 = np.ctypeslib.ndpointer(np.int32, flags="C")

@@ -60,6 +60,18 @@ static inline void mfd_column_copy(int16_t *column, int32_t *k, int32_t whole, c
     }
 }
 
+/* count (a multiple of 4) input bytes from src, offset added, as whole runs of four of a column, a word at a time. */
+static inline void mfd_column_runs(const int8_t *src, int32_t count, int32_t offset, int16_t *dst)
+{
+    const uint32_t offsets = mfd_dup16(offset);
+    int32_t i;
+    for (i = 0; i < count; i += 4, dst += 4) {
+        const uint32_t x = mfd_read32(src + i);
+        mfd_write32(dst, mfd_sxtab16(offsets, x));
+        mfd_write32(dst + 2, mfd_sxtab16_ror8(offsets, x));
+    }
+}
+
 /* The receptive field of output (oy, ox), channels c0.., as a column. Where the
  * taps of a filter row are adjacent in memory (no dilation across, every
  * channel read) the row's valid part is one contiguous copy. */
@@ -80,15 +92,8 @@ static inline void mfd_column(const mfd_patch *p, int32_t oy, int32_t ox, int32_
         const int32_t run = p->f_w * p->f_c;
         const int8_t *row = p->in + ((size_t)in_y0 * p->in_w + in_x0) * p->in_c;
         if ((run & 3) == 0) {
-            const uint32_t offsets = mfd_dup16(p->offset);
-            int16_t *dst = column;
-            for (fy = 0; fy < p->f_h; ++fy, row += row_step) {
-                int32_t i;
-                for (i = 0; i < run; i += 4, dst += 4) {
-                    const uint32_t x = mfd_read32(row + i);
-                    mfd_write32(dst, mfd_sxtab16(offsets, x));
-                    mfd_write32(dst + 2, mfd_sxtab16_ror8(offsets, x));
-                }
+            for (fy = 0; fy < p->f_h; ++fy, row += row_step, column += run) {
+                mfd_column_runs(row, run, p->offset, column);
             }
             return;
         }
@@ -221,23 +226,29 @@ static inline void mfd_block_2x2(const int8_t *row0, const int8_t *row1, const i
 static inline size_t mfd_columns_bytes(int32_t values) { return 2u * (size_t)((values + 1) & ~1) * sizeof(int16_t); }
 
 /* A 2 x 2 block's outputs (acc: channel oc at pixels 0 and 1, then oc1; oc1 == oc: one channel; pair 0: one
- * pixel) into the pixels at out0 and out0 + out_c: a pair of channels of both pixels requantized and clamped
- * as one word (mfd_outputs4), stored as two halfwords. */
+ * pixel) into the pixels at out0 and out0 + out_c. Two channels whose requantization takes one step (nearly all):
+ * each channel's constants worked out once for both pixels, the four values requantized and clamped as one word
+ * (mfd_clamp4), stored as two halfwords; otherwise value by value. */
 static inline void mfd_store_2x2(const int32_t acc[4], const mfd_requant *requant, int32_t oc, int32_t oc1, int pair,
                                  mfd_out o, int8_t *out0, int32_t out_c)
 {
-    if (oc1 != oc) {
-        const uint32_t v = mfd_outputs4(acc[0], acc[2], acc[1], acc[3], &requant[oc], &requant[oc1], &requant[oc],
-                                        &requant[oc1], o);
+    const mfd_requant *q0 = &requant[oc], *q1 = &requant[oc1];
+    int32_t k;
+    if (oc1 != oc && MFD_LIKELY(q0->right >= 2 && q1->right >= 2)) {
+        const int32_t s0 = q0->right - 1, s1 = q1->right - 1;
+        const uint32_t r0 = 1u << (s0 - 1), r1 = 1u << (s1 - 1);
+        const uint32_t v = mfd_clamp4(mfd_requantize_one_step(acc[0], q0->multiplier, r0, s0),
+                                      mfd_requantize_one_step(acc[2], q1->multiplier, r1, s1),
+                                      mfd_requantize_one_step(acc[1], q0->multiplier, r0, s0),
+                                      mfd_requantize_one_step(acc[3], q1->multiplier, r1, s1), o);
         mfd_write16(out0 + oc, (uint16_t)v);
         if (pair) {
             mfd_write16(out0 + out_c + oc, (uint16_t)(v >> 16));
         }
-    } else {
-        out0[oc] = mfd_output_of(acc[0], &requant[oc], o);
-        if (pair) {
-            out0[out_c + oc] = mfd_output_of(acc[1], &requant[oc], o);
-        }
+        return;
+    }
+    for (k = 0; k < 4; k += pair ? 1 : 2) { /* acc[k]: channel k / 2 (oc1 == oc: the same value again), pixel k % 2 */
+        out0[(k & 1) * out_c + (k < 2 ? oc : oc1)] = mfd_output_of(acc[k], k < 2 ? q0 : q1, o);
     }
 }
 
@@ -259,6 +270,9 @@ static inline void mfd_conv_rows(const mfd_patch *p, const int8_t *weights, cons
     const int32_t total = mfd_patch_values(p);
     const int32_t pixels = rows * out_w;
     int16_t *col1 = col0 + ((total + 1) & ~1);
+    /* 1 x 1, stride 1, no padding, every channel in whole runs of four: a pixel's column is the pixel */
+    const int pointwise = p->f_h == 1 && p->f_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
+                          p->pad_w == 0 && p->f_c == p->in_c && (total & 3) == 0;
     int32_t i;
     for (i = 0; i < pixels; i += 2) {
         const int pair = i + 1 < pixels;
@@ -268,9 +282,13 @@ static inline void mfd_conv_rows(const mfd_patch *p, const int8_t *weights, cons
             const int32_t end = first + per_group;
             const int32_t c0 = first / per_group * p->f_c;
             int32_t oc;
-            mfd_column(p, oy + i / out_w, i % out_w, c0, col0);
-            if (pair) {
-                mfd_column(p, oy + (i + 1) / out_w, (i + 1) % out_w, c0, col1);
+            if (pointwise) { /* the pair's two columns are its two pixels, one after the other in input and scratch */
+                mfd_column_runs(p->in + ((size_t)oy * out_w + i) * total, (pair + 1) * total, p->offset, col0);
+            } else {
+                mfd_column(p, oy + i / out_w, i % out_w, c0, col0);
+                if (pair) {
+                    mfd_column(p, oy + (i + 1) / out_w, (i + 1) % out_w, c0, col1);
+                }
             }
             for (oc = first; oc < end; oc += 2) {
                 const int32_t oc1 = oc + 1 < end ? oc + 1 : oc;
