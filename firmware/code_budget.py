@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mcuforge.firmware import codegen, toolchain
 from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources, shadowed_kernel_source
-from mcuforge.firmware.prepared import NARROW_DEPTHWISE_CHANNEL_MAJOR, PreparedImage, image_source, kernel_list, prepared_image
+from mcuforge.firmware.prepared import NARROW_DEPTHWISE_CHANNEL_MAJOR, PreparedImage, eval_list, image_source, kernel_list, prepared_image
 
 DEFAULT_CODE_BUDGET = 8192  # issue 14: runner code for a model's kernels <= 8 KB at -Os on Cortex-M4
 CORTEX_M4 = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
@@ -140,6 +140,19 @@ class BudgetedImage:
         return f"engine loops: {CHOICES[self.choices]} ({measured}; runner code at -Os, {verdict} the {self.budget:,} B budget)"
 
 
+_RUNNER_CODE: dict[tuple, int] = {}  # runner_code's measurements in this process
+
+
+def runner_code(model: bytes, kernels: str, image: PreparedImage, cpu_flags=CORTEX_M4) -> int:
+    """linked_flash's code bytes, linked once per process for each kernel list, eval list, kernel set and core: the
+    code is that of the kernels and eval variants linked, not of the weights (an architecture search measures many
+    candidates of few op shapes)."""
+    key = (kernel_list(model), eval_list(image), kernels, tuple(cpu_flags))
+    if key not in _RUNNER_CODE:
+        _RUNNER_CODE[key] = linked_flash(model, kernels, image, cpu_flags)[1]
+    return _RUNNER_CODE[key]
+
+
 def budgeted_image(model: bytes, kernels: str, budget: int = DEFAULT_CODE_BUDGET, cpu_flags=CORTEX_M4,
                    source: str = "model") -> BudgetedImage:
     """The prepared image of the fastest build choice whose runner code fits `budget` bytes, else of the fastest.
@@ -158,7 +171,7 @@ def budgeted_image(model: bytes, kernels: str, budget: int = DEFAULT_CODE_BUDGET
         return BudgetedImage(images[0], 0, budget, {})
     code: dict[int, int] = {}
     for choices, image in images.items():
-        code[choices] = linked_flash(model, kernels, image, cpu_flags)[1]
+        code[choices] = runner_code(model, kernels, image, cpu_flags)
         if code[choices] <= budget:
             return BudgetedImage(image, choices, budget, code)
     return BudgetedImage(images[0], 0, budget, code)
