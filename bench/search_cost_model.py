@@ -136,6 +136,18 @@ def measure(model_path: Path, cpu: str, board: str, kernels: str) -> list[int]:
     return counts
 
 
+def built_op_features(model_path: Path, cpu: str, board: str, kernels: str):
+    """The cost model's view of `model_path`'s ops with the loops its measured firmware runs: build_image's choice
+    under the default code budget (narrow 3x3 depthwise layers channel-major when the NHWC loops do not fit)."""
+    from mcuforge.firmware.boards import load_board
+    from mcuforge.firmware.code_budget import DEFAULT_CODE_BUDGET, budgeted_image
+    from mcuforge.firmware.latency_model import op_features
+
+    model = model_path.read_bytes()
+    built = budgeted_image(model, kernels, DEFAULT_CODE_BUDGET, load_board(board).compiled_for(cpu).cflags, str(model_path))
+    return op_features(model, str(model_path), built.choices)
+
+
 def errors_pct(model, samples) -> list[float]:
     """Per candidate, the predicted total's error against the measured total, in percent."""
     return [100.0 * (sum(model.op_instructions(ops)) / sum(counts) - 1.0) for ops, counts in samples]
@@ -149,7 +161,7 @@ def summary(errors: list[float]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from mcuforge.firmware.boards import load_board
     from mcuforge.firmware.candidate_cost import QEMU_BOARD_OF_CPU
-    from mcuforge.firmware.latency_model import fit, op_features, store
+    from mcuforge.firmware.latency_model import fit, store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", nargs="+", default=list(QEMU_BOARD_OF_CPU), choices=list(QEMU_BOARD_OF_CPU), metavar="CPU",
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for cpu in args.cores:
         board = QEMU_BOARD_OF_CPU[cpu]
         kernels = load_board(board).kernels
-        samples = [(op_features(path.read_bytes(), str(path)), measure(path, cpu, board, kernels)) for path in models]
+        samples = [(built_op_features(path, cpu, board, kernels), measure(path, cpu, board, kernels)) for path in models]
         model = fit(cpu, board, kernels, samples[:args.train])
         report = {"seed": args.seed, "train": summary(errors_pct(model, samples[:args.train])),
                   "held_out": summary(errors_pct(model, samples[args.train:]))}

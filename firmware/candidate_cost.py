@@ -3,9 +3,12 @@
 Flash and RAM are exact: the candidate is converted to int8 by the project's
 converter (random weights change neither sizes nor instruction counts) and
 prepared by the host build of the engine the firmware links, with the kernel
-set of the target's core; flash is the prepared image the firmware carries,
-RAM the planner's arena, DSP scratch included. Instructions per inference come
-from the per-op cost model fitted on QEMU counts of that core (latency_model.py).
+set of the target's core, with the build choice the firmware makes under its code
+budget (code_budget.budgeted_image: narrow 3x3 depthwise layers go channel-major
+when the NHWC loops do not fit); flash is the prepared image the firmware
+carries, RAM the planner's arena, DSP scratch included. Instructions per
+inference come from the per-op cost model fitted on QEMU counts of that core
+(latency_model.py), for the loops that build choice runs.
 
     >>> cost = candidate_cost(model, representative, "cortex-m4-256k")   # doctest: +SKIP
     >>> cost.flash_bytes, cost.arena_bytes, cost.instructions, cost.macs
@@ -20,6 +23,8 @@ import numpy as np
 
 from mcuforge.deploy.targets import load_chip, load_target
 from mcuforge.errors import MCUForgeError
+from mcuforge.firmware.boards import load_board
+from mcuforge.firmware.code_budget import DEFAULT_CODE_BUDGET, budgeted_image
 from mcuforge.firmware.latency_model import latency_model, op_macs
 from mcuforge.train.search.target import CandidateCost
 
@@ -45,6 +50,11 @@ class TargetCore:
     kernels: str  # "dsp" on cores with the DSP extension (M4, M7, M33, M55), else "portable"
     qemu_board: str
 
+    @property
+    def cflags(self) -> list[str]:
+        """The compiler's core flags of the firmware measured_cost builds (the QEMU board compiled for the core)."""
+        return load_board(self.qemu_board).compiled_for(self.cpu).cflags
+
 
 def target_core(target: str) -> TargetCore:
     """The core deploy target `target` runs our engine on; MCUForgeError for unknown targets or cores."""
@@ -57,14 +67,13 @@ def target_core(target: str) -> TargetCore:
     return TargetCore(target, stated.cpu, "dsp" if chip.dsp else "portable", QEMU_BOARD_OF_CPU[stated.cpu])
 
 
-def tflite_cost(model: bytes, target: str, source: str = "candidate") -> CandidateCost:
-    """The costs of an int8 .tflite on `target` (see candidate_cost)."""
-    from mcuforge.firmware.prepared import prepared_image
-
+def tflite_cost(model: bytes, target: str, source: str = "candidate", code_budget: int = DEFAULT_CODE_BUDGET) -> CandidateCost:
+    """The costs of an int8 .tflite on `target` (see candidate_cost), built under `code_budget` bytes of runner code
+    as build_image would build it."""
     core = target_core(target)
-    instructions = latency_model(core.cpu, core.kernels).instructions(model, source)
-    image = prepared_image(model, core.kernels, source)
-    return CandidateCost(len(image.data), image.arena_bytes, instructions, sum(macs for _, macs in op_macs(model, source)))
+    built = budgeted_image(model, core.kernels, code_budget, core.cflags, source)
+    instructions = latency_model(core.cpu, core.kernels).instructions(model, source, built.choices)
+    return CandidateCost(len(built.image.data), built.image.arena_bytes, instructions, sum(macs for _, macs in op_macs(model, source)))
 
 
 def candidate_cost(model, representative: np.ndarray, target: str) -> CandidateCost:

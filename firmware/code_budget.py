@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from mcuforge.firmware import codegen, toolchain
 from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, runtime_sources, shadowed_kernel_source
-from mcuforge.firmware.prepared import NARROW_DEPTHWISE_CHANNEL_MAJOR, PreparedImage, image_source, kernel_list, prepared_image
+from mcuforge.firmware.prepared import NARROW_DEPTHWISE_CHANNEL_MAJOR, PreparedImage, eval_list, image_source, kernel_list, prepared_image
 
 DEFAULT_CODE_BUDGET = 8192  # issue 14: runner code for a model's kernels <= 8 KB at -Os on Cortex-M4
 CORTEX_M4 = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
@@ -154,6 +154,19 @@ class BudgetedImage:
         return f"engine loops: {CHOICES[self.choices]} ({measured}; runner code at -Os, {verdict} the {self.budget:,} B budget)"
 
 
+_RUNNER_LINKS: dict[tuple, LinkedFlash] = {}  # runner_link's measurements in this process
+
+
+def runner_link(model: bytes, kernels: str, image: PreparedImage, cpu_flags=CORTEX_M4) -> LinkedFlash:
+    """linked_flash of a prepared image, linked once per process for each kernel list, eval list, kernel set and core:
+    the code is that of the kernels and eval variants linked, not of the weights (an architecture search measures many
+    candidates of few op shapes); only the model bytes are the image's own."""
+    key = (kernel_list(model), eval_list(image), kernels, tuple(cpu_flags))
+    if key not in _RUNNER_LINKS:
+        _RUNNER_LINKS[key] = linked_flash(model, kernels, image, cpu_flags)
+    return _RUNNER_LINKS[key]._replace(model_bytes=len(image.data))
+
+
 def budgeted_image(model: bytes, kernels: str, budget: int = DEFAULT_CODE_BUDGET, cpu_flags=CORTEX_M4,
                    source: str = "model") -> BudgetedImage:
     """The prepared image of the fastest build choice whose runner code fits `budget` bytes, else of the fastest.
@@ -172,7 +185,7 @@ def budgeted_image(model: bytes, kernels: str, budget: int = DEFAULT_CODE_BUDGET
         return BudgetedImage(images[0], 0, budget, {})
     linked: dict[int, LinkedFlash] = {}
     for choices, image in images.items():
-        linked[choices] = linked_flash(model, kernels, image, cpu_flags)
+        linked[choices] = runner_link(model, kernels, image, cpu_flags)
         if linked[choices].code_bytes <= budget:
             return BudgetedImage(image, choices, budget, linked)
     return BudgetedImage(images[0], 0, budget, linked)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge.errors import MCUForgeError
+from mcuforge.firmware.prepared import NARROW_DEPTHWISE_CHANNEL_MAJOR
 
 COEFFICIENTS_FILE = Path(__file__).resolve().with_name("latency_model.json")
 FEATURES = ("op", "macs", "output_elements", "input_elements", "output_pixels", "window_taps", "patch_elements", "pairing_macs",
@@ -45,17 +46,18 @@ class OpFeatures:
     values: tuple[int, ...]  # FEATURES, in order
 
 
-def _depthwise_kind(filter_shape: tuple[int, ...], input_shape: tuple[int, ...], output_shape: tuple[int, ...], options) -> str:
+def _depthwise_kind(filter_shape: tuple[int, ...], input_shape: tuple[int, ...], output_shape: tuple[int, ...], options,
+                    choices: int) -> str:
     """The loop kernels/dsp/depthwise_conv.c prepares for this depthwise conv: for 3 x 3 ones, the NHWC frame loops
     where the output is narrower than 6 (MFD_DW_MIN_WIDTH), the multiplier 1, channels in fours, the input at least 3 x 3
-    (mfd_dw3x3_nhwc_fits), else the channel-major ones. Not seen here: a build whose code budget sends narrow
-    layers channel-major (firmware/code_budget.py), and requantization shifts outside the NHWC loops' range."""
+    (mfd_dw3x3_nhwc_fits), unless the build's `choices` (firmware/code_budget.py) send narrow layers channel-major,
+    else the channel-major ones. Not seen here: requantization shifts outside the NHWC loops' range."""
     if input_shape[-1] == 1:
         return "DEPTHWISE_CONV_2D:one_input_channel"
     dilated = getattr(options, "dilationHFactor", 1) != 1 or getattr(options, "dilationWFactor", 1) != 1
     if filter_shape[1:3] != (3, 3) or dilated:
         return "DEPTHWISE_CONV_2D:general"
-    narrow = output_shape[2] < 6 and output_shape[3] == input_shape[3] and output_shape[3] % 4 == 0 and min(input_shape[1:3]) >= 3
+    narrow = not choices & NARROW_DEPTHWISE_CHANNEL_MAJOR and output_shape[2] < 6 and output_shape[3] == input_shape[3] and output_shape[3] % 4 == 0 and min(input_shape[1:3]) >= 3
     return "DEPTHWISE_CONV_2D:3x3_nhwc" if narrow else "DEPTHWISE_CONV_2D:3x3"
 
 
@@ -71,8 +73,9 @@ def _inside_taps(in_size, out_size, kernel, options) -> int:
     return counts[0] * counts[1]
 
 
-def op_features(model: bytes, source: str = "model") -> list[OpFeatures]:
-    """The cost model's view of every op of the main graph, in execution order."""
+def op_features(model: bytes, source: str = "model", choices: int = 0) -> list[OpFeatures]:
+    """The cost model's view of every op of the main graph, in execution order, as a firmware prepared with the
+    build choices `choices` (mf_kernel.h's MF_CHOICE_* bits, code_budget.BudgetedImage.choices) runs it."""
     from mcuforge.deploy.tflite_model import parse_tflite
 
     graph = parse_tflite(model, source).main
@@ -97,7 +100,7 @@ def op_features(model: bytes, source: str = "model") -> list[OpFeatures]:
         elif op.opcode == "DEPTHWISE_CONV_2D":
             macs = pixels * filter_shape[1] * filter_shape[2] * out_c
             inside_macs = taps * out_c
-            kind = _depthwise_kind(filter_shape, inputs[0].shape, output.shape, op.options)
+            kind = _depthwise_kind(filter_shape, inputs[0].shape, output.shape, op.options, choices)
         elif op.opcode == "FULLY_CONNECTED":
             macs = out_elements * inputs[1].shape[-1]
         channel_taps = taps * output.shape[-1] if taps else 0
@@ -146,9 +149,9 @@ class LatencyModel:
             )
         return [float(np.dot(self.coefficients[op.kind], op.values)) for op in ops]
 
-    def instructions(self, model: bytes, source: str = "model") -> int:
-        """Predicted instructions per inference of the int8 .tflite `model`."""
-        return int(round(sum(self.op_instructions(op_features(model, source), source))))
+    def instructions(self, model: bytes, source: str = "model", choices: int = 0) -> int:
+        """Predicted instructions per inference of the int8 .tflite `model` prepared with build choices `choices`."""
+        return int(round(sum(self.op_instructions(op_features(model, source, choices), source))))
 
 
 def fit(cpu: str, board: str, kernels: str, samples: list[tuple[list[OpFeatures], list[int]]]) -> LatencyModel:

@@ -9,6 +9,7 @@ random space; these are written here) for instructions per inference.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 
@@ -141,6 +142,40 @@ def test_the_reference_is_the_specs_own_model_measured_on_its_built_firmware(tmp
     assert cost.arena_bytes == run.arena_used == _symbol_size(image.elf, "mf_app_arena")
     # The firmware's own SysTick under QEMU -icount ticks clock_hz / 1e9 per instruction (firmware/qemu.py)
     assert cost.instructions * load_board("qemu-m4").clock_hz / 1e9 == pytest.approx(run.cycles[0], rel=0.01)
+
+
+# digits 8x8, two 3x3 blocks: the first 8 wide (channel-major loops), the second strided to 4 wide, narrower than the
+# NHWC loops' threshold (6): with those loops the firmware links both families, channel-major alone is smaller.
+WIDE_THEN_NARROW = ((8, 8, 1), 3, 1, 8, [(3, 1, 8), (3, 2, 16)], 10)
+NARROW_OP = 3  # stem, wide depthwise, pointwise, narrow depthwise, ...
+
+
+@pytest.mark.slow
+def test_a_candidate_whose_nhwc_build_passes_the_code_budget_costs_the_channel_major_build(tmp_path):
+    from mcuforge.deploy.convert import convert_model
+    from mcuforge.firmware.build import build_image
+    from mcuforge.firmware.code_budget import CORTEX_M4, budgeted_image
+    from mcuforge.firmware.latency_model import op_features
+
+    path = tmp_path / "candidate.tflite"
+    path.write_bytes(convert_model(*_candidate(*WIDE_THEN_NARROW)))
+    model = path.read_bytes()
+    nhwc_code = budgeted_image(model, "dsp", 10**6, CORTEX_M4).code_bytes[0]
+    roomy = tflite_cost(model, "cortex-m4-256k", code_budget=10**6)
+    tight = tflite_cost(model, "cortex-m4-256k", code_budget=nhwc_code - 1)
+
+    firmware = build_image(path, "qemu-m4", out_dir=tmp_path / "firmware", code_budget=nhwc_code - 1)
+    assert firmware.engine_loops.startswith("engine loops: channel-major loops for narrow 3x3 depthwise")
+    assert tight.flash_bytes == _symbol_size(firmware.elf, "g_app_model_data")
+    assert tight.arena_bytes == _symbol_size(firmware.elf, "mf_app_arena") != roomy.arena_bytes  # the NHWC loops' scratch
+
+    # The narrow layer is priced as the loop each build runs, the other ops alike.
+    fitted = latency_model.latency_model("cortex-m4", "dsp")
+    ops = op_features(model)
+    assert ops[NARROW_OP].kind == "DEPTHWISE_CONV_2D:3x3_nhwc"
+    channel_major = [*ops[:NARROW_OP], dataclasses.replace(ops[NARROW_OP], kind="DEPTHWISE_CONV_2D:3x3"), *ops[NARROW_OP + 1:]]
+    assert roomy.instructions == round(sum(fitted.op_instructions(ops)))
+    assert tight.instructions == round(sum(fitted.op_instructions(channel_major))) != roomy.instructions
 
 
 def test_unknown_target_is_one_clear_error(converted):
