@@ -487,6 +487,7 @@ def test_the_statistics_round_pools_the_sampled_clients_exact_statistics_under_t
         manager.register(Node(300 + partition, partition))
     assert not any(ins.config[STATISTICS_ONLY] for _, ins in server.configure_fit(1, ndarrays_to_parameters(initial), manager))
     server.records.clear()
+    server.optimizer.step(initial, [np.ones_like(w) for w in initial])  # momentum, as the training rounds leave it
 
     chosen = server.configure_fit(2, ndarrays_to_parameters(initial), manager)
     assert len(chosen) == 2 and all(ins.config[STATISTICS_ONLY] for _, ins in chosen)
