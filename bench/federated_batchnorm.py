@@ -7,9 +7,9 @@ its spec.json gives the fleet. Scores float accuracy on the validation and test 
 in TFLM on the test split, of the final global weights with
 (a) the statistics the rounds left (each round's clients' own after their local training, pooled),
 (b) the exact statistics of the whole training split under these weights (a bound: the server holds no data),
-(c) what one more round without training would give: the statistics of its sampled clients' data
-    under these weights, pooled as the server pools them (a weighted mean of second moments,
-    strategy.pooled_variances), the clients drawn as round rounds + 1 would draw them.
+(c) what `statistics_round` gives, computed here in process: the statistics of round rounds + 1's
+    sampled clients' data under these weights, pooled as the server pools them (a weighted mean of
+    second moments, strategy.pooled_variances).
 (b) is also what that round would give were every client sampled (the clients hold the whole training split).
 """
 
@@ -79,7 +79,7 @@ def main() -> None:
     sampled = sample_partitions(spec.train.seed, spec.federated.rounds + 1, list(range(len(partitions))), count)
     model.set_weights(weights)
     model.set_weights(pooled_statistics(model, [dataset.x_train[partitions[p]] for p in sampled]))
-    rows[f"(c) pooled from one round's {count} sampled clients"] = scores(spec, model, dataset)
+    rows[f"(c) statistics round, {count} sampled clients"] = scores(spec, model, dataset)
     for name, row in rows.items():
         print(f"| {name} | {100 * row['val']:.1f} % | {100 * row['test']:.1f} % | {100 * row['int8_test']:.1f} % |")
 
