@@ -170,6 +170,9 @@ class FederatedSpec:
     client_cpus: float = spec_field(1.0, min_exclusive=0.0, max=64.0, help="CPUs Ray reserves per simulated client")
     secure_aggregation: SecureAggregationSpec | None = spec_field(None, help="SecAgg+: the server sees only the sum of the updates")
     personalization: PersonalizationSpec | None = spec_field(None, help="each client fine-tunes the head on its own data afterwards")
+    statistics_round: bool = spec_field(
+        False, help="one more round without training: sampled clients send their data's batch-norm statistics under the final weights"
+    )
 
 
 @dataclass(frozen=True)

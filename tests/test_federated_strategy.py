@@ -456,3 +456,50 @@ def test_the_server_picks_up_replies_soon_after_they_come_and_stops_at_the_deadl
     assert [r.metadata.reply_to_message_id for r in replies] == ["0"]
     assert clock.now == pytest.approx(30.0)
     assert grid.pulls <= 30 / apps.REPLY_POLL_SECONDS[1] + 30  # once the wait is long, at its longest interval
+
+
+def test_the_statistics_round_pools_the_sampled_clients_exact_statistics_under_the_global_weights(monkeypatch):
+    """The round after the last: sampled clients only run their data through the global weights (no training),
+    and the server's batch-norm statistics become those of the first layer's outputs over their data together
+    (numpy over the concatenation), its weights unmoved though a Yogi server with momentum would step them."""
+    import tf_keras
+
+    from mcuforge.train.federated import apps
+    from mcuforge.train.federated.strategy import STATISTICS_ONLY, batch_statistics
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.layers.Input((3,)), tf_keras.layers.Dense(2), tf_keras.layers.BatchNormalization(),
+                                 tf_keras.layers.Dense(3, activation="softmax")])
+    rng = np.random.default_rng(13)
+    data = [rng.normal(2.0, 1.0, size=(30, 3)), rng.normal(-1.0, 2.0, size=(50, 3)), rng.normal(9.0, 1.0, size=(40, 3))]
+    x = np.concatenate(data).astype(np.float32)
+    partitions = [np.arange(0, 30), np.arange(30, 80), np.arange(80, 120)]
+    settings = FederatedSpec(rounds=1, fraction=2 / 3, statistics_round=True, server_optimizer="yogi", server_momentum=0.9)
+    spec = SimpleNamespace(federated=settings, train=SimpleNamespace(seed=0, batch_size=16))
+    dataset = SimpleNamespace(x_train=x, y_train=np.zeros(len(x), int), task="classification")
+    trainer = SimpleNamespace(fit=lambda *args, **kwargs: pytest.fail("the statistics round trained"))
+    monkeypatch.setattr(apps, "_client_side", lambda text: (spec, dataset, partitions, model, trainer))
+    initial = [w.copy() for w in model.get_weights()]
+    server = FleetStrategy(settings, clients=3, initial_weights=initial, evaluate_fn=None, seed=0,
+                           statistics=batch_statistics(model), variances=variance_means(model))
+    manager = SimpleClientManager()
+    for partition in range(3):
+        manager.register(Node(300 + partition, partition))
+    assert not any(ins.config[STATISTICS_ONLY] for _, ins in server.configure_fit(1, ndarrays_to_parameters(initial), manager))
+    server.records.clear()
+    server.optimizer.step(initial, [np.ones_like(w) for w in initial])  # momentum, as the training rounds leave it
+
+    chosen = server.configure_fit(2, ndarrays_to_parameters(initial), manager)
+    assert len(chosen) == 2 and all(ins.config[STATISTICS_ONLY] for _, ins in chosen)
+    replies = [(proxy, proxy.client.fit(ins)) for proxy, ins in chosen]
+    aggregated = parameters_to_ndarrays(server.aggregate_fit(2, replies, [])[0])
+    sampled = np.concatenate([data[p] for p in server.records[-1].sampled_clients])
+    kernel, bias = initial[0], initial[1]
+    outputs = sampled @ kernel.astype(np.float64) + bias  # what the normalization sees under the global weights
+    norm = model.layers[1]
+    names = [v.name for v in model.weights]
+    np.testing.assert_allclose(aggregated[names.index(norm.moving_mean.name)], outputs.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(aggregated[names.index(norm.moving_variance.name)], outputs.var(0), rtol=1e-3)
+    for got, start, statistic in zip(aggregated, initial, batch_statistics(model)):
+        if not statistic:
+            np.testing.assert_array_equal(got, start)

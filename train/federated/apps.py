@@ -37,7 +37,8 @@ from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.secure import client_mods, scale_update, server_workflow
 from mcuforge.train.federated.strategy import (
-    CLIENT_START_SECONDS, PARTITION_PROPERTY, FleetStrategy, LocalTrainer, batch_statistics, second_moments, variance_means,
+    CLIENT_START_SECONDS, PARTITION_PROPERTY, STATISTICS_ONLY, FleetStrategy, LocalTrainer, batch_statistics, second_moments,
+    set_batch_statistics, variance_means,
 )
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
@@ -89,10 +90,14 @@ class DeviceClient(Client):
         mu = settings.proximal_mu if settings.strategy == "fedprox" else 0.0
         x = dataset.x_train[indices]
         targets = x if dataset.task == ANOMALY else dataset.y_train[indices]  # an autoencoder reconstructs its input
-        loss = trainer.fit(
-            x, targets, settings.local_epochs, spec.train.batch_size, mu,
-            seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
-        )
+        if ins.config.get(STATISTICS_ONLY):  # the statistics round: a forward pass, no training
+            set_batch_statistics(model, x)
+            loss = 0.0
+        else:
+            loss = trainer.fit(
+                x, targets, settings.local_epochs, spec.train.batch_size, mu,
+                seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
+            )
         variances = variance_means(model)
         local = second_moments(model.get_weights(), variances)
         metrics = {"loss": loss, "client": self.client}
@@ -176,11 +181,11 @@ class RoundDeadline:
 
 
 def serve(grid, context: Context, spec: Spec, strategy: FleetStrategy) -> None:
-    """Run `spec.federated.rounds` rounds of `strategy` on `grid`: plain or SecAgg+ (secure.server_workflow),
+    """Run `spec.federated.rounds` rounds of `strategy` on `grid` (and the statistics round): plain or SecAgg+ (secure.server_workflow),
     each round closing after `round_timeout` seconds with the clients that answered by then."""
     settings = spec.federated
     partitions = _client_side(spec_json(spec))[2]
-    config = ServerConfig(num_rounds=settings.rounds, round_timeout=settings.round_timeout)
+    config = ServerConfig(num_rounds=settings.rounds + settings.statistics_round, round_timeout=settings.round_timeout)
     legacy = LegacyContext(context=context, config=config, strategy=strategy)
     workflow = server_workflow(spec, max_weight=max(len(p) for p in partitions))
     workflow(RoundDeadline(grid, settings.round_timeout), legacy)

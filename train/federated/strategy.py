@@ -14,6 +14,9 @@ A round with fewer answers than `min_clients` keeps the previous model. With
 `oversample` a round samples more clients as they fail to answer (dropouts,
 stragglers): the wanted number over the share of sampled clients that answered
 so far, so a round still expects as many answers as its fraction asks for.
+With `statistics_round` one more round follows the last: its clients train nothing and send their
+data's exact batch-norm statistics under the final weights (set_batch_statistics), pooled like
+any round's (so plain, compressed and secure aggregation carry them); the weights stay as they were.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from mcuforge.train.federated.reproducible import reseed_dropout
 from mcuforge.train.federated.secure import unscale_update, update_scales
 
 PARTITION_PROPERTY = "partition-id"  # what a client answers get_properties with: which data it holds
+STATISTICS_ONLY = "statistics-only"  # a fit config key: send the data's batch-norm statistics under the global weights, no training
 CLIENT_START_SECONDS = 600.0  # how long the first question to a node may take: its process loads the data set and model
 SECOND_MOMENT_DECAY, FEDOPT_TAU = 0.99, 1e-3  # Reddi et al. 2021's second-moment decay and adaptivity
 
@@ -86,27 +90,30 @@ class LocalTrainer:
         for _ in range(epochs):
             batches = np.array_split(rng.permutation(len(x)), max(1, int(np.ceil(len(x) / batch_size))))
             loss = float(np.mean([float(self.step(x[batch], y[batch])) for batch in batches]))
-        self._own_batch_statistics(x)
+        set_batch_statistics(self.model, x)
         return loss
 
-    def _own_batch_statistics(self, x: np.ndarray) -> None:
-        """Set every batch-norm layer's moving mean and variance to this client's data's statistics.
 
-        A client's few local steps move the moving averages (momentum 0.99) only a few percent
-        from the global ones, so after many rounds the server's model would still normalize
-        with its initial statistics and predict one class; the server averages these instead.
-        """
-        import tf_keras
+def set_batch_statistics(model, x: np.ndarray) -> None:
+    """Set every batch-norm layer's moving mean and variance to the exact statistics of `x` under the model's weights.
 
-        norms = [layer for layer in self.model.layers if isinstance(layer, tf_keras.layers.BatchNormalization)]
-        if not norms:
-            return
-        momenta = [layer.momentum for layer in norms]
-        for layer in norms:
-            layer.momentum = 0.0
-        self.model(x, training=True)  # eager: reads momentum 0, so moving statistics := this batch's
-        for layer, momentum in zip(norms, momenta):
-            layer.momentum = momentum
+    A client's few local steps move the moving averages (momentum 0.99) only a few percent
+    from the global ones, so after many rounds the server's model would still normalize
+    with its initial statistics and predict one class; the server averages these instead.
+    One forward pass in training mode over all of `x`: each layer normalizes with the batch's
+    statistics, which are then its exact ones, so every layer sees what it will see at inference.
+    """
+    import tf_keras
+
+    norms = [layer for layer in model.submodules if isinstance(layer, tf_keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(x, training=True)  # eager: reads momentum 0, so moving statistics := this batch's
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
 
 
 def uploaded_bytes(fit_res: FitRes) -> int:
@@ -274,7 +281,7 @@ class FleetStrategy(FedAvg):
         by_partition = self._partitions(list(client_manager.all().values()), server_round)
         wanted, _ = self.num_fit_clients(len(by_partition))
         sampled = sample_partitions(self.seed, server_round, list(by_partition), self.to_sample(wanted, len(by_partition)))
-        config: dict[str, Scalar] = {"round": server_round}
+        config: dict[str, Scalar] = {"round": server_round, STATISTICS_ONLY: server_round > self.settings.rounds}
         if self.settings.secure_aggregation is not None:
             statistics_seen = any(record.aggregated for record in self.records)
             self.scales = update_scales(second_moments(self.global_weights, self.variances), self.statistics, statistics_seen)
@@ -327,7 +334,11 @@ class FleetStrategy(FedAvg):
                 for acc, u in zip(mean_update, update):
                     acc += u * (res.num_examples / total)
         record.aggregated = True
-        self.global_weights = pooled_variances(self.optimizer.step(reference, mean_update), self.variances)
+        if server_round > self.settings.rounds:  # the statistics round: the weights stay, the statistics are the pooled ones
+            stepped = [r + u if statistic else r for r, u, statistic in zip(reference, mean_update, self.statistics)]
+        else:
+            stepped = self.optimizer.step(reference, mean_update)
+        self.global_weights = pooled_variances(stepped, self.variances)
         return ndarrays_to_parameters(self.global_weights), {}
 
     def evaluate(self, server_round: int, parameters: Parameters):
