@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from firmware_icount import REPO, SHARED_MODELS  # noqa: E402
 
-from mcuforge.firmware.code_budget import LinkedFlash, budgeted_image, linked_flash  # noqa: E402
+from mcuforge.firmware.code_budget import BudgetedImage, LinkedFlash, linked_flash  # noqa: E402
 from mcuforge.firmware.icount import instructions_per_inference, plugin  # noqa: E402
 
 from mcuforge.firmware.latency_model import op_macs  # noqa: E402
@@ -73,7 +73,7 @@ class Count:
     instructions: int
     arena: int
     ops: list[tuple[str, int, int]]  # (op name, MACs, instructions)
-    loops: str  # the build's loop choice under the code budget (FirmwareImage.engine_loops)
+    budgeted: BudgetedImage | None  # the build's prepared image and loop choice (FirmwareImage.budgeted)
 
 
 def zoo_model(arch: str, shape, classes: int, width: float, options: dict) -> Path:
@@ -144,15 +144,14 @@ def measure(model_path: Path, path: str, kernels: str, breakdown: bool) -> Count
         macs = runner_ops(model_path.read_bytes(), kernels, op_macs(model_path.read_bytes(), str(model_path)))
         counts = per_op_instructions(image, INVOKE_FUNCTION[path], instructions, len(macs))
         ops = [(name, m, c) for (name, m), c in zip(macs, counts)]
-    return Count(instructions, arena, ops, image.engine_loops)
+    return Count(instructions, arena, ops, image.budgeted)
 
 
-def built_flash(model: bytes, kernels: str, prepared: bool) -> LinkedFlash:
-    """The flash of the firmware as built: the prepared image of the build's loop choice (its link measured
-    once, by the budget, where choices differ) or the interpreter and the .tflite."""
-    if not prepared:
+def built_flash(model: bytes, kernels: str, budgeted: BudgetedImage | None) -> LinkedFlash:
+    """The flash of the firmware as built: the prepared image of the build's loop choice (its link as the budget
+    measured it, where choices differ) or, without one, the interpreter and the .tflite."""
+    if budgeted is None:
         return linked_flash(model, kernels, None)
-    budgeted = budgeted_image(model, kernels)
     return budgeted.linked.get(budgeted.choices) or linked_flash(model, kernels, budgeted.image)
 
 
@@ -161,16 +160,16 @@ def model_figures(model_path: Path) -> dict:
     model = model_path.read_bytes()
     record = {"model": model_path.stem, "tflite": str(model_path), "tflite_bytes": len(model),
               "macs": sum(m for _, m in op_macs(model_path.read_bytes(), str(model_path)))}
-    for path, prepared in PATHS.items():
-        portable = measure(model_path, path, "portable", False)
-        dsp = measure(model_path, path, "dsp", False)
-        linked = {kernels: built_flash(model, kernels, prepared) for kernels in ("dsp", "portable")}
+    for path in PATHS:
+        counts = {kernels: measure(model_path, path, kernels, False) for kernels in ("portable", "dsp")}
+        portable, dsp = counts["portable"], counts["dsp"]
+        linked = {kernels: built_flash(model, kernels, count.budgeted) for kernels, count in counts.items()}
         record[path] = {
             "portable_instructions": portable.instructions, "dsp_instructions": dsp.instructions,
             "arena_bytes": dsp.arena, "portable_arena_bytes": portable.arena,
             "flash_model_bytes": linked["dsp"].model_bytes, "code_bytes": linked["dsp"].code_bytes,
             "portable_code_bytes": linked["portable"].code_bytes, "soft_double_linked": linked["dsp"].soft_double,
-            "dsp_engine_loops": dsp.loops,
+            "dsp_engine_loops": dsp.budgeted.describe() if dsp.budgeted else "",
         }
     return record
 

@@ -101,11 +101,11 @@ def build_image(
     labels = _labels(model_path, labels_path)
     kernels = kernels or board.kernels
     image_data = model_data
-    engine_loops = ""
+    budgeted = None
     if prepared:
         budgeted = budgeted_image(model_data, kernels, DEFAULT_CODE_BUDGET if code_budget is None else code_budget, board.cflags,
                                   str(model_path))
-        image, engine_loops = budgeted.image, budgeted.describe()
+        image = budgeted.image
         image_data = image.data
         arena_bytes = arena_bytes if arena_bytes is not None else image.arena_bytes
     elif arena_bytes is None:
@@ -140,7 +140,7 @@ def build_image(
             os.replace(work / f"{model_name}.{ext}", out_dir / f"{model_name}.{ext}")
     paths = {ext: out_dir / f"{model_name}.{ext}" for ext in ("elf", "bin", "hex", "map")}
     uf2_path = out_dir / f"{model_name}.uf2" if board.uf2_family else None
-    return FirmwareImage(board, model_name, uf2=uf2_path, size=size, vectors=vectors, engine_loops=engine_loops, **paths)
+    return FirmwareImage(board, model_name, uf2=uf2_path, size=size, vectors=vectors, budgeted=budgeted, **paths)
 
 
 def _vectors(inputs: np.ndarray | Path | str | None, tensor) -> tuple[np.ndarray, str]:

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.firmware.boards import BOARDS_DIR, Board
 from mcuforge.firmware.engine import KERNELS_DIR, RUNTIME_DIR, shadowed_kernel_source
 from mcuforge.hostbuild import FIRMWARE_DIR, STRICT_C_FLAGS, cache_dir
+
+if TYPE_CHECKING:  # code_budget links through this module
+    from mcuforge.firmware.code_budget import BudgetedImage
 
 CROSS = "arm-none-eabi-"
 GCC_PACKAGE = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
@@ -81,7 +85,12 @@ class FirmwareImage:
     uf2: Path | None
     size: SizeReport
     vectors: np.ndarray
-    engine_loops: str = ""  # the build's loop choice under its code budget (code_budget.py), empty without a prepared image
+    budgeted: BudgetedImage | None = None  # the prepared image and the loop choice under its code budget; None for the interpreter
+
+    @property
+    def engine_loops(self) -> str:
+        """The build's loop choice and the measured code behind it; empty without a prepared image."""
+        return self.budgeted.describe() if self.budgeted else ""
 
 
 def tool(name: str, package: str) -> str:
