@@ -68,7 +68,7 @@ size_t probe_dw3x3_scratch_bytes(int32_t in_c, int32_t multiplier, int32_t out_h
 }
 
 /* The same layer, multiplier 1, through the NHWC loops (mfd_dw3x3_nhwc_layer) when it fits them as prepare checks
- * (mfd_dw3x3_nhwc_fits, mfd_dw_one_step_right for every channel): 1 then, else 0 with `out` untouched. */
+ * (mfd_dw3x3_nhwc_fits, mfd_one_step_folds for every channel): 1 then, else 0 with `out` untouched. */
 int probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t channels, const int8_t *weights,
                      const int32_t *bias, const int32_t *multipliers, const int32_t *shifts, const int32_t *geometry,
                      const int32_t *quant, int32_t out_h, int32_t out_w, int8_t *out, mfd_requant *requant)
@@ -93,7 +93,7 @@ int probe_dw3x3_nhwc(const int8_t *in, int32_t in_h, int32_t in_w, int32_t chann
     }
     for (c = 0; c < channels; ++c) {
         requant[c] = probe_requant(multipliers[c], shifts[c]);
-        if (!mfd_dw_one_step_right(requant[c].right)) {
+        if (!mfd_one_step_folds(requant[c].right)) {
             return 0;
         }
     }

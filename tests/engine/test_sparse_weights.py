@@ -359,6 +359,30 @@ def small_pruned_model(rng: np.random.Generator) -> bytes:
     return convert_keras(layers, (1, 6, 6, 1), rng)
 
 
+def test_dsp_pointwise_two_four_clamped_equals_tflm():
+    """The DSP 2:4 1x1 loop with an activation range narrower than int8 (a fused ReLU6 whose output zero
+    point is edited to 0, so the range starts at 0), where passes of four do not store byte by byte with the
+    saturation as the clamp (dsp/conv_sparse.c: conv_sparse24_constants) but requantize and clamp word by
+    word, against TFLM."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1860)
+    cin, cout = 16, 9
+    filters = tf.constant(sparse(rng, rng.normal(0, 0.5, size=(1, 1, cin, cout)), "2:4"))
+    bias = tf.constant(rng.normal(0, 0.5, size=cout).astype(np.float32))
+    fn = lambda x: tf.nn.relu6(tf.nn.conv2d(x, filters, 1, "VALID") + bias)  # noqa: E731
+    model = convert_one_op(fn, [(1, 3, 4, cin)], rng, "CONV_2D", value_range=(-3.0, 2.0))
+
+    def zero_point_zero(tree):
+        graph = tree.subgraphs[0]
+        graph.tensors[graph.outputs[0]].quantization.zeroPoint = [0]
+
+    model = edited(model, zero_point_zero)
+    outputs = run_tflm(model, random_inputs(model, rng))[0]
+    assert outputs.min() == 0 and outputs.max() > 0  # clamped at 0: the range is not int8's whole
+    assert_dsp_two_four_equals_tflm(model, rng)
+
+
 @pytest.mark.slow  # one firmware build and QEMU run
 def test_small_pruned_model_on_qemu_equals_tflm(tmp_path):
     """The prepared image of a pruned model (2:4 and bitmap layers) built into qemu-m4 firmware: every
@@ -394,7 +418,8 @@ def test_dsp_pointwise_asm_loops_on_qemu_equal_tflm(tmp_path):
     (10 x 4 window of one input channel, 2:4 along it: k = 40, four groups a turn then a last pair; stride 2,
     windows inside the input read in place, the others gathered with the padding), then two pointwise
     convolutions, 48 input channels (four groups a turn) then 64 (eight a turn) with 70 outputs (a block of
-    64 channels' sums and one of 6, not a multiple of four), on 5 x 5 pixels (six passes of four and a lone
+    16 channels' sums and one of 6, not a multiple of four; each convolution's activation range all of int8,
+    so passes of four store through the asm store loop), on 5 x 5 pixels (six passes of four and a lone
     pixel), built into qemu-m4 firmware: every output equal to TFLM's."""
     import tf_keras as keras
     from oplib import convert_keras

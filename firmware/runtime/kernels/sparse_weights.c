@@ -104,6 +104,13 @@ size_t mf_sparse_windows_bytes(const mf_op *op, const mf_affine_data *head)
     return 4u * (size_t)k;
 }
 
+/* Scratch bytes of a depthwise filter of k weights expanded from 2:4: rounded up to 4 so that the dense loop's
+ * own scratch after it stays 4-aligned. */
+static size_t sparse_expanded_filter_bytes(int32_t k)
+{
+    return ((size_t)k + 3u) & ~(size_t)3u;
+}
+
 size_t mf_sparse_dense_filter_bytes(const mf_op *op, mf_affine_kind kind)
 {
     mf_affine_data plan;
@@ -112,7 +119,7 @@ size_t mf_sparse_dense_filter_bytes(const mf_op *op, mf_affine_kind kind)
     if (kind != MF_AFFINE_DEPTHWISE || !mf_op_data_in_flash(op) || mf_sparse_plan(op, kind, &plan) == 0) {
         return 0;
     }
-    return ((size_t)mf_tensor_flat_size(&op->inputs[1]) + 3u) & ~(size_t)3u; /* the loop's scratch stays 4-aligned */
+    return sparse_expanded_filter_bytes(mf_tensor_flat_size(&op->inputs[1]));
 }
 
 /* Folded biases: bias + input offset x the channel's weight sum, in wrapping int32 as the accumulator. */
@@ -363,6 +370,6 @@ mf_status mf_sparse_run_expanded(const mf_op *op, mf_status (*dense)(const mf_op
     memcpy(inputs, op->inputs, (size_t)op->input_count * sizeof inputs[0]);
     inputs[1].data = filter;
     expanded.inputs = inputs;
-    expanded.scratch = (uint8_t *)op->scratch + (((size_t)k + 3u) & ~(size_t)3u);
+    expanded.scratch = (uint8_t *)op->scratch + sparse_expanded_filter_bytes(k);
     return dense(&expanded);
 }

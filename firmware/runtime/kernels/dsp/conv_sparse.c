@@ -13,21 +13,50 @@
 #undef mf_conv_eval_sparse
 
 
-/* The scratch after the column and a block of sums (mfd_sparse24_scratch): an INT4 filter's unpacked
+/* The scratch after the column and a block of sums (mfd_sparse24_scratch): a word saying whether the table of
+ * one-step constants after it holds them (conv_sparse24_constants), the table, an INT4 filter's unpacked
  * values, then the gathered windows. */
-static uint8_t *conv_sparse24_after_sums(const mf_op *op, const mf_affine_data *d)
+static uint32_t *conv_sparse24_after_sums(const mf_op *op, const mf_affine_data *d)
 {
     const int32_t channels = op->inputs[1].dims[0];
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
-    return (uint8_t *)mf_affine_scratch(op, d) + mfd_sparse24_column_bytes(k) +
-           (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4);
+    return (uint32_t *)(void *)((uint8_t *)mf_affine_scratch(op, d) + mfd_sparse24_column_bytes(k) +
+                                (size_t)(channels < MFD_SPARSE24_BLOCK ? channels : MFD_SPARSE24_BLOCK) * sizeof(mfd_sums4));
+}
+
+static uint8_t *conv_sparse24_after_constants(const mf_op *op, const mf_affine_data *d)
+{
+    return (uint8_t *)conv_sparse24_after_sums(op, d) + mfd_sparse24_constants_bytes(op->inputs[1].dims[0]);
+}
+
+/* Once an eval: each channel's one-step constants with the output zero point folded in, for mfd_sparse24_store,
+ * and the word before them set when every channel has them (mfd_one_step_folds) and the activation range is
+ * all of int8 (else the passes requantize and clamp word by word). */
+static void conv_sparse24_constants(const mf_op *op, const mf_affine_data *d)
+{
+    uint32_t *whole = conv_sparse24_after_sums(op, d);
+    mfd_one_step *constants = (mfd_one_step *)(void *)(whole + 1);
+    const mfd_requant *q = dsp_requant_table(op, d);
+    const int32_t channels = op->inputs[1].dims[0];
+    int32_t c;
+    *whole = 0;
+    if (d->act_min != INT8_MIN || d->act_max != INT8_MAX) {
+        return;
+    }
+    for (c = 0; c < channels; ++c, q += d->channel_step) {
+        if (!mfd_one_step_folds(q->right)) {
+            return;
+        }
+        constants[c] = mfd_one_step_of(q, d->output_zero_point);
+    }
+    *whole = 1;
 }
 
 static int8_t *conv_sparse24_windows(const mf_op *op, const mf_affine_data *d)
 {
     const int32_t channels = op->inputs[1].dims[0];
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
-    return (int8_t *)conv_sparse24_after_sums(op, d) +
+    return (int8_t *)conv_sparse24_after_constants(op, d) +
            (d->weights == MF_WEIGHTS_SPARSE_2_4_INT4 ? mfd_sparse24_unpacked_bytes(channels, k) : 0u);
 }
 
@@ -40,7 +69,7 @@ static void conv_sparse24_filter(const mf_op *op, const mf_affine_data *d, const
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
     const uint8_t *encoded = (const uint8_t *)d + d->weights_at + 4u * (size_t)channels; /* after the folded biases */
     if (d->weights == MF_WEIGHTS_SPARSE_2_4_INT4) {
-        *values = (const int8_t *)conv_sparse24_after_sums(op, d);
+        *values = (const int8_t *)conv_sparse24_after_constants(op, d);
         *positions = encoded + (size_t)channels * (size_t)(k / 4);
     } else {
         *values = (const int8_t *)encoded;
@@ -55,7 +84,7 @@ static void conv_sparse24_unpack(const mf_op *op, const mf_affine_data *d)
     const int32_t channels = op->inputs[1].dims[0];
     const int32_t k = mf_tensor_flat_size(&op->inputs[1]) / channels;
     const uint8_t *packed = (const uint8_t *)d + d->weights_at + 4u * (size_t)channels;
-    int8_t *v = (int8_t *)conv_sparse24_after_sums(op, d);
+    int8_t *v = (int8_t *)conv_sparse24_after_constants(op, d);
     int32_t c;
     for (c = 0; c < channels; ++c) {
         int32_t g;
@@ -113,6 +142,7 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
     const int8_t *pixels[4];
     int32_t strides[4];
     int8_t *rows[4]; /* each pixel's next output; a missing pixel's is the last one's (the same values) */
+    const uint32_t *whole = conv_sparse24_after_sums(op, d); /* and the channels' constants after it */
     int32_t first;
     int32_t i;
     conv_sparse24_filter(op, d, &v, &pos);
@@ -132,16 +162,17 @@ static void conv_sparse24_pass(const mf_op *op, const mf_affine_data *d, const i
         int8_t *row0 = rows[0], *row1 = rows[1], *row2 = rows[2], *row3 = rows[3];
         int32_t c;
         mfd_sparse24_block(column, &v, &pos, k, folded + first, block, sums);
+        if (count == 4 && *whole) { /* pixel p's outputs at row0 + p * channels */
+            mfd_sparse24_store(sums, (const mfd_one_step *)(const void *)(whole + 1) + first, block, row0, channels);
+            rows[0] = row0 + block;
+            continue;
+        }
         for (c = 0; c < block; ++c, q += step) {
             const mfd_sums4 s = sums[c];
-            const int32_t right = q->right;
-            if (MFD_LIKELY(right >= 2)) { /* the shift's constants set up once for the four outputs */
-                const int32_t multiplier = q->multiplier, shift = right - 1;
-                const uint32_t round = 1u << (right - 2);
-                words[c] = mfd_clamp4(mfd_requantize_one_step(s.a0, multiplier, round, shift),
-                                      mfd_requantize_one_step(s.a1, multiplier, round, shift),
-                                      mfd_requantize_one_step(s.a2, multiplier, round, shift),
-                                      mfd_requantize_one_step(s.a3, multiplier, round, shift), o);
+            if (MFD_LIKELY(q->right >= 2)) { /* the shift's constants set up once for the four outputs */
+                const mfd_one_step constants = mfd_one_step_of(q, 0);
+                words[c] = mfd_clamp4(mfd_requantize_one_step(s.a0, constants), mfd_requantize_one_step(s.a1, constants),
+                                      mfd_requantize_one_step(s.a2, constants), mfd_requantize_one_step(s.a3, constants), o);
             } else {
                 const mfd_requant r = *q;
                 words[c] = mfd_outputs4(s.a0, s.a1, s.a2, s.a3, &r, &r, &r, &r, o);
@@ -182,6 +213,7 @@ mf_status mf_conv_eval_sparse(const mf_op *op)
     if (d->weights == MF_WEIGHTS_SPARSE_2_4_INT4) {
         conv_sparse24_unpack(op, d);
     }
+    conv_sparse24_constants(op, d);
     conv_sparse_rows(op, d, conv_sparse24_pass, conv_sparse24_windows(op, d), 1);
     return MF_OK;
 }

@@ -51,7 +51,7 @@ static int mfd_dw_nhwc_fits(const mf_op *op, const mf_affine_data *head)
     for (c = 0; c < head->channels; ++c) {
         const mf_requant q = mf_requant_of_scales(op->inputs[0].scale, mf_tensor_scale_at(&op->inputs[1], c),
                                                   op->outputs[0].scale);
-        if (!mfd_dw_one_step_right(q.right)) {
+        if (!mfd_one_step_folds(q.right)) {
             return 0;
         }
     }

@@ -14,7 +14,7 @@
  * widened once for the row into a frame with a zero ring (mfd_dw_frame); the
  * four requantizations, the packing and the clamp are one asm block with the
  * quad's constants resolved once for the row. Only layers the frame fits
- * come here (mfd_dw3x3_nhwc_fits, mfd_dw_one_step_right: prepare checks them
+ * come here (mfd_dw3x3_nhwc_fits, mfd_one_step_folds: prepare checks them
  * once and sends the others to the channel-major loops), so the loops carry
  * no fallback. Accumulation is modulo 2^32 like the reference's, so the order
  * of the taps does not change a bit.
@@ -79,15 +79,6 @@ static inline void mfd_dw_frame_fill(const mfd_dw3x3_nhwc *p, int32_t c, mfd_dw_
     }
 }
 
-/* One channel's one-step requantization (mfd_requantize_one_step): multiplier, round (2^(shift - 1) plus the
- * output zero point << shift, so the shift adds it: floor(v / 2^s) + z == floor((v + z * 2^s) / 2^s)) and shift
- * (right - 1). */
-typedef struct mfd_dw_scale {
-    int32_t multiplier;
-    uint32_t round;
-    int32_t shift;
-} mfd_dw_scale;
-
 /* A quad's bias, requantization and activation range (the asm block of mfd_dw_outputs reads them at fixed
  * offsets: scale at 16, range at 64). Resolved once a layer for its first MFD_DW_CACHED_QUADS quads, once a row
  * for the others. */
@@ -95,7 +86,7 @@ typedef struct mfd_dw_scale {
 
 typedef struct mfd_dw_consts {
     int32_t bias[4];
-    mfd_dw_scale scale[4];
+    mfd_one_step scale[4]; /* the output zero point in the rounding (mfd_one_step_round) */
     uint32_t min4, max4;
 } mfd_dw_consts;
 
@@ -109,7 +100,7 @@ static inline void mfd_dw_consts_fill(const mfd_dw3x3_nhwc *p, int32_t c, mfd_dw
         k->bias[i] = p->bias != NULL ? p->bias[c + i] : 0;
         k->scale[i].multiplier = r->multiplier;
         k->scale[i].shift = shift;
-        k->scale[i].round = (1u << (shift - 1)) + (zero_point << shift);
+        k->scale[i].round = mfd_one_step_round(shift, zero_point);
     }
     k->min4 = p->out.min4;
     k->max4 = p->out.max4;
@@ -284,10 +275,10 @@ static inline uint32_t mfd_dw_outputs(const mfd_dw_consts *k, mfd_acc4 acc)
 #else
 static inline uint32_t mfd_dw_outputs(const mfd_dw_consts *k, mfd_acc4 acc)
 {
-    const int32_t v0 = mfd_sat8(mfd_requantize_one_step(acc.a0, k->scale[0].multiplier, k->scale[0].round, k->scale[0].shift));
-    const int32_t v1 = mfd_sat8(mfd_requantize_one_step(acc.a1, k->scale[1].multiplier, k->scale[1].round, k->scale[1].shift));
-    const int32_t v2 = mfd_sat8(mfd_requantize_one_step(acc.a2, k->scale[2].multiplier, k->scale[2].round, k->scale[2].shift));
-    const int32_t v3 = mfd_sat8(mfd_requantize_one_step(acc.a3, k->scale[3].multiplier, k->scale[3].round, k->scale[3].shift));
+    const int32_t v0 = mfd_sat8(mfd_requantize_one_step(acc.a0, k->scale[0]));
+    const int32_t v1 = mfd_sat8(mfd_requantize_one_step(acc.a1, k->scale[1]));
+    const int32_t v2 = mfd_sat8(mfd_requantize_one_step(acc.a2, k->scale[2]));
+    const int32_t v3 = mfd_sat8(mfd_requantize_one_step(acc.a3, k->scale[3]));
     const uint32_t even = mfd_pack_bottoms((uint32_t)v0, (uint32_t)v2) & 0x00FF00FFu;
     const uint32_t odd = mfd_pack_bottoms((uint32_t)v1, (uint32_t)v3) & 0x00FF00FFu;
     return mfd_min8(mfd_max8(even | odd << 8, k->min4), k->max4);
@@ -371,12 +362,7 @@ static inline int mfd_dw3x3_nhwc_fits(const mfd_dw3x3_nhwc *p, int32_t out_h, in
            (out_w - 1) * p->stride_w - p->pad_w <= p->in_w - 2;
 }
 
-/* Whether a channel's right shift suits the frame loops' requantization: the one-step form (right >= 2) with the
- * output zero point shifted into the rounding term without overflow (right <= 23; below, the high word stays
- * within 2^30). */
-static inline int mfd_dw_one_step_right(int32_t right) { return right >= 2 && right <= 23; }
-
-/* One batch of a layer that fits (mfd_dw3x3_nhwc_fits, mfd_dw_one_step_right for every channel), row by row, so the
+/* One batch of a layer that fits (mfd_dw3x3_nhwc_fits, mfd_one_step_folds for every channel), row by row, so the
  * output may overlap input rows already consumed (mf_overlap). */
 static inline void mfd_dw3x3_nhwc_layer(const mfd_dw3x3_nhwc *p, int32_t out_h, int32_t out_w, int8_t *out)
 {

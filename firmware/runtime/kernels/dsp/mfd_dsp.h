@@ -241,19 +241,49 @@ static MFD_COLD int32_t mfd_requantize_two_step(int32_t acc, mfd_requant q)
     return (high >> q.right) + ((high & mask) > threshold ? 1 : 0);
 }
 
-/* The one-step form (right >= 2) with its constants set up by the caller, once for several accumulators:
- * round = 2^(right - 2), shift = right - 1. */
-static inline int32_t mfd_requantize_one_step(int32_t acc, int32_t multiplier, uint32_t round, int32_t shift)
+/* The one-step form's constants of a channel whose right shift is 2 or more, derived once for all the
+ * accumulators of that channel a loop requantizes. */
+typedef struct mfd_one_step {
+    int32_t multiplier;
+    uint32_t round; /* 2^(right - 2), plus the output zero point << shift where a loop folds it in */
+    int32_t shift;  /* right - 1 */
+} mfd_one_step;
+
+/* The rounding term of shift `shift` (right - 1) with `zero_point` added to the result through it
+ * (floor(v / 2^s) + z == floor((v + z * 2^s) / 2^s)); zero_point 0: the plain term. */
+static inline uint32_t mfd_one_step_round(int32_t shift, uint32_t zero_point)
 {
-    return mfd_smlal_high(acc, multiplier, round + (uint32_t)(acc >> 31), ((uint32_t)acc & 0x80000000u) | 0x40000000u) >>
-           shift;
+    return (1u << (shift - 1)) + (zero_point << shift);
+}
+
+/* Whether a right shift lets the one-step form also add the output zero point through its rounding term:
+ * 2 to 23, where the high word stays within 2^30 and the zero point shifted in within 2^29, so nothing
+ * overflows. */
+static inline int mfd_one_step_folds(int32_t right) { return right >= 2 && right <= 23; }
+
+/* A channel's constants with the output zero point folded in (right shifts mfd_one_step_folds accepts; 0:
+ * the plain form's, for any right shift of 2 or more). */
+static inline mfd_one_step mfd_one_step_of(const mfd_requant *q, int32_t zero_point)
+{
+    mfd_one_step k;
+    k.multiplier = q->multiplier;
+    k.shift = q->right - 1;
+    k.round = mfd_one_step_round(k.shift, (uint32_t)zero_point);
+    return k;
+}
+
+/* The one-step form (right >= 2). */
+static inline int32_t mfd_requantize_one_step(int32_t acc, mfd_one_step k)
+{
+    return mfd_smlal_high(acc, k.multiplier, k.round + (uint32_t)(acc >> 31), ((uint32_t)acc & 0x80000000u) | 0x40000000u) >>
+           k.shift;
 }
 
 static inline int32_t mfd_requantize(int32_t acc, const mfd_requant *q)
 {
     const int32_t right = q->right;
     if (MFD_LIKELY(right >= 2)) {
-        return mfd_requantize_one_step(acc, q->multiplier, 1u << (right - 2), right - 1);
+        return mfd_requantize_one_step(acc, mfd_one_step_of(q, 0));
     }
     return mfd_requantize_two_step(acc, *q);
 }

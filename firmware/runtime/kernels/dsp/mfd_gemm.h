@@ -235,12 +235,9 @@ static inline void mfd_store_2x2(const int32_t acc[4], const mfd_requant *requan
     const mfd_requant *q0 = &requant[oc], *q1 = &requant[oc1];
     int32_t k;
     if (oc1 != oc && MFD_LIKELY(q0->right >= 2 && q1->right >= 2)) {
-        const int32_t s0 = q0->right - 1, s1 = q1->right - 1;
-        const uint32_t r0 = 1u << (s0 - 1), r1 = 1u << (s1 - 1);
-        const uint32_t v = mfd_clamp4(mfd_requantize_one_step(acc[0], q0->multiplier, r0, s0),
-                                      mfd_requantize_one_step(acc[2], q1->multiplier, r1, s1),
-                                      mfd_requantize_one_step(acc[1], q0->multiplier, r0, s0),
-                                      mfd_requantize_one_step(acc[3], q1->multiplier, r1, s1), o);
+        const mfd_one_step k0 = mfd_one_step_of(q0, 0), k1 = mfd_one_step_of(q1, 0);
+        const uint32_t v = mfd_clamp4(mfd_requantize_one_step(acc[0], k0), mfd_requantize_one_step(acc[2], k1),
+                                      mfd_requantize_one_step(acc[1], k0), mfd_requantize_one_step(acc[3], k1), o);
         mfd_write16(out0 + oc, (uint16_t)v);
         if (pair) {
             mfd_write16(out0 + out_c + oc, (uint16_t)(v >> 16));
