@@ -57,7 +57,7 @@ def test_num_mfcc_on_data_without_mfcc_features_is_named_before_training():
         check_smallest_fits(spec, search_target(spec))
 
 
-def test_the_seeds_offer_fewer_coefficients_before_a_stride_and_never_more_than_the_data_sections(tmp_path):
+def test_the_seeds_stride_before_they_take_fewer_coefficients_and_never_take_more(tmp_path):
     from mcuforge.train.search import space
     from mcuforge.train.search.stage import seed_study
     from mcuforge.train.search.study import open_study
@@ -75,10 +75,16 @@ def test_the_seeds_offer_fewer_coefficients_before_a_stride_and_never_more_than_
                           representative_sample=lambda x: x[:4], reference_cost=None)
     # The data section's 10 coefficients (keywords' default); the space's 13 is more, never offered. 49 frames through the
     # 3x3 stem at stride 2 (same padding): 25 rows; 10 columns -> 5, 5 -> 3. The unstrided block keeps them: 125 and
-    # 75 pixels; a stride-2 block 13x3 = 39 and 13x2 = 26. Under 100: 5 coefficients unstrided, before 10 strided.
+    # 75 pixels; a stride-2 block 13x3 = 39 and 13x2 = 26.
     spec = parse_spec({**SPEC, "search": {**SPEC["search"], "space": {**SPACE, "strides": [1, 2], "num_mfcc": [5, 10, 13]},
                                           "select": "within_reference", "seeds": 1}})
-    seed_study(spec, tmp_path, target, CandidateCost(flash_bytes=1, arena_bytes=1, instructions=100, macs=0), Progress.quiet())
-    study, _ = open_study(spec, tmp_path)
-    assert [space.suggest(study.ask(), spec.search.space) for _ in study.get_trials()] == [space.Candidate(4, 2, (4,), (3,), (1,), num_mfcc=5)]
+
+    def seed(instructions: int, directory) -> list:
+        seed_study(spec, directory, target, CandidateCost(flash_bytes=1, arena_bytes=1, instructions=instructions, macs=0),
+                   Progress.quiet())
+        study, _ = open_study(spec, directory)
+        return [space.suggest(study.ask(), spec.search.space) for _ in study.get_trials()]
+
+    assert seed(100, tmp_path / "a") == [space.Candidate(4, 2, (4,), (3,), (2,), num_mfcc=10)]  # 10 strided (39), not 5 (75)
+    assert seed(30, tmp_path / "b") == [space.Candidate(4, 2, (4,), (3,), (2,), num_mfcc=5)]  # no pattern on 10 fits
     assert sorted(set(seen)) == [(49, 5), (49, 10)]
