@@ -39,8 +39,9 @@ from pathlib import Path
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
 from mcuforge.artifacts import write_json_atomic
+from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.progress import Progress
-from mcuforge.spec import SearchSpec, load_spec
+from mcuforge.spec import SearchSpace, SearchSpec, load_spec
 
 
 def measured(spec, root: Path) -> dict:
@@ -115,7 +116,8 @@ def main() -> None:
              "reference_instructions": args.reference_instructions}
     search_spec = dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
     if args.num_mfcc:
-        search_spec = dataclasses.replace(search_spec, space=dataclasses.replace(search_spec.space, num_mfcc=args.num_mfcc))
+        space = parse_dataclass(SearchSpace, {**to_dict(search_spec.space), "num_mfcc": args.num_mfcc}, "--num-mfcc")
+        search_spec = dataclasses.replace(search_spec, space=space)
     spec = dataclasses.replace(spec, search=search_spec)
     layout = spec.layout(args.root)
     started = time.perf_counter()
