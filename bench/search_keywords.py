@@ -5,11 +5,13 @@ an hour or more on two shared cores):
 
     nice .venv/bin/python bench/search_keywords.py [--spec specs/keywords.yaml] [--target cortex-m4-256k]
         [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--family ds_cnn] [--finalists 3]
-        [--finalist-epochs N] [--finalist-pool N] [--select within_reference] [--seeds 4] [--reference-instructions 0.5] [--root build/bench-search]
+        [--finalist-epochs N] [--finalist-pool N] [--select within_reference] [--seeds 4] [--reference-instructions 0.5]
+        [--num-mfcc 8 10 13] [--root build/bench-search]
 
 The search uses the spec's `search:` section, or the default one (DS-CNN family for
 keywords) when it has none; --trials/--minutes/--search-epochs/--workers/--family/--finalists/
---finalist-epochs/--finalist-pool/--seeds override it, and --select (default within_reference: the most accurate
+--finalist-epochs/--finalist-pool/--seeds override it, --num-mfcc gives its space the keyword features'
+coefficients per frame to search (the hand-made model keeps the data section's), and --select (default within_reference: the most accurate
 candidate whose instructions, arena and flash are each no more than the hand-made model's, the
 instructions times --reference-instructions, default 0.5: the first target's bound, candidates
 over it rejected untrained) picks the model: among the finalists (the rule's top candidates trained again for the final
@@ -37,8 +39,9 @@ from pathlib import Path
 
 import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow loads)
 from mcuforge.artifacts import write_json_atomic
+from mcuforge.config import parse_dataclass, to_dict
 from mcuforge.progress import Progress
-from mcuforge.spec import SearchSpec, load_spec
+from mcuforge.spec import SearchSpace, SearchSpec, load_spec
 
 
 def measured(spec, root: Path) -> dict:
@@ -56,6 +59,7 @@ def measured(spec, root: Path) -> dict:
     return {
         "arch": spec.model.arch,
         "options": spec.model.options,
+        "num_mfcc": spec.data.options.get("num_mfcc"),
         "test_accuracy_int8": evaluation["tflm"],
         "instructions": cost.instructions,
         "arena_bytes": cost.arena_bytes,
@@ -91,6 +95,8 @@ def main() -> None:
     parser.add_argument("--finalist-pool", type=int, help="candidates screened for a third of the finalist epochs before the "
                         "best --finalists get the full training [default: the search section's, 0: none]")
     parser.add_argument("--seeds", type=int, help="ladder candidates queued first [default: the search section's, 4]")
+    parser.add_argument("--num-mfcc", type=int, nargs="+", help="MFCC coefficients per frame the search may pick [default: the "
+                        "search section's; none: the data section's alone]")
     parser.add_argument("--reference-instructions", type=float, default=0.5,
                         help="the share of the hand-made model's instructions the choice may cost [default: 0.5, the first target's]")
     parser.add_argument("--select", default="within_reference", help="the search's selection rule [default: within_reference, "
@@ -108,9 +114,11 @@ def main() -> None:
              "finalists": args.finalists, "finalist_epochs": args.finalist_epochs, "finalist_pool": args.finalist_pool, "select": args.select,
              "seeds": args.seeds,
              "reference_instructions": args.reference_instructions}
-    spec = dataclasses.replace(
-        spec, search=dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
-    )
+    search_spec = dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
+    if args.num_mfcc:
+        space = parse_dataclass(SearchSpace, {**to_dict(search_spec.space), "num_mfcc": args.num_mfcc}, "--num-mfcc")
+        search_spec = dataclasses.replace(search_spec, space=space)
+    spec = dataclasses.replace(spec, search=search_spec)
     layout = spec.layout(args.root)
     started = time.perf_counter()
     searched = search(spec, layout.search_result, layout.search, search_target(spec), Progress.to())

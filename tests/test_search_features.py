@@ -55,3 +55,36 @@ def test_num_mfcc_on_data_without_mfcc_features_is_named_before_training():
     spec = parse_spec({**SPEC, "data": {"dataset": "digits"}, "model": {"arch": "tiny_cnn"}})
     with pytest.raises(MCUForgeError, match="search.space.num_mfcc: digits with these options has no MFCC features"):
         check_smallest_fits(spec, search_target(spec))
+
+
+def test_the_seeds_stride_before_they_take_fewer_coefficients_and_never_take_more(tmp_path):
+    from mcuforge.train.search import space
+    from mcuforge.train.search.stage import seed_study
+    from mcuforge.train.search.study import open_study
+    from mcuforge.train.search.target import CandidateCost, DeployTarget
+
+    seen = []
+
+    def last_feature_map_pixels(model, representative) -> CandidateCost:
+        """A stand-in price: the last feature map's pixels (what the features' columns and the strides change)."""
+        seen.append(representative.shape[1:3])
+        _, height, width, _ = [layer.output_shape for layer in model.layers if len(layer.output_shape) == 4][-1]
+        return CandidateCost(flash_bytes=1, arena_bytes=1, instructions=height * width, macs=0)
+
+    target = DeployTarget(flash_bytes=10**6, ram_bytes=10**6, candidate_cost=last_feature_map_pixels, int8_accuracy=None,
+                          representative_sample=lambda x: x[:4], reference_cost=None)
+    # The data section's 10 coefficients (keywords' default); the space's 13 is more, never offered. 49 frames through the
+    # 3x3 stem at stride 2 (same padding): 25 rows; 10 columns -> 5, 5 -> 3. The unstrided block keeps them: 125 and
+    # 75 pixels; a stride-2 block 13x3 = 39 and 13x2 = 26.
+    spec = parse_spec({**SPEC, "search": {**SPEC["search"], "space": {**SPACE, "strides": [1, 2], "num_mfcc": [5, 10, 13]},
+                                          "select": "within_reference", "seeds": 1}})
+
+    def seed(instructions: int, directory) -> list:
+        seed_study(spec, directory, target, CandidateCost(flash_bytes=1, arena_bytes=1, instructions=instructions, macs=0),
+                   Progress.quiet())
+        study, _ = open_study(spec, directory)
+        return [space.suggest(study.ask(), spec.search.space) for _ in study.get_trials()]
+
+    assert seed(100, tmp_path / "a") == [space.Candidate(4, 2, (4,), (3,), (2,), num_mfcc=10)]  # 10 strided (39), not 5 (75)
+    assert seed(30, tmp_path / "b") == [space.Candidate(4, 2, (4,), (3,), (2,), num_mfcc=5)]  # no pattern on 10 fits
+    assert sorted(set(seen)) == [(49, 5), (49, 10)]

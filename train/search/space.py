@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from mcuforge.spec import DataSpec, ModelSpec, SearchSpace, SearchSpec
+from mcuforge.spec import DataSpec, ModelSpec, SearchSpace, SearchSpec, Spec
 
 ARCH = "separable_cnn"
 STEM_KERNEL = {"ds_cnn": [10, 4], "mobilenet": [3, 3]}
@@ -99,6 +99,24 @@ def data_with(data: DataSpec, num_mfcc: int | None) -> DataSpec:
     if num_mfcc is None:
         return data
     return dataclasses.replace(data, options={**data.options, "num_mfcc": num_mfcc})
+
+
+class CandidateData:
+    """The data set a candidate trains on (its features' coefficients) and its representative inputs, loaded once per
+    coefficient count."""
+
+    def __init__(self, spec: Spec, representative_sample) -> None:
+        self.spec = spec
+        self.representative_sample = representative_sample
+        self.loaded: dict[int | None, tuple] = {}
+
+    def __call__(self, candidate: Candidate) -> tuple:
+        from mcuforge.train.trainer import load_dataset
+
+        if candidate.num_mfcc not in self.loaded:
+            dataset = load_dataset(dataclasses.replace(self.spec, data=data_with(self.spec.data, candidate.num_mfcc)))
+            self.loaded[candidate.num_mfcc] = dataset, self.representative_sample(dataset.x_train)
+        return self.loaded[candidate.num_mfcc]
 
 
 def smallest(space: SearchSpace) -> Candidate:

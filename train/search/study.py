@@ -254,7 +254,7 @@ class Objective:
         self.target = target
         self.storage = storage
         self.progress = progress
-        self.data: dict[int | None, tuple] = {}  # num_mfcc -> (dataset, representative inputs)
+        self.data = space.CandidateData(spec, target.representative_sample)
         self.budgets = Budgets.of(spec.search, target)
         self.train_spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=self.search.epochs))
 
@@ -278,7 +278,7 @@ class Objective:
             if earlier.state == optuna.trial.TrialState.PRUNED:
                 raise optuna.TrialPruned(f"same architecture as trial {earlier.number}")
             return list(earlier.values)
-        dataset, representative = self._data(candidate)
+        dataset, representative = self.data(candidate)
         model = space.build(candidate, self.search, dataset.input_shape, dataset.num_classes, self.spec.train.seed)
         cost = self.target.candidate_cost(model, representative)
         for key, value in dataclasses.asdict(cost).items():
@@ -297,15 +297,6 @@ class Objective:
         )
         values = {"accuracy": accuracy, **{name: getattr(cost, field) for name, field in COST_OBJECTIVES.items()}}
         return [float(values[objective]) for objective in self.search.objectives]
-
-    def _data(self, candidate: space.Candidate) -> tuple:
-        """The data set the candidate trains on (its features' coefficients) and its representative inputs, loaded once."""
-        from mcuforge.train.trainer import load_dataset
-
-        if candidate.num_mfcc not in self.data:
-            dataset = load_dataset(dataclasses.replace(self.spec, data=space.data_with(self.spec.data, candidate.num_mfcc)))
-            self.data[candidate.num_mfcc] = dataset, self.target.representative_sample(dataset.x_train)
-        return self.data[candidate.num_mfcc]
 
     def _same_architecture(self, study, architecture: str):
         import optuna
