@@ -116,6 +116,32 @@ def test_stream_in_random_chunks_equals_clip():
     assert expected.shape == (F.num_frames(64000), 10) == (199, 10)
 
 
+def _numpy_mean_normalized(frames: np.ndarray) -> np.ndarray:
+    """Each clip's column means (float64, rounded half away from zero) subtracted, saturated to int16."""
+    mean = frames.astype(np.float64).mean(axis=-2, keepdims=True)
+    rounded = np.sign(mean) * np.floor(np.abs(mean) + 0.5)
+    return np.clip(frames - rounded, -32768, 32767).astype(np.int16)
+
+
+def test_mean_normalization_matches_numpy_on_the_extractors_output():
+    clips = _clips()
+    for frames in (F.extract(clips, "mfcc", 13), F.extract(clips, "logmel")):
+        normalized = F.mean_normalize(frames)
+        np.testing.assert_array_equal(normalized, _numpy_mean_normalized(frames))
+        assert np.abs(normalized.astype(np.float64).mean(axis=1)).max() <= 0.5  # every column centred
+        np.testing.assert_array_equal(F.mean_normalize(frames[2]), normalized[2])  # one clip alone
+    extremes = np.array([[32767, -32768], [-32768, 32767], [-32768, 32767]], np.int16)  # means -10923 and 10922
+    np.testing.assert_array_equal(F.mean_normalize(extremes), [[32767, -32768], [-21845, 21845], [-21845, 21845]])
+
+
+def test_mean_normalization_removes_a_fixed_channel_tilt():
+    """A microphone's fixed EQ adds the same amount to a log-mel band in every frame: normalized, it is gone."""
+    frames = F.extract(_clips()[:3], "logmel")
+    tilt = np.round(np.linspace(-6.0, 4.0, F.MEL_BINS) * 64).astype(np.int16)  # -6..+4 log2 units across the bands
+    np.testing.assert_array_equal(F.mean_normalize(frames + tilt), F.mean_normalize(frames))
+    assert not np.array_equal(F.mean_normalize(frames), frames)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(MCUForgeError, match="features: expected one of logmel, mfcc. Received: 'mel'"):
         F.extract(np.zeros(16000, np.int16), "mel")
@@ -156,6 +182,8 @@ assert np.array_equal(F.extract(clips, "logmel", lib=lib), F.extract(clips, "log
 assert np.array_equal(F.extract(clips, "mfcc", 13, lib=lib), F.extract(clips, "mfcc", 13))
 stream = F.Stream("mfcc", 10, lib=lib)
 out = np.concatenate([stream.push(c[:7001]) for c in clips] + [stream.push(c[7001:]) for c in clips])
+mfcc = F.extract(clips, "mfcc", 10)
+assert np.array_equal(F.mean_normalize(mfcc, lib=lib), F.mean_normalize(mfcc))
 print("frames", len(out))
 """
 
@@ -199,6 +227,11 @@ def test_c_status_codes():
     )
     assert status == 4 and stream._state.count == 300
     assert stream.push(clip[:180]).shape == (1, 40)  # 300 + 180 = one full window
+
+    assert lib.kwsf_mean_normalize(None, 49, 10) == 1
+    for frames, count in ((0, 10), (65536, 10), (49, 0), (49, 41)):
+        assert lib.kwsf_mean_normalize(out.ctypes.data_as(i16p), frames, count) == (5 if count == 10 else 3)
+    assert (out == 7).all()
 
 
 def test_streamed_frames_give_every_one_second_window_on_the_20ms_grid():

@@ -267,3 +267,33 @@ kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, in
     *n_frames = produced;
     return KWSF_OK;
 }
+
+kwsf_status_t kwsf_mean_normalize(int16_t *frames, int32_t n_frames, int32_t num_features)
+{
+    int32_t i;
+    if (frames == 0) {
+        return KWSF_ERR_NULL;
+    }
+    if (n_frames < 1 || n_frames > KWSF_MAX_NORM_FRAMES) {
+        return KWSF_ERR_LENGTH;
+    }
+    if (num_features < 1 || num_features > KWSF_MEL_BINS) {
+        return KWSF_ERR_COUNT;
+    }
+    for (i = 0; i < num_features; i++) {
+        int32_t sum = 0;
+        int32_t magnitude;
+        int32_t mean;
+        int32_t f;
+        for (f = 0; f < n_frames; f++) {
+            sum += frames[f * num_features + i];
+        }
+        magnitude = ((sum < 0 ? -sum : sum) + n_frames / 2) / n_frames;
+        mean = sum < 0 ? -magnitude : magnitude;
+        for (f = 0; f < n_frames; f++) {
+            int16_t *value = &frames[f * num_features + i];
+            *value = kwsf_saturate16((int64_t)*value - mean);
+        }
+    }
+    return KWSF_OK;
+}

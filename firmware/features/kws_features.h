@@ -37,7 +37,7 @@ typedef enum {
     KWSF_ERR_KIND = 2,      /* unknown kwsf_kind_t */
     KWSF_ERR_COUNT = 3,     /* num_features does not fit the kind */
     KWSF_ERR_CAPACITY = 4,  /* the output holds fewer frames than the input makes */
-    KWSF_ERR_LENGTH = 5     /* negative sample count */
+    KWSF_ERR_LENGTH = 5     /* negative sample count, or a frame count out of range */
 } kwsf_status_t;
 
 typedef enum {
@@ -76,5 +76,16 @@ kwsf_status_t kwsf_stream_init(kwsf_stream_t *stream);
 kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, int32_t n_samples,
                                kwsf_kind_t kind, int32_t num_features, kwsf_workspace_t *ws,
                                int16_t *out, int32_t max_frames, int32_t *n_frames);
+
+/* Most frames kwsf_mean_normalize takes: their column sums stay within int32. */
+#define KWSF_MAX_NORM_FRAMES 65535
+
+/*
+ * Per-clip cepstral mean normalization, in place: subtract from each feature column of
+ * frames[n_frames * num_features] its mean over the n_frames frames (rounded to nearest,
+ * ties away from zero; results saturated to int16). A microphone's fixed spectral tilt is
+ * a constant offset on every frame's log-mel and MFCC values, so this removes it.
+ */
+kwsf_status_t kwsf_mean_normalize(int16_t *frames, int32_t n_frames, int32_t num_features);
 
 #endif /* KWS_FEATURES_H */

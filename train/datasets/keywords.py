@@ -105,6 +105,9 @@ class KeywordsOptions:
     extra_unknown_takes: int = spec_field(0, min=0, max=100, help="more _unknown_ takes (other words) per training speaker, on top of repetitions")
     features: str = spec_field("mfcc", choices=("mfcc", "logmel"), help="49x10 MFCC or 49x40 log-mel frames")
     num_mfcc: int = spec_field(10, min=1, max=13, help="cepstral coefficients per frame (features: mfcc)")
+    feature_normalization: str = spec_field(
+        "none", choices=("none", "mean"), help="mean: subtract each clip's (the device's window's) mean of every feature column"
+    )
     pitch_cents: int = spec_field(150, min=0, max=1200, help="largest sox pitch shift per take")
     tempo_change: float = spec_field(0.12, min=0.0, max=0.5, help="largest relative sox tempo change per take")
     reverb_probability: float = spec_field(0.4, min=0.0, max=1.0, help="share of takes with sox reverb")
@@ -404,8 +407,8 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     """The options that shape the audio (not the features, the split or the thread count)."""
     fields = asdict(options)
     for name in (
-        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc", "workers", "engines",
-        "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
+        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc",
+        "feature_normalization", "workers", "engines", "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
     ):
         fields.pop(name)
     return fields
@@ -479,7 +482,8 @@ def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
     (the C extractor runs without the GIL; each clip's features do not depend on the others)."""
     chunks = np.array_split(clips, max(1, min(options.workers, len(clips))))
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        return np.concatenate(list(pool.map(lambda chunk: features.extract(chunk, options.features, options.num_mfcc), chunks)))
+        frames = np.concatenate(list(pool.map(lambda chunk: features.extract(chunk, options.features, options.num_mfcc), chunks)))
+    return features.mean_normalize(frames) if options.feature_normalization == "mean" else frames
 
 
 def _extractor_digest() -> str:
