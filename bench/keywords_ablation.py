@@ -53,6 +53,8 @@ ROWS = [
     ("logmel", "recipe with 40 log-mel energies per frame instead of 10 MFCCs", {"features": "logmel"}),
     ("mean-normalized", "recipe with each clip's mean of every MFCC subtracted (cepstral mean normalization)",
      {"feature_normalization": "mean"}),
+    ("mean-variance-normalized", "recipe with each clip's MFCC columns scaled to zero mean and unit deviation",
+     {"feature_normalization": "mean_variance"}),
     ("own-voice", "recipe + takes of half the dev speakers (scored on the other half)", {}),
 ]
 

@@ -54,7 +54,7 @@ def tiny_model(tmp_path_factory):
         return path, options, test_speakers
 
 
-def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) -> list[np.ndarray]:
+def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int], normalization: str) -> list[np.ndarray]:
     from mcuforge.deploy.tflite_model import read_tflite
     from mcuforge.deploy.tflm import Emulator, quantize
     from mcuforge import features
@@ -64,7 +64,7 @@ def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) ->
     count = int(np.prod(tensor.shape)) // frames.shape[1]
     outputs = []
     for last in last_frames:
-        window = frames[last - count + 1 : last + 1].astype(np.float32) * np.float32(features.SCALE)
+        window = features.normalize(frames[last - count + 1 : last + 1], normalization).astype(np.float32) * np.float32(features.SCALE)
         outputs.append(emulator.invoke(quantize(window, tensor).reshape(tensor.shape))[0].reshape(-1))
     return outputs
 
@@ -79,7 +79,9 @@ def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
     speaker = test_speakers[4]
     assert speaker.engine == "espeak-ng"
     audio = demos.say(" ".join(WORDS), voice=speaker.voice, pitch=speaker.pitch, speed=speaker.speed)
-    result = demos.run_kws(path, audio, options.class_names, options.features, options.num_mfcc, print_frames=True, out_dir=tmp_path)
+    result = demos.run_kws(
+        path, audio, options.class_names, options.features, options.num_mfcc, options.feature_normalization, print_frames=True, out_dir=tmp_path
+    )
 
     # the device's features, frame by frame, equal the extractor the model was trained with
     expected_frames = features.extract(audio, options.features, options.num_mfcc)
@@ -87,7 +89,7 @@ def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
     # every inference the device made equals TFLM's on the same window
     lasts = [last for last, _, _ in result.inferences]
     assert lasts == list(range(48, len(expected_frames), demos.KWS_HOP_FRAMES))
-    for (last, _, got), want in zip(result.inferences, _window_outputs_by_tflm(path, expected_frames, lasts)):
+    for (last, _, got), want in zip(result.inferences, _window_outputs_by_tflm(path, expected_frames, lasts, options.feature_normalization)):
         np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32), err_msg=f"window ending at frame {last}")
     # the words, in the order spoken, at increasing times inside the audio
     assert result.sequence == WORDS, result.transcript()

@@ -94,7 +94,7 @@ def test_mean_normalized_features_are_the_extractors_from_the_cached_clips(tiny,
     normalized = datasets.load("keywords", {**TINY, "feature_normalization": "mean"}, 0, tiny_cache)
     assert sorted(clip_dir.iterdir()) == before
     clips, _ = keywords.split_clips(datasets.parse_options("keywords", TINY), 0, tiny_cache, "test")
-    expected = features.mean_normalize(features.extract(clips, "mfcc", 10)).astype(np.float32) / 64
+    expected = features.normalize(features.extract(clips, "mfcc", 10), "mean").astype(np.float32) / 64
     np.testing.assert_array_equal(normalized.x_test[..., 0], expected)
     assert np.abs(normalized.x_train.mean(axis=1)).max() <= 0.5 / 64  # every clip's columns centred
 

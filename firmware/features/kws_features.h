@@ -77,15 +77,23 @@ kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, in
                                kwsf_kind_t kind, int32_t num_features, kwsf_workspace_t *ws,
                                int16_t *out, int32_t max_frames, int32_t *n_frames);
 
-/* Most frames kwsf_mean_normalize takes: their column sums stay within int32. */
+typedef enum {
+    KWSF_NORM_NONE = 0,          /* frames as computed */
+    KWSF_NORM_MEAN = 1,          /* each column less its mean over the frames */
+    KWSF_NORM_MEAN_VARIANCE = 2  /* and divided by its standard deviation: one deviation is 1 << KWSF_FRAC_BITS */
+} kwsf_norm_t;
+
+/* Most frames kwsf_normalize takes: the column sums stay within int32. */
 #define KWSF_MAX_NORM_FRAMES 65535
 
 /*
- * Per-clip cepstral mean normalization, in place: subtract from each feature column of
- * frames[n_frames * num_features] its mean over the n_frames frames (rounded to nearest,
- * ties away from zero; results saturated to int16). A microphone's fixed spectral tilt is
- * a constant offset on every frame's log-mel and MFCC values, so this removes it.
+ * Per-clip cepstral mean (and variance) normalization of frames[n_frames * num_features], in
+ * place. Means and quotients are rounded to nearest, ties away from zero; the variance is the
+ * floored mean square deviation and the deviation its floored square root; a column that does
+ * not vary becomes 0; results saturate to int16. A microphone's fixed spectral tilt adds the same
+ * amount to a column in every frame, so the mean removes it; the variance also removes the level
+ * of the column's changes.
  */
-kwsf_status_t kwsf_mean_normalize(int16_t *frames, int32_t n_frames, int32_t num_features);
+kwsf_status_t kwsf_normalize(int16_t *frames, int32_t n_frames, int32_t num_features, kwsf_norm_t norm);
 
 #endif /* KWS_FEATURES_H */
