@@ -99,6 +99,24 @@ def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
     assert "yes" in result.transcript().splitlines()[0]
 
 
+@pytest.mark.slow
+def test_device_normalizes_each_window_as_the_model_was_trained(tiny_model, tmp_path):
+    """feature_normalization: the device's inferences equal TFLM's on each window less its column means."""
+    from mcuforge import features
+
+    path, options, _ = tiny_model
+    audio = demos.say("yes")[:24000]  # 1.5 s: 74 frames, six windows
+    result = demos.run_kws(path, audio, options.class_names, options.features, options.num_mfcc, "mean", out_dir=tmp_path)
+    frames = features.extract(audio, options.features, options.num_mfcc)
+    lasts = [last for last, _, _ in result.inferences]
+    assert lasts == list(range(48, len(frames), demos.KWS_HOP_FRAMES)) and len(lasts) == 6
+    normalized = _window_outputs_by_tflm(path, frames, lasts, "mean")
+    for (last, _, got), want in zip(result.inferences, normalized):
+        np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32), err_msg=f"window ending at frame {last}")
+    as_computed = _window_outputs_by_tflm(path, frames, lasts, "none")
+    assert any(not np.array_equal(a, b) for a, b in zip(normalized, as_computed))  # the normalization reached the model
+
+
 def test_cli_needs_exactly_one_audio_source():
     from mcuforge.cli import app
 
