@@ -50,6 +50,11 @@ ROWS = [
     ("no-microphone", "without microphone/channel/ADC effects", {"microphone_probability": 0.0}),
     ("no-extra-unknown", "without the extra `_unknown_` takes of the training speakers", {"extra_unknown_takes": 0}),
     ("feature-masks", "recipe + SpecAugment-style time and band masks on half the training clips", {"feature_mask_share": 0.5}),
+    ("logmel", "recipe with 40 log-mel energies per frame instead of 10 MFCCs", {"features": "logmel"}),
+    ("mean-normalized", "recipe with each clip's mean of every MFCC subtracted (cepstral mean normalization)",
+     {"feature_normalization": "mean"}),
+    ("mean-variance-normalized", "recipe with each clip's MFCC columns scaled to zero mean and unit deviation",
+     {"feature_normalization": "mean_variance"}),
     ("own-voice", "recipe + takes of half the dev speakers (scored on the other half)", {}),
 ]
 

@@ -29,7 +29,8 @@ SOURCE_DIR = FIRMWARE_DIR / "features"
 SOURCES = (SOURCE_DIR / "kws_features.c", SOURCE_DIR / "kws_features_tables.c")
 TABLES_FILE = SOURCE_DIR / "kws_features_tables.c"
 KINDS = {"logmel": 0, "mfcc": 1}
-STATUS = {0: "ok", 1: "null pointer", 2: "unknown kind", 3: "feature count does not fit the kind", 4: "output too small", 5: "negative length"}
+NORMALIZATIONS = {"none": 0, "mean": 1, "mean_variance": 2}  # kwsf_norm_t
+STATUS = {0: "ok", 1: "null pointer", 2: "unknown kind", 3: "feature count does not fit the kind", 4: "output too small", 5: "length out of range"}
 
 
 def _header_constants() -> dict[str, int]:
@@ -146,6 +147,8 @@ def _bind(path: Path) -> ctypes.CDLL:
     lib.kwsf_num_frames.restype = ctypes.c_int32
     lib.kwsf_clip.argtypes = [i16p, ctypes.c_int32, ctypes.c_int, ctypes.c_int32, ctypes.POINTER(_Workspace), i16p, ctypes.c_int32, i32p]
     lib.kwsf_clip.restype = ctypes.c_int
+    lib.kwsf_normalize.argtypes = [i16p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int]
+    lib.kwsf_normalize.restype = ctypes.c_int
     lib.kwsf_stream_init.argtypes = [ctypes.POINTER(_Stream)]
     lib.kwsf_stream_init.restype = ctypes.c_int
     lib.kwsf_stream_push.argtypes = [
@@ -194,6 +197,20 @@ def extract(clips, kind: str = "mfcc", num_mfcc: int = 10, lib: ctypes.CDLL | No
         )
         _check(status, "kwsf_clip")
     return out[0] if single else out
+
+
+def normalize(frames, how: str, lib: ctypes.CDLL | None = None) -> np.ndarray:
+    """int16 features [clips, frames, features] (one clip: [frames, features]) normalized per clip by the
+    extractor's kwsf_normalize (a copy): `how` is "mean" (cepstral mean normalization), "mean_variance"
+    (and unit deviation, 1 << FRAC_BITS) or "none"."""
+    if how not in NORMALIZATIONS:
+        raise MCUForgeError(f"feature normalization: expected one of {', '.join(NORMALIZATIONS)}. Received: {how!r}")
+    out = np.array(_as_int16(frames), np.int16, order="C", ndmin=3)
+    lib = lib or library()
+    i16p = ctypes.POINTER(ctypes.c_int16)
+    for clip in out:
+        _check(lib.kwsf_normalize(clip.ctypes.data_as(i16p), clip.shape[0], clip.shape[1], NORMALIZATIONS[how]), "kwsf_normalize")
+    return out[0] if np.ndim(frames) == 2 else out
 
 
 class Stream:

@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
         spec_obj, model_path = _spec_and_model(spec, model)
         options = demos.spec_options(spec_obj, "keywords")
         audio = demos.read_audio(wav) if wav is not None else demos.say(say, voice=voice)
-        result = demos.run_kws(model_path, audio, options.class_names, options.features, options.num_mfcc, target=target, out_dir=out)
+        result = demos.run_kws(
+            model_path, audio, options.class_names, options.features, options.num_mfcc, options.feature_normalization, target=target, out_dir=out
+        )
         typer.echo(result.transcript())
 
     def _classifier(spec: Path, model: Optional[Path], count: Optional[int], target: str, out: Path) -> None:

@@ -434,7 +434,10 @@ def _output_threshold_q(model_data: bytes, probability: float) -> int:
     return int(np.ceil(probability / q.scale + q.zero_point))
 
 
-def render_kws_data(name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int, print_frames: bool, kernels: str) -> str:
+def render_kws_data(
+    name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int,
+    print_frames: bool, kernels: str, normalization: str,
+) -> str:
     """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
 
     labels = ", ".join(codegen.c_string(codegen.console_word(label)) for label in class_names)
@@ -453,6 +456,7 @@ def render_kws_data(name: str, model_data: bytes, audio: np.ndarray, class_names
         f"const int32_t mfdemo_kws_suppress_ms = {KWS_SUPPRESS_MS};\n"
         f"const int32_t mfdemo_kws_first_keyword = 2;\n"
         f"const int32_t mfdemo_kws_print_frames = {int(print_frames)};\n"
+        f"const kwsf_norm_t mfdemo_kws_normalization = (kwsf_norm_t){features.NORMALIZATIONS[normalization]};\n"
         f"const uint32_t mfdemo_kws_label_count = {len(class_names)};\n"
         f"const char *const mfdemo_kws_labels[] = {{{labels}}};\n"
     )
@@ -464,18 +468,24 @@ def run_kws(
     class_names: list[str],
     kind: str = "mfcc",
     num_mfcc: int = 10,
+    normalization: str = "none",
     print_frames: bool = False,
     target: str = DEFAULT_TARGET,
     out_dir: Path | str = DEFAULT_BUILD_ROOT,
     timeout: float = 600.0,
 ) -> KwsDemo:
-    """Stream 16 kHz int16 `audio` through the device: features, sliding-window classification, transcript."""
+    """Stream 16 kHz int16 `audio` through the device: features, sliding-window classification, transcript.
+
+    `normalization` is the keywords data option feature_normalization the model was trained with.
+    """
 
     model_data = read_model(model_path)
     audio = np.asarray(audio)
     if audio.dtype != np.int16 or audio.ndim != 1:
         raise MCUForgeError(f"audio: expected 16 kHz mono int16 samples. Received {audio.dtype} of shape {list(audio.shape)}")
     width = features.features_per_frame(kind, num_mfcc)
+    if normalization not in features.NORMALIZATIONS:
+        raise MCUForgeError(f"feature normalization: expected one of {', '.join(features.NORMALIZATIONS)}. Received: {normalization!r}")
     graph = parse_tflite(model_data, str(model_path)).main
     input_size = int(np.prod(graph.input_tensors[0].shape))
     classes = int(np.prod(graph.output_tensors[0].shape))
@@ -486,7 +496,8 @@ def run_kws(
     if len(class_names) < 3:
         raise MCUForgeError(f"class names: expected _silence_, _unknown_ and at least one keyword. Received: {class_names}")
     board = load_board(target)
-    source = render_kws_data("keywords", model_data, audio, class_names, kind, width, input_size // width, print_frames, board.kernels)
+    source = render_kws_data("keywords", model_data, audio, class_names, kind, width, input_size // width, print_frames, board.kernels,
+                             normalization)
     image = build_demo("kws_stream", "kws_demo", model_data, source, target, Path(out_dir), tuple(features.SOURCES))
     result = run_qemu(image, timeout)
     out_q = graph.output_tensors[0].quantization

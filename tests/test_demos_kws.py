@@ -54,7 +54,7 @@ def tiny_model(tmp_path_factory):
         return path, options, test_speakers
 
 
-def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) -> list[np.ndarray]:
+def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int], normalization: str) -> list[np.ndarray]:
     from mcuforge.deploy.tflite_model import read_tflite
     from mcuforge.deploy.tflm import Emulator, quantize
     from mcuforge import features
@@ -64,7 +64,7 @@ def _window_outputs_by_tflm(path, frames: np.ndarray, last_frames: list[int]) ->
     count = int(np.prod(tensor.shape)) // frames.shape[1]
     outputs = []
     for last in last_frames:
-        window = frames[last - count + 1 : last + 1].astype(np.float32) * np.float32(features.SCALE)
+        window = features.normalize(frames[last - count + 1 : last + 1], normalization).astype(np.float32) * np.float32(features.SCALE)
         outputs.append(emulator.invoke(quantize(window, tensor).reshape(tensor.shape))[0].reshape(-1))
     return outputs
 
@@ -79,7 +79,9 @@ def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
     speaker = test_speakers[4]
     assert speaker.engine == "espeak-ng"
     audio = demos.say(" ".join(WORDS), voice=speaker.voice, pitch=speaker.pitch, speed=speaker.speed)
-    result = demos.run_kws(path, audio, options.class_names, options.features, options.num_mfcc, print_frames=True, out_dir=tmp_path)
+    result = demos.run_kws(
+        path, audio, options.class_names, options.features, options.num_mfcc, options.feature_normalization, print_frames=True, out_dir=tmp_path
+    )
 
     # the device's features, frame by frame, equal the extractor the model was trained with
     expected_frames = features.extract(audio, options.features, options.num_mfcc)
@@ -87,7 +89,7 @@ def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
     # every inference the device made equals TFLM's on the same window
     lasts = [last for last, _, _ in result.inferences]
     assert lasts == list(range(48, len(expected_frames), demos.KWS_HOP_FRAMES))
-    for (last, _, got), want in zip(result.inferences, _window_outputs_by_tflm(path, expected_frames, lasts)):
+    for (last, _, got), want in zip(result.inferences, _window_outputs_by_tflm(path, expected_frames, lasts, options.feature_normalization)):
         np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32), err_msg=f"window ending at frame {last}")
     # the words, in the order spoken, at increasing times inside the audio
     assert result.sequence == WORDS, result.transcript()
@@ -95,6 +97,24 @@ def test_spoken_sequence_is_transcribed_in_order(tiny_model, tmp_path):
     assert times == sorted(times) and 0.5 < times[0] and times[-1] <= result.audio_seconds
     assert all(score >= demos.KWS_THRESHOLD for _, _, score in result.words)
     assert "yes" in result.transcript().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_device_normalizes_each_window_as_the_model_was_trained(tiny_model, tmp_path):
+    """feature_normalization: the device's inferences equal TFLM's on each window less its column means."""
+    from mcuforge import features
+
+    path, options, _ = tiny_model
+    audio = demos.say("yes")[:24000]  # 1.5 s: 74 frames, six windows
+    result = demos.run_kws(path, audio, options.class_names, options.features, options.num_mfcc, "mean", out_dir=tmp_path)
+    frames = features.extract(audio, options.features, options.num_mfcc)
+    lasts = [last for last, _, _ in result.inferences]
+    assert lasts == list(range(48, len(frames), demos.KWS_HOP_FRAMES)) and len(lasts) == 6
+    normalized = _window_outputs_by_tflm(path, frames, lasts, "mean")
+    for (last, _, got), want in zip(result.inferences, normalized):
+        np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32), err_msg=f"window ending at frame {last}")
+    as_computed = _window_outputs_by_tflm(path, frames, lasts, "none")
+    assert any(not np.array_equal(a, b) for a, b in zip(normalized, as_computed))  # the normalization reached the model
 
 
 def test_cli_needs_exactly_one_audio_source():

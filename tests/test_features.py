@@ -116,6 +116,55 @@ def test_stream_in_random_chunks_equals_clip():
     assert expected.shape == (F.num_frames(64000), 10) == (199, 10)
 
 
+def _python_normalized(frames: np.ndarray, how: str) -> np.ndarray:
+    """kwsf_normalize's definition in Python integers and fractions, clip by clip and column by column."""
+    from fractions import Fraction
+    from math import floor, isqrt
+
+    def rounded(value: Fraction) -> int:  # to nearest, ties away from zero
+        return int(np.sign(value)) * floor(abs(value) + Fraction(1, 2))
+
+    out = np.empty(frames.shape, np.int64)
+    for clip in range(frames.shape[0]):
+        for column in range(frames.shape[2]):
+            values = [int(v) for v in frames[clip, :, column]]
+            centred = [v - rounded(Fraction(sum(values), len(values))) for v in values]
+            if how == "mean_variance":
+                deviation = isqrt(sum(c * c for c in centred) // len(values))
+                centred = [rounded(Fraction(c * 64, deviation)) if deviation else 0 for c in centred]
+            out[clip, :, column] = centred
+    return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("how", ["mean", "mean_variance"])
+def test_normalization_matches_python_on_the_extractors_output(how):
+    clips = _clips()
+    for frames in (F.extract(clips, "mfcc", 13), F.extract(clips, "logmel")):
+        normalized = F.normalize(frames, how)
+        np.testing.assert_array_equal(normalized, _python_normalized(frames, how))
+        np.testing.assert_array_equal(F.normalize(frames[2], how), normalized[2])  # one clip alone
+        mean, deviation = normalized.mean(axis=1), normalized.std(axis=1)
+        if how == "mean":
+            assert np.abs(mean).max() <= 0.5  # every column centred
+        else:  # a column that varies by more than a log2 unit: centred, deviation 64 (the floors cost <= 1/64)
+            varied = frames.std(axis=1) > 64
+            assert varied.sum() > 10 and (np.abs(mean[varied]) <= 1.0).all() and (np.abs(deviation[varied] - 64.7) < 1.0).all()
+        np.testing.assert_array_equal(F.normalize(frames, "none"), frames)
+    extremes = np.array([[[32767, -32768], [-32768, 32767], [-32768, 32767]]], np.int16)  # means -10923 and 10922
+    np.testing.assert_array_equal(F.normalize(extremes, "mean"), [[[32767, -32768], [-21845, 21845], [-21845, 21845]]])
+    np.testing.assert_array_equal(F.normalize(extremes, "mean_variance"), _python_normalized(extremes, "mean_variance"))
+    np.testing.assert_array_equal(F.normalize(np.full((1, 49, 3), 640, np.int16), "mean_variance"), np.zeros((1, 49, 3)))
+
+
+def test_mean_normalization_removes_a_fixed_channel_tilt():
+    """A microphone's fixed EQ adds the same amount to a log-mel band in every frame: normalized, it is gone."""
+    frames = F.extract(_clips()[:3], "logmel")
+    tilt = np.round(np.linspace(-6.0, 4.0, F.MEL_BINS) * 64).astype(np.int16)  # -6..+4 log2 units across the bands
+    for how in ("mean", "mean_variance"):
+        np.testing.assert_array_equal(F.normalize(frames + tilt, how), F.normalize(frames, how))
+        assert not np.array_equal(F.normalize(frames, how), frames)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(MCUForgeError, match="features: expected one of logmel, mfcc. Received: 'mel'"):
         F.extract(np.zeros(16000, np.int16), "mel")
@@ -156,6 +205,8 @@ assert np.array_equal(F.extract(clips, "logmel", lib=lib), F.extract(clips, "log
 assert np.array_equal(F.extract(clips, "mfcc", 13, lib=lib), F.extract(clips, "mfcc", 13))
 stream = F.Stream("mfcc", 10, lib=lib)
 out = np.concatenate([stream.push(c[:7001]) for c in clips] + [stream.push(c[7001:]) for c in clips])
+mfcc = F.extract(clips, "mfcc", 10)
+assert np.array_equal(F.normalize(mfcc, "mean_variance", lib=lib), F.normalize(mfcc, "mean_variance"))
 print("frames", len(out))
 """
 
@@ -199,6 +250,13 @@ def test_c_status_codes():
     )
     assert status == 4 and stream._state.count == 300
     assert stream.push(clip[:180]).shape == (1, 40)  # 300 + 180 = one full window
+
+    assert lib.kwsf_normalize(None, 49, 10, 1) == 1
+    for frames, count, norm, status in ((49, 10, 3, 2), (0, 10, 1, 5), (65536, 10, 1, 5), (49, 0, 1, 3), (49, 41, 2, 3)):
+        assert lib.kwsf_normalize(out.ctypes.data_as(i16p), frames, count, norm) == status
+    assert (out == 7).all()
+    with pytest.raises(MCUForgeError, match="feature normalization: expected one of none, mean, mean_variance. Received: 'cmn'"):
+        F.normalize(out, "cmn")
 
 
 def test_streamed_frames_give_every_one_second_window_on_the_20ms_grid():

@@ -1,7 +1,7 @@
 """The feature extractor compiled for Cortex-M and run in QEMU gives the host's features bit for bit.
 
 The audio is TFLM's real `yes` recording from ../shared. The harness prints
-every frame of the clip API and of the streaming API over semihosting; the test
+every frame of the clip API (also mean- and variance-normalized) and of the streaming API over semihosting; the test
 compares them with the ctypes build that training uses.
 """
 
@@ -84,6 +84,11 @@ int main(void)
         return 10 + (int)status;
     }
     put_frames("mfcc", frames_out, frames, 10);
+    status = kwsf_normalize(frames_out, frames, 10, KWSF_NORM_MEAN_VARIANCE);
+    if (status != KWSF_OK) {
+        return 50 + (int)status;
+    }
+    put_frames("normalized", frames_out, frames, 10);
     status = kwsf_clip(kws_audio, kws_audio_length, KWSF_LOGMEL, KWSF_MEL_BINS, &workspace, frames_out, 49, &frames);
     if (status != KWSF_OK) {
         return 20 + (int)status;
@@ -160,6 +165,8 @@ def test_device_features_bit_identical_to_host(board_name, tmp_path):
     audio = _audio()
     device = _run_on(board_name, audio, tmp_path)
     np.testing.assert_array_equal(device["mfcc"], features.extract(audio, "mfcc", 10).astype(np.int64))
+    normalized = features.normalize(features.extract(audio, "mfcc", 10), "mean_variance")
+    np.testing.assert_array_equal(device["normalized"], normalized.astype(np.int64))
     np.testing.assert_array_equal(device["logmel"], features.extract(audio, "logmel").astype(np.int64))
     np.testing.assert_array_equal(device["stream"], features.extract(audio, "mfcc", 10).astype(np.int64))
     assert device["mfcc"].shape == (49, 10)

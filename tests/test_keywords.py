@@ -88,6 +88,17 @@ def test_feature_change_reuses_cached_clips(tiny, tiny_cache):
     np.testing.assert_array_equal(log_mel.y_train, tiny.y_train)
 
 
+def test_mean_normalized_features_are_the_extractors_from_the_cached_clips(tiny, tiny_cache):
+    clip_dir = tiny_cache / "keywords" / "clips"
+    before = sorted(clip_dir.iterdir())
+    normalized = datasets.load("keywords", {**TINY, "feature_normalization": "mean"}, 0, tiny_cache)
+    assert sorted(clip_dir.iterdir()) == before
+    clips, _ = keywords.split_clips(datasets.parse_options("keywords", TINY), 0, tiny_cache, "test")
+    expected = features.normalize(features.extract(clips, "mfcc", 10), "mean").astype(np.float32) / 64
+    np.testing.assert_array_equal(normalized.x_test[..., 0], expected)
+    assert np.abs(normalized.x_train.mean(axis=1)).max() <= 0.5 / 64  # every clip's columns centred
+
+
 def test_train_val_test_speakers_are_disjoint_voice_combinations():
     options = datasets.parse_options("keywords", {"speakers": 200, "natural_share": 0.3})
     catalog = keywords.speaker_catalog(options, 0)

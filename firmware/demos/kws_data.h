@@ -23,6 +23,7 @@ extern const int32_t mfdemo_kws_threshold_q;  /* averaged int8 output a keyword 
 extern const int32_t mfdemo_kws_suppress_ms;  /* quiet time after a detection */
 extern const int32_t mfdemo_kws_first_keyword; /* classes below are silence and unknown */
 extern const int32_t mfdemo_kws_print_frames; /* 1: print every feature frame */
+extern const kwsf_norm_t mfdemo_kws_normalization; /* of each window, as the model was trained (feature_normalization) */
 extern const uint32_t mfdemo_kws_label_count;
 extern const char *const mfdemo_kws_labels[];
 

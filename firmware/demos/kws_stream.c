@@ -2,8 +2,9 @@
  * Keyword-spotting demo: raw 16 kHz audio streams through the device in
  * 20 ms chunks. The firmware's feature extractor (firmware/features, the code
  * the model was trained with) turns each chunk into a frame; every
- * mfdemo_kws_hop_frames frames the last mfdemo_kws_frames frames are classified, the
- * last mfdemo_kws_average outputs are averaged, and a keyword whose average
+ * mfdemo_kws_hop_frames frames the last mfdemo_kws_frames frames (normalized
+ * as the model was trained) are classified, the last
+ * mfdemo_kws_average outputs are averaged, and a keyword whose average
  * reaches the threshold is printed, then suppressed for mfdemo_kws_suppress_ms.
  *
  *   MF model <name> bytes=<model bytes>
@@ -30,6 +31,8 @@ static kwsf_workspace_t mfdemo_kws_workspace;
 static kwsf_stream_t mfdemo_kws_stream;
 /* The last mfdemo_kws_frames frames, oldest first. */
 static int16_t mfdemo_kws_window[MFD_KWS_MAX_FRAMES * MFD_KWS_MAX_FEATURES];
+/* The window as the model takes it: normalized by mfdemo_kws_normalization. */
+static int16_t mfdemo_kws_model_window[MFD_KWS_MAX_FRAMES * MFD_KWS_MAX_FEATURES];
 static int8_t mfdemo_kws_history[MFD_KWS_MAX_AVERAGE][MFD_KWS_MAX_CLASSES];
 
 typedef struct {
@@ -89,8 +92,11 @@ static int mfdemo_kws_classify(mf_model *model, mfdemo_kws_state *state, int32_t
         mf_console_status("input", status);
         return 1;
     }
+    memcpy(mfdemo_kws_model_window, mfdemo_kws_window, count * sizeof mfdemo_kws_window[0]);
+    /* cannot fail: mfdemo_kws_check admits only frame and feature counts it takes */
+    (void)kwsf_normalize(mfdemo_kws_model_window, mfdemo_kws_frames, mfdemo_kws_features, mfdemo_kws_normalization);
     for (i = 0; i < count; i++) {
-        ((int8_t *)input.data)[i] = mfdemo_kws_quantize(mfdemo_kws_window[i], &input);
+        ((int8_t *)input.data)[i] = mfdemo_kws_quantize(mfdemo_kws_model_window[i], &input);
     }
     cycles = mfb_cycles();
     status = mf_invoke(model);

@@ -267,3 +267,76 @@ kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, in
     *n_frames = produced;
     return KWSF_OK;
 }
+
+/* a / b rounded to nearest, ties away from zero, for b > 0 */
+static int32_t kwsf_divide_rounded(int32_t a, int32_t b)
+{
+    const int32_t magnitude = ((a < 0 ? -a : a) + b / 2) / b;
+    return a < 0 ? -magnitude : magnitude;
+}
+
+/* floor(sqrt(value)), bit by bit (no division, no floating point) */
+static int32_t kwsf_isqrt(uint64_t value)
+{
+    uint64_t root = 0u;
+    uint64_t bit = (uint64_t)1 << 62;
+    while (bit > value) {
+        bit >>= 2;
+    }
+    while (bit != 0u) {
+        if (value >= root + bit) {
+            value -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (int32_t)root;
+}
+
+kwsf_status_t kwsf_normalize(int16_t *frames, int32_t n_frames, int32_t num_features, kwsf_norm_t norm)
+{
+    int32_t i;
+    if (frames == 0) {
+        return KWSF_ERR_NULL;
+    }
+    if (norm != KWSF_NORM_NONE && norm != KWSF_NORM_MEAN && norm != KWSF_NORM_MEAN_VARIANCE) {
+        return KWSF_ERR_KIND;
+    }
+    if (n_frames < 1 || n_frames > KWSF_MAX_NORM_FRAMES) {
+        return KWSF_ERR_LENGTH;
+    }
+    if (num_features < 1 || num_features > KWSF_MEL_BINS) {
+        return KWSF_ERR_COUNT;
+    }
+    for (i = 0; i < num_features && norm != KWSF_NORM_NONE; i++) {
+        int32_t sum = 0;
+        int32_t deviation = 0;
+        int32_t mean;
+        int32_t f;
+        for (f = 0; f < n_frames; f++) {
+            sum += frames[f * num_features + i];
+        }
+        mean = kwsf_divide_rounded(sum, n_frames);
+        if (norm == KWSF_NORM_MEAN_VARIANCE) {
+            uint64_t squares = 0u;
+            for (f = 0; f < n_frames; f++) {
+                const int64_t d = (int64_t)frames[f * num_features + i] - mean;
+                squares += (uint64_t)(d * d);
+            }
+            deviation = kwsf_isqrt(squares / (uint64_t)n_frames);
+        }
+        for (f = 0; f < n_frames; f++) {
+            int16_t *value = &frames[f * num_features + i];
+            const int32_t centred = (int32_t)*value - mean;
+            if (norm == KWSF_NORM_MEAN) {
+                *value = kwsf_saturate16(centred);
+            } else {
+                /* |centred| < 2^17, so centred * 2^KWSF_FRAC_BITS fits int32 */
+                *value = deviation == 0 ? 0 : kwsf_saturate16(kwsf_divide_rounded(centred * (1 << KWSF_FRAC_BITS), deviation));
+            }
+        }
+    }
+    return KWSF_OK;
+}

@@ -37,7 +37,7 @@ typedef enum {
     KWSF_ERR_KIND = 2,      /* unknown kwsf_kind_t */
     KWSF_ERR_COUNT = 3,     /* num_features does not fit the kind */
     KWSF_ERR_CAPACITY = 4,  /* the output holds fewer frames than the input makes */
-    KWSF_ERR_LENGTH = 5     /* negative sample count */
+    KWSF_ERR_LENGTH = 5     /* negative sample count, or a frame count out of range */
 } kwsf_status_t;
 
 typedef enum {
@@ -76,5 +76,24 @@ kwsf_status_t kwsf_stream_init(kwsf_stream_t *stream);
 kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, int32_t n_samples,
                                kwsf_kind_t kind, int32_t num_features, kwsf_workspace_t *ws,
                                int16_t *out, int32_t max_frames, int32_t *n_frames);
+
+typedef enum {
+    KWSF_NORM_NONE = 0,          /* frames as computed */
+    KWSF_NORM_MEAN = 1,          /* each column less its mean over the frames */
+    KWSF_NORM_MEAN_VARIANCE = 2  /* and divided by its standard deviation: one deviation is 1 << KWSF_FRAC_BITS */
+} kwsf_norm_t;
+
+/* Most frames kwsf_normalize takes: the column sums stay within int32. */
+#define KWSF_MAX_NORM_FRAMES 65535
+
+/*
+ * Per-clip cepstral mean (and variance) normalization of frames[n_frames * num_features], in
+ * place. Means and quotients are rounded to nearest, ties away from zero; the variance is the
+ * floored mean square deviation and the deviation its floored square root; a column that does
+ * not vary becomes 0; results saturate to int16. A microphone's fixed spectral tilt adds the same
+ * amount to a column in every frame, so the mean removes it; the variance also removes the level
+ * of the column's changes.
+ */
+kwsf_status_t kwsf_normalize(int16_t *frames, int32_t n_frames, int32_t num_features, kwsf_norm_t norm);
 
 #endif /* KWS_FEATURES_H */

@@ -89,6 +89,8 @@ KOKORO_PITCHES = list(range(-700, 301, 100))
 SYNTHESIS_VERSION = 3
 WORD_PATTERN = re.compile(r"^[a-z][a-z' ]{0,30}$")
 
+FEATURE_NORMALIZATIONS = tuple(features.NORMALIZATIONS)  # per clip, by the device's extractor
+
 
 @dataclass(frozen=True)
 class KeywordsOptions:
@@ -105,6 +107,10 @@ class KeywordsOptions:
     extra_unknown_takes: int = spec_field(0, min=0, max=100, help="more _unknown_ takes (other words) per training speaker, on top of repetitions")
     features: str = spec_field("mfcc", choices=("mfcc", "logmel"), help="49x10 MFCC or 49x40 log-mel frames")
     num_mfcc: int = spec_field(10, min=1, max=13, help="cepstral coefficients per frame (features: mfcc)")
+    feature_normalization: str = spec_field(
+        "none", choices=FEATURE_NORMALIZATIONS,
+        help="per clip (the device's window): mean subtracts each feature column's mean; mean_variance also divides by its deviation",
+    )
     pitch_cents: int = spec_field(150, min=0, max=1200, help="largest sox pitch shift per take")
     tempo_change: float = spec_field(0.12, min=0.0, max=0.5, help="largest relative sox tempo change per take")
     reverb_probability: float = spec_field(0.4, min=0.0, max=1.0, help="share of takes with sox reverb")
@@ -404,8 +410,8 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     """The options that shape the audio (not the features, the split or the thread count)."""
     fields = asdict(options)
     for name in (
-        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc", "workers", "engines",
-        "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
+        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc",
+        "feature_normalization", "workers", "engines", "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
     ):
         fields.pop(name)
     return fields
@@ -475,11 +481,14 @@ def _extra_unknown_takes(speaker: Speaker, options: KeywordsOptions, seed: int) 
 
 
 def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
-    """int16 features [n, 49, features] from int16 clips, by the device's extractor, in `workers` threads
+    """int16 features [n, 49, features] from int16 clips, by the device's extractor and normalization, in `workers` threads
     (the C extractor runs without the GIL; each clip's features do not depend on the others)."""
+    def chunk_features(chunk: np.ndarray) -> np.ndarray:
+        return features.normalize(features.extract(chunk, options.features, options.num_mfcc), options.feature_normalization)
+
     chunks = np.array_split(clips, max(1, min(options.workers, len(clips))))
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        return np.concatenate(list(pool.map(lambda chunk: features.extract(chunk, options.features, options.num_mfcc), chunks)))
+        return np.concatenate(list(pool.map(chunk_features, chunks)))
 
 
 def _extractor_digest() -> str:
