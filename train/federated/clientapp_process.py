@@ -109,9 +109,14 @@ def serve(address: str, certificates: bytes | None) -> None:
             time.sleep(POLL_SECONDS)
             continue
         started = time.perf_counter()
-        kind = run_task(address, certificates, acquired.token, client)
-        print(f"clientapp process {os.getpid()}: task {acquired.task.task_id} of run {acquired.task.run_id} ({kind}) "
-              f"in {time.perf_counter() - started:.2f} s", flush=True)
+        named = f"clientapp process {os.getpid()}: task {acquired.task.task_id} of run {acquired.task.run_id}"
+        try:
+            kind = run_task(address, certificates, acquired.token, client)
+        except Exception:  # noqa: BLE001  (the SuperNode refused the reply, e.g. its run had ended: the next task may be fine)
+            print(f"{named} could not hand back its reply:", flush=True)
+            traceback.print_exc()
+            continue
+        print(f"{named} ({kind}) in {time.perf_counter() - started:.2f} s", flush=True)
 
 
 class _OneLineErrors(argparse.ArgumentParser):

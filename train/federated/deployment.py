@@ -346,7 +346,8 @@ def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = N
         (work / "logs").mkdir(parents=True)
         progress.line(
             f"deployment: submitting to the SuperLink at {where.superlink} ({'TLS' if where.root_certificates else 'insecure'}); "
-            f"it needs {clients} SuperNodes with partition-id 0..{clients - 1}"
+            f"it needs {clients} SuperNodes with partition-id 0..{clients - 1}, each with its ClientApp process "
+            "(python -m mcuforge.train.federated.clientapp_process)"
         )
     started = time.perf_counter()
     with link as address:
