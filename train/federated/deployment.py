@@ -61,7 +61,7 @@ def free_port() -> int:
 
 def flower_environment(root: Path) -> dict[str, str]:
     """The environment of every Flower process: offline (run.offline_environment, no update check) and this
-    interpreter's scripts first on PATH, since the SuperLink and SuperNodes start `flower-superexec` by name."""
+    interpreter's scripts first on PATH, since the SuperLink starts `flower-superexec` by name."""
     from mcuforge.train.federated.run import offline_environment
 
     scripts = str(Path(sys.executable).parent)
