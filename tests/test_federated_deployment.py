@@ -61,6 +61,17 @@ def write_tls(directory: Path):
 SECURE_CLIPPING = 8.0
 
 
+def clientapp_tasks(logs: Path, node: int) -> tuple[list[str], set[int]]:
+    """The message types SuperNode `node` logged receiving, in order, checked against the tasks its ClientApp
+    process logged running (same count and types); and the ids of the processes that ran them."""
+    import re
+
+    received = re.findall(r"Receiving: (\w+) message", (logs / f"supernode-{node}.log").read_text())
+    ran = re.findall(r"clientapp process (\d+): task \d+ of run \d+ \((\w+)\)", (logs / f"clientapp-{node}.log").read_text())
+    assert [kind for _, kind in ran] == received
+    return received, {int(pid) for pid, _ in ran}
+
+
 @pytest.mark.slow
 def test_one_tls_fleet_runs_plain_fedavg_and_secagg_within_its_bound_and_leaves_no_process():
     """A SuperLink over TLS (our own CA) and three SuperNodes that trust only that CA, two runs submitted to it.
@@ -90,12 +101,18 @@ def test_one_tls_fleet_runs_plain_fedavg_and_secagg_within_its_bound_and_leaves_
         with local_fleet(home, root / "fleet-logs", 3, env, ServerTLS(ca, certificate, key)) as address:
             where = Deployment(superlink=address, root_certificates=ca, timeout=900)
             runs = {spec.name: deploy(spec, root, where=where) for spec in (plain, secure)}
-        assert _descendants(os.getpid()) == []  # SuperLink, SuperNodes, their SuperExecs and app processes
+        assert _descendants(os.getpid()) == []  # SuperLink, SuperNodes, their ClientApp processes, the ServerApps
+        tasks = [clientapp_tasks(root / "fleet-logs", node) for node in range(3)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for model, _, strategy, clients, _ in runs.values():
         (record,) = strategy.records
         assert clients == 3 and record.aggregated and record.clients == [0, 1, 2] and record.failed == 0
+    # Each node's messages, as its SuperNode logged receiving them: per run the partition question, then the plain
+    # fit, or SecAgg+'s four stages (setup, key shares, masked vectors, unmasking); all run in one process per node.
+    for received, processes in tasks:
+        assert received == ["get_properties", "train", "get_properties", "train", "train", "train", "train"]
+        assert len(processes) == 1
 
     dataset = load_dataset(plain)
     start = build_model(plain, dataset)
@@ -171,3 +188,21 @@ def test_deployment_options_without_their_mode_or_file_are_one_error_line(tmp_pa
     lines = ran.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {names}"), ran.stderr
     assert not (tmp_path / "build").exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        ([], "one of the arguments --insecure --root-certificates is required"),
+        (["--root-certificates", "missing-ca.crt"], "--root-certificates: no such file missing-ca.crt"),
+    ],
+)
+def test_the_clientapp_process_refuses_an_unsafe_or_missing_connection_in_one_error_line(tmp_path, args, names, capsys, monkeypatch):
+    from mcuforge.train.federated.clientapp_process import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {names}"), lines

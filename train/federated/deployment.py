@@ -4,9 +4,10 @@ In simulation one process (and Ray) plays every device. Here the SuperLink
 (server side) and each SuperNode (one per device) are separate processes that
 talk over the network; `flwr run` packs a Flower App (a pyproject.toml naming
 the two apps, written under FLWR_HOME/runs/<name>/) into a FAB and submits it
-with the spec as run config. The SuperLink then starts the ServerApp and each
-SuperNode the ClientApp in subprocesses; the ServerApp writes the run's
-outputs. Locally all of it runs on 127.0.0.1, without TLS or with the
+with the spec as run config. The SuperLink then starts the ServerApp in a
+subprocess, and each SuperNode hands its messages to one long-lived ClientApp
+process beside it (clientapp_process: TensorFlow, data and model load once per
+device, not once per message); the ServerApp writes the run's outputs. Locally all of it runs on 127.0.0.1, without TLS or with the
 certificates given (Deployment.certificate, .key and their CA
 root_certificates); the README gives the commands for a SuperLink and
 SuperNodes on several machines with TLS.
@@ -60,7 +61,7 @@ def free_port() -> int:
 
 def flower_environment(root: Path) -> dict[str, str]:
     """The environment of every Flower process: offline (run.offline_environment, no update check) and this
-    interpreter's scripts first on PATH, since the SuperLink and SuperNodes start `flower-superexec` by name."""
+    interpreter's scripts first on PATH, since the SuperLink starts `flower-superexec` by name."""
     from mcuforge.train.federated.run import offline_environment
 
     scripts = str(Path(sys.executable).parent)
@@ -126,7 +127,9 @@ def local_fleet(home: Path, logs: Path, supernodes: int, env: dict[str, str], tl
     """A SuperLink and `supernodes` SuperNodes on loopback (insecure, or over `tls`); yields the SuperLink's address.
 
     SuperNode i gets node config `partition-id=i`: it is client i of the spec's
-    split. Every process (and what it started) is stopped on exit, whatever happened.
+    split. Each runs with `--isolation process` beside one long-lived ClientApp
+    process (clientapp_process) that takes its messages over its Runtime API on
+    loopback. Every process (and what it started) is stopped on exit, whatever happened.
     """
     if tls is None:
         link_security, node_security = ["--insecure"], ["--insecure"]
@@ -149,10 +152,14 @@ def local_fleet(home: Path, logs: Path, supernodes: int, env: dict[str, str], tl
         ])
         _wait_listening(port, processes[0], logs / "superlink.log")
         for client in range(supernodes):
+            runtime_api = f"{LOOPBACK}:{free_port()}"
             start(f"supernode-{client}", [
-                "flower-supernode", *node_security, "--superlink", address,
-                "--host", LOOPBACK, "--port", str(free_port()),
+                "flower-supernode", *node_security, "--superlink", address, "--isolation", "process",
+                "--host", LOOPBACK, "--port", runtime_api.rsplit(":", 1)[1],
                 "--node-config", f"partition-id={client} num-partitions={supernodes}",
+            ])
+            start(f"clientapp-{client}", [
+                sys.executable, "-m", "mcuforge.train.federated.clientapp_process", "--runtime-api-address", runtime_api, "--insecure",
             ])
         yield address
     finally:
@@ -339,7 +346,8 @@ def deploy(spec: Spec, root: Path | str = "build", progress: Progress | None = N
         (work / "logs").mkdir(parents=True)
         progress.line(
             f"deployment: submitting to the SuperLink at {where.superlink} ({'TLS' if where.root_certificates else 'insecure'}); "
-            f"it needs {clients} SuperNodes with partition-id 0..{clients - 1}"
+            f"it needs {clients} SuperNodes with partition-id 0..{clients - 1}, each with its ClientApp process "
+            "(python -m mcuforge.train.federated.clientapp_process)"
         )
     started = time.perf_counter()
     with link as address:
