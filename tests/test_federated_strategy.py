@@ -503,3 +503,23 @@ def test_the_statistics_round_pools_the_sampled_clients_exact_statistics_under_t
     for got, start, statistic in zip(aggregated, initial, batch_statistics(model)):
         if not statistic:
             np.testing.assert_array_equal(got, start)
+
+
+@pytest.mark.parametrize("local_batch_size, steps_an_epoch", [(None, 2), (8, 4)])
+def test_a_client_trains_in_batches_of_the_local_batch_size_else_the_train_batch_size(monkeypatch, local_batch_size, steps_an_epoch):
+    """A client holding 30 samples takes ceil(30 / 16) = 2 steps an epoch at train.batch_size 16, ceil(30 / 8) = 4 at
+    federated.local_batch_size 8 (a client with few samples otherwise takes one step an epoch): counted by its optimizer."""
+    from flwr.common import FitIns
+
+    from mcuforge.train.federated import apps
+
+    model = tiny_model()
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), rng.integers(0, 3, 40)
+    settings = FederatedSpec(local_epochs=2, local_batch_size=local_batch_size)
+    spec = SimpleNamespace(federated=settings, train=SimpleNamespace(seed=0, batch_size=16))
+    dataset = SimpleNamespace(x_train=x, y_train=y, task="classification")
+    trainer = LocalTrainer(model, learning_rate=0.01)
+    monkeypatch.setattr(apps, "_client_side", lambda text: (spec, dataset, [np.arange(30), np.arange(30, 40)], model, trainer))
+    Node(7, 0).client.fit(FitIns(ndarrays_to_parameters(model.get_weights()), {"round": 1}))
+    assert int(trainer.optimizer.iterations) == 2 * steps_an_epoch

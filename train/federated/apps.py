@@ -95,7 +95,7 @@ class DeviceClient(Client):
             loss = 0.0
         else:
             loss = trainer.fit(
-                x, targets, settings.local_epochs, spec.train.batch_size, mu,
+                x, targets, settings.local_epochs, settings.local_batch_size or spec.train.batch_size, mu,
                 seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
             )
         variances = variance_means(model)
@@ -185,7 +185,7 @@ def serve(grid, context: Context, spec: Spec, strategy: FleetStrategy) -> None:
     each round closing after `round_timeout` seconds with the clients that answered by then."""
     settings = spec.federated
     partitions = _client_side(spec_json(spec))[2]
-    config = ServerConfig(num_rounds=settings.rounds + settings.statistics_round, round_timeout=settings.round_timeout)
+    config = ServerConfig(num_rounds=strategy.server_rounds, round_timeout=settings.round_timeout)
     legacy = LegacyContext(context=context, config=config, strategy=strategy)
     workflow = server_workflow(spec, max_weight=max(len(p) for p in partitions))
     workflow(RoundDeadline(grid, settings.round_timeout), legacy)

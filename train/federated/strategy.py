@@ -274,6 +274,15 @@ class FleetStrategy(FedAvg):
         self.on_round = on_round
         self._started = time.perf_counter()
 
+    @property
+    def server_rounds(self) -> int:
+        """How many rounds the server runs: the training rounds, then the statistics round when it is on."""
+        return self.settings.rounds + self.settings.statistics_round
+
+    def is_statistics_round(self, server_round: int) -> bool:
+        """Whether `server_round` is the statistics round (the one after the last training round)."""
+        return server_round > self.settings.rounds
+
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         self.global_weights = parameters_to_ndarrays(parameters)
         self._started = time.perf_counter()
@@ -281,7 +290,7 @@ class FleetStrategy(FedAvg):
         by_partition = self._partitions(list(client_manager.all().values()), server_round)
         wanted, _ = self.num_fit_clients(len(by_partition))
         sampled = sample_partitions(self.seed, server_round, list(by_partition), self.to_sample(wanted, len(by_partition)))
-        config: dict[str, Scalar] = {"round": server_round, STATISTICS_ONLY: server_round > self.settings.rounds}
+        config: dict[str, Scalar] = {"round": server_round, STATISTICS_ONLY: self.is_statistics_round(server_round)}
         if self.settings.secure_aggregation is not None:
             statistics_seen = any(record.aggregated for record in self.records)
             self.scales = update_scales(second_moments(self.global_weights, self.variances), self.statistics, statistics_seen)
@@ -334,7 +343,7 @@ class FleetStrategy(FedAvg):
                 for acc, u in zip(mean_update, update):
                     acc += u * (res.num_examples / total)
         record.aggregated = True
-        if server_round > self.settings.rounds:  # the statistics round: the weights stay, the statistics are the pooled ones
+        if self.is_statistics_round(server_round):  # the weights stay, the statistics are the pooled ones
             stepped = [r + u if statistic else r for r, u, statistic in zip(reference, mean_update, self.statistics)]
         else:
             stepped = self.optimizer.step(reference, mean_update)
