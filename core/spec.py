@@ -153,6 +153,9 @@ class FederatedSpec:
     local_batch_size: int | None = spec_field(
         None, min=1, max=65536, help="batch size of the clients' local training (none: train.batch_size); a client holding few samples takes more steps an epoch with a smaller one"
     )
+    decay_over_rounds: bool = spec_field(
+        False, help="the clients' learning rate follows train.lr_schedule over the rounds (as central training's over its steps); off: train.learning_rate every round"
+    )
     strategy: str = spec_field("fedavg", choices=("fedavg", "fedprox"))
     proximal_mu: float = spec_field(0.01, min=0.0, max=100.0, help="FedProx proximal-term weight")
     server_optimizer: str = spec_field(

@@ -37,8 +37,8 @@ from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.secure import client_mods, scale_update, server_workflow
 from mcuforge.train.federated.strategy import (
-    CLIENT_START_SECONDS, PARTITION_PROPERTY, STATISTICS_ONLY, FleetStrategy, LocalTrainer, batch_statistics, second_moments,
-    set_batch_statistics, variance_means,
+    CLIENT_START_SECONDS, PARTITION_PROPERTY, STATISTICS_ONLY, FleetStrategy, LocalTrainer, batch_statistics, round_learning_rate,
+    second_moments, set_batch_statistics, variance_means,
 )
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
@@ -97,6 +97,7 @@ class DeviceClient(Client):
             loss = trainer.fit(
                 x, targets, settings.local_epochs, settings.local_batch_size or spec.train.batch_size, mu,
                 seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
+                learning_rate=round_learning_rate(spec.train, settings, server_round),
             )
         variances = variance_means(model)
         local = second_moments(model.get_weights(), variances)

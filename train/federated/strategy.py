@@ -32,7 +32,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import FederatedSpec
+from mcuforge.spec import FederatedSpec, TrainSpec
 from mcuforge.train.federated.compression import decode_update
 from mcuforge.train.federated.reproducible import reseed_dropout
 from mcuforge.train.federated.secure import unscale_update, update_scales
@@ -77,8 +77,11 @@ class LocalTrainer:
 
         self.step = step
 
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, mu: float, seed: int) -> float:
-        """Train in place from the current weights; returns the last epoch's mean loss."""
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, mu: float, seed: int,
+            learning_rate: float | None = None) -> float:
+        """Train in place from the current weights (at `learning_rate`, else the last one); returns the last epoch's mean loss."""
+        if learning_rate is not None:
+            self.optimizer.learning_rate = learning_rate
         for anchor, v in zip(self.anchor, self.model.trainable_weights):
             anchor.assign(v)
         for v in self.optimizer.variables:
@@ -92,6 +95,17 @@ class LocalTrainer:
             loss = float(np.mean([float(self.step(x[batch], y[batch])) for batch in batches]))
         set_batch_statistics(self.model, x)
         return loss
+
+
+def round_learning_rate(train: TrainSpec, settings: FederatedSpec, server_round: int) -> float:
+    """The clients' learning rate in `server_round`: train.learning_rate, or with `decay_over_rounds` train.lr_schedule
+    taken over the rounds (central training takes it over its steps: both end their last epochs at the low rate)."""
+    if not settings.decay_over_rounds:
+        return train.learning_rate
+    from mcuforge.train.trainer import learning_rate_schedule
+
+    schedule = learning_rate_schedule(train, settings.rounds)
+    return float(schedule(server_round - 1)) if callable(schedule) else schedule
 
 
 def set_batch_statistics(model, x: np.ndarray) -> None:
