@@ -150,6 +150,12 @@ class FederatedSpec:
     alpha: float = spec_field(0.5, min_exclusive=0.0, max=1000.0, help="Dirichlet label-skew concentration: small is more non-IID")
     fraction: float = spec_field(1.0, min_exclusive=0.0, max=1.0, help="share of clients sampled per round")
     local_epochs: int = spec_field(1, min=1, max=1000, help="epochs over its own data each sampled client trains per round")
+    local_batch_size: int | None = spec_field(
+        None, min=1, max=65536, help="batch size of the clients' local training (none: train.batch_size); a client holding few samples takes more steps an epoch with a smaller one"
+    )
+    decay_over_rounds: bool = spec_field(
+        False, help="the clients' learning rate follows train.lr_schedule over the rounds (as central training's over its steps); off: train.learning_rate every round"
+    )
     strategy: str = spec_field("fedavg", choices=("fedavg", "fedprox"))
     proximal_mu: float = spec_field(0.01, min=0.0, max=100.0, help="FedProx proximal-term weight")
     server_optimizer: str = spec_field(

@@ -503,3 +503,40 @@ def test_the_statistics_round_pools_the_sampled_clients_exact_statistics_under_t
     for got, start, statistic in zip(aggregated, initial, batch_statistics(model)):
         if not statistic:
             np.testing.assert_array_equal(got, start)
+
+
+def fitted_client(monkeypatch, server_round, **settings):
+    """The local trainer of client 0 (30 of 40 samples) after its fit in `server_round` under these federated settings
+    (train: batch size 16, cosine schedule from 0.01)."""
+    from flwr.common import FitIns
+
+    from mcuforge.spec import TrainSpec
+    from mcuforge.train.federated import apps
+
+    model = tiny_model()
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 4)).astype(np.float32), rng.integers(0, 3, 40)
+    spec = SimpleNamespace(federated=FederatedSpec(**settings), train=TrainSpec(batch_size=16, learning_rate=0.01, lr_schedule="cosine"))
+    dataset = SimpleNamespace(x_train=x, y_train=y, task="classification")
+    trainer = LocalTrainer(model, learning_rate=0.01)
+    monkeypatch.setattr(apps, "_client_side", lambda text: (spec, dataset, [np.arange(30), np.arange(30, 40)], model, trainer))
+    Node(7, 0).client.fit(FitIns(ndarrays_to_parameters(model.get_weights()), {"round": server_round}))
+    return trainer
+
+
+@pytest.mark.parametrize("local_batch_size, steps_an_epoch", [(None, 2), (8, 4)])
+def test_a_client_trains_in_batches_of_the_local_batch_size_else_the_train_batch_size(monkeypatch, local_batch_size, steps_an_epoch):
+    """A client holding 30 samples takes ceil(30 / 16) = 2 steps an epoch at train.batch_size 16, ceil(30 / 8) = 4 at
+    federated.local_batch_size 8 (a client with few samples otherwise takes one step an epoch): counted by its optimizer."""
+    trainer = fitted_client(monkeypatch, 1, local_epochs=2, local_batch_size=local_batch_size)
+    assert int(trainer.optimizer.iterations) == 2 * steps_an_epoch
+
+
+@pytest.mark.parametrize("decay, server_round, rate", [
+    (False, 3, 0.01),
+    (True, 3, 0.01 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 2 / 4)))),  # cosine from 0.01 down to 1 % over 4 rounds
+    (True, 4, 0.01 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))),
+])
+def test_with_decay_over_rounds_a_clients_learning_rate_follows_the_train_schedule_over_the_rounds(monkeypatch, decay, server_round, rate):
+    trainer = fitted_client(monkeypatch, server_round, rounds=4, decay_over_rounds=decay)
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(rate, rel=1e-5)

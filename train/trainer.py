@@ -18,7 +18,7 @@ from mcuforge.config import to_dict
 from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.results import TrainResult
-from mcuforge.spec import Spec
+from mcuforge.spec import Spec, TrainSpec
 from mcuforge.train import datasets, zoo
 from mcuforge.train.datasets import ANOMALY, Dataset
 from mcuforge.train.profile import model_macs
@@ -72,19 +72,24 @@ def build_model(spec: Spec, dataset: Dataset):
     return zoo.build(spec.model.arch, dataset.input_shape, dataset.num_classes, spec.model.width, **spec.model.options)
 
 
+def learning_rate_schedule(cfg: TrainSpec, total: int):
+    """`cfg.lr_schedule` over `total` steps: a Keras schedule (called with the step), or the constant rate."""
+    import tf_keras
+
+    if cfg.lr_schedule == "cosine":
+        return tf_keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total, alpha=0.01)
+    if cfg.lr_schedule == "step":
+        return tf_keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(total * 0.5), int(total * 0.75)], [cfg.learning_rate, cfg.learning_rate * 0.1, cfg.learning_rate * 0.01]
+        )
+    return cfg.learning_rate
+
+
 def _optimizer(spec: Spec, steps_per_epoch: int):
     import tf_keras
 
     cfg = spec.train
-    total = cfg.epochs * steps_per_epoch
-    if cfg.lr_schedule == "cosine":
-        lr = tf_keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=total, alpha=0.01)
-    elif cfg.lr_schedule == "step":
-        lr = tf_keras.optimizers.schedules.PiecewiseConstantDecay(
-            [int(total * 0.5), int(total * 0.75)], [cfg.learning_rate, cfg.learning_rate * 0.1, cfg.learning_rate * 0.01]
-        )
-    else:
-        lr = cfg.learning_rate
+    lr = learning_rate_schedule(cfg, cfg.epochs * steps_per_epoch)
     optimizers = {
         "adam": tf_keras.optimizers.Adam,
         "sgd": lambda learning_rate: tf_keras.optimizers.SGD(learning_rate, momentum=0.9),

@@ -37,8 +37,8 @@ from mcuforge.train.datasets import ANOMALY
 from mcuforge.train.federated import compression, faults
 from mcuforge.train.federated.secure import client_mods, scale_update, server_workflow
 from mcuforge.train.federated.strategy import (
-    CLIENT_START_SECONDS, PARTITION_PROPERTY, STATISTICS_ONLY, FleetStrategy, LocalTrainer, batch_statistics, second_moments,
-    set_batch_statistics, variance_means,
+    CLIENT_START_SECONDS, PARTITION_PROPERTY, STATISTICS_ONLY, FleetStrategy, LocalTrainer, batch_statistics, round_learning_rate,
+    second_moments, set_batch_statistics, variance_means,
 )
 
 RESIDUAL_RECORD = "topk_residual"  # the client's error-feedback residual, in its context state
@@ -95,8 +95,9 @@ class DeviceClient(Client):
             loss = 0.0
         else:
             loss = trainer.fit(
-                x, targets, settings.local_epochs, spec.train.batch_size, mu,
+                x, targets, settings.local_epochs, settings.local_batch_size or spec.train.batch_size, mu,
                 seed=spec.train.seed * 100003 + server_round * 1009 + self.client,
+                learning_rate=round_learning_rate(spec.train, settings, server_round),
             )
         variances = variance_means(model)
         local = second_moments(model.get_weights(), variances)
@@ -185,7 +186,7 @@ def serve(grid, context: Context, spec: Spec, strategy: FleetStrategy) -> None:
     each round closing after `round_timeout` seconds with the clients that answered by then."""
     settings = spec.federated
     partitions = _client_side(spec_json(spec))[2]
-    config = ServerConfig(num_rounds=settings.rounds + settings.statistics_round, round_timeout=settings.round_timeout)
+    config = ServerConfig(num_rounds=strategy.server_rounds, round_timeout=settings.round_timeout)
     legacy = LegacyContext(context=context, config=config, strategy=strategy)
     workflow = server_workflow(spec, max_weight=max(len(p) for p in partitions))
     workflow(RoundDeadline(grid, settings.round_timeout), legacy)

@@ -32,7 +32,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
 from mcuforge.errors import MCUForgeError
-from mcuforge.spec import FederatedSpec
+from mcuforge.spec import FederatedSpec, TrainSpec
 from mcuforge.train.federated.compression import decode_update
 from mcuforge.train.federated.reproducible import reseed_dropout
 from mcuforge.train.federated.secure import unscale_update, update_scales
@@ -77,8 +77,11 @@ class LocalTrainer:
 
         self.step = step
 
-    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, mu: float, seed: int) -> float:
-        """Train in place from the current weights; returns the last epoch's mean loss."""
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, mu: float, seed: int,
+            learning_rate: float | None = None) -> float:
+        """Train in place from the current weights (at `learning_rate`, else the last one); returns the last epoch's mean loss."""
+        if learning_rate is not None:
+            self.optimizer.learning_rate = learning_rate
         for anchor, v in zip(self.anchor, self.model.trainable_weights):
             anchor.assign(v)
         for v in self.optimizer.variables:
@@ -92,6 +95,17 @@ class LocalTrainer:
             loss = float(np.mean([float(self.step(x[batch], y[batch])) for batch in batches]))
         set_batch_statistics(self.model, x)
         return loss
+
+
+def round_learning_rate(train: TrainSpec, settings: FederatedSpec, server_round: int) -> float:
+    """The clients' learning rate in `server_round`: train.learning_rate, or with `decay_over_rounds` train.lr_schedule
+    taken over the rounds (central training takes it over its steps: both end their last epochs at the low rate)."""
+    if not settings.decay_over_rounds:
+        return train.learning_rate
+    from mcuforge.train.trainer import learning_rate_schedule
+
+    schedule = learning_rate_schedule(train, settings.rounds)
+    return float(schedule(server_round - 1)) if callable(schedule) else schedule
 
 
 def set_batch_statistics(model, x: np.ndarray) -> None:
@@ -274,6 +288,15 @@ class FleetStrategy(FedAvg):
         self.on_round = on_round
         self._started = time.perf_counter()
 
+    @property
+    def server_rounds(self) -> int:
+        """How many rounds the server runs: the training rounds, then the statistics round when it is on."""
+        return self.settings.rounds + self.settings.statistics_round
+
+    def is_statistics_round(self, server_round: int) -> bool:
+        """Whether `server_round` is the statistics round (the one after the last training round)."""
+        return server_round > self.settings.rounds
+
     def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> list[tuple[ClientProxy, FitIns]]:
         self.global_weights = parameters_to_ndarrays(parameters)
         self._started = time.perf_counter()
@@ -281,7 +304,7 @@ class FleetStrategy(FedAvg):
         by_partition = self._partitions(list(client_manager.all().values()), server_round)
         wanted, _ = self.num_fit_clients(len(by_partition))
         sampled = sample_partitions(self.seed, server_round, list(by_partition), self.to_sample(wanted, len(by_partition)))
-        config: dict[str, Scalar] = {"round": server_round, STATISTICS_ONLY: server_round > self.settings.rounds}
+        config: dict[str, Scalar] = {"round": server_round, STATISTICS_ONLY: self.is_statistics_round(server_round)}
         if self.settings.secure_aggregation is not None:
             statistics_seen = any(record.aggregated for record in self.records)
             self.scales = update_scales(second_moments(self.global_weights, self.variances), self.statistics, statistics_seen)
@@ -334,7 +357,7 @@ class FleetStrategy(FedAvg):
                 for acc, u in zip(mean_update, update):
                     acc += u * (res.num_examples / total)
         record.aggregated = True
-        if server_round > self.settings.rounds:  # the statistics round: the weights stay, the statistics are the pooled ones
+        if self.is_statistics_round(server_round):  # the weights stay, the statistics are the pooled ones
             stepped = [r + u if statistic else r for r, u, statistic in zip(reference, mean_update, self.statistics)]
         else:
             stepped = self.optimizer.step(reference, mean_update)
