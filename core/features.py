@@ -199,17 +199,23 @@ def extract(clips, kind: str = "mfcc", num_mfcc: int = 10, lib: ctypes.CDLL | No
     return out[0] if single else out
 
 
+def normalization_code(how: str) -> int:
+    """The extractor's kwsf_norm_t of normalization `how`; MCUForgeError naming the choices for any other."""
+    if how not in NORMALIZATIONS:
+        raise MCUForgeError(f"feature normalization: expected one of {', '.join(NORMALIZATIONS)}. Received: {how!r}")
+    return NORMALIZATIONS[how]
+
+
 def normalize(frames, how: str, lib: ctypes.CDLL | None = None) -> np.ndarray:
     """int16 features [clips, frames, features] (one clip: [frames, features]) normalized per clip by the
     extractor's kwsf_normalize (a copy): `how` is "mean" (cepstral mean normalization), "mean_variance"
     (and unit deviation, 1 << FRAC_BITS) or "none"."""
-    if how not in NORMALIZATIONS:
-        raise MCUForgeError(f"feature normalization: expected one of {', '.join(NORMALIZATIONS)}. Received: {how!r}")
+    code = normalization_code(how)
     out = np.array(_as_int16(frames), np.int16, order="C", ndmin=3)
     lib = lib or library()
     i16p = ctypes.POINTER(ctypes.c_int16)
     for clip in out:
-        _check(lib.kwsf_normalize(clip.ctypes.data_as(i16p), clip.shape[0], clip.shape[1], NORMALIZATIONS[how]), "kwsf_normalize")
+        _check(lib.kwsf_normalize(clip.ctypes.data_as(i16p), clip.shape[0], clip.shape[1], code), "kwsf_normalize")
     return out[0] if np.ndim(frames) == 2 else out
 
 

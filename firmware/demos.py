@@ -456,7 +456,7 @@ def render_kws_data(
         f"const int32_t mfdemo_kws_suppress_ms = {KWS_SUPPRESS_MS};\n"
         f"const int32_t mfdemo_kws_first_keyword = 2;\n"
         f"const int32_t mfdemo_kws_print_frames = {int(print_frames)};\n"
-        f"const kwsf_norm_t mfdemo_kws_normalization = (kwsf_norm_t){features.NORMALIZATIONS[normalization]};\n"
+        f"const kwsf_norm_t mfdemo_kws_normalization = (kwsf_norm_t){features.normalization_code(normalization)};\n"
         f"const uint32_t mfdemo_kws_label_count = {len(class_names)};\n"
         f"const char *const mfdemo_kws_labels[] = {{{labels}}};\n"
     )
@@ -484,8 +484,7 @@ def run_kws(
     if audio.dtype != np.int16 or audio.ndim != 1:
         raise MCUForgeError(f"audio: expected 16 kHz mono int16 samples. Received {audio.dtype} of shape {list(audio.shape)}")
     width = features.features_per_frame(kind, num_mfcc)
-    if normalization not in features.NORMALIZATIONS:
-        raise MCUForgeError(f"feature normalization: expected one of {', '.join(features.NORMALIZATIONS)}. Received: {normalization!r}")
+    features.normalization_code(normalization)  # an unknown one fails here, before anything is built
     graph = parse_tflite(model_data, str(model_path)).main
     input_size = int(np.prod(graph.input_tensors[0].shape))
     classes = int(np.prod(graph.output_tensors[0].shape))
