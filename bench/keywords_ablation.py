@@ -6,7 +6,7 @@ Runs on demand (it trains one model per row: an hour or more on two shared cores
         [--speakers 150] [--repetitions 3] [--epochs 12] [--rows NAME ...]
 
 Each row is the spec's recipe with one factor switched (the first row is the recipe
-before issue 15). Every model is trained on a reduced protocol (speakers, takes and
+before issue 15; the consistency rows switch a train option, `consistency_weight`). Every model is trained on a reduced protocol (speakers, takes and
 epochs given on the command line, no compression), quantized to int8 with 200
 representative samples and scored by the TFLM host interpreter on:
 
@@ -56,7 +56,15 @@ ROWS = [
     ("mean-variance-normalized", "recipe with each clip's MFCC columns scaled to zero mean and unit deviation",
      {"feature_normalization": "mean_variance"}),
     ("own-voice", "recipe + takes of half the dev speakers (scored on the other half)", {}),
+    ("consistency", "recipe + a loss pulling the predictions for two takes of one speaker's word together (λ = 1)", {}),
+    ("consistency-mean-normalized", "consistency with each clip's mean of every MFCC subtracted",
+     {"feature_normalization": "mean"}),
 ]
+# Rows that change the train section too: name -> train overrides.
+TRAIN_OVERRIDES = {
+    "consistency": {"consistency_weight": 1.0},
+    "consistency-mean-normalized": {"consistency_weight": 1.0},
+}
 
 
 def dev_halves(dev_dir: Path, work: Path) -> tuple[Path, Path]:
@@ -106,7 +114,8 @@ def run_row(base: dict, name: str, overrides: dict, args, halves: tuple[Path, Pa
     if name == "own-voice":
         data["real_train_dir"] = str(halves[0])
     spec = parse_spec({**base, "name": f"kws-ablation-{name}", "data": {**base["data"], "options": data},
-                       "train": {**base["train"], "epochs": args.epochs}, "compress": {"steps": []}})
+                       "train": {**base["train"], **TRAIN_OVERRIDES.get(name, {}), "epochs": args.epochs},
+                       "compress": {"steps": []}})
     started = time.perf_counter()
     dataset = load_dataset(spec)
     synthesis_seconds = time.perf_counter() - started
@@ -115,7 +124,7 @@ def run_row(base: dict, name: str, overrides: dict, args, halves: tuple[Path, Pa
     convert(spec, args.root)
     model_path = layout.deploy / INT8_MODEL_FILE
     options = parse_options("keywords", data)
-    row = {"name": name, "options": overrides, "synthesis_seconds": round(synthesis_seconds, 1),
+    row = {"name": name, "options": overrides, "train_options": TRAIN_OVERRIDES.get(name, {}), "synthesis_seconds": round(synthesis_seconds, 1),
            "total_seconds": round(time.perf_counter() - started, 1), "train_clips": len(dataset.y_train)}
     test_predicted = tflm_predictions(model_path, dataset.x_test)
     silence = dataset.y_test == 0

@@ -45,6 +45,10 @@ class TrainSpec:
     learning_rate: float = spec_field(1e-3, min_exclusive=0.0, max=10.0)
     lr_schedule: str = spec_field("cosine", choices=("constant", "cosine", "step"))
     seed: int = spec_field(0, min=0)
+    consistency_weight: float = spec_field(
+        0.0, min=0.0, max=100.0,
+        help="weight of a loss pulling the predictions for two views of one sample together (data sets with views: keywords); 0: off",
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from mcuforge.errors import MCUForgeError
 from mcuforge.progress import Progress
 from mcuforge.results import TrainResult
 from mcuforge.spec import Spec, TrainSpec
-from mcuforge.train import datasets, zoo
+from mcuforge.train import consistency, datasets, zoo
 from mcuforge.train.datasets import ANOMALY, Dataset
 from mcuforge.train.profile import model_macs
 
@@ -207,6 +207,8 @@ def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None, c
     import tf_keras
 
     tf_keras.utils.set_random_seed(spec.train.seed)
+    if spec.train.consistency_weight > 0:
+        return _fit_consistent(model, spec, dataset, progress, callbacks)
     steps = max(1, int(np.ceil(len(dataset.x_train) / spec.train.batch_size)))
     compile_model(model, spec, dataset, steps)
     targets = (dataset.x_train, dataset.x_val) if dataset.task == ANOMALY else (dataset.y_train, dataset.y_val)
@@ -219,6 +221,30 @@ def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None, c
         shuffle=True,
         verbose=0,
         callbacks=([progress_callback(progress, "train epoch", spec.train.epochs)] if progress else []) + list(callbacks),
+    )
+    return {k: [float(v) for v in values] for k, values in history.history.items()}
+
+
+def _fit_consistent(model, spec: Spec, dataset: Dataset, progress: Progress | None, callbacks: tuple) -> dict[str, list[float]]:
+    """`fit` with `train.consistency_weight`: batches of paired views of one group, a consistency term in the loss."""
+    groups = dataset.train_groups
+    if dataset.task == ANOMALY or groups is None or len(groups) != len(dataset.y_train):
+        raise MCUForgeError(
+            f"train.consistency_weight: data set {dataset.name!r} holds no views of one sample to pair "
+            f"(keywords does: a speaker's takes of a word). Received: {spec.train.consistency_weight}; set 0"
+        )
+    cfg = spec.train
+    steps = consistency.steps_per_epoch(groups, cfg.batch_size)
+    trainer = consistency.consistency_model(model, cfg.consistency_weight)
+    compile_model(trainer, spec, dataset, steps)
+    history = trainer.fit(
+        consistency.paired_batches(dataset.x_train, dataset.y_train, groups, cfg.batch_size, cfg.seed),
+        steps_per_epoch=steps,
+        validation_data=(dataset.x_val, dataset.y_val),
+        validation_batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        verbose=0,
+        callbacks=([progress_callback(progress, "train epoch", cfg.epochs)] if progress else []) + list(callbacks),
     )
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 

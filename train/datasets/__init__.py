@@ -38,6 +38,9 @@ class Dataset:
     # Extra evaluation sets reported separately (e.g. real recordings): name -> (x, y).
     extra_eval: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
+    # Training samples that are views of one thing (one speaker's takes of a word) share an id,
+    # for consistency training (train/consistency.py); None where the data has no such groups.
+    train_groups: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

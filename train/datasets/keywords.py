@@ -527,6 +527,22 @@ def train_speaker_ids(options: KeywordsOptions, seed: int, train_samples: int) -
     return np.concatenate([ids, np.full(train_samples - len(ids), speakers)])
 
 
+def train_view_groups(options: KeywordsOptions, seed: int, labels: np.ndarray) -> np.ndarray:
+    """Which training samples are views of one thing (same id), for consistency training; `labels` in `load`'s order.
+
+    A synthetic speaker's takes of one class are one group: its `repetitions` takes of a
+    keyword (one synthesis, each take through its own pitch, tempo, room, noise and
+    microphone), its other words for `_unknown_`, its noise-only `_silence_` clips. Each
+    of the user's own recordings (`real_train_dir`, appended last) is a group with its
+    `real_train_copies` copies.
+    """
+    speaker = train_speaker_ids(options, seed, len(labels))
+    first_own = speaker.searchsorted(len(speaker_catalog(options, seed)["train"]))
+    own_take = (np.arange(len(labels)) - first_own) // options.real_train_copies
+    classes = len(options.class_names)
+    return np.where(np.arange(len(labels)) < first_own, speaker * classes + labels, speaker * classes + own_take)
+
+
 def own_recordings(options: KeywordsOptions, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The user's takes from real_train_dir, each as recorded plus real_train_copies - 1 augmented copies.
 
@@ -623,6 +639,7 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
         y_test=arrays["y_test"],
         class_names=options.class_names,
         extra_eval=extra_eval,
+        train_groups=train_view_groups(options, seed, y_train),
         notes={
             "features": options.features if options.features == "logmel" else f"mfcc{options.num_mfcc}",
             "feature_scale": features.SCALE,
