@@ -57,13 +57,15 @@ ROWS = [
      {"feature_normalization": "mean_variance"}),
     ("own-voice", "recipe + takes of half the dev speakers (scored on the other half)", {}),
     ("consistency", "recipe + a loss pulling the predictions for two takes of one speaker's word together (λ = 1)", {}),
-    ("consistency-mean-normalized", "consistency with each clip's mean of every MFCC subtracted",
-     {"feature_normalization": "mean"}),
+    ("consistency-3", "consistency with λ = 3 (AugMix's Jensen-Shannon weight 12 in symmetric-KL terms)", {}),
+    ("consistency-word", "consistency (λ = 1) between two takes of one word by any two speakers",
+     {"consistency_views": "word"}),
 ]
 # Rows that change the train section too: name -> train overrides.
 TRAIN_OVERRIDES = {
     "consistency": {"consistency_weight": 1.0},
-    "consistency-mean-normalized": {"consistency_weight": 1.0},
+    "consistency-3": {"consistency_weight": 3.0},
+    "consistency-word": {"consistency_weight": 1.0},
 }
 
 

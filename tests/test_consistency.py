@@ -105,6 +105,20 @@ def test_keyword_groups_are_one_speakers_takes_of_one_word_and_one_recordings_co
     same = groups[:, None] == groups[None, :]
     expected = (speaker[:, None] == speaker[None, :]) & (labels[:, None] == labels[None, :]) & (recording[:, None] == recording[None, :])
     np.testing.assert_array_equal(same, expected)
+    any_speaker = keywords.train_view_groups(dataclasses.replace(options, consistency_views="word"), 0, labels)
+    np.testing.assert_array_equal(any_speaker[:, None] == any_speaker[None, :], labels[:, None] == labels[None, :])
+
+
+def test_pairing_option_leaves_the_cached_clips_and_features_alone(tmp_path):
+    """`consistency_views` picks pairs only: loading with the other choice synthesizes and extracts nothing new."""
+    tiny = {"words": ["yes"], "unknown_words": ["cat"], "speakers": 5, "repetitions": 1, "engines": ["espeak-ng"],
+            "val_share": 0.2, "test_share": 0.2}
+    first = datasets.load("keywords", tiny, 0, tmp_path)
+    cached = sorted(path.name for path in tmp_path.rglob("*.npz"))
+    second = datasets.load("keywords", {**tiny, "consistency_views": "word"}, 0, tmp_path)
+    assert sorted(path.name for path in tmp_path.rglob("*.npz")) == cached
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+    np.testing.assert_array_equal(second.train_groups, second.y_train)
 
 
 def tiny_spec(weight: float):

@@ -42,7 +42,7 @@ def test_good_spec_round_trips():
         (("train", "epochs"), "ten", r"train\.epochs: expected an integer\. Received: 'ten'"),
         (("train", "optimizer"), "adagrad", r"train\.optimizer: expected one of adam, sgd, rmsprop\. Received: 'adagrad'"),
         (("train", "learning_rate"), -0.1, r"train\.learning_rate: expected a value > 0\.0 and <= 10\.0\. Received: -0\.1"),
-        (("train", "momentum"), 0.9, r"train\.momentum: unknown key\. Allowed keys in train: batch_size, epochs"),
+        (("train", "momentum"), 0.9, r"train\.momentum: unknown key\. Allowed keys in train: batch_size, consistency_weight, epochs"),
         (("data", "dataset"), "cifar10", r"data\.dataset: expected one of digits, keywords, .*Received: 'cifar10'"),
         (("data", "options", "test_fraction"), 0.9, r"data\.options\.test_fraction: expected a value > 0\.0 and <= 0\.5\. Received: 0\.9"),
         (("data", "options", "noise"), 1, r"data\.options\.noise: unknown key"),

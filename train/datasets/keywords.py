@@ -14,7 +14,9 @@ random microphone and the 16-bit converter over its own noise floor
 are other words, `_silence_` clips are noise alone, so every class has the
 same count (unless training speakers say `extra_unknown_takes` more other
 words). A user's own recordings (`real_train_dir`) join the training split;
-a share of the training clips can get SpecAugment-style feature masks.
+a share of the training clips can get SpecAugment-style feature masks. A
+speaker's takes of one word are views of one another for consistency
+training (`train_view_groups`).
 
 Train, validation and test speakers are disjoint voice combinations, so test
 accuracy measures generalization to voices never heard in training.
@@ -121,6 +123,10 @@ class KeywordsOptions:
     snr_db_max: float = spec_field(30.0, min=-20.0, max=60.0, help="highest speech-to-noise ratio")
     time_shift_ms: int = spec_field(100, min=0, max=500, help="largest random shift of the word in its clip")
     feature_mask_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of training clips whose features get a SpecAugment-style time and band mask")
+    consistency_views: str = spec_field(
+        "speaker_word", choices=("speaker_word", "word"),
+        help="training takes that train.consistency_weight pairs: one speaker's takes of a word, or any speakers' takes of it",
+    )
     real_eval_dir: str | None = spec_field(None, help="folder of real recordings (Speech Commands layout), evaluated separately")
     real_eval_optional: bool = spec_field(False, help="skip real_eval_dir when the folder is absent instead of failing")
     real_train_dir: str | None = spec_field(None, help="your own recordings (Speech Commands layout), added to the training split")
@@ -412,6 +418,7 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     for name in (
         "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc",
         "feature_normalization", "workers", "engines", "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
+        "consistency_views",
     ):
         fields.pop(name)
     return fields
@@ -534,8 +541,11 @@ def train_view_groups(options: KeywordsOptions, seed: int, labels: np.ndarray) -
     keyword (one synthesis, each take through its own pitch, tempo, room, noise and
     microphone), its other words for `_unknown_`, its noise-only `_silence_` clips. Each
     of the user's own recordings (`real_train_dir`, appended last) is a group with its
-    `real_train_copies` copies.
+    `real_train_copies` copies. With `consistency_views: word` a class's takes are one group
+    whoever said them (views of the word in other voices too).
     """
+    if options.consistency_views == "word":
+        return labels.copy()
     speaker = train_speaker_ids(options, seed, len(labels))
     first_own = speaker.searchsorted(len(speaker_catalog(options, seed)["train"]))
     own_take = (np.arange(len(labels)) - first_own) // options.real_train_copies
@@ -601,7 +611,7 @@ def load(options: KeywordsOptions, seed: int, cache_dir: Path) -> Dataset:
     shaping = {
         k: v
         for k, v in asdict(options).items()
-        if k not in ("real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "workers", "feature_mask_share")
+        if k not in ("real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "workers", "feature_mask_share", "consistency_views")
     }
     split_names = {split: [s.name for s in speakers] for split, speakers in catalog.items()}
     key = _digest(SYNTHESIS_VERSION, shaping, seed, split_names, _extractor_digest())
