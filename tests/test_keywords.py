@@ -181,6 +181,9 @@ def test_wav_folder_splits_by_speaker(tmp_path):
     assert dataset.class_names == ["down", "up"]
     assert dataset.x_train.shape == (8, 49, 40, 1) and dataset.x_test.shape == dataset.x_val.shape == (2, 49, 40, 1)
     np.testing.assert_array_equal(dataset.y_test, [0, 1])
+    coarse = datasets.load("wav_folder", {"path": str(root), "features": "logmel", "frame_stride_ms": 30}, 0, tmp_path / "cache")
+    assert coarse.x_test.shape == (2, 33, 40, 1)  # 1 + (16000 - 480) // 480
+    np.testing.assert_array_equal(coarse.x_test[:, ::2], dataset.x_test[:, ::3])  # the same windows every 60 ms
     # Without list files each speaker lands wholly in one split, by a hash of its id.
     for name in ("validation_list.txt", "testing_list.txt"):
         (root / name).unlink()
