@@ -7,7 +7,8 @@ Runs on demand (each probe trains a keywords model for the spec's epochs: severa
 
 Each probe trains one searched architecture (`pick`: the keywords search's 0.49x pick, stem 48
 (10x4, stride 2) then 48, 48, 48 (stride 2), 48; `unstrided`: stem 48 (stride 2) then four
-unstrided 48-channel blocks) on the spec's data at one `frame_stride_ms` (a 1 s clip gives
+unstrided 48-channel blocks; `stem1`: stem 48 (10x4, stride 1), then 48 (stride 2), 48, 48, 48:
+the coarser frames' time resolution kept through the stem) on the spec's data at one `frame_stride_ms` (a 1 s clip gives
 1 + (16000 - 480) / (16 x stride) frames: 49, 33, 25), exactly as the train stage trains (the
 spec's train section), converts it to int8 as deploy does and scores it through TFLM on the
 validation split, never the test split. Costs come from the search's `candidate_cost` on the
@@ -31,6 +32,7 @@ from mcuforge.spec import ModelSpec, load_spec
 MODELS = {
     "pick": {"channels": [48, 48, 48, 48], "strides": [1, 1, 2, 1]},
     "unstrided": {"channels": [48, 48, 48, 48], "strides": [1, 1, 1, 1]},
+    "stem1": {"stem_stride": 1, "channels": [48, 48, 48, 48], "strides": [2, 1, 1, 1]},
 }
 
 
@@ -38,6 +40,14 @@ def model_section(name: str) -> ModelSpec:
     blocks = MODELS[name]
     options = {"stem_channels": 48, "stem_kernel": [10, 4], "stem_stride": 2, "kernels": [3] * len(blocks["channels"]), **blocks}
     return ModelSpec(arch="separable_cnn", width=1.0, options=options)
+
+
+def predicted(spec, model: str, stride_ms: int) -> int:
+    """The probe's predicted instructions, untrained (to choose what to train)."""
+    from mcuforge.train.trainer import build_model
+
+    probe_spec, target, dataset, representative = prepared(spec, model, stride_ms)
+    return target.candidate_cost(build_model(probe_spec, dataset), representative).instructions
 
 
 def prepared(spec, model: str, stride_ms: int):
@@ -107,9 +117,9 @@ def main() -> None:
     print("| model | frame stride | frames | int8 val accuracy | instructions (predicted) | counted | arena B | flash B |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in results.values():
-        counted = f"{row['instructions_counted']:,}" if row["instructions_counted"] else "-"
+        count = f"{row['instructions_counted']:,}" if row["instructions_counted"] else "-"
         print(f"| {row['model']} | {row['frame_stride_ms']} ms | {row['input_shape'][0]} | {row['val_accuracy_int8']:.4f} | "
-              f"{row['instructions_predicted']:,} | {counted} | {row['arena_bytes']:,} | {row['flash_bytes']:,} |")
+              f"{row['instructions_predicted']:,} | {count} | {row['arena_bytes']:,} | {row['flash_bytes']:,} |")
 
 
 if __name__ == "__main__":

@@ -436,7 +436,7 @@ def _output_threshold_q(model_data: bytes, probability: float) -> int:
 
 def render_kws_data(
     name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int,
-    print_frames: bool, kernels: str, normalization: str, stride: int = features.STRIDE,
+    print_frames: bool, kernels: str, normalization: str, stride: int,
 ) -> str:
     """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
 
