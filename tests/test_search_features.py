@@ -144,3 +144,6 @@ def test_the_seeds_take_a_coarser_frame_stride_only_where_no_block_stride_fits(t
     assert seed(30, tmp_path / "b") == [space.Candidate(4, 2, (4,), (3,), (2,), frame_stride_ms=30)]  # nothing on 20 ms fits
     assert seed(20, tmp_path / "c") == []  # the cheapest, 40 ms strided (21), is over
     assert sorted(set(seen)) == [(25, 10), (33, 10), (49, 10)]
+    # Fewer coefficients come before coarser frames: 5 coefficients at 20 ms strided (13x2 = 26) before 10 at 40 ms (21).
+    both = _pixel_priced_seeds({**SPACE, "strides": [1, 2], "num_mfcc": [5, 10], "frame_stride_ms": [20, 40]}, seen)
+    assert both(30, tmp_path / "d") == [space.Candidate(4, 2, (4,), (3,), (2,), num_mfcc=5, frame_stride_ms=20)]
