@@ -64,7 +64,7 @@ def num_frames(n_samples: int, stride: int = STRIDE) -> int:
 def check_stride(stride: int) -> int:
     """`stride` (samples) if the extractor takes it; MCUForgeError naming the range otherwise."""
     if not 1 <= stride <= MAX_STRIDE:
-        raise MCUForgeError(f"frame stride: expected 1..{MAX_STRIDE} samples (up to {MAX_STRIDE * 1000 // SAMPLE_RATE} ms). Received: {stride}")
+        raise MCUForgeError(f"frame stride: expected 1..{MAX_STRIDE} samples (up to {MAX_STRIDE_MS} ms). Received: {stride}")
     return stride
 
 

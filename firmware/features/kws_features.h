@@ -12,8 +12,8 @@
  * 20 Hz and 4 kHz, then log2 of the mel power and, for MFCCs, a DCT-II scaled
  * like tf.signal.mfccs_from_log_mel_spectrograms. A one-second clip gives 49
  * frames at the default stride (33 at 480 samples, 25 at 640). A stride above
- * the window skips the samples between windows. Outputs are int16 in Q(KWSF_FRAC_BITS) log2 units of
- * int16-sample power, floored at 0 (power 1).
+ * the window skips the samples between windows. Outputs are int16 in
+ * Q(KWSF_FRAC_BITS) log2 units of int16-sample power, floored at 0 (power 1).
  *
  * No heap, no floating point, no host-only headers: the caller owns every
  * buffer (a kwsf_workspace_t for the FFT, a kwsf_stream_t for streaming).
