@@ -6,12 +6,12 @@ an hour or more on two shared cores):
     nice .venv/bin/python bench/search_keywords.py [--spec specs/keywords.yaml] [--target cortex-m4-256k]
         [--trials 30] [--minutes 30] [--search-epochs 4] [--workers 1] [--family ds_cnn] [--finalists 3]
         [--finalist-epochs N] [--finalist-pool N] [--select within_reference] [--seeds 4] [--reference-instructions 0.5]
-        [--num-mfcc 8 10 13] [--root build/bench-search]
+        [--num-mfcc 8 10 13] [--frame-stride-ms 20 30 40] [--root build/bench-search]
 
 The search uses the spec's `search:` section, or the default one (DS-CNN family for
 keywords) when it has none; --trials/--minutes/--search-epochs/--workers/--family/--finalists/
---finalist-epochs/--finalist-pool/--seeds override it, --num-mfcc gives its space the keyword features'
-coefficients per frame to search (the hand-made model keeps the data section's), and --select (default within_reference: the most accurate
+--finalist-epochs/--finalist-pool/--seeds override it, --num-mfcc and --frame-stride-ms give its space the keyword
+features' coefficients per frame and frame strides to search (the hand-made model keeps the data section's), and --select (default within_reference: the most accurate
 candidate whose instructions, arena and flash are each no more than the hand-made model's, the
 instructions times --reference-instructions, default 0.5: the first target's bound, candidates
 over it rejected untrained) picks the model: among the finalists (the rule's top candidates trained again for the final
@@ -60,6 +60,7 @@ def measured(spec, root: Path) -> dict:
         "arch": spec.model.arch,
         "options": spec.model.options,
         "num_mfcc": spec.data.options.get("num_mfcc"),
+        "frame_stride_ms": spec.data.options.get("frame_stride_ms"),
         "test_accuracy_int8": evaluation["tflm"],
         "instructions": cost.instructions,
         "arena_bytes": cost.arena_bytes,
@@ -97,6 +98,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, help="ladder candidates queued first [default: the search section's, 4]")
     parser.add_argument("--num-mfcc", type=int, nargs="+", help="MFCC coefficients per frame the search may pick [default: the "
                         "search section's; none: the data section's alone]")
+    parser.add_argument("--frame-stride-ms", type=int, nargs="+", help="keyword feature frame strides the search may pick "
+                        "[default: the search section's; none: the data section's alone]")
     parser.add_argument("--reference-instructions", type=float, default=0.5,
                         help="the share of the hand-made model's instructions the choice may cost [default: 0.5, the first target's]")
     parser.add_argument("--select", default="within_reference", help="the search's selection rule [default: within_reference, "
@@ -115,9 +118,11 @@ def main() -> None:
              "seeds": args.seeds,
              "reference_instructions": args.reference_instructions}
     search_spec = dataclasses.replace(spec.search or SearchSpec(), **{k: v for k, v in given.items() if v is not None})
-    if args.num_mfcc:
-        space = parse_dataclass(SearchSpace, {**to_dict(search_spec.space), "num_mfcc": args.num_mfcc}, "--num-mfcc")
-        search_spec = dataclasses.replace(search_spec, space=space)
+    features = {"num_mfcc": args.num_mfcc, "frame_stride_ms": args.frame_stride_ms}
+    for name, values in features.items():
+        if values:
+            space = parse_dataclass(SearchSpace, {**to_dict(search_spec.space), name: values}, "--" + name.replace("_", "-"))
+            search_spec = dataclasses.replace(search_spec, space=space)
     spec = dataclasses.replace(spec, search=search_spec)
     layout = spec.layout(args.root)
     started = time.perf_counter()

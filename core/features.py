@@ -30,7 +30,10 @@ SOURCES = (SOURCE_DIR / "kws_features.c", SOURCE_DIR / "kws_features_tables.c")
 TABLES_FILE = SOURCE_DIR / "kws_features_tables.c"
 KINDS = {"logmel": 0, "mfcc": 1}
 NORMALIZATIONS = {"none": 0, "mean": 1, "mean_variance": 2}  # kwsf_norm_t
-STATUS = {0: "ok", 1: "null pointer", 2: "unknown kind", 3: "feature count does not fit the kind", 4: "output too small", 5: "length out of range"}
+STATUS = {
+    0: "ok", 1: "null pointer", 2: "unknown kind", 3: "feature count does not fit the kind", 4: "output too small", 5: "length out of range",
+    6: "frame stride out of range",
+}
 
 
 def _header_constants() -> dict[str, int]:
@@ -42,7 +45,10 @@ def _header_constants() -> dict[str, int]:
 CONSTANTS = _header_constants()
 SAMPLE_RATE = CONSTANTS["SAMPLE_RATE"]
 WINDOW = CONSTANTS["WINDOW"]
-STRIDE = CONSTANTS["STRIDE"]
+STRIDE = CONSTANTS["STRIDE"]  # the default frame stride, in samples
+MAX_STRIDE = CONSTANTS["MAX_STRIDE"]
+DEFAULT_STRIDE_MS = STRIDE * 1000 // SAMPLE_RATE  # the data sets' frame_stride_ms
+MAX_STRIDE_MS = MAX_STRIDE * 1000 // SAMPLE_RATE
 FFT_SIZE = CONSTANTS["FFT_SIZE"]
 MEL_BINS = CONSTANTS["MEL_BINS"]
 MAX_MFCC = CONSTANTS["MAX_MFCC"]
@@ -50,9 +56,21 @@ FRAC_BITS = CONSTANTS["FRAC_BITS"]
 SCALE = 1.0 / (1 << FRAC_BITS)  # float feature = int16 feature * SCALE (log2 units)
 
 
-def num_frames(n_samples: int) -> int:
-    """Frames a clip of `n_samples` makes (49 for one second)."""
-    return 0 if n_samples < WINDOW else 1 + (n_samples - WINDOW) // STRIDE
+def num_frames(n_samples: int, stride: int = STRIDE) -> int:
+    """Frames a clip of `n_samples` makes every `stride` samples (one second: 49 at 20 ms, 33 at 30 ms, 25 at 40 ms)."""
+    return 0 if n_samples < WINDOW else 1 + (n_samples - WINDOW) // check_stride(stride)
+
+
+def check_stride(stride: int) -> int:
+    """`stride` (samples) if the extractor takes it; MCUForgeError naming the range otherwise."""
+    if not 1 <= stride <= MAX_STRIDE:
+        raise MCUForgeError(f"frame stride: expected 1..{MAX_STRIDE} samples (up to {MAX_STRIDE_MS} ms). Received: {stride}")
+    return stride
+
+
+def stride_samples(stride_ms: int) -> int:
+    """The frame stride in samples of one given in milliseconds (16 samples a millisecond)."""
+    return check_stride(stride_ms * SAMPLE_RATE // 1000)
 
 
 def features_per_frame(kind: str, num_mfcc: int) -> int:
@@ -137,19 +155,19 @@ class _Workspace(ctypes.Structure):
 
 
 class _Stream(ctypes.Structure):
-    _fields_ = [("pending", ctypes.c_int16 * WINDOW), ("count", ctypes.c_int32)]
+    _fields_ = [("pending", ctypes.c_int16 * WINDOW), ("count", ctypes.c_int32), ("stride", ctypes.c_int32)]
 
 
 def _bind(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     i16p, i32p = ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(ctypes.c_int32)
-    lib.kwsf_num_frames.argtypes = [ctypes.c_int32]
+    lib.kwsf_num_frames.argtypes = [ctypes.c_int32, ctypes.c_int32]
     lib.kwsf_num_frames.restype = ctypes.c_int32
-    lib.kwsf_clip.argtypes = [i16p, ctypes.c_int32, ctypes.c_int, ctypes.c_int32, ctypes.POINTER(_Workspace), i16p, ctypes.c_int32, i32p]
+    lib.kwsf_clip.argtypes = [i16p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int, ctypes.c_int32, ctypes.POINTER(_Workspace), i16p, ctypes.c_int32, i32p]
     lib.kwsf_clip.restype = ctypes.c_int
     lib.kwsf_normalize.argtypes = [i16p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int]
     lib.kwsf_normalize.restype = ctypes.c_int
-    lib.kwsf_stream_init.argtypes = [ctypes.POINTER(_Stream)]
+    lib.kwsf_stream_init.argtypes = [ctypes.POINTER(_Stream), ctypes.c_int32]
     lib.kwsf_stream_init.restype = ctypes.c_int
     lib.kwsf_stream_push.argtypes = [
         ctypes.POINTER(_Stream), i16p, ctypes.c_int32, ctypes.c_int, ctypes.c_int32, ctypes.POINTER(_Workspace), i16p, ctypes.c_int32, i32p
@@ -177,13 +195,14 @@ def _as_int16(samples) -> np.ndarray:
     return np.ascontiguousarray(samples)
 
 
-def extract(clips, kind: str = "mfcc", num_mfcc: int = 10, lib: ctypes.CDLL | None = None) -> np.ndarray:
-    """int16 features [clips, frames, features] of int16 audio [clips, samples] (one clip: [samples])."""
+def extract(clips, kind: str = "mfcc", num_mfcc: int = 10, stride: int = STRIDE, lib: ctypes.CDLL | None = None) -> np.ndarray:
+    """int16 features [clips, frames, features] of int16 audio [clips, samples] (one clip: [samples]), a frame every
+    `stride` samples."""
     clips = _as_int16(clips)
     single = clips.ndim == 1
     clips = np.atleast_2d(clips)
     width = features_per_frame(kind, num_mfcc)
-    frames = num_frames(clips.shape[1])
+    frames = num_frames(clips.shape[1], stride)
     out = np.zeros((clips.shape[0], frames, width), np.int16)
     lib = lib or library()
     workspace = _Workspace()
@@ -192,7 +211,7 @@ def extract(clips, kind: str = "mfcc", num_mfcc: int = 10, lib: ctypes.CDLL | No
     for i, clip in enumerate(clips):
         row = out[i]
         status = lib.kwsf_clip(
-            clip.ctypes.data_as(i16p), clip.shape[0], KINDS[kind], width, ctypes.byref(workspace),
+            clip.ctypes.data_as(i16p), clip.shape[0], stride, KINDS[kind], width, ctypes.byref(workspace),
             row.ctypes.data_as(i16p), frames, ctypes.byref(produced),
         )
         _check(status, "kwsf_clip")
@@ -222,16 +241,16 @@ def normalize(frames, how: str, lib: ctypes.CDLL | None = None) -> np.ndarray:
 class Stream:
     """Sliding-window extraction over audio arriving in chunks: the on-device transcript's front end."""
 
-    def __init__(self, kind: str = "mfcc", num_mfcc: int = 10, lib: ctypes.CDLL | None = None):
-        self.kind, self.width = kind, features_per_frame(kind, num_mfcc)
+    def __init__(self, kind: str = "mfcc", num_mfcc: int = 10, stride: int = STRIDE, lib: ctypes.CDLL | None = None):
+        self.kind, self.width, self.stride = kind, features_per_frame(kind, num_mfcc), check_stride(stride)
         self._lib = lib or library()
         self._state, self._workspace = _Stream(), _Workspace()
-        _check(self._lib.kwsf_stream_init(ctypes.byref(self._state)), "kwsf_stream_init")
+        _check(self._lib.kwsf_stream_init(ctypes.byref(self._state), stride), "kwsf_stream_init")
 
     def push(self, samples) -> np.ndarray:
         """Feed int16 samples; returns the frames [n, features] they complete."""
         samples = _as_int16(samples).ravel()
-        capacity = num_frames(int(self._state.count) + len(samples))
+        capacity = num_frames(int(self._state.count) + len(samples), self.stride)
         out = np.zeros((max(capacity, 1), self.width), np.int16)
         produced = ctypes.c_int32()
         i16p = ctypes.POINTER(ctypes.c_int16)

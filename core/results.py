@@ -225,6 +225,7 @@ class SearchResult(Artifact):
     reference_arena_bytes: int | None = None
     reference_flash_bytes: int | None = None
     chosen_num_mfcc: int | None = None  # search.space.num_mfcc: the keyword features' coefficients the model was chosen with
+    chosen_frame_stride_ms: int | None = None  # search.space.frame_stride_ms: the keyword features' frame stride it was chosen with
     # search.finalists: how many were trained again for finalist_epochs; the chosen one's int8 validation accuracy then
     finalists: int = 0
     finalist_epochs: int | None = None

@@ -17,6 +17,7 @@ import yaml
 
 from mcuforge.config import parse_dataclass, spec_field
 from mcuforge.errors import MCUForgeError
+from mcuforge.features import MAX_STRIDE_MS
 from mcuforge.layout import BuildLayout
 
 
@@ -79,9 +80,12 @@ class SearchSpace:
     strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of each block")
     stem_strides: list[int] = spec_field([1, 2], min=1, max=4, help="stride of the first convolution")
     num_mfcc: list[int] | None = spec_field(None, min=1, max=13, help="keywords and wav_folder MFCC features: coefficients per frame [default: data.options.num_mfcc, not searched]")
+    frame_stride_ms: list[int] | None = spec_field(
+        None, min=1, max=MAX_STRIDE_MS, help="keywords and wav_folder features: milliseconds between frames [default: data.options.frame_stride_ms, not searched]"
+    )
 
     def __post_init__(self):
-        for name in ("blocks", "channels", "kernels", "strides", "stem_strides", "num_mfcc"):
+        for name in ("blocks", "channels", "kernels", "strides", "stem_strides", "num_mfcc", "frame_stride_ms"):
             if getattr(self, name) == []:
                 raise MCUForgeError(f"search.space.{name}: the list is empty, so no candidate exists: give at least one value")
 

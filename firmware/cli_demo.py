@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Keyword spotting: audio in, features and classification on the device, a timed transcript out."""
         from mcuforge.errors import MCUForgeError
+        from mcuforge import features
         from mcuforge.firmware import demos
 
         if (wav is None) == (say is None):
@@ -46,7 +47,8 @@ def register(app: typer.Typer) -> None:
         options = demos.spec_options(spec_obj, "keywords")
         audio = demos.read_audio(wav) if wav is not None else demos.say(say, voice=voice)
         result = demos.run_kws(
-            model_path, audio, options.class_names, options.features, options.num_mfcc, options.feature_normalization, target=target, out_dir=out
+            model_path, audio, options.class_names, options.features, options.num_mfcc, options.feature_normalization,
+            stride=features.stride_samples(options.frame_stride_ms), target=target, out_dir=out,
         )
         typer.echo(result.transcript())
 

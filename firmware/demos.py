@@ -374,7 +374,7 @@ def run_test_split(spec, model_path: Path | str, count: int | None = None, targe
 
 # --- keyword spotting: audio in, features and classification on the device ---
 
-KWS_HOP_FRAMES = 5  # classify every 100 ms
+KWS_HOP_FRAMES = 5  # classify every 5 frames (100 ms at the default 20 ms stride)
 KWS_AVERAGE = 2  # over the last 2 outputs (200 ms)
 KWS_THRESHOLD = 0.4  # averaged probability a keyword must reach (0.35..0.5 gave the same transcripts on the test speakers)
 KWS_SUPPRESS_MS = 1600  # a word is reported once (it stays in the 1 s window for a second)
@@ -436,7 +436,7 @@ def _output_threshold_q(model_data: bytes, probability: float) -> int:
 
 def render_kws_data(
     name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int,
-    print_frames: bool, kernels: str, normalization: str,
+    print_frames: bool, kernels: str, normalization: str, stride: int,
 ) -> str:
     """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
 
@@ -449,6 +449,7 @@ def render_kws_data(
         + f"const uint32_t mfdemo_kws_audio_samples = {len(audio)};\n"
         f"const kwsf_kind_t mfdemo_kws_kind = {'KWSF_MFCC' if features.KINDS[kind] else 'KWSF_LOGMEL'};\n"
         f"const int32_t mfdemo_kws_features = {num_features};\n"
+        f"const int32_t mfdemo_kws_stride = {features.check_stride(stride)};\n"
         f"const int32_t mfdemo_kws_frames = {frames};\n"
         f"const int32_t mfdemo_kws_hop_frames = {KWS_HOP_FRAMES};\n"
         f"const int32_t mfdemo_kws_average = {KWS_AVERAGE};\n"
@@ -469,6 +470,7 @@ def run_kws(
     kind: str = "mfcc",
     num_mfcc: int = 10,
     normalization: str = "none",
+    stride: int = features.STRIDE,
     print_frames: bool = False,
     target: str = DEFAULT_TARGET,
     out_dir: Path | str = DEFAULT_BUILD_ROOT,
@@ -476,7 +478,8 @@ def run_kws(
 ) -> KwsDemo:
     """Stream 16 kHz int16 `audio` through the device: features, sliding-window classification, transcript.
 
-    `normalization` is the keywords data option feature_normalization the model was trained with.
+    `normalization` is the keywords data option feature_normalization the model was trained with, `stride` its frame
+    stride in samples (features.stride_samples of frame_stride_ms); the model's input says how many frames it takes.
     """
 
     model_data = read_model(model_path)
@@ -485,6 +488,7 @@ def run_kws(
         raise MCUForgeError(f"audio: expected 16 kHz mono int16 samples. Received {audio.dtype} of shape {list(audio.shape)}")
     width = features.features_per_frame(kind, num_mfcc)
     features.normalization_code(normalization)  # an unknown one fails here, before anything is built
+    features.check_stride(stride)
     graph = parse_tflite(model_data, str(model_path)).main
     input_size = int(np.prod(graph.input_tensors[0].shape))
     classes = int(np.prod(graph.output_tensors[0].shape))
@@ -496,7 +500,7 @@ def run_kws(
         raise MCUForgeError(f"class names: expected _silence_, _unknown_ and at least one keyword. Received: {class_names}")
     board = load_board(target)
     source = render_kws_data("keywords", model_data, audio, class_names, kind, width, input_size // width, print_frames, board.kernels,
-                             normalization)
+                             normalization, stride)
     image = build_demo("kws_stream", "kws_demo", model_data, source, target, Path(out_dir), tuple(features.SOURCES))
     result = run_qemu(image, timeout)
     out_q = graph.output_tensors[0].quantization

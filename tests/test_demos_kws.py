@@ -117,6 +117,32 @@ def test_device_normalizes_each_window_as_the_model_was_trained(tiny_model, tmp_
     assert any(not np.array_equal(a, b) for a, b in zip(normalized, as_computed))  # the normalization reached the model
 
 
+@pytest.mark.slow
+def test_device_streams_at_the_frame_stride_the_model_was_trained_with(tmp_path):
+    """frame_stride_ms 40: the device's frames are the extractor's at 640 samples, its window the model's 25 frames, and
+    every inference TFLM's on that window (an untrained model: the stride, not the words, is under test)."""
+    import tf_keras
+
+    from mcuforge import features
+    from mcuforge.deploy.convert import convert_model, representative_sample
+
+    stride = features.stride_samples(40)
+    audio = demos.say("yes")[:24000]  # 1.5 s: 1 + (24000 - 480) // 640 = 37 frames, windows ending at frames 24, 29, 34
+    frames = features.extract(audio, "mfcc", 10, stride=stride)
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.Input((25, 10, 1)), tf_keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+                                 tf_keras.layers.Flatten(), tf_keras.layers.Dense(3, activation="softmax")])
+    windows = np.stack([frames[i : i + 25] for i in range(len(frames) - 24)]).astype(np.float32)[..., None] * np.float32(features.SCALE)
+    path = tmp_path / "model_int8.tflite"
+    path.write_bytes(convert_model(model, representative_sample(windows, 13, seed=0)))
+    result = demos.run_kws(path, audio, ["_silence_", "_unknown_", "yes"], "mfcc", 10, stride=stride, print_frames=True, out_dir=tmp_path)
+    np.testing.assert_array_equal(result.frames, frames)
+    lasts = [last for last, _, _ in result.inferences]
+    assert lasts == [24, 29, 34] and [t for _, t, _ in result.inferences] == [(last * 640 + 480) // 16 / 1000 for last in lasts]
+    for (last, _, got), want in zip(result.inferences, _window_outputs_by_tflm(path, frames, lasts, "none")):
+        np.testing.assert_array_equal(got.astype(np.int32), want.astype(np.int32), err_msg=f"window ending at frame {last}")
+
+
 def test_cli_needs_exactly_one_audio_source():
     from mcuforge.cli import app
 

@@ -35,12 +35,12 @@ def _clips() -> np.ndarray:
     )
 
 
-def _tf_reference(clip: np.ndarray):
+def _tf_reference(clip: np.ndarray, stride: int = 320):
     """log2 mel power floored at 1, its MFCCs and log2 of each frame's power, in float64 by tf.signal."""
     import tensorflow as tf
 
     hann = lambda n, dtype: tf.signal.hann_window(n, periodic=True, dtype=dtype)  # noqa: E731
-    stft = tf.signal.stft(tf.constant(clip.astype(np.float64)), 480, 320, 512, window_fn=hann)
+    stft = tf.signal.stft(tf.constant(clip.astype(np.float64)), 480, stride, 512, window_fn=hann)
     power = tf.math.real(stft * tf.math.conj(stft))
     weights = tf.signal.linear_to_mel_weight_matrix(40, 257, 16000, 20.0, 4000.0, dtype=tf.float64)
     log_mel = tf.math.log(tf.maximum(tf.tensordot(power, weights, 1), 1.0)) / np.log(2.0)
@@ -65,6 +65,20 @@ def test_logmel_and_mfcc_match_float_reference():
         assert (mfcc_error[within.all(axis=1)] <= MFCC_TOLERANCE).all(), i
         assert mfcc_error.max() <= DEEP_TOLERANCE, i
     assert deep_bands > 0  # the chirp's far sidelobes do reach below the stated range
+
+
+@pytest.mark.parametrize("stride", [160, 480, 640])  # below, at and above the 480-sample window
+def test_other_frame_strides_frame_where_tensorflow_does(stride):
+    """Frame f of a clip at any stride is the one-window clip starting at sample f * stride, bit for bit, and within
+    the tolerance of tf.signal's frames at that stride; a stride above the window skips the samples between."""
+    clip = _clips()[2]
+    frames = F.extract(clip, "mfcc", 13, stride=stride)
+    starts = np.arange(0, clip.size - 480 + 1, stride)
+    assert frames.shape == (len(starts), 13) == (F.num_frames(clip.size, stride), 13)
+    for f, start in enumerate(starts):
+        np.testing.assert_array_equal(frames[f], F.extract(clip[start : start + 480], "mfcc", 13)[0])
+    _, ref_mfcc, _ = _tf_reference(clip, stride)
+    assert np.abs(frames * F.SCALE - ref_mfcc[:, :13]).max() <= DEEP_TOLERANCE
 
 
 def test_mel_triangles_are_tensorflows():
@@ -102,18 +116,19 @@ def test_deterministic_and_batch_independent():
     np.testing.assert_array_equal(first[..., :5], F.extract(clips, "mfcc", 5))
 
 
-def test_stream_in_random_chunks_equals_clip():
+@pytest.mark.parametrize("stride, count", [(320, 199), (480, 133), (640, 100)])  # 1 + (64000 - 480) // stride frames
+def test_stream_in_random_chunks_equals_clip(stride, count):
     rng = np.random.default_rng(3)
     audio = np.concatenate(_clips())  # 4 s
-    expected = F.extract(audio, "mfcc", 10)
-    stream = F.Stream("mfcc", 10)
+    expected = F.extract(audio, "mfcc", 10, stride=stride)
+    stream = F.Stream("mfcc", 10, stride=stride)
     frames, position = [], 0
     while position < audio.size:
         size = int(rng.integers(0, 900))
         frames.append(stream.push(audio[position : position + size]))
         position += size
     np.testing.assert_array_equal(np.concatenate(frames), expected)
-    assert expected.shape == (F.num_frames(64000), 10) == (199, 10)
+    assert expected.shape == (F.num_frames(64000, stride), 10) == (count, 10)
 
 
 def _python_normalized(frames: np.ndarray, how: str) -> np.ndarray:
@@ -172,6 +187,10 @@ def test_bad_arguments_are_named():
         F.extract(np.zeros(16000, np.int16), "mfcc", 14)
     with pytest.raises(MCUForgeError, match="expected int16 samples"):
         F.extract(np.zeros(16000, np.float32))
+    with pytest.raises(MCUForgeError, match=r"frame stride: expected 1..16000 samples \(up to 1000 ms\). Received: 0"):
+        F.extract(np.zeros(16000, np.int16), stride=0)
+    with pytest.raises(MCUForgeError, match="frame stride: expected 1..16000 samples"):
+        F.Stream("mfcc", 10, stride=16001)
 
 
 def test_generated_tables_are_committed():
@@ -205,6 +224,9 @@ assert np.array_equal(F.extract(clips, "logmel", lib=lib), F.extract(clips, "log
 assert np.array_equal(F.extract(clips, "mfcc", 13, lib=lib), F.extract(clips, "mfcc", 13))
 stream = F.Stream("mfcc", 10, lib=lib)
 out = np.concatenate([stream.push(c[:7001]) for c in clips] + [stream.push(c[7001:]) for c in clips])
+pieces = [c[:7001] for c in clips] + [c[7001:] for c in clips]
+wide = F.Stream("mfcc", 10, stride=640, lib=lib)  # skips samples between windows
+assert np.array_equal(np.concatenate([wide.push(p) for p in pieces]), F.extract(np.concatenate(pieces), "mfcc", 10, stride=640))
 mfcc = F.extract(clips, "mfcc", 10)
 assert np.array_equal(F.normalize(mfcc, "mean_variance", lib=lib), F.normalize(mfcc, "mean_variance"))
 print("frames", len(out))
@@ -230,8 +252,8 @@ def test_c_status_codes():
     out = np.full((49, 40), 7, np.int16)
     workspace, produced = F._Workspace(), ctypes.c_int32(-1)
 
-    def clip_status(samples, n, kind, count, max_frames):
-        return lib.kwsf_clip(samples, n, kind, count, ctypes.byref(workspace), out.ctypes.data_as(i16p), max_frames, ctypes.byref(produced))
+    def clip_status(samples, n, kind, count, max_frames, stride=320):
+        return lib.kwsf_clip(samples, n, stride, kind, count, ctypes.byref(workspace), out.ctypes.data_as(i16p), max_frames, ctypes.byref(produced))
 
     data = clip.ctypes.data_as(i16p)
     assert clip_status(None, 16000, 0, 40, 49) == 1  # KWSF_ERR_NULL
@@ -240,6 +262,9 @@ def test_c_status_codes():
     assert clip_status(data, 16000, 1, 0, 49) == 3
     assert clip_status(data, 16000, 0, 40, 48) == 4  # KWSF_ERR_CAPACITY
     assert clip_status(data, -1, 0, 40, 49) == 5  # KWSF_ERR_LENGTH
+    assert clip_status(data, 16000, 0, 40, 49, stride=0) == 6  # KWSF_ERR_STRIDE
+    assert clip_status(data, 16000, 0, 40, 49, stride=16001) == 6
+    assert lib.kwsf_num_frames(16000, 0) == 0 and lib.kwsf_num_frames(16000, 16000) == 1
     assert (out == 7).all() and produced.value == -1
     assert clip_status(data, 479, 0, 40, 0) == 0 and produced.value == 0  # shorter than a window: no frame
 
@@ -250,6 +275,7 @@ def test_c_status_codes():
     )
     assert status == 4 and stream._state.count == 300
     assert stream.push(clip[:180]).shape == (1, 40)  # 300 + 180 = one full window
+    assert lib.kwsf_stream_init(ctypes.byref(stream._state), 0) == 6 and lib.kwsf_stream_init(None, 320) == 1
 
     assert lib.kwsf_normalize(None, 49, 10, 1) == 1
     for frames, count, norm, status in ((49, 10, 3, 2), (0, 10, 1, 5), (65536, 10, 1, 5), (49, 0, 1, 3), (49, 41, 2, 3)):

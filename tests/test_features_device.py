@@ -1,8 +1,9 @@
 """The feature extractor compiled for Cortex-M and run in QEMU gives the host's features bit for bit.
 
 The audio is TFLM's real `yes` recording from ../shared. The harness prints
-every frame of the clip API (also mean- and variance-normalized) and of the streaming API over semihosting; the test
-compares them with the ctypes build that training uses.
+every frame of the clip API (also mean- and variance-normalized) and of the streaming API over semihosting, at the
+default frame stride and at a 40 ms one (above the window: samples between frames skipped); the test compares them
+with the ctypes build that training uses.
 """
 
 import subprocess
@@ -18,6 +19,7 @@ from mcuforge.hostbuild import STRICT_C_FLAGS
 
 YES_WAV = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite-micro" / "micro_speech" / "testdata" / "yes_1000ms.wav"
 STREAM_CHUNK = 1000  # samples per kwsf_stream_push, not a multiple of the stride on purpose
+WIDE_STRIDE = 640  # 40 ms
 
 HARNESS = r"""
 #include <stddef.h>
@@ -73,13 +75,30 @@ static void put_frames(const char *tag, const int16_t *values, int32_t frames, i
     }
 }
 
-int main(void)
+/* The clip pushed CHUNK samples at a time through a stream at `stride`; nonzero on a refusal. */
+static int stream_frames(const char *tag, int32_t stride)
 {
     int32_t frames = 0;
     int32_t offset;
+    if (kwsf_stream_init(&stream, stride) != KWSF_OK) {
+        return 1;
+    }
+    for (offset = 0; offset < kws_audio_length; offset += CHUNK) {
+        const int32_t n = kws_audio_length - offset < CHUNK ? kws_audio_length - offset : CHUNK;
+        if (kwsf_stream_push(&stream, &kws_audio[offset], n, KWSF_MFCC, 10, &workspace, frames_out, 49, &frames) != KWSF_OK) {
+            return 1;
+        }
+        put_frames(tag, frames_out, frames, 10);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    int32_t frames = 0;
     kwsf_status_t status;
 
-    status = kwsf_clip(kws_audio, kws_audio_length, KWSF_MFCC, 10, &workspace, frames_out, 49, &frames);
+    status = kwsf_clip(kws_audio, kws_audio_length, KWSF_STRIDE, KWSF_MFCC, 10, &workspace, frames_out, 49, &frames);
     if (status != KWSF_OK) {
         return 10 + (int)status;
     }
@@ -89,21 +108,18 @@ int main(void)
         return 50 + (int)status;
     }
     put_frames("normalized", frames_out, frames, 10);
-    status = kwsf_clip(kws_audio, kws_audio_length, KWSF_LOGMEL, KWSF_MEL_BINS, &workspace, frames_out, 49, &frames);
+    status = kwsf_clip(kws_audio, kws_audio_length, KWSF_STRIDE, KWSF_LOGMEL, KWSF_MEL_BINS, &workspace, frames_out, 49, &frames);
     if (status != KWSF_OK) {
         return 20 + (int)status;
     }
     put_frames("logmel", frames_out, frames, KWSF_MEL_BINS);
-    if (kwsf_stream_init(&stream) != KWSF_OK) {
-        return 30;
+    status = kwsf_clip(kws_audio, kws_audio_length, WIDE_STRIDE, KWSF_MFCC, 10, &workspace, frames_out, 49, &frames);
+    if (status != KWSF_OK) {
+        return 60 + (int)status;
     }
-    for (offset = 0; offset < kws_audio_length; offset += CHUNK) {
-        const int32_t n = kws_audio_length - offset < CHUNK ? kws_audio_length - offset : CHUNK;
-        status = kwsf_stream_push(&stream, &kws_audio[offset], n, KWSF_MFCC, 10, &workspace, frames_out, 49, &frames);
-        if (status != KWSF_OK) {
-            return 40 + (int)status;
-        }
-        put_frames("stream", frames_out, frames, 10);
+    put_frames("wide", frames_out, frames, 10);
+    if (stream_frames("stream", KWSF_STRIDE) != 0 || stream_frames("wide_stream", WIDE_STRIDE) != 0) {
+        return 30;
     }
     put_text("done\n");
     return 0;
@@ -128,7 +144,7 @@ def _audio_source(audio: np.ndarray) -> str:
 def _run_on(board_name: str, audio: np.ndarray, work: Path) -> dict[str, np.ndarray]:
     board = boards.load_board(board_name)
     (work / "memory.ld").write_text(codegen.render_memory_script(board))
-    (work / "main.c").write_text(HARNESS.replace("CHUNK", str(STREAM_CHUNK)))
+    (work / "main.c").write_text(HARNESS.replace("CHUNK", str(STREAM_CHUNK)).replace("WIDE_STRIDE", str(WIDE_STRIDE)))
     (work / "audio.c").write_text(_audio_source(audio))
     sources = [
         work / "main.c",
@@ -170,3 +186,7 @@ def test_device_features_bit_identical_to_host(board_name, tmp_path):
     np.testing.assert_array_equal(device["logmel"], features.extract(audio, "logmel").astype(np.int64))
     np.testing.assert_array_equal(device["stream"], features.extract(audio, "mfcc", 10).astype(np.int64))
     assert device["mfcc"].shape == (49, 10)
+    wide = features.extract(audio, "mfcc", 10, stride=WIDE_STRIDE).astype(np.int64)
+    np.testing.assert_array_equal(device["wide"], wide)
+    np.testing.assert_array_equal(device["wide_stream"], wide)
+    assert wide.shape == (25, 10)  # 1 + (16000 - 480) // 640

@@ -99,6 +99,18 @@ def test_mean_normalized_features_are_the_extractors_from_the_cached_clips(tiny,
     assert np.abs(normalized.x_train.mean(axis=1)).max() <= 0.5 / 64  # every clip's columns centred
 
 
+def test_frame_stride_gives_fewer_frames_from_the_cached_clips(tiny, tiny_cache):
+    """frame_stride_ms 40: 1 + (16000 - 480) // 640 = 25 frames a clip, the extractor's at that stride, the audio reused."""
+    clip_dir = tiny_cache / "keywords" / "clips"
+    before = sorted(clip_dir.iterdir())
+    coarse = datasets.load("keywords", {**TINY, "frame_stride_ms": 40}, 0, tiny_cache)
+    assert sorted(clip_dir.iterdir()) == before
+    assert coarse.x_train.shape == (16, 25, 10, 1)
+    clips, _ = keywords.split_clips(datasets.parse_options("keywords", TINY), 0, tiny_cache, "test")
+    np.testing.assert_array_equal(coarse.x_test[..., 0], features.extract(clips, "mfcc", 10, stride=640).astype(np.float32) / 64)
+    np.testing.assert_array_equal(coarse.x_test[:, ::2], tiny.x_test[:, ::4])  # the same windows where the grids meet (every 80 ms)
+
+
 def test_train_val_test_speakers_are_disjoint_voice_combinations():
     options = datasets.parse_options("keywords", {"speakers": 200, "natural_share": 0.3})
     catalog = keywords.speaker_catalog(options, 0)
@@ -142,6 +154,7 @@ def test_real_recordings_are_evaluated_separately(tmp_path, tiny_cache):
         ({"snr_db_min": 20, "snr_db_max": 10}, r"data.options.snr_db_min: expected <= snr_db_max \(10.0\). Received: 20.0"),
         ({"speakers": 5, "val_share": 0.05}, r"data.options.val_share: 0.05 of 5 speakers holds out none"),
         ({"num_mfcc": 14}, r"data.options.num_mfcc: expected a value >= 1 and <= 13. Received: 14"),
+        ({"frame_stride_ms": 1001}, r"data.options.frame_stride_ms: expected a value >= 1 and <= 1000. Received: 1001"),
         ({"repetitons": 3}, r"data.options.repetitons: unknown key"),
     ],
 )
@@ -168,6 +181,9 @@ def test_wav_folder_splits_by_speaker(tmp_path):
     assert dataset.class_names == ["down", "up"]
     assert dataset.x_train.shape == (8, 49, 40, 1) and dataset.x_test.shape == dataset.x_val.shape == (2, 49, 40, 1)
     np.testing.assert_array_equal(dataset.y_test, [0, 1])
+    coarse = datasets.load("wav_folder", {"path": str(root), "features": "logmel", "frame_stride_ms": 30}, 0, tmp_path / "cache")
+    assert coarse.x_test.shape == (2, 33, 40, 1)  # 1 + (16000 - 480) // 480
+    np.testing.assert_array_equal(coarse.x_test[:, ::2], dataset.x_test[:, ::3])  # the same windows every 60 ms
     # Without list files each speaker lands wholly in one split, by a hash of its id.
     for name in ("validation_list.txt", "testing_list.txt"):
         (root / name).unlink()

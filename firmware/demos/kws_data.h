@@ -16,6 +16,7 @@ extern const int16_t mfdemo_kws_audio[];
 extern const uint32_t mfdemo_kws_audio_samples;
 extern const kwsf_kind_t mfdemo_kws_kind;
 extern const int32_t mfdemo_kws_features;     /* per frame */
+extern const int32_t mfdemo_kws_stride;       /* samples between frames (KWSF_STRIDE: 20 ms), as the model was trained */
 extern const int32_t mfdemo_kws_frames;       /* per model input (49 for one second) */
 extern const int32_t mfdemo_kws_hop_frames;   /* frames between inferences */
 extern const int32_t mfdemo_kws_average;      /* inferences whose outputs are averaged */

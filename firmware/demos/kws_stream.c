@@ -1,7 +1,8 @@
 /*
  * Keyword-spotting demo: raw 16 kHz audio streams through the device in
- * 20 ms chunks. The firmware's feature extractor (firmware/features, the code
- * the model was trained with) turns each chunk into a frame; every
+ * chunks of one frame stride (mfdemo_kws_stride samples, 20 ms by default).
+ * The firmware's feature extractor (firmware/features, the code the model was
+ * trained with, at the stride it was trained with) turns each chunk into a frame; every
  * mfdemo_kws_hop_frames frames the last mfdemo_kws_frames frames (normalized
  * as the model was trained) are classified, the last
  * mfdemo_kws_average outputs are averaged, and a keyword whose average
@@ -73,7 +74,7 @@ static void mfdemo_kws_put_frame(int32_t index, const int16_t *frame)
 static int mfdemo_kws_classify(mf_model *model, mfdemo_kws_state *state, int32_t last)
 {
     size_t count = (size_t)mfdemo_kws_frames * (size_t)mfdemo_kws_features;
-    int32_t t_ms = (last * KWSF_STRIDE + KWSF_WINDOW) / (KWSF_SAMPLE_RATE / 1000);
+    int32_t t_ms = (last * mfdemo_kws_stride + KWSF_WINDOW) / (KWSF_SAMPLE_RATE / 1000);
     int8_t *slot = mfdemo_kws_history[state->inferences % mfdemo_kws_average];
     int32_t filled = state->inferences + 1 < mfdemo_kws_average ? state->inferences + 1 : mfdemo_kws_average;
     mf_tensor_info input;
@@ -165,16 +166,17 @@ int main(void)
     if (mf_console_load(g_demo_model_data, g_demo_model_data_len, mfdemo_arena, mfdemo_arena_bytes, &model) != MF_OK) {
         return 1;
     }
-    if (kwsf_stream_init(&mfdemo_kws_stream) != KWSF_OK) {
+    if (kwsf_stream_init(&mfdemo_kws_stream, mfdemo_kws_stride) != KWSF_OK) {
         mf_console_begin("error");
         mf_console_put(" stream-init");
         mf_console_end();
         return 1;
     }
-    for (offset = 0; offset < mfdemo_kws_audio_samples; offset += KWSF_STRIDE) {
+    for (offset = 0; offset < mfdemo_kws_audio_samples; offset += (uint32_t)mfdemo_kws_stride) {
         int16_t frame[MFD_KWS_MAX_FEATURES];
         int32_t produced = 0;
-        int32_t chunk = (int32_t)(mfdemo_kws_audio_samples - offset < KWSF_STRIDE ? mfdemo_kws_audio_samples - offset : KWSF_STRIDE);
+        int32_t chunk = (int32_t)(mfdemo_kws_audio_samples - offset < (uint32_t)mfdemo_kws_stride ? mfdemo_kws_audio_samples - offset
+                                                                                                   : (uint32_t)mfdemo_kws_stride);
         kwsf_status_t fstatus = kwsf_stream_push(&mfdemo_kws_stream, &mfdemo_kws_audio[offset], chunk, mfdemo_kws_kind,
                                                  mfdemo_kws_features, &mfdemo_kws_workspace, frame, 1, &produced);
         if (fstatus != KWSF_OK) {

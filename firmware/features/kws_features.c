@@ -174,9 +174,14 @@ static void kwsf_compute(const int16_t *window, kwsf_kind_t kind, int32_t num_fe
     }
 }
 
-int32_t kwsf_num_frames(int32_t n_samples)
+static int kwsf_stride_valid(int32_t stride)
 {
-    return n_samples < KWSF_WINDOW ? 0 : 1 + (n_samples - KWSF_WINDOW) / KWSF_STRIDE;
+    return stride >= 1 && stride <= KWSF_MAX_STRIDE;
+}
+
+int32_t kwsf_num_frames(int32_t n_samples, int32_t stride)
+{
+    return (n_samples < KWSF_WINDOW || !kwsf_stride_valid(stride)) ? 0 : 1 + (n_samples - KWSF_WINDOW) / stride;
 }
 
 kwsf_status_t kwsf_frame(const int16_t *window, kwsf_kind_t kind, int32_t num_features,
@@ -194,7 +199,7 @@ kwsf_status_t kwsf_frame(const int16_t *window, kwsf_kind_t kind, int32_t num_fe
     return KWSF_OK;
 }
 
-kwsf_status_t kwsf_clip(const int16_t *samples, int32_t n_samples, kwsf_kind_t kind,
+kwsf_status_t kwsf_clip(const int16_t *samples, int32_t n_samples, int32_t stride, kwsf_kind_t kind,
                         int32_t num_features, kwsf_workspace_t *ws, int16_t *out,
                         int32_t max_frames, int32_t *n_frames)
 {
@@ -207,27 +212,34 @@ kwsf_status_t kwsf_clip(const int16_t *samples, int32_t n_samples, kwsf_kind_t k
     if (n_samples < 0) {
         return KWSF_ERR_LENGTH;
     }
+    if (!kwsf_stride_valid(stride)) {
+        return KWSF_ERR_STRIDE;
+    }
     status = kwsf_check(kind, num_features);
     if (status != KWSF_OK) {
         return status;
     }
-    frames = kwsf_num_frames(n_samples);
+    frames = kwsf_num_frames(n_samples, stride);
     if (frames > max_frames) {
         return KWSF_ERR_CAPACITY;
     }
     for (f = 0; f < frames; f++) {
-        kwsf_compute(&samples[f * KWSF_STRIDE], kind, num_features, ws, &out[f * num_features]);
+        kwsf_compute(&samples[f * stride], kind, num_features, ws, &out[f * num_features]);
     }
     *n_frames = frames;
     return KWSF_OK;
 }
 
-kwsf_status_t kwsf_stream_init(kwsf_stream_t *stream)
+kwsf_status_t kwsf_stream_init(kwsf_stream_t *stream, int32_t stride)
 {
     if (stream == 0) {
         return KWSF_ERR_NULL;
     }
+    if (!kwsf_stride_valid(stride)) {
+        return KWSF_ERR_STRIDE;
+    }
     stream->count = 0;
+    stream->stride = stride;
     return KWSF_OK;
 }
 
@@ -248,20 +260,29 @@ kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, in
     if (status != KWSF_OK) {
         return status;
     }
-    /* Check capacity before consuming anything, so a refused push leaves the stream unchanged. */
-    if (kwsf_num_frames(stream->count + n_samples) > max_frames) {
+    if (!kwsf_stride_valid(stream->stride)) {
+        return KWSF_ERR_STRIDE; /* not initialized by kwsf_stream_init */
+    }
+    /* Check capacity before consuming anything, so a refused push leaves the stream unchanged.
+       A negative count (samples to skip) counts the same way: the next window starts at 0. */
+    if (kwsf_num_frames(stream->count + n_samples, stream->stride) > max_frames) {
         return KWSF_ERR_CAPACITY;
     }
     for (i = 0; i < n_samples; i++) {
+        if (stream->count < 0) {
+            stream->count++; /* between windows: a sample no frame covers */
+            continue;
+        }
         stream->pending[stream->count++] = samples[i];
         if (stream->count == KWSF_WINDOW) {
+            const int32_t kept = KWSF_WINDOW - stream->stride;
             int32_t j;
             kwsf_compute(stream->pending, kind, num_features, ws, &out[produced * num_features]);
             produced++;
-            for (j = 0; j < KWSF_WINDOW - KWSF_STRIDE; j++) {
-                stream->pending[j] = stream->pending[j + KWSF_STRIDE];
+            for (j = 0; j < kept; j++) {
+                stream->pending[j] = stream->pending[j + stream->stride];
             }
-            stream->count = KWSF_WINDOW - KWSF_STRIDE;
+            stream->count = kept;
         }
     }
     *n_frames = produced;

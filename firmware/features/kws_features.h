@@ -7,11 +7,13 @@
  * bit-identical to the ones it was trained on.
  *
  * Framing follows MLPerf Tiny's KWS: 30 ms periodic-Hann windows (480
- * samples) every 20 ms (320 samples), a 512-point FFT, 40 HTK-mel triangles
- * between 20 Hz and 4 kHz, then log2 of the mel power and, for MFCCs, a DCT-II
- * scaled like tf.signal.mfccs_from_log_mel_spectrograms. A one-second clip
- * gives 49 frames. Outputs are int16 in Q(KWSF_FRAC_BITS) log2 units of
- * int16-sample power, floored at 0 (power 1).
+ * samples) every 20 ms (320 samples; the stride is the caller's choice, 1 to
+ * KWSF_MAX_STRIDE samples), a 512-point FFT, 40 HTK-mel triangles between
+ * 20 Hz and 4 kHz, then log2 of the mel power and, for MFCCs, a DCT-II scaled
+ * like tf.signal.mfccs_from_log_mel_spectrograms. A one-second clip gives 49
+ * frames at the default stride (33 at 480 samples, 25 at 640). A stride above
+ * the window skips the samples between windows. Outputs are int16 in
+ * Q(KWSF_FRAC_BITS) log2 units of int16-sample power, floored at 0 (power 1).
  *
  * No heap, no floating point, no host-only headers: the caller owns every
  * buffer (a kwsf_workspace_t for the FFT, a kwsf_stream_t for streaming).
@@ -23,7 +25,10 @@
 
 #define KWSF_SAMPLE_RATE 16000
 #define KWSF_WINDOW 480
+/* The default frame stride (20 ms); kwsf_clip and kwsf_stream_init take any in 1..KWSF_MAX_STRIDE. */
 #define KWSF_STRIDE 320
+/* One second: frames further apart no longer describe one word. */
+#define KWSF_MAX_STRIDE 16000
 #define KWSF_FFT_SIZE 512
 #define KWSF_MEL_BINS 40
 #define KWSF_MAX_MFCC 13
@@ -37,7 +42,8 @@ typedef enum {
     KWSF_ERR_KIND = 2,      /* unknown kwsf_kind_t */
     KWSF_ERR_COUNT = 3,     /* num_features does not fit the kind */
     KWSF_ERR_CAPACITY = 4,  /* the output holds fewer frames than the input makes */
-    KWSF_ERR_LENGTH = 5     /* negative sample count, or a frame count out of range */
+    KWSF_ERR_LENGTH = 5,    /* negative sample count, or a frame count out of range */
+    KWSF_ERR_STRIDE = 6     /* frame stride outside 1..KWSF_MAX_STRIDE samples */
 } kwsf_status_t;
 
 typedef enum {
@@ -51,26 +57,29 @@ typedef struct {
     int32_t im[KWSF_FFT_SIZE];
 } kwsf_workspace_t;
 
-/* Sliding-window state: the last samples not yet consumed by a full window. */
+/* Sliding-window state: the last samples not yet consumed by a full window. A negative count is
+   the samples still to skip before the next window starts (a stride above the window). */
 typedef struct {
     int16_t pending[KWSF_WINDOW];
     int32_t count;
+    int32_t stride;
 } kwsf_stream_t;
 
-/* Frames a clip of n_samples makes: 1 + (n - WINDOW) / STRIDE, or 0 if shorter than a window. */
-int32_t kwsf_num_frames(int32_t n_samples);
+/* Frames a clip of n_samples makes at `stride`: 1 + (n - WINDOW) / stride, or 0 if shorter than a
+   window or the stride is out of range. */
+int32_t kwsf_num_frames(int32_t n_samples, int32_t stride);
 
 /* Features of one window of KWSF_WINDOW samples into out[num_features]. */
 kwsf_status_t kwsf_frame(const int16_t *window, kwsf_kind_t kind, int32_t num_features,
                          kwsf_workspace_t *ws, int16_t *out);
 
-/* Features of every full window of a clip into out[frame * num_features + i]. */
-kwsf_status_t kwsf_clip(const int16_t *samples, int32_t n_samples, kwsf_kind_t kind,
+/* Features of every full window of a clip, one every `stride` samples, into out[frame * num_features + i]. */
+kwsf_status_t kwsf_clip(const int16_t *samples, int32_t n_samples, int32_t stride, kwsf_kind_t kind,
                         int32_t num_features, kwsf_workspace_t *ws, int16_t *out,
                         int32_t max_frames, int32_t *n_frames);
 
-/* Start a stream: its frames line up with kwsf_clip's on the concatenated audio. */
-kwsf_status_t kwsf_stream_init(kwsf_stream_t *stream);
+/* Start a stream at `stride`: its frames line up with kwsf_clip's at that stride on the concatenated audio. */
+kwsf_status_t kwsf_stream_init(kwsf_stream_t *stream, int32_t stride);
 
 /* Feed audio of any length; writes the frames it completes (at most max_frames) to out. */
 kwsf_status_t kwsf_stream_push(kwsf_stream_t *stream, const int16_t *samples, int32_t n_samples,

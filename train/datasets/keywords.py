@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from mcuforge import features
+from mcuforge.features import DEFAULT_STRIDE_MS, MAX_STRIDE_MS
 from mcuforge.artifacts import write_bytes_atomic
 from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
@@ -109,6 +110,10 @@ class KeywordsOptions:
     extra_unknown_takes: int = spec_field(0, min=0, max=100, help="more _unknown_ takes (other words) per training speaker, on top of repetitions")
     features: str = spec_field("mfcc", choices=("mfcc", "logmel"), help="49x10 MFCC or 49x40 log-mel frames")
     num_mfcc: int = spec_field(10, min=1, max=13, help="cepstral coefficients per frame (features: mfcc)")
+    frame_stride_ms: int = spec_field(
+        DEFAULT_STRIDE_MS, min=1, max=MAX_STRIDE_MS,
+        help="milliseconds between feature frames (30 ms windows): one second gives 49 frames at 20, 33 at 30, 25 at 40",
+    )
     feature_normalization: str = spec_field(
         "none", choices=FEATURE_NORMALIZATIONS,
         help="per clip (the device's window): mean subtracts each feature column's mean; mean_variance also divides by its deviation",
@@ -416,7 +421,7 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     """The options that shape the audio (not the features, the split or the thread count)."""
     fields = asdict(options)
     for name in (
-        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc",
+        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc", "frame_stride_ms",
         "feature_normalization", "workers", "engines", "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
         "consistency_views",
     ):
@@ -491,7 +496,8 @@ def clip_features(clips: np.ndarray, options: KeywordsOptions) -> np.ndarray:
     """int16 features [n, 49, features] from int16 clips, by the device's extractor and normalization, in `workers` threads
     (the C extractor runs without the GIL; each clip's features do not depend on the others)."""
     def chunk_features(chunk: np.ndarray) -> np.ndarray:
-        return features.normalize(features.extract(chunk, options.features, options.num_mfcc), options.feature_normalization)
+        frames = features.extract(chunk, options.features, options.num_mfcc, features.stride_samples(options.frame_stride_ms))
+        return features.normalize(frames, options.feature_normalization)
 
     chunks = np.array_split(clips, max(1, min(options.workers, len(clips))))
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:

@@ -104,13 +104,13 @@ def counted(spec: Spec, study, row: TrialRow, target: DeployTarget, directory: P
 
 def built(spec: Spec, row: TrialRow, epochs: int):
     """The spec as the final training of the trial's model, its data set, and the model (untrained)."""
-    from mcuforge.train.search.space import data_with
+    from mcuforge.train.search.space import data_with, searched_data
     from mcuforge.train.trainer import build_model, load_dataset
 
     final = dataclasses.replace(
         spec,
         model=parse_dataclass(ModelSpec, row.model, f"trial {row.number}'s model"),
-        data=data_with(spec.data, row.num_mfcc),
+        data=data_with(spec.data, searched_data(row.num_mfcc, row.frame_stride_ms)),
         train=dataclasses.replace(spec.train, epochs=epochs),
     )
     dataset = load_dataset(final)

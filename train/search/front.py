@@ -19,6 +19,7 @@ import yaml
 from mcuforge.artifacts import write_bytes_atomic, write_text_atomic
 from mcuforge.errors import MCUForgeError
 from mcuforge.spec import ModelSpec, SearchSpec
+from mcuforge.train.search.space import searched_data
 from mcuforge.train.search.target import CandidateCost
 
 COSTS = ("instructions", "arena_bytes", "flash_bytes")
@@ -39,6 +40,7 @@ class TrialRow:
     on_front: bool
     model: dict
     num_mfcc: int | None = None  # the keyword features' coefficients, when the space searches them
+    frame_stride_ms: int | None = None  # the keyword features' frame stride, when the space searches it
     final_accuracy: float | None = None  # a finalist's int8 TFLM validation accuracy after the finalists' training (finalists.py)
     screen_accuracy: float | None = None  # in a finalist pool: its int8 TFLM validation accuracy after the shorter screening training
 
@@ -103,6 +105,7 @@ def trial_rows(study) -> list[TrialRow]:
                 on_front=trial.number in front and "same_as" not in attrs,
                 model=attrs.get("model", {}),
                 num_mfcc=attrs.get("num_mfcc"),
+                frame_stride_ms=attrs.get("frame_stride_ms"),
             )
         )
     return rows
@@ -226,14 +229,15 @@ def _plot(rows: list[TrialRow], chosen: TrialRow, reference: CandidateCost | Non
     return out.getvalue()
 
 
-def fragment(model: ModelSpec, study: str, trial: int, num_mfcc: int | None = None) -> str:
+def fragment(model: ModelSpec, study: str, trial: int, num_mfcc: int | None = None, frame_stride_ms: int | None = None) -> str:
     """The chosen model section as YAML to paste into a spec (or kept by `mcuforge run` with the search section);
-    with searched features, also the data option they need."""
+    with searched features, also the data options they need."""
     header = f"# Chosen by architecture search (study {study}, trial {trial}).\n"
     chosen = {"model": asdict(model)}
-    if num_mfcc is not None:
-        header += "# Merge data.options.num_mfcc into the spec's data section.\n"
-        chosen["data"] = {"options": {"num_mfcc": num_mfcc}}
+    options = searched_data(num_mfcc, frame_stride_ms)
+    if options:
+        header += f"# Merge data.options.{' and data.options.'.join(options)} into the spec's data section.\n"
+        chosen["data"] = {"options": options}
     return header + yaml.safe_dump(chosen, sort_keys=False)
 
 
@@ -245,4 +249,4 @@ def write_front(rows: list[TrialRow], chosen: TrialRow, model: ModelSpec, study:
     write_text_atomic(directory / files.front_json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     write_text_atomic(directory / files.table, _markdown(rows, chosen, reference, reference_name))
     write_bytes_atomic(directory / files.plot, _plot(rows, chosen, reference, reference_name))
-    write_text_atomic(directory / files.fragment, fragment(model, study, chosen.number, chosen.num_mfcc))
+    write_text_atomic(directory / files.fragment, fragment(model, study, chosen.number, chosen.num_mfcc, chosen.frame_stride_ms))

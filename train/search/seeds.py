@@ -14,8 +14,12 @@ searches the keyword features' coefficients, the stride patterns come with the d
 section's count first, then again with each fewer one of the space (fewer frame columns
 for every layer), never more: on keywords, within 0.5x the hand-made DS-CNN's
 instructions, 48-wide blocks strided once on 10 coefficients beat them unstrided on 6 or
-(three blocks) on 8, and 13 coefficients scored lower than 10 (README). Fitting is
-measured (candidate_cost), not estimated.
+(three blocks) on 8, and 13 coefficients scored lower than 10 (README). When it searches
+the features' frame stride too, the coarser strides come last (after every coefficient
+count on the data section's frames), never finer: fewer frames lost more than a block
+stride or fewer coefficients at the same cost (the 48x4 model on 33 frames, 0.47x,
+scored 0.8819 against 0.9007 on 6 coefficients at 0.42x and 0.9146 for the strided
+pick at 0.49x). Fitting is measured (candidate_cost), not estimated.
 """
 
 from __future__ import annotations
@@ -61,17 +65,41 @@ def coefficient_choices(search_space: SearchSpace, data_num_mfcc: int) -> list[i
     return sorted({n for n in search_space.num_mfcc if n <= data_num_mfcc} or {_nearest(search_space.num_mfcc, data_num_mfcc)}, reverse=True)
 
 
-def ladder(search_space: SearchSpace, num_mfccs: list[int | None]) -> Iterator[list[space.Candidate]]:
+def frame_stride_choices(search_space: SearchSpace, data_frame_stride_ms: int) -> list[int]:
+    """The features' frame strides the ladder offers, finest first: the space's no finer than the data section's (the
+    nearest when it has none).
+
+    >>> frame_stride_choices(SearchSpace(frame_stride_ms=[10, 20, 30, 40]), 20)
+    [20, 30, 40]
+    """
+    strides = search_space.frame_stride_ms
+    return sorted({s for s in strides if s >= data_frame_stride_ms} or {_nearest(strides, data_frame_stride_ms)})
+
+
+def feature_choices(search_space: SearchSpace, data_options) -> list[tuple[int | None, int | None]]:
+    """The (num_mfcc, frame_stride_ms) pairs the ladder offers (None: not searched): the data section's frames with
+    each coefficient count (most first), then each coarser frame stride likewise.
+
+    >>> from types import SimpleNamespace
+    >>> feature_choices(SearchSpace(num_mfcc=[6, 10], frame_stride_ms=[20, 30]), SimpleNamespace(num_mfcc=10, frame_stride_ms=20))
+    [(10, 20), (6, 20), (10, 30), (6, 30)]
+    """
+    coefficients = coefficient_choices(search_space, data_options.num_mfcc) if search_space.num_mfcc else [None]
+    strides = frame_stride_choices(search_space, data_options.frame_stride_ms) if search_space.frame_stride_ms else [None]
+    return [(num_mfcc, stride_ms) for stride_ms in strides for num_mfcc in coefficients]
+
+
+def ladder(search_space: SearchSpace, choices: list[tuple[int | None, int | None]]) -> Iterator[list[space.Candidate]]:
     """Per (channels, blocks) pair, most pointwise capacity (channels² × blocks) first: its candidates, costliest
-    first (the stride patterns with each of `num_mfccs` in turn). Channels and blocks no more than the base's (the
-    nearest choice when the space has none below it)."""
+    first (the stride patterns with each of the (num_mfcc, frame_stride_ms) feature `choices` in turn). Channels and
+    blocks no more than the base's (the nearest choice when the space has none below it)."""
     channels = sorted({c for c in search_space.channels if c <= BASE_CHANNELS} or {min(search_space.channels)})
     blocks = sorted({b for b in search_space.blocks if b <= BASE_BLOCKS} or {min(search_space.blocks)})
     kernel = _nearest(search_space.kernels, BASE_KERNEL)
     stem_stride = _nearest(search_space.stem_strides, BASE_STEM_STRIDE)
     for width, count in sorted(((c, b) for c in channels for b in blocks), key=lambda pair: (-pair[0] ** 2 * pair[1], -pair[0])):
-        yield [space.Candidate(width, stem_stride, (width,) * count, (kernel,) * count, pattern, num_mfcc)
-               for num_mfcc in num_mfccs for pattern in stride_patterns(count, search_space.strides)]
+        yield [space.Candidate(width, stem_stride, (width,) * count, (kernel,) * count, pattern, num_mfcc, frame_stride_ms)
+               for num_mfcc, frame_stride_ms in choices for pattern in stride_patterns(count, search_space.strides)]
 
 
 def fits(cost: CandidateCost, bound: CandidateCost) -> bool:
@@ -84,9 +112,9 @@ def seed_candidates(spec: Spec, target: DeployTarget, bound: CandidateCost, prog
     from mcuforge.train.datasets import parse_options
 
     search = spec.search
-    num_mfccs = [None]
-    if search.space.num_mfcc:
-        num_mfccs = coefficient_choices(search.space, parse_options(spec.data.dataset, spec.data.options).num_mfcc)
+    choices = [(None, None)]
+    if search.space.num_mfcc or search.space.frame_stride_ms:
+        choices = feature_choices(search.space, parse_options(spec.data.dataset, spec.data.options))
     data = space.CandidateData(spec, target.representative_sample)
 
     def within(candidate: space.Candidate) -> bool:
@@ -98,7 +126,7 @@ def seed_candidates(spec: Spec, target: DeployTarget, bound: CandidateCost, prog
             return False
 
     seeds = []
-    for rung in ladder(search.space, num_mfccs):
+    for rung in ladder(search.space, choices):
         if len(seeds) == search.seeds:
             break
         if within(rung[-1]):

@@ -28,6 +28,7 @@ class Candidate:
     kernels: tuple[int, ...]
     strides: tuple[int, ...]
     num_mfcc: int | None = None  # keyword features: coefficients per frame (None: the data section's)
+    frame_stride_ms: int | None = None  # keyword features: milliseconds between frames (None: the data section's)
 
     def model_spec(self, family: str) -> ModelSpec:
         """The spec's model section that trains this candidate (what chosen.yaml holds)."""
@@ -51,10 +52,26 @@ class Candidate:
         'stem 16s2, 32k3s1 8k5s2'
         >>> Candidate(16, 2, (32,), (3,), (1,), num_mfcc=5).describe()
         'mfcc 5, stem 16s2, 32k3s1'
+        >>> Candidate(16, 2, (32,), (3,), (1,), num_mfcc=5, frame_stride_ms=40).describe()
+        'mfcc 5, frames 40 ms, stem 16s2, 32k3s1'
         """
         blocks = " ".join(f"{c}k{k}s{s}" for c, k, s in zip(self.channels, self.kernels, self.strides))
         features = "" if self.num_mfcc is None else f"mfcc {self.num_mfcc}, "
+        features += "" if self.frame_stride_ms is None else f"frames {self.frame_stride_ms} ms, "
         return f"{features}stem {self.stem_channels}s{self.stem_stride}, {blocks}"
+
+    def data_options(self) -> dict:
+        return searched_data(self.num_mfcc, self.frame_stride_ms)
+
+
+def searched_data(num_mfcc: int | None, frame_stride_ms: int | None) -> dict:
+    """The data options a candidate's searched features set over the data section's (None: not searched).
+
+    >>> searched_data(None, 40)
+    {'frame_stride_ms': 40}
+    """
+    chosen = {"num_mfcc": num_mfcc, "frame_stride_ms": frame_stride_ms}
+    return {name: value for name, value in chosen.items() if value is not None}
 
 
 def suggest(trial, space: SearchSpace) -> Candidate:
@@ -75,6 +92,7 @@ def suggest(trial, space: SearchSpace) -> Candidate:
         kernels=tuple(k for _, k, _ in per_block),
         strides=tuple(s for _, _, s in per_block),
         num_mfcc=trial.suggest_categorical("num_mfcc", space.num_mfcc) if space.num_mfcc else None,
+        frame_stride_ms=trial.suggest_categorical("frame_stride_ms", space.frame_stride_ms) if space.frame_stride_ms else None,
     )
 
 
@@ -91,32 +109,36 @@ def params(candidate: Candidate, space: SearchSpace) -> dict:
         drawn |= {f"channels_{i}": candidate.channels[last], f"kernel_{i}": candidate.kernels[last], f"stride_{i}": candidate.strides[last]}
     if space.num_mfcc:
         drawn["num_mfcc"] = candidate.num_mfcc
+    if space.frame_stride_ms:
+        drawn["frame_stride_ms"] = candidate.frame_stride_ms
     return drawn
 
 
-def data_with(data: DataSpec, num_mfcc: int | None) -> DataSpec:
-    """The data section a candidate trains on: `data` with its features' coefficients (None: as it is)."""
-    if num_mfcc is None:
+def data_with(data: DataSpec, options: dict) -> DataSpec:
+    """The data section a candidate trains on: `data` with the features' `options` it chose (Candidate.data_options;
+    none: as it is)."""
+    if not options:
         return data
-    return dataclasses.replace(data, options={**data.options, "num_mfcc": num_mfcc})
+    return dataclasses.replace(data, options={**data.options, **options})
 
 
 class CandidateData:
-    """The data set a candidate trains on (its features' coefficients) and its representative inputs, loaded once per
-    coefficient count."""
+    """The data set a candidate trains on (its features' coefficients and frame stride) and its representative inputs,
+    loaded once per features."""
 
     def __init__(self, spec: Spec, representative_sample) -> None:
         self.spec = spec
         self.representative_sample = representative_sample
-        self.loaded: dict[int | None, tuple] = {}
+        self.loaded: dict[tuple, tuple] = {}
 
     def __call__(self, candidate: Candidate) -> tuple:
         from mcuforge.train.trainer import load_dataset
 
-        if candidate.num_mfcc not in self.loaded:
-            dataset = load_dataset(dataclasses.replace(self.spec, data=data_with(self.spec.data, candidate.num_mfcc)))
-            self.loaded[candidate.num_mfcc] = dataset, self.representative_sample(dataset.x_train)
-        return self.loaded[candidate.num_mfcc]
+        key = tuple(sorted(candidate.data_options().items()))
+        if key not in self.loaded:
+            dataset = load_dataset(dataclasses.replace(self.spec, data=data_with(self.spec.data, candidate.data_options())))
+            self.loaded[key] = dataset, self.representative_sample(dataset.x_train)
+        return self.loaded[key]
 
 
 def smallest(space: SearchSpace) -> Candidate:
@@ -129,6 +151,7 @@ def smallest(space: SearchSpace) -> Candidate:
         kernels=(min(space.kernels),) * blocks,
         strides=(max(space.strides),) * blocks,
         num_mfcc=min(space.num_mfcc) if space.num_mfcc else None,
+        frame_stride_ms=max(space.frame_stride_ms) if space.frame_stride_ms else None,
     )
 
 

@@ -19,7 +19,7 @@ def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
 
     (With select within_reference the spec's own model is measured before that too: reference_cost.)
     """
-    from mcuforge.train.datasets import ANOMALY
+    from mcuforge.train.datasets import ANOMALY, parse_options
     from mcuforge.train.search import space
     from mcuforge.train.search.study import Budgets
     from mcuforge.train.trainer import load_dataset
@@ -28,13 +28,18 @@ def check_smallest_fits(spec: Spec, target: DeployTarget) -> None:
     dataset = load_dataset(spec)
     if dataset.task == ANOMALY:
         raise MCUForgeError(f"search: {spec.data.dataset} is an anomaly data set; architecture search scores classifiers only")
-    if smallest.num_mfcc is not None:
-        if not str(dataset.notes.get("features", "")).startswith("mfcc"):
-            raise MCUForgeError(
-                f"search.space.num_mfcc: {spec.data.dataset} with these options has no MFCC features to choose coefficients of: "
-                "remove num_mfcc from the space (it applies to keywords and wav_folder with features: mfcc)"
-            )
-        dataset = load_dataset(dataclasses.replace(spec, data=space.data_with(spec.data, smallest.num_mfcc)))
+    if smallest.num_mfcc is not None and not str(dataset.notes.get("features", "")).startswith("mfcc"):
+        raise MCUForgeError(
+            f"search.space.num_mfcc: {spec.data.dataset} with these options has no MFCC features to choose coefficients of: "
+            "remove num_mfcc from the space (it applies to keywords and wav_folder with features: mfcc)"
+        )
+    if smallest.frame_stride_ms is not None and not hasattr(parse_options(spec.data.dataset, spec.data.options), "frame_stride_ms"):
+        raise MCUForgeError(
+            f"search.space.frame_stride_ms: {spec.data.dataset} has no audio feature frames to choose the stride of: "
+            "remove frame_stride_ms from the space (it applies to keywords and wav_folder)"
+        )
+    if smallest.data_options():
+        dataset = load_dataset(dataclasses.replace(spec, data=space.data_with(spec.data, smallest.data_options())))
     model = space.build(smallest, spec.search, dataset.input_shape, dataset.num_classes, spec.train.seed)
     cost = target.candidate_cost(model, target.representative_sample(dataset.x_train))
     over = Budgets.of(spec.search, target).exceeded(cost)
@@ -133,6 +138,7 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
         reference_arena_bytes=reference and reference.arena_bytes,
         reference_flash_bytes=reference and reference.flash_bytes,
         chosen_num_mfcc=chosen.num_mfcc,
+        chosen_frame_stride_ms=chosen.frame_stride_ms,
         finalists=scored,
         finalist_epochs=finalist_epochs(spec) if scored else None,
         final_accuracy=chosen.final_accuracy,
@@ -143,6 +149,7 @@ def search(spec: Spec, directory: Path, study_directory: Path, target: DeployTar
 
 def with_chosen_model(spec: Spec, result: SearchResult) -> Spec:
     """The spec the later stages run: its model section (and searched data option) replaced by the search's choice."""
-    from mcuforge.train.search.space import data_with
+    from mcuforge.train.search.space import data_with, searched_data
 
-    return dataclasses.replace(spec, model=result.chosen_model, data=data_with(spec.data, result.chosen_num_mfcc))
+    data = data_with(spec.data, searched_data(result.chosen_num_mfcc, result.chosen_frame_stride_ms))
+    return dataclasses.replace(spec, model=result.chosen_model, data=data)

@@ -267,8 +267,8 @@ class Objective:
         candidate = space.suggest(trial, self.search.space)
         trial.set_user_attr("architecture", candidate.describe())
         trial.set_user_attr("model", to_dict(candidate.model_spec(self.search.family)))
-        if candidate.num_mfcc is not None:
-            trial.set_user_attr("num_mfcc", candidate.num_mfcc)
+        for name, value in candidate.data_options().items():
+            trial.set_user_attr(name, value)
         earlier = self._same_architecture(trial.study, candidate.describe())
         if earlier is not None:  # parameters unused by fewer blocks: the same model, already scored
             for key in ("rejected", "pruned_after_epochs", *COST_OBJECTIVES.values(), "macs", "accuracy", "val_float_accuracy"):
