@@ -8,7 +8,10 @@ measures their costs as `search_keywords.py` does (instructions counted under QE
 (keywords: one 30-epoch training a model and seed):
 
     nice .venv/bin/python bench/search_seeds.py [--spec specs/keywords.yaml] [--train-seeds 0 1 2]
-        --model NAME='{"arch": "separable_cnn", "options": {...}}' [--model ...] [--root build/bench-search]
+        [--model pick] [--model unstrided] [--model NAME='{"arch": "separable_cnn", "options": {...}}'] [--root build/bench-search]
+
+A --model is one of `keywords_frame_stride.py`'s probe models by name (`pick`: the keywords search's 0.49x
+pick; `unstrided`: its 0.68x pick, the same blocks unstrided; `stem1`) or NAME=JSON, a model section.
 
 Prints each model's accuracy per seed, its mean and sample deviation, and the gap to the hand-made
 model seed by seed (paired: the same seed's data order and initialisation draw), with the mean gap
@@ -25,6 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keywords_frame_stride import MODELS, model_section  # noqa: E402
 from search_keywords import measured  # noqa: E402
 
 from mcuforge.artifacts import write_json_atomic  # noqa: E402
@@ -33,10 +37,12 @@ from mcuforge.spec import ModelSpec, load_spec  # noqa: E402
 
 
 def named_model(text: str) -> tuple[str, ModelSpec]:
-    """NAME=JSON (a model section) from the command line."""
+    """A probe model's name, or NAME=JSON (a model section), from the command line."""
+    if text in MODELS:
+        return text, model_section(text)
     name, _, section = text.partition("=")
     if not name or not section:
-        raise argparse.ArgumentTypeError(f"--model takes NAME=JSON (a model section), got {text!r}")
+        raise argparse.ArgumentTypeError(f"--model takes one of {', '.join(MODELS)} or NAME=JSON (a model section), got {text!r}")
     return name, parse_dataclass(ModelSpec, json.loads(section), f"--model {name}")
 
 
