@@ -163,6 +163,8 @@ def mixed_bits_scheme(bits: dict[str, int]):
     """
     import tensorflow_model_optimization as tfmot
 
+    from mcuforge.compress.weight_range import with_least_error_range
+
     keras_q = tfmot.quantization.keras
     n_bit = keras_q.experimental.default_n_bit
 
@@ -176,7 +178,9 @@ def mixed_bits_scheme(bits: dict[str, int]):
             return registry(4).supports(layer)
 
         def get_quantize_config(self, layer):
-            return registry(bits.get(layer.name, 4)).get_quantize_config(layer)
+            weight_bits = bits.get(layer.name, 4)
+            config = registry(weight_bits).get_quantize_config(layer)
+            return with_least_error_range(config) if weight_bits == 4 else config
 
     class MixedBitsScheme(n_bit.DefaultNBitQuantizeScheme):
         def get_quantize_registry(self):

@@ -26,16 +26,22 @@ def context():
 
 
 @pytest.fixture(scope="module")
-def int4_model(context) -> bytes:
-    """The digits tiny_cnn (2 epochs), 4-bit QAT for 1 epoch with its logits at 4 bits too, converted."""
+def int4_qat(context):
+    """The digits tiny_cnn (2 epochs), 4-bit QAT for 1 epoch with its logits at 4 bits too."""
     from mcuforge.compress.quantize import QuantizeOptions, quantize
-    from mcuforge.deploy.convert import convert_model
     from mcuforge.train.trainer import build_model
 
     model = build_model(context.spec, context.dataset)
     fine_tune(model, context, TrainingOptions(epochs=2, learning_rate=3e-3))
-    qat = quantize(model, QuantizeOptions(epochs=1, weight_bits=4, layer_weight_bits={"logits": 4}), context)
-    return convert_model(qat, None)
+    return quantize(model, QuantizeOptions(epochs=1, weight_bits=4, layer_weight_bits={"logits": 4}), context)
+
+
+@pytest.fixture(scope="module")
+def int4_model(int4_qat) -> bytes:
+    """int4_qat converted."""
+    from mcuforge.deploy.convert import convert_model
+
+    return convert_model(int4_qat, None)
 
 
 def test_converter_packs_4_bit_layers_as_int4_and_keeps_the_first_at_int8(int4_model):
@@ -102,3 +108,60 @@ def test_a_layer_weight_bits_name_not_in_the_model_names_the_layers(context):
     model = build_model(context.spec, context.dataset)
     with pytest.raises(MCUForgeError, match=r"layer_weight_bits names conv9, not a conv or dense layer.*use one of conv0, conv1, logits"):
         quantize(model, QuantizeOptions(weight_bits=4, layer_weight_bits={"conv9": 8}), context)
+
+
+def _least_error_clips(columns: np.ndarray, shrink_factors: np.ndarray) -> np.ndarray:
+    """Per column, by brute force: the clip among shrink * max|w| whose 15-level symmetric rounding errs least."""
+    clips = []
+    for w in columns.T.astype(np.float64):
+        candidates = [shrink * np.abs(w).max() for shrink in shrink_factors]
+        errors = [np.sum((w - np.clip(np.round(w / (c / 7)), -7, 7) * (c / 7)) ** 2) for c in candidates]
+        clips.append(candidates[int(np.argmin(errors))])
+    return np.array(clips)
+
+
+def test_least_error_clip_is_the_brute_force_search_per_channel_and_per_tensor():
+    import tensorflow as tf
+
+    from mcuforge.compress.weight_range import SHRINK_FACTORS, least_error_clip
+
+    rng = np.random.default_rng(18)
+    kernel = rng.laplace(0, 0.1, size=(3, 3, 2, 6)).astype(np.float32)  # heavy tails: most channels clip inside max|w|
+    columns = kernel.reshape(-1, 6)
+    want = _least_error_clips(columns, SHRINK_FACTORS)
+    np.testing.assert_allclose(least_error_clip(tf.constant(kernel), True, 4).numpy(), want, rtol=1e-6)
+    shrinks = want / np.abs(columns).max(axis=0)
+    assert shrinks.min() < 0.95 and len(np.unique(np.round(shrinks, 2))) > 2
+    whole = least_error_clip(tf.constant(kernel), False, 4).numpy()
+    np.testing.assert_allclose(whole, _least_error_clips(columns.reshape(-1, 1), SHRINK_FACTORS)[0], rtol=1e-6)
+
+
+def test_4_bit_layers_train_over_the_least_error_range_and_8_bit_ones_over_min_max(int4_qat):
+    """Each layer's weight quantizer, in training, on the model's weights: its range and its fake-quantized output."""
+    import tensorflow as tf
+
+    from mcuforge.compress.weight_range import SHRINK_FACTORS
+
+    for name, per_axis, bits in (("conv0", True, 8), ("conv1", True, 4), ("logits", False, 4)):
+        wrapper = int4_qat.get_layer(f"quant_{name}")
+        kernel = next(w.numpy() for w in wrapper.weights if w.name.endswith("/kernel:0"))
+        columns = kernel.reshape(-1, kernel.shape[-1]) if per_axis else kernel.reshape(-1, 1)
+        want = np.abs(columns).max(axis=0) if bits == 8 else _least_error_clips(columns, SHRINK_FACTORS)
+        shape = want.shape if per_axis else ()
+        ranges = {"min_var": tf.Variable(np.zeros(shape, np.float32)), "max_var": tf.Variable(np.zeros(shape, np.float32))}
+        quantized = wrapper.quantize_config.weight_quantizer(tf.constant(kernel), True, ranges).numpy()
+        np.testing.assert_allclose(np.atleast_1d(ranges["max_var"].numpy()), want, rtol=1e-6)
+        np.testing.assert_allclose(ranges["min_var"].numpy(), -ranges["max_var"].numpy())
+        levels = 2 ** (bits - 1) - 1
+        step = want.astype(np.float32) / levels
+        expected = np.clip(np.round(columns / step), -levels, levels) * step
+        np.testing.assert_allclose(quantized.reshape(columns.shape), expected, rtol=0, atol=1e-6)
+
+
+def test_a_saved_4_bit_model_reloads_and_converts_to_the_same_bytes(int4_qat, int4_model, tmp_path):
+    """The pipeline saves the QAT model and deploy reloads it: the stored ranges alone decide the INT4 values."""
+    from mcuforge.deploy.convert import convert_model
+    from mcuforge.train.trainer import load_model, save_model
+
+    save_model(int4_qat, tmp_path / "qat.h5")
+    assert convert_model(load_model(tmp_path / "qat.h5"), None) == int4_model
