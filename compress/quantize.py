@@ -163,7 +163,7 @@ def mixed_bits_scheme(bits: dict[str, int]):
     """
     import tensorflow_model_optimization as tfmot
 
-    from mcuforge.compress.weight_range import with_least_error_range
+    from mcuforge.compress.weight_range import four_bit_config
 
     keras_q = tfmot.quantization.keras
     n_bit = keras_q.experimental.default_n_bit
@@ -180,7 +180,7 @@ def mixed_bits_scheme(bits: dict[str, int]):
         def get_quantize_config(self, layer):
             weight_bits = bits.get(layer.name, 4)
             config = registry(weight_bits).get_quantize_config(layer)
-            return with_least_error_range(config) if weight_bits == 4 else config
+            return four_bit_config(config, layer) if weight_bits == 4 else config
 
     class MixedBitsScheme(n_bit.DefaultNBitQuantizeScheme):
         def get_quantize_registry(self):

@@ -1,84 +1,126 @@
-"""4-bit weight quantizers whose range is the one with least quantization error, not the weights' min/max.
+"""The weight quantizer of 4-bit layers: per output channel (depthwise ones too), over the least-error clip.
 
-tfmot's n-bit scheme fake-quantizes weights over max|w| (per output channel for
-convolutions, per tensor otherwise): symmetric, narrow range, so 4 bits give the
-15 levels -7..7 of max|w| / 7. One outlier then stretches the step for every
-other weight of its channel. Here the clip is chosen instead, at every training
-step, as the shrink factor of max|w| (from SHRINK_FACTORS) whose fake
-quantization has the least squared error on the current weights; weights beyond
-it are clipped to the outermost level (and get no gradient, as fake quantization
-gives none outside its range).
+tfmot's n-bit scheme fake-quantizes weights symmetric and narrow range over
+max|w|: per output channel for Conv2D, but per tensor for DepthwiseConv2D (its
+per-axis quantizer takes the kernel's last axis, the depth multiplier, 1) and
+Dense. At 4 bits (the 15 levels -7..7 of max|w| / 7) both choices cost accuracy:
+- a per-tensor depthwise kernel gives a channel with small weights a few levels
+  only (measured on the keywords DS-CNN: most channels used 5 to 9 of the 15).
+  TF's converter writes depthwise filters per output channel anyway, folding
+  BatchNorm into the channel scales, so the kernel is quantized here per output
+  channel (input channel x multiplier, the converter's order) and every channel
+  gets all 15 levels;
+- one outlier stretches the step of every other weight of its channel. The clip
+  is chosen instead, at every training step, as the shrink factor of max|w|
+  (from SHRINK_FACTORS) whose fake quantization has the least squared error on
+  the current weights; weights beyond it sit on the outermost level (and get no
+  gradient, as fake quantization gives none outside its range).
+Dense kernels stay per tensor, as the converter writes FULLY_CONNECTED filters.
 
-The chosen range is written to the quantizer's own min/max variables, which
-tfmot's quantizer reads when not training: a saved model, reloaded without this
-module (the QuantizeConfig that names the quantizer is tfmot's own, which
-rebuilds its min/max quantizer), converts to the same INT4 values.
+The trained range lives in the quantizer's min/max variables (read when not
+training, and by the converter). FourBitQuantizeConfig is registered with Keras
+so a saved QAT model reloads with these quantizers: trainer.load_model imports
+this module.
 
-Imports TensorFlow: imported by quantize only when it builds a 4-bit model.
+Imports TensorFlow: imported by quantize when it builds a 4-bit model, and by load_model.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 from tensorflow_model_optimization.python.core.quantization.keras import quantizers
 from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (
     default_n_bit_quantize_registry as n_bit_registry,
-)
-from tensorflow_model_optimization.python.core.quantization.keras.experimental.default_n_bit import (
-    default_n_bit_quantizers as n_bit_quantizers,
 )
 
 # Fractions of max|w| tried as the clip, largest first (so a tie keeps the min/max range).
 SHRINK_FACTORS = np.round(np.arange(1.0, 0.295, -0.01), 2).astype(np.float32)
 
+# How many trailing kernel axes make the output channel: Dense (per tensor), Conv2D, DepthwiseConv2D.
+PER_TENSOR, CONV_CHANNELS, DEPTHWISE_CHANNELS = 0, 1, 2
 
-def least_error_clip(weights, per_axis: bool, num_bits: int):
-    """The clip (per last-axis channel when per_axis, else one) whose symmetric narrow fake quantization errs least.
 
-    Rounds as fake quantization does (half away from zero on the magnitude: floor(x + 0.5)).
+def least_error_clip(columns, num_bits: int):
+    """Per column of the 2-D `columns`, the clip whose symmetric narrow fake quantization errs least.
+
+    Rounds as fake quantization does (floor(x / step + 0.5)).
     """
     levels = float(2 ** (num_bits - 1) - 1)
-    columns = tf.reshape(weights, [-1, weights.shape[-1]] if per_axis else [-1, 1])
     top = tf.reduce_max(tf.abs(columns), axis=0)
     clips = SHRINK_FACTORS[:, None] * top[None, :]
     steps = tf.where(clips > 0, clips / levels, tf.ones_like(clips))[:, None, :]
     rounded = tf.clip_by_value(tf.floor(columns[None] / steps + 0.5), -levels, levels) * steps
     errors = tf.reduce_sum(tf.square(columns[None] - rounded), axis=1)
-    chosen = tf.gather(SHRINK_FACTORS, tf.argmin(errors, axis=0)) * top
-    return tf.stop_gradient(chosen if per_axis else chosen[0])
+    return tf.stop_gradient(tf.gather(SHRINK_FACTORS, tf.argmin(errors, axis=0)) * top)
 
 
-class LeastErrorRangeQuantizer(quantizers.LastValueQuantizer):
-    """LastValueQuantizer (symmetric, narrow range) that trains over least_error_clip instead of max|w|."""
+class LeastErrorWeightQuantizer(quantizers.Quantizer):
+    """Symmetric narrow-range fake quantization per output channel (or per tensor), trained over least_error_clip."""
+
+    def __init__(self, num_bits: int, channel_axes: int):
+        self.num_bits = num_bits
+        self.channel_axes = channel_axes
+
+    def _channels(self, shape) -> int:
+        return int(np.prod(shape[len(shape) - self.channel_axes :]))
+
+    def build(self, tensor_shape, name, layer):
+        shape = (self._channels(tensor_shape),) if self.channel_axes else ()
+        return {
+            "min_var": layer.add_weight(name + "_min", shape=shape, initializer=tf_keras.initializers.Constant(-6.0), trainable=False),
+            "max_var": layer.add_weight(name + "_max", shape=shape, initializer=tf_keras.initializers.Constant(6.0), trainable=False),
+        }
 
     def __call__(self, inputs, training, weights, **kwargs):
-        if not training:
-            return super().__call__(inputs, training, weights, **kwargs)
-        clip = least_error_clip(inputs, self.per_axis, self.num_bits)
-        low = weights["min_var"].assign(-clip)
-        high = weights["max_var"].assign(clip)
-        if self.per_axis:
-            return tf.quantization.fake_quant_with_min_max_vars_per_channel(
-                inputs, low, high, num_bits=self.num_bits, narrow_range=True
-            )
-        return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=self.num_bits, narrow_range=True)
+        low, high = weights["min_var"], weights["max_var"]
+        if training:
+            clip = least_error_clip(tf.reshape(inputs, [-1, self._channels(inputs.shape)]), self.num_bits)
+            clip = clip if self.channel_axes else clip[0]
+            low, high = low.assign(-clip), high.assign(clip)
+        if not self.channel_axes:
+            return tf.quantization.fake_quant_with_min_max_vars(inputs, low, high, num_bits=self.num_bits, narrow_range=True)
+        # The per-channel op quantizes along the last axis: a depthwise kernel's (input channel, multiplier) become one.
+        shape = inputs.shape
+        channels_last = tf.reshape(inputs, [*shape[: len(shape) - self.channel_axes], self._channels(shape)])
+        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            channels_last, low, high, num_bits=self.num_bits, narrow_range=True
+        )
+        return tf.reshape(quantized, shape)
+
+    def get_config(self):
+        return {"num_bits": self.num_bits, "channel_axes": self.channel_axes}
+
+    def __eq__(self, other):
+        return isinstance(other, LeastErrorWeightQuantizer) and self.get_config() == other.get_config()
 
 
-class LeastErrorRangeConvQuantizer(LeastErrorRangeQuantizer, n_bit_quantizers.DefaultNBitConvWeightsQuantizer):
-    """The n-bit scheme's per-channel convolution weight quantizer (its variables), trained over least_error_clip."""
+@tf_keras.utils.register_keras_serializable(package="mcuforge")
+class FourBitQuantizeConfig(n_bit_registry.DefaultNBitQuantizeConfig):
+    """The n-bit scheme's QuantizeConfig of a weighted layer (8-bit activations), with LeastErrorWeightQuantizer."""
+
+    def __init__(self, weight_attrs, activation_attrs, quantize_output, channel_axes: int, num_bits_weight=4, num_bits_activation=8):
+        super().__init__(weight_attrs, activation_attrs, quantize_output, num_bits_weight, num_bits_activation)
+        self.channel_axes = channel_axes
+        self.weight_quantizer = LeastErrorWeightQuantizer(num_bits_weight, channel_axes)
+
+    def get_config(self):
+        return {**super().get_config(), "channel_axes": self.channel_axes}
 
 
-def with_least_error_range(config):
-    """`config` (an n-bit scheme QuantizeConfig, fresh from its registry) with its weight quantizer trained over least_error_clip.
+def four_bit_config(config, layer):
+    """FourBitQuantizeConfig in place of the n-bit registry's `config` for a Conv2D, DepthwiseConv2D or Dense layer.
 
-    Configs without weights (activations only) come back unchanged.
+    Other layers' configs (activations only, or kernels such as Conv2DTranspose's) come back unchanged.
     """
-    if not isinstance(config, n_bit_registry.DefaultNBitQuantizeConfig):
-        return config
-    quantizer = config.weight_quantizer
-    if isinstance(quantizer, n_bit_quantizers.DefaultNBitConvWeightsQuantizer):
-        config.weight_quantizer = LeastErrorRangeConvQuantizer(quantizer.num_bits, 8)
+    layers = tf_keras.layers
+    if isinstance(layer, layers.DepthwiseConv2D):
+        channel_axes = DEPTHWISE_CHANNELS
+    elif isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.Conv2DTranspose):
+        channel_axes = CONV_CHANNELS
+    elif isinstance(layer, layers.Dense):
+        channel_axes = PER_TENSOR
     else:
-        config.weight_quantizer = LeastErrorRangeQuantizer(quantizer.num_bits, quantizer.per_axis, True, True)
-    return config
+        return config
+    return FourBitQuantizeConfig(config.weight_attrs, config.activation_attrs, config.quantize_output, channel_axes)
