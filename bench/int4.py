@@ -1,6 +1,7 @@
 """4-bit weights against 8-bit: accuracy through TFLM, weight and model bytes, arena (ours and TFLM's), instructions.
 
-Runs on demand (it trains; minutes on two cores for digits, much longer for keywords):
+Runs on demand (it trains: on an idle 2-core machine about a minute for digits; for keywords
+about two minutes of float training at 15 epochs, then a minute or two per run):
 
     .venv/bin/python bench/int4.py [--spec specs/keywords.yaml] [--root build]
         [--train-epochs N] [--qat-epochs 2] [--qat-learning-rate 1e-4] [--qat-seed N]
