@@ -1,12 +1,16 @@
 """4-bit weights against 8-bit: accuracy through TFLM, weight and model bytes, arena (ours and TFLM's), instructions.
 
-Runs on demand (it trains; minutes on two cores for digits, much longer for keywords):
+Runs on demand (it trains: on an idle 2-core machine about a minute for digits; for keywords
+about two minutes of float training at 15 epochs, then a minute or two per run):
 
     .venv/bin/python bench/int4.py [--spec specs/keywords.yaml] [--root build]
-        [--train-epochs N] [--qat-epochs 2] [--layer-bits logits=4 ...]
+        [--train-epochs N] [--qat-epochs 2] [--qat-learning-rate 1e-4] [--qat-seed N]
+        [--layer-bits logits=4 ...]
 
 From the spec's trained float model (trained first when missing, with
---train-epochs if given), two QAT models are fine-tuned for the same epochs:
+--train-epochs if given), two QAT models are fine-tuned for the same epochs,
+learning rate (the spec's schedule over the QAT epochs) and seed (the spec's
+unless --qat-seed: another seed gives the QAT runs' noise on one float model):
 8-bit weights, and weight_bits 4 (first and last weighted layers at 8 unless
 --layer-bits says otherwise). Each is converted by TF's converter and
 measured: accuracy of the int8 model through the TFLM host interpreter on the
@@ -86,6 +90,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("build"))
     parser.add_argument("--train-epochs", type=int, default=None, help="float training epochs [default: the spec's]")
     parser.add_argument("--qat-epochs", type=int, default=2, help="QAT fine-tuning epochs, both models")
+    parser.add_argument("--qat-learning-rate", type=float, default=QuantizeOptions.learning_rate, help="QAT peak learning rate, both models")
+    parser.add_argument("--qat-seed", type=int, default=None, help="QAT seed, both models [default: the spec's train seed]")
     parser.add_argument("--layer-bits", nargs="*", default=[], help="NAME=BITS overrides for the 4-bit model")
     args = parser.parse_args()
 
@@ -96,26 +102,40 @@ def main() -> None:
     if args.train_epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=args.train_epochs))
     context, model, out_dir = trained(spec, args.root, console)
+    if args.qat_seed is not None:
+        context = dataclasses.replace(context, spec=dataclasses.replace(spec, train=dataclasses.replace(spec.train, seed=args.qat_seed)))
     layer_bits = {name: int(bits) for name, bits in (item.split("=") for item in args.layer_bits)}
 
     rows = {}
     for name, options in (
-        ("int8", QuantizeOptions(epochs=args.qat_epochs)),
-        ("int4", QuantizeOptions(epochs=args.qat_epochs, weight_bits=4, layer_weight_bits=layer_bits)),
+        ("int8", QuantizeOptions(epochs=args.qat_epochs, learning_rate=args.qat_learning_rate)),
+        ("int4", QuantizeOptions(epochs=args.qat_epochs, learning_rate=args.qat_learning_rate, weight_bits=4, layer_weight_bits=layer_bits)),
     ):
         console.log(f"{name}: QAT for {args.qat_epochs} epochs, then TFLM, the host engine and qemu-m4")
         rows[name] = figures(quantize(_copy(model), options, context), context, out_dir, name)
 
     eight, four = rows["int8"], rows["int4"]
-    console.print(f"{spec.name}: float {spec.train.epochs} epochs, QAT {args.qat_epochs} epochs")
+    console.print(
+        f"{spec.name}: float {spec.train.epochs} epochs, QAT {args.qat_epochs} epochs at {args.qat_learning_rate:g}, "
+        f"seed {context.spec.train.seed}, 4-bit layers {layer_bits or 'default'}"
+    )
     console.print(f"{'':24}{'8-bit':>12}{'4-bit':>12}{'ratio':>8}")
     for key in [k for k in eight if k != "int4_filters"]:
         ratio = four[key] / eight[key] if eight[key] else float("nan")
         console.print(f"{key:24}{eight[key]:>12,.4g}{four[key]:>12,.4g}{ratio:>8.3f}" if key == "accuracy" else f"{key:24}{eight[key]:>12,}{four[key]:>12,}{ratio:>8.3f}")
-    console.print(f"accuracy points lost: {100 * (eight['accuracy'] - four['accuracy']):+.2f}")
+    lost = eight["accuracy"] - four["accuracy"]
+    console.print(f"accuracy points lost: {100 * lost:+.2f} ({round(lost * len(context.dataset.y_test)):+d} of {len(context.dataset.y_test):,} test clips)")
     write_json_atomic(
         out_dir / "int4.json",
-        {"spec": spec.name, "train_epochs": spec.train.epochs, "qat_epochs": args.qat_epochs, "layer_bits": layer_bits, "rows": rows},
+        {
+            "spec": spec.name,
+            "train_epochs": spec.train.epochs,
+            "qat_epochs": args.qat_epochs,
+            "qat_learning_rate": args.qat_learning_rate,
+            "qat_seed": context.spec.train.seed,
+            "layer_bits": layer_bits,
+            "rows": rows,
+        },
     )
 
 
