@@ -10,7 +10,7 @@ path with no training.
 weight_bits 4 trains with tfmot's n-bit scheme (4-bit weights, 8-bit
 activations), from which TF's converter writes packed INT4 filters (two values
 a byte) for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED; the 4-bit layers'
-weights are fake-quantized by weight_range's quantizer (per output channel,
+weights are fake-quantized by train.weight_range's quantizer (per output channel,
 depthwise ones too, over the least-error clip), not the scheme's. The first and last
 layers with weights stay at 8 bits unless layer_weight_bits says otherwise:
 they are the ones 4 bits hurt most and weigh least. tfmot 0.8's sparsity and
@@ -165,7 +165,7 @@ def mixed_bits_scheme(bits: dict[str, int]):
     """
     import tensorflow_model_optimization as tfmot
 
-    from mcuforge.compress.weight_range import four_bit_config
+    from mcuforge.train.weight_range import four_bit_config
 
     keras_q = tfmot.quantization.keras
     n_bit = keras_q.experimental.default_n_bit

@@ -147,7 +147,7 @@ def _least_error_clips(columns: np.ndarray, shrink_factors: np.ndarray) -> np.nd
 def test_least_error_clip_is_the_brute_force_search():
     import tensorflow as tf
 
-    from mcuforge.compress.weight_range import SHRINK_FACTORS, least_error_clip
+    from mcuforge.train.weight_range import SHRINK_FACTORS, least_error_clip
 
     columns = np.random.default_rng(18).laplace(0, 0.1, size=(18, 6)).astype(np.float32)  # heavy tails
     want = _least_error_clips(columns, SHRINK_FACTORS)
@@ -178,7 +178,7 @@ def test_each_layer_trains_over_its_range(model, name, kind, bits, request):
     """
     import tensorflow as tf
 
-    from mcuforge.compress.weight_range import SHRINK_FACTORS
+    from mcuforge.train.weight_range import SHRINK_FACTORS
 
     wrapper = request.getfixturevalue(model).get_layer(f"quant_{name}")
     kernel = next(w.numpy() for w in wrapper.weights if w.name.endswith("kernel:0"))
@@ -218,7 +218,7 @@ def test_depthwise_filters_are_int4_per_channel_and_the_engine_equals_tflm(separ
 
 def test_a_saved_4_bit_model_reloads_with_its_quantizers_and_converts_to_the_same_bytes(separable_qat, separable_model, tmp_path):
     """The pipeline saves the QAT model and deploy reloads it (trainer.load_model)."""
-    from mcuforge.compress.weight_range import FourBitQuantizeConfig
+    from mcuforge.train.weight_range import FourBitQuantizeConfig
     from mcuforge.deploy.convert import convert_model
     from mcuforge.train.trainer import load_model, save_model
 

@@ -43,7 +43,7 @@ def load_model(path: Path | str):
         raise MCUForgeError(f"model not found: {path}. Run `mcuforge train SPEC` first.")
     if importlib.util.find_spec("larq") is not None:
         import larq  # noqa: F401  (registers Larq's layers and quantizers, for binarized models)
-    import mcuforge.compress.weight_range  # noqa: F401  (registers the 4-bit layers' QuantizeConfig)
+    import mcuforge.train.weight_range  # noqa: F401  (registers the 4-bit layers' QuantizeConfig)
     with tfmot.quantization.keras.quantize_scope(), tfmot.clustering.keras.cluster_scope():
         with tfmot.sparsity.keras.prune_scope():
             return tf_keras.models.load_model(path, compile=False)

@@ -25,7 +25,8 @@ Dense kernels stay per tensor, as the converter writes FULLY_CONNECTED filters.
 The trained range lives in the quantizer's min/max variables (read when not
 training, and by the converter). FourBitQuantizeConfig is registered with Keras
 so a saved QAT model reloads with these quantizers: trainer.load_model imports
-this module.
+this module, which is why it lives in train (every stage loads models through
+it) rather than beside compress.quantize, its one user when training.
 
 Imports TensorFlow: imported by quantize when it builds a 4-bit model, and by load_model.
 """
