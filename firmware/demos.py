@@ -438,7 +438,8 @@ def render_kws_data(
     name: str, model_data: bytes, audio: np.ndarray, class_names: list[str], kind: str, num_features: int, frames: int,
     print_frames: bool, kernels: str, normalization: str, stride: int,
 ) -> str:
-    """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h)."""
+    """kws_stream_data.c: the model, the audio and the streaming settings (see kws_data.h); an unknown normalization
+    or a stride the extractor refuses is an MCUForgeError here, before anything is built."""
 
     labels = ", ".join(codegen.c_string(codegen.console_word(label)) for label in class_names)
     return (
@@ -487,8 +488,6 @@ def run_kws(
     if audio.dtype != np.int16 or audio.ndim != 1:
         raise MCUForgeError(f"audio: expected 16 kHz mono int16 samples. Received {audio.dtype} of shape {list(audio.shape)}")
     width = features.features_per_frame(kind, num_mfcc)
-    features.normalization_code(normalization)  # an unknown one fails here, before anything is built
-    features.check_stride(stride)
     graph = parse_tflite(model_data, str(model_path)).main
     input_size = int(np.prod(graph.input_tensors[0].shape))
     classes = int(np.prod(graph.output_tensors[0].shape))
