@@ -55,14 +55,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="specs/keywords.yaml")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--model", type=named_model, action="append", default=[], help="NAME=JSON model section to compare")
+    parser.add_argument("--model", type=named_model, action="append", default=[], help="a probe model's name or NAME=JSON (a model section) to compare")
     parser.add_argument("--root", type=Path, default=Path("build/bench-search"))
     args = parser.parse_args()
 
     spec = load_spec(args.spec)
-    models = [("hand", spec.model), *args.model]
+    models = dict([("hand", spec.model), *args.model])
     rows = {}
-    for name, model in models:
+    for name, model in models.items():
         rows[name] = []
         for seed in args.train_seeds:
             variant = dataclasses.replace(
@@ -81,11 +81,10 @@ def main() -> None:
         mean, sd = mean_and_spread(accuracy)
         gap_mean, gap_sd = mean_and_spread(gaps)
         gap_se = gap_sd / len(gaps) ** 0.5
-        cost = measured_rows[0]
+        cost = measured_rows[0]  # the costs shown: the first seed's model (the same layers in every seed)
         summary[name] = {"accuracy": accuracy, "mean": mean, "sd": sd, "gap_points": gaps, "gap_mean": gap_mean,
                          "gap_standard_error": gap_se, "instructions": cost["instructions"],
-                         "arena_bytes": cost["arena_bytes"], "flash_bytes": cost["flash_bytes"], "model": dataclasses.asdict(
-                             dict(models)[name])}
+                         "arena_bytes": cost["arena_bytes"], "flash_bytes": cost["flash_bytes"], "model": dataclasses.asdict(models[name])}
         print(f"| {name} | " + " | ".join(f"{100 * a:.2f} %" for a in accuracy)
               + f" | {100 * mean:.2f} ± {100 * sd:.2f} % | {gap_mean:+.2f} ± {gap_se:.2f} | {cost['instructions']:,} | "
               f"{cost['arena_bytes']:,} | {cost['flash_bytes']:,} |")
