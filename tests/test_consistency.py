@@ -79,6 +79,8 @@ def test_paired_batches_hold_first_views_then_their_partners():
     batches = consistency.paired_batches(x, y, groups, batch_size=8, seed=3)
     steps = consistency.steps_per_epoch(groups, 8)
     assert steps == 5
+    odd = np.repeat(np.arange(4), [1, 2, 3, 5])  # 1 + 1 + 2 + 3 pairs: 7, in batches of 3 pairs
+    assert consistency.steps_per_epoch(odd, 6) == 3 == -(-len(consistency.view_pairs(odd, np.random.default_rng(0))) // 3)
     for epoch in range(2):
         seen = []
         for _ in range(steps):
