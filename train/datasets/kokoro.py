@@ -32,13 +32,13 @@ STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 ESPEAK_VOICE = "en-us"
 # espeak-ng's American IPA (multi-letter phonemes tied with ^) -> Kokoro's symbols, after
 # misaki's espeak fallback: diphthongs and affricates are single tokens, r-coloured vowels
-# keep their ɹ, the flap is T, length marks go.
+# keep their ɹ, the flap is T, length marks and the dental mark go; other dialects' central ʉ is u.
 ESPEAK_TO_KOKORO = sorted(
     {
         "a^ɪ": "I", "a^ʊ": "W", "e^ɪ": "A", "o^ʊ": "O", "ə^ʊ": "O", "ɔ^ɪ": "Y", "d^ʒ": "ʤ", "t^ʃ": "ʧ",
         "ə^l": "ᵊl", "i^ə": "iə", "oː^ɹ": "ɔɹ", "ɔː^ɹ": "ɔɹ", "ɑː^ɹ": "ɑɹ", "ɛ^ɹ": "ɛɹ", "ɪ^ɹ": "ɪɹ",
         "ʊ^ɹ": "ʊɹ", "ɜː": "ɜɹ", "ɚ": "əɹ", "ɾ": "T", "ː": "", "r": "ɹ", "e": "A", "ɐ": "ə", "x": "k",
-        "ç": "k", "ʔ": "t", "^": "",
+        "ç": "k", "ʔ": "t", "ʉ": "u", "\u032a": "", "^": "",
     }.items(),
     key=lambda pair: -len(pair[0]),
 )
@@ -58,9 +58,9 @@ def _model():
     return onnx_session(model), vocab, style_vectors
 
 
-def phonemes(word: str, run) -> str:
-    """A word in Kokoro's phoneme symbols, from espeak-ng's IPA (`run` runs a command, returns its stdout)."""
-    ipa = run(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", ESPEAK_VOICE, word]).decode()
+def phonemes(word: str, run, dialect: str = ESPEAK_VOICE) -> str:
+    """A word in Kokoro's phoneme symbols, from espeak-ng's IPA in an English `dialect` (`run` runs a command, returns its stdout)."""
+    ipa = run(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", dialect, word]).decode()
     text = unicodedata.normalize("NFC", " ".join(ipa.split()))
     for espeak, kokoro in ESPEAK_TO_KOKORO:
         text = text.replace(espeak, kokoro)

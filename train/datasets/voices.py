@@ -8,7 +8,8 @@ an error naming the install command.
 
 One voice becomes many speakers through VITS' own sampling controls (noise_scale:
 prosody and timbre variation; noise_w: phoneme-duration variation; length_scale:
-speaking rate), a pitch shift and a vocal-tract-length warp of the spectrum.
+speaking rate), a pitch shift, a vocal-tract-length warp of the spectrum, and the
+phonemes of another English dialect (an accent) read in its voice.
 """
 
 from __future__ import annotations
@@ -49,9 +50,13 @@ def sample_rate(voice: str) -> int:
     return int(_voice(voice)[1]["audio"]["sample_rate"])
 
 
-def phoneme_ids(text: str, config: dict, run) -> list[int]:
-    """Piper's input: BOS, each IPA phoneme followed by the pad symbol, EOS (espeak-ng gives the phonemes)."""
-    ipa = run(["espeak-ng", "-q", "--ipa", "-v", config["espeak"]["voice"], text]).decode().strip()
+def phoneme_ids(text: str, config: dict, run, dialect: str | None = None) -> list[int]:
+    """Piper's input: BOS, each IPA phoneme followed by the pad symbol, EOS (espeak-ng gives the phonemes).
+
+    `dialect` is an espeak-ng English voice (en-gb-scotland, en-029, ...) whose phonemes the
+    voice reads instead of its own: the same timbre with another accent's vowels and rhythm.
+    """
+    ipa = run(["espeak-ng", "-q", "--ipa", "-v", dialect or config["espeak"]["voice"], text]).decode().strip()
     table = config["phoneme_id_map"]
     ids = [*table["^"], *table["_"]]
     for phoneme in unicodedata.normalize("NFD", " ".join(ipa.split())):
@@ -86,9 +91,9 @@ class VoiceSession:
             require("onnxruntime").set_seed(seed)
             self.session = onnx_session(model)
 
-    def speak(self, text: str, noise_scale: float, noise_w: float, length_scale: float, run) -> np.ndarray:
-        """One utterance as float32 samples at the voice's sample rate."""
-        ids = np.array([phoneme_ids(text, self.config, run)], np.int64)
+    def speak(self, text: str, noise_scale: float, noise_w: float, length_scale: float, run, dialect: str | None = None) -> np.ndarray:
+        """One utterance as float32 samples at the voice's sample rate, in `dialect`'s phonemes (None: the voice's own)."""
+        ids = np.array([phoneme_ids(text, self.config, run, dialect)], np.int64)
         feeds = {
             "input": ids,
             "input_lengths": np.array([ids.shape[1]], np.int64),
