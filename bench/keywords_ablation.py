@@ -51,6 +51,8 @@ ROWS = [
      {"neural_accents": ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]}),
     ("hibari", "recipe + 45 speakers of the Hibari voice (a female Kokoro-82M voice), from espeak-ng's share",
      {"engines": ["espeak-ng", "flite", "festival", "piper", "hibari"], "hibari_share": 0.15}),
+    ("hibari-30", "recipe + 90 Hibari speakers (hibari_share 0.3), from espeak-ng's share",
+     {"engines": ["espeak-ng", "flite", "festival", "piper", "hibari"], "hibari_share": 0.3}),
     ("hibari-accents", "hibari with the Piper and Hibari speakers reading espeak-ng's 8 English dialects",
      {"engines": ["espeak-ng", "flite", "festival", "piper", "hibari"], "hibari_share": 0.15,
       "neural_accents": ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]}),
