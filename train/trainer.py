@@ -221,9 +221,9 @@ def fit(model, spec: Spec, dataset: Dataset, progress: Progress | None = None, c
         batch_size=spec.train.batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=([progress_callback(progress, "train epoch", spec.train.epochs)] if progress else []) + list(callbacks),
+        callbacks=_epoch_callbacks(progress, spec.train.epochs, callbacks),
     )
-    return {k: [float(v) for v in values] for k, values in history.history.items()}
+    return _history(history)
 
 
 def _fit_consistent(model, spec: Spec, dataset: Dataset, progress: Progress | None, callbacks: tuple) -> dict[str, list[float]]:
@@ -245,8 +245,18 @@ def _fit_consistent(model, spec: Spec, dataset: Dataset, progress: Progress | No
         validation_batch_size=cfg.batch_size,
         epochs=cfg.epochs,
         verbose=0,
-        callbacks=([progress_callback(progress, "train epoch", cfg.epochs)] if progress else []) + list(callbacks),
+        callbacks=_epoch_callbacks(progress, cfg.epochs, callbacks),
     )
+    return _history(history)
+
+
+def _epoch_callbacks(progress: Progress | None, epochs: int, callbacks: tuple) -> list:
+    """A progress line per epoch (when someone watches) before the caller's own callbacks."""
+    return ([progress_callback(progress, "train epoch", epochs)] if progress else []) + list(callbacks)
+
+
+def _history(history) -> dict[str, list[float]]:
+    """A Keras History as plain floats per metric, for JSON."""
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
