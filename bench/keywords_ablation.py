@@ -38,6 +38,7 @@ import mcuforge  # noqa: F401  (sets the Keras 2 environment before TensorFlow l
 from mcuforge.artifacts import write_json_atomic
 from mcuforge.config import to_dict
 from mcuforge.spec import load_spec, parse_spec
+from mcuforge.train.datasets.keywords import ESPEAK_ACCENTS
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands_dev"
 # Each row: (name, what it changes, option overrides on top of the spec's data options).
@@ -48,14 +49,14 @@ ROWS = [
     ("recipe", "the spec's recipe, every factor on", {}),
     ("no-piper", "without the Piper voice (its share to espeak-ng)", {"neural_share": 0.0}),
     ("piper-accents", "recipe with each Piper speaker reading one of espeak-ng's 8 English dialects' phonemes",
-     {"neural_accents": ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]}),
+     {"neural_accents": ESPEAK_ACCENTS}),
     ("hibari", "recipe + 45 speakers of the Hibari voice (a female Kokoro-82M voice), from espeak-ng's share",
      {"engines": ["espeak-ng", "flite", "festival", "piper", "hibari"], "hibari_share": 0.15}),
     ("hibari-30", "recipe + 90 Hibari speakers (hibari_share 0.3), from espeak-ng's share",
      {"engines": ["espeak-ng", "flite", "festival", "piper", "hibari"], "hibari_share": 0.3}),
     ("hibari-accents", "hibari with the Piper and Hibari speakers reading espeak-ng's 8 English dialects",
      {"engines": ["espeak-ng", "flite", "festival", "piper", "hibari"], "hibari_share": 0.15,
-      "neural_accents": ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]}),
+      "neural_accents": ESPEAK_ACCENTS}),
     ("kokoro", "recipe + Kokoro-82M speakers (15 % of the speakers, from espeak-ng's share)",
      {"engines": ["espeak-ng", "flite", "festival", "piper", "kokoro"], "kokoro_share": 0.15}),
     ("no-room", "sox reverb (40 %) instead of simulated rooms", {"room_probability": 0.0, "reverb_probability": 0.4}),

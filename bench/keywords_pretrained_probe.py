@@ -8,7 +8,7 @@ per openWakeWord's README, which puts its own wake-word models under CC BY-NC-SA
 log-mel front end it expects, as ONNX files, so nothing is downloaded. This is a measurement
 only: neither model goes near the device.
 
-Every clip of the spec's synthetic splits (cached by an earlier run of the spec) and of the real
+Every clip of the spec's synthetic splits (synthesized, or read from the data cache) and of the real
 dev set is padded by 0.25 s of silence each side and embedded: 9 windows of 0.76 s, 96 values
 each. A small dense head (two layers of 128) is trained on the synthetic training embeddings
 only, once per training seed, and scored on the synthetic test split and the real dev clips.

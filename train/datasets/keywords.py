@@ -196,9 +196,9 @@ class Speaker:
 
     engine: str
     voice: str  # piper, hibari: the voice, or voice@dialect to read an espeak-ng dialect's phonemes; kokoro: the style vectors' blend weights, comma-separated in kokoro.STYLES order
-    pitch: int  # espeak-ng: -p 0..99; flite/festival/piper/kokoro: sox pitch shift in cents
-    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor; piper: VITS length_scale; kokoro: speed
-    warp: float = 1.0  # piper/kokoro: vocal-tract-length factor
+    pitch: int  # espeak-ng: -p 0..99; flite/festival/piper/kokoro/hibari: sox pitch shift in cents
+    speed: float  # espeak-ng: words per minute; flite/festival: sox tempo factor; piper: VITS length_scale; kokoro/hibari: speed
+    warp: float = 1.0  # piper/kokoro/hibari: vocal-tract-length factor
 
     @property
     def name(self) -> str:
