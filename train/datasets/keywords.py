@@ -231,17 +231,11 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
         combos = [Speaker(e, v, p, s) for e, v in natural_voices for p in NATURAL_PITCHES for s in NATURAL_TEMPOS]
         families.append(("flite/festival", combos))
     if "piper" in options.engines and (options.neural_share > 0 or not families):
-        neural = []
-        for voice in _readings(list(voices.PIPER_VOICES), options):
-            for pitch in PIPER_PITCHES:
-                for warp in VOCAL_TRACT_WARPS:
-                    voice_rng = np.random.default_rng(_stable_seed(seed, voice, pitch, warp))
-                    neural.append(Speaker("piper", voice, pitch, round(float(voice_rng.uniform(*PIPER_LENGTH_SCALES)), 3), warp))
-        families.append(("piper", neural))
+        families.append(("piper", _voice_speakers("piper", list(voices.PIPER_VOICES), PIPER_PITCHES, PIPER_LENGTH_SCALES, options, seed)))
     if "kokoro" in options.engines and (options.kokoro_share > 0 or not families):
         families.append(("kokoro", kokoro_speakers(seed)))
     if "hibari" in options.engines and (options.hibari_share > 0 or not families):
-        families.append(("hibari", hibari_speakers(options, seed)))
+        families.append(("hibari", _voice_speakers("hibari", [hibari_voice.VOICE], HIBARI_PITCHES, HIBARI_SPEEDS, options, seed, "hibari")))
     # The first family takes the speakers that the other families' shares leave.
     shares = {"flite/festival": options.natural_share, "piper": options.neural_share, "kokoro": options.kokoro_share,
               "hibari": options.hibari_share}
@@ -262,20 +256,24 @@ def speaker_catalog(options: KeywordsOptions, seed: int) -> dict[str, list[Speak
     return {"test": ordered[:n_test], "val": ordered[n_test : n_test + n_val], "train": ordered[n_test + n_val :]}
 
 
-def _readings(voice_names: list[str], options: KeywordsOptions) -> list[str]:
-    """Each voice as itself, or (neural_accents) as voice@dialect for every dialect asked for."""
-    return [f"{voice}@{accent}" for voice in voice_names for accent in options.neural_accents] or voice_names
-
-
-def hibari_speakers(options: KeywordsOptions, seed: int) -> list[Speaker]:
-    """The Hibari voice (female) x pitch shift (mostly down) x vocal-tract warp (x accent), each with its own speed."""
+def _voice_speakers(
+    engine: str, voice_names: list[str], pitches: list[int], speeds: tuple[float, float], options: KeywordsOptions, seed: int, *salt: str,
+) -> list[Speaker]:
+    """A neural engine's speakers: voice (x accent, `neural_accents`) x pitch shift x vocal-tract warp, each with a speed
+    drawn from its own stream (seeded by `salt` and the speaker, so a speaker does not depend on the others)."""
     speakers = []
-    for voice in _readings([hibari_voice.VOICE], options):
-        for pitch in HIBARI_PITCHES:
+    for voice in [f"{name}@{accent}" for name in voice_names for accent in options.neural_accents] or voice_names:
+        for pitch in pitches:
             for warp in VOCAL_TRACT_WARPS:
-                rng = np.random.default_rng(_stable_seed(seed, "hibari", voice, pitch, warp))
-                speakers.append(Speaker("hibari", voice, pitch, round(float(rng.uniform(*HIBARI_SPEEDS)), 3), warp))
+                rng = np.random.default_rng(_stable_seed(seed, *salt, voice, pitch, warp))
+                speakers.append(Speaker(engine, voice, pitch, round(float(rng.uniform(*speeds)), 3), warp))
     return speakers
+
+
+def _voice_and_dialect(speaker: Speaker) -> tuple[str, str | None]:
+    """A Piper or Hibari speaker's voice and the espeak-ng dialect it reads (None: the voice's own)."""
+    voice, _, dialect = speaker.voice.partition("@")
+    return voice, dialect or None
 
 
 def kokoro_speakers(seed: int) -> list[Speaker]:
@@ -334,20 +332,20 @@ def synthesize(speaker: Speaker, words: list[str], workdir: Path, seed: int) -> 
     effects: list[str] = []
     if speaker.engine == "piper":
         effects = ["pitch", str(speaker.pitch)]
-        name, _, dialect = speaker.voice.partition("@")
+        name, dialect = _voice_and_dialect(speaker)
         rate = voices.sample_rate(name)
         rng = np.random.default_rng(_stable_seed(seed, speaker.name))
         voice = voices.VoiceSession(name, int(rng.integers(2**31)))
         for word, path in paths.items():
             noise_scale, noise_w = rng.uniform(*PIPER_NOISE_SCALES), rng.uniform(*PIPER_NOISE_WS)
-            samples = voice.speak(word, noise_scale, noise_w, speaker.speed, _run, dialect or None)
+            samples = voice.speak(word, noise_scale, noise_w, speaker.speed, _run, dialect)
             _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, rate), rate)
     elif speaker.engine == "hibari":
         effects = ["pitch", str(speaker.pitch)]
-        _, _, dialect = speaker.voice.partition("@")
+        _, dialect = _voice_and_dialect(speaker)
         rng = np.random.default_rng(_stable_seed(seed, speaker.name))
         for word, path in paths.items():
-            samples = hibari_voice.speak(word, speaker.speed, int(rng.integers(2**31)), _run, dialect or None)
+            samples = hibari_voice.speak(word, speaker.speed, int(rng.integers(2**31)), _run, dialect)
             _write_wav(path, voices.warp_vocal_tract(samples, speaker.warp, hibari_voice.SAMPLE_RATE), hibari_voice.SAMPLE_RATE)
     elif speaker.engine == "kokoro":
         effects = ["pitch", str(speaker.pitch)]
